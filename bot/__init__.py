@@ -1,0 +1,1 @@
+"""MenoTime Ops core: configuration, commands, policy, storage and operations, free of Slack and HTTP."""

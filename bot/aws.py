@@ -1,0 +1,139 @@
+"""The AWS gateway: boto3 clients from an injected session, adaptive retries, full pagination.
+
+Every AWS call of the bot goes through :meth:`AwsGateway.call` or :meth:`AwsGateway.paginate`, so
+that connection failures become one user sentence ("AWS did not answer …; nothing was changed")
+and every IAM action the code uses is recorded in one place (``iam_actions``).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import boto3
+from botocore.config import Config as BotoConfig
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionError as BotoConnectionError,
+    NoCredentialsError,
+    NoRegionError,
+    PartialCredentialsError,
+)
+
+from bot.errors import AwsUnavailable
+
+_SERVICE_NAMES = {
+    "ecs": "ECS",
+    "ecr": "ECR",
+    "rds": "RDS",
+    "cloudwatch": "CloudWatch",
+    "application-autoscaling": "Application Auto Scaling",
+    "logs": "CloudWatch Logs",
+    "ec2": "EC2",
+    "ce": "Cost Explorer",
+    "sqs": "SQS",
+    "sts": "STS",
+    "secretsmanager": "Secrets Manager",
+}
+
+_IAM_PREFIX = {"application-autoscaling": "application-autoscaling", "cloudwatch": "cloudwatch", "ce": "ce"}
+
+_THROTTLING = {"Throttling", "ThrottlingException", "ThrottledException", "RequestLimitExceeded", "TooManyRequestsException"}
+
+
+def iam_action(service: str, operation: str) -> str:
+    """``ecs``, ``describe_services`` → ``ecs:DescribeServices``."""
+    name = "".join(part.capitalize() for part in operation.split("_"))
+    return f"{_IAM_PREFIX.get(service, service)}:{name}"
+
+
+class AwsGateway:
+    def __init__(
+        self,
+        *,
+        session: boto3.session.Session,
+        region: str,
+        endpoint_url: str | None = None,
+        connect_timeout: float = 3.0,
+        read_timeout: float = 10.0,
+        max_attempts: int = 3,
+    ) -> None:
+        self._session = session
+        self.region = region
+        self._endpoint_url = endpoint_url
+        self._config = BotoConfig(
+            region_name=region,
+            retries={"mode": "adaptive", "max_attempts": max_attempts},
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+        )
+        self._clients: dict[str, Any] = {}
+        self._lock = threading.Lock()
+        self.iam_actions: set[str] = set()
+
+    def client(self, service: str) -> Any:
+        # Client creation is not thread-safe in boto3; using a client is.
+        with self._lock:
+            if service not in self._clients:
+                kwargs: dict[str, Any] = {"config": self._config}
+                if self._endpoint_url:
+                    kwargs["endpoint_url"] = self._endpoint_url
+                self._clients[service] = self._session.client(service, **kwargs)
+            return self._clients[service]
+
+    def call(self, service: str, operation: str, **params: Any) -> dict[str, Any]:
+        """One API call; ClientErrors other than throttling propagate for the caller to interpret."""
+        self.iam_actions.add(iam_action(service, operation))
+        with _translated(service):
+            return getattr(self.client(service), operation)(**params)
+
+    def paginate(self, service: str, operation: str, result_key: str, **params: Any) -> list[Any]:
+        """Every item of ``result_key`` across all pages."""
+        self.iam_actions.add(iam_action(service, operation))
+        with _translated(service):
+            items: list[Any] = []
+            for page in self.client(service).get_paginator(operation).paginate(**params):
+                items.extend(page.get(result_key, []))
+            return items
+
+
+@contextmanager
+def _translated(service: str) -> Iterator[None]:
+    """Failures that mean "AWS is not there for us" become AwsUnavailable with a user sentence."""
+    try:
+        yield
+    except ClientError as exc:
+        if error_code(exc) in _THROTTLING:
+            raise AwsUnavailable(_unavailable(service, "it kept throttling the bot")) from exc
+        raise
+    except (NoCredentialsError, PartialCredentialsError) as exc:
+        raise AwsUnavailable(_unavailable(service, "no AWS credentials are configured")) from exc
+    except NoRegionError as exc:
+        raise AwsUnavailable(_unavailable(service, "no AWS region is configured")) from exc
+    except BotoConnectionError as exc:
+        raise AwsUnavailable(_unavailable(service, "could not connect")) from exc
+    except BotoCoreError as exc:
+        raise AwsUnavailable(_unavailable(service, type(exc).__name__)) from exc
+
+
+def error_code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def _unavailable(service: str, why: str) -> str:
+    return f"AWS did not answer ({_SERVICE_NAMES.get(service, service)}: {why}); nothing was changed."
+
+
+def gateway_from_settings(settings: Any, session: boto3.session.Session | None = None) -> AwsGateway:
+    """The production gateway: the standard credential chain unless a session is injected."""
+    return AwsGateway(
+        session=session or boto3.session.Session(region_name=settings.aws_region),
+        region=settings.aws_region,
+        endpoint_url=settings.aws_endpoint_url,
+        connect_timeout=settings.aws_connect_timeout,
+        read_timeout=settings.aws_read_timeout,
+        max_attempts=settings.aws_max_attempts,
+    )

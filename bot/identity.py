@@ -1,0 +1,85 @@
+"""Roles of a Slack user: direct membership by user ID, and membership of Slack user groups.
+
+Group members come from Slack (`usergroups.users.list`) and are cached for a TTL. If Slack cannot
+answer, the group counts as empty for that request (deny by default) and is asked again next time.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Protocol
+
+import structlog
+
+from bot.config import Config, Role
+from bot.policy import Identity
+
+log = structlog.get_logger(__name__)
+
+
+class GroupDirectory(Protocol):
+    def members(self, group_id: str) -> frozenset[str]:
+        """User IDs in the Slack user group; raises on failure."""
+        ...
+
+
+class StaticGroups:
+    """Group membership given up front (console, demo, tests)."""
+
+    def __init__(self, groups: Mapping[str, frozenset[str] | set[str] | list[str]] | None = None) -> None:
+        self._groups = {k: frozenset(v) for k, v in (groups or {}).items()}
+
+    def members(self, group_id: str) -> frozenset[str]:
+        return self._groups.get(group_id, frozenset())
+
+
+class SlackGroups:
+    """Members of Slack user groups through the Web API (scope `usergroups:read`)."""
+
+    def __init__(self, client: object) -> None:
+        self._client = client
+
+    def members(self, group_id: str) -> frozenset[str]:
+        response = self._client.usergroups_users_list(usergroup=group_id)  # type: ignore[attr-defined]
+        return frozenset(response.get("users") or ())
+
+
+class RoleResolver:
+    def __init__(
+        self,
+        *,
+        config: Config,
+        groups: GroupDirectory,
+        ttl_seconds: float = 300.0,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._config = config
+        self._groups = groups
+        self._ttl = ttl_seconds
+        self._monotonic = monotonic
+        self._cache: dict[str, tuple[float, frozenset[str]]] = {}
+        self._lock = threading.Lock()
+
+    def identity(self, user_id: str) -> Identity:
+        roles: set[Role] = set()
+        for role, members in self._config.roles.items():
+            if user_id in members.users or any(user_id in self._members(g) for g in members.groups):
+                roles.add(role)
+        return Identity(user_id=user_id, roles=frozenset(roles))
+
+    def _members(self, group_id: str) -> frozenset[str]:
+        now = self._monotonic()
+        with self._lock:
+            cached = self._cache.get(group_id)
+        if cached and now - cached[0] < self._ttl:
+            return cached[1]
+        try:
+            members = self._groups.members(group_id)
+        except Exception as exc:  # noqa: BLE001 - any failure means "not a member", never an error to the user
+            log.warning("usergroup_lookup_failed", group=group_id, error=type(exc).__name__)
+            return cached[1] if cached else frozenset()
+        with self._lock:
+            self._cache[group_id] = (now, members)
+        return members

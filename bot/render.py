@@ -1,0 +1,76 @@
+"""Rendering of result objects: Jinja2 templates producing Slack Block Kit JSON, and plain text.
+
+Each result class names its template (``template = "status"``); ``templates/slack/status.json.j2``
+renders a JSON object ``{"text": fallback, "blocks": [...]}`` and ``templates/text/status.txt.j2``
+the console text. Templates write every string through ``tojson`` (after ``mrkdwn`` where the text
+goes into a mrkdwn field), so user or AWS text can never break the JSON or inject Slack markup.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Any, ClassVar, Literal, Protocol
+from zoneinfo import ZoneInfo
+
+import jinja2
+
+PACIFIC = ZoneInfo("America/Los_Angeles")
+
+Audience = Literal["ephemeral", "in_channel"]
+
+
+class Renderable(Protocol):
+    template: ClassVar[str]
+    audience: ClassVar[Audience]
+
+
+def mrkdwn_escape(value: Any) -> str:
+    """Slack's three control characters; everything else is shown as written."""
+    return str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def when(value: datetime | None) -> str:
+    """``2026-11-25 10:46 PST (18:46 UTC)``: on-call reads Pacific time, AWS speaks UTC."""
+    if value is None:
+        return "never"
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    local = value.astimezone(PACIFIC)
+    return f"{local:%Y-%m-%d %H:%M %Z} ({value.astimezone(UTC):%H:%M} UTC)"
+
+
+def plural(count: int, singular: str, plural_form: str | None = None) -> str:
+    return f"{count} {singular if count == 1 else (plural_form or singular + 's')}"
+
+
+@lru_cache(maxsize=1)
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("bot", "templates"),
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=False,
+    )
+    env.filters["mrkdwn"] = mrkdwn_escape
+    env.filters["when"] = when
+    env.globals["plural"] = plural
+    return env
+
+
+def render_slack(result: Renderable) -> dict[str, Any]:
+    """``{"text": ..., "blocks": [...]}`` ready for chat.postMessage or a response_url."""
+    raw = _environment().get_template(f"slack/{result.template}.json.j2").render(r=result)
+    try:
+        message = json.loads(raw)
+    except json.JSONDecodeError as exc:  # a template bug, caught by the rendering tests
+        raise RuntimeError(f"template slack/{result.template}.json.j2 produced invalid JSON: {exc}") from exc
+    message["blocks"] = [b for b in message.get("blocks", []) if b]
+    return message
+
+
+def render_text(result: Renderable) -> str:
+    return _environment().get_template(f"text/{result.template}.txt.j2").render(r=result).strip() + "\n"

@@ -1,0 +1,211 @@
+"""The audit trail: append-only, hash-chained, verifiable and exportable for HIPAA review.
+
+Each event's hash is SHA-256 over a canonical JSON of its fields and the previous event's hash.
+Editing any field, deleting or inserting a row breaks the chain; the head row (last seq and hash,
+updated in the same transaction) catches a deletion at the end.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from sqlalchemy import select
+
+from bot.store.db import Database
+from bot.store.models import AuditEvent, AuditHead
+
+GENESIS = "0" * 64
+_HEAD_ID = 1
+EXPORT_FIELDS = ("seq", "at", "actor", "source", "verb", "env", "args", "rule", "outcome", "detail",
+                 "request_id", "prev_hash", "hash")
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    seq: int
+    at: datetime
+    actor: str
+    source: str
+    verb: str
+    env: str | None
+    args: dict[str, Any]
+    rule: str
+    outcome: str
+    detail: str | None
+    request_id: str | None
+    prev_hash: str
+    hash: str
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    checked: int
+    problems: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def _utc(value: datetime) -> datetime:
+    # SQLite hands back naive datetimes; everything we store is UTC.
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _digest(prev_hash: str, *, seq: int, at: datetime, actor: str, source: str, verb: str, env: str | None,
+            args: dict[str, Any], rule: str, outcome: str, detail: str | None, request_id: str | None) -> str:
+    canonical = json.dumps(
+        {
+            "seq": seq,
+            "at": _utc(at).isoformat(timespec="microseconds"),
+            "actor": actor,
+            "source": source,
+            "verb": verb,
+            "env": env,
+            "args": args,
+            "rule": rule,
+            "outcome": outcome,
+            "detail": detail,
+            "request_id": request_id,
+        },
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=True,
+        default=str,
+    )
+    return hashlib.sha256(f"{prev_hash}\n{canonical}".encode()).hexdigest()
+
+
+class AuditLog:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        # SQLite has no row locks; within one process this keeps appends in order.
+        self._lock = threading.Lock()
+
+    def append(self, *, at: datetime, actor: str, source: str, verb: str, env: str | None,
+               args: dict[str, Any], rule: str, outcome: str, detail: str | None = None,
+               request_id: str | None = None) -> AuditEntry:
+        args = json.loads(json.dumps(args, default=str))  # exactly what the JSON column will hold
+        at = _utc(at)
+        with self._lock, self._db.session() as session:
+            head = session.execute(
+                select(AuditHead).where(AuditHead.id == _HEAD_ID).with_for_update()
+            ).scalar_one_or_none()
+            if head is None:
+                head = AuditHead(id=_HEAD_ID, seq=0, hash=GENESIS)
+                session.add(head)
+            seq = head.seq + 1
+            digest = _digest(head.hash, seq=seq, at=at, actor=actor, source=source, verb=verb, env=env,
+                             args=args, rule=rule, outcome=outcome, detail=detail, request_id=request_id)
+            row = AuditEvent(seq=seq, at=at, actor=actor, source=source, verb=verb, env=env, args=args,
+                             rule=rule, outcome=outcome, detail=detail, request_id=request_id,
+                             prev_hash=head.hash, hash=digest)
+            session.add(row)
+            head.seq, head.hash = seq, digest
+            session.flush()
+            return _entry(row)
+
+    def recent(self, *, envs: Sequence[str] | None = None, limit: int = 20,
+               include_envless: bool = True) -> list[AuditEntry]:
+        """Newest first; ``envs`` limits to those environments (plus env-less events if asked)."""
+        with self._db.session() as session:
+            query = select(AuditEvent).order_by(AuditEvent.seq.desc()).limit(limit)
+            if envs is not None:
+                condition = AuditEvent.env.in_(list(envs))
+                if include_envless:
+                    condition = condition | AuditEvent.env.is_(None)
+                query = query.where(condition)
+            return [_entry(r) for r in session.execute(query).scalars()]
+
+    def entries(self, batch: int = 1000) -> Iterator[AuditEntry]:
+        """Every event in order, read in batches so a long trail does not sit in memory."""
+        last = 0
+        while True:
+            with self._db.session() as session:
+                rows = session.execute(
+                    select(AuditEvent).where(AuditEvent.seq > last).order_by(AuditEvent.seq).limit(batch)
+                ).scalars().all()
+                chunk = [_entry(r) for r in rows]
+            if not chunk:
+                return
+            yield from chunk
+            last = chunk[-1].seq
+
+    def verify(self) -> VerifyReport:
+        problems: list[str] = []
+        prev_hash, expected_seq, checked = GENESIS, 1, 0
+        for entry in self.entries():
+            checked += 1
+            if entry.seq != expected_seq:
+                problems.append(f"event {expected_seq}" + (
+                    f"–{entry.seq - 1}" if entry.seq - 1 > expected_seq else "") + " is missing (deleted)")
+            if entry.prev_hash != prev_hash:
+                problems.append(f"event {entry.seq}: does not follow the event before it (a row was deleted or "
+                                "inserted)")
+            recomputed = _digest(entry.prev_hash, seq=entry.seq, at=entry.at, actor=entry.actor,
+                                 source=entry.source, verb=entry.verb, env=entry.env, args=entry.args,
+                                 rule=entry.rule, outcome=entry.outcome, detail=entry.detail,
+                                 request_id=entry.request_id)
+            if recomputed != entry.hash:
+                problems.append(f"event {entry.seq}: its contents were changed after it was written")
+            prev_hash, expected_seq = entry.hash, entry.seq + 1
+        with self._db.session() as session:
+            head = session.get(AuditHead, _HEAD_ID)
+        if head is not None and (head.seq != expected_seq - 1 or head.hash != prev_hash):
+            if head.seq > expected_seq - 1:
+                problems.append(f"the trail ends at event {expected_seq - 1} but {head.seq} were written "
+                                "(events at the end were deleted)")
+            else:
+                problems.append("the trail's head record does not match its last event (tampered)")
+        elif head is None and checked:
+            problems.append("the trail's head record is missing (tampered)")
+        return VerifyReport(checked=checked, problems=tuple(problems))
+
+    def export(self, out: io.TextIOBase, fmt: Literal["csv", "json"]) -> int:
+        """Write every event to ``out``; returns how many."""
+        count = 0
+        if fmt == "csv":
+            writer = csv.DictWriter(out, fieldnames=EXPORT_FIELDS)
+            writer.writeheader()
+            for entry in self.entries():
+                writer.writerow(_flat(entry))
+                count += 1
+            return count
+        out.write("[")
+        for entry in self.entries():
+            out.write(("," if count else "") + "\n  " + json.dumps(_flat(entry, args_as_text=False)))
+            count += 1
+        out.write("\n]\n" if count else "]\n")
+        return count
+
+
+def _flat(entry: AuditEntry, *, args_as_text: bool = True) -> dict[str, Any]:
+    return {
+        "seq": entry.seq,
+        "at": entry.at.isoformat(),
+        "actor": entry.actor,
+        "source": entry.source,
+        "verb": entry.verb,
+        "env": entry.env or "",
+        "args": json.dumps(entry.args, sort_keys=True) if args_as_text else entry.args,
+        "rule": entry.rule,
+        "outcome": entry.outcome,
+        "detail": entry.detail or "",
+        "request_id": entry.request_id or "",
+        "prev_hash": entry.prev_hash,
+        "hash": entry.hash,
+    }
+
+
+def _entry(row: AuditEvent) -> AuditEntry:
+    return AuditEntry(seq=row.seq, at=_utc(row.at), actor=row.actor, source=row.source, verb=row.verb,
+                      env=row.env, args=dict(row.args or {}), rule=row.rule, outcome=row.outcome,
+                      detail=row.detail, request_id=row.request_id, prev_hash=row.prev_hash, hash=row.hash)

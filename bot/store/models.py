@@ -1,0 +1,75 @@
+"""Tables. Changes here need an Alembic revision in bot/migrations/versions (a test checks)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import JSON, BigInteger, DateTime, Index, Integer, MetaData, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# BIGINT on PostgreSQL, INTEGER (the rowid alias, so it autoincrements) on SQLite.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class AuditEvent(Base):
+    """Append-only. ``hash`` covers every other column and ``prev_hash``: an edit or a deletion
+    breaks the chain, and ``AuditHead`` catches a deletion at the end."""
+
+    __tablename__ = "audit_events"
+
+    seq: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    actor: Mapped[str] = mapped_column(String(64))
+    source: Mapped[str] = mapped_column(String(32))
+    verb: Mapped[str] = mapped_column(String(64))
+    env: Mapped[str | None] = mapped_column(String(32))
+    args: Mapped[dict] = mapped_column(JSON)
+    rule: Mapped[str] = mapped_column(String(200))
+    outcome: Mapped[str] = mapped_column(String(32))
+    detail: Mapped[str | None] = mapped_column(Text)
+    request_id: Mapped[str | None] = mapped_column(String(64))
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+    __table_args__ = (Index("ix_audit_events_env_seq", "env", "seq"),)
+
+
+class AuditHead(Base):
+    """One row: the last sequence number and hash. Appends lock it, so the chain never forks."""
+
+    __tablename__ = "audit_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class DeployRecord(Base):
+    """Every deploy and rollback: who, where, from what to what, and how it ended."""
+
+    __tablename__ = "deploy_records"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    env: Mapped[str] = mapped_column(String(32), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # deploy | rollback
+    requested_by: Mapped[str] = mapped_column(String(64))
+    image_tag: Mapped[str | None] = mapped_column(String(200))
+    image_digest: Mapped[str | None] = mapped_column(String(100))
+    from_revision: Mapped[int | None] = mapped_column(Integer)
+    to_revision: Mapped[int | None] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    outcome: Mapped[str] = mapped_column(String(32))  # in_progress | completed | failed | rolled_back
+    detail: Mapped[str | None] = mapped_column(Text)
