@@ -44,10 +44,9 @@ _IAM_PREFIX = {"application-autoscaling": "application-autoscaling", "cloudwatch
 _THROTTLING = {"Throttling", "ThrottlingException", "ThrottledException", "RequestLimitExceeded", "TooManyRequestsException"}
 
 
-def iam_action(service: str, operation: str) -> str:
-    """``ecs``, ``describe_services`` → ``ecs:DescribeServices``."""
-    name = "".join(part.capitalize() for part in operation.split("_"))
-    return f"{_IAM_PREFIX.get(service, service)}:{name}"
+def iam_action(service: str, api_name: str) -> str:
+    """``ecs``, ``DescribeServices`` → ``ecs:DescribeServices``."""
+    return f"{_IAM_PREFIX.get(service, service)}:{api_name}"
 
 
 class AwsGateway:
@@ -66,7 +65,7 @@ class AwsGateway:
         self._endpoint_url = endpoint_url
         self._config = BotoConfig(
             region_name=region,
-            retries={"mode": "adaptive", "max_attempts": max_attempts},
+            retries={"mode": "adaptive", "total_max_attempts": max_attempts},
             connect_timeout=connect_timeout,
             read_timeout=read_timeout,
         )
@@ -84,16 +83,25 @@ class AwsGateway:
                 self._clients[service] = self._session.client(service, **kwargs)
             return self._clients[service]
 
-    def call(self, service: str, operation: str, **params: Any) -> dict[str, Any]:
-        """One API call; ClientErrors other than throttling propagate for the caller to interpret."""
-        self.iam_actions.add(iam_action(service, operation))
+    def iam_action(self, service: str, operation: str) -> str:
+        """The IAM action of a boto3 method, spelled as AWS does (``rds:DescribeDBInstances``)."""
+        api_name = self.client(service).meta.method_to_api_mapping.get(operation)
+        if api_name is None:
+            raise AttributeError(f"{service} has no operation {operation!r}")
+        return iam_action(service, api_name)
+
+    def call(self, service: str, operation: str, /, **params: Any) -> dict[str, Any]:
+        """One API call; ClientErrors other than throttling propagate for the caller to interpret.
+
+        Positional-only, because AWS has parameters named ``service`` (ECS UpdateService)."""
         with _translated(service):
+            self.iam_actions.add(self.iam_action(service, operation))
             return getattr(self.client(service), operation)(**params)
 
-    def paginate(self, service: str, operation: str, result_key: str, **params: Any) -> list[Any]:
+    def paginate(self, service: str, operation: str, result_key: str, /, **params: Any) -> list[Any]:
         """Every item of ``result_key`` across all pages."""
-        self.iam_actions.add(iam_action(service, operation))
         with _translated(service):
+            self.iam_actions.add(self.iam_action(service, operation))
             items: list[Any] = []
             for page in self.client(service).get_paginator(operation).paginate(**params):
                 items.extend(page.get(result_key, []))
