@@ -34,14 +34,15 @@ class Decision:
         where = f" on {env}" if env else ""
         if not self.allowed_roles:
             return f"Nobody may use `{verb}`{where} under the current configuration."
-        roles = _or_list(self.allowed_roles)
+        every = {r.value for r in Role} <= set(self.allowed_roles)
+        roles = "any MenoTime Ops role (viewer is enough)" if every else f"the role {_or_list(self.allowed_roles)}"
         if not identity.roles:
             return (
                 f"You have no MenoTime Ops role, so you may only use `help` and `whoami`. "
-                f"`{verb}`{where} needs the role {roles}; ask an admin to add you."
+                f"`{verb}`{where} needs {roles}; ask an admin to add you."
             )
         return (
-            f"`{verb}`{where} needs the role {roles}; you have {_or_list(identity.role_names, 'and')}. "
+            f"`{verb}`{where} needs {roles}; you have {_or_list(identity.role_names, 'and')}. "
             "Ask someone with that role, or an admin to add you."
         )
 

@@ -1,0 +1,74 @@
+"""The composition root of the core: everything a command needs, built once from Settings.
+
+Adapters (Slack, console, tests) call :func:`build_core` and then ``core.service.handle(...)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import boto3
+
+from bot.aws import AwsGateway, gateway_from_settings
+from bot.clock import Clock, SystemClock
+from bot.commands import Registry
+from bot.config import Config, load_config
+from bot.identity import GroupDirectory, RoleResolver, StaticGroups
+from bot.metrics import Metrics
+from bot.policy import Policy
+from bot.service import CommandService
+from bot.settings import Settings
+from bot.store import migrate
+from bot.store.audit import AuditLog
+from bot.store.db import Database
+from bot.verbs import build_registry
+
+
+@dataclass
+class Core:
+    settings: Settings
+    config: Config
+    db: Database
+    audit: AuditLog
+    aws: AwsGateway
+    policy: Policy
+    roles: RoleResolver
+    registry: Registry
+    clock: Clock
+    metrics: Metrics
+    service: CommandService = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.service = CommandService(core=self)
+
+    def close(self) -> None:
+        self.db.dispose()
+
+
+def build_core(
+    settings: Settings,
+    *,
+    config: Config | None = None,
+    aws: AwsGateway | None = None,
+    aws_session: boto3.session.Session | None = None,
+    groups: GroupDirectory | None = None,
+    clock: Clock | None = None,
+    metrics: Metrics | None = None,
+    migrate_schema: bool = False,
+) -> Core:
+    config = config or load_config(settings.menotime_config)
+    db = Database(settings.database_url)
+    if migrate_schema:
+        migrate.upgrade(db)
+    return Core(
+        settings=settings,
+        config=config,
+        db=db,
+        audit=AuditLog(db),
+        aws=aws or gateway_from_settings(settings, aws_session),
+        policy=Policy(config),
+        roles=RoleResolver(config=config, groups=groups or StaticGroups(), ttl_seconds=settings.group_cache_ttl_seconds),
+        registry=build_registry(),
+        clock=clock or SystemClock(),
+        metrics=metrics or Metrics(),
+    )

@@ -1,0 +1,378 @@
+"""The ``status`` operation: what each environment is running and how healthy it looks, read-only.
+
+Every part is read as AWS reports it. A missing cluster, service or database becomes a sentence in
+the result (the rest of the environment is still worth showing); AWS not answering at all
+(:class:`bot.errors.AwsUnavailable`) propagates, and the whole command says so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, ClassVar, Literal
+
+from botocore.exceptions import ClientError
+
+from bot.aws import AwsGateway, error_code
+from bot.config import EnvironmentConfig
+from bot.render import Audience
+
+Health = Literal["ok", "degraded", "failing"]
+
+MAX_EVENTS = 3
+_MAX_WORKERS = 4  # a handful of environments; more threads would only queue on AWS's rate limits
+_SCALABLE_DIMENSION = "ecs:service:DesiredCount"
+_DB_NOT_FOUND = {"DBInstanceNotFound", "DBInstanceNotFoundFault"}
+_DB_FAILING = {"failed", "storage-full", "inaccessible-encryption-credentials", "incompatible-parameters",
+               "incompatible-restore", "incompatible-network", "stopped"}
+
+
+@dataclass(frozen=True)
+class ServiceEvent:
+    at: datetime
+    message: str
+
+
+@dataclass(frozen=True)
+class ServiceStatus:
+    running: int
+    desired: int
+    pending: int
+    task_family: str | None
+    revision: int | None
+    image: str | None  # of the application container
+    image_tag: str | None  # None when the image is pinned by digest or has no tag
+    rollout_state: str | None  # of the PRIMARY deployment: IN_PROGRESS, COMPLETED or FAILED
+    rollout_reason: str | None
+    deployments: int
+    events: tuple[ServiceEvent, ...]  # newest first, at most MAX_EVENTS
+
+    @property
+    def task_definition(self) -> str:
+        if self.task_family is None:
+            return "unknown task definition"
+        return f"{self.task_family}:{self.revision}" if self.revision is not None else self.task_family
+
+    @property
+    def image_ref(self) -> str:
+        """What to show for the image: the tag, else the (short) digest, else "unknown"."""
+        if self.image_tag:
+            return self.image_tag
+        if self.image and "@sha256:" in self.image:
+            return "sha256:" + self.image.split("@sha256:", 1)[1][:12]
+        return "unknown"
+
+
+@dataclass(frozen=True)
+class ScalingStatus:
+    autoscaled: bool
+    min: int
+    max: int
+    problem: str | None = None  # e.g. the configuration expects a scalable target that is missing
+
+    @property
+    def label(self) -> str:
+        return f"{'autoscaling' if self.autoscaled else 'manual'} {self.min}–{self.max}"
+
+
+@dataclass(frozen=True)
+class DatabaseStatus:
+    status: str
+    instance_class: str
+    storage_gb: int
+    engine: str
+    engine_version: str
+    multi_az: bool
+
+
+@dataclass(frozen=True)
+class AlarmSummary:
+    name: str
+    reason: str
+    since: datetime
+
+
+@dataclass(frozen=True)
+class DeploySummary:
+    """The environment's last deploy as the bot recorded it (filled from the deploy store)."""
+
+    who: str  # Slack user id
+    image_tag: str
+    revision: int | None
+    finished_at: datetime | None
+    outcome: str  # e.g. "succeeded", "failed", "rolled back"
+
+
+@dataclass(frozen=True)
+class EnvStatus:
+    env: str
+    service: ServiceStatus | None
+    service_problem: str | None
+    scaling: ScalingStatus
+    database: DatabaseStatus | None
+    database_problem: str | None
+    alarms: tuple[AlarmSummary, ...]  # in ALARM, newest first
+    last_deploy: DeploySummary | None
+
+    @property
+    def attention(self) -> tuple[str, ...]:
+        """Why this environment is not all good, most serious first; empty when it is."""
+        failing, degraded = self._findings()
+        return (*failing, *degraded)
+
+    @property
+    def health(self) -> Health:
+        failing, degraded = self._findings()
+        return "failing" if failing else "degraded" if degraded else "ok"
+
+    def _findings(self) -> tuple[list[str], list[str]]:
+        failing: list[str] = []
+        degraded: list[str] = []
+        if self.alarms:
+            failing.append(f"{len(self.alarms)} alarm{'s' if len(self.alarms) != 1 else ''} in ALARM")
+        if self.service_problem:
+            failing.append(self.service_problem)
+        if self.database_problem:
+            failing.append(self.database_problem)
+        if self.service is not None:
+            if self.service.rollout_state == "FAILED":
+                failing.append("rollout FAILED")
+            elif self.service.rollout_state == "IN_PROGRESS":
+                degraded.append("rollout in progress")
+            if self.service.running < self.service.desired:
+                degraded.append(f"{self.service.running} of {self.service.desired} tasks running")
+        if self.database is not None and self.database.status != "available":
+            (failing if self.database.status in _DB_FAILING else degraded).append(f"database {self.database.status}")
+        if self.scaling.problem:
+            degraded.append(self.scaling.problem)
+        return failing, degraded
+
+
+@dataclass(frozen=True)
+class StatusResult:
+    template: ClassVar[str] = "status"
+    audience: ClassVar[Audience] = "in_channel"
+
+    envs: tuple[EnvStatus, ...]
+    asked_by: str  # Slack user id
+    at: datetime
+
+
+def status(
+    *,
+    envs: Sequence[EnvironmentConfig],
+    aws: AwsGateway,
+    asked_by: str,
+    at: datetime,
+    last_deploys: Mapping[str, DeploySummary | None],
+) -> StatusResult:
+    """Every environment in ``envs``, read concurrently, answered in the order asked."""
+    if not envs:
+        return StatusResult(envs=(), asked_by=asked_by, at=at)
+    with ThreadPoolExecutor(max_workers=min(_MAX_WORKERS, len(envs)), thread_name_prefix="status") as pool:
+        futures = [pool.submit(env_status, env=env, aws=aws, last_deploy=last_deploys.get(env.name)) for env in envs]
+        results = tuple(future.result() for future in futures)
+    return StatusResult(envs=results, asked_by=asked_by, at=at)
+
+
+def env_status(*, env: EnvironmentConfig, aws: AwsGateway, last_deploy: DeploySummary | None = None) -> EnvStatus:
+    service, service_problem = _service(env=env, aws=aws)
+    database, database_problem = _database(env=env, aws=aws)
+    return EnvStatus(
+        env=env.name,
+        service=service,
+        service_problem=service_problem,
+        scaling=_scaling(env=env, aws=aws),
+        database=database,
+        database_problem=database_problem,
+        alarms=_alarms(env=env, aws=aws),
+        last_deploy=last_deploy,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# ECS
+
+
+def _service(*, env: EnvironmentConfig, aws: AwsGateway) -> tuple[ServiceStatus | None, str | None]:
+    where = f"service {env.service} in cluster {env.cluster}"
+    try:
+        answer = aws.call("ecs", "describe_services", cluster=env.cluster, services=[env.service])
+    except ClientError as exc:
+        if error_code(exc) == "ClusterNotFoundException":
+            return None, f"cluster {env.cluster} not found"
+        return None, _refused(f"read {where}", exc)
+    services = answer.get("services") or []
+    if not services:
+        reasons = {str(f.get("reason", "")) for f in answer.get("failures") or []}
+        if reasons - {"MISSING", ""}:
+            return None, f"could not read {where}: ECS answered {', '.join(sorted(reasons))}"
+        return None, f"service {env.service} not found in cluster {env.cluster}"
+    svc = services[0]
+    if svc.get("status") != "ACTIVE":
+        # A deleted service stays visible for a while as DRAINING, then INACTIVE.
+        return None, f"{where} is {str(svc.get('status', 'unknown')).lower()} (deleted or being deleted)"
+
+    deployments = svc.get("deployments") or []
+    primary = next((d for d in deployments if d.get("status") == "PRIMARY"), None)
+    family, revision, image = _task_definition(aws=aws, arn=str(svc.get("taskDefinition") or ""),
+                                               container=env.app_container)
+    events = tuple(
+        ServiceEvent(at=_utc(e["createdAt"]), message=str(e.get("message", "")))
+        for e in sorted(svc.get("events") or [], key=lambda e: e["createdAt"], reverse=True)[:MAX_EVENTS]
+    )
+    return ServiceStatus(
+        running=int(svc.get("runningCount", 0)),
+        desired=int(svc.get("desiredCount", 0)),
+        pending=int(svc.get("pendingCount", 0)),
+        task_family=family,
+        revision=revision,
+        image=image,
+        image_tag=image_tag(image) if image else None,
+        rollout_state=primary.get("rolloutState") if primary else None,
+        rollout_reason=primary.get("rolloutStateReason") if primary else None,
+        deployments=len(deployments),
+        events=events,
+    ), None
+
+
+def _task_definition(*, aws: AwsGateway, arn: str, container: str | None) -> tuple[str | None, int | None, str | None]:
+    """(family, revision, image of the application container); the image is None if unreadable."""
+    family, revision = _family_revision(arn)
+    if not arn:
+        return family, revision, None
+    try:
+        taskdef = aws.call("ecs", "describe_task_definition", taskDefinition=arn)["taskDefinition"]
+    except ClientError:
+        # The counts are still worth showing; the image then reads "unknown".
+        return family, revision, None
+    containers = taskdef.get("containerDefinitions") or []
+    if container is not None:
+        chosen = next((c for c in containers if c.get("name") == container), None)
+    else:
+        # ECS treats a container without "essential" as essential.
+        chosen = next((c for c in containers if c.get("essential", True)), None)
+    return taskdef.get("family", family), taskdef.get("revision", revision), chosen.get("image") if chosen else None
+
+
+def _family_revision(arn: str) -> tuple[str | None, int | None]:
+    # arn:aws:ecs:<region>:<account>:task-definition/<family>:<revision>
+    name = arn.rsplit("/", 1)[-1]
+    if not name:
+        return None, None
+    family, _, revision = name.partition(":")
+    return family, int(revision) if revision.isdigit() else None
+
+
+def image_tag(image: str) -> str | None:
+    """``…/menotime-backend:v1.5.0`` → ``v1.5.0``; None for an image pinned by digest or untagged.
+
+    Only the last path segment is looked at, so a registry port (``host:5000/repo``) is no tag.
+    """
+    if "@sha256" in image:
+        return None
+    last = image.rsplit("/", 1)[-1]
+    return last.rsplit(":", 1)[1] if ":" in last else None
+
+
+# --------------------------------------------------------------------------------------------
+# Application Auto Scaling
+
+
+def _scaling(*, env: EnvironmentConfig, aws: AwsGateway) -> ScalingStatus:
+    if not env.autoscaling:
+        return ScalingStatus(autoscaled=False, min=env.tasks.min, max=env.tasks.max)
+    resource_id = f"service/{env.cluster}/{env.service}"
+    targets = aws.paginate(
+        "application-autoscaling",
+        "describe_scalable_targets",
+        "ScalableTargets",
+        ServiceNamespace="ecs",
+        ResourceIds=[resource_id],
+        ScalableDimension=_SCALABLE_DIMENSION,
+    )
+    target = next((t for t in targets if t.get("ResourceId") == resource_id), None)
+    if target is None:
+        return ScalingStatus(
+            autoscaled=False,
+            min=env.tasks.min,
+            max=env.tasks.max,
+            problem=f"no scalable target for {resource_id}; showing the configured bounds",
+        )
+    return ScalingStatus(autoscaled=True, min=int(target["MinCapacity"]), max=int(target["MaxCapacity"]))
+
+
+# --------------------------------------------------------------------------------------------
+# RDS
+
+
+def _database(*, env: EnvironmentConfig, aws: AwsGateway) -> tuple[DatabaseStatus | None, str | None]:
+    try:
+        answer = aws.call("rds", "describe_db_instances", DBInstanceIdentifier=env.rds_instance)
+    except ClientError as exc:
+        if error_code(exc) in _DB_NOT_FOUND:
+            return None, f"database instance {env.rds_instance} not found"
+        return None, _refused(f"read database instance {env.rds_instance}", exc)
+    instances = answer.get("DBInstances") or []
+    if not instances:
+        return None, f"database instance {env.rds_instance} not found"
+    db = instances[0]
+    return DatabaseStatus(
+        status=str(db.get("DBInstanceStatus", "unknown")),
+        instance_class=str(db.get("DBInstanceClass", "unknown")),
+        storage_gb=int(db.get("AllocatedStorage", 0)),
+        engine=str(db.get("Engine", "unknown")),
+        engine_version=str(db.get("EngineVersion", "")),
+        multi_az=bool(db.get("MultiAZ", False)),
+    ), None
+
+
+# --------------------------------------------------------------------------------------------
+# CloudWatch
+
+
+def _alarms(*, env: EnvironmentConfig, aws: AwsGateway) -> tuple[AlarmSummary, ...]:
+    found: list[dict[str, Any]] = []
+    params: dict[str, Any] = {
+        "AlarmNamePrefix": env.alarm_name_prefix,
+        "StateValue": "ALARM",
+        # Without AlarmTypes AWS returns metric alarms only.
+        "AlarmTypes": ["MetricAlarm", "CompositeAlarm"],
+        "MaxRecords": 100,
+    }
+    # One pass over the pages collects both lists (the gateway's paginate follows a single key).
+    while True:
+        page = aws.call("cloudwatch", "describe_alarms", **params)
+        found.extend(page.get("MetricAlarms") or [])
+        found.extend(page.get("CompositeAlarms") or [])
+        token = page.get("NextToken")
+        if not token:
+            break
+        params["NextToken"] = token
+    alarms = [
+        AlarmSummary(
+            name=str(a["AlarmName"]),
+            reason=str(a.get("StateReason", "")),
+            since=_utc(a.get("StateUpdatedTimestamp") or a.get("StateTransitionedTimestamp")),
+        )
+        # moto ignores StateValue when a prefix is given; AWS applies both. Filtering again is cheap.
+        for a in found
+        if a.get("StateValue") == "ALARM" and str(a.get("AlarmName", "")).startswith(env.alarm_name_prefix)
+    ]
+    return tuple(sorted(alarms, key=lambda a: (-a.since.timestamp(), a.name)))
+
+
+# --------------------------------------------------------------------------------------------
+
+
+def _utc(value: Any) -> datetime:
+    if not isinstance(value, datetime):
+        return datetime.fromtimestamp(0, UTC)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _refused(what: str, exc: ClientError) -> str:
+    # Only the error code: AWS's own message text may carry ARNs and account details.
+    return f"could not {what}: AWS answered {error_code(exc) or 'an error'}"

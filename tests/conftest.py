@@ -1,0 +1,161 @@
+"""Shared fixtures: databases (SQLite and real PostgreSQL), moto-backed AWS, cores, a fake clock.
+
+PostgreSQL comes from TEST_DATABASE_URL. Without it the PostgreSQL half of the suite is skipped
+with a message, except under CI (CI=true), where a missing PostgreSQL fails the run.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import boto3
+import pytest
+from moto import mock_aws
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from bot.aws import AwsGateway
+from bot.clock import FrozenClock
+from bot.config import Config, load_config
+from bot.core import Core, build_core
+from bot.identity import StaticGroups
+from bot.settings import Settings
+from bot.simulator import seed_environments
+from bot.store import migrate
+from bot.store.db import Database
+
+# Roles used across the tests: one person per role, plus a group-based operator and a nobody.
+PEOPLE = {
+    "viewer": "U0VIEWER",
+    "developer": "U0DEV",
+    "qa": "U0QA",
+    "oncall": "U0ONCALL1",
+    "operations": "U0OPS",
+    "release_manager": "U0RELMGR",
+    "admin": "U0ADMIN",
+}
+GROUP_MEMBER = "U0GROUPDEV"
+NOBODY = "U0NOBODY"
+DEV_GROUP = "S0DEVS"
+
+TEST_ROLES = {
+    "roles": {
+        **{role: {"users": [user]} for role, user in PEOPLE.items()},
+        "developer": {"users": [PEOPLE["developer"]], "groups": [DEV_GROUP]},
+    }
+}
+
+STATIC_GROUPS = {DEV_GROUP: {GROUP_MEMBER}}
+
+
+@pytest.fixture(autouse=True)
+def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test reads the developer's real AWS or Slack settings."""
+    for name in ("MENOTIME_CONFIG", "DATABASE_URL", "SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN",
+                 "SLACK_API_URL", "AWS_ENDPOINT_URL", "AWS_PROFILE", "SECRETS_MANAGER_SECRET_ID"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-west-1")
+    monkeypatch.setenv("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")  # moto's thousands of AMIs cost ~1 s a test
+
+
+def postgres_url() -> str | None:
+    return os.environ.get("TEST_DATABASE_URL")
+
+
+def _require_postgres() -> str:
+    url = postgres_url()
+    if url:
+        return url
+    if os.environ.get("CI"):
+        pytest.fail("TEST_DATABASE_URL is not set: CI requires PostgreSQL (see .ci/run)")
+    pytest.skip("PostgreSQL tests skipped: set TEST_DATABASE_URL=postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """A throw-away database on the PostgreSQL server, dropped at the end of the session."""
+    url = make_url(_require_postgres())
+    name = f"menotime_test_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:  # noqa: BLE001
+        if os.environ.get("CI"):
+            pytest.fail(f"PostgreSQL at TEST_DATABASE_URL is not usable: {exc}")
+        pytest.skip(f"PostgreSQL at TEST_DATABASE_URL is not usable: {type(exc).__name__}")
+    yield url.set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def _reset_postgres(url: str) -> None:
+    engine = create_engine(url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text("DROP SCHEMA public CASCADE"))
+        conn.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Each storage test runs twice: on a fresh SQLite file and on a fresh PostgreSQL schema."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'store.db'}"
+    url = request.getfixturevalue("postgres_server")
+    _reset_postgres(url)
+    return url
+
+
+@pytest.fixture
+def db(database_url: str) -> Iterator[Database]:
+    database = Database(database_url)
+    migrate.upgrade(database)
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'bot.db'}"
+
+
+@pytest.fixture
+def clock() -> FrozenClock:
+    # A Tuesday, 10:00 in Los Angeles: inside the prod change window.
+    return FrozenClock(datetime(2026, 11, 24, 18, 0, tzinfo=UTC))
+
+
+@pytest.fixture
+def config() -> Config:
+    return load_config(overrides=TEST_ROLES)
+
+
+@pytest.fixture
+def aws() -> Iterator[AwsGateway]:
+    """moto in-process, seeded with the three environments of the seed."""
+    with mock_aws():
+        session = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing",
+                                        region_name="us-west-1")
+        yield AwsGateway(session=session, region="us-west-1")
+
+
+@pytest.fixture
+def seeded_aws(aws: AwsGateway, config: Config) -> AwsGateway:
+    seed_environments(aws, config)
+    return aws
+
+
+@pytest.fixture
+def core(sqlite_url: str, config: Config, seeded_aws: AwsGateway, clock: FrozenClock) -> Iterator[Core]:
+    built = build_core(Settings(database_url=sqlite_url), config=config, aws=seeded_aws,
+                       groups=StaticGroups(STATIC_GROUPS), clock=clock, migrate_schema=True)
+    yield built
+    built.close()

@@ -1,0 +1,55 @@
+"""Every result renders to valid Block Kit within Slack's limits, and to console text, whatever
+strings it carries (quotes, newlines, Slack control sequences)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import pytest
+
+from bot.render import render_slack, render_text, when
+from bot.results import EnvPermissions, ErrorResult, HelpResult, HistoryResult, VerbHelp, WhoamiResult
+from bot.store.audit import AuditEntry
+from tests.blockkit import assert_valid_message
+
+HOSTILE = 'quote " backslash \\ newline \n <!channel> <@U0OTHER> & {{ jinja }} `tick` *bold*'
+AT = datetime(2026, 11, 24, 18, 0, tzinfo=UTC)
+
+
+def _entry(seq: int, detail: str | None = None, outcome: str = "denied") -> AuditEntry:
+    return AuditEntry(seq=seq, at=AT, actor="U0ONCALL1", source="slack", verb="status", env="prod",
+                      args={"x": HOSTILE}, rule="r", outcome=outcome, detail=detail, request_id="abc",
+                      prev_hash="0" * 64, hash="1" * 64)
+
+
+RESULTS = [
+    ErrorResult("bad_input", HOSTILE),
+    ErrorResult("internal", "Something went wrong (reference `abc123`)", "abc123"),
+    HelpResult(verbs=(VerbHelp("status", "status [env|all]", HOSTILE, ("prod",)),), detail=None, has_role=False),
+    HelpResult(verbs=(), detail=VerbHelp("status", "status [env|all]", HOSTILE, ("dev", "prod"),
+                                         args=(("env|all", HOSTILE),), flags=(("--plan", HOSTILE),),
+                                         examples=("/menotime status prod",)), has_role=True),
+    WhoamiResult(user_id="U0DEV", roles=(), per_env=(EnvPermissions("prod", ()),)),
+    WhoamiResult(user_id="U0DEV", roles=("developer", "oncall"), per_env=(EnvPermissions("dev", ("status",)),)),
+    HistoryResult(entries=(), env=None, limit=10),
+    HistoryResult(entries=tuple(_entry(i, HOSTILE * 20) for i in range(50, 0, -1)), env="prod", limit=50),
+]
+
+
+@pytest.mark.parametrize("result", RESULTS, ids=lambda r: type(r).__name__)
+def test_renders_valid_block_kit_and_text(result: object) -> None:
+    message = render_slack(result)
+    assert_valid_message(message)
+    json.dumps(message)
+    assert render_text(result).strip()
+
+
+def test_slack_control_sequences_are_escaped() -> None:
+    message = render_slack(ErrorResult("bad_input", "<!channel> please"))
+    assert "<!channel>" not in json.dumps(message)
+
+
+def test_times_are_shown_in_pacific_and_utc() -> None:
+    assert when(datetime(2026, 7, 1, 16, 30, tzinfo=UTC)) == "2026-07-01 09:30 PDT (16:30 UTC)"
+    assert when(datetime(2026, 12, 1, 17, 30, tzinfo=UTC)) == "2026-12-01 09:30 PST (17:30 UTC)"

@@ -1,0 +1,109 @@
+"""The command service end to end in-process: parse, identify, decide, audit, run, answer."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import text
+
+from bot.core import Core
+from bot.render import render_slack, render_text
+from bot.results import ErrorResult, HelpResult, WhoamiResult
+from tests.conftest import GROUP_MEMBER, NOBODY, PEOPLE
+
+
+def handle(core: Core, user: str, line: str):
+    return core.service.handle(user_id=user, text=line, source="test")
+
+
+def test_status_prod_reports_the_seeded_service(core: Core) -> None:
+    reply = handle(core, PEOPLE["viewer"], "status prod")
+    assert reply.outcome == "ok"
+    shown = render_text(reply.result)
+    assert "2 running / 2 desired / 0 pending" in shown
+    assert "menotime-backend-prod:3" in shown and "v1.5.0" in shown
+    assert "autoscaling 2–4" in shown and "db.m7g.large" in shown and "1000 GB" in shown
+    assert "menotime-prod-api-5xx" in shown and "no deploys recorded" in shown
+
+
+def test_status_all_answers_for_every_environment_in_one_message(core: Core) -> None:
+    reply = handle(core, PEOPLE["oncall"], "status all")
+    shown = render_text(reply.result)
+    assert [e.env for e in reply.result.envs] == ["dev", "staging", "prod"]
+    assert "develop" in shown and "main" in shown and "v1.5.0" in shown
+    assert len(render_slack(reply.result)["blocks"]) <= 50
+
+
+def test_every_decision_is_audited_with_its_rule(core: Core) -> None:
+    handle(core, PEOPLE["developer"], "status prod")
+    handle(core, NOBODY, "status prod")
+    handle(core, PEOPLE["developer"], "stauts prod")
+    newest_first = core.audit.recent()
+    assert [(e.actor, e.verb, e.env, e.outcome, e.rule) for e in newest_first] == [
+        (PEOPLE["developer"], "stauts", None, "invalid", "parse"),
+        (NOBODY, "status", "prod", "denied", "default-deny:no-role"),
+        (PEOPLE["developer"], "status", "prod", "allowed", "matrix:status/prod:developer"),
+    ]
+    assert core.audit.verify().ok
+
+
+def test_help_lists_only_what_the_user_may_use(core: Core) -> None:
+    nobody = handle(core, NOBODY, "help").result
+    assert isinstance(nobody, HelpResult) and [v.name for v in nobody.verbs] == ["help", "whoami"]
+    viewer = handle(core, PEOPLE["viewer"], "help").result
+    assert [v.name for v in viewer.verbs] == ["help", "whoami", "status", "history"]
+
+
+def test_help_for_a_verb_the_user_may_not_use_says_so(core: Core) -> None:
+    reply = handle(core, NOBODY, "help status")
+    assert isinstance(reply.result, ErrorResult) and "needs the role" in reply.result.message
+
+
+def test_whoami_shows_roles_from_groups(core: Core) -> None:
+    result = handle(core, GROUP_MEMBER, "whoami").result
+    assert isinstance(result, WhoamiResult) and result.roles == ("developer",)
+    assert {p.env: p.verbs for p in result.per_env}["prod"] == ("status", "history")
+
+
+def test_history_shows_the_trail_newest_first(core: Core) -> None:
+    handle(core, PEOPLE["oncall"], "status prod")
+    handle(core, PEOPLE["oncall"], "status dev")
+    result = handle(core, PEOPLE["oncall"], "history prod 5").result
+    # the history request itself is audited before it runs, so it is the newest entry
+    assert [(e.verb, e.env) for e in result.entries] == [("history", "prod"), ("status", "prod")]
+    everything = handle(core, PEOPLE["oncall"], "history").result
+    assert [(e.verb, e.env) for e in everything.entries] == [
+        ("history", None), ("history", "prod"), ("status", "dev"), ("status", "prod")]
+
+
+def test_an_unexpected_error_gives_a_reference_not_a_traceback(core: Core, monkeypatch: pytest.MonkeyPatch) -> None:
+    def explode(**_kwargs):
+        raise RuntimeError("secret internal detail arn:aws:iam::123:role/x")
+
+    monkeypatch.setattr("bot.verbs.status", explode)
+    reply = handle(core, PEOPLE["oncall"], "status prod")
+    assert reply.outcome == "error"
+    assert isinstance(reply.result, ErrorResult) and reply.result.correlation_id
+    message = render_text(reply.result) + str(render_slack(reply.result))
+    assert reply.result.correlation_id in message
+    assert "secret internal detail" not in message and "RuntimeError" not in message
+    assert core.audit.recent()[0].outcome == "error"
+
+
+def test_a_database_outage_changes_nothing_and_says_so(core: Core) -> None:
+    with core.db.engine.begin() as conn:
+        conn.execute(text("DROP TABLE audit_head"))
+    reply = handle(core, PEOPLE["oncall"], "status prod")
+    assert reply.outcome == "error"
+    assert "database is not answering" in reply.result.message and "nothing was changed" in reply.result.message
+
+
+def test_metrics_count_commands_by_verb_and_outcome(core: Core) -> None:
+    handle(core, PEOPLE["oncall"], "status prod")
+    handle(core, NOBODY, "status prod")
+    handle(core, NOBODY, "zzzz")
+    handle(core, NOBODY, "qqqq")
+    exposition = core.metrics.exposition().decode()
+    assert 'menotime_commands_total{outcome="ok",verb="status"} 1.0' in exposition
+    assert 'menotime_commands_total{outcome="denied",verb="status"} 1.0' in exposition
+    # unparsable words share one label value: no unbounded label cardinality
+    assert 'menotime_commands_total{outcome="invalid",verb="(unknown)"} 2.0' in exposition
