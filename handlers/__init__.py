@@ -1,0 +1,1 @@
+"""Thin adapters: Slack (HTTP and Socket Mode), health and metrics endpoints, the server CLI."""

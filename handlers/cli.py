@@ -1,0 +1,55 @@
+"""`menotime-bot`: the core's CLI plus the servers that talk to Slack."""
+
+from __future__ import annotations
+
+import threading
+
+import click
+
+from bot.cli import cli, friendly, load_settings
+from bot.logs import configure_logging
+
+
+@cli.command()
+@click.option("--host", default="0.0.0.0", show_default=True, help="Interface to listen on.")  # noqa: S104
+@click.option("--port", type=int, default=None, help="Port (default: PORT, else 3000).")
+@friendly
+def serve(host: str, port: int | None) -> None:
+    """HTTP server: POST /slack/events, GET /healthz, /readyz, /metrics."""
+    import uvicorn
+
+    from handlers.app import create_app
+    from handlers.web import create_web_app
+
+    settings = load_settings()
+    configure_logging(fmt=settings.log_format, level=settings.log_level)
+    slack_app, core = create_app(settings, migrate_schema=settings.migrate_on_start)
+    uvicorn.run(create_web_app(core, slack_app), host=host, port=port or settings.port,
+                log_level=settings.log_level.lower(), access_log=False)
+
+
+@cli.command()
+@click.option("--host", default="0.0.0.0", show_default=True, help="Interface for /healthz and /metrics.")  # noqa: S104
+@friendly
+def socket(host: str) -> None:
+    """Slack over Socket Mode (no public URL); health and metrics still served on PORT."""
+    import uvicorn
+    from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+    from bot.errors import ConfigError
+    from handlers.app import create_app
+    from handlers.web import create_web_app
+
+    settings = load_settings()
+    if not settings.slack_app_token:
+        raise ConfigError("SLACK_APP_TOKEN (xapp-…) must be set for Socket Mode.")
+    configure_logging(fmt=settings.log_format, level=settings.log_level)
+    slack_app, core = create_app(settings, migrate_schema=settings.migrate_on_start)
+    health = uvicorn.Server(uvicorn.Config(create_web_app(core, None), host=host, port=settings.port,
+                                           log_level="warning", access_log=False))
+    threading.Thread(target=health.run, name="health-http", daemon=True).start()
+    SocketModeHandler(slack_app, settings.slack_app_token.get_secret_value()).start()
+
+
+def main() -> None:
+    cli()

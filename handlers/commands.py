@@ -1,0 +1,33 @@
+"""The `/menotime` slash command: acknowledge at once, answer through `response_url` after."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slack_bolt import Ack, App
+
+from bot.core import Core
+from bot.service import new_request_id
+from handlers.respond import send_reply
+
+COMMAND = "/menotime"
+
+
+def register(app: App, core: Core) -> None:
+    def acknowledge(ack: Ack, context: dict[str, Any]) -> None:
+        # Slack allows 3 seconds; nothing slow (AWS, the database, group look-ups) happens here.
+        ack()
+
+    def answer(body: dict[str, Any], context: dict[str, Any]) -> None:
+        request_id = context.get("request_id") or new_request_id()
+        reply = core.service.handle(
+            user_id=str(body.get("user_id", "")),
+            text=str(body.get("text", "")),
+            source="slack",
+            request_id=request_id,
+        )
+        response_url = body.get("response_url")
+        if response_url:
+            send_reply(str(response_url), reply, request_id=request_id)
+
+    app.command(COMMAND)(ack=acknowledge, lazy=[answer])

@@ -1,0 +1,42 @@
+"""Answers to a slash command's `response_url`, retried on connection errors, 429s and 5xx."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from slack_sdk.http_retry.builtin_handlers import (
+    ConnectionErrorRetryHandler,
+    RateLimitErrorRetryHandler,
+    ServerErrorRetryHandler,
+)
+from slack_sdk.webhook import WebhookClient
+
+from bot.render import render_slack
+from bot.results import Reply
+
+log = structlog.get_logger("menotime.slack")
+
+
+def _retry_handlers() -> list[Any]:
+    return [
+        ConnectionErrorRetryHandler(max_retry_count=2),
+        RateLimitErrorRetryHandler(max_retry_count=2),
+        ServerErrorRetryHandler(max_retry_count=2),
+    ]
+
+
+def send_reply(response_url: str, reply: Reply, *, request_id: str) -> bool:
+    """Post the rendered reply; True when Slack took it. Failures are logged, never raised."""
+    message = render_slack(reply.result)
+    message["response_type"] = getattr(reply.result, "audience", "ephemeral")
+    client = WebhookClient(url=response_url, timeout=10, retry_handlers=_retry_handlers())
+    try:
+        response = client.send_dict(message)
+    except Exception as exc:  # noqa: BLE001 - the user's answer could not be delivered; say so in the log
+        log.error("response_url_failed", request_id=request_id, error=type(exc).__name__)
+        return False
+    if response.status_code != 200:
+        log.error("response_url_refused", request_id=request_id, status=response.status_code)
+        return False
+    return True

@@ -1,0 +1,59 @@
+"""The HTTP surface: Slack events, health, readiness and metrics (Starlette under uvicorn)."""
+
+from __future__ import annotations
+
+import time
+
+from slack_bolt import App
+from slack_bolt.adapter.starlette.handler import SlackRequestHandler
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from bot.core import Core
+from bot.store import migrate
+
+
+def create_web_app(core: Core, slack_app: App | None) -> Starlette:
+    metrics = core.metrics
+    routes = [
+        Route("/healthz", lambda _request: JSONResponse({"status": "ok"}), methods=["GET"]),
+        Route("/readyz", _readiness(core), methods=["GET"]),
+        Route("/metrics", lambda _request: Response(metrics.exposition(), media_type=metrics.content_type),
+              methods=["GET"]),
+    ]
+    if slack_app is not None:
+        handler = SlackRequestHandler(slack_app)
+
+        async def slack_events(request: Request) -> Response:
+            started = time.perf_counter()
+            response = await handler.handle(request)
+            metrics.ack_seconds.observe(time.perf_counter() - started)
+            metrics.slack_requests.labels(status=str(response.status_code)).inc()
+            return response
+
+        routes.append(Route("/slack/events", slack_events, methods=["POST"]))
+    return Starlette(routes=routes)
+
+
+def _readiness(core: Core):  # noqa: ANN202
+    def check() -> tuple[bool, str]:
+        try:
+            core.db.ping()
+        except Exception as exc:  # noqa: BLE001 - readiness reports, it does not raise
+            return False, f"database unreachable ({type(exc).__name__})"
+        try:
+            current, head = migrate.current_revision(core.db), migrate.head_revision(core.db)
+        except Exception as exc:  # noqa: BLE001
+            return False, f"cannot read the migration state ({type(exc).__name__})"
+        if current != head:
+            return False, f"database at migration {current or 'none'}, code expects {head}; run `menotime-bot migrate`"
+        return True, "ready"
+
+    async def readyz(_request: Request) -> JSONResponse:
+        ok, reason = await run_in_threadpool(check)
+        return JSONResponse({"status": "ready" if ok else "not ready", "reason": reason}, status_code=200 if ok else 503)
+
+    return readyz

@@ -1,0 +1,103 @@
+"""`menotime-bot`: config check, migrate, audit verify/export, demo — through the real CLI."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import text
+
+from bot.demo import run_demo
+from bot.store.db import Database
+from handlers.cli import cli
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+def test_config_check_prints_environments_and_matrix(runner: CliRunner, tmp_path: Path) -> None:
+    path = tmp_path / "menotime.yaml"
+    path.write_text("roles:\n  oncall: {users: [U0ONCALL1], groups: [S0ONCALL]}\n")
+    result = runner.invoke(cli, ["config", "check"], env={"MENOTIME_CONFIG": str(path),
+                                                          "SLACK_BOT_TOKEN": "xoxb-do-not-print"})
+    assert result.exit_code == 0, result.output
+    assert "menotime-prod-cluster/menotime-prod-service" in result.output
+    assert "allowed 2-4 (autoscaling)" in result.output
+    assert "U0ONCALL1, group S0ONCALL" in result.output
+    assert "xoxb-do-not-print" not in result.output
+    scale_row = next(line for line in result.output.splitlines() if line.strip().startswith("scale"))
+    assert "developer,oncall,operations" in scale_row and "release_manager" not in scale_row
+
+
+def test_config_check_fails_with_file_line_and_field(runner: CliRunner, tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text("environments:\n  prod:\n    tasks: {default: 9, min: 2, max: 4}\n")
+    result = runner.invoke(cli, ["config", "check"], env={"MENOTIME_CONFIG": str(path)})
+    assert result.exit_code == 2
+    assert f"{path}:3: environments.prod.tasks" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_migrate_then_audit_verify_export_and_tamper(runner: CliRunner, tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    env = {"DATABASE_URL": url}
+    first = runner.invoke(cli, ["migrate"], env=env)
+    assert first.exit_code == 0 and "(was empty)" in first.output
+    assert "was" not in runner.invoke(cli, ["migrate"], env=env).output  # idempotent
+
+    from bot.store.audit import AuditLog
+    from datetime import UTC, datetime
+
+    log = AuditLog(Database(url))
+    for i in range(3):
+        log.append(at=datetime(2026, 11, 24, 18, i, tzinfo=UTC), actor="U0ONCALL1", source="test", verb="status",
+                   env="prod", args={}, rule="matrix:status/prod:oncall", outcome="allowed")
+
+    verified = runner.invoke(cli, ["audit", "verify"], env=env)
+    assert verified.exit_code == 0 and "3 events verified" in verified.output
+
+    exported = runner.invoke(cli, ["audit", "export", "--format", "csv"], env=env)
+    assert [r["seq"] for r in csv.DictReader(io.StringIO(exported.output))] == ["1", "2", "3"]
+    out = tmp_path / "audit.json"
+    runner.invoke(cli, ["audit", "export", "--format", "json", "-o", str(out)], env=env)
+    assert len(json.loads(out.read_text())) == 3
+
+    with Database(url).engine.begin() as conn:
+        conn.execute(text("UPDATE audit_events SET actor = 'U0MALLORY' WHERE seq = 2"))
+    broken = runner.invoke(cli, ["audit", "verify"], env=env)
+    assert broken.exit_code == 1
+    assert "event 2: its contents were changed" in broken.output
+
+
+def test_serve_without_slack_credentials_refuses_clearly(runner: CliRunner) -> None:
+    result = runner.invoke(cli, ["serve"], env={})
+    assert result.exit_code == 2
+    assert "SLACK_SIGNING_SECRET and SLACK_BOT_TOKEN must be set" in result.output
+
+
+def test_the_demo_tour_runs_to_the_end_offline() -> None:
+    out = io.StringIO()
+    assert run_demo(out=out) == 0
+    shown = out.getvalue()
+    assert "Did you mean `status`?" not in shown  # console text drops Slack's backticks
+    assert "Did you mean status?" in shown
+    assert "You have no MenoTime Ops role" in shown
+    assert "menotime-backend-prod:3, image v1.5.0" in shown
+    assert "autoscaling 2–4" in shown and "manual 1–2" in shown
+    assert "menotime-prod-api-5xx" in shown
+    assert "The audit chain verifies" in shown and "intact" in shown
+    assert shown.rstrip().endswith("Demo finished.")
+
+
+def test_the_demo_can_stay_interactive() -> None:
+    out = io.StringIO()
+    assert run_demo(interactive=True, out=out, stdin=io.StringIO("whoami\n:as U0DEMOONCALL\nstatus prod\n:quit\n")) == 0
+    shown = out.getvalue().split("Type /menotime commands", 1)[1]
+    assert "You are U0DEMODEV" in shown
+    assert "v1.5.0" in shown
