@@ -460,7 +460,9 @@ class Simulator:
         self.endpoint_url = ""
 
     def __enter__(self) -> Simulator:
-        from moto.server import ThreadedMotoServer  # heavy import, only when a simulator is wanted
+        from moto.server import (
+            ThreadedMotoServer,  # heavy import, only when a simulator is wanted
+        )
 
         # werkzeug logs every request to stderr, which would bury the demo's console.
         werkzeug = logging.getLogger("werkzeug")

@@ -9,7 +9,13 @@ from sqlalchemy import select
 
 from bot.commands import Arg, Command, Registry, Verb
 from bot.errors import BadInput
-from bot.results import EnvPermissions, HelpResult, HistoryResult, VerbHelp, WhoamiResult
+from bot.results import (
+    EnvPermissions,
+    HelpResult,
+    HistoryResult,
+    VerbHelp,
+    WhoamiResult,
+)
 from bot.service import CommandContext
 from bot.status import DeploySummary, StatusResult, status
 from bot.store.models import DeployRecord

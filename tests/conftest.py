@@ -24,7 +24,7 @@ from bot.config import Config, load_config
 from bot.core import Core, build_core
 from bot.identity import StaticGroups
 from bot.settings import Settings
-from bot.simulator import seed_environments
+from bot.simulator import SeedReport, seed_environments
 from bot.store import migrate
 from bot.store.db import Database
 
@@ -50,18 +50,30 @@ TEST_ROLES = {
 }
 
 STATIC_GROUPS = {DEV_GROUP: {GROUP_MEMBER}}
+REGION = "us-west-1"
+Platform = tuple[AwsGateway, SeedReport]
+
+
+def _scrub_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No AWS, moto, Slack or bot setting of the developer's shell may steer a test."""
+    for name in list(os.environ):
+        if name.startswith(("AWS_", "MOTO_", "SLACK_")) or name in (
+                "MENOTIME_CONFIG", "DATABASE_URL", "SECRETS_MANAGER_SECRET_ID", "LOG_FORMAT", "LOG_LEVEL", "PORT"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    # moto's EC2 (which RDS touches) would otherwise build thousands of default AMIs per mock (~1 s).
+    monkeypatch.setenv("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
 
 
 @pytest.fixture(autouse=True)
 def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No test reads the developer's real AWS or Slack settings."""
-    for name in ("MENOTIME_CONFIG", "DATABASE_URL", "SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN",
-                 "SLACK_API_URL", "AWS_ENDPOINT_URL", "AWS_PROFILE", "SECRETS_MANAGER_SECRET_ID"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-west-1")
-    monkeypatch.setenv("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")  # moto's thousands of AMIs cost ~1 s a test
+    _scrub_environment(monkeypatch)
+
+
+def moto_session() -> boto3.session.Session:
+    return boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION)
 
 
 def postgres_url() -> str | None:
@@ -140,17 +152,30 @@ def config() -> Config:
 
 @pytest.fixture
 def aws() -> Iterator[AwsGateway]:
-    """moto in-process, seeded with the three environments of the seed."""
+    """An empty moto, in-process."""
     with mock_aws():
-        session = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing",
-                                        region_name="us-west-1")
-        yield AwsGateway(session=session, region="us-west-1")
+        yield AwsGateway(session=moto_session(), region=REGION)
 
 
 @pytest.fixture
-def seeded_aws(aws: AwsGateway, config: Config) -> AwsGateway:
-    seed_environments(aws, config)
+def seeded(aws: AwsGateway, config: Config) -> SeedReport:
+    """moto seeded with the three environments of the seed (for tests that change it)."""
+    return seed_environments(aws, config)
+
+
+@pytest.fixture
+def seeded_aws(aws: AwsGateway, seeded: SeedReport) -> AwsGateway:
     return aws
+
+
+@pytest.fixture(scope="class")
+def platform() -> Iterator[Platform]:
+    """One seeded moto shared by the read-only tests of a class (seeding is the slow part)."""
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        _scrub_environment(monkeypatch)
+        with mock_aws():
+            gateway = AwsGateway(session=moto_session(), region=REGION)
+            yield gateway, seed_environments(gateway, load_config(overrides=TEST_ROLES))
 
 
 @pytest.fixture

@@ -51,8 +51,9 @@ def test_migrate_then_audit_verify_export_and_tamper(runner: CliRunner, tmp_path
     assert first.exit_code == 0 and "(was empty)" in first.output
     assert "was" not in runner.invoke(cli, ["migrate"], env=env).output  # idempotent
 
-    from bot.store.audit import AuditLog
     from datetime import UTC, datetime
+
+    from bot.store.audit import AuditLog
 
     log = AuditLog(Database(url))
     for i in range(3):

@@ -9,7 +9,14 @@ from datetime import UTC, datetime
 import pytest
 
 from bot.render import render_slack, render_text, when
-from bot.results import EnvPermissions, ErrorResult, HelpResult, HistoryResult, VerbHelp, WhoamiResult
+from bot.results import (
+    EnvPermissions,
+    ErrorResult,
+    HelpResult,
+    HistoryResult,
+    VerbHelp,
+    WhoamiResult,
+)
 from bot.store.audit import AuditEntry
 from tests.blockkit import assert_valid_message
 

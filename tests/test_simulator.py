@@ -6,67 +6,17 @@ import json
 import os
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from bot.aws import AwsGateway
 from bot.config import Config, load_config
 from bot.render import render_text
 from bot.simulator import SeedReport, Simulator, seed_environments, set_rollout
 from bot.status import status
-
-REGION = "us-west-1"
-Platform = tuple[AwsGateway, SeedReport]
-
-
-def _scrub_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No AWS or moto setting of the developer's shell may steer these tests."""
-    for name in list(os.environ):
-        if name.startswith(("AWS_", "MOTO_")):
-            monkeypatch.delenv(name)
-    # moto's EC2 (which RDS touches) would otherwise build thousands of default AMIs per test.
-    monkeypatch.setenv("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
-
-
-def _session() -> boto3.session.Session:
-    return boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION)
-
-
-@pytest.fixture
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    _scrub_environment(monkeypatch)
-
-
-@pytest.fixture(scope="module")
-def config() -> Config:
-    return load_config()
-
-
-@pytest.fixture
-def aws(clean_env: None) -> Iterator[AwsGateway]:
-    with mock_aws():
-        yield AwsGateway(session=_session(), region=REGION)
-
-
-@pytest.fixture
-def seeded(aws: AwsGateway, config: Config) -> SeedReport:
-    return seed_environments(aws, config)
-
-
-@pytest.fixture(scope="class")
-def platform(config: Config) -> Iterator[tuple[AwsGateway, SeedReport]]:
-    """One seeded moto for the read-only tests of a class (seeding is the slow part)."""
-    with pytest.MonkeyPatch.context() as monkeypatch:
-        _scrub_environment(monkeypatch)
-        with mock_aws():
-            gateway = AwsGateway(session=_session(), region=REGION)
-            yield gateway, seed_environments(gateway, config)
-
+from tests.conftest import REGION, Platform
 
 # The seed's sizes and tags, oldest revision first (dev's first revision runs a commit SHA).
 _EXPECTED_TASKS = {
@@ -197,7 +147,7 @@ def test_set_rollout_moves_the_simulated_service(aws: AwsGateway, config: Config
         set_rollout(region=REGION, cluster=dev.cluster, service="no-such-service", state="COMPLETED")
 
 
-def test_simulator_serves_seed_and_status_over_http(clean_env: None, config: Config) -> None:
+def test_simulator_serves_seed_and_status_over_http(config: Config) -> None:
     environ_before = dict(os.environ)
 
     with Simulator() as sim:

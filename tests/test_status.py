@@ -3,20 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from bot.aws import AwsGateway
-from bot.config import Config, load_config
+from bot.config import Config
 from bot.errors import AwsUnavailable
 from bot.render import render_slack, render_text
-from bot.simulator import SeedReport, seed_environments, set_rollout
+from bot.simulator import SeedReport, set_rollout
 from bot.status import (
     AlarmSummary,
     DeploySummary,
@@ -29,54 +25,9 @@ from bot.status import (
     status,
 )
 from tests.blockkit import assert_valid_message
+from tests.conftest import REGION, Platform, moto_session
 
-REGION = "us-west-1"
-Platform = tuple[AwsGateway, SeedReport]
 AT = datetime(2026, 11, 25, 18, 46, tzinfo=UTC)
-
-
-def _session() -> boto3.session.Session:
-    return boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION)
-
-
-def _scrub_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No AWS or moto setting of the developer's shell may steer these tests."""
-    for name in list(os.environ):
-        if name.startswith(("AWS_", "MOTO_")):
-            monkeypatch.delenv(name)
-    # moto's EC2 (which RDS touches) would otherwise build thousands of default AMIs per test.
-    monkeypatch.setenv("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
-
-
-@pytest.fixture
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    _scrub_environment(monkeypatch)
-
-
-@pytest.fixture(scope="module")
-def config() -> Config:
-    return load_config()
-
-
-@pytest.fixture
-def aws(clean_env: None) -> Iterator[AwsGateway]:
-    with mock_aws():
-        yield AwsGateway(session=_session(), region=REGION)
-
-
-@pytest.fixture
-def seeded(aws: AwsGateway, config: Config) -> SeedReport:
-    return seed_environments(aws, config)
-
-
-@pytest.fixture(scope="class")
-def platform(config: Config) -> Iterator[tuple[AwsGateway, SeedReport]]:
-    """One seeded moto for the read-only tests of a class (seeding is the slow part)."""
-    with pytest.MonkeyPatch.context() as monkeypatch:
-        _scrub_environment(monkeypatch)
-        with mock_aws():
-            gateway = AwsGateway(session=_session(), region=REGION)
-            yield gateway, seed_environments(gateway, config)
 
 
 def _check_slack_limits(message: dict[str, Any]) -> None:
@@ -244,9 +195,9 @@ def test_rollouts_in_progress_and_failed(aws: AwsGateway, config: Config, seeded
     assert ":red_circle:" in json.dumps(render_slack(StatusResult(envs=(failed,), asked_by="U1", at=AT)))
 
 
-def test_unreachable_aws_raises_aws_unavailable(clean_env: None, config: Config) -> None:
+def test_unreachable_aws_raises_aws_unavailable(config: Config) -> None:
     nowhere = AwsGateway(
-        session=_session(),
+        session=moto_session(),
         region=REGION,
         endpoint_url="http://127.0.0.1:9",
         connect_timeout=0.5,
