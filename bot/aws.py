@@ -41,14 +41,17 @@ _SERVICE_NAMES = {
     "secretsmanager": "Secrets Manager",
 }
 
-_IAM_PREFIX = {"application-autoscaling": "application-autoscaling", "cloudwatch": "cloudwatch", "ce": "ce"}
+# Credentials that AWS will not take: as unavailable to us as a dead endpoint.
+_CREDENTIALS_REFUSED = {"ExpiredToken", "ExpiredTokenException", "UnrecognizedClientException",
+                        "InvalidClientTokenId", "InvalidAccessKeyId", "SignatureDoesNotMatch",
+                        "RequestExpired"}
 
 _THROTTLING = {"Throttling", "ThrottlingException", "ThrottledException", "RequestLimitExceeded", "TooManyRequestsException"}
 
 
 def iam_action(service: str, api_name: str) -> str:
     """``ecs``, ``DescribeServices`` → ``ecs:DescribeServices``."""
-    return f"{_IAM_PREFIX.get(service, service)}:{api_name}"
+    return f"{service}:{api_name}"
 
 
 class AwsGateway:
@@ -118,6 +121,8 @@ def _translated(service: str) -> Iterator[None]:
     except ClientError as exc:
         if error_code(exc) in _THROTTLING:
             raise AwsUnavailable(_unavailable(service, "it kept throttling the bot")) from exc
+        if error_code(exc) in _CREDENTIALS_REFUSED:
+            raise AwsUnavailable(_unavailable(service, "it refused the bot's credentials")) from exc
         raise
     except (NoCredentialsError, PartialCredentialsError) as exc:
         raise AwsUnavailable(_unavailable(service, "no AWS credentials are configured")) from exc

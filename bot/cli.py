@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from functools import wraps
@@ -10,6 +11,7 @@ from typing import Any
 
 import click
 from pydantic import ValidationError
+from sqlalchemy.exc import SQLAlchemyError
 
 from bot.errors import ConfigError
 from bot.logs import configure_logging
@@ -20,6 +22,11 @@ def load_settings() -> Settings:
     try:
         return Settings()
     except ValidationError as exc:
+        path = os.environ.get("MENOTIME_CONFIG")
+        if path:
+            from bot.config import load_config
+
+            load_config(path)  # a problem in the file's `settings:` is reported with its file and line
         problems = "; ".join(f"{'.'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
         raise ConfigError(f"environment settings: {problems}") from None
 
@@ -149,14 +156,21 @@ def audit() -> None:
 @audit.command("verify")
 @friendly
 def audit_verify() -> None:
-    """Check the hash chain; exit 1 if any event was edited, inserted or deleted."""
+    """Check the hash chain; exit 1 if any event was edited, inserted or deleted, 3 if it cannot be read."""
     settings = load_settings()
     from bot.store.audit import AuditLog
     from bot.store.db import Database
 
     db = Database(settings.database_url)
-    report = AuditLog(db).verify()
-    db.dispose()
+    try:
+        report = AuditLog(db).verify()
+    except SQLAlchemyError as exc:
+        # Distinct from "tampered" (exit 1): a monitoring job must tell "cannot check" apart.
+        click.echo(f"audit trail NOT CHECKED: the database could not be read ({type(exc).__name__}); "
+                   "is DATABASE_URL right and `menotime-bot migrate` applied?", err=True)
+        sys.exit(3)
+    finally:
+        db.dispose()
     if report.ok:
         click.echo(f"audit trail intact: {report.checked} events verified")
         return

@@ -37,14 +37,18 @@ class Flag:
     takes_value: bool = False
 
 
+OPEN = "open"  # the action of verbs anyone may use, role or not (help, whoami): said explicitly, never implied
+
+
 @dataclass(frozen=True)
 class Verb:
     name: str
     summary: str
+    # The policy action this verb needs (a key of the permission matrix), or OPEN. Required, so a
+    # new verb cannot be open to everyone by forgetting to say what it needs.
+    action: str
     args: tuple[Arg, ...] = ()
     flags: tuple[Flag, ...] = ()
-    # The policy action this verb needs, or None for verbs open to everyone (help, whoami).
-    action: str | None = None
     examples: tuple[str, ...] = ()
     # The operation: (context, command) -> result. Kept as an opaque callable so this module
     # stays free of the operations it routes to.
@@ -195,9 +199,7 @@ def _bind(verb: Verb, positionals: list[str], environments: tuple[str, ...]) -> 
     pending = list(positionals)
     for index, arg in enumerate(verb.args):
         if not pending:
-            if arg.kind == "env_or_all" and not arg.required:
-                bound[arg.name] = "all"
-            elif arg.required:
+            if arg.required:
                 raise BadInput(f"`{verb.name}` needs {_describe(arg, environments)}. {usage}")
             continue
         is_env = arg.kind in ("env", "env_or_all")

@@ -7,10 +7,12 @@ merged over it. A bad file fails at start-up with the file, the line and the fie
 from __future__ import annotations
 
 import re
+from datetime import datetime, time
 from enum import StrEnum
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import (
@@ -48,8 +50,12 @@ ACTIONS: tuple[str, ...] = (
     "scale",
     "lock",
     "unlock",
+    "emergency",
     "jobs_run",
 )
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+CHANGE_ACTIONS = ("deploy", "rollback", "scale")
 
 _SLACK_USER = re.compile(r"^[UW][A-Z0-9]{2,}$")
 _SLACK_GROUP = re.compile(r"^S[A-Z0-9]{2,}$")
@@ -121,6 +127,58 @@ class Budget(_Strict):
         return pts[-1].monthly_usd
 
 
+class ChangeWindow(_Strict):
+    days: tuple[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"], ...] = Field(min_length=1)
+    start: time
+    end: time
+    timezone: str = "America/Los_Angeles"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, zone: str) -> str:
+        try:
+            ZoneInfo(zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {zone!r} (use an IANA name like America/Los_Angeles)") from None
+        return zone
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ChangeWindow:
+        if self.start >= self.end:
+            raise ValueError("start must be before end")
+        return self
+
+    def contains(self, moment: datetime) -> bool:
+        local = moment.astimezone(ZoneInfo(self.timezone))
+        return WEEKDAYS[local.weekday()] in self.days and self.start <= local.time() < self.end
+
+    def describe(self) -> str:
+        days = self.days
+        ordered = [d for d in WEEKDAYS if d in days]
+        run = "–".join((ordered[0].title(), ordered[-1].title())) if _consecutive(ordered) and len(ordered) > 2 else \
+            ", ".join(d.title() for d in ordered)
+        zone = "PT" if self.timezone == "America/Los_Angeles" else self.timezone
+        return f"{run} {self.start:%H:%M}–{self.end:%H:%M} {zone}"
+
+
+def _consecutive(days: list[str]) -> bool:
+    idx = [WEEKDAYS.index(d) for d in days]
+    return idx == list(range(idx[0], idx[0] + len(idx)))
+
+
+class Soak(_Strict):
+    env: str = Field(description="where the same image digest must have run first")
+    hours: float = Field(gt=0)
+
+
+class Changes(_Strict):
+    approval_ttl_minutes: int = Field(default=120, ge=1)
+    confirmation_ttl_minutes: int = Field(default=15, ge=1)
+    lease_minutes: int = Field(default=45, ge=1)
+    rollout_timeout_minutes: int = Field(default=30, ge=1)
+    rollout_poll_seconds: float = Field(default=10, gt=0)
+
+
 class EnvironmentConfig(_Strict):
     name: str = Field(description="filled from the key in `environments`")
     cluster: str
@@ -135,7 +193,12 @@ class EnvironmentConfig(_Strict):
     autoscaling: bool = Field(description="true: scale moves the Application Auto Scaling target's bounds")
     image_tags: ImageTagRule
     deploy_gate: Literal["none", "roles", "two_person"]
+    confirm: tuple[Literal["deploy", "rollback", "scale"], ...] = Field(
+        default=(), description="changes that need a confirmation click before they run"
+    )
     rollback: Literal["fast", "incident"]
+    change_window: ChangeWindow | None = Field(default=None, description="deploys only inside it")
+    soak: Soak | None = Field(default=None, description="deploys need the digest to have run there first")
     alerts_channel: str | None = None
     alarm_prefix: str | None = Field(default=None, description="default: menotime-<env>-")
     retention_days: int | None = Field(default=None, ge=1, description="null: kept indefinitely")
@@ -177,6 +240,7 @@ class Config(_Strict):
     environments: dict[str, EnvironmentConfig] = Field(min_length=1)
     roles: dict[Role, RoleMembers]
     permissions: dict[str, dict[str, tuple[str, ...]]]
+    changes: Changes = Field(default_factory=Changes)
     settings: dict[str, Any] = Field(default_factory=dict, description="process settings (see bot.settings)")
 
     @model_validator(mode="before")
@@ -212,6 +276,32 @@ class Config(_Strict):
                             f"{action}.{env}: unknown role {role!r}; roles are {', '.join(sorted(roles))}"
                         )
         return perms
+
+    @field_validator("settings")
+    @classmethod
+    def _known_settings(cls, values: dict[str, Any]) -> dict[str, Any]:
+        """The `settings:` section feeds bot.settings.Settings: a typo there must not pass silently."""
+        from pydantic import TypeAdapter
+
+        from bot.settings import Settings
+
+        fields = Settings.model_fields
+        for key, value in values.items():
+            name = str(key).lower()
+            if name not in fields:
+                raise ValueError(f"unknown setting {key!r}; settings are {', '.join(sorted(fields))}")
+            try:
+                TypeAdapter(fields[name].annotation).validate_python(value)
+            except ValidationError as exc:
+                raise ValueError(f"{key}: {exc.errors()[0]['msg']}") from None
+        return values
+
+    @model_validator(mode="after")
+    def _soak_names_known_envs(self) -> Config:
+        for env in self.environments.values():
+            if env.soak and env.soak.env not in self.environments:
+                raise ValueError(f"environments.{env.name}.soak.env: unknown environment {env.soak.env!r}")
+        return self
 
     @model_validator(mode="after")
     def _permissions_name_known_envs(self) -> Config:

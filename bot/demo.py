@@ -43,7 +43,7 @@ TOUR: tuple[Step, ...] = (
     Step("Someone with no role asks for help: only help and whoami are open to them", GUEST, "help"),
     Step("…and is refused anything else, with the role that would allow it", GUEST, "status prod"),
     Step("A developer sees their roles and what they may do per environment", DEVELOPER, "whoami"),
-    Step("On-call has a different set", ONCALL, "whoami"),
+    Step("On-call checks theirs", ONCALL, "whoami"),
     Step("Help shows each person only what they may use", DEVELOPER, "help"),
     Step("Details of one command", DEVELOPER, "help status"),
     Step("Status of dev", DEVELOPER, "status dev"),

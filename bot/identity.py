@@ -18,6 +18,8 @@ from bot.policy import Identity
 
 log = structlog.get_logger(__name__)
 
+FAILURE_BACKOFF_SECONDS = 30.0
+
 
 class GroupDirectory(Protocol):
     def members(self, group_id: str) -> frozenset[str]:
@@ -60,26 +62,44 @@ class RoleResolver:
         self._ttl = ttl_seconds
         self._monotonic = monotonic
         self._cache: dict[str, tuple[float, frozenset[str]]] = {}
+        self._failures: dict[str, float] = {}
         self._lock = threading.Lock()
 
     def identity(self, user_id: str) -> Identity:
         roles: set[Role] = set()
+        unknown: set[str] = set()
         for role, members in self._config.roles.items():
-            if user_id in members.users or any(user_id in self._members(g) for g in members.groups):
+            if user_id in members.users:
                 roles.add(role)
-        return Identity(user_id=user_id, roles=frozenset(roles))
+                continue
+            for group in members.groups:
+                found = self._members(group)
+                if found is None:
+                    unknown.add(group)
+                elif user_id in found:
+                    roles.add(role)
+                    break
+        return Identity(user_id=user_id, roles=frozenset(roles), unverified_groups=tuple(sorted(unknown)))
 
-    def _members(self, group_id: str) -> frozenset[str]:
+    def _members(self, group_id: str) -> frozenset[str] | None:
+        """Members of the group, or None when Slack could not say (nor said recently)."""
         now = self._monotonic()
         with self._lock:
             cached = self._cache.get(group_id)
+            failed_at = self._failures.get(group_id)
         if cached and now - cached[0] < self._ttl:
             return cached[1]
+        if failed_at is not None and now - failed_at < FAILURE_BACKOFF_SECONDS:
+            # Slack failed a moment ago (often a 429): do not hammer it on every command.
+            return cached[1] if cached else None
         try:
             members = self._groups.members(group_id)
-        except Exception as exc:  # noqa: BLE001 - any failure means "not a member", never an error to the user
+        except Exception as exc:  # noqa: BLE001 - a failed look-up grants nothing; the user is told why
             log.warning("usergroup_lookup_failed", group=group_id, error=type(exc).__name__)
-            return cached[1] if cached else frozenset()
+            with self._lock:
+                self._failures[group_id] = now
+            return cached[1] if cached else None
         with self._lock:
             self._cache[group_id] = (now, members)
+            self._failures.pop(group_id, None)
         return members

@@ -37,9 +37,14 @@ def configure_logging(*, fmt: str = "json", level: str = "INFO", stream=None) ->
         logger_factory=structlog.PrintLoggerFactory(file=stream),
         cache_logger_on_first_use=False,
     )
-    # Libraries (uvicorn, slack_bolt, botocore) log through the standard library: same level, same stream.
+    # Libraries (uvicorn, slack_bolt, botocore) log through the standard library: the same format
+    # (one JSON object a line in production), level and stream as the bot's own lines.
     handler = logging.StreamHandler(stream)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    handler.setFormatter(structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[structlog.stdlib.add_logger_name, *shared],
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                    *([structlog.processors.format_exc_info] if fmt == "json" else []), renderer],
+    ))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(getattr(logging, level.upper(), logging.INFO))

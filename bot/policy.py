@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bot.commands import OPEN
 from bot.config import ANY_ROLE, Config, Role
 
 SUPERUSER = Role.admin
@@ -16,6 +17,8 @@ SUPERUSER = Role.admin
 class Identity:
     user_id: str
     roles: frozenset[Role]
+    # User groups whose members Slack could not tell us just now: roles from them are missing.
+    unverified_groups: tuple[str, ...] = ()
 
     @property
     def role_names(self) -> tuple[str, ...]:
@@ -32,6 +35,9 @@ class Decision:
     def explain(self, *, verb: str, env: str | None, identity: Identity) -> str:
         """One sentence for a denied user: what was refused, why, and who could."""
         where = f" on {env}" if env else ""
+        if identity.unverified_groups:
+            return (f"I could not check your Slack user groups just now (Slack did not answer), so `{verb}`{where} "
+                    "is refused for the moment; try again in a minute.")
         if not self.allowed_roles:
             return f"Nobody may use `{verb}`{where} under the current configuration."
         every = {r.value for r in Role} <= set(self.allowed_roles)
@@ -63,8 +69,8 @@ class Policy:
         roles = [r.value for r in Role if r.value in named]
         return tuple(roles) if SUPERUSER.value in roles else (*roles, SUPERUSER.value)
 
-    def decide(self, identity: Identity, action: str | None, env: str | None) -> Decision:
-        if action is None:
+    def decide(self, identity: Identity, action: str, env: str | None) -> Decision:
+        if action == OPEN:
             return Decision(True, "open:help-and-whoami")
         if env is None:
             # An env-less use of an env-scoped action (e.g. `history` across envs): allowed where
@@ -73,10 +79,14 @@ class Policy:
             if envs:
                 return Decision(True, f"matrix:{action}/any-of:{','.join(envs)}")
             roles = sorted({r for e in self._config.env_names for r in self.roles_allowed(action, e)})
+            if not identity.roles:
+                rule = "default-deny:groups-unverified" if identity.unverified_groups else "default-deny:no-role"
+                return Decision(False, rule, tuple(roles))
             return Decision(False, f"matrix:{action}/no-environment", tuple(roles))
         allowed_roles = self.roles_allowed(action, env)
         if not identity.roles:
-            return Decision(False, "default-deny:no-role", allowed_roles)
+            rule = "default-deny:groups-unverified" if identity.unverified_groups else "default-deny:no-role"
+            return Decision(False, rule, allowed_roles)
         if SUPERUSER in identity.roles:
             return Decision(True, f"superuser:{SUPERUSER.value}", allowed_roles)
         for role in Role:  # declaration order, so the rule named is stable

@@ -9,6 +9,7 @@ goes into a mrkdwn field), so user or AWS text can never break the JSON or injec
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any, ClassVar, Literal, Protocol
@@ -26,9 +27,14 @@ class Renderable(Protocol):
     audience: ClassVar[Audience]
 
 
+_USER_MENTION = re.compile(r"&lt;@([UW][A-Z0-9]{2,})&gt;")
+
+
 def mrkdwn_escape(value: Any) -> str:
-    """Slack's three control characters; everything else is shown as written."""
-    return str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    """Slack's three control characters, so no text can ping a channel or fake a link; user
+    mentions (``<@U0123>``) alone stay live, since naming who did what is the point of a message."""
+    escaped = str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return _USER_MENTION.sub(r"<@\1>", escaped)
 
 
 def when(value: datetime | None) -> str:

@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from sqlalchemy.exc import SQLAlchemyError
 
-from bot.commands import Command
+from bot.commands import OPEN, Command
 from bot.errors import AccessDenied, BadInput, BotError
-from bot.policy import Identity
+from bot.policy import Decision, Identity
 from bot.results import ErrorResult, Reply
 
 if TYPE_CHECKING:
@@ -32,6 +32,9 @@ class CommandContext:
     core: Core
     identity: Identity
     request_id: str
+    # The environments this command may touch: the one named, all of them for `all`, or (none
+    # named) every one the user may use this verb on. Operations read only these.
+    envs: tuple[str, ...]
 
     @property
     def user_id(self) -> str:
@@ -76,17 +79,14 @@ class CommandService:
         verb, env = command.verb.name, command.env
         args = {**command.args, **{f"--{k}": v for k, v in command.flags.items()}}
         identity = core.roles.identity(user_id)
-        decision_env = None if env == "all" else env
-        decision = core.policy.decide(identity, command.verb.action, decision_env)
-        if env == "all" and command.verb.action:
-            decision = self._decide_all(identity, command)
+        decision, envs = self._decide(identity, command)
         if not decision.allowed:
             message = decision.explain(verb=verb, env=env, identity=identity)
             self._audit(user_id, source, verb, env, args, decision.rule, "denied", message, request_id)
             return self._finish(bound, started, Reply(ErrorResult(AccessDenied.kind, message), verb, env, "denied", at))
 
         self._audit(user_id, source, verb, env, args, decision.rule, "allowed", None, request_id)
-        context = CommandContext(core=core, identity=identity, request_id=request_id)
+        context = CommandContext(core=core, identity=identity, request_id=request_id, envs=envs)
         try:
             result = command.verb.run(context, command)
         except BotError as exc:
@@ -102,14 +102,25 @@ class CommandService:
                                                       "error", at))
         return self._finish(bound, started, Reply(result, verb, env, "ok", at))
 
-    def _decide_all(self, identity: Identity, command: Command):  # noqa: ANN202
-        """`all` is allowed only where every environment is; the first refusal decides."""
-        policy = self._core.policy
-        for env in self._core.config.env_names:
-            decision = policy.decide(identity, command.verb.action, env)
-            if not decision.allowed:
-                return decision
-        return policy.decide(identity, command.verb.action, None)
+    def _decide(self, identity: Identity, command: Command) -> tuple[Decision, tuple[str, ...]]:
+        """The decision, and the environments the command may touch.
+
+        A named environment is decided alone; `all` needs every environment to be allowed (the
+        first refusal decides); no environment means every one this user may use the verb on."""
+        policy, action, env = self._core.policy, command.verb.action, command.env
+        every = self._core.config.env_names
+        if env == "all":
+            rules: list[str] = []
+            for name in every:
+                decision = policy.decide(identity, action, name)
+                if not decision.allowed:
+                    return decision, ()
+                rules.append(decision.rule)
+            return Decision(True, "; ".join(dict.fromkeys(rules))[:200]), every
+        if env is not None:
+            return policy.decide(identity, action, env), (env,)
+        decision = policy.decide(identity, action, None)
+        return decision, (every if action == OPEN else policy.permitted_envs(identity, action))
 
     def _audit(self, actor: str, source: str, verb: str, env: str | None, args: dict[str, Any], rule: str,
                outcome: str, detail: str | None, request_id: str) -> None:

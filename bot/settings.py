@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import (
     AWSSecretsManagerSettingsSource,
     BaseSettings,
@@ -65,9 +65,6 @@ class Settings(BaseSettings):
     aws_connect_timeout: float = Field(default=3.0, gt=0, description="seconds to connect to an AWS endpoint")
     aws_read_timeout: float = Field(default=10.0, gt=0, description="seconds to wait for an AWS answer")
     aws_max_attempts: int = Field(default=3, ge=1, le=10, description="attempts per AWS call (adaptive retry)")
-    test_database_url: str | None = Field(
-        default=None, validation_alias=AliasChoices("TEST_DATABASE_URL", "test_database_url"), exclude=True
-    )
 
     @field_validator("sns_topic_arns", mode="before")
     @classmethod
@@ -112,8 +109,6 @@ class Settings(BaseSettings):
         """The effective settings with every secret masked, for `config check`."""
         shown: dict[str, str] = {}
         for name in type(self).model_fields:
-            if name == "test_database_url":
-                continue
             value = getattr(self, name)
             if value is None:
                 shown[name] = "(not set)"

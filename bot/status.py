@@ -115,6 +115,7 @@ class EnvStatus:
     database_problem: str | None
     alarms: tuple[AlarmSummary, ...]  # in ALARM, newest first
     last_deploy: DeploySummary | None
+    alarms_problem: str | None = None
 
     @property
     def attention(self) -> tuple[str, ...]:
@@ -147,6 +148,8 @@ class EnvStatus:
             (failing if self.database.status in _DB_FAILING else degraded).append(f"database {self.database.status}")
         if self.scaling.problem:
             degraded.append(self.scaling.problem)
+        if self.alarms_problem:
+            degraded.append(self.alarms_problem)
         return failing, degraded
 
 
@@ -187,7 +190,7 @@ def env_status(*, env: EnvironmentConfig, aws: AwsGateway, last_deploy: DeploySu
         scaling=_scaling(env=env, aws=aws),
         database=database,
         database_problem=database_problem,
-        alarms=_alarms(env=env, aws=aws),
+        **_alarms(env=env, aws=aws),
         last_deploy=last_deploy,
     )
 
@@ -285,14 +288,18 @@ def _scaling(*, env: EnvironmentConfig, aws: AwsGateway) -> ScalingStatus:
     if not env.autoscaling:
         return ScalingStatus(autoscaled=False, min=env.tasks.min, max=env.tasks.max)
     resource_id = f"service/{env.cluster}/{env.service}"
-    targets = aws.paginate(
-        "application-autoscaling",
-        "describe_scalable_targets",
-        "ScalableTargets",
-        ServiceNamespace="ecs",
-        ResourceIds=[resource_id],
-        ScalableDimension=_SCALABLE_DIMENSION,
-    )
+    try:
+        targets = aws.paginate(
+            "application-autoscaling",
+            "describe_scalable_targets",
+            "ScalableTargets",
+            ServiceNamespace="ecs",
+            ResourceIds=[resource_id],
+            ScalableDimension=_SCALABLE_DIMENSION,
+        )
+    except ClientError as exc:
+        return ScalingStatus(autoscaled=False, min=env.tasks.min, max=env.tasks.max,
+                             problem=_refused("read the scaling target", exc) + "; showing the configured bounds")
     target = next((t for t in targets if t.get("ResourceId") == resource_id), None)
     if target is None:
         return ScalingStatus(
@@ -333,7 +340,15 @@ def _database(*, env: EnvironmentConfig, aws: AwsGateway) -> tuple[DatabaseStatu
 # CloudWatch
 
 
-def _alarms(*, env: EnvironmentConfig, aws: AwsGateway) -> tuple[AlarmSummary, ...]:
+def _alarms(*, env: EnvironmentConfig, aws: AwsGateway) -> dict[str, Any]:
+    """``alarms`` in ALARM (newest first), or ``alarms_problem`` when CloudWatch refused."""
+    try:
+        return {"alarms": _alarms_in_alarm(env=env, aws=aws)}
+    except ClientError as exc:
+        return {"alarms": (), "alarms_problem": _refused("read the alarms", exc)}
+
+
+def _alarms_in_alarm(*, env: EnvironmentConfig, aws: AwsGateway) -> tuple[AlarmSummary, ...]:
     found: list[dict[str, Any]] = []
     params: dict[str, Any] = {
         "AlarmNamePrefix": env.alarm_name_prefix,

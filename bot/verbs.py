@@ -5,9 +5,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
-
-from bot.commands import Arg, Command, Registry, Verb
+from bot.commands import OPEN, Arg, Command, Registry, Verb
 from bot.errors import BadInput
 from bot.results import (
     EnvPermissions,
@@ -18,14 +16,14 @@ from bot.results import (
 )
 from bot.service import CommandContext
 from bot.status import DeploySummary, StatusResult, status
-from bot.store.models import DeployRecord
+from bot.store.deploys import DeployLog
 
 HISTORY_DEFAULT, HISTORY_MAX = 10, 50
 
 
 def _verb_help(ctx: CommandContext, verb: Verb) -> VerbHelp | None:
     """How `verb` looks to this user, or None when they may not use it anywhere."""
-    if verb.action is None:
+    if verb.action == OPEN:
         envs: tuple[str, ...] = ()
     else:
         envs = ctx.core.policy.permitted_envs(ctx.identity, verb.action)
@@ -61,26 +59,23 @@ def run_whoami(ctx: CommandContext, cmd: Command) -> WhoamiResult:
     for env in ctx.core.config.env_names:
         allowed = tuple(
             v.name for v in ctx.core.registry
-            if v.action is not None and ctx.core.policy.decide(ctx.identity, v.action, env).allowed
+            if v.action != OPEN and ctx.core.policy.decide(ctx.identity, v.action, env).allowed
         )
         per_env.append(EnvPermissions(env=env, verbs=allowed))
     return WhoamiResult(user_id=ctx.user_id, roles=ctx.identity.role_names, per_env=tuple(per_env))
 
 
 def _last_deploy(ctx: CommandContext, env: str) -> DeploySummary | None:
-    with ctx.core.db.session() as session:
-        row = session.execute(
-            select(DeployRecord).where(DeployRecord.env == env).order_by(DeployRecord.started_at.desc()).limit(1)
-        ).scalar_one_or_none()
-        if row is None:
-            return None
-        return DeploySummary(who=row.requested_by, image_tag=row.image_tag, revision=row.to_revision,
-                             finished_at=row.finished_at or row.started_at, outcome=row.outcome)
+    last = DeployLog(ctx.core.db).last(env)
+    if last is None:
+        return None
+    return DeploySummary(who=last.requested_by, image_tag=last.image_tag, revision=last.to_revision,
+                         finished_at=last.finished_at or last.started_at, outcome=last.outcome)
 
 
 def run_status(ctx: CommandContext, cmd: Command) -> StatusResult:
     config = ctx.core.config
-    names = config.env_names if cmd.env in (None, "all") else (cmd.env,)
+    names = ctx.envs
     return status(
         envs=[config.env(n) for n in names],
         aws=ctx.core.aws,
@@ -91,12 +86,15 @@ def run_status(ctx: CommandContext, cmd: Command) -> StatusResult:
 
 
 def run_history(ctx: CommandContext, cmd: Command) -> HistoryResult:
-    env = cmd.env
-    # Commands on "all" environments concern every one of them, so they belong in each history.
-    envs = (env, "all") if env else (*ctx.core.policy.permitted_envs(ctx.identity, "history"), "all")
     limit = cmd.args.get("n", HISTORY_DEFAULT)
-    entries = ctx.core.audit.recent(envs=envs, limit=limit, include_envless=env is None)
-    return HistoryResult(entries=tuple(entries), env=env, limit=limit)
+    every = ctx.core.config.env_names
+    may_see_all = ctx.core.policy.permitted_envs(ctx.identity, "history") == every
+    # Commands on `all` touch every environment: only someone who may see every history sees them.
+    # Commands with no environment (help, typos) are only shown to the person who typed them.
+    envs = (*ctx.envs, "all") if may_see_all else ctx.envs
+    entries = ctx.core.audit.recent(envs=envs, limit=limit,
+                                    envless_actor=ctx.user_id if cmd.env is None else None)
+    return HistoryResult(entries=tuple(entries), env=cmd.env, limit=limit)
 
 
 def build_registry() -> Registry:
@@ -104,6 +102,7 @@ def build_registry() -> Registry:
         Verb(
             name="help",
             summary="what you can do here, or how to use one command",
+            action=OPEN,
             args=(Arg("verb", "word", "a command name", required=False),),
             run=run_help,
             examples=("/menotime help", "/menotime help status"),
@@ -111,13 +110,15 @@ def build_registry() -> Registry:
         Verb(
             name="whoami",
             summary="your roles and what you may do in each environment",
+            action=OPEN,
             run=run_whoami,
             examples=("/menotime whoami",),
         ),
         Verb(
             name="status",
             summary="tasks, image, rollout, scaling, database, alarms and last deploy",
-            args=(Arg("env", "env_or_all", "an environment, or all of them", required=False),),
+            args=(Arg("env", "env_or_all", "an environment, or all of them (default: those you may see)",
+                      required=False),),
             action="status",
             run=run_status,
             examples=("/menotime status prod", "/menotime status all"),

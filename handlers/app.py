@@ -6,7 +6,13 @@ from typing import Any
 
 import structlog
 from slack_bolt import App, BoltResponse
+from slack_bolt.authorization import AuthorizeResult
 from slack_sdk import WebClient
+from slack_sdk.http_retry.builtin_handlers import (
+    ConnectionErrorRetryHandler,
+    RateLimitErrorRetryHandler,
+    ServerErrorRetryHandler,
+)
 
 from bot.core import Core, build_core
 from bot.errors import ConfigError
@@ -19,24 +25,39 @@ log = structlog.get_logger("menotime.slack")
 
 
 def slack_client(settings: Settings) -> WebClient:
+    """The Web API client: retries connection errors, 429s (honouring Retry-After) and 5xx."""
     token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
+    kwargs: dict[str, Any] = {"token": token, "timeout": 10, "retry_handlers": [
+        ConnectionErrorRetryHandler(max_retry_count=2),
+        RateLimitErrorRetryHandler(max_retry_count=2),
+        ServerErrorRetryHandler(max_retry_count=2),
+    ]}
     if settings.slack_api_url:
-        return WebClient(token=token, base_url=settings.slack_api_url.rstrip("/") + "/")
-    return WebClient(token=token)
+        kwargs["base_url"] = settings.slack_api_url.rstrip("/") + "/"
+    return WebClient(**kwargs)
 
 
-def create_app(settings: Settings, *, core: Core | None = None, **core_kwargs: Any) -> tuple[App, Core]:
-    if not settings.slack_signing_secret or not settings.slack_bot_token:
-        raise ConfigError("SLACK_SIGNING_SECRET and SLACK_BOT_TOKEN must be set to talk to Slack "
+def create_app(settings: Settings, *, core: Core | None = None, socket_mode: bool = False,
+               **core_kwargs: Any) -> tuple[App, Core]:
+    if not settings.slack_bot_token or not (settings.slack_signing_secret or socket_mode):
+        needed = "SLACK_BOT_TOKEN" if socket_mode else "SLACK_SIGNING_SECRET and SLACK_BOT_TOKEN"
+        raise ConfigError(f"{needed} must be set to talk to Slack "
                           "(try `menotime-bot demo` or `menotime-bot console --simulate` without Slack).")
     client = slack_client(settings)
     if core is None:
         core = build_core(settings, groups=SlackGroups(client), **core_kwargs)
+    token = settings.slack_bot_token.get_secret_value()
+
+    def authorize(enterprise_id: str | None, team_id: str | None, **_: Any) -> AuthorizeResult:
+        # One workspace, one bot token: no per-request auth.test, so a slow or failing Slack can
+        # neither delay the 3-second ack nor turn a command into "please reinstall".
+        return AuthorizeResult(enterprise_id=enterprise_id, team_id=team_id, bot_token=token)
+
     app = App(
         client=client,
-        signing_secret=settings.slack_signing_secret.get_secret_value(),
-        # A Slack outage must not stop the bot from starting; auth is checked on the first call.
-        token_verification_enabled=False,
+        authorize=authorize,
+        signing_secret=settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None,
+        request_verification_enabled=not socket_mode,
         raise_error_for_unhandled_request=False,
     )
 

@@ -24,8 +24,9 @@ def serve(host: str, port: int | None) -> None:
     settings = load_settings()
     configure_logging(fmt=settings.log_format, level=settings.log_level)
     slack_app, core = create_app(settings, migrate_schema=settings.migrate_on_start)
+    # log_config=None: uvicorn keeps our logging set-up (JSON lines) instead of installing its own.
     uvicorn.run(create_web_app(core, slack_app), host=host, port=port or settings.port,
-                log_level=settings.log_level.lower(), access_log=False)
+                log_level=settings.log_level.lower(), access_log=False, log_config=None)
 
 
 @cli.command()
@@ -44,9 +45,9 @@ def socket(host: str) -> None:
     if not settings.slack_app_token:
         raise ConfigError("SLACK_APP_TOKEN (xapp-…) must be set for Socket Mode.")
     configure_logging(fmt=settings.log_format, level=settings.log_level)
-    slack_app, core = create_app(settings, migrate_schema=settings.migrate_on_start)
+    slack_app, core = create_app(settings, socket_mode=True, migrate_schema=settings.migrate_on_start)
     health = uvicorn.Server(uvicorn.Config(create_web_app(core, None), host=host, port=settings.port,
-                                           log_level="warning", access_log=False))
+                                           log_level="warning", access_log=False, log_config=None))
     threading.Thread(target=health.run, name="health-http", daemon=True).start()
     SocketModeHandler(slack_app, settings.slack_app_token.get_secret_value()).start()
 

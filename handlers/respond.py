@@ -13,7 +13,7 @@ from slack_sdk.http_retry.builtin_handlers import (
 from slack_sdk.webhook import WebhookClient
 
 from bot.render import render_slack
-from bot.results import Reply
+from bot.results import ErrorResult, Reply
 
 log = structlog.get_logger("menotime.slack")
 
@@ -26,10 +26,22 @@ def _retry_handlers() -> list[Any]:
     ]
 
 
+def _rendered(result: object, *, request_id: str) -> dict[str, Any]:
+    try:
+        message = render_slack(result)
+        message["response_type"] = getattr(result, "audience", "ephemeral")
+    except Exception:  # noqa: BLE001 - a template bug must still leave the user with an answer
+        log.exception("render_failed", request_id=request_id, result=type(result).__name__)
+        message = render_slack(ErrorResult("internal", f"Something went wrong showing the answer (reference "
+                                                       f"`{request_id}`). Quote it to the MenoTime Ops maintainers.",
+                                           request_id))
+        message["response_type"] = "ephemeral"
+    return message
+
+
 def send_reply(response_url: str, reply: Reply, *, request_id: str) -> bool:
     """Post the rendered reply; True when Slack took it. Failures are logged, never raised."""
-    message = render_slack(reply.result)
-    message["response_type"] = getattr(reply.result, "audience", "ephemeral")
+    message = _rendered(reply.result, request_id=request_id)
     client = WebhookClient(url=response_url, timeout=10, retry_handlers=_retry_handlers())
     try:
         response = client.send_dict(message)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from slack_bolt import App
-from slack_bolt.adapter.starlette.handler import SlackRequestHandler
+from slack_bolt.adapter.starlette.handler import to_bolt_request, to_starlette_response
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -25,11 +25,14 @@ def create_web_app(core: Core, slack_app: App | None) -> Starlette:
               methods=["GET"]),
     ]
     if slack_app is not None:
-        handler = SlackRequestHandler(slack_app)
 
         async def slack_events(request: Request) -> Response:
             started = time.perf_counter()
-            response = await handler.handle(request)
+            body = await request.body()
+            # Bolt's sync dispatch (signature check, ack listener) runs off the event loop, so a slow
+            # request can never hold up /healthz or another user's ack.
+            bolt_response = await run_in_threadpool(slack_app.dispatch, to_bolt_request(request, body))
+            response = to_starlette_response(bolt_response)
             metrics.ack_seconds.observe(time.perf_counter() - started)
             metrics.slack_requests.labels(status=str(response.status_code)).inc()
             return response

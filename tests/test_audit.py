@@ -7,12 +7,27 @@ import io
 import json
 from datetime import UTC, datetime, timedelta
 
+import threading
+
+import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
 from bot.store.audit import AuditLog
 from bot.store.db import Database
 
 T0 = datetime(2026, 11, 24, 18, 0, tzinfo=UTC)
+
+
+def tamper(db: Database, sql: str, **params: object) -> None:
+    """What someone with the database owner's rights could do: on PostgreSQL they would first have to
+    switch off the append-only trigger, which ordinary writes cannot get past."""
+    with db.engine.begin() as conn:
+        if db.dialect == "postgresql":
+            conn.execute(text("ALTER TABLE audit_events DISABLE TRIGGER audit_events_append_only"))
+        conn.execute(text(sql), params)
+        if db.dialect == "postgresql":
+            conn.execute(text("ALTER TABLE audit_events ENABLE TRIGGER audit_events_append_only"))
 
 
 def _fill(log: AuditLog, n: int = 5) -> None:
@@ -36,8 +51,7 @@ def test_an_empty_trail_verifies(db: Database) -> None:
 def test_an_edited_row_is_detected(db: Database) -> None:
     log = AuditLog(db)
     _fill(log)
-    with db.engine.begin() as conn:
-        conn.execute(text("UPDATE audit_events SET outcome = 'denied' WHERE seq = 3"))
+    tamper(db, "UPDATE audit_events SET outcome = 'denied' WHERE seq = 3")
     report = log.verify()
     assert not report.ok
     assert any("event 3" in p and "changed" in p for p in report.problems)
@@ -46,8 +60,7 @@ def test_an_edited_row_is_detected(db: Database) -> None:
 def test_a_deleted_row_in_the_middle_is_detected(db: Database) -> None:
     log = AuditLog(db)
     _fill(log)
-    with db.engine.begin() as conn:
-        conn.execute(text("DELETE FROM audit_events WHERE seq = 2"))
+    tamper(db, "DELETE FROM audit_events WHERE seq = 2")
     report = log.verify()
     assert not report.ok
     assert any("event 2 is missing" in p for p in report.problems)
@@ -56,8 +69,7 @@ def test_a_deleted_row_in_the_middle_is_detected(db: Database) -> None:
 def test_deleting_the_newest_rows_is_detected(db: Database) -> None:
     log = AuditLog(db)
     _fill(log)
-    with db.engine.begin() as conn:
-        conn.execute(text("DELETE FROM audit_events WHERE seq >= 4"))
+    tamper(db, "DELETE FROM audit_events WHERE seq >= 4")
     report = log.verify()
     assert not report.ok
     assert any("ends at event 3 but 5 were written" in p for p in report.problems)
@@ -67,8 +79,7 @@ def test_a_rehashed_forgery_is_still_detected(db: Database) -> None:
     """Editing a row and recomputing its own hash breaks the link to the next row."""
     log = AuditLog(db)
     _fill(log)
-    with db.engine.begin() as conn:
-        conn.execute(text("UPDATE audit_events SET hash = :h WHERE seq = 2"), {"h": "f" * 64})
+    tamper(db, "UPDATE audit_events SET hash = :h WHERE seq = 2", h="f" * 64)
     assert not log.verify().ok
 
 
@@ -98,4 +109,73 @@ def test_recent_is_newest_first_and_filters_by_env(db: Database) -> None:
     log = AuditLog(db)
     _fill(log, 6)
     assert [e.seq for e in log.recent(limit=3)] == [6, 5, 4]
-    assert {e.env for e in log.recent(envs=["dev"], include_envless=False)} == {"dev"}
+    assert {e.env for e in log.recent(envs=["dev"])} == {"dev"}
+
+
+@pytest.mark.postgres
+def test_postgres_refuses_to_change_or_delete_audit_rows(postgres_server: str) -> None:
+    from bot.store import migrate
+    from tests.conftest import _reset_postgres
+
+    _reset_postgres(postgres_server)
+    db = Database(postgres_server)
+    migrate.upgrade(db)
+    _fill(AuditLog(db), 2)
+    for statement in ("UPDATE audit_events SET actor = 'U0MALLORY'", "DELETE FROM audit_events",
+                      "TRUNCATE audit_events"):
+        with pytest.raises(DBAPIError, match="append-only"), db.engine.begin() as conn:
+            conn.execute(text(statement))
+    assert AuditLog(db).verify().ok
+    db.dispose()
+
+
+def test_verify_during_appends_never_cries_wolf(db: Database) -> None:
+    """A verify running beside a busy bot judges the chain up to the head it saw, not later rows."""
+    log = AuditLog(db)
+    _fill(log, 3)
+    stop = threading.Event()
+
+    def keep_appending() -> None:
+        other = AuditLog(Database(db.url))
+        while not stop.is_set():
+            _fill(other, 1)
+
+    writer = threading.Thread(target=keep_appending)
+    writer.start()
+    try:
+        reports = [AuditLog(Database(db.url)).verify() for _ in range(15)]
+    finally:
+        stop.set()
+        writer.join()
+    assert all(r.ok for r in reports), [r.problems for r in reports if not r.ok]
+
+
+@pytest.mark.postgres
+def test_concurrent_appends_from_many_replicas_keep_one_chain(postgres_server: str) -> None:
+    """Several replicas append at once, the very first append included: one unbroken chain."""
+    from bot.store import migrate
+    from tests.conftest import _reset_postgres
+
+    _reset_postgres(postgres_server)
+    migrate.upgrade(Database(postgres_server))
+    barrier = threading.Barrier(6)
+    errors: list[BaseException] = []
+
+    def replica(n: int) -> None:
+        log = AuditLog(Database(postgres_server))  # its own engine and pool, like another process
+        barrier.wait()
+        try:
+            for i in range(20):
+                log.append(at=T0, actor=f"U0R{n}", source="test", verb="status", env="prod", args={"i": i},
+                           rule="r", outcome="allowed")
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=replica, args=(n,)) for n in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    report = AuditLog(Database(postgres_server)).verify()
+    assert report.ok and report.checked == 120

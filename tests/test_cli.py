@@ -102,3 +102,16 @@ def test_the_demo_can_stay_interactive() -> None:
     shown = out.getvalue().split("Type /menotime commands", 1)[1]
     assert "You are U0DEMODEV" in shown
     assert "v1.5.0" in shown
+
+
+def test_audit_verify_that_cannot_read_says_so_with_its_own_exit_code(runner: CliRunner, tmp_path: Path) -> None:
+    result = runner.invoke(cli, ["audit", "verify"], env={"DATABASE_URL": f"sqlite:///{tmp_path / 'never.db'}"})
+    assert result.exit_code == 3
+    assert "NOT CHECKED" in result.output and "Traceback" not in result.output
+
+
+def test_a_bad_setting_in_the_file_is_reported_with_file_and_line(runner: CliRunner, tmp_path: Path) -> None:
+    path = tmp_path / "menotime.yaml"
+    path.write_text("roles: {}\nsettings:\n  port: abc\n")
+    result = runner.invoke(cli, ["config", "check"], env={"MENOTIME_CONFIG": str(path)})
+    assert result.exit_code == 2 and f"{path}:2: settings: port" in result.output

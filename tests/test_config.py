@@ -72,6 +72,8 @@ def test_an_operator_file_is_merged_over_the_defaults(tmp_path: Path) -> None:
         ("environments:\n  dev:\n    colour: blue\n", ":3: environments.dev.colour: Extra inputs are not permitted"),
         ("environments:\n  dev: {tasks: [1, 2]\n", "not valid YAML"),
         ("- just\n- a list\n", "must be a mapping"),
+        ("settings:\n  databse_url: sqlite:///x.db\n", ":1: settings: unknown setting 'databse_url'"),
+        ("settings:\n  port: abc\n", "settings: port: Input should be a valid integer"),
     ],
 )
 def test_an_invalid_file_names_file_line_and_field(tmp_path: Path, yaml_text: str, expected: str) -> None:

@@ -25,7 +25,7 @@ def parse(text: str):
         ("help status", "help", {"verb": "status"}),
         ("status prod", "status", {"env": "prod"}),
         ("STATUS Prod", "status", {"env": "prod"}),
-        ("status", "status", {"env": "all"}),
+        ("status", "status", {}),
         ("status all", "status", {"env": "all"}),
         ("  status   staging  ", "status", {"env": "staging"}),
         ("whoami", "whoami", {}),

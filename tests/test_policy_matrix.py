@@ -38,6 +38,8 @@ DESIGN_MATRIX: dict[str, dict[str, set[str]]] = {
     "lock": dict.fromkeys(ENVS, {"oncall", "operations", "release_manager"}),
     "unlock": dict.fromkeys(ENVS, {"oncall", "operations", "release_manager"}),
     "jobs_run": dict.fromkeys(ENVS, {"operations"}),
+    # DESIGN §10.3: break-glass --emergency is the on-call role's.
+    "emergency": dict.fromkeys(ENVS, {"oncall"}),
 }
 
 
@@ -103,6 +105,19 @@ def test_group_membership_is_cached_for_the_ttl() -> None:
     assert groups.calls == 2
 
 
-def test_a_failing_group_lookup_denies_rather_than_errors() -> None:
-    resolver = RoleResolver(config=load_config(overrides=TEST_ROLES), groups=_CountingGroups({}, fail=True))
-    assert resolver.identity(GROUP_MEMBER).roles == frozenset()
+def test_a_failing_group_lookup_denies_says_why_and_backs_off() -> None:
+    now = [0.0]
+    groups = _CountingGroups({}, fail=True)
+    resolver = RoleResolver(config=load_config(overrides=TEST_ROLES), groups=groups, monotonic=lambda: now[0])
+    identity = resolver.identity(GROUP_MEMBER)
+    assert identity.roles == frozenset() and identity.unverified_groups == (DEV_GROUP,)
+    decision = Policy(load_config(overrides=TEST_ROLES)).decide(identity, "status", "prod")
+    assert not decision.allowed and decision.rule == "default-deny:groups-unverified"
+    assert "could not check your Slack user groups" in decision.explain(verb="status", env="prod", identity=identity)
+    for _ in range(5):
+        resolver.identity(GROUP_MEMBER)
+    assert groups.calls == 1  # a failing Slack is not asked again on every command
+    now[0] = 31.0
+    groups.fail = False
+    groups.members_of = {DEV_GROUP: {GROUP_MEMBER}}
+    assert resolver.identity(GROUP_MEMBER).roles == {Role.developer}

@@ -60,3 +60,10 @@ def test_slack_control_sequences_are_escaped() -> None:
 def test_times_are_shown_in_pacific_and_utc() -> None:
     assert when(datetime(2026, 7, 1, 16, 30, tzinfo=UTC)) == "2026-07-01 09:30 PDT (16:30 UTC)"
     assert when(datetime(2026, 12, 1, 17, 30, tzinfo=UTC)) == "2026-12-01 09:30 PST (17:30 UTC)"
+
+
+def test_user_mentions_stay_live_but_nothing_else_does() -> None:
+    from bot.render import mrkdwn_escape
+
+    assert mrkdwn_escape("locked by <@U0ONCALL1> <!here> <https://evil|click> a&b") == (
+        "locked by <@U0ONCALL1> &lt;!here&gt; &lt;https://evil|click&gt; a&amp;b")

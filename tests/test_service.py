@@ -107,3 +107,56 @@ def test_metrics_count_commands_by_verb_and_outcome(core: Core) -> None:
     assert 'menotime_commands_total{outcome="denied",verb="status"} 1.0' in exposition
     # unparsable words share one label value: no unbounded label cardinality
     assert 'menotime_commands_total{outcome="invalid",verb="(unknown)"} 2.0' in exposition
+
+
+def test_history_never_shows_what_the_user_may_not_see(sqlite_url: str, seeded_aws, clock) -> None:
+    """With a matrix where developers may not read prod's history: no prod rows, no `all` rows,
+    and nobody else's env-less rows (those carry what other people typed)."""
+    from bot.config import load_config
+    from bot.core import build_core
+    from bot.identity import StaticGroups
+    from bot.settings import Settings
+    from tests.conftest import STATIC_GROUPS, TEST_ROLES
+
+    config = load_config(overrides={**TEST_ROLES, "permissions": {"history": {"prod": ["oncall"]}}})
+    core = build_core(Settings(database_url=sqlite_url), config=config, aws=seeded_aws,
+                      groups=StaticGroups(STATIC_GROUPS), clock=clock, migrate_schema=True)
+    handle(core, PEOPLE["oncall"], "status prod")
+    handle(core, PEOPLE["oncall"], "status all")
+    handle(core, PEOPLE["oncall"], "secret-typo prod 999")
+    handle(core, PEOPLE["developer"], "status dev")
+    handle(core, PEOPLE["developer"], "hlep")
+    seen = handle(core, PEOPLE["developer"], "history").result.entries
+    assert {(e.actor, e.verb, e.env) for e in seen} == {
+        (PEOPLE["developer"], "history", None), (PEOPLE["developer"], "hlep", None),
+        (PEOPLE["developer"], "status", "dev")}
+    refused = handle(core, PEOPLE["developer"], "history prod")
+    assert refused.outcome == "denied"
+    core.close()
+
+
+def test_status_without_an_environment_shows_those_the_user_may_see(sqlite_url: str, seeded_aws, clock) -> None:
+    from bot.config import load_config
+    from bot.core import build_core
+    from bot.settings import Settings
+    from tests.conftest import TEST_ROLES
+
+    config = load_config(overrides={**TEST_ROLES, "permissions": {"status": {"prod": ["oncall"]}}})
+    core = build_core(Settings(database_url=sqlite_url), config=config, aws=seeded_aws, clock=clock,
+                      migrate_schema=True)
+    reply = handle(core, PEOPLE["developer"], "status")
+    assert [e.env for e in reply.result.envs] == ["dev", "staging"]
+    assert handle(core, PEOPLE["developer"], "status all").outcome == "denied"
+    core.close()
+
+
+def test_the_registry_is_deny_by_default_and_its_examples_parse(core: Core) -> None:
+    from bot.commands import OPEN
+    from bot.config import ACTIONS
+
+    for verb in core.registry:
+        assert verb.action == OPEN or verb.action in ACTIONS, verb.name
+        for example in verb.examples:
+            assert core.registry.parse(example.removeprefix("/menotime "),
+                                       environments=core.config.env_names).verb is verb
+    assert {v.name for v in core.registry if v.action == OPEN} == {"help", "whoami"}

@@ -113,7 +113,7 @@ def test_a_forged_signature_is_refused_and_nothing_happens(bot: Bot) -> None:
     response, key = bot.command("status prod", user=PEOPLE["oncall"], secret="not-the-secret")
     assert response.status_code == 401
     time.sleep(0.3)
-    assert bot.slack.responses(key) == []
+    assert bot.slack.calls == []  # nothing posted anywhere, not even a Web API call
     assert bot.core.audit.recent() == []
 
 
@@ -121,7 +121,7 @@ def test_a_replayed_request_outside_five_minutes_is_refused(bot: Bot) -> None:
     response, key = bot.command("status prod", user=PEOPLE["oncall"], timestamp=int(time.time()) - 6 * 60)
     assert response.status_code == 401
     time.sleep(0.3)
-    assert bot.slack.responses(key) == []
+    assert bot.slack.calls == []
     assert bot.core.audit.recent() == []
 
 
@@ -174,3 +174,42 @@ def test_health_readiness_and_metrics(bot: Bot) -> None:
     metrics = bot.http.get(f"{bot.url}/metrics").text
     assert 'menotime_commands_total{outcome="ok",verb="whoami"} 1.0' in metrics
     assert "menotime_slack_ack_seconds_bucket" in metrics
+
+
+def test_a_failing_slack_web_api_does_not_block_commands(bot: Bot) -> None:
+    """No auth.test on the request path: Slack's Web API being down cannot delay or break the ack."""
+    bot.slack.fail_next("auth.test", status=500, times=50)
+    response, key = bot.command("whoami", user=PEOPLE["oncall"])
+    assert response.status_code == 200
+    assert "oncall" in _text(bot.answer(key))
+    assert bot.slack.calls_to("auth.test") == []
+
+
+def test_slack_rate_limiting_group_lookups_is_retried_then_explained(bot: Bot) -> None:
+    bot.slack.fail_next("usergroups.users.list", status=429, retry_after=0, times=1)
+    _, key = bot.command("whoami", user=GROUP_MEMBER)
+    assert "developer" in _text(bot.answer(key))  # the 429 was retried
+    assert len(bot.slack.calls_to("usergroups.users.list")) == 2
+
+    bot.core.roles._cache.clear()
+    bot.slack.fail_next("usergroups.users.list", status=429, retry_after=0, times=10)
+    _, key = bot.command("status dev", user=GROUP_MEMBER)
+    text = _text(bot.answer(key))
+    assert "could not check your Slack user groups" in text and "try again" in text
+    assert bot.core.audit.recent()[0].rule == "default-deny:groups-unverified"
+
+
+def test_a_rendering_failure_still_answers_with_a_reference(bot: Bot, monkeypatch: pytest.MonkeyPatch) -> None:
+    import handlers.respond as respond
+
+    real = respond.render_slack
+
+    def broken(result):
+        if type(result).__name__ == "WhoamiResult":
+            raise RuntimeError("template bug")
+        return real(result)
+
+    monkeypatch.setattr(respond, "render_slack", broken)
+    _, key = bot.command("whoami", user=PEOPLE["oncall"])
+    text = _text(bot.answer(key))
+    assert "Something went wrong showing the answer" in text and "template bug" not in text

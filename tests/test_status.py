@@ -7,12 +7,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from moto import mock_aws
 
 from bot.aws import AwsGateway
 from bot.config import Config
 from bot.errors import AwsUnavailable
 from bot.render import render_slack, render_text
-from bot.simulator import SeedReport, set_rollout
+from bot.simulator import SeedReport, seed_environments, set_rollout
 from bot.status import (
     AlarmSummary,
     DeploySummary,
@@ -225,7 +226,7 @@ class _PagedAlarms:
 
 
 def test_alarm_pages_and_composite_alarms_are_all_read(config: Config) -> None:
-    from bot.status import _alarms
+    from bot.status import _alarms_in_alarm as _alarms
 
     fake = _PagedAlarms()
     alarms = _alarms(env=config.env("prod"), aws=fake)  # type: ignore[arg-type]
@@ -299,3 +300,32 @@ def test_service_problem_renders_in_place_of_tasks() -> None:
     flat = json.dumps(render_slack(result))
     assert ":red_circle:" in flat and "not found in cluster x" in flat
     assert "service menotime-prod-service not found in cluster x" in render_text(result)
+
+
+def test_refused_scaling_and_alarm_reads_are_sentences_not_crashes(config: Config) -> None:
+    """AccessDenied on a part of status (a missing IAM permission) names that part; the rest shows."""
+    from botocore.exceptions import ClientError
+
+    class Refusing:
+        def __init__(self, inner: AwsGateway) -> None:
+            self.inner = inner
+
+        def call(self, service: str, operation: str, /, **params: Any) -> dict[str, Any]:
+            if service == "cloudwatch":
+                raise ClientError({"Error": {"Code": "AccessDenied", "Message": "arn:aws:iam::1:role/x"}}, operation)
+            return self.inner.call(service, operation, **params)
+
+        def paginate(self, service: str, operation: str, key: str, /, **params: Any) -> list[Any]:
+            if service == "application-autoscaling":
+                raise ClientError({"Error": {"Code": "AccessDenied", "Message": "no"}}, operation)
+            return self.inner.paginate(service, operation, key, **params)
+
+    with mock_aws():
+        aws = AwsGateway(session=moto_session(), region=REGION)
+        seed_environments(aws, config)
+        result = env_status(env=config.env("prod"), aws=Refusing(aws))
+    assert result.service is not None and result.service.image_tag == "v1.5.0"
+    assert result.alarms_problem == "could not read the alarms: AWS answered AccessDenied"
+    assert result.scaling.problem.startswith("could not read the scaling target: AWS answered AccessDenied")
+    shown = render_text(StatusResult(envs=(result,), asked_by="U0X", at=AT))
+    assert "AccessDenied" in shown and "arn:aws:iam" not in shown

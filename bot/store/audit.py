@@ -11,7 +11,6 @@ import csv
 import hashlib
 import io
 import json
-import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -87,21 +86,18 @@ def _digest(prev_hash: str, *, seq: int, at: datetime, actor: str, source: str, 
 class AuditLog:
     def __init__(self, db: Database) -> None:
         self._db = db
-        # SQLite has no row locks; within one process this keeps appends in order.
-        self._lock = threading.Lock()
 
     def append(self, *, at: datetime, actor: str, source: str, verb: str, env: str | None,
                args: dict[str, Any], rule: str, outcome: str, detail: str | None = None,
                request_id: str | None = None) -> AuditEntry:
         args = json.loads(json.dumps(args, default=str))  # exactly what the JSON column will hold
         at = _utc(at)
-        with self._lock, self._db.session() as session:
+        # Serialised by the head row's lock (PostgreSQL) or BEGIN IMMEDIATE (SQLite).
+        with self._db.session() as session:
+            # The head row exists from the first migration on, so this lock always has a row to hold.
             head = session.execute(
                 select(AuditHead).where(AuditHead.id == _HEAD_ID).with_for_update()
-            ).scalar_one_or_none()
-            if head is None:
-                head = AuditHead(id=_HEAD_ID, seq=0, hash=GENESIS)
-                session.add(head)
+            ).scalar_one()
             seq = head.seq + 1
             digest = _digest(head.hash, seq=seq, at=at, actor=actor, source=source, verb=verb, env=env,
                              args=args, rule=rule, outcome=outcome, detail=detail, request_id=request_id)
@@ -114,25 +110,27 @@ class AuditLog:
             return _entry(row)
 
     def recent(self, *, envs: Sequence[str] | None = None, limit: int = 20,
-               include_envless: bool = True) -> list[AuditEntry]:
-        """Newest first; ``envs`` limits to those environments (plus env-less events if asked)."""
-        with self._db.session() as session:
+               envless_actor: str | None = None) -> list[AuditEntry]:
+        """Newest first. ``envs`` limits to those environments, plus the env-less events of
+        ``envless_actor`` when given; without ``envs``, everything."""
+        with self._db.session(write=False) as session:
             query = select(AuditEvent).order_by(AuditEvent.seq.desc()).limit(limit)
             if envs is not None:
                 condition = AuditEvent.env.in_(list(envs))
-                if include_envless:
-                    condition = condition | AuditEvent.env.is_(None)
+                if envless_actor is not None:
+                    condition = condition | (AuditEvent.env.is_(None) & (AuditEvent.actor == envless_actor))
                 query = query.where(condition)
             return [_entry(r) for r in session.execute(query).scalars()]
 
-    def entries(self, batch: int = 1000) -> Iterator[AuditEntry]:
-        """Every event in order, read in batches so a long trail does not sit in memory."""
+    def entries(self, batch: int = 1000, up_to: int | None = None) -> Iterator[AuditEntry]:
+        """Every event in order (up to ``up_to``), read in batches so a long trail is not held in memory."""
         last = 0
         while True:
-            with self._db.session() as session:
-                rows = session.execute(
-                    select(AuditEvent).where(AuditEvent.seq > last).order_by(AuditEvent.seq).limit(batch)
-                ).scalars().all()
+            with self._db.session(write=False) as session:
+                query = select(AuditEvent).where(AuditEvent.seq > last)
+                if up_to is not None:
+                    query = query.where(AuditEvent.seq <= up_to)
+                rows = session.execute(query.order_by(AuditEvent.seq).limit(batch)).scalars().all()
                 chunk = [_entry(r) for r in rows]
             if not chunk:
                 return
@@ -140,13 +138,17 @@ class AuditLog:
             last = chunk[-1].seq
 
     def verify(self) -> VerifyReport:
+        """Walk the chain up to the head as it is now; events appended meanwhile are not judged."""
+        with self._db.session(write=False) as session:
+            head = session.get(AuditHead, _HEAD_ID)
+            head_seq, head_hash = (head.seq, head.hash) if head else (0, GENESIS)
         problems: list[str] = []
         prev_hash, expected_seq, checked = GENESIS, 1, 0
-        for entry in self.entries():
+        for entry in self.entries(up_to=head_seq):
             checked += 1
             if entry.seq != expected_seq:
-                problems.append(f"event {expected_seq}" + (
-                    f"–{entry.seq - 1}" if entry.seq - 1 > expected_seq else "") + " is missing (deleted)")
+                gap = f"{expected_seq}–{entry.seq - 1}" if entry.seq - 1 > expected_seq else f"{expected_seq}"
+                problems.append(f"event {gap} is missing (deleted)")
             if entry.prev_hash != prev_hash:
                 problems.append(f"event {entry.seq}: does not follow the event before it (a row was deleted or "
                                 "inserted)")
@@ -157,16 +159,12 @@ class AuditLog:
             if recomputed != entry.hash:
                 problems.append(f"event {entry.seq}: its contents were changed after it was written")
             prev_hash, expected_seq = entry.hash, entry.seq + 1
-        with self._db.session() as session:
-            head = session.get(AuditHead, _HEAD_ID)
-        if head is not None and (head.seq != expected_seq - 1 or head.hash != prev_hash):
-            if head.seq > expected_seq - 1:
-                problems.append(f"the trail ends at event {expected_seq - 1} but {head.seq} were written "
-                                "(events at the end were deleted)")
-            else:
-                problems.append("the trail's head record does not match its last event (tampered)")
-        elif head is None and checked:
-            problems.append("the trail's head record is missing (tampered)")
+        last = expected_seq - 1
+        if head_seq > last:
+            problems.append(f"the trail ends at event {last} but {head_seq} were written "
+                            "(events at the end were deleted)")
+        elif head_seq and head_hash != prev_hash:
+            problems.append("the trail's head record does not match its last event (tampered)")
         return VerifyReport(checked=checked, problems=tuple(problems))
 
     def export(self, out: io.TextIOBase, fmt: Literal["csv", "json"]) -> int:

@@ -20,26 +20,38 @@ class Database:
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
         else:
             kwargs.update(pool_pre_ping=True, pool_size=5, max_overflow=5)
+        # Statement parameters are user input (and could one day be PHI): never in logs or errors.
+        kwargs["hide_parameters"] = True
         self.engine: Engine = create_engine(url, **kwargs)
         if self.dialect == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
-            # pysqlite's own transaction handling defers BEGIN; take the write lock at BEGIN
-            # instead, so read-then-write sequences (the audit chain head) cannot interleave.
-            event.listen(self.engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
+            # pysqlite's own transaction handling defers BEGIN; a writing unit of work takes the write
+            # lock at BEGIN instead, so read-then-write sequences (the audit chain head) cannot
+            # interleave. Read-only units of work begin deferred and never queue behind writers.
+            event.listen(self.engine, "begin", _sqlite_begin)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @contextmanager
-    def session(self) -> Iterator[Session]:
-        """A unit of work: committed on success, rolled back on any error."""
+    def session(self, *, write: bool = True) -> Iterator[Session]:
+        """A unit of work: committed on success, rolled back on any error. ``write=False`` for reads."""
         with self._sessions() as session, session.begin():
+            if not write:
+                session.connection(execution_options={_READ_ONLY: True})
             yield session
 
     def ping(self) -> None:
-        with self.engine.connect() as conn:
+        with self.engine.connect().execution_options(**{_READ_ONLY: True}) as conn:
             conn.execute(text("SELECT 1"))
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+_READ_ONLY = "menotime_read_only"
+
+
+def _sqlite_begin(conn) -> None:  # noqa: ANN001 - SQLAlchemy Connection
+    conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(_READ_ONLY) else "BEGIN IMMEDIATE")
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:  # noqa: ANN001 - DB-API connection

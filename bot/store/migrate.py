@@ -6,6 +6,7 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy import text
 
 from bot.store.db import Database
 
@@ -17,9 +18,15 @@ def _alembic_config(db: Database) -> AlembicConfig:
     return cfg
 
 
+# Any constant: replicas starting together take turns instead of racing to create the same tables.
+_MIGRATION_LOCK = 0x6D656E6F  # "meno"
+
+
 def upgrade(db: Database, revision: str = "head") -> None:
     cfg = _alembic_config(db)
     with db.engine.begin() as connection:
+        if db.dialect == "postgresql":
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
         cfg.attributes["connection"] = connection
         command.upgrade(cfg, revision)
 

@@ -82,3 +82,64 @@ class DeployRecord(Base):
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     outcome: Mapped[str] = mapped_column(String(32))  # in_progress | completed | failed | rolled_back
     detail: Mapped[str | None] = mapped_column(Text)
+    # The change request (and lease holder) this deploy ran under, the prod approval behind it, the
+    # break-glass reason if it bypassed the window or a freeze, and the Slack message that tracks it.
+    request_id: Mapped[str | None] = mapped_column(String(64))
+    approval_id: Mapped[str | None] = mapped_column(String(16))
+    emergency_reason: Mapped[str | None] = mapped_column(Text)
+    channel: Mapped[str | None] = mapped_column(String(64))
+    message_ts: Mapped[str | None] = mapped_column(String(32))
+
+
+class EnvLock(Base):
+    """An incident freeze (`lock <env> <reason>`): deploys and scaling refused until `unlock`.
+
+    A human decision, so it never expires on its own, unlike a ``ChangeLease``."""
+
+    __tablename__ = "env_locks"
+
+    env: Mapped[str] = mapped_column(String(32), primary_key=True)
+    reason: Mapped[str] = mapped_column(Text)
+    locked_by: Mapped[str] = mapped_column(String(64))
+    locked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ChangeLease(Base):
+    """One change at a time per environment. The primary key makes taking it atomic (INSERT), and
+    ``expires_at`` lets a crashed holder's lease be taken over instead of blocking forever."""
+
+    __tablename__ = "change_leases"
+
+    env: Mapped[str] = mapped_column(String(32), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(64))  # the id of the request (or run) holding it
+    action: Mapped[str] = mapped_column(String(16))  # deploy | rollback | scale
+    user: Mapped[str] = mapped_column(String(64))
+    acquired_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ChangeRequest(Base):
+    """A change waiting for a confirmation click or a second person's approval.
+
+    ``params_hash`` binds the decision to the exact parameters (env, image digest, revision…): the
+    executor recomputes it at click time and refuses if anything moved."""
+
+    __tablename__ = "change_requests"
+
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # confirmation | approval
+    env: Mapped[str] = mapped_column(String(32))
+    action: Mapped[str] = mapped_column(String(16))
+    params: Mapped[dict] = mapped_column(JSON)
+    params_hash: Mapped[str] = mapped_column(String(64))
+    requested_by: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    status: Mapped[str] = mapped_column(String(16))  # pending | approved | denied | expired | executed | cancelled
+    decided_by: Mapped[str | None] = mapped_column(String(64))
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    channel: Mapped[str | None] = mapped_column(String(64))
+    message_ts: Mapped[str | None] = mapped_column(String(32))
+
+    __table_args__ = (Index("ix_change_requests_env_status", "env", "status"),)
