@@ -38,6 +38,9 @@ class Flag:
 
 
 OPEN = "open"  # the action of verbs anyone may use, role or not (help, whoami): said explicitly, never implied
+# The action of verbs that act on a pending request (confirm, approve, …): decided against the
+# request's own action and environment, which the verb's `resolve` looks up.
+REQUEST = "request"
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,12 @@ class Verb:
     args: tuple[Arg, ...] = ()
     flags: tuple[Flag, ...] = ()
     examples: tuple[str, ...] = ()
+    # For REQUEST verbs: (core, command) -> (policy action, environment) of the request named.
+    resolve: Callable[..., tuple[str, str]] | None = field(default=None, compare=False, repr=False)
+    # For REQUEST verbs: help and whoami show them to whoever may do one of these actions.
+    shown_for: tuple[str, ...] = ()
+    # A flag that, when given, lets the `emergency` permission stand in for the verb's own.
+    break_glass: str | None = None
     # The operation: (context, command) -> result. Kept as an opaque callable so this module
     # stays free of the operations it routes to.
     run: Callable[..., Any] | None = field(default=None, compare=False, repr=False)
@@ -62,6 +71,11 @@ class Verb:
             parts.append(f"<{shown}>" if arg.required else f"[{shown}]")
         parts.extend(f"[--{f.name}{' …' if f.takes_value else ''}]" for f in self.flags)
         return " ".join(parts)
+
+    @property
+    def policy_actions(self) -> tuple[str, ...]:
+        """The matrix actions that make this verb usable (for help and whoami)."""
+        return self.shown_for if self.action == REQUEST else (self.action,)
 
     @property
     def env_arg(self) -> Arg | None:

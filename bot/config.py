@@ -200,6 +200,9 @@ class EnvironmentConfig(_Strict):
     change_window: ChangeWindow | None = Field(default=None, description="deploys only inside it")
     soak: Soak | None = Field(default=None, description="deploys need the digest to have run there first")
     alerts_channel: str | None = None
+    channel: str | None = Field(
+        default=None, description="where changes, approvals and rollouts are posted; default: alerts_channel, else ops"
+    )
     alarm_prefix: str | None = Field(default=None, description="default: menotime-<env>-")
     retention_days: int | None = Field(default=None, ge=1, description="null: kept indefinitely")
     budget: Budget

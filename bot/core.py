@@ -5,6 +5,9 @@ Adapters (Slack, console, tests) call :func:`build_core` and then ``core.service
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import boto3
@@ -15,6 +18,7 @@ from bot.commands import Registry
 from bot.config import Config, load_config
 from bot.identity import GroupDirectory, RoleResolver, StaticGroups
 from bot.metrics import Metrics
+from bot.notify import Notifier, NullNotifier
 from bot.policy import Policy
 from bot.service import CommandService
 from bot.settings import Settings
@@ -36,6 +40,11 @@ class Core:
     registry: Registry
     clock: Clock
     metrics: Metrics
+    notifier: Notifier
+    # Work that outlives the command (following a rollout): a daemon thread by default; tests and
+    # the demo run it inline. `sleep` paces that work, so tests need not wait.
+    run_background: Callable[[Callable[[], None]], None]
+    sleep: Callable[[float], None]
     service: CommandService = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -54,6 +63,9 @@ def build_core(
     groups: GroupDirectory | None = None,
     clock: Clock | None = None,
     metrics: Metrics | None = None,
+    notifier: Notifier | None = None,
+    run_background: Callable[[Callable[[], None]], None] | None = None,
+    sleep: Callable[[float], None] | None = None,
     migrate_schema: bool = False,
 ) -> Core:
     config = config or load_config(settings.menotime_config)
@@ -71,4 +83,11 @@ def build_core(
         registry=build_registry(),
         clock=clock or SystemClock(),
         metrics=metrics or Metrics(),
+        notifier=notifier or NullNotifier(),
+        run_background=run_background or in_thread,
+        sleep=sleep or time.sleep,
     )
+
+
+def in_thread(work: Callable[[], None]) -> None:
+    threading.Thread(target=work, name="menotime-background", daemon=True).start()

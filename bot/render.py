@@ -37,6 +37,11 @@ def mrkdwn_escape(value: Any) -> str:
     return _USER_MENTION.sub(r"<@\1>", escaped)
 
 
+def plain(value: Any) -> str:
+    """mrkdwn for a terminal: no backticks or asterisks, mentions as @U…."""
+    return re.sub(r"<@([UW][A-Z0-9]+)>", r"@\1", str(value)).replace("`", "").replace("*", "")
+
+
 def when(value: datetime | None) -> str:
     """``2026-11-25 10:46 PST (18:46 UTC)``: on-call reads Pacific time, AWS speaks UTC."""
     if value is None:
@@ -63,6 +68,7 @@ def _environment() -> jinja2.Environment:
     )
     env.filters["mrkdwn"] = mrkdwn_escape
     env.filters["when"] = when
+    env.filters["plain"] = plain
     env.globals["plural"] = plural
     return env
 

@@ -84,3 +84,36 @@ class Reply:
     env: str | None
     outcome: str  # ok | denied | invalid | failed | error
     at: datetime
+
+
+@dataclass(frozen=True)
+class Button:
+    """A button in Slack, a command to type in the console: both run the same `/menotime` line."""
+
+    label: str
+    action_id: str
+    value: str
+    command: str
+    style: str | None = None  # "primary" | "danger"
+
+
+@dataclass(frozen=True)
+class ChangeResult:
+    """Any answer about a change (plan, confirmation, approval, deploy, rollout, scale, lock).
+
+    ``headline`` and fact values may hold `code` and <@U…> mentions; the renderers take care of
+    the rest (escaping for Slack, plain text for the console)."""
+
+    template: ClassVar[str] = "change"
+
+    headline: str
+    emoji: str = ":information_source:"
+    facts: tuple[tuple[str, str], ...] = ()
+    details: tuple[str, ...] = ()
+    buttons: tuple[Button, ...] = ()
+    footer: str | None = None
+    public: bool = True
+
+    @property
+    def audience(self) -> Audience:  # type: ignore[override]
+        return "in_channel" if self.public else "ephemeral"

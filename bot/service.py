@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from sqlalchemy.exc import SQLAlchemyError
 
-from bot.commands import OPEN, Command
+from bot.commands import OPEN, REQUEST, Command
 from bot.errors import AccessDenied, BadInput, BotError
 from bot.policy import Decision, Identity
 from bot.results import ErrorResult, Reply
@@ -79,7 +79,12 @@ class CommandService:
         verb, env = command.verb.name, command.env
         args = {**command.args, **{f"--{k}": v for k, v in command.flags.items()}}
         identity = core.roles.identity(user_id)
-        decision, envs = self._decide(identity, command)
+        try:
+            action, env = self._target(command)
+        except BotError as exc:  # a request id that names nothing
+            self._audit(user_id, source, verb, None, args, "request", "invalid", exc.message, request_id)
+            return self._finish(bound, started, Reply(ErrorResult(exc.kind, exc.message), verb, None, "invalid", at))
+        decision, envs = self._decide(identity, command, action, env)
         if not decision.allowed:
             message = decision.explain(verb=verb, env=env, identity=identity)
             self._audit(user_id, source, verb, env, args, decision.rule, "denied", message, request_id)
@@ -102,12 +107,19 @@ class CommandService:
                                                       "error", at))
         return self._finish(bound, started, Reply(result, verb, env, "ok", at))
 
-    def _decide(self, identity: Identity, command: Command) -> tuple[Decision, tuple[str, ...]]:
+    def _target(self, command: Command) -> tuple[str, str | None]:
+        """The policy action and environment: the verb's, or those of the request it acts on."""
+        if command.verb.action == REQUEST:
+            return command.verb.resolve(self._core, command)
+        return command.verb.action, command.env
+
+    def _decide(self, identity: Identity, command: Command, action: str,
+                env: str | None) -> tuple[Decision, tuple[str, ...]]:
         """The decision, and the environments the command may touch.
 
         A named environment is decided alone; `all` needs every environment to be allowed (the
         first refusal decides); no environment means every one this user may use the verb on."""
-        policy, action, env = self._core.policy, command.verb.action, command.env
+        policy = self._core.policy
         every = self._core.config.env_names
         if env == "all":
             rules: list[str] = []
@@ -118,7 +130,12 @@ class CommandService:
                 rules.append(decision.rule)
             return Decision(True, "; ".join(dict.fromkeys(rules))[:200]), every
         if env is not None:
-            return policy.decide(identity, action, env), (env,)
+            decision = policy.decide(identity, action, env)
+            glass = command.verb.break_glass
+            if not decision.allowed and glass and command.flags.get(glass):
+                emergency = policy.decide(identity, "emergency", env)
+                decision = emergency if emergency.allowed else decision
+            return decision, (env,)
         decision = policy.decide(identity, action, None)
         return decision, (every if action == OPEN else policy.permitted_envs(identity, action))
 

@@ -522,3 +522,37 @@ class Simulator:
 
     def seed(self, config: Config) -> SeedReport:
         return seed_environments(self.gateway(), config)
+
+
+def advance_rollouts(*, region: str, envs: list[EnvironmentConfig] | tuple[EnvironmentConfig, ...],
+                     account_id: str | None = None) -> None:
+    """One step of what ECS would do next, for every simulated service: a service whose task
+    definition changed starts a deployment; a deployment in progress completes."""
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.ecs.models import ecs_backends
+
+    backend = ecs_backends[account_id or DEFAULT_ACCOUNT_ID][region]
+    for env in envs:
+        simulated = backend.services.get(f"{env.cluster}:{env.service}")
+        if simulated is None:
+            continue
+        primary = next((d for d in simulated.deployments if d.get("status") == "PRIMARY"), None)
+        if primary is None or primary.get("taskDefinition") != simulated.task_definition:
+            set_rollout(region=region, cluster=env.cluster, service=env.service, state="IN_PROGRESS",
+                        account_id=account_id)
+        elif primary.get("rolloutState") == "IN_PROGRESS":
+            set_rollout(region=region, cluster=env.cluster, service=env.service, state="COMPLETED",
+                        account_id=account_id)
+
+
+def autopilot(*, region: str, envs: list[EnvironmentConfig] | tuple[EnvironmentConfig, ...],
+              pause: float = 0.05) -> Any:
+    """A `sleep` for the bot's rollout follower that moves the simulated ECS on while it waits,
+    so the demo and `console --simulate` see rollouts finish as they would on AWS."""
+    import time
+
+    def sleep(_seconds: float) -> None:
+        time.sleep(pause)
+        advance_rollouts(region=region, envs=envs)
+
+    return sleep

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal
 
@@ -116,6 +116,7 @@ class EnvStatus:
     alarms: tuple[AlarmSummary, ...]  # in ALARM, newest first
     last_deploy: DeploySummary | None
     alarms_problem: str | None = None
+    notes: tuple[str, ...] = ()  # locks and changes in flight, from the bot's own records
 
     @property
     def attention(self) -> tuple[str, ...]:
@@ -170,6 +171,7 @@ def status(
     asked_by: str,
     at: datetime,
     last_deploys: Mapping[str, DeploySummary | None],
+    notes: Mapping[str, tuple[str, ...]] | None = None,
 ) -> StatusResult:
     """Every environment in ``envs``, read concurrently, answered in the order asked."""
     if not envs:
@@ -177,6 +179,8 @@ def status(
     with ThreadPoolExecutor(max_workers=min(_MAX_WORKERS, len(envs)), thread_name_prefix="status") as pool:
         futures = [pool.submit(env_status, env=env, aws=aws, last_deploy=last_deploys.get(env.name)) for env in envs]
         results = tuple(future.result() for future in futures)
+    if notes:
+        results = tuple(replace(r, notes=notes.get(r.env, ())) for r in results)
     return StatusResult(envs=results, asked_by=asked_by, at=at)
 
 

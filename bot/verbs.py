@@ -5,7 +5,10 @@
 
 from __future__ import annotations
 
-from bot.commands import OPEN, Arg, Command, Registry, Verb
+from typing import Any
+
+from bot import changes
+from bot.commands import OPEN, REQUEST, Arg, Command, Flag, Registry, Verb
 from bot.errors import BadInput
 from bot.results import (
     EnvPermissions,
@@ -16,6 +19,7 @@ from bot.results import (
 )
 from bot.service import CommandContext
 from bot.status import DeploySummary, StatusResult, status
+from bot.store.changes import Requests
 from bot.store.deploys import DeployLog
 
 HISTORY_DEFAULT, HISTORY_MAX = 10, 50
@@ -26,7 +30,8 @@ def _verb_help(ctx: CommandContext, verb: Verb) -> VerbHelp | None:
     if verb.action == OPEN:
         envs: tuple[str, ...] = ()
     else:
-        envs = ctx.core.policy.permitted_envs(ctx.identity, verb.action)
+        allowed = {e for action in verb.policy_actions for e in ctx.core.policy.permitted_envs(ctx.identity, action)}
+        envs = tuple(e for e in ctx.core.config.env_names if e in allowed)
         if not envs:
             return None
     return VerbHelp(
@@ -49,7 +54,8 @@ def run_help(ctx: CommandContext, cmd: Command) -> HelpResult:
             raise BadInput(f"There is no command `{name[:40]}`. Type `/menotime help` to see the ones you can use.")
         detail = _verb_help(ctx, verb)
         if detail is None:
-            roles = sorted({r for e in ctx.core.config.env_names for r in ctx.core.policy.roles_allowed(verb.action, e)})
+            roles = sorted({r for e in ctx.core.config.env_names for a in verb.policy_actions
+                            for r in ctx.core.policy.roles_allowed(a, e)})
             raise BadInput(f"`{verb.name}` needs the role {' or '.join(roles)}, which you do not have.")
     return HelpResult(verbs=visible, detail=detail, has_role=bool(ctx.identity.roles))
 
@@ -59,7 +65,8 @@ def run_whoami(ctx: CommandContext, cmd: Command) -> WhoamiResult:
     for env in ctx.core.config.env_names:
         allowed = tuple(
             v.name for v in ctx.core.registry
-            if v.action != OPEN and ctx.core.policy.decide(ctx.identity, v.action, env).allowed
+            if v.action != OPEN
+            and any(ctx.core.policy.decide(ctx.identity, a, env).allowed for a in v.policy_actions)
         )
         per_env.append(EnvPermissions(env=env, verbs=allowed))
     return WhoamiResult(user_id=ctx.user_id, roles=ctx.identity.role_names, per_env=tuple(per_env))
@@ -82,6 +89,7 @@ def run_status(ctx: CommandContext, cmd: Command) -> StatusResult:
         asked_by=ctx.user_id,
         at=ctx.core.clock.now(),
         last_deploys={n: _last_deploy(ctx, n) for n in names},
+        notes={n: changes.env_notes(ctx, n) for n in names},
     )
 
 
@@ -95,6 +103,57 @@ def run_history(ctx: CommandContext, cmd: Command) -> HistoryResult:
     entries = ctx.core.audit.recent(envs=envs, limit=limit,
                                     envless_actor=ctx.user_id if cmd.env is None else None)
     return HistoryResult(entries=tuple(entries), env=cmd.env, limit=limit)
+
+
+def _request_target(core: Any, cmd: Command) -> tuple[str, str]:
+    """confirm/cancel are decided as the change they run; approve/deny as `approve` on its env."""
+    request = Requests(core.db).get(cmd.args["id"])
+    action = "approve" if cmd.verb.name in ("approve", "deny") else request.action
+    return action, request.env
+
+
+def run_deploy(ctx: CommandContext, cmd: Command) -> ChangeResult:
+    return changes.ask_deploy(ctx, env_name=cmd.env, tag=cmd.args["tag"], reason=cmd.flags.get("reason"),
+                              plan=bool(cmd.flags.get("plan")), emergency=cmd.flags.get("emergency"))
+
+
+def run_rollback(ctx: CommandContext, cmd: Command) -> ChangeResult:
+    return changes.ask_rollback(ctx, env_name=cmd.env, spec=cmd.args.get("target"), reason=cmd.flags.get("reason"),
+                                plan=bool(cmd.flags.get("plan")))
+
+
+def run_scale(ctx: CommandContext, cmd: Command) -> ChangeResult:
+    return changes.ask_scale(ctx, env_name=cmd.env, count=cmd.args["count"], plan=bool(cmd.flags.get("plan")))
+
+
+def run_confirm(ctx: CommandContext, cmd: Command) -> ChangeResult:
+    return changes.confirm(ctx, request_id=cmd.args["id"])
+
+
+def run_cancel(ctx: CommandContext, cmd: Command) -> ChangeResult:
+    return changes.cancel(ctx, request_id=cmd.args["id"])
+
+
+def run_approve(ctx: CommandContext, cmd: Command) -> ChangeResult:
+    return changes.approve(ctx, request_id=cmd.args["id"])
+
+
+def run_deny(ctx: CommandContext, cmd: Command) -> ChangeResult:
+    return changes.deny(ctx, request_id=cmd.args["id"], reason=cmd.flags.get("reason"))
+
+
+def run_lock(ctx: CommandContext, cmd: Command) -> ChangeResult:
+    return changes.lock(ctx, env_name=cmd.env, reason=cmd.args["reason"])
+
+
+def run_unlock(ctx: CommandContext, cmd: Command) -> ChangeResult:
+    return changes.unlock(ctx, env_name=cmd.env)
+
+
+_REASON = Flag("reason", "why, for the record", takes_value=True)
+_PLAN = Flag("plan", "show what would change, change nothing")
+_CHANGES = ("deploy", "rollback", "scale")
+_REQUEST_ID = Arg("id", "word", "the request id, like REQ-7K3M9Q")
 
 
 def build_registry() -> Registry:
@@ -135,5 +194,55 @@ def build_registry() -> Registry:
             run=run_history,
             examples=("/menotime history prod", "/menotime history prod 20"),
         ),
+        Verb(
+            name="deploy",
+            summary="deploy an image tag (checked against ECR, the change window, the soak and approvals)",
+            action="deploy",
+            args=(Arg("env", "env", "the environment"), Arg("tag", "word", "the image tag, e.g. v1.2.3")),
+            flags=(_REASON, _PLAN, Flag("emergency", "on call, break-glass: outside the window or soak; say why",
+                                        takes_value=True)),
+            break_glass="emergency",
+            run=run_deploy,
+            examples=("/menotime deploy dev develop", "/menotime deploy prod v1.5.1 --reason \"fix login\"",
+                      "/menotime deploy staging main --plan"),
+        ),
+        Verb(
+            name="rollback",
+            summary="go back to the previous revision (or a given revision or version)",
+            action="rollback",
+            args=(Arg("env", "env", "the environment"),
+                  Arg("target", "word", "a revision number or version (default: what ran before)", required=False)),
+            flags=(_REASON, _PLAN),
+            run=run_rollback,
+            examples=("/menotime rollback prod", "/menotime rollback prod v1.4.2", "/menotime rollback staging --plan"),
+        ),
+        Verb(
+            name="scale",
+            summary="set the number of tasks (within the environment's bounds)",
+            action="scale",
+            args=(Arg("env", "env", "the environment"), Arg("count", "int", "how many tasks", minimum=0,
+                                                           maximum=100)),
+            flags=(_PLAN,),
+            run=run_scale,
+            examples=("/menotime scale dev 2", "/menotime scale prod 3 --plan"),
+        ),
+        Verb(name="confirm", summary="run a change you asked for (same as its Confirm button)", action=REQUEST,
+             args=(_REQUEST_ID,), resolve=_request_target, shown_for=_CHANGES, run=run_confirm),
+        Verb(name="cancel", summary="drop a change you asked for", action=REQUEST, args=(_REQUEST_ID,),
+             resolve=_request_target, shown_for=_CHANGES, run=run_cancel),
+        Verb(name="approve", summary="approve someone else's prod deploy (same as its Approve button)",
+             action=REQUEST, args=(_REQUEST_ID,), resolve=_request_target, shown_for=("approve",), run=run_approve),
+        Verb(name="deny", summary="refuse someone else's prod deploy", action=REQUEST, args=(_REQUEST_ID,),
+             flags=(_REASON,), resolve=_request_target, shown_for=("approve",), run=run_deny),
+        Verb(
+            name="lock",
+            summary="freeze deploys and scaling of an environment (incident); rollback still works",
+            action="lock",
+            args=(Arg("env", "env", "the environment"), Arg("reason", "text", "why")),
+            run=run_lock,
+            examples=("/menotime lock prod database failover in progress",),
+        ),
+        Verb(name="unlock", summary="lift an environment's freeze", action="unlock",
+             args=(Arg("env", "env", "the environment"),), run=run_unlock, examples=("/menotime unlock prod",)),
     ])
 

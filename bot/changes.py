@@ -1,0 +1,462 @@
+"""Guarded changes: deploy, rollback and scale, with confirmations, approvals, locks and rollouts.
+
+A change is asked for, checked (tag rule, lock, window, soak, bounds), then — depending on the
+environment — run at once, held for a confirmation click by the person who asked, or held for a
+second person's approval. Whatever held it, the same checks run again when it executes, against
+the parameters (and their hash) recorded when it was asked, so a stale "yes" cannot slip through.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import structlog
+
+from bot import ecs, guardrails
+from bot.config import EnvironmentConfig
+from bot.errors import BadInput, PolicyViolation
+from bot.notify import MessageRef
+from bot.policy import Identity
+from bot.render import when
+from bot.results import Button, ChangeResult
+from bot.service import CommandContext
+from bot.store.changes import ChangeRequestView, Freezes, Leases, Requests
+from bot.store.deploys import COMPLETED, FAILED, ROLLED_BACK, TIMED_OUT, DeployLog, DeployView
+
+log = structlog.get_logger("menotime.changes")
+
+_OUTCOME = {"COMPLETED": COMPLETED, "FAILED": FAILED, "TIMED_OUT": TIMED_OUT}
+
+
+def _short_digest(digest: str | None) -> str:
+    return (digest or "").removeprefix("sha256:")[:12]
+
+
+def announce_channel(ctx: CommandContext, env: EnvironmentConfig) -> str:
+    return env.channel or env.alerts_channel or ctx.core.config.channels.ops
+
+
+@dataclass(frozen=True)
+class _Parts:
+    freezes: Freezes
+    leases: Leases
+    requests: Requests
+    deploys: DeployLog
+
+
+def _parts(ctx: CommandContext) -> _Parts:
+    db = ctx.core.db
+    return _Parts(Freezes(db), Leases(db), Requests(db), DeployLog(db))
+
+
+# --------------------------------------------------------------------------------------------
+# Asking
+
+
+def ask_deploy(ctx: CommandContext, *, env_name: str, tag: str, reason: str | None, plan: bool,
+               emergency: str | None) -> ChangeResult:
+    core, env, now = ctx.core, ctx.core.config.env(env_name), ctx.core.clock.now()
+    parts = _parts(ctx)
+    guardrails.tag_allowed(env=env, tag=tag)
+    guardrails.not_frozen(freezes=parts.freezes, env=env, what="deploys")
+    guardrails.in_window(env=env, now=now, emergency=emergency)
+    snapshot = ecs.service_snapshot(aws=core.aws, env=env)
+    if snapshot.image is None:
+        raise BadInput(f"I cannot tell which image {env.name}'s application container runs; set `app_container` "
+                       "for it in the configuration.")
+    image = ecs.find_image(aws=core.aws, repository=ecs.repository_of(snapshot.image), tag=tag,
+                           suggest_if=env.image_tags.accepts)
+    guardrails.soaked(config=core.config, env=env, deploys=parts.deploys, tag=tag, digest=image.digest, now=now,
+                      emergency=emergency)
+    change = ecs.plan_revision(aws=core.aws, env=env, base_arn=snapshot.task_definition_arn,
+                               image=ecs.image_with_tag(snapshot.image, tag))
+    params = {"env": env.name, "tag": tag, "digest": image.digest, "base_arn": snapshot.task_definition_arn,
+              "from_revision": snapshot.revision, "image": change.to_image, "emergency": emergency}
+    facts = (("Environment", env.name), ("Image", f"`{tag}` ({_short_digest(image.digest)})"),
+             ("Task definition", f"`{snapshot.task_definition}` → new revision"),
+             ("Currently", f"`{snapshot.image_tag or snapshot.image}`"))
+    if plan:
+        diff = tuple(f"`{d.field}`: `{d.before}` → `{d.after}`" for d in change.differences)
+        return ChangeResult(headline=f"Plan: deploy `{tag}` to {env.name} (nothing was changed)",
+                            emoji=":clipboard:", facts=facts, details=diff or ("no change",), public=False)
+    if emergency:
+        core.notifier.post(channel=announce_channel(ctx, env), result=ChangeResult(
+            headline=f"EMERGENCY deploy of `{tag}` to {env.name} asked by <@{ctx.user_id}>: {emergency}",
+            emoji=":rotating_light:", footer="Break-glass: outside the change window or soak. Listed for review."))
+    if env.deploy_gate == "two_person":
+        return _request_approval(ctx, env=env, params=params, reason=reason, facts=facts)
+    if "deploy" in env.confirm:
+        return _request_confirmation(ctx, env=env, action="deploy", params=params, reason=reason, facts=facts,
+                                     what=f"deploy `{tag}` to {env.name}")
+    return execute(ctx, action="deploy", params=params, requested_by=ctx.user_id, holder=ctx.request_id)
+
+
+def ask_rollback(ctx: CommandContext, *, env_name: str, spec: str | None, reason: str | None,
+                 plan: bool) -> ChangeResult:
+    core, env = ctx.core, ctx.core.config.env(env_name)
+    parts = _parts(ctx)
+    snapshot = ecs.service_snapshot(aws=core.aws, env=env)
+    if spec:
+        target = ecs.resolve_revision(aws=core.aws, env=env, spec=spec)
+    else:
+        previous = parts.deploys.previous_live_revision(env.name, snapshot.revision)
+        target = ecs.rollback_target(aws=core.aws, env=env, current_arn=snapshot.task_definition_arn,
+                                     previous_from_records=previous)
+    if target.revision == snapshot.revision:
+        raise BadInput(f"{env.name} already runs `{target.label}`; name an earlier revision or version.")
+    params = {"env": env.name, "target_arn": target.arn, "to_revision": target.revision,
+              "from_revision": snapshot.revision, "base_arn": snapshot.task_definition_arn, "tag": target.image_tag}
+    facts = (("Environment", env.name),
+             ("From", f"`{snapshot.task_definition}` (`{snapshot.image_tag or snapshot.image}`)"),
+             ("To", f"`{target.label}` (`{target.image_tag or target.image}`)"))
+    if plan:
+        return ChangeResult(headline=f"Plan: roll {env.name} back to `{target.label}` (nothing was changed)",
+                            emoji=":clipboard:", facts=facts, public=False)
+    if "rollback" in env.confirm:
+        return _request_confirmation(ctx, env=env, action="rollback", params=params, reason=reason, facts=facts,
+                                     what=f"roll {env.name} back to `{target.label}`")
+    return execute(ctx, action="rollback", params=params, requested_by=ctx.user_id, holder=ctx.request_id)
+
+
+def ask_scale(ctx: CommandContext, *, env_name: str, count: int, plan: bool) -> ChangeResult:
+    core, env = ctx.core, ctx.core.config.env(env_name)
+    guardrails.within_bounds(env=env, count=count)
+    guardrails.not_frozen(freezes=_parts(ctx).freezes, env=env, what="scaling")
+    preview = ecs.scale(aws=core.aws, env=env, count=count, dry_run=True)
+    params = {"env": env.name, "count": count}
+    facts = _scale_facts(env, preview)
+    if plan:
+        return ChangeResult(headline=f"Plan: scale {env.name} to {count} tasks (nothing was changed)",
+                            emoji=":clipboard:", facts=facts, public=False)
+    if "scale" in env.confirm:
+        return _request_confirmation(ctx, env=env, action="scale", params=params, reason=None, facts=facts,
+                                     what=f"scale {env.name} to {count} tasks")
+    return execute(ctx, action="scale", params=params, requested_by=ctx.user_id, holder=ctx.request_id)
+
+
+def _scale_facts(env: EnvironmentConfig, change: ecs.ScaleChange) -> tuple[tuple[str, str], ...]:
+    facts = [("Environment", env.name), ("Desired tasks", f"{change.desired_before} → {change.desired_after}")]
+    if change.autoscaled:
+        facts.append(("Autoscaling bounds", f"{change.min_before}–{change.max_before} → "
+                                            f"{change.min_after}–{change.max_after}"))
+    return tuple(facts)
+
+
+def _request_confirmation(ctx: CommandContext, *, env: EnvironmentConfig, action: str, params: dict[str, Any],
+                          reason: str | None, facts: tuple[tuple[str, str], ...], what: str) -> ChangeResult:
+    ttl = timedelta(minutes=ctx.core.config.changes.confirmation_ttl_minutes)
+    request = Requests(ctx.core.db).create(kind="confirmation", env=env.name, action=action, params=params,
+                                           requested_by=ctx.user_id, reason=reason, now=ctx.core.clock.now(), ttl=ttl)
+    return ChangeResult(
+        headline=f"Confirm: {what}?",
+        emoji=":warning:",
+        facts=facts,
+        buttons=(Button("Confirm", "menotime_confirm", request.id, f"confirm {request.id}", "primary"),
+                 Button("Cancel", "menotime_cancel", request.id, f"cancel {request.id}")),
+        footer=f"Request {request.id} · nothing has changed yet · expires {when(request.expires_at)}",
+        public=False,
+    )
+
+
+def _request_approval(ctx: CommandContext, *, env: EnvironmentConfig, params: dict[str, Any], reason: str | None,
+                      facts: tuple[tuple[str, str], ...]) -> ChangeResult:
+    core = ctx.core
+    ttl = timedelta(minutes=core.config.changes.approval_ttl_minutes)
+    request = Requests(core.db).create(kind="approval", env=env.name, action="deploy", params=params,
+                                       requested_by=ctx.user_id, reason=reason, now=core.clock.now(), ttl=ttl)
+    approvers = ", ".join(r for r in core.policy.roles_allowed("approve", env.name) if r != "admin")
+    posted = core.notifier.post(channel=announce_channel(ctx, env), result=_approval_message(request, facts, approvers))
+    if posted:
+        Requests(core.db).set_message(id=request.id, channel=posted.channel, ts=posted.ts)
+    return ChangeResult(
+        headline=f"Approval requested ({request.id}): deploy `{params['tag']}` to {env.name}",
+        emoji=":hourglass_flowing_sand:", facts=facts,
+        footer=f"Someone else with the role {approvers} must approve it before {when(request.expires_at)}; "
+               "nothing has changed yet.",
+        public=False,
+    )
+
+
+def _approval_message(request: ChangeRequestView, facts: tuple[tuple[str, str], ...], approvers: str,
+                      decided: str | None = None) -> ChangeResult:
+    params = request.params
+    buttons = () if decided else (
+        Button("Approve", "menotime_approve", request.id, f"approve {request.id}", "primary"),
+        Button("Deny", "menotime_deny", request.id, f"deny {request.id}", "danger"))
+    return ChangeResult(
+        headline=decided or (f"<@{request.requested_by}> asks to deploy `{params['tag']}` to {request.env} "
+                             f"({request.id})"),
+        emoji=":white_check_mark:" if decided and "approved" in decided else ":lock:" if not decided else ":x:",
+        facts=(*facts, ("Reason", request.reason or "—")),
+        buttons=buttons,
+        footer=None if decided else f"Needs {approvers}, not the requester · expires {when(request.expires_at)}",
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Deciding
+
+
+def confirm(ctx: CommandContext, *, request_id: str) -> ChangeResult:
+    requests = Requests(ctx.core.db)
+    request = requests.get(request_id)
+    if request.kind != "confirmation":
+        raise BadInput(f"{request.id} is an approval request; use `/menotime approve {request.id}`.")
+    if request.requested_by != ctx.user_id:
+        raise PolicyViolation(f"Only <@{request.requested_by}>, who asked for {request.id}, can confirm it.")
+    requests.decide(id=request.id, status="approved", by=ctx.user_id, now=ctx.core.clock.now())
+    try:
+        return execute(ctx, action=request.action, params=request.params, requested_by=request.requested_by,
+                       holder=request.id, request=request)
+    finally:
+        requests.decide(id=request.id, status="executed", by=ctx.user_id, now=ctx.core.clock.now(), expect="approved")
+
+
+def cancel(ctx: CommandContext, *, request_id: str) -> ChangeResult:
+    requests = Requests(ctx.core.db)
+    request = requests.get(request_id)
+    if request.requested_by != ctx.user_id:
+        raise PolicyViolation(f"Only <@{request.requested_by}>, who asked for {request.id}, can cancel it.")
+    requests.decide(id=request.id, status="cancelled", by=ctx.user_id, now=ctx.core.clock.now())
+    _close_approval_message(ctx, request, f"Cancelled by <@{ctx.user_id}> ({request.id})")
+    return ChangeResult(headline=f"Cancelled {request.id}; nothing was changed.", emoji=":heavy_multiplication_x:",
+                        public=False)
+
+
+def approve(ctx: CommandContext, *, request_id: str) -> ChangeResult:
+    requests = Requests(ctx.core.db)
+    request = requests.get(request_id)
+    if request.kind != "approval":
+        raise BadInput(f"{request.id} needs no approval; the person who asked confirms it.")
+    if request.requested_by == ctx.user_id:
+        # The two-person rule binds everyone, admins included.
+        raise PolicyViolation(f"You asked for {request.id}; another person must approve it.")
+    decided = requests.decide(id=request.id, status="approved", by=ctx.user_id, now=ctx.core.clock.now())
+    _close_approval_message(ctx, decided, f"Approved by <@{ctx.user_id}>: deploying `{request.params['tag']}` to "
+                                          f"{request.env} ({request.id})")
+    try:
+        return execute(ctx, action=request.action, params=request.params, requested_by=request.requested_by,
+                       holder=request.id, request=decided)
+    finally:
+        requests.decide(id=request.id, status="executed", by=ctx.user_id, now=ctx.core.clock.now(), expect="approved")
+
+
+def deny(ctx: CommandContext, *, request_id: str, reason: str | None) -> ChangeResult:
+    requests = Requests(ctx.core.db)
+    request = requests.get(request_id)
+    if request.kind != "approval":
+        raise BadInput(f"{request.id} is not an approval request; its requester can `cancel` it.")
+    decided = requests.decide(id=request.id, status="denied", by=ctx.user_id, now=ctx.core.clock.now())
+    note = f"Denied by <@{ctx.user_id}>" + (f": {reason}" if reason else "") + f" ({request.id})"
+    _close_approval_message(ctx, decided, note)
+    return ChangeResult(headline=f"{note}; nothing was changed.", emoji=":x:")
+
+
+def _close_approval_message(ctx: CommandContext, request: ChangeRequestView, outcome: str) -> None:
+    if request.kind == "approval" and request.channel and request.message_ts:
+        ctx.core.notifier.update(ref=MessageRef(request.channel, request.message_ts),
+                                 result=_approval_message(request, (), "", decided=outcome))
+
+
+# --------------------------------------------------------------------------------------------
+# Executing: every guardrail again, then the change under the environment's lease
+
+
+def execute(ctx: CommandContext, *, action: str, params: dict[str, Any], requested_by: str, holder: str,
+            request: ChangeRequestView | None = None) -> ChangeResult:
+    if request is not None and not request.matches(params):
+        raise PolicyViolation(f"{request.id} no longer matches what was asked; ask again.")
+    env = ctx.core.config.env(params["env"])
+    if action == "deploy":
+        return _execute_deploy(ctx, env=env, params=params, requested_by=requested_by, holder=holder,
+                               approval=request.decided_by if request and request.kind == "approval" else None,
+                               request_id=request.id if request else None)
+    if action == "rollback":
+        return _execute_rollback(ctx, env=env, params=params, requested_by=requested_by, holder=holder)
+    if action == "scale":
+        return _execute_scale(ctx, env=env, params=params, requested_by=requested_by, holder=holder)
+    raise BadInput(f"Unknown change `{action}`.")
+
+
+def _still_on(snapshot: ecs.ServiceSnapshot, params: dict[str, Any], env: EnvironmentConfig) -> None:
+    if snapshot.task_definition_arn != params["base_arn"]:
+        raise PolicyViolation(f"{env.name} changed since this was asked (it now runs `{snapshot.task_definition}`); "
+                              "nothing was done. Ask again.")
+
+
+def _lease_ttl(ctx: CommandContext) -> timedelta:
+    return timedelta(minutes=ctx.core.config.changes.lease_minutes)
+
+
+def _execute_deploy(ctx: CommandContext, *, env: EnvironmentConfig, params: dict[str, Any], requested_by: str,
+                    holder: str, approval: str | None, request_id: str | None) -> ChangeResult:
+    core, now, parts = ctx.core, ctx.core.clock.now(), _parts(ctx)
+    tag, emergency = params["tag"], params.get("emergency")
+    guardrails.not_frozen(freezes=parts.freezes, env=env, what="deploys")
+    guardrails.in_window(env=env, now=now, emergency=emergency)
+    image = ecs.find_image(aws=core.aws, repository=ecs.repository_of(params["image"]), tag=tag)
+    if image.digest != params["digest"]:
+        raise PolicyViolation(f"`{tag}` now points at a different image ({_short_digest(image.digest)}) than when "
+                              f"this was asked ({_short_digest(params['digest'])}); nothing was done. Ask again.")
+    guardrails.soaked(config=core.config, env=env, deploys=parts.deploys, tag=tag, digest=image.digest, now=now,
+                      emergency=emergency)
+    parts.leases.acquire(env=env.name, holder=holder, action="deploy", user=requested_by, now=now,
+                         ttl=_lease_ttl(ctx))
+    try:
+        _still_on(ecs.service_snapshot(aws=core.aws, env=env), params, env)
+        change = ecs.register_revision(aws=core.aws, env=env, base_arn=params["base_arn"], image=params["image"])
+        record = parts.deploys.start(env=env.name, kind="deploy", requested_by=requested_by, image_tag=tag,
+                                     image_digest=image.digest, from_revision=change.from_revision,
+                                     to_revision=change.to_revision, at=now, request_id=request_id or ctx.request_id,
+                                     approval_id=request_id if approval else None, emergency_reason=emergency)
+        try:
+            ecs.update_service(aws=core.aws, env=env, task_definition_arn=change.to_arn)
+        except Exception as exc:
+            parts.deploys.finish(id=record.id, outcome=FAILED, at=core.clock.now(),
+                                 detail=getattr(exc, "message", type(exc).__name__))
+            raise
+    except Exception:
+        parts.leases.release(env=env.name, holder=holder)
+        raise
+    who = f"<@{requested_by}>" + (f", approved by <@{approval}>" if approval else "")
+    headline = f"Deploying `{tag}` to {env.name}: `{change.family}:{change.from_revision}` → " \
+               f"`{change.family}:{change.to_revision}` (asked by {who})"
+    _follow(ctx, env=env, record=record, holder=holder, arn=change.to_arn, headline=headline)
+    return ChangeResult(headline=headline, emoji=":rocket:",
+                        facts=(("Image", f"`{tag}` ({_short_digest(image.digest)})"),
+                               ("Rollout", f"followed in {announce_channel(ctx, env)}")))
+
+
+def _execute_rollback(ctx: CommandContext, *, env: EnvironmentConfig, params: dict[str, Any], requested_by: str,
+                      holder: str) -> ChangeResult:
+    core, now, parts = ctx.core, ctx.core.clock.now(), _parts(ctx)
+    parts.leases.acquire(env=env.name, holder=holder, action="rollback", user=requested_by, now=now,
+                         ttl=_lease_ttl(ctx))
+    try:
+        _still_on(ecs.service_snapshot(aws=core.aws, env=env), params, env)
+        record = parts.deploys.start(env=env.name, kind="rollback", requested_by=requested_by, image_tag=params["tag"],
+                                     image_digest=None, from_revision=params["from_revision"],
+                                     to_revision=params["to_revision"], at=now, request_id=ctx.request_id)
+        try:
+            ecs.update_service(aws=core.aws, env=env, task_definition_arn=params["target_arn"])
+        except Exception as exc:
+            parts.deploys.finish(id=record.id, outcome=FAILED, at=core.clock.now(),
+                                 detail=getattr(exc, "message", type(exc).__name__))
+            raise
+    except Exception:
+        parts.leases.release(env=env.name, holder=holder)
+        raise
+    family = params["target_arn"].rsplit("/", 1)[-1].rsplit(":", 1)[0]
+    headline = f"Rolling {env.name} back: `{family}:{params['from_revision']}` → `{family}:{params['to_revision']}` " \
+               f"(asked by <@{requested_by}>)"
+    _follow(ctx, env=env, record=record, holder=holder, arn=params["target_arn"], headline=headline)
+    return ChangeResult(headline=headline, emoji=":rewind:",
+                        facts=(("Rollout", f"followed in {announce_channel(ctx, env)}"),))
+
+
+def _execute_scale(ctx: CommandContext, *, env: EnvironmentConfig, params: dict[str, Any], requested_by: str,
+                   holder: str) -> ChangeResult:
+    core, now, parts = ctx.core, ctx.core.clock.now(), _parts(ctx)
+    count = int(params["count"])
+    guardrails.within_bounds(env=env, count=count)
+    guardrails.not_frozen(freezes=parts.freezes, env=env, what="scaling")
+    with parts.leases.held(env=env.name, holder=holder, action="scale", user=requested_by, now=now,
+                           ttl=_lease_ttl(ctx)):
+        change = ecs.scale(aws=core.aws, env=env, count=count)
+    result = ChangeResult(headline=f"Scaled {env.name} to {count} tasks (asked by <@{requested_by}>)",
+                          emoji=":straight_ruler:", facts=_scale_facts(env, change))
+    if env.name in ("prod",) or "scale" in env.confirm:
+        core.notifier.post(channel=announce_channel(ctx, env), result=result)
+    return result
+
+
+# --------------------------------------------------------------------------------------------
+# Following a rollout: one message, edited in place, until it ends
+
+
+def _follow(ctx: CommandContext, *, env: EnvironmentConfig, record: DeployView, holder: str, arn: str,
+            headline: str) -> None:
+    core = ctx.core
+    channel = announce_channel(ctx, env)
+    ref = core.notifier.post(channel=channel, result=_rollout_message(headline, None, env))
+    if ref:
+        DeployLog(core.db).set_message(id=record.id, channel=ref.channel, ts=ref.ts)
+
+    def track() -> None:
+        final_state, detail = FAILED, None
+        try:
+            final = ecs.follow_rollout(
+                aws=core.aws, env=env, task_definition_arn=arn,
+                on_change=lambda snap: ref and core.notifier.update(ref=ref, result=_rollout_message(headline, snap,
+                                                                                                     env)),
+                sleep=core.sleep, now=core.clock.now, interval=core.config.changes.rollout_poll_seconds,
+                timeout=timedelta(minutes=core.config.changes.rollout_timeout_minutes))
+            final_state = ROLLED_BACK if final.rolled_back else _OUTCOME.get(final.state, FAILED)
+            detail = final.reason
+        except Exception as exc:  # noqa: BLE001 - the record must end truthfully whatever happened
+            log.exception("rollout_tracking_failed", env=env.name, record=record.id)
+            detail = f"tracking stopped: {getattr(exc, 'message', type(exc).__name__)}"
+            final_state = "unknown"
+        finally:
+            DeployLog(core.db).finish(id=record.id, outcome=final_state, at=core.clock.now(), detail=detail)
+            Leases(core.db).release(env=env.name, holder=holder)
+
+    core.run_background(track)
+
+
+def _rollout_message(headline: str, snap: ecs.RolloutSnapshot | None, env: EnvironmentConfig) -> ChangeResult:
+    if snap is None:
+        return ChangeResult(headline=headline, emoji=":hourglass_flowing_sand:", facts=(("Rollout", "starting"),))
+    state = "ROLLED BACK by ECS (circuit breaker)" if snap.rolled_back else snap.state.replace("_", " ")
+    emoji = {"COMPLETED": ":white_check_mark:", "IN_PROGRESS": ":hourglass_flowing_sand:"}.get(snap.state, ":x:")
+    facts = (("Rollout", state), ("Tasks", f"{snap.running} running · {snap.desired} desired · {snap.pending} pending"))
+    details = tuple(f"{when(e.at)} · {e.message}" for e in snap.events[:3])
+    if snap.reason and snap.state != "COMPLETED":
+        details = (snap.reason, *details)
+    buttons = ()
+    if snap.state in ("FAILED", "TIMED_OUT") or snap.rolled_back:
+        buttons = (Button("Roll back", "menotime_rollback", env.name, f"rollback {env.name}", "danger"),)
+    return ChangeResult(headline=headline, emoji=emoji if not snap.rolled_back else ":leftwards_arrow_with_hook:",
+                        facts=facts, details=details, buttons=buttons)
+
+
+# --------------------------------------------------------------------------------------------
+# Incident freeze
+
+
+def lock(ctx: CommandContext, *, env_name: str, reason: str) -> ChangeResult:
+    env = ctx.core.config.env(env_name)
+    freeze = Freezes(ctx.core.db).freeze(env=env_name, reason=reason, by=ctx.user_id, at=ctx.core.clock.now())
+    result = ChangeResult(headline=f"{env_name} is locked by <@{freeze.locked_by}>: {freeze.reason}",
+                          emoji=":lock:", footer="Deploys and scaling wait for `/menotime unlock " + env_name +
+                          "`; rollback still works.")
+    ctx.core.notifier.post(channel=announce_channel(ctx, env), result=result)
+    return result
+
+
+def unlock(ctx: CommandContext, *, env_name: str) -> ChangeResult:
+    env = ctx.core.config.env(env_name)
+    freeze = Freezes(ctx.core.db).unfreeze(env=env_name)
+    result = ChangeResult(headline=f"{env_name} is unlocked by <@{ctx.user_id}> (was locked by "
+                                   f"<@{freeze.locked_by}> since {when(freeze.locked_at)}: {freeze.reason})",
+                          emoji=":unlock:")
+    ctx.core.notifier.post(channel=announce_channel(ctx, env), result=result)
+    return result
+
+
+def env_notes(ctx: CommandContext, env_name: str) -> tuple[str, ...]:
+    """Locks and changes in flight, for `status`."""
+    now, notes = ctx.core.clock.now(), []
+    freeze = Freezes(ctx.core.db).get(env_name)
+    if freeze:
+        notes.append(f":lock: locked by <@{freeze.locked_by}> since {when(freeze.locked_at)}: {freeze.reason}")
+    lease = Leases(ctx.core.db).get(env_name, now=now)
+    if lease:
+        notes.append(f":hourglass_flowing_sand: {lease.action} in flight by <@{lease.user}> since "
+                     f"{when(lease.acquired_at)}")
+    return tuple(notes)
+
+
+__all__ = ["Identity"]

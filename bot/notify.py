@@ -1,0 +1,86 @@
+"""Posting to channels: change announcements, approval requests, living rollout messages.
+
+The core hands a result object and a channel; the notifier renders it for its medium. Slack posts
+go through the Web API client (issue 4's outbox will sit behind this same interface); the console
+prints the text rendering; the null notifier drops everything (tests that do not look).
+"""
+
+from __future__ import annotations
+
+import itertools
+import sys
+import threading
+from dataclasses import dataclass
+from typing import Any, Protocol, TextIO
+
+import structlog
+
+from bot.render import Renderable, render_slack, render_text
+
+log = structlog.get_logger("menotime.notify")
+
+
+@dataclass(frozen=True)
+class MessageRef:
+    channel: str
+    ts: str
+
+
+class Notifier(Protocol):
+    def post(self, *, channel: str, result: Renderable) -> MessageRef | None: ...
+
+    def update(self, *, ref: MessageRef, result: Renderable) -> None: ...
+
+
+class NullNotifier:
+    def post(self, *, channel: str, result: Renderable) -> MessageRef | None:
+        return None
+
+    def update(self, *, ref: MessageRef, result: Renderable) -> None:
+        return None
+
+
+class ConsoleNotifier:
+    """Channel posts printed where the console user can see them."""
+
+    def __init__(self, out: TextIO | None = None) -> None:
+        self._out = out or sys.stdout
+        self._ts = itertools.count(1)
+        self._lock = threading.Lock()
+
+    def post(self, *, channel: str, result: Renderable) -> MessageRef | None:
+        ref = MessageRef(channel=channel, ts=f"{next(self._ts)}")
+        self._write(f"[{channel}] ", result)
+        return ref
+
+    def update(self, *, ref: MessageRef, result: Renderable) -> None:
+        self._write(f"[{ref.channel}, message {ref.ts} updated] ", result)
+
+    def _write(self, prefix: str, result: Renderable) -> None:
+        text = render_text(result).rstrip("\n").replace("\n", "\n    ")
+        with self._lock:
+            self._out.write(f"  {prefix}{text}\n")
+            self._out.flush()
+
+
+class SlackNotifier:
+    """chat.postMessage / chat.update through the Web API client (which retries 429s and 5xx)."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+
+    def post(self, *, channel: str, result: Renderable) -> MessageRef | None:
+        message = render_slack(result)
+        try:
+            answer = self._client.chat_postMessage(channel=channel, text=message["text"], blocks=message["blocks"])
+        except Exception as exc:  # noqa: BLE001 - a failed announcement must not undo the change it announces
+            log.error("slack_post_failed", channel=channel, error=type(exc).__name__)
+            return None
+        return MessageRef(channel=str(answer.get("channel") or channel), ts=str(answer["ts"]))
+
+    def update(self, *, ref: MessageRef, result: Renderable) -> None:
+        message = render_slack(result)
+        try:
+            self._client.chat_update(channel=ref.channel, ts=ref.ts, text=message["text"], blocks=message["blocks"])
+        except Exception as exc:  # noqa: BLE001
+            log.error("slack_update_failed", channel=ref.channel, error=type(exc).__name__)
