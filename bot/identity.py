@@ -19,6 +19,7 @@ from bot.policy import Identity
 log = structlog.get_logger(__name__)
 
 FAILURE_BACKOFF_SECONDS = 30.0
+_NO_SUCH_GROUP = frozenset({"no_such_subteam", "subteam_not_found"})
 
 
 class GroupDirectory(Protocol):
@@ -44,7 +45,14 @@ class SlackGroups:
         self._client = client
 
     def members(self, group_id: str) -> frozenset[str]:
-        response = self._client.usergroups_users_list(usergroup=group_id)  # type: ignore[attr-defined]
+        from slack_sdk.errors import SlackApiError
+
+        try:
+            response = self._client.usergroups_users_list(usergroup=group_id)  # type: ignore[attr-defined]
+        except SlackApiError as exc:
+            if exc.response.get("error") in _NO_SUCH_GROUP:
+                return frozenset()  # a definite answer: nobody is in a group that does not exist
+            raise
         return frozenset(response.get("users") or ())
 
 

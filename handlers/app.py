@@ -17,9 +17,10 @@ from slack_sdk.http_retry.builtin_handlers import (
 from bot.core import Core, build_core
 from bot.errors import ConfigError
 from bot.identity import SlackGroups
+from bot.notify import SlackNotifier
 from bot.service import new_request_id
 from bot.settings import Settings
-from handlers import commands
+from handlers import actions, commands
 
 log = structlog.get_logger("menotime.slack")
 
@@ -45,6 +46,7 @@ def create_app(settings: Settings, *, core: Core | None = None, socket_mode: boo
                           "(try `menotime-bot demo` or `menotime-bot console --simulate` without Slack).")
     client = slack_client(settings)
     if core is None:
+        core_kwargs.setdefault("notifier", SlackNotifier(client))
         core = build_core(settings, groups=SlackGroups(client), **core_kwargs)
     token = settings.slack_bot_token.get_secret_value()
 
@@ -80,4 +82,5 @@ def create_app(settings: Settings, *, core: Core | None = None, socket_mode: boo
         log.warning("slack_app_access_revoked", event_type=event.get("type"))
 
     commands.register(app, core)
+    actions.register(app, core)
     return app, core

@@ -39,9 +39,12 @@ def _rendered(result: object, *, request_id: str) -> dict[str, Any]:
     return message
 
 
-def send_reply(response_url: str, reply: Reply, *, request_id: str) -> bool:
-    """Post the rendered reply; True when Slack took it. Failures are logged, never raised."""
+def send_reply(response_url: str, reply: Reply, *, request_id: str, replace_original: bool | None = None) -> bool:
+    """Post the rendered reply; True when Slack took it. Failures are logged, never raised.
+    ``replace_original``: a button's answer takes the place of the message clicked."""
     message = _rendered(reply.result, request_id=request_id)
+    if replace_original is not None:
+        message["replace_original"] = replace_original
     client = WebhookClient(url=response_url, timeout=10, retry_handlers=_retry_handlers())
     try:
         response = client.send_dict(message)

@@ -25,12 +25,26 @@ from tests.fakes.slack_api import FakeSlack
 SECRET = "serve-process-signing-secret"
 
 
+ROLES_YAML = "roles:\n" + "".join(f"  {role}: {{users: [{user}]}}\n" for role, user in PEOPLE.items())
+
+
 @pytest.fixture
-def served(tmp_path: Path) -> Iterator[tuple[str, FakeSlack, Path]]:
+def extra_config() -> str:
+    return ""
+
+
+@pytest.fixture
+def served(tmp_path: Path, extra_config: str) -> Iterator[tuple[str, FakeSlack, Path]]:
+    yield from _serve(tmp_path, extra_config)
+
+
+def _serve(tmp_path: Path, extra_config: str, holder: list | None = None) -> Iterator[tuple[str, FakeSlack, Path]]:
     config_path = tmp_path / "menotime.yaml"
-    config_path.write_text(f"roles:\n  oncall: {{users: [{PEOPLE['oncall']}]}}\n")
+    config_path.write_text(ROLES_YAML + extra_config)
     log_path = tmp_path / "serve.log"
     with Simulator(region="us-west-1") as sim, FakeSlack() as slack:
+        if holder is not None:
+            holder.append(sim)
         sim.seed(load_config(config_path))
         port = free_port()
         env = {
@@ -90,3 +104,103 @@ def test_signed_status_prod_is_answered_within_three_seconds(served: tuple[str, 
     assert command["verb"] == "status" and command["env"] == "prod" and command["outcome"] == "ok"
     assert command["user"] == PEOPLE["oncall"] and command["request_id"] and "latency_ms" in command
     assert "xoxb-serve-test" not in log_path.read_text() and SECRET not in log_path.read_text()
+
+
+# -------------------------------------------------------------------------------------------
+# Issue 3's Done-when, through `serve` against moto's server
+
+NOT_TODAY = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+
+
+@pytest.fixture
+def served_changes(tmp_path: Path) -> Iterator[tuple[str, FakeSlack, Simulator]]:
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    today = NOT_TODAY[datetime.now(ZoneInfo("America/Los_Angeles")).weekday()]
+    # prod's window excludes today, so "refused outside the window" holds whenever this runs;
+    # rollouts are polled quickly so the test can move the simulated ECS on.
+    extra = (f"changes: {{rollout_poll_seconds: 0.2}}\nenvironments:\n  prod:\n    change_window:\n"
+             f"      days: {[d for d in NOT_TODAY if d != today]}\n")
+    holder: list[Simulator] = []
+    for base, slack, _log in _serve(tmp_path, extra, holder):
+        yield base, slack, holder[0]
+
+
+def _send(base: str, body: str) -> None:
+    assert httpx.post(f"{base}/slack/events", content=body, headers=sign(body, SECRET), timeout=5).status_code == 200
+
+
+def _wait_key(slack: FakeSlack, key: str, timeout: float = 10.0) -> list:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        calls = [c for c in slack.calls_to("response") if c.key == key]
+        if calls:
+            return calls
+        time.sleep(0.05)
+    raise AssertionError(f"no answer for {key}")
+
+
+def test_done_when_deploy_scale_rollback_and_prod_approval_through_serve(
+        served_changes: tuple[str, FakeSlack, Simulator]) -> None:
+    from bot.config import load_config
+    from bot.simulator import advance_rollouts
+    from tests.fakes.signing import block_actions_body
+
+    base, slack, sim = served_changes
+    aws = sim.gateway()
+    envs = tuple(load_config().environments.values())
+    n = iter(range(1000))
+
+    def command(text: str, user: str) -> str:
+        key = f"k{next(n)}"
+        _send(base, slash_command_body(text=text, user_id=user, response_url=slack.response_url(key)))
+        return json.dumps(_wait_key(slack, key)[0].params, ensure_ascii=False)
+
+    def click(action_id: str, value: str, user: str) -> str:
+        key = f"k{next(n)}"
+        body = block_actions_body(user_id=user, action_id=action_id, value=value, response_url=slack.response_url(key))
+        _send(base, body)
+        return json.dumps(_wait_key(slack, key)[0].params, ensure_ascii=False)
+
+    def service(env: str) -> dict:
+        return aws.call("ecs", "describe_services", cluster=f"menotime-{env}-cluster",
+                        services=[f"menotime-{env}-service"])["services"][0]
+
+    def settle() -> None:
+        for _ in range(2):
+            advance_rollouts(region="us-west-1", envs=envs)
+        time.sleep(0.8)  # the follower polls every 0.2 s, sees COMPLETED and releases the lease
+
+    # deploy dev develop: a new revision, reported
+    answer = command("deploy dev develop", PEOPLE["developer"])
+    assert "Deploying `develop` to dev" in answer and service("dev")["taskDefinition"].endswith(":4")
+    settle()
+
+    # scale dev 2 works; 3 is refused naming the bound
+    assert "Scaled dev to 2 tasks" in command("scale dev 2", PEOPLE["developer"])
+    assert service("dev")["desiredCount"] == 2
+    assert "dev allows 1–2 tasks" in command("scale dev 3", PEOPLE["developer"])
+    assert service("dev")["desiredCount"] == 2
+
+    # rollback prod by on-call: a confirmation, then the click puts prod back on its previous revision
+    question = json.loads(command("rollback prod", PEOPLE["oncall"]))
+    assert service("prod")["taskDefinition"].endswith(":3")
+    request_id = next(e["value"] for b in question["blocks"] for e in b.get("elements", [])
+                      if e.get("action_id") == "menotime_confirm")
+    assert "Rolling prod back" in click("menotime_confirm", request_id, PEOPLE["oncall"])
+    assert service("prod")["taskDefinition"].endswith(":2")
+    settle()
+
+    # a prod deploy outside the window is refused...
+    refused = command("deploy prod v1.5.0", PEOPLE["release_manager"])
+    assert "prod deploys are allowed" in refused and service("prod")["taskDefinition"].endswith(":2")
+    # ...and even on-call's emergency deploy waits for a second person's approval
+    asked = command("deploy prod v1.5.0 --emergency 'hotfix for the outage'", PEOPLE["oncall"])
+    assert "Approval requested" in asked and service("prod")["taskDefinition"].endswith(":2")
+    approval = [c for c in slack.calls_to("chat.postMessage") if "Approve" in json.dumps(c.params)][-1]
+    approval_id = next(e["value"] for b in approval.params["blocks"] for e in b.get("elements", [])
+                       if e.get("action_id") == "menotime_approve")
+    assert "needs the role operations, release_manager" in click("menotime_approve", approval_id, PEOPLE["oncall"])
+    assert "Deploying `v1.5.0` to prod" in click("menotime_approve", approval_id, PEOPLE["operations"])
+    assert service("prod")["taskDefinition"].endswith(":4")

@@ -1,0 +1,41 @@
+"""Buttons: each one is a `/menotime` line (Confirm → `confirm REQ-…`), run through the same
+service as typed commands, so policy is checked again at click time and every click is audited."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from slack_bolt import Ack, App
+
+from bot.core import Core
+from bot.service import new_request_id
+from handlers.respond import send_reply
+
+# action_id → (the command it stands for, whether the answer replaces the message clicked)
+BUTTONS: dict[str, tuple[str, bool]] = {
+    "menotime_confirm": ("confirm {value}", True),
+    "menotime_cancel": ("cancel {value}", True),
+    "menotime_approve": ("approve {value}", False),
+    "menotime_deny": ("deny {value}", False),
+    "menotime_rollback": ("rollback {value}", False),
+}
+_VALUE = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
+
+
+def register(app: App, core: Core) -> None:
+    def acknowledge(ack: Ack) -> None:
+        ack()
+
+    def click(body: dict[str, Any], action: dict[str, Any], context: dict[str, Any]) -> None:
+        request_id = context.get("request_id") or new_request_id()
+        template, replace = BUTTONS[action["action_id"]]
+        value = str(action.get("value", ""))
+        # The value came back from Slack inside a signed request, but it is still input: one word.
+        line = template.format(value=value if _VALUE.match(value) else "(invalid)")
+        reply = core.service.handle(user_id=str(body.get("user", {}).get("id", "")), text=line,
+                                    source="slack-button", request_id=request_id)
+        if body.get("response_url"):
+            send_reply(str(body["response_url"]), reply, request_id=request_id, replace_original=replace)
+
+    app.action(re.compile("^menotime_(confirm|cancel|approve|deny|rollback)$"))(ack=acknowledge, lazy=[click])
