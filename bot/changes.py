@@ -157,6 +157,7 @@ def _request_confirmation(ctx: CommandContext, *, env: EnvironmentConfig, action
                  Button("Cancel", "menotime_cancel", request.id, f"cancel {request.id}")),
         footer=f"Request {request.id} · nothing has changed yet · expires {when(request.expires_at)}",
         public=False,
+        request_id=request.id,
     )
 
 
@@ -176,6 +177,7 @@ def _request_approval(ctx: CommandContext, *, env: EnvironmentConfig, params: di
         footer=f"Someone else with the role {approvers} must approve it before {when(request.expires_at)}; "
                "nothing has changed yet.",
         public=False,
+        request_id=request.id,
     )
 
 

@@ -7,6 +7,7 @@ from typing import TextIO
 
 from bot.core import Core
 from bot.render import render_text
+from bot.results import Reply
 
 PREFIX = "/menotime"
 
@@ -19,16 +20,22 @@ class Console:
 
     def run(self, line: str, *, user_id: str | None = None, echo: bool = True) -> str:
         """Answer one line as ``user_id`` (default: the console's user); returns the text shown."""
+        return render_text(self.handle(line, user_id=user_id, echo=echo).result)
+
+    def handle(self, line: str, *, user_id: str | None = None, echo: bool = True) -> Reply:
+        """Like :meth:`run`, returning the reply itself (the demo reads the buttons it offers)."""
         user = user_id or self.user_id
         text = line.strip()
         if text.lower().startswith(PREFIX):
             text = text[len(PREFIX):].strip()
-        reply = self.core.service.handle(user_id=user, text=text, source="console")
-        shown = render_text(reply.result)
         if echo:
-            self.out.write(f"[{user}] {PREFIX} {text}\n{_indent(shown)}\n")
+            self.out.write(f"[{user}] {PREFIX} {text}\n")
             self.out.flush()
-        return shown
+        reply = self.core.service.handle(user_id=user, text=text, source="console")
+        if echo:
+            self.out.write(f"{_indent(render_text(reply.result))}\n")
+            self.out.flush()
+        return reply
 
     def interact(self, stdin: TextIO | None = None) -> None:
         """A prompt until EOF or `:quit`. `:as U…` changes who you are."""

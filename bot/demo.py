@@ -11,12 +11,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
+from datetime import UTC, datetime, timedelta
+
+from bot.clock import Clock, FrozenClock, SystemClock
 from bot.config import Config, load_config
 from bot.console import Console
 from bot.core import Core, build_core
 from bot.identity import StaticGroups
 from bot.settings import Settings
-from bot.simulator import Simulator
+from bot.notify import ConsoleNotifier, Notifier
+from bot.render import PACIFIC, when
+from bot.simulator import REPOSITORY, Simulator, autopilot, image_manifest
 
 # Who is who in the demo: Slack user IDs as an operator would write them in MENOTIME_CONFIG.
 DEVELOPER, ONCALL, RELEASE_MANAGER, OPERATOR, GUEST = "U0DEMODEV", "U0DEMOONCALL", "U0DEMORM", "U0DEMOOPS", "U0DEMOGUEST"
@@ -34,41 +39,86 @@ DEMO_ROLES = {
 
 @dataclass(frozen=True)
 class Step:
+    """Say ``line`` as ``user``; ``{request}`` stands for the request id the previous answer offered."""
+
     title: str
     user: str
     line: str
 
 
-TOUR: tuple[Step, ...] = (
+@dataclass(frozen=True)
+class Wait:
+    """Move the demo clock on (the change window and the 24 h soak are about time)."""
+
+    title: str
+    hours: float
+
+
+TOUR: tuple[Step | Wait, ...] = (
     Step("Someone with no role asks for help: only help and whoami are open to them", GUEST, "help"),
     Step("…and is refused anything else, with the role that would allow it", GUEST, "status prod"),
     Step("A developer sees their roles and what they may do per environment", DEVELOPER, "whoami"),
     Step("On-call checks theirs", ONCALL, "whoami"),
     Step("Help shows each person only what they may use", DEVELOPER, "help"),
-    Step("Details of one command", DEVELOPER, "help status"),
+    Step("Details of one command", DEVELOPER, "help deploy"),
     Step("Status of dev", DEVELOPER, "status dev"),
-    Step("Status of staging", DEVELOPER, "status staging"),
     Step("Status of prod: tasks, image, autoscaling bounds, database, the alarm in ALARM", ONCALL, "status prod"),
     Step("All three environments in one answer", OPERATOR, "status all"),
     Step("A typo gets a suggestion", DEVELOPER, "stauts prod"),
     Step("An unknown environment gets the valid choices", DEVELOPER, "status prd"),
-    Step("Every decision, allowed or denied, is in the audit trail", ONCALL, "history 8"),
+    Step("A dev deploy runs at once; its rollout is followed in one message, edited in place", DEVELOPER,
+         "deploy dev feature-login --reason 'try the login fix'"),
+    Step("A tag the environment does not take is refused, nothing changed", DEVELOPER, "deploy dev v1.5.0"),
+    Step("Scaling dev within its bounds", DEVELOPER, "scale dev 2"),
+    Step("…and beyond them", DEVELOPER, "scale dev 3"),
+    Step("A staging deploy asks the developer to confirm first", DEVELOPER, "deploy staging main"),
+    Step("The click (here: the command the button stands for)", DEVELOPER, "confirm {request}"),
+    Step("A prod release too soon after staging: the 24 h soak is not met", RELEASE_MANAGER, "deploy prod v1.6.0"),
+    Wait("A day passes", 25),
+    Step("Now the release manager may ask; prod needs a second person", RELEASE_MANAGER,
+         "deploy prod v1.6.0 --reason 'release 1.6'"),
+    Step("Approving one's own request is refused, whoever you are", RELEASE_MANAGER, "approve {request}"),
+    Step("Operations approves; the deploy runs and is followed", OPERATOR, "approve {request}"),
+    Wait("It is Saturday now", 24 * 4),
+    Step("Outside the change window prod deploys are refused", RELEASE_MANAGER, "deploy prod v1.5.0"),
+    Step("On-call scales prod: the autoscaler's bounds move, after a confirmation", ONCALL, "scale prod 3"),
+    Step("Confirmed", ONCALL, "confirm {request}"),
+    Step("Something is wrong with 1.6: on-call rolls back (allowed any time), from → to shown first", ONCALL,
+         "rollback prod --reason 'errors after v1.6.0'"),
+    Step("Confirmed: prod goes back to the revision that ran before", ONCALL, "confirm {request}"),
+    Step("Status shows the last deploy", ONCALL, "status prod"),
+    Step("Every decision, allowed or denied, is in the audit trail", ONCALL, "history prod 8"),
 )
 
 
+def _monday_morning(now: datetime) -> datetime:
+    """The demo's clock starts on the latest Monday, 10:00 Pacific: inside prod's change window."""
+    local = now.astimezone(PACIFIC)
+    monday = (local - timedelta(days=local.weekday())).replace(hour=10, minute=0, second=0, microsecond=0)
+    return monday.astimezone(UTC)
+
+
 @contextmanager
-def demo_core(workdir: Path) -> Iterator[tuple[Core, Simulator]]:
+def demo_core(workdir: Path, *, clock: Clock | None = None,
+              notifier: Notifier | None = None) -> Iterator[tuple[Core, Simulator]]:
     """A core over a freshly seeded simulator and a new SQLite file in ``workdir``."""
     config: Config = load_config(overrides=DEMO_ROLES)
     settings = Settings(database_url=f"sqlite:///{workdir / 'menotime-ops.db'}", aws_region="us-west-1")
     with Simulator(region=settings.aws_region) as sim:
         sim.seed(config)
+        # The release candidate: the image staging runs as `main`, tagged for prod.
+        sim.gateway().call("ecr", "put_image", repositoryName=REPOSITORY, imageTag="v1.6.0",
+                           imageManifest=image_manifest("main"))
         core = build_core(
             settings,
             config=config,
             aws=sim.gateway(),
             groups=StaticGroups({OPS_GROUP: {OPERATOR}}),
             migrate_schema=True,
+            clock=clock or SystemClock(),
+            notifier=notifier,
+            run_background=lambda work: work(),  # rollouts followed in line, so the tour reads in order
+            sleep=autopilot(region=settings.aws_region, envs=tuple(config.environments.values()), pause=0.0),
         )
         try:
             yield core, sim
@@ -82,11 +132,18 @@ def run_demo(*, interactive: bool = False, out: TextIO | None = None, stdin: Tex
         out.write("MenoTime Ops demo — simulated AWS (moto), SQLite in a temporary folder, this console as Slack.\n")
         out.write(f"People: developer {DEVELOPER}, on-call {ONCALL}, release manager {RELEASE_MANAGER}, "
                   f"operations (via user group {OPS_GROUP}) {OPERATOR}, no role {GUEST}.\n\n")
-        with demo_core(Path(tmp)) as (core, _sim):
+        clock = FrozenClock(_monday_morning(datetime.now(UTC)))
+        with demo_core(Path(tmp), clock=clock, notifier=ConsoleNotifier(out)) as (core, _sim):
             console = Console(core, user_id=DEVELOPER, out=out)
+            request = ""
             for number, step in enumerate(TOUR, 1):
                 out.write(f"── {number}. {step.title}\n")
-                console.run(step.line, user_id=step.user)
+                if isinstance(step, Wait):
+                    moved = clock.advance(hours=step.hours)
+                    out.write(f"  (demo clock: {when(moved)})\n")
+                    continue
+                reply = console.handle(step.line.format(request=request), user_id=step.user)
+                request = getattr(reply.result, "request_id", None) or request
             report = core.audit.verify()
             out.write(f"── {len(TOUR) + 1}. The audit chain verifies: {report.checked} events, "
                       f"{'intact' if report.ok else 'BROKEN: ' + '; '.join(report.problems)}\n\n")

@@ -113,6 +113,7 @@ class ChangeResult:
     buttons: tuple[Button, ...] = ()
     footer: str | None = None
     public: bool = True
+    request_id: str | None = None  # the confirmation or approval request this answer opened
 
     @property
     def audience(self) -> Audience:  # type: ignore[override]

@@ -94,6 +94,14 @@ def test_the_demo_tour_runs_to_the_end_offline() -> None:
     assert "menotime-prod-api-5xx" in shown
     assert "The audit chain verifies" in shown and "intact" in shown
     assert shown.rstrip().endswith("Demo finished.")
+    # the guarded changes of the tour
+    assert "Rollout        COMPLETED" in shown
+    assert "dev allows 1–2 tasks" in shown and "has run in staging for 0.0 h; prod needs 24 h" in shown
+    assert "another person must approve it" in shown
+    assert "(asked by @U0DEMORM, approved by @U0DEMOOPS)" in shown
+    assert "prod deploys are allowed Mon–Fri 09:00–17:00 PT; it is Sat" in shown
+    assert "Autoscaling bounds 2–4 → 3–4" in shown
+    assert "Rolling prod back: menotime-backend-prod:4 → menotime-backend-prod:3" in shown
 
 
 def test_the_demo_can_stay_interactive() -> None:
