@@ -235,6 +235,7 @@ def approve(ctx: CommandContext, *, request_id: str) -> ChangeResult:
     if request.requested_by == ctx.user_id:
         # The two-person rule binds everyone, admins included.
         raise PolicyViolation(f"You asked for {request.id}; another person must approve it.")
+    _requester_still_allowed(ctx, request)
     decided = requests.decide(id=request.id, status="approved", by=ctx.user_id, now=ctx.core.clock.now())
     _close_approval_message(ctx, decided, f"Approved by <@{ctx.user_id}>: deploying `{request.params['tag']}` to "
                                           f"{request.env} ({request.id})")
@@ -243,6 +244,17 @@ def approve(ctx: CommandContext, *, request_id: str) -> ChangeResult:
                        holder=request.id, request=decided)
     finally:
         requests.decide(id=request.id, status="executed", by=ctx.user_id, now=ctx.core.clock.now(), expect="approved")
+
+
+def _requester_still_allowed(ctx: CommandContext, request: ChangeRequestView) -> None:
+    """Roles change: the person who asked must still be allowed to ask when the change runs."""
+    core = ctx.core
+    requester = core.roles.identity(request.requested_by)
+    allowed = core.policy.decide(requester, request.action, request.env).allowed or (
+        bool(request.params.get("emergency")) and core.policy.decide(requester, "emergency", request.env).allowed)
+    if not allowed:
+        raise PolicyViolation(f"<@{request.requested_by}>, who asked for {request.id}, may no longer "
+                              f"{request.action} on {request.env}; nothing was done.")
 
 
 def deny(ctx: CommandContext, *, request_id: str, reason: str | None) -> ChangeResult:

@@ -12,7 +12,7 @@ import pytest
 
 from bot.aws import AwsGateway
 from bot.clock import FrozenClock
-from bot.config import Config, load_config
+from bot.config import Config, Role, RoleMembers, load_config
 from bot.core import Core, build_core
 from bot.identity import StaticGroups
 from bot.notify import MessageRef
@@ -427,3 +427,36 @@ def test_history_lists_changes(core: Core) -> None:
 
 
 
+
+
+def test_an_approval_is_refused_when_the_requester_lost_the_role(make_core, seeded_aws: AwsGateway,
+                                                                 clock: FrozenClock, notifier: RecordingNotifier,
+                                                                 config: Config) -> None:
+    core = make_core()
+    _release_candidate(core, seeded_aws, clock, hours_in_staging=25)
+    run(core, RM, "deploy prod v1.6.0")
+    request_id = notifier.posts[-1][1].buttons[0].value
+    demoted = config.model_copy(update={"roles": {**config.roles, Role.release_manager: RoleMembers()}})
+    later = make_core()
+    later.roles._config = demoted  # the operator removed the release manager from the role
+    reply = run(later, OPS, f"approve {request_id}")
+    assert "may no longer deploy on prod" in reply.result.message
+    assert _revision(seeded_aws, "prod") == 3
+
+
+def test_a_failed_aws_call_midway_is_recorded_truthfully(core: Core, seeded_aws: AwsGateway,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from bot import ecs
+    from bot.errors import AwsUnavailable
+
+    def down(**_kwargs: Any) -> None:
+        raise AwsUnavailable("AWS did not answer (ECS: could not connect); nothing was changed.")
+
+    monkeypatch.setattr(ecs, "update_service", down)
+    reply = run(core, DEV, "deploy dev feature-login")
+    assert reply.outcome == "failed" and reply.result.message.startswith("AWS did not answer")
+    record = DeployLog(core.db).last("dev")
+    assert record.outcome == "failed" and "AWS did not answer" in record.detail
+    assert _service(seeded_aws, "dev")["taskDefinition"].endswith(":3")  # the service never moved
+    monkeypatch.undo()
+    assert run(core, DEV, "scale dev 2").outcome == "ok"  # the lease was released

@@ -4,6 +4,7 @@ unauthorised clicks, against moto's server, with the fake Slack recording every 
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -114,7 +115,7 @@ def test_approve_and_deny_buttons_on_a_prod_deploy(bot: Bot) -> None:
     gateway = bot.sim.gateway()
     gateway.call("ecr", "put_image", repositoryName=REPOSITORY, imageTag="v1.6.0", imageManifest=image_manifest("v1.5.0"))
     # The soak: v1.6.0's digest (the same image as v1.5.0) ran in staging long enough, per the records.
-    from datetime import timedelta
+
 
     from bot.store.deploys import COMPLETED, DeployLog
 
@@ -140,3 +141,30 @@ def test_approve_and_deny_buttons_on_a_prod_deploy(bot: Bot) -> None:
 
     asked_again = bot.command("deploy prod v1.5.0", user=PEOPLE["release_manager"])
     assert "Approval requested" in asked_again["text"] or "in flight" in asked_again["text"]
+
+
+def test_deny_and_cancel_buttons_change_nothing(bot: Bot) -> None:
+    question = bot.command("rollback prod", user=PEOPLE["oncall"])
+    _, key = bot.click("menotime_cancel", _button(question, "menotime_confirm"), user=PEOPLE["oncall"])
+    answer = bot.answer(key)
+    assert answer["replace_original"] is True and "Cancelled" in answer["text"]
+    gateway = bot.sim.gateway()
+    assert gateway.call("ecs", "describe_services", cluster="menotime-prod-cluster",
+                        services=["menotime-prod-service"])["services"][0]["taskDefinition"].endswith(":3")
+
+    from bot.store.changes import Requests
+
+    request = Requests(bot.core.db).create(kind="approval", env="prod", action="deploy",
+                                           params={"env": "prod", "tag": "v1.5.0"}, requested_by=PEOPLE["release_manager"],
+                                           reason=None, now=bot.core.clock.now(), ttl=timedelta(hours=1))
+    _, key = bot.click("menotime_deny", request.id, user=PEOPLE["operations"])
+    assert "Denied by <@" in bot.answer(key)["text"]
+    assert Requests(bot.core.db).get(request.id).status == "denied"
+
+
+def test_the_roll_back_button_asks_for_a_rollback(bot: Bot) -> None:
+    _, key = bot.click("menotime_rollback", "prod", user=PEOPLE["oncall"])
+    answer = bot.answer(key)
+    assert "Confirm: roll prod back to" in answer["text"]
+    _, refused = bot.click("menotime_rollback", "prod", user=PEOPLE["developer"])
+    assert "needs the role oncall, operations, release_manager" in bot.answer(refused)["text"]
