@@ -11,6 +11,7 @@ from bot import changes
 from bot.commands import OPEN, REQUEST, Arg, Command, Flag, Registry, Verb
 from bot.errors import BadInput
 from bot.results import (
+    ChangeResult,
     EnvPermissions,
     HelpResult,
     HistoryResult,

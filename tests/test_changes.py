@@ -4,8 +4,7 @@ moto in-process (state asserted after each step) and a frozen clock (Tue 2026-11
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -22,7 +21,7 @@ from bot.settings import Settings
 from bot.simulator import REPOSITORY, advance_rollouts, image_manifest, set_rollout
 from bot.store.deploys import DeployLog
 from tests.blockkit import assert_valid_message
-from tests.conftest import PEOPLE, REGION, STATIC_GROUPS, TEST_ROLES
+from tests.conftest import PEOPLE, REGION, STATIC_GROUPS
 
 DEV, ONCALL, RM, OPS, ADMIN = (PEOPLE[r] for r in ("developer", "oncall", "release_manager", "operations", "admin"))
 
