@@ -8,6 +8,7 @@ the parameters (and their hash) recorded when it was asked, so a stale "yes" can
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -87,10 +88,8 @@ def ask_deploy(ctx: CommandContext, *, env_name: str, tag: str, reason: str | No
             emoji=":rotating_light:", footer="Break-glass: outside the change window or soak. Listed for review."))
     if env.deploy_gate == "two_person":
         return _request_approval(ctx, env=env, params=params, reason=reason, facts=facts)
-    if "deploy" in env.confirm:
-        return _request_confirmation(ctx, env=env, action="deploy", params=params, reason=reason, facts=facts,
-                                     what=f"deploy `{tag}` to {env.name}")
-    return execute(ctx, action="deploy", params=params, requested_by=ctx.user_id, holder=ctx.request_id)
+    return _plan_confirm_or_run(ctx, env=env, action="deploy", params=params, reason=reason, facts=facts,
+                                plan=False, what=f"deploy `{tag}` to {env.name}")
 
 
 def ask_rollback(ctx: CommandContext, *, env_name: str, spec: str | None, reason: str | None,
@@ -111,13 +110,8 @@ def ask_rollback(ctx: CommandContext, *, env_name: str, spec: str | None, reason
     facts = (("Environment", env.name),
              ("From", f"`{snapshot.task_definition}` (`{snapshot.image_tag or snapshot.image}`)"),
              ("To", f"`{target.label}` (`{target.image_tag or target.image}`)"))
-    if plan:
-        return ChangeResult(headline=f"Plan: roll {env.name} back to `{target.label}` (nothing was changed)",
-                            emoji=":clipboard:", facts=facts, public=False)
-    if "rollback" in env.confirm:
-        return _request_confirmation(ctx, env=env, action="rollback", params=params, reason=reason, facts=facts,
-                                     what=f"roll {env.name} back to `{target.label}`")
-    return execute(ctx, action="rollback", params=params, requested_by=ctx.user_id, holder=ctx.request_id)
+    return _plan_confirm_or_run(ctx, env=env, action="rollback", params=params, reason=reason, facts=facts,
+                                plan=plan, what=f"roll {env.name} back to `{target.label}`")
 
 
 def ask_scale(ctx: CommandContext, *, env_name: str, count: int, plan: bool) -> ChangeResult:
@@ -127,13 +121,21 @@ def ask_scale(ctx: CommandContext, *, env_name: str, count: int, plan: bool) -> 
     preview = ecs.scale(aws=core.aws, env=env, count=count, dry_run=True)
     params = {"env": env.name, "count": count}
     facts = _scale_facts(env, preview)
+    return _plan_confirm_or_run(ctx, env=env, action="scale", params=params, reason=None, facts=facts, plan=plan,
+                                what=f"scale {env.name} to {count} tasks")
+
+
+def _plan_confirm_or_run(ctx: CommandContext, *, env: EnvironmentConfig, action: str, params: dict[str, Any],
+                         reason: str | None, facts: tuple[tuple[str, str], ...], plan: bool,
+                         what: str) -> ChangeResult:
+    """The end of every ask: show the plan, hold for the asker's click, or run now."""
     if plan:
-        return ChangeResult(headline=f"Plan: scale {env.name} to {count} tasks (nothing was changed)",
-                            emoji=":clipboard:", facts=facts, public=False)
-    if "scale" in env.confirm:
-        return _request_confirmation(ctx, env=env, action="scale", params=params, reason=None, facts=facts,
-                                     what=f"scale {env.name} to {count} tasks")
-    return execute(ctx, action="scale", params=params, requested_by=ctx.user_id, holder=ctx.request_id)
+        return ChangeResult(headline=f"Plan: {what} (nothing was changed)", emoji=":clipboard:", facts=facts,
+                            public=False)
+    if action in env.confirm:
+        return _request_confirmation(ctx, env=env, action=action, params=params, reason=reason, facts=facts,
+                                     what=what)
+    return execute(ctx, action=action, params=params, requested_by=ctx.user_id, holder=ctx.request_id)
 
 
 def _scale_facts(env: EnvironmentConfig, change: ecs.ScaleChange) -> tuple[tuple[str, str], ...]:
@@ -300,6 +302,10 @@ def _still_on(snapshot: ecs.ServiceSnapshot, params: dict[str, Any], env: Enviro
                               "nothing was done. Ask again.")
 
 
+def _family(task_definition_arn: str) -> str:
+    return task_definition_arn.rsplit("/", 1)[-1].rsplit(":", 1)[0]
+
+
 def _lease_ttl(ctx: CommandContext) -> timedelta:
     return timedelta(minutes=ctx.core.config.changes.lease_minutes)
 
@@ -316,28 +322,20 @@ def _execute_deploy(ctx: CommandContext, *, env: EnvironmentConfig, params: dict
                               f"this was asked ({_short_digest(params['digest'])}); nothing was done. Ask again.")
     guardrails.soaked(config=core.config, env=env, deploys=parts.deploys, tag=tag, digest=image.digest, now=now,
                       emergency=emergency)
-    parts.leases.acquire(env=env.name, holder=holder, action="deploy", user=requested_by, now=now,
-                         ttl=_lease_ttl(ctx))
-    try:
-        _still_on(ecs.service_snapshot(aws=core.aws, env=env), params, env)
+
+    def register() -> tuple[str, int, int]:
         change = ecs.register_revision(aws=core.aws, env=env, base_arn=params["base_arn"], image=params["image"])
-        record = parts.deploys.start(env=env.name, kind="deploy", requested_by=requested_by, image_tag=tag,
-                                     image_digest=image.digest, from_revision=change.from_revision,
-                                     to_revision=change.to_revision, at=now, request_id=request_id or ctx.request_id,
-                                     approval_id=request_id if approval else None, emergency_reason=emergency)
-        try:
-            ecs.update_service(aws=core.aws, env=env, task_definition_arn=change.to_arn)
-        except Exception as exc:
-            parts.deploys.finish(id=record.id, outcome=FAILED, at=core.clock.now(),
-                                 detail=getattr(exc, "message", type(exc).__name__))
-            raise
-    except Exception:
-        parts.leases.release(env=env.name, holder=holder)
-        raise
+        return change.to_arn, change.from_revision, change.to_revision
+
+    record, arn = _move_service(ctx, env=env, params=params, requested_by=requested_by, holder=holder,
+                                kind="deploy", register=register, image_tag=tag, image_digest=image.digest,
+                                request_id=request_id, approval_id=request_id if approval else None,
+                                emergency_reason=emergency)
+    family = _family(params["base_arn"])
     who = f"<@{requested_by}>" + (f", approved by <@{approval}>" if approval else "")
-    headline = f"Deploying `{tag}` to {env.name}: `{change.family}:{change.from_revision}` → " \
-               f"`{change.family}:{change.to_revision}` (asked by {who})"
-    _follow(ctx, env=env, record=record, holder=holder, arn=change.to_arn, headline=headline)
+    headline = f"Deploying `{tag}` to {env.name}: `{family}:{record.from_revision}` → " \
+               f"`{family}:{record.to_revision}` (asked by {who})"
+    _follow(ctx, env=env, record=record, holder=holder, arn=arn, headline=headline)
     return ChangeResult(headline=headline, emoji=":rocket:",
                         facts=(("Image", f"`{tag}` ({_short_digest(image.digest)})"),
                                ("Rollout", f"followed in {announce_channel(ctx, env)}")))
@@ -345,16 +343,36 @@ def _execute_deploy(ctx: CommandContext, *, env: EnvironmentConfig, params: dict
 
 def _execute_rollback(ctx: CommandContext, *, env: EnvironmentConfig, params: dict[str, Any], requested_by: str,
                       holder: str) -> ChangeResult:
+    record, arn = _move_service(
+        ctx, env=env, params=params, requested_by=requested_by, holder=holder, kind="rollback",
+        register=lambda: (params["target_arn"], params["from_revision"], params["to_revision"]),
+        image_tag=params["tag"], image_digest=None, request_id=None, approval_id=None, emergency_reason=None)
+    family = _family(params["target_arn"])
+    headline = f"Rolling {env.name} back: `{family}:{params['from_revision']}` → `{family}:{params['to_revision']}` " \
+               f"(asked by <@{requested_by}>)"
+    _follow(ctx, env=env, record=record, holder=holder, arn=arn, headline=headline)
+    return ChangeResult(headline=headline, emoji=":rewind:",
+                        facts=(("Rollout", f"followed in {announce_channel(ctx, env)}"),))
+
+
+def _move_service(ctx: CommandContext, *, env: EnvironmentConfig, params: dict[str, Any], requested_by: str,
+                  holder: str, kind: str, register: Callable[[], tuple[str, int, int]], image_tag: str | None,
+                  image_digest: str | None, request_id: str | None, approval_id: str | None,
+                  emergency_reason: str | None) -> tuple[DeployView, str]:
+    """Take the environment's lease, check it still runs what was asked about, point the service at
+    the new revision and record it. Any failure releases the lease; a failure after the record is
+    written ends the record as failed, so no change is ever reported that did not happen."""
     core, now, parts = ctx.core, ctx.core.clock.now(), _parts(ctx)
-    parts.leases.acquire(env=env.name, holder=holder, action="rollback", user=requested_by, now=now,
-                         ttl=_lease_ttl(ctx))
+    parts.leases.acquire(env=env.name, holder=holder, action=kind, user=requested_by, now=now, ttl=_lease_ttl(ctx))
     try:
         _still_on(ecs.service_snapshot(aws=core.aws, env=env), params, env)
-        record = parts.deploys.start(env=env.name, kind="rollback", requested_by=requested_by, image_tag=params["tag"],
-                                     image_digest=None, from_revision=params["from_revision"],
-                                     to_revision=params["to_revision"], at=now, request_id=ctx.request_id)
+        arn, from_revision, to_revision = register()
+        record = parts.deploys.start(env=env.name, kind=kind, requested_by=requested_by, image_tag=image_tag,
+                                     image_digest=image_digest, from_revision=from_revision, to_revision=to_revision,
+                                     at=now, request_id=request_id or ctx.request_id, approval_id=approval_id,
+                                     emergency_reason=emergency_reason)
         try:
-            ecs.update_service(aws=core.aws, env=env, task_definition_arn=params["target_arn"])
+            ecs.update_service(aws=core.aws, env=env, task_definition_arn=arn)
         except Exception as exc:
             parts.deploys.finish(id=record.id, outcome=FAILED, at=core.clock.now(),
                                  detail=getattr(exc, "message", type(exc).__name__))
@@ -362,12 +380,7 @@ def _execute_rollback(ctx: CommandContext, *, env: EnvironmentConfig, params: di
     except Exception:
         parts.leases.release(env=env.name, holder=holder)
         raise
-    family = params["target_arn"].rsplit("/", 1)[-1].rsplit(":", 1)[0]
-    headline = f"Rolling {env.name} back: `{family}:{params['from_revision']}` → `{family}:{params['to_revision']}` " \
-               f"(asked by <@{requested_by}>)"
-    _follow(ctx, env=env, record=record, holder=holder, arn=params["target_arn"], headline=headline)
-    return ChangeResult(headline=headline, emoji=":rewind:",
-                        facts=(("Rollout", f"followed in {announce_channel(ctx, env)}"),))
+    return record, arn
 
 
 def _execute_scale(ctx: CommandContext, *, env: EnvironmentConfig, params: dict[str, Any], requested_by: str,
