@@ -17,14 +17,13 @@ import structlog
 
 from bot import ecs, guardrails
 from bot.config import EnvironmentConfig
-from bot.errors import BadInput, PolicyViolation
+from bot.errors import AwsUnavailable, BadInput, PolicyViolation
 from bot.notify import MessageRef
-from bot.policy import Identity
 from bot.render import when
 from bot.results import Button, ChangeResult
 from bot.service import CommandContext
 from bot.store.changes import ChangeRequestView, Freezes, Leases, Requests
-from bot.store.deploys import COMPLETED, FAILED, ROLLED_BACK, TIMED_OUT, DeployLog, DeployView
+from bot.store.deploys import COMPLETED, FAILED, ROLLED_BACK, TIMED_OUT, UNKNOWN, DeployLog, DeployView
 
 log = structlog.get_logger("menotime.changes")
 
@@ -61,27 +60,35 @@ def ask_deploy(ctx: CommandContext, *, env_name: str, tag: str, reason: str | No
     core, env, now = ctx.core, ctx.core.config.env(env_name), ctx.core.clock.now()
     parts = _parts(ctx)
     guardrails.tag_allowed(env=env, tag=tag)
-    guardrails.not_frozen(freezes=parts.freezes, env=env, what="deploys")
-    guardrails.in_window(env=env, now=now, emergency=emergency)
+    if emergency and env.change_window is None and env.soak is None:
+        raise BadInput(f"`--emergency` breaks a change window or a soak, and {env.name} has neither; "
+                       "deploy without it.")
+    refusals: list[str] = []  # with --plan, what would refuse the deploy is reported, not raised
+    guarded = _collect(refusals) if plan else _raise
+    guarded(lambda: guardrails.not_frozen(freezes=parts.freezes, env=env, what="deploys"))
+    guarded(lambda: guardrails.in_window(env=env, now=now, emergency=emergency))
     snapshot = ecs.service_snapshot(aws=core.aws, env=env)
     if snapshot.image is None:
         raise BadInput(f"I cannot tell which image {env.name}'s application container runs; set `app_container` "
                        "for it in the configuration.")
     image = ecs.find_image(aws=core.aws, repository=ecs.repository_of(snapshot.image), tag=tag,
                            suggest_if=env.image_tags.accepts)
-    guardrails.soaked(config=core.config, env=env, deploys=parts.deploys, tag=tag, digest=image.digest, now=now,
-                      emergency=emergency)
+    guarded(lambda: guardrails.soaked(config=core.config, env=env, deploys=parts.deploys, tag=tag,
+                                      digest=image.digest, now=now, emergency=emergency))
     change = ecs.plan_revision(aws=core.aws, env=env, base_arn=snapshot.task_definition_arn,
                                image=ecs.image_with_tag(snapshot.image, tag))
     params = {"env": env.name, "tag": tag, "digest": image.digest, "base_arn": snapshot.task_definition_arn,
               "from_revision": snapshot.revision, "image": change.to_image, "emergency": emergency}
     facts = (("Environment", env.name), ("Image", f"`{tag}` ({_short_digest(image.digest)})"),
              ("Task definition", f"`{snapshot.task_definition}` → new revision"),
-             ("Currently", f"`{snapshot.image_tag or snapshot.image}`"))
+             ("Currently", f"`{snapshot.image_tag or snapshot.image}`"),
+             *((("Emergency", emergency),) if emergency else ()))
     if plan:
         diff = tuple(f"`{d.field}`: `{d.before}` → `{d.after}`" for d in change.differences)
+        verdict = tuple(f"Would be refused now: {r}" for r in refusals) or ("Every guardrail passes now.",)
         return ChangeResult(headline=f"Plan: deploy `{tag}` to {env.name} (nothing was changed)",
-                            emoji=":clipboard:", facts=facts, details=diff or ("no change",), public=False)
+                            emoji=":clipboard:", facts=facts, details=(*verdict, *(diff or ("no change",))),
+                            public=False)
     if emergency:
         core.notifier.post(channel=announce_channel(ctx, env), result=ChangeResult(
             headline=f"EMERGENCY deploy of `{tag}` to {env.name} asked by <@{ctx.user_id}>: {emergency}",
@@ -90,6 +97,20 @@ def ask_deploy(ctx: CommandContext, *, env_name: str, tag: str, reason: str | No
         return _request_approval(ctx, env=env, params=params, reason=reason, facts=facts)
     return _plan_confirm_or_run(ctx, env=env, action="deploy", params=params, reason=reason, facts=facts,
                                 plan=False, what=f"deploy `{tag}` to {env.name}")
+
+
+def _raise(check: Callable[[], None]) -> None:
+    check()
+
+
+def _collect(into: list[str]) -> Callable[[Callable[[], None]], None]:
+    def run(check: Callable[[], None]) -> None:
+        try:
+            check()
+        except PolicyViolation as exc:
+            into.append(exc.message)
+
+    return run
 
 
 def ask_rollback(ctx: CommandContext, *, env_name: str, spec: str | None, reason: str | None,
@@ -105,6 +126,9 @@ def ask_rollback(ctx: CommandContext, *, env_name: str, spec: str | None, reason
                                      previous_from_records=previous)
     if target.revision == snapshot.revision:
         raise BadInput(f"{env.name} already runs `{target.label}`; name an earlier revision or version.")
+    if snapshot.revision is not None and target.revision > snapshot.revision:
+        raise BadInput(f"`{target.label}` is newer than what {env.name} runs (`{snapshot.task_definition}`); a "
+                       "rollback only goes back. Use `deploy` to go forward.")
     params = {"env": env.name, "target_arn": target.arn, "to_revision": target.revision,
               "from_revision": snapshot.revision, "base_arn": snapshot.task_definition_arn, "tag": target.image_tag}
     facts = (("Environment", env.name),
@@ -170,7 +194,8 @@ def _request_approval(ctx: CommandContext, *, env: EnvironmentConfig, params: di
     request = Requests(core.db).create(kind="approval", env=env.name, action="deploy", params=params,
                                        requested_by=ctx.user_id, reason=reason, now=core.clock.now(), ttl=ttl)
     approvers = ", ".join(r for r in core.policy.roles_allowed("approve", env.name) if r != "admin")
-    posted = core.notifier.post(channel=announce_channel(ctx, env), result=_approval_message(request, facts, approvers))
+    posted = core.notifier.post(channel=announce_channel(ctx, env),
+                                result=_approval_message(request, facts, approvers))
     if posted:
         Requests(core.db).set_message(id=request.id, channel=posted.channel, ts=posted.ts)
     return ChangeResult(
@@ -184,7 +209,7 @@ def _request_approval(ctx: CommandContext, *, env: EnvironmentConfig, params: di
 
 
 def _approval_message(request: ChangeRequestView, facts: tuple[tuple[str, str], ...], approvers: str,
-                      decided: str | None = None) -> ChangeResult:
+                      decided: str | None = None, emoji: str = ":lock:") -> ChangeResult:
     params = request.params
     buttons = () if decided else (
         Button("Approve", "menotime_approve", request.id, f"approve {request.id}", "primary"),
@@ -192,11 +217,19 @@ def _approval_message(request: ChangeRequestView, facts: tuple[tuple[str, str], 
     return ChangeResult(
         headline=decided or (f"<@{request.requested_by}> asks to deploy `{params['tag']}` to {request.env} "
                              f"({request.id})"),
-        emoji=":white_check_mark:" if decided and "approved" in decided else ":lock:" if not decided else ":x:",
+        emoji=emoji,
         facts=(*facts, ("Reason", request.reason or "—")),
         buttons=buttons,
         footer=None if decided else f"Needs {approvers}, not the requester · expires {when(request.expires_at)}",
     )
+
+
+def _request_facts(request: ChangeRequestView) -> tuple[tuple[str, str], ...]:
+    params = request.params
+    facts = [("Environment", request.env), ("Image", f"`{params['tag']}` ({_short_digest(params.get('digest'))})")]
+    if params.get("emergency"):
+        facts.append(("Emergency", params["emergency"]))
+    return tuple(facts)
 
 
 # --------------------------------------------------------------------------------------------
@@ -210,12 +243,27 @@ def confirm(ctx: CommandContext, *, request_id: str) -> ChangeResult:
         raise BadInput(f"{request.id} is an approval request; use `/menotime approve {request.id}`.")
     if request.requested_by != ctx.user_id:
         raise PolicyViolation(f"Only <@{request.requested_by}>, who asked for {request.id}, can confirm it.")
-    requests.decide(id=request.id, status="approved", by=ctx.user_id, now=ctx.core.clock.now())
+    decided = requests.decide(id=request.id, status="approved", by=ctx.user_id, now=ctx.core.clock.now())
+    return _run_decided(ctx, decided)
+
+
+def _run_decided(ctx: CommandContext, request: ChangeRequestView) -> ChangeResult:
+    """Execute an approved request; it ends `executed`, or `failed` when a check refused it then."""
+    requests = Requests(ctx.core.db)
     try:
-        return execute(ctx, action=request.action, params=request.params, requested_by=request.requested_by,
-                       holder=request.id, request=request)
-    finally:
-        requests.decide(id=request.id, status="executed", by=ctx.user_id, now=ctx.core.clock.now(), expect="approved")
+        result = execute(ctx, action=request.action, params=request.params, requested_by=request.requested_by,
+                         holder=request.id, request=request)
+    except Exception as exc:
+        requests.decide(id=request.id, status="failed", by=ctx.user_id, now=ctx.core.clock.now(), expect="approved")
+        reason = getattr(exc, "message", "an unexpected error")
+        _close_approval_message(ctx, request, f"Approved by <@{ctx.user_id}>, but refused when it ran: {reason} "
+                                              f"({request.id})", ":x:")
+        raise
+    requests.decide(id=request.id, status="executed", by=ctx.user_id, now=ctx.core.clock.now(), expect="approved")
+    if request.kind == "approval":
+        _close_approval_message(ctx, request, f"Approved by <@{ctx.user_id}>: deploying `{request.params['tag']}` "
+                                              f"to {request.env} ({request.id})", ":white_check_mark:")
+    return result
 
 
 def cancel(ctx: CommandContext, *, request_id: str) -> ChangeResult:
@@ -224,7 +272,7 @@ def cancel(ctx: CommandContext, *, request_id: str) -> ChangeResult:
     if request.requested_by != ctx.user_id:
         raise PolicyViolation(f"Only <@{request.requested_by}>, who asked for {request.id}, can cancel it.")
     requests.decide(id=request.id, status="cancelled", by=ctx.user_id, now=ctx.core.clock.now())
-    _close_approval_message(ctx, request, f"Cancelled by <@{ctx.user_id}> ({request.id})")
+    _close_approval_message(ctx, request, f"Cancelled by <@{ctx.user_id}> ({request.id})", ":heavy_multiplication_x:")
     return ChangeResult(headline=f"Cancelled {request.id}; nothing was changed.", emoji=":heavy_multiplication_x:",
                         public=False)
 
@@ -239,22 +287,16 @@ def approve(ctx: CommandContext, *, request_id: str) -> ChangeResult:
         raise PolicyViolation(f"You asked for {request.id}; another person must approve it.")
     _requester_still_allowed(ctx, request)
     decided = requests.decide(id=request.id, status="approved", by=ctx.user_id, now=ctx.core.clock.now())
-    _close_approval_message(ctx, decided, f"Approved by <@{ctx.user_id}>: deploying `{request.params['tag']}` to "
-                                          f"{request.env} ({request.id})")
-    try:
-        return execute(ctx, action=request.action, params=request.params, requested_by=request.requested_by,
-                       holder=request.id, request=decided)
-    finally:
-        requests.decide(id=request.id, status="executed", by=ctx.user_id, now=ctx.core.clock.now(), expect="approved")
+    return _run_decided(ctx, decided)
 
 
 def _requester_still_allowed(ctx: CommandContext, request: ChangeRequestView) -> None:
     """Roles change: the person who asked must still be allowed to ask when the change runs."""
     core = ctx.core
     requester = core.roles.identity(request.requested_by)
-    allowed = core.policy.decide(requester, request.action, request.env).allowed or (
-        bool(request.params.get("emergency")) and core.policy.decide(requester, "emergency", request.env).allowed)
-    if not allowed:
+    # Break-glass requests stand on the emergency permission alone, as when they were asked.
+    action = "emergency" if request.params.get("emergency") else request.action
+    if not core.policy.decide(requester, action, request.env).allowed:
         raise PolicyViolation(f"<@{request.requested_by}>, who asked for {request.id}, may no longer "
                               f"{request.action} on {request.env}; nothing was done.")
 
@@ -266,14 +308,15 @@ def deny(ctx: CommandContext, *, request_id: str, reason: str | None) -> ChangeR
         raise BadInput(f"{request.id} is not an approval request; its requester can `cancel` it.")
     decided = requests.decide(id=request.id, status="denied", by=ctx.user_id, now=ctx.core.clock.now())
     note = f"Denied by <@{ctx.user_id}>" + (f": {reason}" if reason else "") + f" ({request.id})"
-    _close_approval_message(ctx, decided, note)
+    _close_approval_message(ctx, decided, note, ":x:")
     return ChangeResult(headline=f"{note}; nothing was changed.", emoji=":x:")
 
 
-def _close_approval_message(ctx: CommandContext, request: ChangeRequestView, outcome: str) -> None:
+def _close_approval_message(ctx: CommandContext, request: ChangeRequestView, outcome: str, emoji: str) -> None:
     if request.kind == "approval" and request.channel and request.message_ts:
         ctx.core.notifier.update(ref=MessageRef(request.channel, request.message_ts),
-                                 result=_approval_message(request, (), "", decided=outcome))
+                                 result=_approval_message(request, _request_facts(request), "", decided=outcome,
+                                                          emoji=emoji))
 
 
 # --------------------------------------------------------------------------------------------
@@ -282,8 +325,8 @@ def _close_approval_message(ctx: CommandContext, request: ChangeRequestView, out
 
 def execute(ctx: CommandContext, *, action: str, params: dict[str, Any], requested_by: str, holder: str,
             request: ChangeRequestView | None = None) -> ChangeResult:
-    if request is not None and not request.matches(params):
-        raise PolicyViolation(f"{request.id} no longer matches what was asked; ask again.")
+    # What binds a request to what runs: the digest is looked up again and must be the one asked
+    # about, and the service must still run the revision the change was planned from.
     env = ctx.core.config.env(params["env"])
     if action == "deploy":
         return _execute_deploy(ctx, env=env, params=params, requested_by=requested_by, holder=holder,
@@ -346,7 +389,7 @@ def _execute_rollback(ctx: CommandContext, *, env: EnvironmentConfig, params: di
     record, arn = _move_service(
         ctx, env=env, params=params, requested_by=requested_by, holder=holder, kind="rollback",
         register=lambda: (params["target_arn"], params["from_revision"], params["to_revision"]),
-        image_tag=params["tag"], image_digest=None, request_id=None, approval_id=None, emergency_reason=None)
+        image_tag=params["tag"], image_digest=None, request_id=holder, approval_id=None, emergency_reason=None)
     family = _family(params["target_arn"])
     headline = f"Rolling {env.name} back: `{family}:{params['from_revision']}` → `{family}:{params['to_revision']}` " \
                f"(asked by <@{requested_by}>)"
@@ -363,7 +406,9 @@ def _move_service(ctx: CommandContext, *, env: EnvironmentConfig, params: dict[s
     the new revision and record it. Any failure releases the lease; a failure after the record is
     written ends the record as failed, so no change is ever reported that did not happen."""
     core, now, parts = ctx.core, ctx.core.clock.now(), _parts(ctx)
-    parts.leases.acquire(env=env.name, holder=holder, action=kind, user=requested_by, now=now, ttl=_lease_ttl(ctx))
+    # "Rollback any time": an incident rollback takes the lock from a deploy still rolling out.
+    parts.leases.acquire(env=env.name, holder=holder, action=kind, user=requested_by, now=now, ttl=_lease_ttl(ctx),
+                         preempt=("deploy",) if kind == "rollback" else ())
     try:
         _still_on(ecs.service_snapshot(aws=core.aws, env=env), params, env)
         arn, from_revision, to_revision = register()
@@ -373,6 +418,12 @@ def _move_service(ctx: CommandContext, *, env: EnvironmentConfig, params: dict[s
                                      emergency_reason=emergency_reason)
         try:
             ecs.update_service(aws=core.aws, env=env, task_definition_arn=arn)
+        except AwsUnavailable as exc:
+            # No answer is not a no: ECS may have taken the update. Say so, and record it as unknown.
+            parts.deploys.finish(id=record.id, outcome=UNKNOWN, at=core.clock.now(), detail=exc.message)
+            raise AwsUnavailable(f"AWS did not answer while {env.name}'s service was being updated, so the {kind} "
+                                 f"may or may not have started; check `/menotime status {env.name}` before "
+                                 "trying again.") from exc
         except Exception as exc:
             parts.deploys.finish(id=record.id, outcome=FAILED, at=core.clock.now(),
                                  detail=getattr(exc, "message", type(exc).__name__))
@@ -392,9 +443,13 @@ def _execute_scale(ctx: CommandContext, *, env: EnvironmentConfig, params: dict[
     with parts.leases.held(env=env.name, holder=holder, action="scale", user=requested_by, now=now,
                            ttl=_lease_ttl(ctx)):
         change = ecs.scale(aws=core.aws, env=env, count=count)
-    result = ChangeResult(headline=f"Scaled {env.name} to {count} tasks (asked by <@{requested_by}>)",
-                          emoji=":straight_ruler:", facts=_scale_facts(env, change))
-    if env.name in ("prod",) or "scale" in env.confirm:
+    if change.autoscaled and change.desired_after != count:
+        headline = (f"{env.name}'s autoscaling minimum is now {count} (asked by <@{requested_by}>); "
+                    f"{change.desired_after} tasks run until the autoscaler brings them down")
+    else:
+        headline = f"Scaled {env.name} to {count} tasks (asked by <@{requested_by}>)"
+    result = ChangeResult(headline=headline, emoji=":straight_ruler:", facts=_scale_facts(env, change))
+    if "scale" in env.confirm:
         core.notifier.post(channel=announce_channel(ctx, env), result=result)
     return result
 
@@ -406,34 +461,75 @@ def _execute_scale(ctx: CommandContext, *, env: EnvironmentConfig, params: dict[
 def _follow(ctx: CommandContext, *, env: EnvironmentConfig, record: DeployView, holder: str, arn: str,
             headline: str) -> None:
     core = ctx.core
-    channel = announce_channel(ctx, env)
-    ref = core.notifier.post(channel=channel, result=_rollout_message(headline, None, env))
-    if ref:
-        DeployLog(core.db).set_message(id=record.id, channel=ref.channel, ts=ref.ts)
+    try:
+        ref = core.notifier.post(channel=announce_channel(ctx, env), result=_rollout_message(headline, None, record,
+                                                                                            env))
+        if ref:
+            DeployLog(core.db).set_message(id=record.id, channel=ref.channel, ts=ref.ts)
+        core.run_background(lambda: _track(core, env=env, record=record, holder=holder, arn=arn, headline=headline,
+                                           ref=ref))
+    except Exception:
+        # The service has moved: never leave its record open or its lock held because a post failed.
+        DeployLog(core.db).finish(id=record.id, outcome=UNKNOWN, at=core.clock.now(),
+                                  detail="the bot could not start following the rollout")
+        Leases(core.db).release(env=env.name, holder=holder)
+        raise
 
-    def track() -> None:
-        final_state, detail = FAILED, None
+
+def _track(core: Any, *, env: EnvironmentConfig, record: DeployView, holder: str, arn: str, headline: str,
+           ref: MessageRef | None) -> None:
+    leases, ttl = Leases(core.db), timedelta(minutes=core.config.changes.lease_minutes)
+
+    def wait(seconds: float) -> None:
+        core.sleep(seconds)
+        # Still ours? Renew it. Taken (an incident rollback preempted this deploy)? Keep following;
+        # ECS will say the deployment was replaced.
+        leases.renew(env=env.name, holder=holder, now=core.clock.now(), ttl=ttl)
+
+    def changed(snap: ecs.RolloutSnapshot) -> None:
+        if ref:
+            core.notifier.update(ref=ref, result=_rollout_message(headline, snap, record, env))
+
+    final_state, detail = UNKNOWN, None
+    try:
+        final = ecs.follow_rollout(aws=core.aws, env=env, task_definition_arn=arn, on_change=changed, sleep=wait,
+                                   now=core.clock.now, interval=core.config.changes.rollout_poll_seconds,
+                                   timeout=timedelta(minutes=core.config.changes.rollout_timeout_minutes))
+        final_state = ROLLED_BACK if final.rolled_back else _OUTCOME.get(final.state, FAILED)
+        detail = final.reason
+    except Exception as exc:  # noqa: BLE001 - the record must end truthfully whatever happened
+        log.exception("rollout_tracking_failed", env=env.name, record=record.id)
+        detail = f"tracking stopped: {getattr(exc, 'message', type(exc).__name__)}"
+    finally:
+        DeployLog(core.db).finish(id=record.id, outcome=final_state, at=core.clock.now(), detail=detail)
+        leases.release(env=env.name, holder=holder)
+
+
+def finish_orphaned_rollouts(core: Any) -> int:
+    """At start-up: records left in progress by a bot that stopped while following them (no live
+    lock any more) are ended from what ECS shows now, so status and the soak stay truthful."""
+    leases, deploys, ended = Leases(core.db), DeployLog(core.db), 0
+    now = core.clock.now()
+    for record in deploys.unfinished():
+        lease = leases.get(record.env, now=now)
+        if lease is not None or record.env not in core.config.environments:
+            continue
         try:
-            final = ecs.follow_rollout(
-                aws=core.aws, env=env, task_definition_arn=arn,
-                on_change=lambda snap: ref and core.notifier.update(ref=ref, result=_rollout_message(headline, snap,
-                                                                                                     env)),
-                sleep=core.sleep, now=core.clock.now, interval=core.config.changes.rollout_poll_seconds,
-                timeout=timedelta(minutes=core.config.changes.rollout_timeout_minutes))
-            final_state = ROLLED_BACK if final.rolled_back else _OUTCOME.get(final.state, FAILED)
-            detail = final.reason
-        except Exception as exc:  # noqa: BLE001 - the record must end truthfully whatever happened
-            log.exception("rollout_tracking_failed", env=env.name, record=record.id)
-            detail = f"tracking stopped: {getattr(exc, 'message', type(exc).__name__)}"
-            final_state = "unknown"
-        finally:
-            DeployLog(core.db).finish(id=record.id, outcome=final_state, at=core.clock.now(), detail=detail)
-            Leases(core.db).release(env=env.name, holder=holder)
-
-    core.run_background(track)
+            snapshot = ecs.service_snapshot(aws=core.aws, env=core.config.env(record.env))
+        except Exception as exc:  # noqa: BLE001 - AWS down at start-up: try again next start
+            log.warning("orphaned_rollout_unchecked", record=record.id, error=type(exc).__name__)
+            continue
+        done = snapshot.revision == record.to_revision and snapshot.rollout_state == "COMPLETED"
+        deploys.finish(id=record.id, outcome=COMPLETED if done else UNKNOWN, at=now,
+                       detail="ended after a restart of the bot: " + (
+                           "ECS shows it completed" if done else f"ECS shows {snapshot.task_definition} "
+                                                                f"{(snapshot.rollout_state or '').lower()}"))
+        ended += 1
+    return ended
 
 
-def _rollout_message(headline: str, snap: ecs.RolloutSnapshot | None, env: EnvironmentConfig) -> ChangeResult:
+def _rollout_message(headline: str, snap: ecs.RolloutSnapshot | None, record: DeployView,
+                     env: EnvironmentConfig) -> ChangeResult:
     if snap is None:
         return ChangeResult(headline=headline, emoji=":hourglass_flowing_sand:", facts=(("Rollout", "starting"),))
     state = "ROLLED BACK by ECS (circuit breaker)" if snap.rolled_back else snap.state.replace("_", " ")
@@ -442,9 +538,12 @@ def _rollout_message(headline: str, snap: ecs.RolloutSnapshot | None, env: Envir
     details = tuple(f"{when(e.at)} · {e.message}" for e in snap.events[:3])
     if snap.reason and snap.state != "COMPLETED":
         details = (snap.reason, *details)
-    buttons = ()
-    if snap.state in ("FAILED", "TIMED_OUT") or snap.rolled_back:
-        buttons = (Button("Roll back", "menotime_rollback", env.name, f"rollback {env.name}", "danger"),)
+    buttons: tuple[Button, ...] = ()
+    if snap.state in ("FAILED", "TIMED_OUT") and not snap.rolled_back and record.from_revision is not None:
+        # Back to exactly what ran before this change; when ECS already rolled back there is nothing to do.
+        back = f"{env.name}:{record.from_revision}"
+        buttons = (Button("Roll back", "menotime_rollback", back, f"rollback {env.name} {record.from_revision}",
+                          "danger"),)
     return ChangeResult(headline=headline, emoji=emoji if not snap.rolled_back else ":leftwards_arrow_with_hook:",
                         facts=facts, details=details, buttons=buttons)
 
@@ -485,5 +584,3 @@ def env_notes(ctx: CommandContext, env_name: str) -> tuple[str, ...]:
                      f"{when(lease.acquired_at)}")
     return tuple(notes)
 
-
-__all__ = ["Identity"]

@@ -178,6 +178,13 @@ class Changes(_Strict):
     rollout_timeout_minutes: int = Field(default=30, ge=1)
     rollout_poll_seconds: float = Field(default=10, gt=0)
 
+    @model_validator(mode="after")
+    def _lease_outlives_polls(self) -> Changes:
+        # The follower renews the lease at every poll; it must not lapse between two polls.
+        if self.lease_minutes * 60 <= 2 * self.rollout_poll_seconds:
+            raise ValueError("lease_minutes must be longer than two rollout polls")
+        return self
+
 
 class EnvironmentConfig(_Strict):
     name: str = Field(description="filled from the key in `environments`")

@@ -130,12 +130,11 @@ class CommandService:
                 rules.append(decision.rule)
             return Decision(True, "; ".join(dict.fromkeys(rules))[:200]), every
         if env is not None:
-            decision = policy.decide(identity, action, env)
             glass = command.verb.break_glass
-            if not decision.allowed and glass and command.flags.get(glass):
-                emergency = policy.decide(identity, "emergency", env)
-                decision = emergency if emergency.allowed else decision
-            return decision, (env,)
+            if glass and command.flags.get(glass):
+                # Break-glass is its own permission (on-call's), whatever else the user may do.
+                return policy.decide(identity, "emergency", env), (env,)
+            return policy.decide(identity, action, env), (env,)
         decision = policy.decide(identity, action, None)
         return decision, (every if action == OPEN else policy.permitted_envs(identity, action))
 

@@ -109,8 +109,10 @@ def run_history(ctx: CommandContext, cmd: Command) -> HistoryResult:
 def _request_target(core: Any, cmd: Command) -> tuple[str, str]:
     """confirm/cancel are decided as the change they run; approve/deny as `approve` on its env."""
     request = Requests(core.db).get(cmd.args["id"])
-    action = "approve" if cmd.verb.name in ("approve", "deny") else request.action
-    return action, request.env
+    if cmd.verb.name in ("approve", "deny"):
+        return "approve", request.env
+    # A break-glass request is confirmed under the same permission it was asked with.
+    return ("emergency" if request.params.get("emergency") else request.action), request.env
 
 
 def run_deploy(ctx: CommandContext, cmd: Command) -> ChangeResult:

@@ -18,9 +18,10 @@ BUTTONS: dict[str, tuple[str, bool]] = {
     "menotime_cancel": ("cancel {value}", True),
     "menotime_approve": ("approve {value}", False),
     "menotime_deny": ("deny {value}", False),
-    "menotime_rollback": ("rollback {value}", False),
+    "menotime_rollback": ("rollback {env} {revision}", False),
 }
 _VALUE = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
+_ROLLBACK_VALUE = re.compile(r"^(?P<env>[a-z][a-z0-9-]{1,30}):(?P<revision>[0-9]{1,9})$")
 
 
 def register(app: App, core: Core) -> None:
@@ -31,8 +32,12 @@ def register(app: App, core: Core) -> None:
         request_id = context.get("request_id") or new_request_id()
         template, replace = BUTTONS[action["action_id"]]
         value = str(action.get("value", ""))
-        # The value came back from Slack inside a signed request, but it is still input: one word.
-        line = template.format(value=value if _VALUE.match(value) else "(invalid)")
+        # The value came back from Slack inside a signed request, but it is still input: checked.
+        if action["action_id"] == "menotime_rollback":
+            match = _ROLLBACK_VALUE.match(value)
+            line = template.format(**match.groupdict()) if match else "rollback (invalid)"
+        else:
+            line = template.format(value=value if _VALUE.match(value) else "(invalid)")
         reply = core.service.handle(user_id=str(body.get("user", {}).get("id", "")), text=line,
                                     source="slack-button", request_id=request_id)
         if body.get("response_url"):

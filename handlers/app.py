@@ -14,6 +14,7 @@ from slack_sdk.http_retry.builtin_handlers import (
     ServerErrorRetryHandler,
 )
 
+from bot.changes import finish_orphaned_rollouts
 from bot.core import Core, build_core
 from bot.errors import ConfigError
 from bot.identity import SlackGroups
@@ -83,4 +84,6 @@ def create_app(settings: Settings, *, core: Core | None = None, socket_mode: boo
 
     commands.register(app, core)
     actions.register(app, core)
+    # Rollouts a previous run of the bot was following when it stopped: end their records truthfully.
+    finish_orphaned_rollouts(core)
     return app, core

@@ -66,7 +66,9 @@ def make_core(sqlite_url: str, config: Config, seeded_aws: AwsGateway, clock: Fr
                 primary = _service(seeded_aws, env.name)["deployments"][0]
                 if primary["taskDefinition"] != _service(seeded_aws, env.name)["taskDefinition"] or \
                         primary.get("rolloutState") == "IN_PROGRESS":
-                    set_rollout(region=REGION, cluster=env.cluster, service=env.service, state=rollout_steps.pop(0))
+                    state, _, reason = rollout_steps.pop(0).partition(":")
+                    set_rollout(region=REGION, cluster=env.cluster, service=env.service, state=state,
+                                reason=reason or None)
                     return
         advance_rollouts(region=REGION, envs=tuple(config.environments.values()))
 
@@ -379,13 +381,26 @@ def test_ten_simultaneous_deploys_exactly_one_proceeds(make_core, postgres_serve
 
 
 @pytest.mark.parametrize("rollout_steps", [["IN_PROGRESS", "FAILED"]])
-def test_a_circuit_breaker_rollback_is_reported_with_a_roll_back_button(
+def test_a_circuit_breaker_rollback_is_reported_as_such_and_offers_nothing_to_undo(
         core: Core, notifier: RecordingNotifier, rollout_steps: list[str]) -> None:
     assert run(core, DEV, "deploy dev feature-login").outcome == "ok"
     final = notifier.updates[-1][1]
     assert "ROLLED BACK by ECS" in render_text(final)
-    assert [b.command for b in final.buttons] == ["rollback dev"]
+    assert final.buttons == ()  # ECS already put the previous revision back
     assert DeployLog(core.db).last("dev").outcome == "rolled_back"
+
+
+@pytest.mark.parametrize("rollout_steps", [["IN_PROGRESS", "FAILED:tasks failed their health checks"]])
+def test_a_failed_rollout_offers_a_roll_back_to_exactly_what_ran_before(
+        core: Core, notifier: RecordingNotifier, seeded_aws: AwsGateway, rollout_steps: list[str]) -> None:
+    assert run(core, DEV, "deploy dev feature-login").outcome == "ok"
+    final = notifier.updates[-1][1]
+    assert "FAILED" in render_text(final) and "health checks" in render_text(final)
+    [button] = final.buttons
+    assert (button.value, button.command) == ("dev:3", "rollback dev 3")
+    assert DeployLog(core.db).last("dev").outcome == "failed"
+    assert run(core, DEV, button.command).outcome == "ok"
+    assert _revision(seeded_aws, "dev") == 3
 
 
 # --------------------------------------------------------------------------------------------
@@ -453,9 +468,94 @@ def test_a_failed_aws_call_midway_is_recorded_truthfully(core: Core, seeded_aws:
 
     monkeypatch.setattr(ecs, "update_service", down)
     reply = run(core, DEV, "deploy dev feature-login")
-    assert reply.outcome == "failed" and reply.result.message.startswith("AWS did not answer")
+    assert reply.outcome == "failed" and "may or may not have started" in reply.result.message
     record = DeployLog(core.db).last("dev")
-    assert record.outcome == "failed" and "AWS did not answer" in record.detail
+    assert record.outcome == "unknown" and "AWS did not answer" in record.detail
     assert _service(seeded_aws, "dev")["taskDefinition"].endswith(":3")  # the service never moved
     monkeypatch.undo()
     assert run(core, DEV, "scale dev 2").outcome == "ok"  # the lease was released
+
+
+
+def test_emergency_is_on_calls_permission_alone(core: Core, seeded_aws: AwsGateway, clock: FrozenClock) -> None:
+    _release_candidate(core, seeded_aws, clock, hours_in_staging=1)
+    refused = run(core, RM, "deploy prod v1.6.0 --emergency 'just because'")
+    assert refused.outcome == "denied" and "oncall" in refused.result.message
+    assert "has neither" in run(core, ONCALL, "deploy dev feature-login --emergency 'x'").result.message
+
+
+def test_a_second_rollback_goes_further_back_not_forward(core: Core, seeded_aws: AwsGateway) -> None:
+    assert run(core, DEV, "deploy dev feature-login").outcome == "ok"  # 3 -> 4
+    assert run(core, DEV, "rollback dev").outcome == "ok"  # 4 -> 3
+    assert _revision(seeded_aws, "dev") == 3
+    assert run(core, DEV, "rollback dev").outcome == "ok"  # 3 -> 2, not back to 4
+    assert _revision(seeded_aws, "dev") == 2
+    assert "only goes back" in run(core, DEV, "rollback dev 4").result.message
+
+
+def test_an_approval_refused_when_it_runs_ends_failed_and_says_so(
+        core: Core, seeded_aws: AwsGateway, clock: FrozenClock, notifier: RecordingNotifier) -> None:
+    _release_candidate(core, seeded_aws, clock, hours_in_staging=25)  # Wed 11:00 PT
+    run(core, RM, "deploy prod v1.6.0")
+    request_id = notifier.posts[-1][1].buttons[0].value
+    assert run(core, ONCALL, "lock prod incident in progress").outcome == "ok"  # before the approval came
+    reply = run(core, OPS, f"approve {request_id}")
+    assert reply.outcome == "failed" and "prod is locked" in reply.result.message
+    from bot.store.changes import Requests
+
+    assert Requests(core.db).get(request_id).status == "failed"
+    closed = notifier.updates[-1][1]
+    assert "refused when it ran" in closed.headline and closed.emoji == ":x:" and closed.buttons == ()
+    assert _revision(seeded_aws, "prod") == 3
+
+
+def test_a_soak_is_cut_short_by_a_later_staging_change_whatever_its_outcome(
+        core: Core, seeded_aws: AwsGateway, clock: FrozenClock) -> None:
+    _release_candidate(core, seeded_aws, clock, hours_in_staging=2)
+    log = DeployLog(core.db)
+    other = log.start(env="staging", kind="deploy", requested_by=DEV, image_tag="PR-42", image_digest="sha256:other",
+                      from_revision=4, to_revision=5, at=clock.now())
+    log.finish(id=other.id, outcome="timed_out", at=clock.now())
+    clock.advance(hours=24)
+    reply = run(core, RM, "deploy prod v1.6.0")
+    assert "has run in staging for 2.0 h" in reply.result.message
+
+
+def test_an_incident_rollback_takes_the_lock_from_a_deploy_still_rolling_out(
+        make_core, seeded_aws: AwsGateway) -> None:
+    held = make_core(run_background=lambda work: None)
+    assert run(held, DEV, "deploy dev feature-login").outcome == "ok"
+    assert "in flight" in run(held, DEV, "scale dev 2").result.message
+    assert run(held, DEV, "rollback dev").outcome == "ok"  # not refused by the deploy's lock
+    assert _revision(seeded_aws, "dev") == 3
+
+
+def test_plan_reports_what_would_refuse_it(core: Core, seeded_aws: AwsGateway, clock: FrozenClock) -> None:
+    clock.advance(days=4)  # Saturday
+    reply = run(core, RM, "deploy prod v1.5.0 --plan")
+    assert reply.outcome == "ok"
+    shown = "\n".join(reply.result.details)
+    assert "Would be refused now: prod deploys are allowed" in shown and "never run in staging" in shown
+
+
+def test_scaling_an_autoscaled_env_down_says_what_really_happens(core: Core, seeded_aws: AwsGateway) -> None:
+    run(core, ONCALL, f"confirm {_request_id(run(core, ONCALL, 'scale prod 4').result)}")
+    down = run(core, ONCALL, f"confirm {_request_id(run(core, ONCALL, 'scale prod 2').result)}")
+    assert "autoscaling minimum is now 2" in down.result.headline and "4 tasks run" in down.result.headline
+
+
+def test_rollouts_left_open_by_a_stopped_bot_are_ended_at_start_up(make_core, seeded_aws: AwsGateway,
+                                                                   clock: FrozenClock) -> None:
+    from bot.changes import finish_orphaned_rollouts
+    from bot.store.changes import Leases
+
+    core = make_core(run_background=lambda work: None)  # the bot "dies" before following the rollout
+    assert run(core, DEV, "deploy dev feature-login").outcome == "ok"
+    advance_rollouts(region=REGION, envs=tuple(core.config.environments.values()))
+    advance_rollouts(region=REGION, envs=tuple(core.config.environments.values()))
+    assert finish_orphaned_rollouts(core) == 0  # its lock is still live: someone may be following it
+    clock.advance(minutes=46)
+    assert Leases(core.db).get("dev", now=clock.now()) is None
+    assert finish_orphaned_rollouts(core) == 1
+    record = DeployLog(core.db).last("dev")
+    assert record.outcome == "completed" and "after a restart" in record.detail

@@ -162,9 +162,11 @@ def test_deny_and_cancel_buttons_change_nothing(bot: Bot) -> None:
     assert Requests(bot.core.db).get(request.id).status == "denied"
 
 
-def test_the_roll_back_button_asks_for_a_rollback(bot: Bot) -> None:
-    _, key = bot.click("menotime_rollback", "prod", user=PEOPLE["oncall"])
+def test_the_roll_back_button_asks_for_a_rollback_to_its_revision(bot: Bot) -> None:
+    _, key = bot.click("menotime_rollback", "prod:2", user=PEOPLE["oncall"])
     answer = bot.answer(key)
-    assert "Confirm: roll prod back to" in answer["text"]
-    _, refused = bot.click("menotime_rollback", "prod", user=PEOPLE["developer"])
+    assert "Confirm: roll prod back to `menotime-backend-prod:2`" in answer["text"]
+    _, refused = bot.click("menotime_rollback", "prod:2", user=PEOPLE["developer"])
     assert "needs the role oncall, operations, release_manager" in bot.answer(refused)["text"]
+    _, junk = bot.click("menotime_rollback", "prod; scale prod 4", user=PEOPLE["oncall"])
+    assert "is not an environment" in bot.answer(junk)["text"]

@@ -33,8 +33,8 @@ from bot.store.models import ChangeLease, ChangeRequest, EnvLock
 PACIFIC = ZoneInfo("America/Los_Angeles")
 
 RequestKind = Literal["confirmation", "approval"]
-RequestStatus = Literal["pending", "approved", "denied", "expired", "executed", "cancelled"]
-Decision = Literal["approved", "denied", "cancelled", "executed"]
+RequestStatus = Literal["pending", "approved", "denied", "expired", "executed", "failed", "cancelled"]
+Decision = Literal["failed", "approved", "denied", "cancelled", "executed"]
 
 REQUEST_PREFIX = "REQ-"
 # No 0/O, 1/I/L: people read these ids off a screen and type them back.
@@ -158,8 +158,11 @@ class Leases:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    def acquire(self, *, env: str, holder: str, action: str, user: str, now: datetime, ttl: timedelta) -> Lease:
-        """Take the environment's lease, or take over an expired one; otherwise PolicyViolation.
+    def acquire(self, *, env: str, holder: str, action: str, user: str, now: datetime, ttl: timedelta,
+                preempt: tuple[str, ...] = ()) -> Lease:
+        """Take the environment's lease, or take over an expired one (or one held for an action in
+        ``preempt``: an incident rollback need not wait for the deploy it undoes); otherwise
+        PolicyViolation.
 
         Atomic without table locks: the INSERT succeeds for exactly one contender (primary key), and
         taking over an expired lease is an UPDATE conditioned on it still being expired, which
@@ -175,9 +178,12 @@ class Leases:
             except IntegrityError:
                 pass
             with self._db.session() as session:
+                takeable = ChangeLease.expires_at <= now
+                if preempt:
+                    takeable = takeable | (ChangeLease.action.in_(preempt) & (ChangeLease.holder != holder))
                 taken = session.execute(
                     update(ChangeLease)
-                    .where(ChangeLease.env == env, ChangeLease.expires_at <= now)
+                    .where(ChangeLease.env == env, takeable)
                     .values(**values)
                     .execution_options(synchronize_session=False)
                 ).rowcount
@@ -298,7 +304,7 @@ class Requests:
         now = _aware(now)
         request_id = self.normalize_id(id)
         conditions = [ChangeRequest.id == request_id, ChangeRequest.status == expect]
-        if expect == "pending" or status != "executed":
+        if expect == "pending" or status not in ("executed", "failed"):
             conditions.append(ChangeRequest.expires_at > now)
         values: dict[str, Any] = {"status": status}
         if expect == "pending":

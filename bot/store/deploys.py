@@ -16,6 +16,7 @@ from bot.store.db import Database
 from bot.store.models import DeployRecord
 
 IN_PROGRESS, COMPLETED, FAILED, ROLLED_BACK, TIMED_OUT = "in_progress", "completed", "failed", "rolled_back", "timed_out"
+UNKNOWN = "unknown"  # the bot could not see how it ended (AWS did not answer, the bot stopped)
 
 
 @dataclass(frozen=True)
@@ -105,23 +106,31 @@ class DeployLog:
             return [_view(r) for r in rows]
 
     def previous_live_revision(self, env: str, current_revision: int | None) -> int | None:
-        """The revision live before ``current_revision``, by the newest completed change that put it live."""
+        """The revision live before ``current_revision``: where the newest completed *deploy* of it
+        came from. Rollbacks do not count, or a second rollback would undo the first."""
         for record in self.recent(env, 50):
-            if record.outcome == COMPLETED and record.to_revision == current_revision:
+            if record.kind == "deploy" and record.outcome == COMPLETED and record.to_revision == current_revision:
                 return record.from_revision
         return None
 
+    def unfinished(self) -> list[DeployView]:
+        with self._db.session(write=False) as session:
+            rows = session.execute(select(DeployRecord).where(DeployRecord.outcome == IN_PROGRESS)).scalars()
+            return [_view(r) for r in rows]
+
     def time_run(self, *, env: str, digest: str, now: datetime) -> tuple[timedelta, datetime | None]:
         """How long ``digest`` has run in ``env`` in one stretch (the longest), and since when it has
-        run now if it still does. From completed deploys: a stretch ends at the next completed change."""
+        run now if it still does. A stretch starts at a completed deploy of the digest and ends at
+        the next change of any outcome: a failed or unfinished one may have moved the service, and
+        a soak must never be overcounted."""
         with self._db.session(write=False) as session:
             rows = [_view(r) for r in session.execute(
-                select(DeployRecord).where(DeployRecord.env == env, DeployRecord.outcome == COMPLETED)
+                select(DeployRecord).where(DeployRecord.env == env)
                 .order_by(DeployRecord.started_at, DeployRecord.id)
             ).scalars()]
         longest, running_since = timedelta(0), None
         for index, record in enumerate(rows):
-            if record.image_digest != digest:
+            if record.image_digest != digest or record.outcome != COMPLETED:
                 continue
             began = record.finished_at or record.started_at
             following = rows[index + 1] if index + 1 < len(rows) else None
