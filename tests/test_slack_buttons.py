@@ -66,14 +66,14 @@ def _button(message: dict, action_id: str) -> str:
 
 
 @pytest.fixture
-def bot(config: Config, tmp_path: Path) -> Iterator[Bot]:
+def bot(config: Config, tmp_path: Path, clock) -> Iterator[Bot]:  # noqa: ANN001 - conftest's FrozenClock
     with Simulator(region="us-west-1") as sim, FakeSlack() as slack:
         sim.seed(config)
         from bot.settings import Settings
 
         settings = Settings(slack_bot_token="xoxb-test", slack_signing_secret=SECRET, slack_api_url=slack.api_url,
                             database_url=f"sqlite:///{tmp_path / 'bot.db'}")
-        app, core = create_app(settings, config=config, aws=sim.gateway(), migrate_schema=True,
+        app, core = create_app(settings, config=config, aws=sim.gateway(), migrate_schema=True, clock=clock,
                                sleep=lambda _s: advance_rollouts(region="us-west-1",
                                                                  envs=tuple(config.environments.values())))
         with serve_in_thread(create_web_app(core, app)) as url, httpx.Client(timeout=10) as http:
@@ -127,9 +127,8 @@ def test_approve_and_deny_buttons_on_a_prod_deploy(bot: Bot) -> None:
                        image_digest=digest, from_revision=2, to_revision=3, at=started)
     log.finish(id=record.id, outcome=COMPLETED, at=started)
 
-    asked = bot.command("deploy prod v1.6.0", user=PEOPLE["release_manager"])
-    if "change window" in asked["text"] or "deploys are allowed" in asked["text"]:
-        pytest.skip("outside prod's change window on this machine's clock (covered with a frozen clock elsewhere)")
+    asked = bot.command("deploy prod v1.6.0", user=PEOPLE["release_manager"])  # Tuesday 10:00 PT
+    assert "Approval requested" in asked["text"]
     approval = [c for c in bot.slack.calls_to("chat.postMessage") if c.params["channel"] == "#menotime-prod-alerts"][-1]
     request_id = _button(approval.params, "menotime_approve")
     _, own = bot.click("menotime_approve", request_id, user=PEOPLE["release_manager"])
@@ -139,8 +138,11 @@ def test_approve_and_deny_buttons_on_a_prod_deploy(bot: Bot) -> None:
     updated = bot.slack.wait_for("chat.update")
     assert any("Approved by" in c.params["text"] for c in updated)
 
-    asked_again = bot.command("deploy prod v1.5.0", user=PEOPLE["release_manager"])
-    assert "Approval requested" in asked_again["text"] or "in flight" in asked_again["text"]
+    taskdef = gateway.call("ecs", "describe_services", cluster="menotime-prod-cluster",
+                           services=["menotime-prod-service"])["services"][0]["taskDefinition"]
+    assert taskdef.endswith(":4")
+    _, again = bot.click("menotime_approve", request_id, user=PEOPLE["admin"])
+    assert "was already executed by <@" in bot.answer(again)["text"]
 
 
 def test_deny_and_cancel_buttons_change_nothing(bot: Bot) -> None:
