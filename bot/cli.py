@@ -63,33 +63,31 @@ def demo(interactive: bool) -> None:
 
 @cli.command()
 @click.option("--simulate", is_flag=True, help="Use the embedded AWS simulator instead of configured AWS.")
-@click.option("--user", default="U0CONSOLE", show_default=True, help="Slack user ID to act as.")
+@click.option("--user", default=None, help="Slack user ID to act as (default: the simulator's developer, "
+                                           "else U0CONSOLE).")
 @friendly
-def console(simulate: bool, user: str) -> None:
+def console(simulate: bool, user: str | None) -> None:
     """Type /menotime lines and read the answers as text."""
     settings = load_settings()
     configure_logging(fmt="console", level="WARNING")
     from bot.console import Console
-    from bot.core import build_core
+    from bot.notify import ConsoleNotifier
 
     if simulate:
         import tempfile
 
-        from bot.config import load_config
-        from bot.simulator import Simulator
+        from bot.demo import DEVELOPER, demo_core, people
 
-        config = load_config(settings.menotime_config)
-        with tempfile.TemporaryDirectory(prefix="menotime-console-") as tmp, Simulator(
-            region=settings.aws_region
-        ) as sim:
-            sim.seed(config)
-            local = settings.model_copy(update={"database_url": f"sqlite:///{Path(tmp) / 'console.db'}"})
-            core = build_core(local, config=config, aws=sim.gateway(), migrate_schema=True)
-            Console(core, user_id=user).interact()
-            core.close()
+        with tempfile.TemporaryDirectory(prefix="menotime-console-") as tmp, demo_core(
+            Path(tmp), config_path=settings.menotime_config, notifier=ConsoleNotifier()
+        ) as (core, _sim):
+            click.echo(f"Simulated AWS, SQLite in a temporary folder. {people()}")
+            Console(core, user_id=user or DEVELOPER).interact()
         return
-    core = build_core(settings, migrate_schema=True)
-    Console(core, user_id=user).interact()
+    from bot.core import build_core
+
+    core = build_core(settings, migrate_schema=True, notifier=ConsoleNotifier())
+    Console(core, user_id=user or "U0CONSOLE").interact()
     core.close()
 
 

@@ -37,6 +37,11 @@ DEMO_ROLES = {
 }
 
 
+def people() -> str:
+    return (f"People: developer {DEVELOPER}, on-call {ONCALL}, release manager {RELEASE_MANAGER}, "
+            f"operations (via user group {OPS_GROUP}) {OPERATOR}, no role {GUEST}.")
+
+
 @dataclass(frozen=True)
 class Step:
     """Say ``line`` as ``user``; ``{request}`` stands for the request id the previous answer offered."""
@@ -99,10 +104,11 @@ def _monday_morning(now: datetime) -> datetime:
 
 
 @contextmanager
-def demo_core(workdir: Path, *, clock: Clock | None = None,
-              notifier: Notifier | None = None) -> Iterator[tuple[Core, Simulator]]:
-    """A core over a freshly seeded simulator and a new SQLite file in ``workdir``."""
-    config: Config = load_config(overrides=DEMO_ROLES)
+def demo_core(workdir: Path, *, clock: Clock | None = None, notifier: Notifier | None = None,
+              config_path: Path | None = None) -> Iterator[tuple[Core, Simulator]]:
+    """A core over a freshly seeded simulator and a new SQLite file in ``workdir``; the demo's
+    people hold roles on top of whatever configuration is given."""
+    config: Config = load_config(config_path, overrides=DEMO_ROLES)
     settings = Settings(database_url=f"sqlite:///{workdir / 'menotime-ops.db'}", aws_region="us-west-1")
     with Simulator(region=settings.aws_region) as sim:
         sim.seed(config)
@@ -130,8 +136,7 @@ def run_demo(*, interactive: bool = False, out: TextIO | None = None, stdin: Tex
     out = out or sys.stdout
     with tempfile.TemporaryDirectory(prefix="menotime-demo-") as tmp:
         out.write("MenoTime Ops demo — simulated AWS (moto), SQLite in a temporary folder, this console as Slack.\n")
-        out.write(f"People: developer {DEVELOPER}, on-call {ONCALL}, release manager {RELEASE_MANAGER}, "
-                  f"operations (via user group {OPS_GROUP}) {OPERATOR}, no role {GUEST}.\n\n")
+        out.write(f"{people()}\n\n")
         clock = FrozenClock(_monday_morning(datetime.now(UTC)))
         with demo_core(Path(tmp), clock=clock, notifier=ConsoleNotifier(out)) as (core, _sim):
             console = Console(core, user_id=DEVELOPER, out=out)

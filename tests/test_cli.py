@@ -123,3 +123,12 @@ def test_a_bad_setting_in_the_file_is_reported_with_file_and_line(runner: CliRun
     path.write_text("roles: {}\nsettings:\n  port: abc\n")
     result = runner.invoke(cli, ["config", "check"], env={"MENOTIME_CONFIG": str(path)})
     assert result.exit_code == 2 and f"{path}:2: settings: port" in result.output
+
+
+def test_console_simulate_answers_typed_lines_as_the_demo_people(runner: CliRunner) -> None:
+    result = runner.invoke(cli, ["console", "--simulate"],
+                           input="status dev\nscale dev 2\n:as U0DEMOGUEST\nstatus prod\n:quit\n")
+    assert result.exit_code == 0, result.output
+    assert "menotime-backend-dev:3, image develop" in result.output
+    assert "Scaled dev to 2 tasks (asked by @U0DEMODEV)" in result.output
+    assert "You have no MenoTime Ops role" in result.output
