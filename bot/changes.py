@@ -3,7 +3,9 @@
 A change is asked for, checked (tag rule, lock, window, soak, bounds), then — depending on the
 environment — run at once, held for a confirmation click by the person who asked, or held for a
 second person's approval. Whatever held it, the same checks run again when it executes, against
-the parameters (and their hash) recorded when it was asked, so a stale "yes" cannot slip through.
+the parameters recorded when it was asked: the tag must still resolve to the digest that was
+approved and the service must still run the revision the change was planned from, so a stale
+"yes" cannot slip through.
 """
 
 from __future__ import annotations
