@@ -234,8 +234,10 @@ def test_rollback_prod_shows_from_and_to_and_goes_back_after_the_click(
 def test_rollback_to_a_named_version_and_refusals(core: Core, seeded_aws: AwsGateway) -> None:
     asked = run(core, ONCALL, "rollback prod v1.4.1")
     assert "menotime-backend-prod:1" in _text(asked)
-    assert "no revision" in run(core, ONCALL, "rollback prod v0.0.9").result.message.lower() or \
-        run(core, ONCALL, "rollback prod v0.0.9").outcome == "failed"
+    missing = run(core, ONCALL, "rollback prod v0.0.9")
+    assert missing.outcome == "failed"
+    assert "No active revision of menotime-backend-prod runs `v0.0.9`" in missing.result.message
+    assert "v1.5.0, v1.4.2, v1.4.1" in missing.result.message
     assert run(core, ONCALL, "rollback prod 3").outcome == "failed"  # already running it
 
 
