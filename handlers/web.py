@@ -14,6 +14,7 @@ from starlette.routing import Route
 
 from bot.core import Core
 from bot.store import migrate
+from handlers.sns import sns_endpoint
 
 
 def create_web_app(core: Core, slack_app: App | None) -> Starlette:
@@ -23,6 +24,7 @@ def create_web_app(core: Core, slack_app: App | None) -> Starlette:
         Route("/readyz", _readiness(core), methods=["GET"]),
         Route("/metrics", lambda _request: Response(metrics.exposition(), media_type=metrics.content_type),
               methods=["GET"]),
+        Route("/sns", sns_endpoint(core), methods=["POST"]),
     ]
     if slack_app is not None:
 

@@ -6,6 +6,7 @@ with a message, except under CI (CI=true), where a missing PostgreSQL fails the 
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 from collections.abc import Iterator
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import boto3
 import pytest
+import structlog
 from moto import mock_aws
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
@@ -68,8 +70,14 @@ def _scrub_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(autouse=True)
-def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     _scrub_environment(monkeypatch)
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    # A CLI test configures logging for the process (as the CLI does): undo it for the next test.
+    structlog.reset_defaults()
+    root.handlers[:], root.level = handlers, level
 
 
 def moto_session() -> boto3.session.Session:

@@ -143,3 +143,22 @@ class ChangeRequest(Base):
     message_ts: Mapped[str | None] = mapped_column(String(32))
 
     __table_args__ = (Index("ix_change_requests_env_status", "env", "status"),)
+
+
+class SnsInboxMessage(Base):
+    """Every SNS message, stored before SNS hears 200 (DESIGN §6): SNS retries until then, and the
+    unique ``message_id`` drops the redeliveries, so an alarm is processed once."""
+
+    __tablename__ = "sns_inbox"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    message_id: Mapped[str] = mapped_column(String(100), unique=True)
+    topic_arn: Mapped[str] = mapped_column(String(256))
+    type: Mapped[str] = mapped_column(String(32))  # Notification | UnsubscribeConfirmation
+    subject: Mapped[str | None] = mapped_column(Text)
+    body: Mapped[str] = mapped_column(Text)  # the whole envelope JSON, exactly as received
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    sns_timestamp: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    source: Mapped[str] = mapped_column(String(8))  # http | sqs
+    processed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    outcome: Mapped[str | None] = mapped_column(String(32))

@@ -1,0 +1,89 @@
+"""The SNS inbox (DESIGN §6): every message is stored before SNS hears 200, once per MessageId.
+
+SNS delivers at least once and retries until it gets a 2xx, so the same MessageId can arrive
+twice, even at the same moment on two replicas. The unique key decides: the first store wins and
+every other one is told it is a duplicate, so an alarm is processed (and posted) once.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+from sqlalchemy import Insert, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+
+from bot.sns import SnsMessage
+from bot.store.db import Database
+from bot.store.models import SnsInboxMessage
+
+HTTP, SQS = "http", "sqs"
+SOURCES = (HTTP, SQS)
+_INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
+
+
+class Inbox:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def store(self, *, msg: SnsMessage, source: str, received_at: datetime, body: str | None = None) -> bool:
+        """True when ``msg`` is new and now committed; False when its MessageId is already stored.
+
+        ``body`` is the envelope exactly as received (defaults to a re-serialisation of it).
+        """
+        if source not in SOURCES:
+            raise ValueError(f"unknown inbox source {source!r}; expected one of {', '.join(SOURCES)}")
+        values = {
+            "message_id": msg.message_id,
+            "topic_arn": msg.topic_arn,
+            "type": msg.type,
+            "subject": msg.subject,
+            "body": body if body is not None else json.dumps(msg.raw, ensure_ascii=False),
+            "received_at": received_at,
+            "sns_timestamp": msg.timestamp,
+            "source": source,
+        }
+        try:
+            with self._db.session() as session:
+                # ON CONFLICT DO NOTHING: a concurrent duplicate waits for the first insert to commit
+                # and then inserts nothing, without failing (and logging) a transaction on the server.
+                # RETURNING, not rowcount: the ORM does not pass an INSERT's rowcount on every driver.
+                return session.execute(self._insert(values)).first() is not None
+        except IntegrityError:
+            # A database without ON CONFLICT: the unique key still refuses the second copy. Any other
+            # integrity failure is a real error and must not pass for a duplicate.
+            if self._exists(msg.message_id):
+                return False
+            raise
+
+    def _insert(self, values: dict) -> Insert:
+        dialect_insert = _INSERTS.get(self._db.dialect)
+        if dialect_insert is None:
+            return insert(SnsInboxMessage).values(values).returning(SnsInboxMessage.id)
+        return (dialect_insert(SnsInboxMessage).values(values)
+                .on_conflict_do_nothing(index_elements=["message_id"]).returning(SnsInboxMessage.id))
+
+    def _exists(self, message_id: str) -> bool:
+        with self._db.session(write=False) as session:
+            found = session.scalar(select(SnsInboxMessage.id).where(SnsInboxMessage.message_id == message_id))
+        return found is not None
+
+    def pending(self, limit: int = 100) -> list[SnsInboxMessage]:
+        """Unprocessed messages, oldest first (arrival order)."""
+        with self._db.session(write=False) as session:
+            rows = session.scalars(
+                select(SnsInboxMessage).where(SnsInboxMessage.processed_at.is_(None))
+                .order_by(SnsInboxMessage.id).limit(limit)
+            )
+            return list(rows)
+
+    def mark(self, *, id: int, outcome: str, processed_at: datetime) -> bool:
+        """Records how message ``id`` was processed; False when it was already marked (or is unknown)."""
+        with self._db.session() as session:
+            result = session.execute(
+                update(SnsInboxMessage)
+                .where(SnsInboxMessage.id == id, SnsInboxMessage.processed_at.is_(None))
+                .values(processed_at=processed_at, outcome=outcome)
+            )
+            return result.rowcount == 1
