@@ -27,13 +27,13 @@ class MessageRef:
 
 
 class Notifier(Protocol):
-    def post(self, *, channel: str, result: Renderable) -> MessageRef | None: ...
+    def post(self, *, channel: str, result: Renderable, thread: MessageRef | None = None) -> MessageRef | None: ...
 
     def update(self, *, ref: MessageRef, result: Renderable) -> None: ...
 
 
 class NullNotifier:
-    def post(self, *, channel: str, result: Renderable) -> MessageRef | None:
+    def post(self, *, channel: str, result: Renderable, thread: MessageRef | None = None) -> MessageRef | None:
         return None
 
     def update(self, *, ref: MessageRef, result: Renderable) -> None:
@@ -48,9 +48,9 @@ class ConsoleNotifier:
         self._ts = itertools.count(1)
         self._lock = threading.Lock()
 
-    def post(self, *, channel: str, result: Renderable) -> MessageRef | None:
+    def post(self, *, channel: str, result: Renderable, thread: MessageRef | None = None) -> MessageRef | None:
         ref = MessageRef(channel=channel, ts=f"{next(self._ts)}")
-        self._write(f"[{channel}] ", result)
+        self._write(f"[{channel}, thread {thread.ts}] " if thread else f"[{channel}] ", result)
         return ref
 
     def update(self, *, ref: MessageRef, result: Renderable) -> None:
@@ -69,10 +69,12 @@ class SlackNotifier:
     def __init__(self, client: Any) -> None:
         self._client = client
 
-    def post(self, *, channel: str, result: Renderable) -> MessageRef | None:
+    def post(self, *, channel: str, result: Renderable, thread: MessageRef | None = None) -> MessageRef | None:
         message = render_slack(result)
+        extra = {"thread_ts": thread.ts} if thread is not None else {}
         try:
-            answer = self._client.chat_postMessage(channel=channel, text=message["text"], blocks=message["blocks"])
+            answer = self._client.chat_postMessage(channel=channel, text=message["text"], blocks=message["blocks"],
+                                                   **extra)
         except Exception as exc:  # noqa: BLE001 - a failed announcement must not undo the change it announces
             log.error("slack_post_failed", channel=channel, error=type(exc).__name__)
             return None

@@ -162,3 +162,28 @@ class SnsInboxMessage(Base):
     source: Mapped[str] = mapped_column(String(8))  # http | sqs
     processed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     outcome: Mapped[str | None] = mapped_column(String(32))
+
+
+class AlarmThread(Base):
+    """One Slack thread per alarm (DESIGN §6 step 4): the root message shows the current state and
+    is edited in place; each state change is a reply in the thread. ``key`` is the parser's thread
+    key (the AlarmArn for CloudWatch alarms); ``short_id`` fits in a button value."""
+
+    __tablename__ = "alarm_threads"
+
+    key: Mapped[str] = mapped_column(String(300), primary_key=True)
+    short_id: Mapped[str] = mapped_column(String(12), unique=True)
+    env: Mapped[str | None] = mapped_column(String(32))
+    channel: Mapped[str] = mapped_column(String(64))
+    root_ts: Mapped[str] = mapped_column(String(32))
+    title: Mapped[str] = mapped_column(String(300))
+    kind: Mapped[str] = mapped_column(String(32))
+    state: Mapped[str | None] = mapped_column(String(100))
+    since: Mapped[datetime] = mapped_column(DateTime(timezone=True))  # when the current state began
+    alarm_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # when the last ALARM began
+    opened_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    acknowledged_by: Mapped[str | None] = mapped_column(String(64))
+    acknowledged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (Index("ix_alarm_threads_state_env", "state", "env"),)

@@ -1,0 +1,236 @@
+"""Alarms into Slack threads (DESIGN §6 step 4), on SQLite and PostgreSQL: SNS envelopes stored in
+the inbox, then ``process_inbox`` posts roots, threads replies and edits the root in place."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.alarms import open_alarms, process_inbox, short_id
+from bot.clock import FrozenClock
+from bot.config import load_config
+from bot.core import Core, build_core
+from bot.notify import MessageRef
+from bot.render import render_slack, render_text
+from bot.settings import Settings
+from bot.sns import SnsMessage
+from bot.store.inbox import Inbox
+from bot.store.models import SnsInboxMessage
+from tests.blockkit import assert_valid_message
+
+FIXTURE = Path("/work/shared/fixtures/cloudwatch/real-signed-metric-alarm-sigv1.json")
+PROD_TOPIC = "arn:aws:sns:us-west-1:123456789012:menotime-prod-alarms"
+PROD_ARN = "arn:aws:cloudwatch:us-west-1:123456789012:alarm:menotime-prod-api-5xx"
+START = datetime(2026, 11, 24, 18, 0, tzinfo=UTC)
+_ids = itertools.count(1)
+
+
+class RecordingNotifier:
+    """Records posts (with their thread) and updates, validating the Block Kit of each."""
+
+    def __init__(self) -> None:
+        self.posts: list[tuple[str, Any, MessageRef | None]] = []
+        self.updates: list[tuple[MessageRef, Any]] = []
+        self.fail: bool | str = False  # True: answer None; "raise": raise
+
+    def post(self, *, channel: str, result: Any, thread: MessageRef | None = None) -> MessageRef | None:
+        if self.fail == "raise":
+            raise ConnectionError("slack is down")
+        if self.fail:
+            return None
+        assert_valid_message(render_slack(result))
+        self.posts.append((channel, result, thread))
+        return MessageRef(channel, f"{len(self.posts)}.0")
+
+    def update(self, *, ref: MessageRef, result: Any) -> None:
+        assert_valid_message(render_slack(result))
+        self.updates.append((ref, result))
+
+    def roots(self) -> list[tuple[str, Any, MessageRef | None]]:
+        return [p for p in self.posts if p[2] is None]
+
+    def replies(self) -> list[tuple[str, Any, MessageRef | None]]:
+        return [p for p in self.posts if p[2] is not None]
+
+
+@pytest.fixture
+def notifier() -> RecordingNotifier:
+    return RecordingNotifier()
+
+
+@pytest.fixture
+def alarm_core(database_url: str, notifier: RecordingNotifier) -> Core:
+    core = build_core(Settings(database_url=database_url), config=load_config(), clock=FrozenClock(START),
+                      notifier=notifier, migrate_schema=True)
+    yield core
+    core.close()
+
+
+def alarm_message(*, name: str = "menotime-prod-api-5xx", state: str, old: str, at: datetime,
+                  arn: str | None = PROD_ARN) -> str:
+    """The real CloudWatch fixture's Message, renamed and moved to ``state`` at ``at``."""
+    data = json.loads(json.loads(FIXTURE.read_text())["Message"])
+    data.update(AlarmName=name, NewStateValue=state, OldStateValue=old,
+                StateChangeTime=at.strftime("%Y-%m-%dT%H:%M:%S.000+0000"), Region="US West (N. California)",
+                AWSAccountId="123456789012")
+    if arn is None:
+        data.pop("AlarmArn")
+    else:
+        data["AlarmArn"] = arn
+    if state == "OK":
+        data["NewStateReason"] = "Threshold Crossed: 1 datapoint [0.0] was not greater than or equal to the threshold (1.0)."
+    return json.dumps(data)
+
+
+def store(core: Core, message: str, *, subject: str | None = None, topic: str = PROD_TOPIC) -> None:
+    envelope = {
+        "Type": "Notification", "MessageId": f"msg-{next(_ids)}", "TopicArn": topic, "Message": message,
+        "Timestamp": core.clock.now().strftime("%Y-%m-%dT%H:%M:%S.000Z"), "SignatureVersion": "1",
+        "Signature": "sig", "SigningCertURL": "https://sns.us-west-1.amazonaws.com/cert.pem",
+    }
+    if subject is not None:
+        envelope["Subject"] = subject
+    msg = SnsMessage(
+        type="Notification", message_id=envelope["MessageId"], topic_arn=topic, subject=subject, message=message,
+        timestamp=core.clock.now(), signature_version="1", signature="sig",
+        signing_cert_url=envelope["SigningCertURL"], subscribe_url=None, token=None, unsubscribe_url=None,
+        message_attributes={}, raw=envelope,
+    )
+    assert Inbox(core.db).store(msg=msg, source="http", received_at=core.clock.now())
+
+
+def outcomes(core: Core) -> list[str | None]:
+    with core.db.session(write=False) as session:
+        return [row.outcome for row in session.query(SnsInboxMessage).order_by(SnsInboxMessage.id)]
+
+
+def test_an_alarm_opens_a_thread_and_its_recovery_replies_in_it(alarm_core: Core, notifier: RecordingNotifier) -> None:
+    clock: FrozenClock = alarm_core.clock  # type: ignore[assignment]
+    store(alarm_core, alarm_message(state="ALARM", old="OK", at=START), subject='ALARM: "menotime-prod-api-5xx"')
+    assert process_inbox(core=alarm_core) == 1
+
+    assert len(notifier.posts) == 1
+    channel, root, thread = notifier.posts[0]
+    assert (channel, thread) == ("#menotime-prod-alerts", None)
+    assert root.headline == "ALARM — menotime-prod-api-5xx" and root.emoji == ":red_circle:"
+    facts = dict(root.facts)
+    assert facts["State"] == "ALARM" and facts["Threshold"] == "≥ 1" and "IExecutionFailureHook" in facts["Metric"]
+    assert "PST" in facts["Time"] and "(18:00 UTC)" in facts["Time"] and facts["Region"] == "us-west-1"
+    assert [(b.label, b.action_id, b.value) for b in root.buttons] == [
+        ("Acknowledge", "menotime_ack", short_id(PROD_ARN))]
+    assert len(short_id(PROD_ARN)) == 12
+    assert "console.aws.amazon.com/cloudwatch" in root.footer
+    assert [a.key for a in open_alarms(alarm_core)] == [PROD_ARN]
+    assert [a.key for a in open_alarms(alarm_core, env="prod")] == [PROD_ARN]
+    assert open_alarms(alarm_core, env="staging") == []
+
+    clock.advance(minutes=17, seconds=20)
+    store(alarm_core, alarm_message(state="OK", old="ALARM", at=START + timedelta(minutes=17)))
+    assert process_inbox(core=alarm_core) == 1
+    replies = notifier.replies()
+    assert len(replies) == 1 and len(notifier.roots()) == 1
+    channel, reply, thread = replies[0]
+    assert channel == "#menotime-prod-alerts" and thread == MessageRef("#menotime-prod-alerts", "1.0")
+    assert "resolved after 17 min" in render_text(reply) and reply.emoji == ":large_green_circle:"
+    ref, updated = notifier.updates[-1]
+    assert ref == MessageRef("#menotime-prod-alerts", "1.0")
+    assert updated.headline.startswith("OK — menotime-prod-api-5xx") and "resolved after 17 min" in updated.headline
+    assert updated.emoji == ":large_green_circle:"
+    assert open_alarms(alarm_core) == []
+
+    # The same OK again (a redelivery under a new MessageId, or a re-evaluation): no new reply.
+    clock.advance(minutes=1)
+    store(alarm_core, alarm_message(state="OK", old="ALARM", at=START + timedelta(minutes=17)))
+    updates_before = len(notifier.updates)
+    assert process_inbox(core=alarm_core) == 1
+    assert len(notifier.replies()) == 1 and len(notifier.roots()) == 1
+    assert len(notifier.updates) == updates_before + 1
+    assert notifier.updates[-1][1].emoji == ":large_green_circle:"
+    assert "resolved after 17 min" in notifier.updates[-1][1].headline  # the refresh keeps it
+
+    # Back into ALARM: a reply "ALARM again", and the root is red again.
+    clock.advance(minutes=5)
+    store(alarm_core, alarm_message(state="ALARM", old="OK", at=START + timedelta(minutes=23)))
+    assert process_inbox(core=alarm_core) == 1
+    assert notifier.replies()[-1][1].headline == "ALARM again"
+    assert notifier.updates[-1][1].emoji == ":red_circle:"
+    assert [a.key for a in open_alarms(alarm_core)] == [PROD_ARN]
+    assert outcomes(alarm_core) == ["posted", "threaded", "refreshed", "threaded"]
+    assert Inbox(alarm_core.db).pending() == []
+
+
+def test_a_generic_message_gets_its_own_post_in_the_default_channel(alarm_core: Core,
+                                                                    notifier: RecordingNotifier) -> None:
+    topic = "arn:aws:sns:us-west-1:123456789012:something-else"
+    store(alarm_core, "Backup job 42 finished with warnings", subject="AWS Backup notification", topic=topic)
+    store(alarm_core, "Backup job 42 finished with warnings", subject="AWS Backup notification", topic=topic)
+    assert process_inbox(core=alarm_core) == 2
+    assert [(c, t) for c, _, t in notifier.posts] == [("#menotime-ops", None), ("#menotime-ops", None)]
+    result = notifier.posts[0][1]
+    assert result.headline == "AWS Backup notification" and result.emoji == ":information_source:"
+    assert "Backup job 42 finished with warnings" in render_text(result)
+    assert result.buttons == ()
+    assert outcomes(alarm_core) == ["posted", "posted"]
+    assert open_alarms(alarm_core) == []
+
+
+@pytest.mark.parametrize("failure", [True, "raise"])
+def test_a_failed_post_leaves_the_message_pending_and_a_later_run_posts_it_once(
+        alarm_core: Core, notifier: RecordingNotifier, failure: bool | str) -> None:
+    store(alarm_core, alarm_message(state="ALARM", old="OK", at=START))
+    store(alarm_core, alarm_message(state="OK", old="ALARM", at=START + timedelta(minutes=17)))
+    notifier.fail = failure
+    assert process_inbox(core=alarm_core) == 0
+    assert len(Inbox(alarm_core.db).pending()) == 2
+    assert notifier.posts == [] and open_alarms(alarm_core) == []
+
+    notifier.fail = False
+    assert process_inbox(core=alarm_core) == 2
+    assert len(notifier.roots()) == 1 and len(notifier.replies()) == 1
+    assert "resolved after 17 min" in notifier.replies()[0][1].headline
+    assert process_inbox(core=alarm_core) == 0
+    assert len(notifier.posts) == 2
+    assert outcomes(alarm_core) == ["posted", "threaded"]
+
+
+def test_a_failed_reply_is_retried_without_a_second_root(alarm_core: Core, notifier: RecordingNotifier) -> None:
+    store(alarm_core, alarm_message(state="ALARM", old="OK", at=START))
+    assert process_inbox(core=alarm_core) == 1
+    store(alarm_core, alarm_message(state="OK", old="ALARM", at=START + timedelta(minutes=17)))
+    notifier.fail = True
+    assert process_inbox(core=alarm_core) == 0
+    assert [a.state for a in open_alarms(alarm_core)] == ["ALARM"]  # nothing recorded
+    notifier.fail = False
+    assert process_inbox(core=alarm_core) == 1
+    assert len(notifier.roots()) == 1 and len(notifier.replies()) == 1
+
+
+def test_open_alarms_lists_only_the_alarms_in_alarm(alarm_core: Core, notifier: RecordingNotifier) -> None:
+    staging_arn = "arn:aws:cloudwatch:us-west-1:123456789012:alarm:menotime-staging-cpu"
+    store(alarm_core, alarm_message(state="ALARM", old="OK", at=START))
+    store(alarm_core, alarm_message(name="menotime-staging-cpu", state="ALARM", old="OK", at=START, arn=staging_arn))
+    store(alarm_core, alarm_message(name="menotime-staging-disk", state="OK", old="ALARM", at=START,
+                                    arn="arn:aws:cloudwatch:us-west-1:123456789012:alarm:menotime-staging-disk"))
+    store(alarm_core, "plain text", subject="hello")
+    assert process_inbox(core=alarm_core) == 4
+    assert sorted(a.key for a in open_alarms(alarm_core)) == sorted([PROD_ARN, staging_arn])
+    staging = open_alarms(alarm_core, env="staging")
+    assert [(a.key, a.channel, a.state, a.env) for a in staging] == [
+        (staging_arn, "#menotime-staging-alerts", "ALARM", "staging")]
+    assert staging[0].since == START and staging[0].short_id == short_id(staging_arn)
+    # The OK-only staging alarm started a thread too, without an open alarm.
+    assert notifier.roots()[2][1].headline == "OK — menotime-staging-disk"
+
+
+def test_a_late_older_notification_does_not_rewind_the_thread(alarm_core: Core, notifier: RecordingNotifier) -> None:
+    store(alarm_core, alarm_message(state="OK", old="ALARM", at=START + timedelta(minutes=17)))
+    store(alarm_core, alarm_message(state="ALARM", old="OK", at=START))
+    assert process_inbox(core=alarm_core) == 2
+    assert len(notifier.posts) == 1 and notifier.updates == []
+    assert outcomes(alarm_core) == ["posted", "stale"]
+    assert open_alarms(alarm_core) == []
