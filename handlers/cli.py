@@ -8,6 +8,7 @@ import click
 
 from bot.cli import cli, friendly, load_settings
 from bot.logs import configure_logging
+from handlers.inbox_worker import InboxWorker
 
 
 @cli.command()
@@ -24,9 +25,11 @@ def serve(host: str, port: int | None) -> None:
     settings = load_settings()
     configure_logging(fmt=settings.log_format, level=settings.log_level)
     slack_app, core = create_app(settings, migrate_schema=settings.migrate_on_start)
+    worker = InboxWorker(core).start()
     # log_config=None: uvicorn keeps our logging set-up (JSON lines) instead of installing its own.
-    uvicorn.run(create_web_app(core, slack_app), host=host, port=port or settings.port,
+    uvicorn.run(create_web_app(core, slack_app, on_sns_stored=worker.poke), host=host, port=port or settings.port,
                 log_level=settings.log_level.lower(), access_log=False, log_config=None)
+    worker.stop()
 
 
 @cli.command()

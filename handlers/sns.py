@@ -62,7 +62,7 @@ def build_verifier(core: Core) -> SnsVerifier:
 
 
 def sns_endpoint(
-    core: Core, *, confirm: Callable[[str], None] | None = None
+    core: Core, *, confirm: Callable[[str], None] | None = None, on_stored: Callable[[], None] | None = None
 ) -> Callable[[Request], Awaitable[Response]]:
     """The endpoint. ``confirm`` GETs a SubscribeURL (default: ``confirm_subscription``, looked up
     at call time)."""
@@ -118,6 +118,8 @@ def sns_endpoint(
             return PlainTextResponse("duplicate")
         if msg.type == NOTIFICATION:
             log.info("sns_stored", message_id=msg.message_id, topic_arn=msg.topic_arn)
+            if on_stored:
+                on_stored()  # wake the worker that posts it to Slack
         else:
             log.warning("sns_unsubscribed", message_id=msg.message_id, topic_arn=msg.topic_arn)
         return PlainTextResponse("stored")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from slack_bolt import App
 from slack_bolt.adapter.starlette.handler import to_bolt_request, to_starlette_response
@@ -17,14 +18,14 @@ from bot.store import migrate
 from handlers.sns import sns_endpoint
 
 
-def create_web_app(core: Core, slack_app: App | None) -> Starlette:
+def create_web_app(core: Core, slack_app: App | None, *, on_sns_stored: Callable[[], None] | None = None) -> Starlette:
     metrics = core.metrics
     routes = [
         Route("/healthz", lambda _request: JSONResponse({"status": "ok"}), methods=["GET"]),
         Route("/readyz", _readiness(core), methods=["GET"]),
         Route("/metrics", lambda _request: Response(metrics.exposition(), media_type=metrics.content_type),
               methods=["GET"]),
-        Route("/sns", sns_endpoint(core), methods=["POST"]),
+        Route("/sns", sns_endpoint(core, on_stored=on_sns_stored), methods=["POST"]),
     ]
     if slack_app is not None:
 

@@ -38,7 +38,8 @@ def served(tmp_path: Path, extra_config: str) -> Iterator[tuple[str, FakeSlack, 
     yield from _serve(tmp_path, extra_config)
 
 
-def _serve(tmp_path: Path, extra_config: str, holder: list | None = None) -> Iterator[tuple[str, FakeSlack, Path]]:
+def _serve(tmp_path: Path, extra_config: str, holder: list | None = None,
+           extra_env: dict[str, str] | None = None) -> Iterator[tuple[str, FakeSlack, Path]]:
     config_path = tmp_path / "menotime.yaml"
     config_path.write_text(ROLES_YAML + extra_config)
     log_path = tmp_path / "serve.log"
@@ -60,6 +61,7 @@ def _serve(tmp_path: Path, extra_config: str, holder: list | None = None) -> Ite
             "MENOTIME_CONFIG": str(config_path),
             "LOG_FORMAT": "json",
             "PORT": str(port),
+            **(extra_env or {}),
         }
         with log_path.open("w") as log:
             process = subprocess.Popen([sys.executable, "-m", "handlers", "serve", "--host", "127.0.0.1"],
@@ -204,3 +206,36 @@ def test_done_when_deploy_scale_rollback_and_prod_approval_through_serve(
     assert "needs the role operations, release_manager" in click("menotime_approve", approval_id, PEOPLE["oncall"])
     assert "Deploying `v1.5.0` to prod" in click("menotime_approve", approval_id, PEOPLE["operations"])
     assert service("prod")["taskDefinition"].endswith(":4")
+
+
+# -------------------------------------------------------------------------------------------
+# A real signed CloudWatch alarm through `serve`'s /sns, to a Slack post
+
+FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "cloudwatch"
+
+
+def test_a_real_signed_alarm_posted_to_sns_reaches_slack_once(tmp_path: Path) -> None:
+    import hashlib
+
+    fixture = FIXTURES / "real-signed-metric-alarm-sigv1.json"
+    if not fixture.exists():
+        pytest.skip(f"SNS fixtures not found at {FIXTURES}")
+    body = fixture.read_bytes()
+    envelope = json.loads(body)
+    cache = tmp_path / "certs"
+    cache.mkdir()
+    # Pinned as an air-gapped install pins it: the certificate under the sha256 of its URL.
+    pem = (FIXTURES / envelope["SigningCertURL"].rsplit("/", 1)[1]).read_bytes()
+    (cache / f"{hashlib.sha256(envelope['SigningCertURL'].encode()).hexdigest()}.pem").write_bytes(pem)
+    env = {"SNS_CERT_CACHE_DIR": str(cache), "SNS_MAX_AGE_SECONDS": str(10 * 365 * 24 * 3600)}
+    for base, slack, _log in _serve(tmp_path, "", extra_env=env):
+        headers = {"Content-Type": "text/plain; charset=UTF-8", "x-amz-sns-message-type": "Notification"}
+        assert httpx.post(f"{base}/sns", content=body, headers=headers, timeout=5).status_code == 200
+        [post] = slack.wait_for("chat.postMessage", timeout=10)
+        assert post.params["channel"] == "#menotime-ops"  # not a MenoTime alarm: the default channel
+        assert "if-sim-app_427809481713_us-east-1-metric_emitting_node_failure" in json.dumps(post.params)
+        assert httpx.post(f"{base}/sns", content=body, headers=headers, timeout=5).status_code == 200  # redelivery
+        tampered = body.replace(b"ALARM", b"OK", 1)
+        assert httpx.post(f"{base}/sns", content=tampered, headers=headers, timeout=5).status_code == 403
+        time.sleep(1.5)
+        assert len(slack.calls_to("chat.postMessage")) == 1  # posted once
