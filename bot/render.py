@@ -28,13 +28,15 @@ class Renderable(Protocol):
 
 
 _USER_MENTION = re.compile(r"&lt;@([UW][A-Z0-9]{2,})&gt;")
+_THREAD_LINK = re.compile(r"&lt;(https://slack\.com/archives/[CG][A-Z0-9]+/p[0-9]+)\|thread&gt;")
 
 
 def mrkdwn_escape(value: Any) -> str:
     """Slack's three control characters, so no text can ping a channel or fake a link; user
     mentions (``<@U0123>``) alone stay live, since naming who did what is the point of a message."""
     escaped = str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return _USER_MENTION.sub(r"<@\1>", escaped)
+    escaped = _USER_MENTION.sub(r"<@\1>", escaped)
+    return _THREAD_LINK.sub(r"<\1|thread>", escaped)  # the bot's own links to its alarm threads
 
 
 def plain(value: Any) -> str:

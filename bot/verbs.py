@@ -18,6 +18,7 @@ from bot.results import (
     VerbHelp,
     WhoamiResult,
 )
+from bot.render import when
 from bot.service import CommandContext
 from bot.status import DeploySummary, StatusResult, status
 from bot.store.changes import Requests
@@ -104,6 +105,28 @@ def run_history(ctx: CommandContext, cmd: Command) -> HistoryResult:
     entries = ctx.core.audit.recent(envs=envs, limit=limit,
                                     envless_actor=ctx.user_id if cmd.env is None else None)
     return HistoryResult(entries=tuple(entries), env=cmd.env, limit=limit)
+
+
+def run_alarms(ctx: CommandContext, cmd: Command) -> ChangeResult:
+    from bot.alarms import open_alarms
+
+    threads = [t for t in open_alarms(ctx.core) if t.env in ctx.envs or (t.env is None and cmd.env is None)]
+    where = cmd.env or "the environments you may see"
+    if not threads:
+        return ChangeResult(headline=f"No alarm threads in ALARM for {where}.", emoji=":large_green_circle:",
+                            public=False)
+    lines = tuple(f"{t.env or 'unrouted'} · `{t.title}` since {when(t.alarm_since or t.since)} · "
+                  f"{_thread_link(t.channel, t.root_ts)}" for t in threads[:30])
+    more = (f"…and {len(threads) - 30} more",) if len(threads) > 30 else ()
+    return ChangeResult(headline=f"{len(threads)} alarm thread(s) in ALARM for {where}", emoji=":red_circle:",
+                        details=(*lines, *more), public=False)
+
+
+def _thread_link(channel: str, ts: str) -> str:
+    """A link to the thread where Slack gave the channel's ID; its name otherwise."""
+    if channel.startswith(("C", "G")) and ts:
+        return f"<https://slack.com/archives/{channel}/p{ts.replace('.', '')}|thread>"
+    return f"thread in {channel}"
 
 
 def _request_target(core: Any, cmd: Command) -> tuple[str, str]:
@@ -196,6 +219,14 @@ def build_registry() -> Registry:
             action="history",
             run=run_history,
             examples=("/menotime history prod", "/menotime history prod 20"),
+        ),
+        Verb(
+            name="alarms",
+            summary="alarm threads now in ALARM, with links to them",
+            action="alarms",
+            args=(Arg("env", "env", "an environment (default: those you may see)", required=False),),
+            run=run_alarms,
+            examples=("/menotime alarms", "/menotime alarms prod"),
         ),
         Verb(
             name="deploy",

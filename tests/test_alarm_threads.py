@@ -234,3 +234,24 @@ def test_a_late_older_notification_does_not_rewind_the_thread(alarm_core: Core, 
     assert len(notifier.posts) == 1 and notifier.updates == []
     assert outcomes(alarm_core) == ["posted", "stale"]
     assert open_alarms(alarm_core) == []
+
+
+def test_the_alarms_verb_lists_open_threads_the_user_may_see(alarm_core: Core) -> None:
+    from bot.render import render_slack, render_text
+
+    store(alarm_core, alarm_message(state="ALARM", old="OK", at=START))
+    process_inbox(core=alarm_core)
+    config = load_config(overrides={"roles": {"oncall": {"users": ["U0ONCALL1"]}}})
+    core = build_core(Settings(database_url=alarm_core.settings.database_url), config=config,
+                      clock=FrozenClock(START))
+
+    def say(user: str, line: str):
+        return core.service.handle(user_id=user, text=line, source="test")
+
+    everything = say("U0ONCALL1", "alarms")
+    assert "1 alarm thread(s) in ALARM" in render_text(everything.result)
+    assert "menotime-prod-api-5xx" in render_text(everything.result)
+    assert "thread" in str(render_slack(everything.result))
+    assert "No alarm threads in ALARM for dev" in render_text(say("U0ONCALL1", "alarms dev").result)
+    assert say("U0NOBODY", "alarms").outcome == "denied"
+    core.close()
