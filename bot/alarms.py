@@ -21,8 +21,9 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import structlog
-from sqlalchemy import select
+from sqlalchemy import select, update
 
+from bot.errors import NotFound, PolicyViolation
 from bot.events import Event, parse_message, route
 from bot.notify import MessageRef
 from bot.render import when
@@ -357,3 +358,34 @@ def _replace(view: AlarmThreadView, **changes: object) -> AlarmThreadView:
 
 def _columns(view: AlarmThreadView) -> dict[str, object]:
     return {name: getattr(view, name) for name in AlarmThreadView.__dataclass_fields__}
+
+
+def thread_by_short_id(core: Core, short: str) -> AlarmThreadView:
+    with core.db.session(write=False) as session:
+        row = session.scalars(select(AlarmThread).where(AlarmThread.short_id == short.strip().lower())).first()
+        if row is None:
+            raise NotFound(f"There is no alarm thread `{short.strip()[:20]}`.")
+        return _view(row)
+
+
+def acknowledge(core: Core, *, short: str, user: str) -> AlarmThreadView:
+    """Record who took the alarm, once, and say so in its thread."""
+    view = thread_by_short_id(core, short)
+    if view.state != "ALARM":
+        raise PolicyViolation(f"`{view.title}` is {view.state or 'not in ALARM'} now; there is nothing to acknowledge.")
+    now = core.clock.now()
+    with core.db.session() as session:
+        taken = session.execute(
+            update(AlarmThread).where(AlarmThread.key == view.key, AlarmThread.acknowledged_by.is_(None))
+            .values(acknowledged_by=user, acknowledged_at=now).execution_options(synchronize_session=False)
+        ).rowcount == 1
+    if not taken:
+        current = thread_by_short_id(core, short)
+        raise PolicyViolation(f"`{view.title}` was already acknowledged by <@{current.acknowledged_by}> at "
+                              f"{when(current.acknowledged_at)}.")
+    try:
+        core.notifier.post(channel=view.channel, thread=view.ref, result=ChangeResult(
+            headline=f"Acknowledged by <@{user}> at {when(now)}", emoji=":eyes:"))
+    except Exception as exc:  # noqa: BLE001 - the acknowledgement is recorded; the reply is a courtesy
+        log.warning("alarm_ack_reply_failed", key=view.key, error=type(exc).__name__)
+    return _replace(view, acknowledged_by=user, acknowledged_at=now)

@@ -122,6 +122,21 @@ def run_alarms(ctx: CommandContext, cmd: Command) -> ChangeResult:
                         details=(*lines, *more), public=False)
 
 
+def _alarm_target(core: Any, cmd: Command) -> tuple[str, str | None]:
+    """Acknowledging is for whoever may see that environment's alarms."""
+    from bot.alarms import thread_by_short_id
+
+    return "alarms", thread_by_short_id(core, cmd.args["id"]).env
+
+
+def run_ack(ctx: CommandContext, cmd: Command) -> ChangeResult:
+    from bot.alarms import acknowledge
+
+    view = acknowledge(ctx.core, short=cmd.args["id"], user=ctx.user_id)
+    return ChangeResult(headline=f"You acknowledged `{view.title}`; it is noted in its thread.", emoji=":eyes:",
+                        public=False)
+
+
 def _thread_link(channel: str, ts: str) -> str:
     """A link to the thread where Slack gave the channel's ID; its name otherwise."""
     if channel.startswith(("C", "G")) and ts:
@@ -228,6 +243,9 @@ def build_registry() -> Registry:
             run=run_alarms,
             examples=("/menotime alarms", "/menotime alarms prod"),
         ),
+        Verb(name="ack", summary="acknowledge an alarm (same as its Acknowledge button)", action=REQUEST,
+             args=(Arg("id", "word", "the alarm thread's id, shown on its message"),), resolve=_alarm_target,
+             shown_for=("alarms",), run=run_ack),
         Verb(
             name="deploy",
             summary="deploy an image tag (checked against ECR, the change window, the soak and approvals)",

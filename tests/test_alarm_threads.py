@@ -255,3 +255,27 @@ def test_the_alarms_verb_lists_open_threads_the_user_may_see(alarm_core: Core) -
     assert "No alarm threads in ALARM for dev" in render_text(say("U0ONCALL1", "alarms dev").result)
     assert say("U0NOBODY", "alarms").outcome == "denied"
     core.close()
+
+
+def test_acknowledge_records_who_once_in_the_thread(alarm_core: Core, notifier: RecordingNotifier) -> None:
+    store(alarm_core, alarm_message(state="ALARM", old="OK", at=START))
+    process_inbox(core=alarm_core)
+    config = load_config(overrides={"roles": {"oncall": {"users": ["U0ONCALL1", "U0ONCALL2"]}}})
+    core = build_core(Settings(database_url=alarm_core.settings.database_url), config=config,
+                      clock=FrozenClock(START + timedelta(minutes=3)), notifier=notifier)
+    [root] = notifier.roots()
+    [button] = root[1].buttons
+    assert button.action_id == "menotime_ack"
+
+    def say(user: str, line: str):
+        return core.service.handle(user_id=user, text=line, source="test")
+
+    assert say("U0NOBODY", button.command).outcome == "denied"
+    assert say("U0ONCALL1", button.command).outcome == "ok"
+    [reply] = notifier.replies()
+    assert "Acknowledged by <@U0ONCALL1>" in reply[1].headline and reply[2] is not None  # in the thread
+    again = say("U0ONCALL2", button.command)
+    assert "already acknowledged by <@U0ONCALL1>" in again.result.message
+    assert "There is no alarm thread" in say("U0ONCALL1", "ack ffffffffffff").result.message
+    assert open_alarms(core)[0].acknowledged_by == "U0ONCALL1"
+    core.close()
