@@ -8,7 +8,9 @@ import click
 
 from bot.cli import cli, friendly, load_settings
 from bot.logs import configure_logging
+from bot.core import Core
 from handlers.inbox_worker import InboxWorker
+from handlers.sqs import SqsConsumer
 
 
 @cli.command()
@@ -25,10 +27,12 @@ def serve(host: str, port: int | None) -> None:
     settings = load_settings()
     configure_logging(fmt=settings.log_format, level=settings.log_level)
     slack_app, core = create_app(settings, migrate_schema=settings.migrate_on_start)
-    worker = InboxWorker(core).start()
+    worker, consumer = _start_alarm_workers(core)
     # log_config=None: uvicorn keeps our logging set-up (JSON lines) instead of installing its own.
     uvicorn.run(create_web_app(core, slack_app, on_sns_stored=worker.poke), host=host, port=port or settings.port,
                 log_level=settings.log_level.lower(), access_log=False, log_config=None)
+    if consumer:
+        consumer.stop()
     worker.stop()
 
 
@@ -49,10 +53,20 @@ def socket(host: str) -> None:
         raise ConfigError("SLACK_APP_TOKEN (xapp-…) must be set for Socket Mode.")
     configure_logging(fmt=settings.log_format, level=settings.log_level)
     slack_app, core = create_app(settings, socket_mode=True, migrate_schema=settings.migrate_on_start)
+    _start_alarm_workers(core)  # with no public URL, SNS reaches the bot through SQS (SNS_QUEUE_URL)
     health = uvicorn.Server(uvicorn.Config(create_web_app(core, None), host=host, port=settings.port,
                                            log_level="warning", access_log=False, log_config=None))
     threading.Thread(target=health.run, name="health-http", daemon=True).start()
     SocketModeHandler(slack_app, settings.slack_app_token.get_secret_value()).start()
+
+
+def _start_alarm_workers(core: Core) -> tuple[InboxWorker, SqsConsumer | None]:
+    """The inbox worker (stored SNS messages → Slack threads) and, with SNS_QUEUE_URL, the SQS consumer."""
+    worker = InboxWorker(core).start()
+    consumer = None
+    if core.settings.sns_queue_url:
+        consumer = SqsConsumer(core, queue_url=core.settings.sns_queue_url, on_stored=worker.poke).start()
+    return worker, consumer
 
 
 def main() -> None:
