@@ -162,15 +162,21 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
-def _default_fetch(url: str) -> bytes:
+def fetch_checked_url(url: str, *, timeout: float, limit: int) -> bytes:
+    """GET a URL already checked against the SNS host rule: no redirects, HTTP 200 only, at most
+    ``limit`` bytes (more is an error)."""
     opener = urllib.request.build_opener(_NoRedirect)
-    with opener.open(url, timeout=FETCH_TIMEOUT_SECONDS) as response:
+    with opener.open(url, timeout=timeout) as response:
         if response.status != 200:
             raise OSError(f"HTTP {response.status}")
-        data = response.read(_MAX_CERT_BYTES + 1)
-    if len(data) > _MAX_CERT_BYTES:
-        raise OSError("certificate response too large")
+        data = response.read(limit + 1)
+    if len(data) > limit:
+        raise OSError("response too large")
     return data
+
+
+def _default_fetch(url: str) -> bytes:
+    return fetch_checked_url(url, timeout=FETCH_TIMEOUT_SECONDS, limit=_MAX_CERT_BYTES)
 
 
 class CertificateStore:

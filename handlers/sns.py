@@ -8,10 +8,8 @@ A notification is answered 200 only once it is committed to the inbox; a databas
 from __future__ import annotations
 
 import re
-import urllib.request
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Any
 from urllib.parse import urlsplit
 
 import structlog
@@ -28,6 +26,7 @@ from bot.sns import (
     SnsMessage,
     SnsRejected,
     SnsVerifier,
+    fetch_checked_url,
     parse,
 )
 from bot.store.inbox import HTTP, Inbox
@@ -39,19 +38,9 @@ CONFIRM_TIMEOUT_SECONDS = 5.0
 _MAX_CONFIRM_RESPONSE = 64 * 1024
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    # The SubscribeURL we checked is the only one we fetch.
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None
-
-
 def confirm_subscription(url: str) -> None:
     """GETs the SubscribeURL, which confirms the subscription. Raises on anything but HTTP 200."""
-    opener = urllib.request.build_opener(_NoRedirect)
-    with opener.open(url, timeout=CONFIRM_TIMEOUT_SECONDS) as response:
-        if response.status != 200:
-            raise OSError(f"HTTP {response.status}")
-        response.read(_MAX_CONFIRM_RESPONSE)
+    fetch_checked_url(url, timeout=CONFIRM_TIMEOUT_SECONDS, limit=_MAX_CONFIRM_RESPONSE)
 
 
 def build_verifier(core: Core) -> SnsVerifier:
