@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 import structlog
@@ -28,6 +28,7 @@ from bot.events import Event, parse_message, route
 from bot.notify import MessageRef
 from bot.render import when
 from bot.results import Button, ChangeResult
+from bot.store.db import stored_utc
 from bot.store.inbox import Inbox
 from bot.store.models import AlarmThread
 
@@ -339,7 +340,7 @@ def thread_for(core: Core, key: str) -> AlarmThreadView | None:
 
 def _aware(value: datetime | None) -> datetime:
     assert value is not None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return stored_utc(value)
 
 
 def _view(row: AlarmThread) -> AlarmThreadView:

@@ -13,12 +13,12 @@ import io
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal
 
 from sqlalchemy import select
 
-from bot.store.db import Database
+from bot.store.db import Database, stored_utc
 from bot.store.models import AuditEvent, AuditHead
 
 GENESIS = "0" * 64
@@ -54,17 +54,12 @@ class VerifyReport:
         return not self.problems
 
 
-def _utc(value: datetime) -> datetime:
-    # SQLite hands back naive datetimes; everything we store is UTC.
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
 def _digest(prev_hash: str, *, seq: int, at: datetime, actor: str, source: str, verb: str, env: str | None,
             args: dict[str, Any], rule: str, outcome: str, detail: str | None, request_id: str | None) -> str:
     canonical = json.dumps(
         {
             "seq": seq,
-            "at": _utc(at).isoformat(timespec="microseconds"),
+            "at": stored_utc(at).isoformat(timespec="microseconds"),
             "actor": actor,
             "source": source,
             "verb": verb,
@@ -91,7 +86,7 @@ class AuditLog:
                args: dict[str, Any], rule: str, outcome: str, detail: str | None = None,
                request_id: str | None = None) -> AuditEntry:
         args = json.loads(json.dumps(args, default=str))  # exactly what the JSON column will hold
-        at = _utc(at)
+        at = stored_utc(at)
         # Serialised by the head row's lock (PostgreSQL) or BEGIN IMMEDIATE (SQLite).
         with self._db.session() as session:
             # The head row exists from the first migration on, so this lock always has a row to hold.
@@ -204,6 +199,6 @@ def _flat(entry: AuditEntry, *, args_as_text: bool = True) -> dict[str, Any]:
 
 
 def _entry(row: AuditEvent) -> AuditEntry:
-    return AuditEntry(seq=row.seq, at=_utc(row.at), actor=row.actor, source=row.source, verb=row.verb,
+    return AuditEntry(seq=row.seq, at=stored_utc(row.at), actor=row.actor, source=row.source, verb=row.verb,
                       env=row.env, args=dict(row.args or {}), rule=row.rule, outcome=row.outcome,
                       detail=row.detail, request_id=row.request_id, prev_hash=row.prev_hash, hash=row.hash)

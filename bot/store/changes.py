@@ -27,7 +27,7 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from bot.errors import NotFound, PolicyViolation
-from bot.store.db import Database
+from bot.store.db import Database, stored_utc
 from bot.store.models import ChangeLease, ChangeRequest, EnvLock
 
 PACIFIC = ZoneInfo("America/Los_Angeles")
@@ -89,11 +89,6 @@ class ChangeRequestView:
 # -- time helpers ------------------------------------------------------------------------------------
 
 
-def _utc(value: datetime) -> datetime:
-    # SQLite hands back naive datetimes; everything we store is UTC.
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
 def _aware(value: datetime) -> datetime:
     # Inputs must say which time they mean: a naive datetime here is a bug (utcnow(), a parsed string),
     # and on SQLite it would be compared as text against UTC values.
@@ -104,8 +99,8 @@ def _aware(value: datetime) -> datetime:
 
 def short_pt(value: datetime, now: datetime | None = None) -> str:
     """``10:02 PT`` when on the same Pacific day as ``now``, else ``Tue Nov 24 10:02 PT``."""
-    local = _utc(value).astimezone(PACIFIC)
-    if now is not None and _utc(now).astimezone(PACIFIC).date() == local.date():
+    local = stored_utc(value).astimezone(PACIFIC)
+    if now is not None and stored_utc(now).astimezone(PACIFIC).date() == local.date():
         return f"{local:%H:%M} PT"
     return f"{local:%a %b} {local.day} {local:%H:%M} PT"
 
@@ -380,19 +375,19 @@ class Requests:
 
 
 def _freeze(row: EnvLock) -> Freeze:
-    return Freeze(env=row.env, reason=row.reason, locked_by=row.locked_by, locked_at=_utc(row.locked_at))
+    return Freeze(env=row.env, reason=row.reason, locked_by=row.locked_by, locked_at=stored_utc(row.locked_at))
 
 
 def _lease(row: ChangeLease) -> Lease:
     return Lease(env=row.env, holder=row.holder, action=row.action, user=row.user,
-                 acquired_at=_utc(row.acquired_at), expires_at=_utc(row.expires_at))
+                 acquired_at=stored_utc(row.acquired_at), expires_at=stored_utc(row.expires_at))
 
 
 def _view(row: ChangeRequest) -> ChangeRequestView:
     return ChangeRequestView(
         id=row.id, kind=row.kind, env=row.env, action=row.action, params=dict(row.params or {}),
         params_hash=row.params_hash, requested_by=row.requested_by, reason=row.reason,
-        created_at=_utc(row.created_at), expires_at=_utc(row.expires_at), status=row.status,
-        decided_by=row.decided_by, decided_at=_utc(row.decided_at) if row.decided_at else None,
+        created_at=stored_utc(row.created_at), expires_at=stored_utc(row.expires_at), status=row.status,
+        decided_by=row.decided_by, decided_at=stored_utc(row.decided_at) if row.decided_at else None,
         channel=row.channel, message_ts=row.message_ts,
     )

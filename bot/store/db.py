@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
@@ -48,6 +49,12 @@ class Database:
 
 
 _READ_ONLY = "menotime_read_only"
+
+
+def stored_utc(value: datetime) -> datetime:
+    """A datetime read back from the store, as aware UTC: SQLite hands back naive datetimes, and
+    everything the bot stores is UTC."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _sqlite_begin(conn) -> None:  # noqa: ANN001 - SQLAlchemy Connection

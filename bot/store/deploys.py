@@ -8,11 +8,11 @@ what the last deploy was (status).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
 
-from bot.store.db import Database
+from bot.store.db import Database, stored_utc
 from bot.store.models import DeployRecord
 
 IN_PROGRESS, COMPLETED, FAILED, ROLLED_BACK, TIMED_OUT = "in_progress", "completed", "failed", "rolled_back", "timed_out"
@@ -39,16 +39,10 @@ class DeployView:
     message_ts: str | None
 
 
-def _utc(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
 def _view(row: DeployRecord) -> DeployView:
     return DeployView(id=row.id, env=row.env, kind=row.kind, requested_by=row.requested_by, image_tag=row.image_tag,
                       image_digest=row.image_digest, from_revision=row.from_revision, to_revision=row.to_revision,
-                      started_at=_utc(row.started_at), finished_at=_utc(row.finished_at), outcome=row.outcome,
+                      started_at=stored_utc(row.started_at), finished_at=stored_utc(row.finished_at) if row.finished_at else None, outcome=row.outcome,
                       detail=row.detail, approval_id=row.approval_id, emergency_reason=row.emergency_reason,
                       channel=row.channel, message_ts=row.message_ts)
 
