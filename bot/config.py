@@ -186,6 +186,60 @@ class Changes(_Strict):
         return self
 
 
+_CRON_FIELDS = 5
+
+
+class JobsConfig(_Strict):
+    """When jobs run (cron in ``timezone``) and each job's own options (validated by the job)."""
+
+    timezone: str = Field(default="America/Los_Angeles")
+    misfire_grace_minutes: int = Field(default=360, ge=1, description="a run missed by less than this runs once on start")
+    leader_lease_seconds: int = Field(default=60, ge=5, description="a dead leader is replaced within this")
+    schedules: dict[str, str] = Field(default_factory=dict, description="job name -> 5-field cron; '' disables")
+    options: dict[str, dict[str, Any]] = Field(default_factory=dict, description="per-job options, by section")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, zone: str) -> str:
+        try:
+            ZoneInfo(zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {zone!r}") from None
+        return zone
+
+    @field_validator("schedules")
+    @classmethod
+    def _cron(cls, schedules: dict[str, str]) -> dict[str, str]:
+        from apscheduler.triggers.cron import CronTrigger
+
+        for name, expr in schedules.items():
+            if not expr:
+                continue
+            if len(expr.split()) != _CRON_FIELDS:
+                raise ValueError(f"{name}: {expr!r} is not a 5-field cron expression (minute hour day month weekday)")
+            try:
+                CronTrigger.from_crontab(expr)
+            except ValueError as exc:
+                raise ValueError(f"{name}: {expr!r}: {exc}") from None
+        return schedules
+
+
+class AlarmsConfig(_Strict):
+    """Thread behaviour (DESIGN §6, §10 items 5-6)."""
+
+    storm_threshold: int = Field(default=5, ge=1, description="new threads per channel per minute before grouping")
+    flap_threshold: int = Field(default=4, ge=2, description="state changes within flap_window before summarising")
+    flap_window_minutes: int = Field(default=30, ge=1)
+    reminder_minutes: int = Field(default=30, ge=1, description="remind while an acknowledged alarm stays in ALARM")
+    snooze_minutes: int = Field(default=60, ge=1)
+    runbooks: dict[str, str] = Field(default_factory=dict, description="alarm-name prefix -> runbook URL (longest wins)")
+    default_runbook: str | None = Field(default=None)
+
+    def runbook_for(self, name: str) -> str | None:
+        matches = [prefix for prefix in self.runbooks if name.startswith(prefix)]
+        return self.runbooks[max(matches, key=len)] if matches else self.default_runbook
+
+
 class EnvironmentConfig(_Strict):
     name: str = Field(description="filled from the key in `environments`")
     cluster: str
@@ -251,6 +305,8 @@ class Config(_Strict):
     roles: dict[Role, RoleMembers]
     permissions: dict[str, dict[str, tuple[str, ...]]]
     changes: Changes = Field(default_factory=Changes)
+    jobs: JobsConfig = Field(default_factory=JobsConfig)
+    alarms: AlarmsConfig = Field(default_factory=AlarmsConfig)
     settings: dict[str, Any] = Field(default_factory=dict, description="process settings (see bot.settings)")
 
     @model_validator(mode="before")

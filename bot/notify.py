@@ -31,12 +31,19 @@ class Notifier(Protocol):
 
     def update(self, *, ref: MessageRef, result: Renderable) -> None: ...
 
+    def upload(self, *, ref: MessageRef, filename: str, content: bytes, title: str) -> None:
+        """A file (the cost chart) in the thread of a message already posted."""
+        ...
+
 
 class NullNotifier:
     def post(self, *, channel: str, result: Renderable, thread: MessageRef | None = None) -> MessageRef | None:
         return None
 
     def update(self, *, ref: MessageRef, result: Renderable) -> None:
+        return None
+
+    def upload(self, *, ref: MessageRef, filename: str, content: bytes, title: str) -> None:
         return None
 
 
@@ -55,6 +62,11 @@ class ConsoleNotifier:
 
     def update(self, *, ref: MessageRef, result: Renderable) -> None:
         self._write(f"[{ref.channel}, message {ref.ts} updated] ", result)
+
+    def upload(self, *, ref: MessageRef, filename: str, content: bytes, title: str) -> None:
+        with self._lock:
+            self._out.write(f"  [{ref.channel}, thread {ref.ts}] file {filename} ({title}, {len(content):,} bytes)\n")
+            self._out.flush()
 
     def _write(self, prefix: str, result: Renderable) -> None:
         text = render_text(result).rstrip("\n").replace("\n", "\n    ")
@@ -86,3 +98,11 @@ class SlackNotifier:
             self._client.chat_update(channel=ref.channel, ts=ref.ts, text=message["text"], blocks=message["blocks"])
         except Exception as exc:  # noqa: BLE001
             log.error("slack_update_failed", channel=ref.channel, error=type(exc).__name__)
+
+    def upload(self, *, ref: MessageRef, filename: str, content: bytes, title: str) -> None:
+        """Slack's external upload flow (files.getUploadURLExternal, then completeUploadExternal)."""
+        try:
+            self._client.files_upload_v2(channel=ref.channel, thread_ts=ref.ts, filename=filename, content=content,
+                                         title=title)
+        except Exception as exc:  # noqa: BLE001
+            log.error("slack_upload_failed", channel=ref.channel, error=type(exc).__name__)

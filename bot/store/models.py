@@ -7,13 +7,16 @@ from datetime import datetime
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     DateTime,
     Index,
     Integer,
     MetaData,
     String,
     Text,
+    UniqueConstraint,
 )
+from sqlalchemy import false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 NAMING = {
@@ -185,5 +188,131 @@ class AlarmThread(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     acknowledged_by: Mapped[str | None] = mapped_column(String(64))
     acknowledged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    snoozed_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    snoozed_by: Mapped[str | None] = mapped_column(String(64))
+    reminded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Recent state changes (ISO times) for flap detection, and when a flap summary was last posted.
+    flips: Mapped[list | None] = mapped_column(JSON)
+    flap_noted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    grouped: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())  # posted inside a storm message
 
     __table_args__ = (Index("ix_alarm_threads_state_env", "state", "env"),)
+
+
+class OutboxMessage(Base):
+    """Every Slack call (post, update, upload), written before it is sent (DESIGN §6 step 6).
+
+    A worker sends them oldest first within an ``ordering`` key (an alarm thread, a channel), with
+    backoff that honours 429 Retry-After; ``status`` moves pending → sent (or dead after the retry
+    budget). A row's ``ts`` is Slack's answer; later rows that reply to or edit it name it by
+    ``parent_id``/``target_id``, so nothing waits for Slack before it is queued."""
+
+    __tablename__ = "slack_outbox"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    ordering: Mapped[str] = mapped_column(String(320))
+    op: Mapped[str] = mapped_column(String(16))  # post | update | upload
+    channel: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[dict] = mapped_column(JSON)  # text/blocks (or file), thread_ts/ts when already known
+    parent_id: Mapped[int | None] = mapped_column(BigInteger)  # post in the thread of this row's message
+    target_id: Mapped[int | None] = mapped_column(BigInteger)  # update (or upload beside) this row's message
+    status: Mapped[str] = mapped_column(String(16))  # pending | sent | dead
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    claimed_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    sent_channel: Mapped[str | None] = mapped_column(String(64))  # Slack's channel id from the answer
+    ts: Mapped[str | None] = mapped_column(String(32))
+    last_error: Mapped[str | None] = mapped_column(String(200))
+    origin_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # e.g. the SNS Timestamp
+
+    __table_args__ = (
+        Index("ix_slack_outbox_status_next", "status", "next_attempt_at"),
+        Index("ix_slack_outbox_ordering_id", "ordering", "id"),
+    )
+
+
+class JobRun(Base):
+    """One run of a scheduled job: when, why (schedule, misfire catch-up, manual), how it ended.
+
+    ``scheduled_for`` is unique per job, so a scheduled fire runs once even if two replicas both
+    believe they lead."""
+
+    __tablename__ = "job_runs"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    job: Mapped[str] = mapped_column(String(64))
+    trigger: Mapped[str] = mapped_column(String(16))  # schedule | misfire | manual
+    scheduled_for: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    requested_by: Mapped[str | None] = mapped_column(String(64))
+    dry_run: Mapped[bool] = mapped_column(Boolean, default=False)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    outcome: Mapped[str] = mapped_column(String(16))  # running | succeeded | failed | refused
+    summary: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(Text)
+    report: Mapped[dict | None] = mapped_column(JSON)
+
+    __table_args__ = (
+        Index("ix_job_runs_job_started", "job", "started_at"),
+        UniqueConstraint("job", "scheduled_for", name="uq_job_runs_job_scheduled_for"),
+    )
+
+
+class CleanupMark(Base):
+    """A dev-cleanup candidate marked by one run and deleted by the next if it still matches."""
+
+    __tablename__ = "cleanup_marks"
+
+    kind: Mapped[str] = mapped_column(String(32), primary_key=True)
+    resource_id: Mapped[str] = mapped_column(String(512), primary_key=True)
+    marked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    run_id: Mapped[int | None] = mapped_column(BigInteger)
+    detail: Mapped[dict | None] = mapped_column(JSON)
+
+
+class RefreshRun(Base):
+    """One staging refresh: which step it reached, so a crashed run resumes or cleans up."""
+
+    __tablename__ = "refresh_runs"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    job_run_id: Mapped[int | None] = mapped_column(BigInteger)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    step: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16))  # running | completed | failed | abandoned
+    state: Mapped[dict] = mapped_column(JSON)  # snapshot id, instance names, old name, endpoint…
+    error: Mapped[str | None] = mapped_column(Text)
+    channel: Mapped[str | None] = mapped_column(String(64))
+    message_ts: Mapped[str | None] = mapped_column(String(32))
+
+
+class RefreshStep(Base):
+    """Each step a refresh run took, with its outcome (the progress message and the report)."""
+
+    __tablename__ = "refresh_steps"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(String(32), index=True)
+    step: Mapped[str] = mapped_column(String(32))
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    outcome: Mapped[str] = mapped_column(String(16))  # running | done | failed | skipped
+    detail: Mapped[str | None] = mapped_column(Text)
+
+
+class CostCacheEntry(Base):
+    """A Cost Explorer answer, keyed by the hash of its query: every request costs $0.01."""
+
+    __tablename__ = "cost_cache"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    operation: Mapped[str] = mapped_column(String(64))
+    query: Mapped[dict] = mapped_column(JSON)
+    answer: Mapped[dict] = mapped_column(JSON)
+    fetched_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
