@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -27,6 +27,26 @@ class Metrics:
         )
         self.slack_requests = Counter(
             "menotime_slack_requests", "Inbound Slack requests by HTTP status", ("status",), registry=self.registry,
+        )
+
+        self.alarm_latency = Histogram(
+            "menotime_alarm_latency_seconds", "From the SNS Timestamp of an alarm to its Slack post",
+            buckets=(0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0), registry=self.registry,
+        )
+        self.outbox_depth = Gauge(
+            "menotime_outbox_depth", "Slack messages queued and not yet sent", registry=self.registry,
+        )
+        self.sns_refusals = Counter(
+            "menotime_sns_refusals", "SNS messages refused, by reason", ("reason",), registry=self.registry,
+        )
+
+        self.job_seconds = Histogram(
+            "menotime_job_seconds", "Duration of scheduled job runs, by job and outcome", ("job", "outcome"),
+            buckets=(1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 1800.0, 3600.0, 7200.0, 14400.0), registry=self.registry,
+        )
+        self.job_runs = Counter(
+            "menotime_job_runs", "Job runs by job, trigger and outcome", ("job", "trigger", "outcome"),
+            registry=self.registry,
         )
 
     def exposition(self) -> bytes:

@@ -60,6 +60,7 @@ def sns_endpoint(
     host = re.compile(core.settings.sns_cert_host_pattern)
 
     def refuse(status: int, reason: str, msg: SnsMessage | None = None) -> Response:
+        core.metrics.sns_refusals.labels(refusal_kind(status, reason)).inc()
         log.warning("sns_refused", status=status, reason=reason,
                     message_id=msg.message_id[:100] if msg else None, topic_arn=msg.topic_arn[:256] if msg else None)
         return PlainTextResponse(reason, status_code=status)
@@ -128,3 +129,20 @@ async def _read_capped(request: Request) -> bytes | None:
             return None
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+# Bounded labels for the refusals metric (the reasons themselves are free text, for the log).
+_REFUSAL_KINDS = (
+    ("larger than", "oversize"), ("signature", "signature"), ("certificate", "certificate"),
+    ("signingcerturl", "certificate"), ("old", "too_old"), ("future", "clock_skew"), ("raw", "raw_delivery"),
+    ("sns_topic_arns", "topic_not_allowed"), ("subscribeurl", "subscribe_url"), ("json", "malformed"),
+    ("message type", "message_type"), ("x-amz-sns", "message_type"),
+)
+
+
+def refusal_kind(status: int, reason: str) -> str:
+    lowered = reason.lower()
+    for needle, kind in _REFUSAL_KINDS:
+        if needle in lowered:
+            return kind
+    return "malformed" if status == 400 else "other"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
 
 from sqlalchemy import Engine, create_engine, event, text
@@ -31,14 +32,34 @@ class Database:
             # interleave. Read-only units of work begin deferred and never queue behind writers.
             event.listen(self.engine, "begin", _sqlite_begin)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._ambient: ContextVar[Session | None] = ContextVar(f"menotime_session_{id(self)}", default=None)
 
     @contextmanager
     def session(self, *, write: bool = True) -> Iterator[Session]:
-        """A unit of work: committed on success, rolled back on any error. ``write=False`` for reads."""
+        """A unit of work: committed on success, rolled back on any error. ``write=False`` for reads.
+
+        Inside :meth:`transaction`, every session is that one transaction, so several stores'
+        writes (an inbox row, an alarm thread, the Slack outbox) commit or roll back together."""
+        ambient = self._ambient.get()
+        if ambient is not None:
+            yield ambient
+            return
         with self._sessions() as session, session.begin():
             if not write:
                 session.connection(execution_options={_READ_ONLY: True})
             yield session
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """One writing unit of work that the sessions opened inside it (in this thread) join."""
+        if self._ambient.get() is not None:
+            raise RuntimeError("transactions do not nest")
+        with self.session() as session:
+            token = self._ambient.set(session)
+            try:
+                yield session
+            finally:
+                self._ambient.reset(token)
 
     def ping(self) -> None:
         with self.engine.connect().execution_options(**{_READ_ONLY: True}) as conn:

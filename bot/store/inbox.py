@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
-from sqlalchemy import Insert, insert, select, update
+from sqlalchemy import text, Insert, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
@@ -21,6 +21,9 @@ from bot.store.models import SnsInboxMessage
 HTTP, SQS = "http", "sqs"
 SOURCES = (HTTP, SQS)
 _INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
+
+
+_INBOX_LOCK = 0x6D6E7462_6F78  # 'mntbox': the inbox worker's advisory lock
 
 
 class Inbox:
@@ -77,6 +80,20 @@ class Inbox:
                 .order_by(SnsInboxMessage.id).limit(limit)
             )
             return list(rows)
+
+    def claim_next(self) -> SnsInboxMessage | None:
+        """The oldest unprocessed message, for this transaction (call inside ``Database.transaction``).
+
+        One replica at a time works through the inbox (a transaction-scoped advisory lock on
+        PostgreSQL; SQLite's write lock does the same), so messages are processed once and in
+        arrival order: a replica that finds the lock taken gets None and leaves the work to it."""
+        query = (select(SnsInboxMessage).where(SnsInboxMessage.processed_at.is_(None))
+                 .order_by(SnsInboxMessage.id).limit(1))
+        with self._db.session() as session:
+            if self._db.dialect == "postgresql" and not session.scalar(
+                    text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": _INBOX_LOCK}):
+                return None
+            return session.scalars(query).first()
 
     def mark(self, *, id: int, outcome: str, processed_at: datetime) -> bool:
         """Records how message ``id`` was processed; False when it was already marked (or is unknown)."""

@@ -72,6 +72,8 @@ class Call:
     key: str | None = None
     """Response-URL key (``/response/<key>``) or upload file id; ``None`` for Web API calls."""
     http_method: str = "POST"
+    response: dict[str, Any] = field(default_factory=dict)
+    """The JSON the fake answered (``ts`` and ``channel`` of a post), empty for non-JSON answers."""
 
     def header(self, name: str) -> str | None:
         """Case-insensitive header lookup (HTTP header names are case-insensitive)."""
@@ -284,6 +286,7 @@ class FakeSlack:
             answered_status=answer.status,
             key=key,
             http_method=http_method,
+            response=answer.payload if isinstance(answer.payload, dict) else {},
         )
         with self._cond:
             self._calls.append(call)

@@ -1,0 +1,340 @@
+"""The Slack outbox (DESIGN §6 step 6): every post, edit and upload is written to the database
+first and sent by a worker, so nothing is lost while Slack is down and each message goes out once.
+
+``OutboxNotifier`` is the :class:`~bot.notify.Notifier` the bot uses when it talks to Slack. It
+renders the message at once (what is sent is what was decided) and queues it in the caller's
+transaction when there is one (an alarm's thread row and its message commit together). Slack has
+not answered yet, so the reference it hands back names the queued row (``outbox:<id>``); later
+replies and edits that name it are resolved to Slack's ``ts`` when they are sent.
+
+``OutboxSender`` sends, oldest first per channel — Slack's rate limit is per channel, and a
+channel's order is every thread's order — one message per channel at a time. A 429 waits exactly
+``Retry-After``; a 5xx or a network error backs off exponentially and retries for as long as it
+takes; an error Slack will repeat forever (``channel_not_found``, ``invalid_blocks``) is retried a
+few times and then set aside as ``dead``, logged, so it cannot hold its channel up. A row is
+claimed before it is sent, so several replicas can run senders.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import structlog
+from slack_sdk.errors import SlackApiError
+from sqlalchemy import and_, func, select, update
+from sqlalchemy.orm import aliased
+
+from bot.clock import Clock
+from bot.metrics import Metrics
+from bot.notify import MessageRef
+from bot.render import Renderable, render_slack, render_text
+from bot.store.db import Database, stored_utc
+from bot.store.models import OutboxMessage
+
+log = structlog.get_logger("menotime.outbox")
+
+PENDING, SENT, DEAD = "pending", "sent", "dead"
+_PLACEHOLDER = "outbox:"
+_MAX_BACKOFF_SECONDS = 300.0
+_PERMANENT_ATTEMPTS = 5  # for errors that Slack will give again whatever we do
+_CLAIM_SECONDS = 60
+# Errors that are about the request, not Slack's health: retrying cannot help for long.
+_PERMANENT = frozenset({
+    "channel_not_found", "not_in_channel", "is_archived", "invalid_blocks", "invalid_blocks_format",
+    "msg_too_long", "no_text", "invalid_auth", "account_inactive", "token_revoked", "missing_scope",
+    "message_not_found", "cant_update_message", "edit_window_closed", "invalid_arguments",
+})
+
+
+def placeholder(row_id: int) -> str:
+    return f"{_PLACEHOLDER}{row_id}"
+
+
+def queued_id(ts: str) -> int | None:
+    """The outbox row a reference names, when it names one rather than a Slack ``ts``."""
+    if ts.startswith(_PLACEHOLDER) and ts[len(_PLACEHOLDER):].isdigit():
+        return int(ts[len(_PLACEHOLDER):])
+    return None
+
+
+class Outbox:
+    def __init__(self, db: Database, clock: Clock) -> None:
+        self._db = db
+        self._clock = clock
+
+    def enqueue(self, *, op: str, channel: str, payload: dict[str, Any], parent: MessageRef | None = None,
+                target: MessageRef | None = None, origin_at: datetime | None = None) -> int:
+        parent_id, target_id = (queued_id(parent.ts) if parent else None), (queued_id(target.ts) if target else None)
+        if parent is not None and parent_id is None:
+            payload = {**payload, "thread_ts": parent.ts}
+        if target is not None and target_id is None:
+            payload = {**payload, "ts": target.ts}
+        now = self._clock.now()
+        row = OutboxMessage(ordering=channel, op=op, channel=channel, payload=payload, parent_id=parent_id,
+                            target_id=target_id, status=PENDING, attempts=0, created_at=now, next_attempt_at=now,
+                            origin_at=origin_at)
+        with self._db.session() as session:
+            session.add(row)
+            session.flush()
+            return int(row.id)
+
+    def resolve(self, ref: MessageRef) -> MessageRef | None:
+        """Slack's own channel id and ts for ``ref``; None while its message is still queued."""
+        row_id = queued_id(ref.ts)
+        if row_id is None:
+            return ref
+        with self._db.session(write=False) as session:
+            row = session.get(OutboxMessage, row_id)
+            if row is None or row.status != SENT or not row.ts:
+                return None
+            return MessageRef(row.sent_channel or row.channel, row.ts)
+
+    def depth(self) -> int:
+        with self._db.session(write=False) as session:
+            return int(session.scalar(select(func.count()).where(OutboxMessage.status == PENDING)) or 0)
+
+    def rows(self, *, status: str | None = None) -> list[OutboxMessage]:
+        query = select(OutboxMessage).order_by(OutboxMessage.id)
+        if status is not None:
+            query = query.where(OutboxMessage.status == status)
+        with self._db.session(write=False) as session:
+            return list(session.scalars(query))
+
+
+class OutboxNotifier:
+    """A Notifier that queues instead of sending (see the module docstring)."""
+
+    def __init__(self, outbox: Outbox, *, on_enqueue: Any = None) -> None:
+        self._outbox = outbox
+        self._on_enqueue = on_enqueue  # wakes the sender
+
+    def post(self, *, channel: str, result: Renderable, thread: MessageRef | None = None,
+             origin_at: datetime | None = None) -> MessageRef | None:
+        row_id = self._outbox.enqueue(op="post", channel=channel, payload=_payload(result), parent=thread,
+                                      origin_at=origin_at)
+        self._poke()
+        return MessageRef(channel, placeholder(row_id))
+
+    def update(self, *, ref: MessageRef, result: Renderable) -> None:
+        self._outbox.enqueue(op="update", channel=ref.channel, payload=_payload(result), target=ref)
+        self._poke()
+
+    def upload(self, *, ref: MessageRef, filename: str, content: bytes, title: str) -> None:
+        import base64
+
+        self._outbox.enqueue(op="upload", channel=ref.channel, target=ref, payload={
+            "filename": filename, "title": title, "content_b64": base64.b64encode(content).decode()})
+        self._poke()
+
+    def resolve(self, ref: MessageRef) -> MessageRef | None:
+        return self._outbox.resolve(ref)
+
+    def _poke(self) -> None:
+        if self._on_enqueue is not None:
+            self._on_enqueue()
+
+
+def _payload(result: Renderable) -> dict[str, Any]:
+    message = render_slack(result)
+    return {"text": message["text"], "blocks": message["blocks"], "console": render_text(result)}
+
+
+@dataclass(frozen=True)
+class SendOutcome:
+    sent: int
+    waiting: int  # rows due later (backoff, Retry-After)
+
+
+class OutboxSender:
+    """Sends queued rows through a slack_sdk WebClient (built without retry handlers: the outbox
+    does the retrying, so one slow channel never blocks the worker)."""
+
+    def __init__(self, *, db: Database, client: Any, clock: Clock, metrics: Metrics | None = None,
+                 worker_id: str | None = None) -> None:
+        self._db = db
+        self._client = client
+        self._clock = clock
+        self._metrics = metrics
+        self._worker = worker_id or uuid.uuid4().hex[:12]
+
+    def send_due(self, *, limit: int = 200) -> SendOutcome:
+        """Sends every row due now, channel heads first; returns when nothing more is due."""
+        sent = 0
+        while sent < limit:
+            row = self._claim_head()
+            if row is None:
+                break
+            if self._send(row):
+                sent += 1
+        waiting = self._waiting()
+        if self._metrics is not None:
+            self._metrics.outbox_depth.set(self._depth())
+        return SendOutcome(sent=sent, waiting=waiting)
+
+    def next_due(self) -> datetime | None:
+        """When the next channel head may be sent (a later row waits for its head anyway)."""
+        with self._db.session(write=False) as session:
+            at = session.scalar(select(func.min(OutboxMessage.next_attempt_at))
+                                .where(OutboxMessage.status == PENDING, _is_head()))
+            return stored_utc(at) if at is not None else None
+
+    # ------------------------------------------------------------------------------ internals
+
+    def _claim_head(self) -> OutboxMessage | None:
+        """The oldest pending row of some channel whose turn it is, claimed for this worker."""
+        now = self._clock.now()
+        head = (
+            select(OutboxMessage.id)
+            .where(OutboxMessage.status == PENDING, OutboxMessage.next_attempt_at <= now,
+                   (OutboxMessage.claimed_until.is_(None)) | (OutboxMessage.claimed_until < now), _is_head())
+            .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id).limit(1)
+        )
+        with self._db.session() as session:
+            row_id = session.scalar(head)
+            if row_id is None:
+                return None
+            claimed = session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id == row_id, OutboxMessage.status == PENDING,
+                       (OutboxMessage.claimed_until.is_(None)) | (OutboxMessage.claimed_until < now))
+                .values(claimed_by=self._worker, claimed_until=now + timedelta(seconds=_CLAIM_SECONDS))
+                .execution_options(synchronize_session=False)
+            ).rowcount
+            if claimed != 1:
+                return None  # another sender took it first; the loop looks again
+            return session.get(OutboxMessage, row_id)
+
+    def _send(self, row: OutboxMessage) -> bool:
+        try:
+            args = self._arguments(row)
+            answer = self._call(row.op, args)
+        except SlackApiError as exc:
+            self._failed(row, exc)
+            return False
+        except _Unresolvable as exc:
+            self._finish(row, status=DEAD, error=str(exc))
+            log.error("outbox_dead", id=row.id, channel=row.channel, op=row.op, error=str(exc))
+            return False
+        except Exception as exc:  # noqa: BLE001 - network trouble: back off and try again
+            self._retry_later(row, error=type(exc).__name__, delay=_backoff(row.attempts))
+            return False
+        channel = str(answer.get("channel") or args.get("channel") or row.channel)
+        self._finish(row, status=SENT, ts=str(answer.get("ts") or args.get("ts") or ""), sent_channel=channel)
+        if self._metrics is not None and row.origin_at is not None and row.op == "post":
+            self._metrics.alarm_latency.observe(
+                max(0.0, (self._clock.now() - stored_utc(row.origin_at)).total_seconds()))
+        return True
+
+    def _arguments(self, row: OutboxMessage) -> dict[str, Any]:
+        payload = dict(row.payload)
+        payload.pop("console", None)
+        channel = row.channel
+        if row.parent_id is not None:
+            parent = self._sent_ref(row.parent_id)
+            payload["thread_ts"] = parent.ts
+            channel = parent.channel
+        if row.target_id is not None:
+            target = self._sent_ref(row.target_id)
+            payload["ts"] = target.ts
+            channel = target.channel
+        payload["channel"] = channel
+        return payload
+
+    def _sent_ref(self, row_id: int) -> MessageRef:
+        with self._db.session(write=False) as session:
+            row = session.get(OutboxMessage, row_id)
+        if row is None or row.status == DEAD or (row.status == SENT and not row.ts):
+            raise _Unresolvable(f"the message it refers to (outbox {row_id}) was never sent")
+        if row.status != SENT:
+            raise _NotYet(row_id)
+        return MessageRef(row.sent_channel or row.channel, str(row.ts))
+
+    def _call(self, op: str, args: dict[str, Any]) -> dict[str, Any]:
+        if op == "post":
+            return self._client.chat_postMessage(**args).data
+        if op == "update":
+            return self._client.chat_update(**args).data
+        if op == "upload":
+            import base64
+
+            answer = self._client.files_upload_v2(
+                channel=args["channel"], thread_ts=args.get("ts"), filename=args["filename"], title=args["title"],
+                content=base64.b64decode(args["content_b64"]))
+            return {"channel": args["channel"], "ts": args.get("ts"), "ok": answer.get("ok")}
+        raise _Unresolvable(f"unknown outbox operation {op!r}")
+
+    def _failed(self, row: OutboxMessage, exc: SlackApiError) -> None:
+        response = exc.response
+        status = getattr(response, "status_code", None)
+        error = str(response.get("error") if hasattr(response, "get") else "") or f"http_{status}"
+        if status == 429:
+            retry_after = _retry_after(getattr(response, "headers", {}) or {})
+            self._retry_later(row, error="ratelimited", delay=retry_after, count=False)
+        elif error in _PERMANENT and row.attempts + 1 >= _PERMANENT_ATTEMPTS:
+            self._finish(row, status=DEAD, error=error)
+            log.error("outbox_dead", id=row.id, channel=row.channel, op=row.op, error=error)
+        else:
+            self._retry_later(row, error=error, delay=_backoff(row.attempts))
+
+    def _retry_later(self, row: OutboxMessage, *, error: str, delay: float, count: bool = True) -> None:
+        now = self._clock.now()
+        with self._db.session() as session:
+            session.execute(
+                update(OutboxMessage).where(OutboxMessage.id == row.id, OutboxMessage.claimed_by == self._worker)
+                .values(attempts=OutboxMessage.attempts + (1 if count else 0), last_error=error[:200],
+                        next_attempt_at=now + timedelta(seconds=delay), claimed_by=None, claimed_until=None)
+                .execution_options(synchronize_session=False))
+        log.warning("outbox_retry", id=row.id, channel=row.channel, op=row.op, error=error, retry_in=round(delay, 1))
+
+    def _finish(self, row: OutboxMessage, *, status: str, ts: str | None = None, sent_channel: str | None = None,
+                error: str | None = None) -> None:
+        with self._db.session() as session:
+            session.execute(
+                update(OutboxMessage).where(OutboxMessage.id == row.id)
+                .values(status=status, ts=ts, sent_channel=sent_channel, sent_at=self._clock.now(),
+                        last_error=error, claimed_by=None, claimed_until=None, attempts=OutboxMessage.attempts + 1)
+                .execution_options(synchronize_session=False))
+
+    def _waiting(self) -> int:
+        with self._db.session(write=False) as session:
+            return int(session.scalar(select(func.count()).where(
+                OutboxMessage.status == PENDING, OutboxMessage.next_attempt_at > self._clock.now())) or 0)
+
+    def _depth(self) -> int:
+        with self._db.session(write=False) as session:
+            return int(session.scalar(select(func.count()).where(OutboxMessage.status == PENDING)) or 0)
+
+
+def _is_head() -> Any:
+    """No older pending row in the same ordering: this row's turn."""
+    earlier = aliased(OutboxMessage)
+    return ~select(earlier.id).where(and_(earlier.ordering == OutboxMessage.ordering, earlier.status == PENDING,
+                                          earlier.id < OutboxMessage.id)).exists()
+
+
+class _Unresolvable(Exception):
+    """The row can never be sent as it stands."""
+
+
+class _NotYet(Exception):
+    """The row's parent has not been sent (another channel's queue): wait."""
+
+
+def _backoff(attempts: int) -> float:
+    return min(_MAX_BACKOFF_SECONDS, 1.0 * (2 ** min(attempts, 10)))
+
+
+def _retry_after(headers: Any) -> float:
+    raw = None
+    for key in ("Retry-After", "retry-after"):
+        value = headers.get(key) if hasattr(headers, "get") else None
+        if value:
+            raw = value[0] if isinstance(value, list) else value
+            break
+    try:
+        return max(1.0, float(raw)) if raw is not None else 30.0
+    except ValueError:
+        return 30.0

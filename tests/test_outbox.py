@@ -1,0 +1,191 @@
+"""The Slack outbox (DESIGN §6 step 6) against the fake Slack Web API, on SQLite and PostgreSQL:
+every message written first, sent once, in per-thread order, through 500s and 429s."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+from slack_sdk import WebClient
+
+from bot.alarms import process_inbox
+from bot.clock import FrozenClock
+from bot.config import load_config
+from bot.core import Core, build_core
+from bot.metrics import Metrics
+from bot.outbox import DEAD, SENT, Outbox, OutboxNotifier, OutboxSender
+from bot.results import ChangeResult
+from bot.settings import Settings
+from bot.store.models import AlarmThread
+from tests.fakes.slack_api import FakeSlack
+from tests.test_alarm_threads import START, alarm_message, store
+
+
+@pytest.fixture
+def slack() -> Iterator[FakeSlack]:
+    with FakeSlack() as fake:
+        yield fake
+
+
+def outbox_core(database_url: str, *, storm_threshold: int = 5) -> Core:
+    clock = FrozenClock(START)
+    config = load_config(overrides={"alarms": {"storm_threshold": storm_threshold}})
+    core = build_core(Settings(database_url=database_url), config=config, clock=clock, metrics=Metrics(),
+                      migrate_schema=True)
+    core.notifier = OutboxNotifier(Outbox(core.db, clock))
+    return core
+
+
+@pytest.fixture
+def core(database_url: str) -> Iterator[Core]:
+    core = outbox_core(database_url)
+    yield core
+    core.close()
+
+
+def sender(core: Core, slack: FakeSlack) -> OutboxSender:
+    # No retry handlers: the outbox does the retrying.
+    client = WebClient(token="xoxb-test", base_url=slack.api_url, timeout=5)
+    return OutboxSender(db=core.db, client=client, clock=core.clock, metrics=core.metrics)
+
+
+def drain(core: Core, out: OutboxSender, *, step_seconds: float = 1.0, rounds: int = 2000) -> None:
+    """Sends until nothing is pending, moving the frozen clock to each next retry."""
+    clock: FrozenClock = core.clock  # type: ignore[assignment]
+    for _ in range(rounds):
+        out.send_due()
+        due = out.next_due()
+        if due is None:
+            return
+        clock.advance(seconds=max(step_seconds, (due - clock.now()).total_seconds()))
+    raise AssertionError("the outbox never drained")
+
+
+def test_an_alarm_thread_goes_out_through_the_outbox_in_order(core: Core, slack: FakeSlack) -> None:
+    clock: FrozenClock = core.clock  # type: ignore[assignment]
+    store(core, alarm_message(state="ALARM", old="OK", at=START))
+    process_inbox(core=core)
+    assert slack.calls_to("chat.postMessage") == []  # queued, not sent: Slack is not on the inbox's path
+    clock.advance(minutes=17)
+    store(core, alarm_message(state="OK", old="ALARM", at=START + timedelta(minutes=17)))
+    process_inbox(core=core)
+    assert Outbox(core.db, core.clock).depth() == 3  # root, reply, root edit
+
+    drain(core, sender(core, slack))
+    root, reply = slack.calls_to("chat.postMessage")
+    assert root.params["channel"] == "#menotime-prod-alerts" and "thread_ts" not in root.params
+    assert reply.params["thread_ts"] == root.response["ts"] and "resolved after 17 min" in reply.params["text"]
+    [edit] = slack.calls_to("chat.update")
+    assert edit.params["ts"] == root.response["ts"] and edit.params["channel"] == root.response["channel"]
+    assert "resolved after 17 min" in edit.params["text"]
+    assert Outbox(core.db, core.clock).depth() == 0
+    assert core.metrics.alarm_latency.collect()[0].samples  # SNS Timestamp → Slack post observed
+
+
+def test_slack_down_then_rate_limiting_every_message_arrives_once_in_order(core: Core, slack: FakeSlack) -> None:
+    clock: FrozenClock = core.clock  # type: ignore[assignment]
+    names = [f"menotime-prod-db-{i}" for i in range(3)] + [f"menotime-staging-api-{i}" for i in range(3)]
+    for name in names:
+        arn = f"arn:aws:cloudwatch:us-west-1:123456789012:alarm:{name}"
+        store(core, alarm_message(name=name, arn=arn, state="ALARM", old="OK", at=START))
+    clock.advance(minutes=5)
+    for name in names:
+        arn = f"arn:aws:cloudwatch:us-west-1:123456789012:alarm:{name}"
+        store(core, alarm_message(name=name, arn=arn, state="OK", old="ALARM", at=START + timedelta(minutes=5)))
+    process_inbox(core=core)
+
+    out = sender(core, slack)
+    slack.fail_next("*", status=500, times=40)  # an hour of 5xx, as far as the outbox can tell
+    for _ in range(10):
+        out.send_due()
+        clock.advance(minutes=6)
+    assert [c for c in slack.calls if c.ok] == []
+    slack.fail_next("chat.postMessage", status=429, retry_after=7, times=3)
+    before = clock.now()
+    drain(core, out)
+    assert clock.now() - before >= timedelta(seconds=7)  # Retry-After was honoured
+
+    posts = [c for c in slack.calls_to("chat.postMessage") if c.ok]
+    assert len(posts) == 12  # 6 roots + 6 replies: each once
+    roots = {p.params["text"].split(" — ")[1]: p.response["ts"] for p in posts if "thread_ts" not in p.params}
+    assert sorted(roots) == sorted(names)
+    for reply in (p for p in posts if "thread_ts" in p.params):
+        assert reply.params["thread_ts"] in roots.values()
+        # Per-thread order: the reply went out after its root.
+        root_index = next(i for i, p in enumerate(posts) if p.response.get("ts") == reply.params["thread_ts"])
+        assert root_index < posts.index(reply)
+    assert len([c for c in slack.calls_to("chat.update") if c.ok]) == 6
+    assert {row.status for row in Outbox(core.db, core.clock).rows()} == {SENT}
+
+
+def test_a_message_slack_will_never_take_is_set_aside_and_the_channel_moves_on(core: Core, slack: FakeSlack) -> None:
+    notifier = core.notifier
+    first = notifier.post(channel="#gone", result=ChangeResult(headline="to an archived channel"))
+    notifier.post(channel="#gone", result=ChangeResult(headline="the next one"))
+    assert first is not None
+    slack.fail_next("chat.postMessage", error="channel_not_found", times=5)
+    drain(core, sender(core, slack))
+    statuses = [row.status for row in Outbox(core.db, core.clock).rows()]
+    assert statuses == [DEAD, SENT]
+    assert [c.params["text"] for c in slack.calls_to("chat.postMessage") if c.response.get("ok")] == ["the next one"]
+
+
+def test_two_senders_never_send_a_message_twice(database_url: str, slack: FakeSlack) -> None:
+    core = outbox_core(database_url)
+    other = outbox_core(database_url)
+    try:
+        for i in range(30):
+            core.notifier.post(channel=f"#c{i % 3}", result=ChangeResult(headline=f"message {i}"))
+        senders = [sender(core, slack), sender(other, slack)]
+        threads = [threading.Thread(target=s.send_due) for s in senders]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        texts = [c.params["text"] for c in slack.calls_to("chat.postMessage")]
+        assert sorted(texts) == sorted(f"message {i}" for i in range(30))
+        for channel in ("#c0", "#c1", "#c2"):
+            sent = [int(c.params["text"].split()[1]) for c in slack.calls_to("chat.postMessage")
+                    if c.params["channel"] == channel]
+            assert sent == sorted(sent)  # per-channel order kept across senders
+    finally:
+        core.close()
+        other.close()
+
+
+@pytest.mark.postgres
+def test_200_alarms_delivered_three_times_concurrently_are_each_processed_once(postgres_server: str) -> None:
+    from tests.conftest import _reset_postgres
+
+    _reset_postgres(postgres_server)
+    replicas = [outbox_core(postgres_server, storm_threshold=1000) for _ in range(2)]
+    core = replicas[0]
+    try:
+        messages = []
+        for i in range(200):
+            name = f"menotime-prod-load-{i}"
+            messages.append(alarm_message(name=name, arn=f"arn:aws:cloudwatch:us-west-1:123456789012:alarm:{name}",
+                                          state="ALARM", old="OK", at=START))
+        ids = [f"dup-{i}" for i in range(200)]
+
+        def deliver(copy: int) -> None:
+            for message_id, message in zip(ids, messages, strict=True):
+                store(replicas[copy % 2], message, message_id=message_id)
+
+        workers = [threading.Thread(target=deliver, args=(n,)) for n in range(3)]
+        workers += [threading.Thread(target=process_inbox, kwargs={"core": r, "limit": 1000}) for r in replicas]
+        for t in workers:
+            t.start()
+        for t in workers:
+            t.join()
+        while process_inbox(core=core, limit=1000):
+            pass
+        with core.db.session(write=False) as session:
+            assert session.query(AlarmThread).count() == 200
+        posts = [r for r in Outbox(core.db, core.clock).rows() if r.op == "post"]
+        assert len(posts) == 200
+    finally:
+        for r in replicas:
+            r.close()
