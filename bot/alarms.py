@@ -16,17 +16,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 import structlog
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from bot.errors import NotFound, PolicyViolation
 from bot.events import Event, parse_message, route
 from bot.notify import MessageRef
-from bot.render import when
+from bot.outbox import Outbox, OutboxNotifier, queued_id
+from bot.render import plural, when
 from bot.results import Button, ChangeResult
 from bot.store.db import stored_utc
 from bot.store.inbox import Inbox
@@ -40,6 +42,14 @@ log = structlog.get_logger("menotime.alarms")
 STATE_EMOJI = {"ALARM": ":red_circle:", "OK": ":large_green_circle:", "INSUFFICIENT_DATA": ":white_circle:"}
 GENERIC_EMOJI = ":information_source:"
 ACK_ACTION = "menotime_ack"
+SNOOZE_ACTION = "menotime_snooze"
+ROLLBACK_ACTION = "menotime_alarm_rollback"
+RUNBOOK_ACTION = "menotime_runbook"
+PROD = "prod"
+# A service alarm is one about what a rollback would change: the ECS service or the load balancer
+# in front of it (5xx, latency, unhealthy targets), not the database or the account.
+_SERVICE_NAMESPACES = frozenset({"AWS/ECS", "ECS/ContainerInsights", "AWS/ApplicationELB"})
+_SERVICE_DIMENSIONS = frozenset({"ServiceName", "TargetGroup", "LoadBalancer"})
 # Inbox outcomes.
 POSTED, THREADED, REFRESHED, STALE = "posted", "threaded", "refreshed", "stale"
 _FACT_LIMIT = 600
@@ -65,6 +75,15 @@ class AlarmThreadView:
     updated_at: datetime
     acknowledged_by: str | None
     acknowledged_at: datetime | None
+    snoozed_until: datetime | None = None
+    snoozed_by: str | None = None
+    reminded_at: datetime | None = None
+    flips: tuple[str, ...] = ()  # ISO times of recent state changes (flap detection)
+    flap_noted_at: datetime | None = None
+    grouped: bool = False  # lives in a storm message's thread rather than a root of its own
+
+    def snoozed(self, now: datetime) -> bool:
+        return self.snoozed_until is not None and now < self.snoozed_until
 
     @property
     def ref(self) -> MessageRef:
@@ -83,16 +102,22 @@ def process_inbox(*, core: Core, limit: int = 100) -> int:
     """Posts the pending inbox messages, oldest first; the number processed (marked) this run."""
     inbox = Inbox(core.db)
     done = 0
-    for row in inbox.pending(limit=limit):
-        subject, message = _envelope(row.body, row.subject)
-        event = parse_message(subject, message)
-        env, channel = route(event, core.config, topic_arn=row.topic_arn)
+    while done < limit:
         try:
-            outcome = record_event(core, event, env, channel)
+            # One transaction per message: the thread row, the messages queued in the outbox and the
+            # inbox mark commit together, so a crash in between cannot post a message twice.
+            with core.db.transaction():
+                row = inbox.claim_next()
+                if row is None:
+                    break
+                subject, message = _envelope(row.body, row.subject)
+                event = parse_message(subject, message)
+                env, channel = route(event, core.config, topic_arn=row.topic_arn)
+                outcome = record_event(core, event, env, channel, origin_at=stored_utc(row.sns_timestamp))
+                inbox.mark(id=row.id, outcome=outcome, processed_at=core.clock.now())
         except PostFailed as exc:
-            log.warning("alarm_post_failed", inbox_id=row.id, key=event.key, channel=channel, error=str(exc))
+            log.warning("alarm_post_failed", key=event.key, channel=channel, error=str(exc))
             break  # later messages wait too: they may belong to the same thread, and order matters
-        inbox.mark(id=row.id, outcome=outcome, processed_at=core.clock.now())
         done += 1
     return done
 
@@ -112,17 +137,20 @@ def _envelope(body: str, subject: str | None) -> tuple[str | None, str]:
 # ---------------------------------------------------------------------------------------- record
 
 
-def record_event(core: Core, event: Event, env: str | None, channel: str) -> str:
+def record_event(core: Core, event: Event, env: str | None, channel: str, *,
+                 origin_at: datetime | None = None) -> str:
     """Posts ``event`` (a new thread, a reply, or a root refresh); the inbox outcome. Raises
     PostFailed when Slack did not take the message, with nothing recorded."""
     now = core.clock.now()
     at = _aware(event.at) if event.at else now
     if event.kind == "generic":
-        return _post_root(core, event, env, channel, at=at, now=now, replace=True)
+        return _post_root(core, event, env, channel, at=at, now=now, replace=True, origin_at=origin_at)
     with core.db.session(write=False) as session:
         thread = session.get(AlarmThread, event.key)
     if thread is None:
-        return _post_root(core, event, env, channel, at=at, now=now, replace=False)
+        if event.kind == "alarm" and _storming(core, channel, now):
+            return _join_storm(core, event, env, channel, at=at, now=now, origin_at=origin_at)
+        return _post_root(core, event, env, channel, at=at, now=now, replace=False, origin_at=origin_at)
 
     view = _view(thread)
     if at < view.since:
@@ -130,27 +158,40 @@ def record_event(core: Core, event: Event, env: str | None, channel: str) -> str
         return STALE
     if event.state == view.state:
         refreshed = _replace(view, updated_at=now)
-        _safe_update(core, refreshed, event)
+        _refresh_root(core, refreshed, event)
         _save(core, refreshed)
         return REFRESHED
-    reply = reply_message(view, event, at=at)
-    _post(core, channel=view.channel, result=reply, thread=view.ref)
-    changed = _replace(view, state=event.state, since=at, updated_at=now,
+    window = timedelta(minutes=core.config.alarms.flap_window_minutes)
+    flips = tuple(f for f in view.flips if datetime.fromisoformat(f) > at - window) + (at.isoformat(),)
+    changed = _replace(view, state=event.state, since=at, updated_at=now, flips=flips,
                        alarm_since=at if event.state == "ALARM" else view.alarm_since)
+    if view.snoozed(now):
+        pass  # held: the root still shows the current state, and the snooze reply said so
+    elif len(flips) > core.config.alarms.flap_threshold:
+        if view.flap_noted_at is None or view.flap_noted_at < now - window:
+            _post(core, channel=view.channel, thread=view.ref, origin_at=origin_at, result=ChangeResult(
+                headline=f"Flapping: {len(flips)} state changes in {core.config.alarms.flap_window_minutes} min. "
+                         "Further changes update the first message instead of replying here.",
+                emoji=":repeat:", footer=when(at)))
+            changed = _replace(changed, flap_noted_at=now)
+    else:
+        _post(core, channel=view.channel, result=reply_message(view, event, at=at), thread=view.ref,
+              origin_at=origin_at)
     _save(core, changed)
-    _safe_update(core, changed, event)
+    _refresh_root(core, changed, event)
     return THREADED
 
 
 def _post_root(core: Core, event: Event, env: str | None, channel: str, *, at: datetime, now: datetime,
-               replace: bool) -> str:
+               replace: bool, origin_at: datetime | None) -> str:
     draft = AlarmThreadView(
         key=event.key, short_id=short_id(event.key), env=env, channel=channel, root_ts="", title=event.title[:300],
         kind=event.kind, state=event.state, since=at, alarm_since=at if event.state == "ALARM" else None,
         opened_at=now, updated_at=now,
-        acknowledged_by=None, acknowledged_at=None,
+        acknowledged_by=None, acknowledged_at=None, flips=(at.isoformat(),),
     )
-    ref = _post(core, channel=channel, result=root_message(draft, event))
+    ref = _post(core, channel=channel, result=root_message(draft, event, runbook=_runbook(core, event)),
+                origin_at=origin_at)
     view = _replace(draft, channel=ref.channel, root_ts=ref.ts)
     with core.db.session() as session:
         existing = session.get(AlarmThread, view.key) if replace else None
@@ -162,9 +203,98 @@ def _post_root(core: Core, event: Event, env: str | None, channel: str, *, at: d
     return POSTED
 
 
-def _post(core: Core, *, channel: str, result: ChangeResult, thread: MessageRef | None = None) -> MessageRef:
+# ---------------------------------------------------------------------------------------- storms
+
+STORM_KIND = "storm"
+_STORM_LIST_LIMIT = 40
+
+
+def _storming(core: Core, channel: str, now: datetime) -> bool:
+    """More than the threshold of new alarm threads in this channel within the last minute."""
+    with core.db.session(write=False) as session:
+        recent = session.scalar(select(func.count()).where(
+            AlarmThread.channel == channel, AlarmThread.kind == "alarm",
+            AlarmThread.opened_at >= now - timedelta(minutes=1)))
+    return int(recent or 0) >= core.config.alarms.storm_threshold
+
+
+def _join_storm(core: Core, event: Event, env: str | None, channel: str, *, at: datetime, now: datetime,
+                origin_at: datetime | None) -> str:
+    """Files the alarm under the channel's storm message (posted now if there is none running):
+    one message listing them all, each alarm's later changes replied in its thread."""
+    with core.db.session(write=False) as session:
+        storm = session.scalars(
+            select(AlarmThread).where(AlarmThread.channel == channel, AlarmThread.kind == STORM_KIND,
+                                      AlarmThread.updated_at >= now - timedelta(minutes=1))
+            .order_by(AlarmThread.opened_at.desc()).limit(1)).first()
+        storm_view = _view(storm) if storm is not None else None
+    member = AlarmThreadView(
+        key=event.key, short_id=short_id(event.key), env=env, channel=channel, root_ts="", title=event.title[:300],
+        kind=event.kind, state=event.state, since=at, alarm_since=at if event.state == "ALARM" else None,
+        opened_at=now, updated_at=now, acknowledged_by=None, acknowledged_at=None, flips=(at.isoformat(),),
+        grouped=True,
+    )
+    if storm_view is None:
+        key = f"storm:{channel}:{now.isoformat()}"
+        storm_view = AlarmThreadView(
+            key=key, short_id=short_id(key), env=env, channel=channel, root_ts="", title=f"Alarm storm in {channel}",
+            kind=STORM_KIND, state=None, since=now, alarm_since=None, opened_at=now, updated_at=now,
+            acknowledged_by=None, acknowledged_at=None)
+        ref = _post(core, channel=channel, result=storm_message(core, storm_view, extra=member), origin_at=origin_at)
+        storm_view = _replace(storm_view, channel=ref.channel, root_ts=ref.ts)
+        with core.db.session() as session:
+            session.add(AlarmThread(**_columns(storm_view)))
+    else:
+        storm_view = _replace(storm_view, updated_at=now)
+        _save(core, storm_view)
+    member = _replace(member, channel=storm_view.channel, root_ts=storm_view.root_ts)
+    with core.db.session() as session:
+        session.add(AlarmThread(**_columns(member)))
+    _safe(core, lambda: core.notifier.update(ref=storm_view.ref, result=storm_message(core, storm_view)))
+    return POSTED
+
+
+def storm_message(core: Core, storm: AlarmThreadView, *, extra: AlarmThreadView | None = None) -> ChangeResult:
+    members = _storm_members(core, storm) + ([extra] if extra is not None else [])
+    lines = [f"{STATE_EMOJI.get(m.state or '', GENERIC_EMOJI)} {m.state or 'event'} — {m.title} (`{m.short_id}`)"
+             for m in members[:_STORM_LIST_LIMIT]]
+    if len(members) > _STORM_LIST_LIMIT:
+        lines.append(f"…and {len(members) - _STORM_LIST_LIMIT} more")
+    in_alarm = sum(1 for m in members if m.state == "ALARM")
+    return ChangeResult(
+        headline=f"Alarm storm in {storm.channel}: {plural(len(members), 'alarm')} at once, {in_alarm} in ALARM",
+        emoji=":rotating_light:", details=tuple(lines),
+        footer=f"Grouped to keep the channel readable; each alarm's changes are replied in this thread. "
+               f"`/menotime ack <id>` acknowledges one. Since {when(storm.opened_at)}",
+    )
+
+
+def _storm_members(core: Core, storm: AlarmThreadView) -> list[AlarmThreadView]:
+    with core.db.session(write=False) as session:
+        rows = session.scalars(select(AlarmThread).where(
+            AlarmThread.grouped.is_(True), AlarmThread.channel == storm.channel,
+            AlarmThread.root_ts == storm.root_ts).order_by(AlarmThread.opened_at, AlarmThread.key))
+        return [_view(row) for row in rows]
+
+
+def _storm_of(core: Core, member: AlarmThreadView) -> AlarmThreadView | None:
+    with core.db.session(write=False) as session:
+        row = session.scalars(select(AlarmThread).where(
+            AlarmThread.kind == STORM_KIND, AlarmThread.channel == member.channel,
+            AlarmThread.root_ts == member.root_ts)).first()
+        return _view(row) if row is not None else None
+
+
+# ---------------------------------------------------------------------------------------- posting
+
+
+def _post(core: Core, *, channel: str, result: ChangeResult, thread: MessageRef | None = None,
+          origin_at: datetime | None = None) -> MessageRef:
     try:
-        ref = core.notifier.post(channel=channel, result=result, thread=thread)
+        if isinstance(core.notifier, OutboxNotifier):
+            ref = core.notifier.post(channel=channel, result=result, thread=thread, origin_at=origin_at)
+        else:
+            ref = core.notifier.post(channel=channel, result=result, thread=thread)
     except Exception as exc:  # any failure leaves the inbox row for a retry
         raise PostFailed(type(exc).__name__) from exc
     if ref is None:
@@ -172,13 +302,24 @@ def _post(core: Core, *, channel: str, result: ChangeResult, thread: MessageRef 
     return ref
 
 
-def _safe_update(core: Core, view: AlarmThreadView, event: Event) -> None:
-    """The root edit is cosmetic once the reply is out: a failure is logged, and the next event
+def _refresh_root(core: Core, view: AlarmThreadView, event: Event) -> None:
+    """Edits the root to the current state: the alarm's own, or its storm message's list."""
+    if view.grouped:
+        storm = _storm_of(core, view)
+        if storm is not None:
+            _safe(core, lambda: core.notifier.update(ref=storm.ref, result=storm_message(core, storm)))
+        return
+    _safe(core, lambda: core.notifier.update(ref=view.ref, result=root_message(view, event,
+                                                                              runbook=_runbook(core, event))))
+
+
+def _safe(core: Core, edit: Callable[[], None]) -> None:
+    """A root edit is cosmetic once the reply is out: a failure is logged, and the next event
     refreshes it."""
     try:
-        core.notifier.update(ref=view.ref, result=root_message(view, event))
+        edit()
     except Exception as exc:  # noqa: BLE001
-        log.warning("alarm_root_update_failed", key=view.key, error=type(exc).__name__)
+        log.warning("alarm_root_update_failed", error=type(exc).__name__)
 
 
 def _save(core: Core, view: AlarmThreadView) -> None:
@@ -188,7 +329,7 @@ def _save(core: Core, view: AlarmThreadView) -> None:
             session.add(AlarmThread(**_columns(view)))
             return
         row.state, row.since, row.alarm_since = view.state, view.since, view.alarm_since
-        row.updated_at = view.updated_at
+        row.updated_at, row.flips, row.flap_noted_at = view.updated_at, list(view.flips), view.flap_noted_at
 
 
 # ---------------------------------------------------------------------------------------- messages
@@ -200,7 +341,7 @@ def state_emoji(event: Event, state: str | None) -> str:
     return STATE_EMOJI.get(state or "", GENERIC_EMOJI)
 
 
-def root_message(view: AlarmThreadView, event: Event) -> ChangeResult:
+def root_message(view: AlarmThreadView, event: Event, *, runbook: str | None = None) -> ChangeResult:
     """The root of the thread, showing the current state of ``view`` (``event`` is the latest
     notification: its reason, metric and links)."""
     if event.kind == "generic":
@@ -233,13 +374,22 @@ def root_message(view: AlarmThreadView, event: Event) -> ChangeResult:
         facts.append(("Environment", view.env))
     if view.acknowledged_by:
         facts.append(("Acknowledged", f"<@{view.acknowledged_by}> at {when(view.acknowledged_at)}"))
-    buttons: tuple[Button, ...] = ()
-    if event.kind == "alarm" and not view.acknowledged_by:
-        buttons = (Button("Acknowledge", ACK_ACTION, view.short_id, f"ack {view.short_id}", "primary"),)
+    if view.snoozed_until is not None and view.snoozed_by:
+        facts.append(("Snoozed", f"by <@{view.snoozed_by}> until {when(view.snoozed_until)}"))
+    buttons: list[Button] = []
+    if event.kind == "alarm" and view.state == "ALARM":
+        if not view.acknowledged_by:
+            buttons.append(Button("Acknowledge", ACK_ACTION, view.short_id, f"ack {view.short_id}", "primary"))
+        if view.snoozed_until is None:
+            buttons.append(Button("Snooze 1h", SNOOZE_ACTION, view.short_id, f"snooze {view.short_id}"))
+        if view.env and view.env == PROD and _is_service_alarm(event):
+            buttons.append(Button("Roll back", ROLLBACK_ACTION, view.env, f"rollback {view.env}", "danger"))
+    if runbook and event.kind == "alarm":
+        buttons.append(Button("Runbook", RUNBOOK_ACTION, view.short_id, f"(open {runbook})", url=runbook))
     return ChangeResult(
         headline=headline, emoji=state_emoji(event, view.state), facts=tuple(facts),
         details=(_clip(event.description),) if event.description else (),
-        buttons=buttons, footer=_footer(view, event),
+        buttons=tuple(buttons), footer=_footer(view, event),
     )
 
 
@@ -269,6 +419,18 @@ def duration(start: datetime, end: datetime) -> str:
         return f"{minutes} min"
     hours, rest = divmod(minutes, 60)
     return f"{hours} h {rest} min" if rest else f"{hours} h"
+
+
+def _is_service_alarm(event: Event) -> bool:
+    metric = event.metric
+    if metric is None:
+        return False
+    return (metric.namespace in _SERVICE_NAMESPACES
+            or any(name in _SERVICE_DIMENSIONS for name, _ in (metric.dimensions or ())))
+
+
+def _runbook(core: Core, event: Event) -> str | None:
+    return core.config.alarms.runbook_for(event.title) if event.kind == "alarm" else None
 
 
 def _metric_text(event: Event) -> str:
@@ -329,6 +491,11 @@ def open_alarms(core: Core, env: str | None = None) -> list[AlarmThreadView]:
         return [_view(row) for row in rows]
 
 
+def posted_ref(core: Core, ref: MessageRef) -> MessageRef | None:
+    """Slack's channel id and ts for a thread root; None while it waits in the outbox."""
+    return ref if queued_id(ref.ts) is None else Outbox(core.db, core.clock).resolve(ref)
+
+
 def thread_for(core: Core, key: str) -> AlarmThreadView | None:
     with core.db.session(write=False) as session:
         row = session.get(AlarmThread, key)
@@ -350,6 +517,9 @@ def _view(row: AlarmThread) -> AlarmThreadView:
         alarm_since=_aware(row.alarm_since) if row.alarm_since else None,
         opened_at=_aware(row.opened_at), updated_at=_aware(row.updated_at), acknowledged_by=row.acknowledged_by,
         acknowledged_at=_aware(row.acknowledged_at) if row.acknowledged_at else None,
+        snoozed_until=_aware(row.snoozed_until) if row.snoozed_until else None, snoozed_by=row.snoozed_by,
+        reminded_at=_aware(row.reminded_at) if row.reminded_at else None, flips=tuple(row.flips or ()),
+        flap_noted_at=_aware(row.flap_noted_at) if row.flap_noted_at else None, grouped=bool(row.grouped),
     )
 
 
@@ -358,7 +528,9 @@ def _replace(view: AlarmThreadView, **changes: object) -> AlarmThreadView:
 
 
 def _columns(view: AlarmThreadView) -> dict[str, object]:
-    return {name: getattr(view, name) for name in AlarmThreadView.__dataclass_fields__}
+    columns: dict[str, object] = {name: getattr(view, name) for name in AlarmThreadView.__dataclass_fields__}
+    columns["flips"] = list(view.flips)
+    return columns
 
 
 def thread_by_short_id(core: Core, short: str) -> AlarmThreadView:
@@ -390,3 +562,50 @@ def acknowledge(core: Core, *, short: str, user: str) -> AlarmThreadView:
     except Exception as exc:  # noqa: BLE001 - the acknowledgement is recorded; the reply is a courtesy
         log.warning("alarm_ack_reply_failed", key=view.key, error=type(exc).__name__)
     return _replace(view, acknowledged_by=user, acknowledged_at=now)
+
+
+def snooze(core: Core, *, short: str, user: str, minutes: int | None = None) -> AlarmThreadView:
+    """Hold the reminders and the state replies of an alarm for a while (default from config)."""
+    view = thread_by_short_id(core, short)
+    if view.state != "ALARM":
+        raise PolicyViolation(f"`{view.title}` is {view.state or 'not in ALARM'} now; there is nothing to snooze.")
+    minutes = minutes or core.config.alarms.snooze_minutes
+    now = core.clock.now()
+    until = now + timedelta(minutes=minutes)
+    with core.db.session() as session:
+        session.execute(update(AlarmThread).where(AlarmThread.key == view.key)
+                        .values(snoozed_until=until, snoozed_by=user).execution_options(synchronize_session=False))
+    _safe(core, lambda: core.notifier.post(channel=view.channel, thread=view.ref, result=ChangeResult(
+        headline=f"Snoozed by <@{user}> until {when(until)}: reminders and state replies wait until then",
+        emoji=":zzz:")))
+    return _replace(view, snoozed_until=until, snoozed_by=user)
+
+
+def remind_due(core: Core) -> int:
+    """A reply in each acknowledged alarm still in ALARM once per reminder interval (after any
+    snooze); the number posted. Safe with several replicas: each reminder is claimed first."""
+    now = core.clock.now()
+    every = timedelta(minutes=core.config.alarms.reminder_minutes)
+    posted = 0
+    for view in open_alarms(core):
+        if view.acknowledged_by is None or view.snoozed(now) or view.acknowledged_at is None:
+            continue
+        last = max(t for t in (view.acknowledged_at, view.reminded_at, view.snoozed_until) if t is not None)
+        if now - last < every:
+            continue
+        try:
+            with core.db.transaction() as session:
+                claimed = session.execute(
+                    update(AlarmThread).where(AlarmThread.key == view.key, (AlarmThread.reminded_at.is_(None))
+                                              | (AlarmThread.reminded_at <= now - every))
+                    .values(reminded_at=now).execution_options(synchronize_session=False)).rowcount == 1
+                if not claimed:
+                    continue  # another replica reminded just now
+                _post(core, channel=view.channel, thread=view.ref, result=ChangeResult(
+                    headline=f"Still in ALARM after {duration(view.alarm_since or view.since, now)} "
+                             f"(acknowledged by <@{view.acknowledged_by}> {duration(view.acknowledged_at, now)} ago)",
+                    emoji=":alarm_clock:"))
+        except PostFailed:
+            break  # rolled back: the next pass reminds
+        posted += 1
+    return posted

@@ -18,6 +18,7 @@ from typing import Any
 import structlog
 
 from bot import ecs, guardrails
+from bot.alarms import open_alarms
 from bot.config import EnvironmentConfig
 from bot.errors import AwsUnavailable, BadInput, PolicyViolation
 from bot.notify import MessageRef
@@ -584,5 +585,10 @@ def env_notes(ctx: CommandContext, env_name: str) -> tuple[str, ...]:
     if lease:
         notes.append(f":hourglass_flowing_sand: {lease.action} in flight by <@{lease.user}> since "
                      f"{when(lease.acquired_at)}")
+    threads = open_alarms(ctx.core, env=env_name)
+    if threads:
+        acked = sum(1 for t in threads if t.acknowledged_by)
+        notes.append(f":rotating_light: {len(threads)} alarm thread(s) open, {acked} acknowledged: "
+                     f"`/menotime alarms {env_name}`")
     return tuple(notes)
 

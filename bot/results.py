@@ -95,6 +95,7 @@ class Button:
     value: str
     command: str
     style: str | None = None  # "primary" | "danger"
+    url: str | None = None  # a link button (the runbook): Slack opens it, nothing is run
 
 
 @dataclass(frozen=True)

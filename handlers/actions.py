@@ -20,6 +20,8 @@ BUTTONS: dict[str, tuple[str, bool]] = {
     "menotime_deny": ("deny {value}", False),
     "menotime_rollback": ("rollback {env} {revision}", False),
     "menotime_ack": ("ack {value}", False),
+    "menotime_snooze": ("snooze {value}", False),
+    "menotime_alarm_rollback": ("rollback {value}", False),  # the alarm's env: asks, shows from → to
 }
 _VALUE = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
 _ROLLBACK_VALUE = re.compile(r"^(?P<env>[a-z][a-z0-9-]{1,30}):(?P<revision>[0-9]{1,9})$")
@@ -44,4 +46,7 @@ def register(app: App, core: Core) -> None:
         if body.get("response_url"):
             send_reply(str(body["response_url"]), reply, request_id=request_id, replace_original=replace)
 
-    app.action(re.compile("^menotime_(confirm|cancel|approve|deny|rollback|ack)$"))(ack=acknowledge, lazy=[click])
+    app.action(re.compile("^menotime_(confirm|cancel|approve|deny|rollback|ack|snooze|alarm_rollback)$"))(
+        ack=acknowledge, lazy=[click])
+    # A link button (the runbook) opens in the browser; Slack still tells the app it was clicked.
+    app.action("menotime_runbook")(acknowledge)

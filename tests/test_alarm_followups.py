@@ -1,0 +1,136 @@
+"""What on-call does with an alarm thread after it opens (DESIGN §10 items 5-6): storms grouped,
+flapping summarised, snooze, reminders while an acknowledged alarm stays in ALARM, and the
+Roll back button on prod service alarms."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+
+from bot.alarms import open_alarms, process_inbox, remind_due, short_id
+from bot.clock import FrozenClock
+from bot.config import load_config
+from bot.core import Core, build_core
+from bot.results import ChangeResult
+from bot.settings import Settings
+from tests.test_alarm_threads import START, RecordingNotifier, alarm_message, store
+
+ROLES = {"oncall": {"users": ["U0ONCALL1"]}, "viewer": {"users": ["U0VIEWER"]}}
+
+
+@pytest.fixture
+def notifier() -> RecordingNotifier:
+    return RecordingNotifier()
+
+
+@pytest.fixture
+def core(database_url: str, notifier: RecordingNotifier) -> Iterator[Core]:
+    config = load_config(overrides={"roles": ROLES, "alarms": {"storm_threshold": 3, "flap_threshold": 4,
+                                                               "flap_window_minutes": 30, "reminder_minutes": 30}})
+    core = build_core(Settings(database_url=database_url), config=config, clock=FrozenClock(START),
+                      notifier=notifier, migrate_schema=True)
+    yield core
+    core.close()
+
+
+def arn(name: str) -> str:
+    return f"arn:aws:cloudwatch:us-west-1:123456789012:alarm:{name}"
+
+
+def fire(core: Core, name: str, state: str, old: str, *, minutes: float = 0, message: str | None = None) -> None:
+    at = START + timedelta(minutes=minutes)
+    store(core, message or alarm_message(name=name, arn=arn(name), state=state, old=old, at=at))
+    process_inbox(core=core)
+
+
+def say(core: Core, user: str, line: str):
+    return core.service.handle(user_id=user, text=line, source="test")
+
+
+def test_a_storm_becomes_one_grouped_message_that_keeps_count(core: Core, notifier: RecordingNotifier) -> None:
+    names = [f"menotime-prod-db-{i}" for i in range(7)]
+    for name in names:
+        fire(core, name, "ALARM", "OK")
+    roots = notifier.roots()
+    # Three threads of their own, then one storm message for the rest of that minute.
+    assert [r[1].headline for r in roots[:3]] == [f"ALARM — {n}" for n in names[:3]]
+    assert len(roots) == 4 and roots[3][1].headline.startswith("Alarm storm in #menotime-prod-alerts")
+    storm_edits = [u for u in notifier.updates if u[1].headline.startswith("Alarm storm")]
+    latest = storm_edits[-1][1]
+    assert "4 alarms at once, 4 in ALARM" in latest.headline
+    assert all(any(n in line for line in latest.details) for n in names[3:])
+    assert len(open_alarms(core, env="prod")) == 7  # grouped or not, each is an alarm in ALARM
+
+    # A grouped alarm's recovery is a reply in the storm's thread, and the storm message recounts.
+    fire(core, names[5], "OK", "ALARM", minutes=4)
+    reply = notifier.replies()[-1]
+    storm_ts = f"{notifier.posts.index(roots[3]) + 1}.0"  # the recording notifier's ts for that post
+    assert reply[2] is not None and reply[2].ts == storm_ts
+    assert "resolved after 4 min" in reply[1].headline
+    assert "3 in ALARM" in notifier.updates[-1][1].headline
+
+
+def test_a_flapping_alarm_is_summarised_not_replayed(core: Core, notifier: RecordingNotifier) -> None:
+    name = "menotime-prod-api-latency"
+    fire(core, name, "ALARM", "OK")
+    states = ["OK", "ALARM"] * 5
+    for i, state in enumerate(states, start=1):
+        fire(core, name, state, "ALARM" if state == "OK" else "OK", minutes=2 * i)
+    replies = [r[1].headline for r in notifier.replies()]
+    # Four changes are replied (the root's ALARM counts as the first), then one summary, then quiet.
+    assert len(replies) == 4
+    assert replies[-1].startswith("Flapping: 5 state changes in 30 min")
+    assert notifier.updates[-1][1].headline.startswith("ALARM — menotime-prod-api-latency")  # root still current
+    # Once it calms down for a window, changes are replied again.
+    fire(core, name, "OK", "ALARM", minutes=2 * len(states) + 60)
+    assert notifier.replies()[-1][1].headline.startswith("OK — resolved")
+
+
+def test_snooze_holds_replies_and_reminders_then_they_resume(core: Core, notifier: RecordingNotifier) -> None:
+    clock: FrozenClock = core.clock  # type: ignore[assignment]
+    name = "menotime-prod-api-5xx"
+    fire(core, name, "ALARM", "OK")
+    sid = short_id(arn(name))
+    assert say(core, "U0ONCALL1", f"ack {sid}").outcome == "ok"
+    clock.advance(minutes=29)
+    assert remind_due(core) == 0
+    clock.advance(minutes=2)
+    assert remind_due(core) == 1 and remind_due(core) == 0  # once per interval, however often it runs
+    assert "Still in ALARM after 31 min" in notifier.replies()[-1][1].headline
+
+    snoozed = say(core, "U0ONCALL1", f"snooze {sid}")
+    assert snoozed.outcome == "ok" and "Snoozed by <@U0ONCALL1>" in notifier.replies()[-1][1].headline
+    count = len(notifier.replies())
+    clock.advance(minutes=45)
+    assert remind_due(core) == 0
+    fire(core, name, "OK", "ALARM", minutes=76)
+    fire(core, name, "ALARM", "OK", minutes=80)
+    assert len(notifier.replies()) == count  # held while snoozed
+    assert "Snoozed" in dict(notifier.updates[-1][1].facts)  # the root says why it is quiet
+    clock.advance(minutes=50)
+    assert remind_due(core) == 1
+
+    assert say(core, "U0VIEWER", f"snooze {sid}").outcome == "ok"  # like ack: whoever may see the alarm
+    assert "no alarm thread" in say(core, "U0ONCALL1", "snooze ffffffffffff").result.message
+    assert "between 1 and 1440" in say(core, "U0ONCALL1", f"snooze {sid} 99999").result.message
+
+
+def test_prod_service_alarms_offer_a_guarded_roll_back(core: Core, notifier: RecordingNotifier) -> None:
+    data = json.loads(alarm_message(name="menotime-prod-api-5xx", arn=arn("menotime-prod-api-5xx"), state="ALARM",
+                                    old="OK", at=START))
+    data["Trigger"].update(Namespace="AWS/ApplicationELB",
+                           Dimensions=[{"name": "LoadBalancer", "value": "app/menotime-prod/123"}])
+    fire(core, "menotime-prod-api-5xx", "ALARM", "OK", message=json.dumps(data))
+    root: ChangeResult = notifier.roots()[0][1]
+    button = next(b for b in root.buttons if b.label == "Roll back")
+    assert (button.action_id, button.value, button.command, button.style) == (
+        "menotime_alarm_rollback", "prod", "rollback prod", "danger")
+
+    # The same alarm in staging has no such button: the seed lets on-call roll back prod any time.
+    data["AlarmName"], data["AlarmArn"] = "menotime-staging-api-5xx", arn("menotime-staging-api-5xx")
+    fire(core, "menotime-staging-api-5xx", "ALARM", "OK", message=json.dumps(data))
+    staging: ChangeResult = notifier.roots()[1][1]
+    assert "Roll back" not in [b.label for b in staging.buttons]
