@@ -3,8 +3,10 @@ the console standing in for Slack — with a guided tour of what on-call and dev
 
 from __future__ import annotations
 
+import json
 import sys
 import tempfile
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -52,6 +54,17 @@ class Step:
 
 
 @dataclass(frozen=True)
+class Alarm:
+    """CloudWatch moves alarm ``name`` to ``state`` and SNS delivers it to the bot; ``{alarm}`` in
+    later steps stands for its thread id (what the Acknowledge button carries)."""
+
+    title: str
+    name: str
+    state: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class Wait:
     """Move the demo clock on (the change window and the 24 h soak are about time)."""
 
@@ -59,7 +72,7 @@ class Wait:
     hours: float
 
 
-TOUR: tuple[Step | Wait, ...] = (
+TOUR: tuple[Step | Wait | Alarm, ...] = (
     Step("Someone with no role asks for help: only help and whoami are open to them", GUEST, "help"),
     Step("…and is refused anything else, with the role that would allow it", GUEST, "status prod"),
     Step("A developer sees their roles and what they may do per environment", DEVELOPER, "whoami"),
@@ -88,9 +101,18 @@ TOUR: tuple[Step | Wait, ...] = (
     Step("Outside the change window prod deploys are refused", RELEASE_MANAGER, "deploy prod v1.5.0"),
     Step("On-call scales prod: the autoscaler's bounds move, after a confirmation", ONCALL, "scale prod 3"),
     Step("Confirmed", ONCALL, "confirm {request}"),
+    Alarm("Prod's 5xx alarm fires: SNS delivers it and it opens a thread in #menotime-prod-alerts, with buttons",
+          "menotime-prod-api-5xx", "ALARM",
+          "Threshold Crossed: 2 datapoints [58.0, 41.0] were greater than the threshold (10.0)."),
+    Step("On-call takes it (the Acknowledge button stands for this line): noted in the thread", ONCALL, "ack {alarm}"),
+    Step("What is in ALARM now, with links to the threads", ONCALL, "alarms prod"),
     Step("Something is wrong with 1.6: on-call rolls back (allowed any time), from → to shown first", ONCALL,
          "rollback prod --reason 'errors after v1.6.0'"),
     Step("Confirmed: prod goes back to the revision that ran before", ONCALL, "confirm {request}"),
+    Wait("Twenty minutes later", 1 / 3),
+    Alarm("The errors stop: OK is a reply in the thread, and the first message now says how long it lasted",
+          "menotime-prod-api-5xx", "OK",
+          "Threshold Crossed: 2 datapoints [0.0, 0.0] were not greater than the threshold (10.0)."),
     Step("Status shows the last deploy", ONCALL, "status prod"),
     Step("Every decision, allowed or denied, is in the audit trail", ONCALL, "history prod 8"),
 )
@@ -132,6 +154,29 @@ def demo_core(workdir: Path, *, clock: Clock | None = None, notifier: Notifier |
             core.close()
 
 
+def deliver_alarm(core: Core, *, name: str, state: str, reason: str) -> str:
+    """What SNS does for a CloudWatch alarm: the notification lands in the inbox, and the inbox
+    worker turns it into its thread. Returns the thread's id."""
+    from bot.alarms import process_inbox, short_id
+    from bot.simulator import alarm_notification
+    from bot.sns import SnsMessage
+    from bot.store.inbox import Inbox
+
+    now = core.clock.now()
+    message = alarm_notification(core.aws, name=name, state=state, reason=reason, at=now)
+    arn = json.loads(message)["AlarmArn"]
+    topic = f"arn:aws:sns:{arn.split(':')[3]}:{arn.split(':')[4]}:menotime-prod-alarms"
+    envelope = {"Type": "Notification", "MessageId": str(uuid.uuid4()), "TopicArn": topic, "Message": message,
+                "Subject": f'{state}: "{name}"', "Timestamp": now.strftime("%Y-%m-%dT%H:%M:%S.000Z")}
+    Inbox(core.db).store(msg=SnsMessage(
+        type="Notification", message_id=envelope["MessageId"], topic_arn=topic, subject=envelope["Subject"],
+        message=message, timestamp=now, signature_version="2", signature="", signing_cert_url="",
+        subscribe_url=None, token=None, unsubscribe_url=None, message_attributes={}, raw=envelope,
+    ), source="http", received_at=now)
+    process_inbox(core=core)
+    return short_id(arn)
+
+
 def run_demo(*, interactive: bool = False, out: TextIO | None = None, stdin: TextIO | None = None) -> int:
     out = out or sys.stdout
     with tempfile.TemporaryDirectory(prefix="menotime-demo-") as tmp:
@@ -140,14 +185,17 @@ def run_demo(*, interactive: bool = False, out: TextIO | None = None, stdin: Tex
         clock = FrozenClock(_monday_morning(datetime.now(UTC)))
         with demo_core(Path(tmp), clock=clock, notifier=ConsoleNotifier(out)) as (core, _sim):
             console = Console(core, user_id=DEVELOPER, out=out)
-            request = ""
+            request = alarm = ""
             for number, step in enumerate(TOUR, 1):
                 out.write(f"── {number}. {step.title}\n")
                 if isinstance(step, Wait):
                     moved = clock.advance(hours=step.hours)
                     out.write(f"  (demo clock: {when(moved)})\n")
                     continue
-                reply = console.handle(step.line.format(request=request), user_id=step.user)
+                if isinstance(step, Alarm):
+                    alarm = deliver_alarm(core, name=step.name, state=step.state, reason=step.reason)
+                    continue
+                reply = console.handle(step.line.format(request=request, alarm=alarm), user_id=step.user)
                 request = getattr(reply.result, "request_id", None) or request
             report = core.audit.verify()
             out.write(f"── {len(TOUR) + 1}. The audit chain verifies: {report.checked} events, "

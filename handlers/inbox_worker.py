@@ -1,7 +1,8 @@
 """The inbox worker: turns stored SNS messages into Slack alarm threads, off the request path.
 
 `POST /sns` stores and answers; it then pokes this worker, which also wakes on its own every few
-seconds so that messages left pending by a Slack outage (or stored by another replica) go out.
+seconds so that messages left pending by a Slack outage (or stored by another replica) go out, and
+reminders for acknowledged alarms still in ALARM are posted when due.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import threading
 
 import structlog
 
-from bot.alarms import process_inbox
+from bot.alarms import process_inbox, remind_due
 from bot.core import Core
 
 log = structlog.get_logger("menotime.inbox")
@@ -45,5 +46,6 @@ class InboxWorker:
             try:
                 while process_inbox(core=self._core) and not self._stop.is_set():
                     pass  # a full batch: there may be more
+                remind_due(self._core)
             except Exception:  # noqa: BLE001 - a bad run must not end the worker; rows stay pending
                 log.exception("inbox_processing_failed")

@@ -102,6 +102,11 @@ def test_the_demo_tour_runs_to_the_end_offline() -> None:
     assert "prod deploys are allowed Mon–Fri 09:00–17:00 PT; it is Sat" in shown
     assert "Autoscaling bounds 2–4 → 3–4" in shown
     assert "Rolling prod back: menotime-backend-prod:4 → menotime-backend-prod:3" in shown
+    # the alarm thread: opened with its buttons, acknowledged in the thread, resolved in place
+    assert "[#menotime-prod-alerts] ALARM — menotime-prod-api-5xx" in shown
+    assert "[Roll back] -> /menotime rollback prod" in shown and "[Acknowledge] -> /menotime ack" in shown
+    assert "Acknowledged by @U0DEMOONCALL" in shown
+    assert "OK — resolved after 20 min" in shown and "updated] OK — menotime-prod-api-5xx (resolved after 20 min)" in shown
 
 
 def test_the_demo_can_stay_interactive() -> None:
