@@ -109,7 +109,7 @@ class OutboxNotifier:
 
     def __init__(self, outbox: Outbox, *, on_enqueue: Any = None) -> None:
         self._outbox = outbox
-        self._on_enqueue = on_enqueue  # wakes the sender
+        self.on_enqueue = on_enqueue  # wakes the sender
 
     def post(self, *, channel: str, result: Renderable, thread: MessageRef | None = None,
              origin_at: datetime | None = None) -> MessageRef | None:
@@ -133,8 +133,8 @@ class OutboxNotifier:
         return self._outbox.resolve(ref)
 
     def _poke(self) -> None:
-        if self._on_enqueue is not None:
-            self._on_enqueue()
+        if self.on_enqueue is not None:
+            self.on_enqueue()
 
 
 def _payload(result: Renderable) -> dict[str, Any]:

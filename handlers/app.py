@@ -18,22 +18,25 @@ from bot.changes import finish_orphaned_rollouts
 from bot.core import Core, build_core
 from bot.errors import ConfigError
 from bot.identity import SlackGroups
-from bot.notify import SlackNotifier
+from bot.outbox import Outbox, OutboxNotifier
 from bot.service import new_request_id
 from bot.settings import Settings
 from handlers import actions, commands
+from jobs import all_jobs
 
 log = structlog.get_logger("menotime.slack")
 
 
-def slack_client(settings: Settings) -> WebClient:
-    """The Web API client: retries connection errors, 429s (honouring Retry-After) and 5xx."""
+def slack_client(settings: Settings, *, retries: bool = True) -> WebClient:
+    """The Web API client: retries connection errors, 429s (honouring Retry-After) and 5xx —
+    except for the outbox's sender (``retries=False``), which does its own retrying without
+    blocking the other channels' messages."""
     token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
     kwargs: dict[str, Any] = {"token": token, "timeout": 10, "retry_handlers": [
         ConnectionErrorRetryHandler(max_retry_count=2),
         RateLimitErrorRetryHandler(max_retry_count=2),
         ServerErrorRetryHandler(max_retry_count=2),
-    ]}
+    ] if retries else []}
     if settings.slack_api_url:
         kwargs["base_url"] = settings.slack_api_url.rstrip("/") + "/"
     return WebClient(**kwargs)
@@ -47,8 +50,11 @@ def create_app(settings: Settings, *, core: Core | None = None, socket_mode: boo
                           "(try `menotime-bot demo` or `menotime-bot console --simulate` without Slack).")
     client = slack_client(settings)
     if core is None:
-        core_kwargs.setdefault("notifier", SlackNotifier(client))
+        core_kwargs.setdefault("jobs", all_jobs())
+        queued = "notifier" not in core_kwargs
         core = build_core(settings, groups=SlackGroups(client), **core_kwargs)
+        if queued:  # channel posts go through the outbox (handlers.outbox_worker sends them)
+            core.notifier = OutboxNotifier(Outbox(core.db, core.clock))
     token = settings.slack_bot_token.get_secret_value()
 
     def authorize(enterprise_id: str | None, team_id: str | None, **_: Any) -> AuthorizeResult:

@@ -9,6 +9,7 @@ import click
 from bot.cli import cli, friendly, load_settings
 from bot.logs import configure_logging
 from bot.core import Core
+from bot.scheduler import JobScheduler
 from handlers.inbox_worker import InboxWorker
 from handlers.sqs import SqsConsumer
 
@@ -28,9 +29,11 @@ def serve(host: str, port: int | None) -> None:
     configure_logging(fmt=settings.log_format, level=settings.log_level)
     slack_app, core = create_app(settings, migrate_schema=settings.migrate_on_start)
     worker, consumer = _start_alarm_workers(core)
+    scheduler = JobScheduler(core).start()  # runs jobs only while this replica holds the leader lease
     # log_config=None: uvicorn keeps our logging set-up (JSON lines) instead of installing its own.
     uvicorn.run(create_web_app(core, slack_app, on_sns_stored=worker.poke), host=host, port=port or settings.port,
                 log_level=settings.log_level.lower(), access_log=False, log_config=None)
+    scheduler.stop()
     if consumer:
         consumer.stop()
     worker.stop()
@@ -54,6 +57,7 @@ def socket(host: str) -> None:
     configure_logging(fmt=settings.log_format, level=settings.log_level)
     slack_app, core = create_app(settings, socket_mode=True, migrate_schema=settings.migrate_on_start)
     _start_alarm_workers(core)  # with no public URL, SNS reaches the bot through SQS (SNS_QUEUE_URL)
+    JobScheduler(core).start()
     health = uvicorn.Server(uvicorn.Config(create_web_app(core, None), host=host, port=settings.port,
                                            log_level="warning", access_log=False, log_config=None))
     threading.Thread(target=health.run, name="health-http", daemon=True).start()
@@ -61,7 +65,16 @@ def socket(host: str) -> None:
 
 
 def _start_alarm_workers(core: Core) -> tuple[InboxWorker, SqsConsumer | None]:
-    """The inbox worker (stored SNS messages → Slack threads) and, with SNS_QUEUE_URL, the SQS consumer."""
+    """The outbox worker (queued Slack messages → Slack), the inbox worker (stored SNS messages →
+    alarm threads) and, with SNS_QUEUE_URL, the SQS consumer."""
+    from bot.outbox import OutboxNotifier, OutboxSender
+    from handlers.app import slack_client
+    from handlers.outbox_worker import OutboxWorker
+
+    if isinstance(core.notifier, OutboxNotifier):
+        sender = OutboxSender(db=core.db, client=slack_client(core.settings, retries=False), clock=core.clock,
+                              metrics=core.metrics)
+        core.notifier.on_enqueue = OutboxWorker(sender, core.clock).start().poke
     worker = InboxWorker(core).start()
     consumer = None
     if core.settings.sns_queue_url:
@@ -69,5 +82,85 @@ def _start_alarm_workers(core: Core) -> tuple[InboxWorker, SqsConsumer | None]:
     return worker, consumer
 
 
+@cli.group("jobs")
+def jobs_group() -> None:
+    """Scheduled jobs: list them, run one now."""
+
+
+@jobs_group.command("list")
+@friendly
+def jobs_list() -> None:
+    """Each job's schedule, next run (PT) and last run with its outcome."""
+    from bot.core import build_core
+    from bot.render import render_text
+    from bot.scheduler import list_jobs
+    from jobs import all_jobs
+
+    settings = load_settings()
+    configure_logging(fmt="console", level="WARNING")
+    core = build_core(settings, migrate_schema=True, jobs=all_jobs())
+    try:
+        click.echo(render_text(list_jobs(core)), nl=False)
+    finally:
+        core.close()
+
+
+@jobs_group.command("run")
+@click.argument("name")
+@click.option("--dry-run", is_flag=True, help="Change nothing; report what would be done.")
+@click.option("--override", is_flag=True, help="Go past the job's safety caps (dev-cleanup).")
+@click.option("--simulate", is_flag=True, help="Run against the embedded AWS simulator (as `console --simulate`).")
+@friendly
+def jobs_run(name: str, dry_run: bool, override: bool, simulate: bool) -> None:
+    """Run job NAME now and print its report; exit 1 if it failed or was refused."""
+    import os
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    from bot.core import build_core
+    from bot.demo import demo_core
+    from bot.errors import BadInput
+    from bot.notify import NullNotifier, SlackNotifier
+    from bot.render import render_text
+    from bot.scheduler import JobRunner
+    from handlers.app import slack_client
+    from jobs import all_jobs
+
+    settings = load_settings()
+    configure_logging(fmt="console", level="WARNING")
+    specs = all_jobs()
+    who = f"cli:{os.environ.get('USER') or 'unknown'}"[:64]
+
+    def run(core: Core) -> bool:
+        try:
+            view = JobRunner(core, jobs=specs).run(name, trigger="manual", dry_run=dry_run, override=override,
+                                                   requested_by=who)
+        except BadInput as exc:
+            click.echo(exc.message.replace("`", ""), err=True)
+            sys.exit(2)
+        assert view is not None  # only a scheduled fire can have run elsewhere
+        click.echo(render_text(view.result), nl=False)
+        return view.ok
+
+    if simulate:
+        with tempfile.TemporaryDirectory(prefix="menotime-jobs-") as tmp, demo_core(
+            Path(tmp), config_path=settings.menotime_config, notifier=NullNotifier()
+        ) as (core, _sim):
+            ok = run(core)
+    else:
+        # With Slack configured the report also lands in the ops channel, as a scheduled run's would.
+        notifier = SlackNotifier(slack_client(settings)) if settings.slack_bot_token else NullNotifier()
+        core = build_core(settings, migrate_schema=True, jobs=specs, notifier=notifier)
+        try:
+            ok = run(core)
+        finally:
+            core.close()
+    sys.exit(0 if ok else 1)
+
+
 def main() -> None:
     cli()
+
+
+import handlers.cli_anonymize  # noqa: E402,F401 - registers `anonymize` and `synthetic-db` on `cli`

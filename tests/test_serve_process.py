@@ -10,6 +10,8 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
 from pathlib import Path
 
 import httpx
@@ -200,7 +202,7 @@ def test_done_when_deploy_scale_rollback_and_prod_approval_through_serve(
     # ...and even on-call's emergency deploy waits for a second person's approval
     asked = command("deploy prod v1.5.0 --emergency 'hotfix for the outage'", PEOPLE["oncall"])
     assert "Approval requested" in asked and service("prod")["taskDefinition"].endswith(":2")
-    approval = [c for c in slack.calls_to("chat.postMessage") if "Approve" in json.dumps(c.params)][-1]
+    approval = _wait_for_post(slack, "Approve")
     approval_id = next(e["value"] for b in approval.params["blocks"] for e in b.get("elements", [])
                        if e.get("action_id") == "menotime_approve")
     assert "needs the role operations, release_manager" in click("menotime_approve", approval_id, PEOPLE["oncall"])
@@ -239,3 +241,59 @@ def test_a_real_signed_alarm_posted_to_sns_reaches_slack_once(tmp_path: Path) ->
         assert httpx.post(f"{base}/sns", content=tampered, headers=headers, timeout=5).status_code == 403
         time.sleep(1.5)
         assert len(slack.calls_to("chat.postMessage")) == 1  # posted once
+
+
+def _wait_for_post(slack: FakeSlack, needle: str, *, count: int = 1, timeout: float = 10.0) -> Any:
+    """The latest channel post containing ``needle``, once ``count`` such posts have arrived (the
+    outbox worker sends them a moment after the command's answer)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = [c for c in slack.calls_to("chat.postMessage") if needle in json.dumps(c.params)]
+        if len(found) >= count:
+            return found[-1]
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no post with {needle!r} within {timeout} s: {len(found)} of {count}")
+        time.sleep(0.05)
+
+
+def test_done_when_a_prod_alarm_over_sns_opens_a_thread_with_buttons_and_its_ok_resolves_it(tmp_path: Path) -> None:
+    import hashlib
+
+    from tests.test_alarm_threads import alarm_message
+    from tests.test_sns import OWN_URL, Own
+
+    now = datetime.now(UTC).replace(microsecond=0)
+    own = Own(not_before=now - timedelta(hours=1), not_after=now + timedelta(hours=1))
+    cache = tmp_path / "certs"
+    cache.mkdir()
+    (cache / f"{hashlib.sha256(OWN_URL.encode()).hexdigest()}.pem").write_bytes(own.pem)
+    topic = "arn:aws:sns:us-west-1:123456789012:menotime-prod-alarms"
+
+    def signed(state: str, old: str, at: datetime, message_id: str) -> bytes:
+        alarm = json.loads(alarm_message(state=state, old=old, at=at))  # menotime-prod-api-5xx
+        alarm["Trigger"].update(Namespace="AWS/ApplicationELB",
+                                Dimensions=[{"name": "LoadBalancer", "value": "app/menotime-prod-alb/1"}])
+        return json.dumps(own.message(MessageId=message_id, TopicArn=topic, Message=json.dumps(alarm), at=at,
+                                      Subject=f'{state}: "menotime-prod-api-5xx"')).encode()
+
+    headers = {"Content-Type": "text/plain; charset=UTF-8", "x-amz-sns-message-type": "Notification"}
+    env = {"SNS_CERT_CACHE_DIR": str(cache), "SNS_TOPIC_ARNS": topic}
+    for base, slack, _log in _serve(tmp_path, "", extra_env=env):
+        alarm = signed("ALARM", "OK", now, "6f0c1d2e-0000-4000-8000-00000000a1a1")
+        assert httpx.post(f"{base}/sns", content=alarm, headers=headers, timeout=5).status_code == 200
+        root = _wait_for_post(slack, "menotime-prod-api-5xx")
+        assert root.params["channel"] == "#menotime-prod-alerts" and "thread_ts" not in root.params
+        buttons = {e["text"]["text"]: e for b in root.params["blocks"] for e in b.get("elements", [])
+                   if e.get("type") == "button"}
+        assert sorted(buttons) == ["Acknowledge", "Roll back", "Runbook", "Snooze 1h"]
+        assert buttons["Roll back"]["value"] == "prod" and buttons["Runbook"]["url"].startswith("https://")
+
+        assert httpx.post(f"{base}/sns", content=alarm, headers=headers, timeout=5).status_code == 200  # again
+        ok = signed("OK", "ALARM", now + timedelta(seconds=1), "6f0c1d2e-0000-4000-8000-00000000a1a2")
+        assert httpx.post(f"{base}/sns", content=ok, headers=headers, timeout=5).status_code == 200
+        reply = _wait_for_post(slack, "resolved after")
+        assert reply.params["thread_ts"] == root.response["ts"]
+        [edit] = slack.wait_for("chat.update", timeout=10)
+        assert edit.params["ts"] == root.response["ts"] and "OK" in edit.params["text"]
+        time.sleep(1.5)
+        assert len(slack.calls_to("chat.postMessage")) == 2  # the redelivered ALARM produced nothing

@@ -256,7 +256,7 @@ def _iso(moment: datetime) -> str:
 class Own:
     """A self-signed, one-hour certificate and a key to sign messages with."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, not_before: datetime = NOT_BEFORE, not_after: datetime = NOT_AFTER) -> None:
         self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "sns.amazonaws.com")])
         cert = (
@@ -265,8 +265,8 @@ class Own:
             .issuer_name(name)
             .public_key(self.key.public_key())
             .serial_number(x509.random_serial_number())
-            .not_valid_before(NOT_BEFORE)
-            .not_valid_after(NOT_AFTER)
+            .not_valid_before(not_before)
+            .not_valid_after(not_after)
             .sign(self.key, hashes.SHA256())
         )
         self.pem = cert.public_bytes(serialization.Encoding.PEM)
