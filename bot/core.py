@@ -17,6 +17,7 @@ from bot.clock import Clock, SystemClock
 from bot.commands import Registry
 from bot.config import Config, load_config
 from bot.identity import GroupDirectory, RoleResolver, StaticGroups
+from bot.jobkit import JobSpec
 from bot.metrics import Metrics
 from bot.notify import Notifier, NullNotifier
 from bot.policy import Policy
@@ -45,6 +46,8 @@ class Core:
     # the demo run it inline. `sleep` paces that work, so tests need not wait.
     run_background: Callable[[Callable[[], None]], None]
     sleep: Callable[[float], None]
+    # The scheduled jobs (jobs/), handed in by the composition root: bot/ never imports jobs/.
+    jobs: tuple[JobSpec, ...] = ()
     service: CommandService = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -67,6 +70,7 @@ def build_core(
     run_background: Callable[[Callable[[], None]], None] | None = None,
     sleep: Callable[[float], None] | None = None,
     migrate_schema: bool = False,
+    jobs: tuple[JobSpec, ...] = (),
 ) -> Core:
     config = config or load_config(settings.menotime_config)
     db = Database(settings.database_url)
@@ -86,6 +90,7 @@ def build_core(
         notifier=notifier or NullNotifier(),
         run_background=run_background or in_thread,
         sleep=sleep or time.sleep,
+        jobs=tuple(jobs),
     )
 
 

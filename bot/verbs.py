@@ -18,6 +18,7 @@ from bot.results import (
     VerbHelp,
     WhoamiResult,
 )
+from bot.notify import MessageRef
 from bot.render import when
 from bot.service import CommandContext
 from bot.status import DeploySummary, StatusResult, status
@@ -108,7 +109,7 @@ def run_history(ctx: CommandContext, cmd: Command) -> HistoryResult:
 
 
 def run_alarms(ctx: CommandContext, cmd: Command) -> ChangeResult:
-    from bot.alarms import open_alarms
+    from bot.alarms import open_alarms, posted_ref
 
     threads = [t for t in open_alarms(ctx.core) if t.env in ctx.envs or (t.env is None and cmd.env is None)]
     where = cmd.env or "the environments you may see"
@@ -116,7 +117,7 @@ def run_alarms(ctx: CommandContext, cmd: Command) -> ChangeResult:
         return ChangeResult(headline=f"No alarm threads in ALARM for {where}.", emoji=":large_green_circle:",
                             public=False)
     lines = tuple(f"{t.env or 'unrouted'} · `{t.title}` since {when(t.alarm_since or t.since)} · "
-                  f"{_thread_link(t.channel, t.root_ts)}" for t in threads[:30])
+                  f"{_thread_link(posted_ref(ctx.core, t.ref))}" for t in threads[:30])
     more = (f"…and {len(threads) - 30} more",) if len(threads) > 30 else ()
     return ChangeResult(headline=f"{len(threads)} alarm thread(s) in ALARM for {where}", emoji=":red_circle:",
                         details=(*lines, *more), public=False)
@@ -137,11 +138,21 @@ def run_ack(ctx: CommandContext, cmd: Command) -> ChangeResult:
                         public=False)
 
 
-def _thread_link(channel: str, ts: str) -> str:
+def run_snooze(ctx: CommandContext, cmd: Command) -> ChangeResult:
+    from bot.alarms import snooze
+
+    view = snooze(ctx.core, short=cmd.args["id"], user=ctx.user_id, minutes=cmd.args.get("minutes"))
+    return ChangeResult(headline=f"You snoozed `{view.title}` until {when(view.snoozed_until)}; it is noted in its "
+                                 "thread.", emoji=":zzz:", public=False)
+
+
+def _thread_link(ref: MessageRef | None) -> str:
     """A link to the thread where Slack gave the channel's ID; its name otherwise."""
-    if channel.startswith(("C", "G")) and ts:
-        return f"<https://slack.com/archives/{channel}/p{ts.replace('.', '')}|thread>"
-    return f"thread in {channel}"
+    if ref is None:
+        return "thread being posted"
+    if ref.channel.startswith(("C", "G")) and ref.ts:
+        return f"<https://slack.com/archives/{ref.channel}/p{ref.ts.replace('.', '')}|thread>"
+    return f"thread in {ref.channel}"
 
 
 def _request_target(core: Any, cmd: Command) -> tuple[str, str]:
@@ -189,6 +200,54 @@ def run_lock(ctx: CommandContext, cmd: Command) -> ChangeResult:
 
 def run_unlock(ctx: CommandContext, cmd: Command) -> ChangeResult:
     return changes.unlock(ctx, env_name=cmd.env)
+
+
+COST_PERIODS = ("week", "month")
+
+
+def run_cost(ctx: CommandContext, cmd: Command) -> Any:
+    """The weekly digest's figures (default) or last month's report, for the environments asked about."""
+    from bot.cost.reports import cost_digest, cost_report
+
+    from bot.errors import BotError, ConfigError
+
+    core = ctx.core
+    period = (cmd.args.get("period") or "week").lower()
+    if period not in COST_PERIODS:
+        envs = ", ".join(f"`{e}`" for e in core.config.env_names)
+        raise BadInput(f"`{period[:20]}` is neither a cost period nor an environment; choose `week` (the last 7 days "
+                       f"and the month so far) or `month` (last month), after an environment ({envs}) if you like.")
+    build = cost_report if period == "month" else cost_digest
+    try:
+        return build(config=core.config, db=core.db, aws=core.aws, clock=core.clock, envs=ctx.envs, answer=True)
+    except ConfigError as exc:
+        raise BotError(f"The cost settings are wrong ({exc}); ask an operator to fix the configuration.") from None
+
+
+def _jobs_target(core: Any, cmd: Command) -> tuple[str, str | None]:
+    """Listing jobs is for every role (decided as `status`); running one needs `jobs_run` on its env."""
+    from bot.scheduler import find_job
+
+    sub, name = cmd.args.get("run"), cmd.args.get("job")
+    if sub is None:
+        if cmd.flags:
+            raise BadInput("`--dry-run` and `--override` go with `/menotime jobs run <name>`.")
+        return "status", None
+    if sub.lower() != "run":
+        raise BadInput(f"`jobs {sub[:40]}` is not a jobs command: `/menotime jobs` lists the jobs, "
+                       f"`/menotime jobs run <name>` runs one.")
+    if not name:
+        raise BadInput(f"`jobs run` needs a job name: {', '.join(f'`{s.name}`' for s in core.jobs) or 'none'}.")
+    return "jobs_run", find_job(core.jobs, name).env
+
+
+def run_jobs(ctx: CommandContext, cmd: Command) -> Any:
+    from bot.scheduler import list_jobs, start_job
+
+    if cmd.args.get("run") is None:
+        return list_jobs(ctx.core)
+    return start_job(ctx.core, name=cmd.args["job"], requested_by=ctx.user_id,
+                     dry_run=bool(cmd.flags.get("dry-run")), override=bool(cmd.flags.get("override")))
 
 
 _REASON = Flag("reason", "why, for the record", takes_value=True)
@@ -246,6 +305,12 @@ def build_registry() -> Registry:
         Verb(name="ack", summary="acknowledge an alarm (same as its Acknowledge button)", action=REQUEST,
              args=(Arg("id", "word", "the alarm thread's id, shown on its message"),), resolve=_alarm_target,
              shown_for=("alarms",), run=run_ack),
+        Verb(name="snooze", summary="hold an alarm's reminders and replies for a while (same as its Snooze button)",
+             action=REQUEST, args=(Arg("id", "word", "the alarm thread's id, shown on its message"),
+                                   Arg("minutes", "int", "how long, in minutes (default 60)", required=False,
+                                       minimum=1, maximum=24 * 60)),
+             resolve=_alarm_target, shown_for=("alarms",), run=run_snooze,
+             examples=("/menotime snooze 3f9a2b1c4d5e", "/menotime snooze 3f9a2b1c4d5e 30")),
         Verb(
             name="deploy",
             summary="deploy an image tag (checked against ECR, the change window, the soak and approvals)",
@@ -296,5 +361,17 @@ def build_registry() -> Registry:
         ),
         Verb(name="unlock", summary="lift an environment's freeze", action="unlock",
              args=(Arg("env", "env", "the environment"),), run=run_unlock, examples=("/menotime unlock prod",)),
+        Verb(name="cost", summary="AWS cost against budget: the last 7 days and month so far, or last month",
+             action="status",
+             args=(Arg("env", "env", "an environment (default: all you may see)", required=False),
+                   Arg("period", "word", "`week` (default) or `month`", required=False)),
+             run=run_cost, examples=("/menotime cost", "/menotime cost prod month", "/menotime cost week")),
+        Verb(name="jobs", summary="scheduled jobs: schedule, next and last run; run one now", action=REQUEST,
+             args=(Arg("run", "word", "`run` to start a job now", required=False),
+                   Arg("job", "word", "the job to run, e.g. dev-cleanup", required=False)),
+             flags=(Flag("dry-run", "change nothing; report what would be done"),
+                    Flag("override", "go past the job's safety caps (dev-cleanup)")),
+             resolve=_jobs_target, shown_for=("status", "jobs_run"), run=run_jobs,
+             examples=("/menotime jobs", "/menotime jobs run dev-cleanup --dry-run")),
     ])
 

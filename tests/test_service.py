@@ -50,7 +50,7 @@ def test_help_lists_only_what_the_user_may_use(core: Core) -> None:
     nobody = handle(core, NOBODY, "help").result
     assert isinstance(nobody, HelpResult) and [v.name for v in nobody.verbs] == ["help", "whoami"]
     viewer = handle(core, PEOPLE["viewer"], "help").result
-    assert [v.name for v in viewer.verbs] == ["help", "whoami", "status", "history", "alarms", "ack"]
+    assert [v.name for v in viewer.verbs] == ["help", "whoami", "status", "history", "alarms", "ack", "snooze", "cost", "jobs"]
 
 
 def test_help_for_a_verb_the_user_may_not_use_says_so(core: Core) -> None:
@@ -61,7 +61,7 @@ def test_help_for_a_verb_the_user_may_not_use_says_so(core: Core) -> None:
 def test_whoami_shows_roles_from_groups(core: Core) -> None:
     result = handle(core, GROUP_MEMBER, "whoami").result
     assert isinstance(result, WhoamiResult) and result.roles == ("developer",)
-    assert {p.env: p.verbs for p in result.per_env}["prod"] == ("status", "history", "alarms", "ack")
+    assert {p.env: p.verbs for p in result.per_env}["prod"] == ("status", "history", "alarms", "ack", "snooze", "cost", "jobs")
 
 
 def test_history_shows_the_trail_newest_first(core: Core) -> None:
