@@ -51,17 +51,6 @@ def cli() -> None:
 
 
 @cli.command()
-@click.option("--interactive", is_flag=True, help="Leave a /menotime prompt open after the tour.")
-@friendly
-def demo(interactive: bool) -> None:
-    """Guided tour on simulated AWS, SQLite and a console for Slack. No credentials needed."""
-    configure_logging(fmt="console", level="WARNING")
-    from bot.demo import run_demo
-
-    sys.exit(run_demo(interactive=interactive))
-
-
-@cli.command()
 @click.option("--simulate", is_flag=True, help="Use the embedded AWS simulator instead of configured AWS.")
 @click.option("--user", default=None, help="Slack user ID to act as (default: the simulator's developer, "
                                            "else U0CONSOLE).")

@@ -9,17 +9,19 @@ import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from datetime import UTC, datetime, timedelta
 
 from bot.clock import Clock, FrozenClock, SystemClock
-from bot.config import Config, load_config
+from bot.config import Config, deep_merge, load_config
 from bot.console import Console
 from bot.core import Core, build_core
 from bot.identity import StaticGroups
+from bot.jobkit import JobSpec
 from bot.settings import Settings
 from bot.notify import ConsoleNotifier, Notifier
 from bot.render import PACIFIC, when
@@ -62,6 +64,25 @@ class Alarm:
     name: str
     state: str
     reason: str
+
+
+@dataclass(frozen=True)
+class Scene:
+    """Something the demo does itself (seed data, run a job) before or instead of a typed line."""
+
+    title: str
+    run: Callable[[Core, Simulator, Console, TextIO], None]
+
+
+@dataclass(frozen=True)
+class Extension:
+    """What the composition root adds to the tour: the scheduled jobs, configuration they need on
+    the simulator, and the steps that show them (bot/ may not import jobs/)."""
+
+    jobs: tuple[JobSpec, ...] = ()
+    config_overrides: dict[str, Any] = field(default_factory=dict)
+    prepare: Callable[[Core, Simulator], Callable[[], None] | None] | None = None  # may return a clean-up
+    steps: tuple[Step | Wait | Alarm | Scene, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -127,10 +148,11 @@ def _monday_morning(now: datetime) -> datetime:
 
 @contextmanager
 def demo_core(workdir: Path, *, clock: Clock | None = None, notifier: Notifier | None = None,
-              config_path: Path | None = None) -> Iterator[tuple[Core, Simulator]]:
+              config_path: Path | None = None, extension: Extension | None = None) -> Iterator[tuple[Core, Simulator]]:
     """A core over a freshly seeded simulator and a new SQLite file in ``workdir``; the demo's
     people hold roles on top of whatever configuration is given."""
-    config: Config = load_config(config_path, overrides=DEMO_ROLES)
+    extension = extension or Extension()
+    config: Config = load_config(config_path, overrides=deep_merge(extension.config_overrides, DEMO_ROLES))
     settings = Settings(database_url=f"sqlite:///{workdir / 'menotime-ops.db'}", aws_region="us-west-1")
     with Simulator(region=settings.aws_region) as sim:
         sim.seed(config)
@@ -147,10 +169,14 @@ def demo_core(workdir: Path, *, clock: Clock | None = None, notifier: Notifier |
             notifier=notifier,
             run_background=lambda work: work(),  # rollouts followed in line, so the tour reads in order
             sleep=autopilot(region=settings.aws_region, envs=tuple(config.environments.values()), pause=0.0),
+            jobs=extension.jobs,
         )
+        cleanup = extension.prepare(core, sim) if extension.prepare is not None else None
         try:
             yield core, sim
         finally:
+            if cleanup is not None:
+                cleanup()
             core.close()
 
 
@@ -177,16 +203,18 @@ def deliver_alarm(core: Core, *, name: str, state: str, reason: str) -> str:
     return short_id(arn)
 
 
-def run_demo(*, interactive: bool = False, out: TextIO | None = None, stdin: TextIO | None = None) -> int:
+def run_demo(*, interactive: bool = False, out: TextIO | None = None, stdin: TextIO | None = None,
+             extension: Extension | None = None) -> int:
     out = out or sys.stdout
     with tempfile.TemporaryDirectory(prefix="menotime-demo-") as tmp:
         out.write("MenoTime Ops demo — simulated AWS (moto), SQLite in a temporary folder, this console as Slack.\n")
         out.write(f"{people()}\n\n")
         clock = FrozenClock(_monday_morning(datetime.now(UTC)))
-        with demo_core(Path(tmp), clock=clock, notifier=ConsoleNotifier(out)) as (core, _sim):
+        tour = TOUR + (extension.steps if extension else ())
+        with demo_core(Path(tmp), clock=clock, notifier=ConsoleNotifier(out), extension=extension) as (core, sim):
             console = Console(core, user_id=DEVELOPER, out=out)
             request = alarm = ""
-            for number, step in enumerate(TOUR, 1):
+            for number, step in enumerate(tour, 1):
                 out.write(f"── {number}. {step.title}\n")
                 if isinstance(step, Wait):
                     moved = clock.advance(hours=step.hours)
@@ -195,10 +223,13 @@ def run_demo(*, interactive: bool = False, out: TextIO | None = None, stdin: Tex
                 if isinstance(step, Alarm):
                     alarm = deliver_alarm(core, name=step.name, state=step.state, reason=step.reason)
                     continue
+                if isinstance(step, Scene):
+                    step.run(core, sim, console, out)
+                    continue
                 reply = console.handle(step.line.format(request=request, alarm=alarm), user_id=step.user)
                 request = getattr(reply.result, "request_id", None) or request
             report = core.audit.verify()
-            out.write(f"── {len(TOUR) + 1}. The audit chain verifies: {report.checked} events, "
+            out.write(f"── {len(tour) + 1}. The audit chain verifies: {report.checked} events, "
                       f"{'intact' if report.ok else 'BROKEN: ' + '; '.join(report.problems)}\n\n")
             if interactive:
                 console.interact(stdin)

@@ -54,14 +54,24 @@ class ConsoleNotifier:
         self._out = out or sys.stdout
         self._ts = itertools.count(1)
         self._lock = threading.Lock()
+        self._shown: dict[str, list[str]] = {}  # what each message says now, to print only changes
 
     def post(self, *, channel: str, result: Renderable, thread: MessageRef | None = None) -> MessageRef | None:
         ref = MessageRef(channel=channel, ts=f"{next(self._ts)}")
+        self._shown[ref.ts] = render_text(result).rstrip("\n").split("\n")
         self._write(f"[{channel}, thread {thread.ts}] " if thread else f"[{channel}] ", result)
         return ref
 
     def update(self, *, ref: MessageRef, result: Renderable) -> None:
-        self._write(f"[{ref.channel}, message {ref.ts} updated] ", result)
+        """An edit in place: the headline and the lines that changed (a terminal cannot redraw)."""
+        lines = render_text(result).rstrip("\n").split("\n")
+        before = set(self._shown.get(ref.ts, ()))
+        self._shown[ref.ts] = lines
+        changed = [line for line in lines[1:] if line not in before]
+        text = "\n    ".join([lines[0], *changed])
+        with self._lock:
+            self._out.write(f"  [{ref.channel}, message {ref.ts} updated] {text}\n")
+            self._out.flush()
 
     def upload(self, *, ref: MessageRef, filename: str, content: bytes, title: str) -> None:
         with self._lock:

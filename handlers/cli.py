@@ -82,6 +82,20 @@ def _start_alarm_workers(core: Core) -> tuple[InboxWorker, SqsConsumer | None]:
     return worker, consumer
 
 
+@cli.command()
+@click.option("--interactive", is_flag=True, help="Leave a /menotime prompt open after the tour.")
+@friendly
+def demo(interactive: bool) -> None:
+    """Guided tour on simulated AWS, SQLite and a console for Slack. No credentials needed."""
+    import sys
+
+    from bot.demo import run_demo
+    from handlers.demo_jobs import extension
+
+    configure_logging(fmt="console", level="WARNING")
+    sys.exit(run_demo(interactive=interactive, extension=extension()))
+
+
 @cli.group("jobs")
 def jobs_group() -> None:
     """Scheduled jobs: list them, run one now."""
@@ -144,8 +158,10 @@ def jobs_run(name: str, dry_run: bool, override: bool, simulate: bool) -> None:
         return view.ok
 
     if simulate:
+        from handlers.demo_jobs import extension
+
         with tempfile.TemporaryDirectory(prefix="menotime-jobs-") as tmp, demo_core(
-            Path(tmp), config_path=settings.menotime_config, notifier=NullNotifier()
+            Path(tmp), config_path=settings.menotime_config, notifier=NullNotifier(), extension=extension()
         ) as (core, _sim):
             ok = run(core)
     else:

@@ -83,8 +83,10 @@ def test_serve_without_slack_credentials_refuses_clearly(runner: CliRunner) -> N
 
 
 def test_the_demo_tour_runs_to_the_end_offline() -> None:
+    from handlers.demo_jobs import extension
+
     out = io.StringIO()
-    assert run_demo(out=out) == 0
+    assert run_demo(out=out, extension=extension()) == 0
     shown = out.getvalue()
     assert "Did you mean `status`?" not in shown  # console text drops Slack's backticks
     assert "Did you mean status?" in shown
@@ -107,6 +109,13 @@ def test_the_demo_tour_runs_to_the_end_offline() -> None:
     assert "[Roll back] -> /menotime rollback prod" in shown and "[Acknowledge] -> /menotime ack" in shown
     assert "Acknowledged by @U0DEMOONCALL" in shown
     assert "OK — resolved after 20 min" in shown and "updated] OK — menotime-prod-api-5xx (resolved after 20 min)" in shown
+    # the scheduled jobs, run by operations
+    assert "Dev cleanup (dry run: nothing was changed): succeeded" in shown
+    assert "would mark: menotime-backend:feature-old-search" in shown
+    assert ("Staging refreshed: menotime-staging is now an anonymized, verified copy" in shown
+            or "skipped: the refresh needs PostgreSQL" in shown)
+    assert "schedule  Sundays 03:00 PT" in shown and "succeeded (dry run)" in shown
+    assert "[#menotime-ops] Cost digest" in shown and "forecast $" in shown
 
 
 def test_the_demo_can_stay_interactive() -> None:

@@ -141,7 +141,7 @@ def test_first_run_marks_and_the_next_deletes_exactly_what_still_matches(
     assert dict(second.kind("log_groups").spared)["keep tag"] == 2
     # Marked now, deleted next week: the late volume and the one that has just turned seven days old.
     assert {r.label.split()[1] for r in second.kind("ebs_volumes").marked} == {"menotime-dev-late",
-                                                                              "menotime-dev-today"}
+                                                                              "menotime-dev-recent"}
     assert {rid for _, rid in CleanupMarks(db).all()} == {r.id for r in second.kind("ebs_volumes").marked}
     snapshots = second.kind("rds_snapshots")
     assert snapshots.bytes_freed == 100 * 1024**3 and snapshots.monthly_saving_usd == pytest.approx(9.5)

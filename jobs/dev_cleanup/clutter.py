@@ -158,7 +158,7 @@ def seed_dev_clutter(gateway: AwsGateway, config: Config, *, now: datetime) -> D
     zone = gateway.call("ec2", "describe_availability_zones")["AvailabilityZones"][0]["ZoneName"]
     volumes = {"menotime-dev-scratch": ([dev_tag], old, True),
                "menotime-dev-fixtures": ([dev_tag, keep_tag], old, False),
-               "menotime-dev-today": ([dev_tag], fresh, False),
+               "menotime-dev-recent": ([dev_tag], fresh, False),
                "menotime-prod-restore-test": ([dev_tag], old, False)}
     for name, (tags, at, goes) in volumes.items():
         vol = gateway.call("ec2", "create_volume", AvailabilityZone=zone, Size=20, VolumeType="gp3",

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import secrets as _random
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 
 from botocore.exceptions import ClientError
@@ -101,21 +102,30 @@ def demo_refresh(*, gateway: AwsGateway, config: Config, db: Database, clock: Cl
     if why is not None:
         return RefreshReport(status="refused", run_id=None,
                              headline=f"Staging refresh skipped: it needs PostgreSQL, and {why}.")
-    import psycopg
-
-    from jobs.anonymize import create_synthetic
     from jobs.staging_refresh.flow import refresh_staging
 
     assert admin_url is not None
+    with synthetic_copy(admin_url, patients=patients, seed=seed) as dsn:
+        options = prepare_simulated_refresh(gateway, config, now=clock.now(), dsn_for_next=dsn)
+        return refresh_staging(db=db, aws=gateway, clock=clock, config=config, options=options,
+                               sleep=lambda _s: None, progress=progress, requested_by="demo")
+
+
+@contextmanager
+def synthetic_copy(admin_url: str, *, patients: int = 200, seed: int = 7) -> Iterator[str]:
+    """A throw-away database on ``admin_url``'s server holding a synthetic MenoTime database: it
+    plays the restored prod copy (its DSN is yielded); dropped afterwards."""
+    import psycopg
+
+    from jobs.anonymize import create_synthetic
+
     name = f"menotime_demo_refresh_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(_libpq(admin_url), autocommit=True) as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
     dsn = _with_database(_libpq(admin_url), name)
     try:
         create_synthetic(dsn=dsn, patients=patients, seed=seed)
-        options = prepare_simulated_refresh(gateway, config, now=clock.now(), dsn_for_next=dsn)
-        return refresh_staging(db=db, aws=gateway, clock=clock, config=config, options=options,
-                               sleep=lambda _s: None, progress=progress, requested_by="demo")
+        yield dsn
     finally:
         with psycopg.connect(_libpq(admin_url), autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
