@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     aws_connect_timeout: float = Field(default=3.0, gt=0, description="seconds to connect to an AWS endpoint")
     aws_read_timeout: float = Field(default=10.0, gt=0, description="seconds to wait for an AWS answer")
     aws_max_attempts: int = Field(default=3, ge=1, le=10, description="attempts per AWS call (adaptive retry)")
+    anonymize_salt: SecretStr | None = Field(
+        default=None, description="secret key of the anonymization pseudonyms (HMAC); unset: random per run"
+    )
 
     @field_validator("sns_topic_arns", mode="before")
     @classmethod

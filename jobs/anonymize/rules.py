@@ -1,0 +1,241 @@
+"""Anonymization rules: per table and column, one strategy with its options, loaded from YAML.
+
+A rules file looks like::
+
+    schemas: [public]          # the schemas whose every column must be ruled (default: public)
+    date_shift_days: 30        # default window of date_shift: ±N days, never 0
+    tables:
+      patients:
+        id: keep                                   # declared safe
+        email: email                               # strategy with default options
+        mrn: {strategy: hmac, prefix: "MRN-", length: 16, domain: mrn}
+
+Loading checks the file alone (syntax, strategies, options); :func:`jobs.anonymize.plan.plan`
+then checks it against the live schema. Every problem is one line naming the table and column.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from bot.errors import BadInput
+
+DEFAULT_RULES = Path(__file__).with_name("menotime_rules.yaml")
+PATTERNS = ("email", "phone", "ssn", "date")
+
+
+class RulesError(BadInput):
+    """The rules (or the rules against the live schema) are unusable; nothing was run."""
+
+    def __init__(self, problems: list[str] | tuple[str, ...], *, source: str = "rules") -> None:
+        self.problems = tuple(problems)
+        self.source = source
+        super().__init__(f"{source}: {len(self.problems)} problem(s):\n" + "\n".join(f"  - {p}" for p in self.problems))
+
+
+class _Options(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Keep(_Options):
+    """Declared safe: left as it is (still scanned for PHI patterns if it is text)."""
+
+    reason: str = ""
+
+
+class Null(_Options):
+    """Set to NULL (the column must be nullable)."""
+
+
+class FakeName(_Options):
+    """A plausible name from a fixed list, picked by the keyed hash of ``key`` (default: the value)."""
+
+    part: Literal["first", "last", "full"] = "full"
+    key: str | None = None
+    domain: str = "name"
+
+
+class Hmac(_Options):
+    """``prefix`` + the first ``length`` hex characters (or digits) of HMAC-SHA256(salt, domain:value)."""
+
+    prefix: str = ""
+    length: int = Field(default=16, ge=8, le=64)
+    alphabet: Literal["hex", "digits"] = "hex"
+    domain: str = "hmac"
+
+
+class Email(_Options):
+    """``p<hex>@example.invalid`` from the keyed hash of the address (same address, same pseudonym)."""
+
+    length: int = Field(default=16, ge=12, le=40)
+    email_domain: str = "example.invalid"
+    domain: str = "email"
+
+
+class Phone(_Options):
+    """``+1-<area>-555-01xx``: North American numbers reserved for fiction, keyed by the original."""
+
+    domain: str = "phone"
+
+
+class DateShift(_Options):
+    """Moved by ±1..days days; the shift comes from the keyed hash of ``key`` (a patient id), so a
+    patient's dates move together in every table that uses the same ``domain``."""
+
+    key: str
+    domain: str = "patient"
+    days: int | None = Field(default=None, ge=1, le=3650)
+
+
+class Redact(_Options):
+    """Emails, phone numbers, SSNs and dates inside free text replaced by [EMAIL], [PHONE], ..."""
+
+    patterns: tuple[Literal["email", "phone", "ssn", "date"], ...] = PATTERNS
+
+
+class Replace(_Options):
+    """The whole value replaced by a constant (addresses, free text nobody needs in staging)."""
+
+    value: str
+
+
+STRATEGIES: dict[str, type[_Options]] = {
+    "keep": Keep,
+    "null": Null,
+    "fake_name": FakeName,
+    "hmac": Hmac,
+    "email": Email,
+    "phone": Phone,
+    "date_shift": DateShift,
+    "redact": Redact,
+    "replace": Replace,
+}
+
+
+@dataclass(frozen=True)
+class ColumnRule:
+    schema: str
+    table: str
+    column: str
+    strategy: str
+    options: _Options
+
+    @property
+    def where(self) -> str:
+        """``patients.email`` (``schema.table.column`` outside ``public``)."""
+        return f"{table_label(self.schema, self.table)}.{self.column}"
+
+    @property
+    def masks(self) -> bool:
+        return self.strategy != "keep"
+
+
+@dataclass(frozen=True)
+class Rules:
+    source: str
+    schemas: tuple[str, ...]
+    date_shift_days: int
+    # (schema, table) -> column -> rule, in file order
+    tables: Mapping[tuple[str, str], Mapping[str, ColumnRule]] = field(default_factory=dict)
+
+    def rule(self, schema: str, table: str, column: str) -> ColumnRule | None:
+        return self.tables.get((schema, table), {}).get(column)
+
+    def shift_days(self, rule: ColumnRule) -> int:
+        assert isinstance(rule.options, DateShift)
+        return rule.options.days or self.date_shift_days
+
+
+def table_label(schema: str, table: str) -> str:
+    return table if schema == "public" else f"{schema}.{table}"
+
+
+def load_rules(path: str | Path | None = None) -> Rules:
+    """The rules in ``path`` (default: the packaged MenoTime rules). Raises :class:`RulesError`
+    listing every problem of the file, one line each."""
+    source = Path(path) if path is not None else DEFAULT_RULES
+    try:
+        data = yaml.safe_load(source.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise RulesError([f"cannot read the file ({exc.strerror or type(exc).__name__})"], source=str(source)) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise RulesError([f"not valid YAML{where}"], source=str(source)) from None
+    return parse_rules(data, source=str(source))
+
+
+def parse_rules(data: Any, *, source: str = "rules") -> Rules:
+    """Rules from an already parsed mapping (a config section, a test)."""
+    if not isinstance(data, dict):
+        raise RulesError(["the top level must be a mapping with `tables:`"], source=source)
+    problems: list[str] = []
+    unknown = sorted(set(data) - {"schemas", "date_shift_days", "tables"})
+    problems += [f"unknown key `{key}` (valid: schemas, date_shift_days, tables)" for key in unknown]
+    schemas = data.get("schemas", ["public"])
+    if not (isinstance(schemas, list) and schemas and all(isinstance(s, str) and s for s in schemas)):
+        problems.append("`schemas` must be a non-empty list of schema names")
+        schemas = ["public"]
+    days = data.get("date_shift_days", 30)
+    if not (isinstance(days, int) and not isinstance(days, bool) and 1 <= days <= 3650):
+        problems.append("`date_shift_days` must be a whole number of days between 1 and 3650")
+        days = 30
+    tables = data.get("tables")
+    parsed: dict[tuple[str, str], dict[str, ColumnRule]] = {}
+    if not isinstance(tables, dict) or not tables:
+        problems.append("`tables` must map each table to its columns' rules")
+        tables = {}
+    for table_name, columns in tables.items():
+        schema, _, table = str(table_name).rpartition(".")
+        schema = schema or schemas[0]
+        label = table_label(schema, table)
+        if not isinstance(columns, dict) or not columns:
+            problems.append(f"{label}: must map each column to a strategy (e.g. `id: keep`)")
+            continue
+        parsed[(schema, table)] = {}
+        for column, spec in columns.items():
+            rule = _column_rule(schema, table, str(column), spec, problems)
+            if rule is not None:
+                parsed[(schema, table)][str(column)] = rule
+    if problems:
+        raise RulesError(problems, source=source)
+    return Rules(source=source, schemas=tuple(schemas), date_shift_days=days, tables=parsed)
+
+
+def _column_rule(schema: str, table: str, column: str, spec: Any, problems: list[str]) -> ColumnRule | None:
+    where = f"{table_label(schema, table)}.{column}"
+    if isinstance(spec, str):
+        name, options = spec, {}
+    elif isinstance(spec, dict) and isinstance(spec.get("strategy"), str):
+        name, options = spec["strategy"], {k: v for k, v in spec.items() if k != "strategy"}
+    elif spec is None:
+        problems.append(f"{where}: no strategy (for the null strategy write \"null\" in quotes)")
+        return None
+    else:
+        problems.append(f"{where}: give a strategy name or a mapping with `strategy:` ({_choices()})")
+        return None
+    model = STRATEGIES.get(name)
+    if model is None:
+        close = difflib.get_close_matches(name, STRATEGIES, n=1)
+        hint = f"did you mean `{close[0]}`? " if close else ""
+        problems.append(f"{where}: unknown strategy `{name}` ({hint}valid: {_choices()})")
+        return None
+    try:
+        parsed = model.model_validate(options)
+    except ValidationError as exc:
+        for error in exc.errors():
+            option = ".".join(str(p) for p in error["loc"]) or "options"
+            problems.append(f"{where}: {name} option `{option}`: {error['msg'].lower()}")
+        return None
+    return ColumnRule(schema=schema, table=table, column=column, strategy=name, options=parsed)
+
+
+def _choices() -> str:
+    return ", ".join(STRATEGIES)

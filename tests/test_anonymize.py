@@ -1,0 +1,362 @@
+"""The anonymization engine on a real PostgreSQL: the synthetic MenoTime database goes in, no PHI
+comes out, joins/keys/counts survive, and bad rules or an unruled column stop it before it runs."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import psycopg
+import pytest
+from sqlalchemy.engine import make_url
+
+from jobs.anonymize import (
+    AnonymizationReport,
+    RulesError,
+    anonymize,
+    create_synthetic,
+    load_rules,
+    parse_rules,
+    plan,
+)
+from jobs.anonymize.sql import Keys, connect, libpq_dsn
+
+pytestmark = pytest.mark.postgres
+
+SALT = b"test-salt-0123456789abcdef"
+PATIENTS = 300
+MakeDb = Callable[[], str]
+
+
+@pytest.fixture
+def make_db(postgres_server: str) -> Iterator[MakeDb]:
+    """Empty databases of its own on the test server, dropped afterwards."""
+    created: list[str] = []
+
+    def make() -> str:
+        name = f"anon_{uuid.uuid4().hex[:10]}"
+        with psycopg.connect(libpq_dsn(postgres_server), autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        created.append(name)
+        return make_url(postgres_server).set(database=name).render_as_string(hide_password=False)
+
+    yield make
+    with psycopg.connect(libpq_dsn(postgres_server), autocommit=True) as conn:
+        for name in created:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def synthetic(make_db: MakeDb) -> str:
+    dsn = make_db()
+    create_synthetic(dsn=dsn, patients=PATIENTS, seed=7)
+    return dsn
+
+
+def rows(dsn: str, query: str, params: Any = None) -> list[tuple[Any, ...]]:
+    with connect(dsn) as conn:
+        return conn.execute(query, params).fetchall()
+
+
+def checksum(dsn: str) -> str:
+    """One digest of every row of every table: equal means untouched."""
+    tables = [t for (t,) in rows(dsn, "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1")]
+    parts = [rows(dsn, f'SELECT md5(coalesce(string_agg(t::text, \'|\' ORDER BY t::text), \'\')) FROM "{t}" t')[0][0]
+             for t in tables]
+    return hashlib.sha256("".join(parts).encode()).hexdigest()
+
+
+def whole_database_text(dsn: str) -> str:
+    tables = [t for (t,) in rows(dsn, "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")]
+    return "\n".join(r[0] for t in tables for r in rows(dsn, f'SELECT t::text FROM "{t}" t'))
+
+
+# ------------------------------------------------------------------------------------------
+# The synthetic database
+
+
+def test_synthetic_database_is_deterministic_by_seed(make_db: MakeDb) -> None:
+    first, again, other = make_db(), make_db(), make_db()
+    counts = create_synthetic(dsn=first, patients=50, seed=3)
+    assert create_synthetic(dsn=again, patients=50, seed=3) == counts
+    create_synthetic(dsn=other, patients=50, seed=4)
+    assert counts == {"providers": 10, "patients": 50, "appointments": 100, "symptom_logs": 150, "messages": 100,
+                      "prescriptions": 50, "payments": 50}
+    assert checksum(first) == checksum(again)
+    assert checksum(first) != checksum(other)
+
+
+def test_synthetic_database_holds_plausible_phi(synthetic: str) -> None:
+    email, phone, customer = rows(synthetic, "SELECT email, phone, processor_customer_id FROM patients "
+                                             "WHERE phone IS NOT NULL ORDER BY id LIMIT 1")[0]
+    assert "@" in email and phone.startswith("(") and customer.startswith("cus_")
+    notes = " ".join(n for (n,) in rows(synthetic, "SELECT notes FROM symptom_logs"))
+    assert "@" in notes and "SSN" in notes and "DOB" in notes
+    report = anonymize(dsn=synthetic, rules=load_rules(), salt=None, verify_only=True)
+    hits = {p.column: p for p in report.pattern_columns}
+    assert hits["notes"].email and hits["notes"].phone and hits["notes"].ssn and hits["notes"].date
+    assert not report.ok and report.verify_only and report.leaks == ()
+
+
+def test_refuses_to_fill_a_database_that_has_the_tables(synthetic: str) -> None:
+    with pytest.raises(ValueError, match="already has MenoTime tables"):
+        create_synthetic(dsn=synthetic, patients=5, seed=1)
+
+
+# ------------------------------------------------------------------------------------------
+# Anonymization
+
+
+def _originals(dsn: str) -> dict[str, Any]:
+    return {
+        "patients": {r[0]: r for r in rows(dsn, "SELECT id, mrn, first_name, last_name, dob, email, phone, "
+                                                "address_line, processor_customer_id, created_at FROM patients")},
+        "providers": {r[0]: r for r in rows(dsn, "SELECT id, npi, first_name, last_name, email FROM providers")},
+        "notes": [n for (n,) in rows(dsn, "SELECT notes FROM symptom_logs")],
+        "appointments": dict(rows(dsn, "SELECT id, starts_at FROM appointments")),
+        "counts": {t: rows(dsn, f"SELECT count(*) FROM {t}")[0][0] for t in
+                   ("patients", "providers", "appointments", "symptom_logs", "messages", "prescriptions", "payments")},
+    }
+
+
+def test_anonymize_leaves_no_original_and_verifies(synthetic: str) -> None:
+    before = _originals(synthetic)
+    report = anonymize(dsn=synthetic, rules=load_rules(), salt=SALT)
+
+    assert report.ok, report.summary
+    assert report.leak_count == 0 and report.pattern_count == 0 and report.orphan_count == 0
+    assert {t.table: t.rows_after for t in report.tables} == before["counts"]
+    assert all(t.rows_before == t.rows_after for t in report.tables)
+    assert len(report.foreign_keys) == 8 and len(report.leaks) == 25
+    # Independently of the engine's own check: no identifier of any patient or provider is left
+    # anywhere in the database, and no name or date is left in its row.
+    text = whole_database_text(synthetic)
+    for p in before["patients"].values():
+        for value in (p[1], p[5], p[6], p[7], p[8]):
+            assert value is None or value not in text
+    for p in before["providers"].values():
+        assert p[1] not in text and p[4] not in text
+    after = {r[0]: r for r in rows(synthetic, "SELECT id, mrn, first_name, last_name, dob, email, phone, "
+                                              "address_line, processor_customer_id, created_at FROM patients")}
+    for pid, old in before["patients"].items():
+        new = after[pid]
+        assert all(new[i] != old[i] for i in (1, 2, 3, 4, 5, 8, 9)), pid
+        assert new[5].endswith("@example.invalid") and new[8].startswith("cus_")
+        assert new[6] is None if old[6] is None else new[6].startswith("+1-") and "-555-01" in new[6]
+    assert rows(synthetic, "SELECT count(*) FROM payments WHERE card_last4 IS NOT NULL") == [(0,)]
+    assert rows(synthetic, "SELECT count(*) FROM messages WHERE body NOT LIKE '[message text removed%%'") == [(0,)]
+    redacted = " ".join(n for (n,) in rows(synthetic, "SELECT notes FROM symptom_logs"))
+    assert "[EMAIL]" in redacted and "[SSN]" in redacted and "[DATE]" in redacted and "[PHONE]" in redacted
+    assert "Hot flashes" in redacted  # the clinical text itself is kept
+    assert rows(synthetic, "SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'anon_scratch%%'") == [(0,)]
+
+
+def test_joins_and_unique_keys_survive(synthetic: str) -> None:
+    pairs_before = rows(synthetic, "SELECT m.id, m.sender_email = p.email OR m.recipient_email = p.email "
+                                   "FROM messages m JOIN patients p ON p.id = m.patient_id")
+    assert all(same for _, same in pairs_before)
+    shifts_before = {r[0]: r[1:] for r in rows(synthetic, "SELECT p.id, p.created_at, a.starts_at, p.dob "
+                                                           "FROM patients p JOIN appointments a ON a.patient_id = p.id")}
+    assert anonymize(dsn=synthetic, rules=load_rules(), salt=SALT).ok
+
+    # Same patient, same pseudonym in every table that carries the value.
+    assert rows(synthetic, "SELECT count(*) FROM payments y JOIN patients p ON p.id = y.patient_id "
+                           "WHERE y.processor_customer_id <> p.processor_customer_id") == [(0,)]
+    assert rows(synthetic, "SELECT count(*) FROM messages m JOIN patients p ON p.id = m.patient_id "
+                           "WHERE p.email NOT IN (m.sender_email, m.recipient_email)") == [(0,)]
+    assert rows(synthetic, "SELECT count(*) FROM messages m JOIN providers d ON d.id = m.provider_id "
+                           "WHERE d.email NOT IN (m.sender_email, m.recipient_email)") == [(0,)]
+    # Unique columns are still unique, and still complete.
+    for table, column in (("patients", "email"), ("patients", "mrn"), ("patients", "processor_customer_id"),
+                          ("providers", "email"), ("providers", "npi")):
+        assert rows(synthetic, f"SELECT count(DISTINCT {column}) = count(*) FROM {table}") == [(True,)]
+    # One shift per patient, the same in every table, never zero, within ±30 days.
+    after = {r[0]: r[1:] for r in rows(synthetic, "SELECT p.id, p.created_at, a.starts_at, p.dob "
+                                                  "FROM patients p JOIN appointments a ON a.patient_id = p.id")}
+    for pid, (created, starts, dob) in shifts_before.items():
+        shift = after[pid][0] - created
+        assert after[pid][1] - starts == shift and (after[pid][2] - dob).days == shift.days
+        assert 1 <= abs(shift.days) <= 30
+
+
+def test_same_salt_same_pseudonyms_other_salt_others(make_db: MakeDb) -> None:
+    dsns = [make_db() for _ in range(3)]
+    for dsn in dsns:
+        create_synthetic(dsn=dsn, patients=40, seed=11)
+    for dsn, salt in zip(dsns, (SALT, SALT, b"another-salt-of-enough-bytes"), strict=True):
+        assert anonymize(dsn=dsn, rules=load_rules(), salt=salt).ok
+    query = "SELECT id, mrn, email, first_name, dob FROM patients ORDER BY id"
+    same, again, other = (rows(dsn, query) for dsn in dsns)
+    assert same == again
+    assert all(a[1] != b[1] and a[2] != b[2] for a, b in zip(same, other, strict=True))
+
+
+def test_keyed_hash_in_sql_is_hmac_sha256() -> None:
+    keys = Keys.from_salt(SALT)
+    key = hmac.new(SALT, b"menotime-anonymize:p", hashlib.sha256).digest()
+    expected = hmac.new(key, "patient:42".encode(), hashlib.sha256).digest()
+    assert Keys.python_hmac(SALT, "p", b"patient:42") == expected
+    assert keys.params["kp_i"] != keys.params["kv_i"]
+
+
+def test_sql_hmac_matches_python(synthetic: str) -> None:
+    from jobs.anonymize.sql import keyed
+
+    message = "'patient:42'"
+    (digest,) = rows(synthetic, f"SELECT {keyed(message)}", Keys.from_salt(SALT).params)[0]
+    assert bytes(digest) == Keys.python_hmac(SALT, "p", b"patient:42")
+
+
+# ------------------------------------------------------------------------------------------
+# Refusals: before anything runs
+
+
+def test_an_unruled_column_refuses_the_run_and_changes_nothing(synthetic: str) -> None:
+    with connect(synthetic) as conn:
+        conn.execute("ALTER TABLE patients ADD COLUMN insurance_member_id text")
+        conn.execute("UPDATE patients SET insurance_member_id = 'MBR' || id")
+    before = checksum(synthetic)
+    report = anonymize(dsn=synthetic, rules=load_rules(), salt=SALT)
+    assert report.refused and not report.ok and report.outcome == "refused"
+    assert report.coverage_problems == (
+        "patients.insurance_member_id: column is not ruled: give it a strategy, or declare it safe with `keep`",)
+    assert checksum(synthetic) == before
+    with pytest.raises(RulesError) as raised:
+        plan(dsn=synthetic, rules=load_rules())
+    assert "patients.insurance_member_id" in raised.value.message
+
+
+def test_a_new_table_is_unruled_column_by_column(synthetic: str) -> None:
+    with connect(synthetic) as conn:
+        conn.execute("CREATE TABLE referrals (id int PRIMARY KEY, clinic_email text)")
+    with pytest.raises(RulesError) as raised:
+        plan(dsn=synthetic, rules=load_rules())
+    assert [p.split(":")[0] for p in raised.value.problems] == ["referrals.id", "referrals.clinic_email"]
+
+
+def _rules_with(change: Callable[[dict[str, Any]], None]) -> Any:
+    import yaml
+
+    from jobs.anonymize import DEFAULT_RULES
+
+    data = yaml.safe_load(DEFAULT_RULES.read_text())
+    change(data)
+    return parse_rules(data, source="test-rules.yaml")
+
+
+def test_rules_naming_missing_tables_and_columns_are_refused(synthetic: str) -> None:
+    def change(data: dict[str, Any]) -> None:
+        data["tables"]["insurance_claims"] = {"id": "keep"}
+        data["tables"]["patients"]["middle_name"] = "fake_name"
+
+    before = checksum(synthetic)
+    with pytest.raises(RulesError) as raised:
+        plan(dsn=synthetic, rules=_rules_with(change))
+    assert raised.value.problems == (
+        "insurance_claims: table named in the rules does not exist in the database",
+        "patients.middle_name: column named in the rules does not exist in the table",
+    )
+    report = anonymize(dsn=synthetic, rules=_rules_with(change), salt=SALT)
+    assert report.refused and len(report.coverage_problems) == 2
+    assert checksum(synthetic) == before
+
+
+@pytest.mark.parametrize(("column", "spec", "problem"), [
+    ("phone", "fake_name", "patients.phone: has a unique constraint, which fake_name cannot keep"),
+    ("dob", "email", "patients.dob: email needs a text column, this one is date"),
+    ("first_name", "null", "patients.first_name: null on a NOT NULL column"),
+    ("id", {"strategy": "hmac"}, "patients.id: hmac needs a text column"),
+    ("city", {"strategy": "date_shift", "key": "nope"}, "patients.city: key column `nope` does not exist"),
+])
+def test_rules_the_schema_cannot_take_are_refused(synthetic: str, column: str, spec: Any, problem: str) -> None:
+    with connect(synthetic) as conn:
+        conn.execute("CREATE UNIQUE INDEX ON patients (phone)")
+
+    def change(data: dict[str, Any]) -> None:
+        data["tables"]["patients"][column] = spec
+
+    with pytest.raises(RulesError) as raised:
+        plan(dsn=synthetic, rules=_rules_with(change))
+    assert any(p.startswith(problem) for p in raised.value.problems), raised.value.problems
+
+
+def test_foreign_key_columns_cannot_be_rewritten(synthetic: str) -> None:
+    def change(data: dict[str, Any]) -> None:
+        data["tables"]["appointments"]["patient_id"] = "null"
+
+    with pytest.raises(RulesError) as raised:
+        plan(dsn=synthetic, rules=_rules_with(change))
+    assert any(p.startswith("appointments.patient_id: is a key of foreign key") for p in raised.value.problems)
+
+
+def test_a_failure_while_masking_is_reported_without_values(synthetic: str) -> None:
+    with connect(synthetic) as conn:
+        conn.execute("ALTER TABLE patients ADD CONSTRAINT real_emails CHECK (email NOT LIKE '%%.invalid')")
+    emails = {e for (e,) in rows(synthetic, "SELECT email FROM patients")}
+    report = anonymize(dsn=synthetic, rules=load_rules(), salt=SALT)
+    assert not report.ok and report.outcome == "failed"
+    assert report.error == "masking patients failed: SQLSTATE 23514 (CheckViolation, constraint real_emails)"
+    assert {e for (e,) in rows(synthetic, "SELECT email FROM patients")} == emails  # its transaction rolled back
+    assert not any(e in report.summary for e in emails)
+    assert rows(synthetic, "SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'anon_scratch%%'") == [(0,)]
+
+
+def test_verify_only_passes_after_anonymization(synthetic: str) -> None:
+    assert anonymize(dsn=synthetic, rules=load_rules(), salt=SALT).ok
+    report = anonymize(dsn=synthetic, rules=load_rules(), salt=None, verify_only=True)
+    assert report.ok and report.verify_only and report.leaks == ()
+    assert all(t.rows_before is None for t in report.tables)
+    assert "leaks not checked (verify-only)" in report.summary
+
+
+def test_a_short_salt_is_refused(synthetic: str) -> None:
+    with pytest.raises(ValueError, match="at least 16 bytes"):
+        anonymize(dsn=synthetic, rules=load_rules(), salt=b"short")
+
+
+def test_an_unreachable_database_is_one_clear_error() -> None:
+    from jobs.anonymize import DatabaseUnreachable
+
+    with pytest.raises(DatabaseUnreachable, match="cannot connect to PostgreSQL database nowhere") as raised:
+        anonymize(dsn="postgresql://u:secret-pw@127.0.0.1:1/nowhere", rules=load_rules(), salt=SALT)
+    assert "secret-pw" not in str(raised.value)
+
+
+def test_report_is_typed_for_the_refresh_job(synthetic: str) -> None:
+    messages: list[str] = []
+    report = anonymize(dsn=synthetic, rules=load_rules(), salt=SALT, on_progress=messages.append)
+    assert isinstance(report, AnonymizationReport)
+    assert report.outcome == "succeeded" and report.summary.startswith(f"anonymization of {make_url(synthetic).database} verified")
+    assert [phase for phase, _ in report.durations] == ["plan", "count", "snapshot", "mask", "verify leaks",
+                                                         "verify patterns", "verify counts and keys"]
+    assert "masking patients (11 columns)" in messages
+
+
+def test_a_second_run_on_an_anonymized_database_still_verifies(synthetic: str) -> None:
+    assert anonymize(dsn=synthetic, rules=load_rules(), salt=SALT).ok
+    once = rows(synthetic, "SELECT mrn, email, dob FROM patients ORDER BY id")
+    report = anonymize(dsn=synthetic, rules=load_rules(), salt=SALT)
+    assert report.ok, report.leaking_columns  # replaced constants that were already constants are no leak
+    assert all(a != b for a, b in zip(once, rows(synthetic, "SELECT mrn, email, dob FROM patients ORDER BY id"),
+                                      strict=True))
+
+
+def test_a_patients_hash_is_computed_once_per_row(synthetic: str) -> None:
+    from jobs.anonymize.engine import mask_table_sql
+
+    the_plan = plan(dsn=synthetic, rules=load_rules())
+    patients = next(t for t in the_plan.tables if t.table == "patients")
+    statement = mask_table_sql(patients, the_plan.rules)
+    # first_name, last_name, dob and created_at all derive from HMAC('patient:' || id): one HMAC.
+    assert statement.count("'patient' || ':'") == 1 and "anon_s.anon_rid" in statement
+
+
+def test_a_scratch_schema_left_by_a_crashed_run_is_dropped(synthetic: str) -> None:
+    with connect(synthetic) as conn:
+        conn.execute("CREATE SCHEMA anon_scratch_deadbeef")
+        conn.execute("CREATE TABLE anon_scratch_deadbeef.public__patients (id bigint, h bytea)")
+    assert anonymize(dsn=synthetic, rules=load_rules(), salt=SALT).ok
+    assert rows(synthetic, "SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'anon_scratch%%'") == [(0,)]
