@@ -25,17 +25,26 @@ import math
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING
 
 import httpx
 
+from bench._common import (
+    BackgroundServer,
+    Prepared,
+    Run,
+    make_missing_sniffio_cheap,
+    ms,
+    percentile,
+    read_line,
+    send_all,
+    verdict,
+)
 from tests.fakes.signing import sign, slash_command_body
 from tests.fakes.slack_api import RESPONSE, FakeSlack
 
@@ -52,12 +61,12 @@ TOKEN = "xoxb-bench"
 USER = "U0BENCH"
 TEXT = "status prod"
 COMMAND = "/menotime"
+PATH = "/slack/events"
 
 # The targets of DESIGN §9 as agreed for this benchmark.
 RATIO_TARGET = 1.2
 P99_TARGET_MS = 50.0
 
-SERVER_START_TIMEOUT = 15.0
 REQUEST_TIMEOUT = 10.0  # well past Slack's 3 s: a slow ack is measured, not dropped
 CLIENT_EXIT_TIMEOUT = 30.0
 DRAIN_TIMEOUT = 15.0
@@ -65,37 +74,6 @@ DRAIN_TIMEOUT = 15.0
 
 # --------------------------------------------------------------------------------------------
 # Servers
-
-
-class BackgroundServer:
-    """uvicorn serving ``app`` on a free loopback port from a daemon thread.
-
-    The settings are those of `menotime-bot serve` (uvicorn's defaults, no access log) for both
-    apps, so the stack under the two apps is the same.
-    """
-
-    def __init__(self, app: Starlette, name: str) -> None:
-        import uvicorn
-
-        config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", access_log=False)
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, name=f"uvicorn-{name}", daemon=True)
-        self.url = ""
-
-    def __enter__(self) -> Self:
-        self._thread.start()
-        deadline = time.monotonic() + SERVER_START_TIMEOUT
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError(f"{self._thread.name} did not start")
-            time.sleep(0.01)
-        port = self._server.servers[0].sockets[0].getsockname()[1]
-        self.url = f"http://127.0.0.1:{port}/slack/events"
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._server.should_exit = True
-        self._thread.join(timeout=10)
 
 
 @dataclass(frozen=True)
@@ -163,7 +141,7 @@ def bare_web_app(fake: FakeSlack, experiment: Experiment) -> Starlette:
     async def slack_events(request: Request) -> Response:
         return await handler.handle(request)
 
-    return Starlette(routes=[Route("/slack/events", slack_events, methods=["POST"])])
+    return Starlette(routes=[Route(PATH, slack_events, methods=["POST"])])
 
 
 @contextmanager
@@ -187,7 +165,7 @@ def bot_server(fake: FakeSlack, workdir: Path, experiment: Experiment) -> Iterat
         app, core = create_app(settings, config=config, aws=simulator.gateway(), migrate_schema=True)
         experiment.apply(app)
         try:
-            with BackgroundServer(create_web_app(core, app), "bot") as server:
+            with BackgroundServer(create_web_app(core, app), "bot", path=PATH) as server:
                 yield server, core
         finally:
             # Answers still queued would otherwise run against a closed simulator and database.
@@ -208,49 +186,6 @@ def _drain(app: App) -> None:
 # Load
 
 
-@dataclass(frozen=True)
-class Prepared:
-    key: str  # the response_url key, to match the lazy answer to its request
-    body: bytes
-    headers: dict[str, str]
-
-
-NOT_SENT = 0  # the time budget ran out first
-TRANSPORT_ERROR = -1
-
-
-@dataclass
-class Run:
-    statuses: list[int]  # HTTP status, TRANSPORT_ERROR or NOT_SENT
-    latencies: list[float]  # seconds, client-side; NaN where not sent
-    sent_at: dict[str, float]  # response_url key -> wall-clock send time (FakeSlack records time.time())
-    elapsed: float
-    errors: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def sent(self) -> int:
-        return sum(1 for status in self.statuses if status != NOT_SENT)
-
-    @property
-    def failed(self) -> int:
-        return sum(1 for status in self.statuses if status not in (NOT_SENT, 200))
-
-    @property
-    def acked(self) -> list[float]:
-        return [lat for lat, status in zip(self.latencies, self.statuses, strict=True) if status != NOT_SENT]
-
-    def to_json(self) -> str:
-        data = asdict(self)
-        data["latencies"] = [None if math.isnan(v) else v for v in self.latencies]
-        return json.dumps(data)
-
-    @classmethod
-    def from_json(cls, text: str) -> Run:
-        data = json.loads(text)
-        data["latencies"] = [math.nan if v is None else v for v in data["latencies"]]
-        return cls(**data)
-
-
 def prepare(response_base: str, prefix: str, count: int) -> list[Prepared]:
     """Signed bodies built before the clock starts, so signing is not in the figures. Slack
     timestamps are valid for five minutes, which a run stays well inside."""
@@ -261,40 +196,6 @@ def prepare(response_base: str, prefix: str, count: int) -> list[Prepared]:
                                   trigger_id=f"{index}.{prefix}")
         prepared.append(Prepared(key=key, body=body.encode(), headers=sign(body, SECRET)))
     return prepared
-
-
-async def _send_all(clients: Sequence[httpx.AsyncClient], url: str, requests: Sequence[Prepared],
-                    budget: float) -> Run:
-    """One worker per client (one keep-alive connection each), taking requests in turn until
-    all are sent or ``budget`` seconds have passed."""
-    latencies = [math.nan] * len(requests)
-    statuses = [NOT_SENT] * len(requests)
-    sent_at: dict[str, float] = {}
-    errors: Counter[str] = Counter()
-    pending = iter(range(len(requests)))  # shared by the workers: each request is sent once
-    deadline = time.perf_counter() + budget
-
-    async def worker(client: httpx.AsyncClient) -> None:
-        for index in pending:
-            if time.perf_counter() > deadline:
-                return
-            request = requests[index]
-            sent_at[request.key] = time.time()
-            started = time.perf_counter()
-            try:
-                response = await client.post(url, content=request.body, headers=request.headers)
-                statuses[index] = response.status_code
-                if response.status_code != 200:
-                    errors[f"HTTP {response.status_code}"] += 1
-            except httpx.HTTPError as exc:
-                statuses[index] = TRANSPORT_ERROR
-                errors[type(exc).__name__] += 1
-            latencies[index] = time.perf_counter() - started
-
-    started = time.perf_counter()
-    await asyncio.gather(*(worker(client) for client in clients))
-    return Run(statuses=statuses, latencies=latencies, sent_at=sent_at, elapsed=time.perf_counter() - started,
-               errors=dict(errors))
 
 
 @dataclass(frozen=True)
@@ -316,26 +217,16 @@ async def _load(spec: LoadSpec, between: Callable[[Run], object]) -> Run:
     clients = [httpx.AsyncClient(http1=True, http2=False, limits=limits, timeout=REQUEST_TIMEOUT)
                for _ in range(spec.concurrency)]
     try:
-        warm = await _send_all(clients, spec.url, prepare(spec.response_base, f"{spec.prefix}-warm", spec.warmup),
-                               spec.budget)
+        warm = await send_all(clients, spec.url, prepare(spec.response_base, f"{spec.prefix}-warm", spec.warmup),
+                              spec.budget)
         measured = prepare(spec.response_base, spec.prefix, spec.requests)
         await asyncio.to_thread(between, warm)
         # Re-open any connection the server closed while idle (uvicorn keeps them 5 s): a GET is
         # refused by the route itself (405), before Bolt, so it has no side effect.
         await asyncio.gather(*(client.get(spec.url) for client in clients))
-        return await _send_all(clients, spec.url, measured, spec.budget)
+        return await send_all(clients, spec.url, measured, spec.budget)
     finally:
         await asyncio.gather(*(client.aclose() for client in clients))
-
-
-def _make_missing_sniffio_cheap() -> None:
-    """httpcore tries ``import sniffio`` for every lock it creates, several per request. Without
-    sniffio installed each try searches sys.path again (about 0.3 ms), which made the client,
-    not the servers, the bottleneck. A ``None`` entry makes the failing import instant."""
-    try:
-        import sniffio  # noqa: F401
-    except ImportError:
-        sys.modules["sniffio"] = None  # type: ignore[assignment]
 
 
 def load_in_process(spec: LoadSpec, between: Callable[[Run], object]) -> tuple[Run, Run]:
@@ -357,24 +248,16 @@ def load_in_child(spec: LoadSpec, between: Callable[[Run], object]) -> tuple[Run
                           cwd=Path(__file__).resolve().parent.parent) as child:
         assert child.stdin is not None and child.stdout is not None
         try:
-            warm = Run.from_json(_read_line(child))
+            warm = Run.from_json(read_line(child))
             between(warm)
             child.stdin.write("go\n")
             child.stdin.flush()
-            measured = Run.from_json(_read_line(child))
+            measured = Run.from_json(read_line(child))
             child.wait(timeout=CLIENT_EXIT_TIMEOUT)
         finally:
             if child.poll() is None:
                 child.kill()
     return warm, measured
-
-
-def _read_line(child: subprocess.Popen[str]) -> str:
-    assert child.stdout is not None
-    line = child.stdout.readline()  # bounded by the child's budget and request timeouts
-    if not line:
-        raise RuntimeError(f"the load-generating process exited early (status {child.wait()})")
-    return line
 
 
 def client_main(spec_json: str) -> int:
@@ -384,7 +267,7 @@ def client_main(spec_json: str) -> int:
         print(warm.to_json(), flush=True)
         sys.stdin.readline()
 
-    _make_missing_sniffio_cheap()
+    make_missing_sniffio_cheap()
     measured = asyncio.run(_load(spec, report_and_wait))
     print(measured.to_json(), flush=True)
     return 0
@@ -403,23 +286,6 @@ def wait_for_answers(fake: FakeSlack, keys: set[str], timeout: float) -> dict[st
 
 # --------------------------------------------------------------------------------------------
 # Figures
-
-
-def percentile(values: Sequence[float], pct: float) -> float:
-    """Nearest-rank percentile (no interpolation: every figure is a latency that happened)."""
-    ordered = sorted(v for v in values if not math.isnan(v))
-    if not ordered:
-        return math.nan
-    rank = max(1, math.ceil(pct / 100 * len(ordered)))
-    return ordered[rank - 1]
-
-
-def ms(seconds: float) -> str:
-    return "-" if math.isnan(seconds) else f"{seconds * 1000:.1f}"
-
-
-def verdict(ok: bool) -> str:
-    return "PASS" if ok else "MISS"
 
 
 def command_outcomes(core: Core) -> dict[str, int]:
@@ -522,7 +388,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     experiment = Experiment(process_before_response=args.process_before_response, lazy_workers=args.lazy_workers)
     load: Callable[[LoadSpec, Callable[[Run], object]], tuple[Run, Run]]
     if args.client_in_process:
-        _make_missing_sniffio_cheap()
+        make_missing_sniffio_cheap()
         load = load_in_process
     else:
         load = load_in_child
@@ -537,7 +403,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         configure_logging(fmt="json", level="INFO", stream=log_file)
 
         fake = stack.enter_context(FakeSlack())
-        bare = stack.enter_context(BackgroundServer(bare_web_app(fake, experiment), "bare"))
+        bare = stack.enter_context(BackgroundServer(bare_web_app(fake, experiment), "bare", path=PATH))
         bot, core = stack.enter_context(bot_server(fake, workdir, experiment))
         print(f"bare app at {bare.url}, bot at {bot.url}, fake Slack at {fake.url}", file=sys.stderr, flush=True)
 

@@ -41,6 +41,7 @@ _PLACEHOLDER = "outbox:"
 _MAX_BACKOFF_SECONDS = 300.0
 _PERMANENT_ATTEMPTS = 5  # for errors that Slack will give again whatever we do
 _CLAIM_SECONDS = 60
+_BATCH = 25  # rows of one channel claimed together
 # Errors that are about the request, not Slack's health: retrying cannot help for long.
 _PERMANENT = frozenset({
     "channel_not_found", "not_in_channel", "is_archived", "invalid_blocks", "invalid_blocks_format",
@@ -164,10 +165,13 @@ class OutboxSender:
         """Sends every row due now, channel heads first; returns when nothing more is due."""
         sent = 0
         while sent < limit:
-            row = self._claim_head()
-            if row is None:
+            batch = self._claim_batch()
+            if not batch:
                 break
-            if self._send(row):
+            for index, row in enumerate(batch):
+                if not self._send(row):
+                    self._release(batch[index + 1:])  # the rest wait behind the one that failed
+                    break
                 sent += 1
         waiting = self._waiting()
         if self._metrics is not None:
@@ -183,29 +187,49 @@ class OutboxSender:
 
     # ------------------------------------------------------------------------------ internals
 
-    def _claim_head(self) -> OutboxMessage | None:
-        """The oldest pending row of some channel whose turn it is, claimed for this worker."""
+    def _claim_batch(self) -> list[OutboxMessage]:
+        """The head of some channel whose turn it is and the rows queued right behind it (up to
+        ``_BATCH``), claimed for this worker in one transaction: a burst into one channel costs
+        one claim, not one per message."""
         now = self._clock.now()
-        head = (
-            select(OutboxMessage.id)
-            .where(OutboxMessage.status == PENDING, OutboxMessage.next_attempt_at <= now,
-                   (OutboxMessage.claimed_until.is_(None)) | (OutboxMessage.claimed_until < now), _is_head())
-            .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id).limit(1)
-        )
+        claimable = (OutboxMessage.claimed_until.is_(None)) | (OutboxMessage.claimed_until < now)
         with self._db.session() as session:
-            row_id = session.scalar(head)
-            if row_id is None:
-                return None
+            head = session.execute(
+                select(OutboxMessage.id, OutboxMessage.ordering)
+                .where(OutboxMessage.status == PENDING, OutboxMessage.next_attempt_at <= now, claimable, _is_head())
+                .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id).limit(1)
+            ).first()
+            if head is None:
+                return []
+            queue = session.execute(
+                select(OutboxMessage.id, OutboxMessage.next_attempt_at, OutboxMessage.claimed_until)
+                .where(OutboxMessage.ordering == head.ordering, OutboxMessage.status == PENDING,
+                       OutboxMessage.id >= head.id)
+                .order_by(OutboxMessage.id).limit(_BATCH)
+            ).all()
+            ids = []
+            for row in queue:  # a contiguous run: a row not due yet keeps everything behind it waiting
+                if stored_utc(row.next_attempt_at) > now or (row.claimed_until and stored_utc(row.claimed_until) >= now):
+                    break
+                ids.append(row.id)
             claimed = session.execute(
-                update(OutboxMessage)
-                .where(OutboxMessage.id == row_id, OutboxMessage.status == PENDING,
-                       (OutboxMessage.claimed_until.is_(None)) | (OutboxMessage.claimed_until < now))
+                update(OutboxMessage).where(OutboxMessage.id.in_(ids), OutboxMessage.status == PENDING, claimable)
                 .values(claimed_by=self._worker, claimed_until=now + timedelta(seconds=_CLAIM_SECONDS))
                 .execution_options(synchronize_session=False)
             ).rowcount
-            if claimed != 1:
-                return None  # another sender took it first; the loop looks again
-            return session.get(OutboxMessage, row_id)
+            if claimed != len(ids):
+                session.rollback()
+                return []  # another sender got there first; the loop looks again
+            return list(session.scalars(select(OutboxMessage).where(OutboxMessage.id.in_(ids))
+                                        .order_by(OutboxMessage.id)))
+
+    def _release(self, rows: list[OutboxMessage]) -> None:
+        if not rows:
+            return
+        with self._db.session() as session:
+            session.execute(update(OutboxMessage)
+                            .where(OutboxMessage.id.in_([r.id for r in rows]), OutboxMessage.claimed_by == self._worker)
+                            .values(claimed_by=None, claimed_until=None).execution_options(synchronize_session=False))
 
     def _send(self, row: OutboxMessage) -> bool:
         try:

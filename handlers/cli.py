@@ -10,8 +10,7 @@ from bot.cli import cli, friendly, load_settings
 from bot.logs import configure_logging
 from bot.core import Core
 from bot.scheduler import JobScheduler
-from handlers.inbox_worker import InboxWorker
-from handlers.sqs import SqsConsumer
+from handlers.workers import start_workers
 
 
 @cli.command()
@@ -28,15 +27,13 @@ def serve(host: str, port: int | None) -> None:
     settings = load_settings()
     configure_logging(fmt=settings.log_format, level=settings.log_level)
     slack_app, core = create_app(settings, migrate_schema=settings.migrate_on_start)
-    worker, consumer = _start_alarm_workers(core)
+    workers = start_workers(core)
     scheduler = JobScheduler(core).start()  # runs jobs only while this replica holds the leader lease
     # log_config=None: uvicorn keeps our logging set-up (JSON lines) instead of installing its own.
-    uvicorn.run(create_web_app(core, slack_app, on_sns_stored=worker.poke), host=host, port=port or settings.port,
-                log_level=settings.log_level.lower(), access_log=False, log_config=None)
+    uvicorn.run(create_web_app(core, slack_app, on_sns_stored=workers.inbox.poke), host=host,
+                port=port or settings.port, log_level=settings.log_level.lower(), access_log=False, log_config=None)
     scheduler.stop()
-    if consumer:
-        consumer.stop()
-    worker.stop()
+    workers.stop()
 
 
 @cli.command()
@@ -56,30 +53,12 @@ def socket(host: str) -> None:
         raise ConfigError("SLACK_APP_TOKEN (xapp-…) must be set for Socket Mode.")
     configure_logging(fmt=settings.log_format, level=settings.log_level)
     slack_app, core = create_app(settings, socket_mode=True, migrate_schema=settings.migrate_on_start)
-    _start_alarm_workers(core)  # with no public URL, SNS reaches the bot through SQS (SNS_QUEUE_URL)
+    start_workers(core)  # with no public URL, SNS reaches the bot through SQS (SNS_QUEUE_URL)
     JobScheduler(core).start()
     health = uvicorn.Server(uvicorn.Config(create_web_app(core, None), host=host, port=settings.port,
                                            log_level="warning", access_log=False, log_config=None))
     threading.Thread(target=health.run, name="health-http", daemon=True).start()
     SocketModeHandler(slack_app, settings.slack_app_token.get_secret_value()).start()
-
-
-def _start_alarm_workers(core: Core) -> tuple[InboxWorker, SqsConsumer | None]:
-    """The outbox worker (queued Slack messages → Slack), the inbox worker (stored SNS messages →
-    alarm threads) and, with SNS_QUEUE_URL, the SQS consumer."""
-    from bot.outbox import OutboxNotifier, OutboxSender
-    from handlers.app import slack_client
-    from handlers.outbox_worker import OutboxWorker
-
-    if isinstance(core.notifier, OutboxNotifier):
-        sender = OutboxSender(db=core.db, client=slack_client(core.settings, retries=False), clock=core.clock,
-                              metrics=core.metrics)
-        core.notifier.on_enqueue = OutboxWorker(sender, core.clock).start().poke
-    worker = InboxWorker(core).start()
-    consumer = None
-    if core.settings.sns_queue_url:
-        consumer = SqsConsumer(core, queue_url=core.settings.sns_queue_url, on_stored=worker.poke).start()
-    return worker, consumer
 
 
 @cli.command()

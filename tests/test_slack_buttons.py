@@ -14,6 +14,7 @@ import pytest
 from bot.config import Config
 from bot.simulator import REPOSITORY, Simulator, advance_rollouts, image_manifest
 from handlers.app import create_app
+from handlers.workers import start_workers
 from handlers.web import create_web_app
 from tests.conftest import PEOPLE
 from tests.fakes.server import serve_in_thread
@@ -76,8 +77,10 @@ def bot(config: Config, tmp_path: Path, clock) -> Iterator[Bot]:  # noqa: ANN001
         app, core = create_app(settings, config=config, aws=sim.gateway(), migrate_schema=True, clock=clock,
                                sleep=lambda _s: advance_rollouts(region="us-west-1",
                                                                  envs=tuple(config.environments.values())))
+        workers = start_workers(core)  # as serve runs them: channel posts go out through the outbox
         with serve_in_thread(create_web_app(core, app)) as url, httpx.Client(timeout=10) as http:
             yield Bot(url, slack, http, sim, core)
+        workers.stop()
         core.close()
 
 

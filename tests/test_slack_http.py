@@ -17,6 +17,7 @@ from bot.core import Core
 from bot.settings import Settings
 from bot.simulator import Simulator
 from handlers.app import create_app
+from handlers.workers import start_workers
 from handlers.web import create_web_app
 from tests.conftest import DEV_GROUP, GROUP_MEMBER, NOBODY, PEOPLE, TEST_ROLES
 from tests.fakes.server import serve_in_thread
@@ -81,8 +82,10 @@ def run_bot(simulator: Simulator, config: Config, tmp_path: Path):
             settings = Settings(slack_bot_token="xoxb-test", slack_signing_secret=SECRET,
                                 slack_api_url=slack.api_url, database_url=f"sqlite:///{tmp_path / 'bot.db'}")
             app, core = create_app(settings, config=config, aws=aws or simulator.gateway(), migrate_schema=True)
+            workers = start_workers(core)  # as serve runs them: channel posts go out through the outbox
             with serve_in_thread(create_web_app(core, app)) as url, httpx.Client(timeout=10) as http:
                 yield Bot(url=url, slack=slack, core=core, http=http)
+            workers.stop()
             core.close()
 
     return start
