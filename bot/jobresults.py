@@ -47,6 +47,7 @@ class JobListEntry:
     next_run: datetime | None
     last: JobRunView | None
     running: JobRunView | None
+    earlier: tuple[JobRunView, ...] = ()  # the runs before the last, newest first
 
     @property
     def last_emoji(self) -> str:
@@ -54,11 +55,16 @@ class JobListEntry:
 
     @property
     def last_line(self) -> str:
-        if self.last is None:
-            return "never run"
-        run = self.last
-        dry = " (dry run)" if run.dry_run else ""
-        return f"{run.outcome}{dry}" + (f": {run.summary}" if run.summary else "")
+        return run_line(self.last) if self.last else "never run"
+
+    @property
+    def earlier_lines(self) -> tuple[tuple[datetime, str], ...]:
+        return tuple((run.started_at, run_line(run)) for run in self.earlier)
+
+
+def run_line(run: JobRunView) -> str:
+    dry = " (dry run)" if run.dry_run else ""
+    return f"{run.outcome}{dry}" + (f": {run.summary}" if run.summary else "")
 
 
 @dataclass(frozen=True)

@@ -385,6 +385,9 @@ def _ordinal(n: int) -> str:
     return f"{n}{suffix}"
 
 
+EARLIER_SHOWN = 2  # runs listed under the last one
+
+
 def list_jobs(core: Core, *, jobs: Sequence[JobSpec] | None = None) -> JobsListResult:
     """Every job with its schedule, next run (from the cron, whoever leads) and last run."""
     specs = tuple(jobs if jobs is not None else core.jobs)
@@ -398,7 +401,8 @@ def list_jobs(core: Core, *, jobs: Sequence[JobSpec] | None = None) -> JobsListR
         next_run = cron_trigger(expr, config.timezone).get_next_fire_time(None, now) if expr else None
         entries.append(JobListEntry(name=spec.name, summary=spec.summary, env=spec.env,
                                     schedule=describe_schedule(expr, config.timezone), next_run=next_run,
-                                    last=last.get(spec.name), running=running.get(spec.name)))
+                                    last=last.get(spec.name), running=running.get(spec.name),
+                                    earlier=tuple(runs.recent(job=spec.name, limit=EARLIER_SHOWN + 1)[1:])))
     leader = Leases(core.db).get(LEADER_KEY, now=now)
     return JobsListResult(jobs=tuple(entries), leader=leader.holder if leader else None)
 

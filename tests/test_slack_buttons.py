@@ -175,3 +175,41 @@ def test_the_roll_back_button_asks_for_a_rollback_to_its_revision(bot: Bot) -> N
     assert "needs the role oncall, operations, release_manager" in bot.answer(refused)["text"]
     _, junk = bot.click("menotime_rollback", "prod; scale prod 4", user=PEOPLE["oncall"])
     assert "is not an environment" in bot.answer(junk)["text"]
+
+
+def _alarm_thread(bot: Bot) -> str:
+    """An ALARM for prod's API 5xx, as the inbox worker would post it; its thread id."""
+    from bot.alarms import process_inbox, short_id
+    from tests.test_alarm_threads import PROD_ARN, alarm_message, store
+
+    store(bot.core, alarm_message(state="ALARM", old="OK", at=bot.core.clock.now()))
+    process_inbox(core=bot.core)
+    bot.slack.wait_for("chat.postMessage")  # the root, through the outbox
+    return short_id(PROD_ARN)
+
+
+def test_the_acknowledge_button_records_who_once_and_says_so_in_the_thread(bot: Bot) -> None:
+    from bot.alarms import open_alarms
+
+    thread = _alarm_thread(bot)
+    root = bot.slack.calls_to("chat.postMessage")[0]
+    assert _button(root.params, "menotime_ack") == thread
+    status, key = bot.click("menotime_ack", thread, user=PEOPLE["oncall"])
+    assert status == 200 and "You acknowledged" in bot.answer(key)["text"]
+    [alarm] = open_alarms(bot.core)
+    assert alarm.acknowledged_by == PEOPLE["oncall"]
+    reply = bot.slack.wait_for("chat.postMessage", count=2)[1]
+    assert reply.params["thread_ts"] == root.response["ts"] and "Acknowledged by" in reply.params["text"]
+    _status, again = bot.click("menotime_ack", thread, user=PEOPLE["developer"])
+    assert "already acknowledged" in bot.answer(again)["text"]
+
+
+def test_the_alarm_roll_back_and_snooze_buttons_run_their_commands(bot: Bot) -> None:
+    thread = _alarm_thread(bot)
+    _status, key = bot.click("menotime_snooze", thread, user=PEOPLE["oncall"])
+    assert "You snoozed" in bot.answer(key)["text"]
+    _status, key = bot.click("menotime_alarm_rollback", "prod", user=PEOPLE["oncall"])
+    question = bot.answer(key)
+    assert question["text"].startswith("Confirm: roll prod back") and _button(question, "menotime_confirm")
+    _status, key = bot.click("menotime_alarm_rollback", "prod; drop", user=PEOPLE["oncall"])
+    assert "is not an environment" in bot.answer(key)["text"] and bot.desired("prod") == 2  # a forged value
