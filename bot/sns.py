@@ -220,6 +220,10 @@ class CertificateStore:
         if not parts.path.endswith(".pem") or parts.query or parts.fragment:
             raise SnsRejected(f"SigningCertURL {url!r} is not a .pem file")
 
+    def in_memory(self, url: str) -> bool:
+        """Whether ``url``'s certificate is already loaded: verifying then neither reads nor fetches."""
+        return url in self._memory
+
     def get(self, url: str) -> x509.Certificate:
         self.check_url(url)
         cert = self._memory.get(url)
@@ -276,6 +280,7 @@ class SnsVerifier:
         clock: Clock,
     ) -> None:
         self._certificates = certificates
+        self.certificates = certificates
         self._max_age = max_age
         self._topics = frozenset(topics)
         self._clock = clock

@@ -7,6 +7,8 @@ touches the network: a SubscribeURL is "fetched" by a recording fake.
 
 from __future__ import annotations
 
+import dataclasses
+
 import hashlib
 import json
 import threading
@@ -27,7 +29,7 @@ from bot.core import Core, build_core
 from bot.settings import Settings
 from bot.sns import parse
 from bot.store.db import Database
-from bot.store.inbox import HTTP, Inbox
+from bot.store.inbox import HTTP, Inbox, InboxWriter, row_values
 from bot.store.models import SnsInboxMessage
 from handlers.web import create_web_app
 
@@ -251,6 +253,25 @@ def test_concurrent_duplicate_deliveries_store_exactly_one(db: Database) -> None
     assert errors == [] and sorted(results) == [False] * 7 + [True]
     with db.session(write=False) as session:
         assert session.scalar(select(func.count()).select_from(SnsInboxMessage)) == 1
+
+
+def test_group_commit_stores_each_message_once_even_within_one_batch(db: Database) -> None:
+    """The endpoint's writer: 40 messages delivered three times each from many threads at once;
+    each request learns whether its copy was the new one, and exactly one copy of each was."""
+    base = parse(_fixture(NOTIFICATION))
+    writer = InboxWriter(db, max_batch=50)
+    futures = []
+    for copy in range(3):
+        for n in range(40):
+            msg = dataclasses.replace(base, message_id=f"{base.message_id}-{n}")
+            futures.append((msg.message_id, writer.submit(row_values(msg=msg, source=HTTP, received_at=RECEIVED))))
+    results: dict[str, list[bool]] = {}
+    for message_id, future in futures:
+        results.setdefault(message_id, []).append(future.result(timeout=30))
+    writer.stop()
+    assert all(sorted(answers) == [False, False, True] for answers in results.values()) and len(results) == 40
+    with db.session(write=False) as session:
+        assert session.scalar(select(func.count()).select_from(SnsInboxMessage)) == 40
 
 
 def test_with_an_allow_list_other_topics_notifications_are_refused(make_endpoint: Any) -> None:

@@ -8,9 +8,13 @@ every other one is told it is a duplicate, so an alarm is processed (and posted)
 from __future__ import annotations
 
 import json
+import queue
+import threading
+from concurrent.futures import Future
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import text, Insert, insert, select, update
+from sqlalchemy import Insert, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
@@ -26,6 +30,23 @@ _INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
 _INBOX_LOCK = 0x6D6E7462_6F78  # 'mntbox': the inbox worker's advisory lock
 
 
+def row_values(*, msg: SnsMessage, source: str, received_at: datetime, body: str | None = None) -> dict[str, Any]:
+    """The inbox row for ``msg``; ``body`` is the envelope exactly as received (defaults to a
+    re-serialisation of it)."""
+    if source not in SOURCES:
+        raise ValueError(f"unknown inbox source {source!r}; expected one of {', '.join(SOURCES)}")
+    return {
+        "message_id": msg.message_id,
+        "topic_arn": msg.topic_arn,
+        "type": msg.type,
+        "subject": msg.subject,
+        "body": body if body is not None else json.dumps(msg.raw, ensure_ascii=False),
+        "received_at": received_at,
+        "sns_timestamp": msg.timestamp,
+        "source": source,
+    }
+
+
 class Inbox:
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -35,18 +56,7 @@ class Inbox:
 
         ``body`` is the envelope exactly as received (defaults to a re-serialisation of it).
         """
-        if source not in SOURCES:
-            raise ValueError(f"unknown inbox source {source!r}; expected one of {', '.join(SOURCES)}")
-        values = {
-            "message_id": msg.message_id,
-            "topic_arn": msg.topic_arn,
-            "type": msg.type,
-            "subject": msg.subject,
-            "body": body if body is not None else json.dumps(msg.raw, ensure_ascii=False),
-            "received_at": received_at,
-            "sns_timestamp": msg.timestamp,
-            "source": source,
-        }
+        values = row_values(msg=msg, source=source, received_at=received_at, body=body)
         try:
             with self._db.session() as session:
                 # ON CONFLICT DO NOTHING: a concurrent duplicate waits for the first insert to commit
@@ -104,3 +114,64 @@ class Inbox:
                 .values(processed_at=processed_at, outcome=outcome)
             )
             return result.rowcount == 1
+
+
+class InboxWriter:
+    """Group commit for the SNS endpoint: requests hand their rows to one writer thread, which
+    stores whatever has queued up in a single INSERT … ON CONFLICT DO NOTHING and one commit, then
+    tells each request whether its message was new. Under a burst, one commit carries many
+    messages; alone, a message is written at once. Nothing is answered before its commit."""
+
+    def __init__(self, db: Database, *, max_batch: int = 200) -> None:
+        self._db = db
+        self._max = max_batch
+        self._queue: queue.SimpleQueue[tuple[dict[str, Any], Future[bool]] | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="inbox-writer", daemon=True)
+        self._thread.start()
+
+    def submit(self, values: dict[str, Any]) -> Future[bool]:
+        """A future that is True once the row is committed as new, False for a duplicate MessageId,
+        or raises the database's error (nothing stored)."""
+        future: Future[bool] = Future()
+        self._queue.put((values, future))
+        return future
+
+    def stop(self) -> None:
+        self._queue.put(None)
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            batch = [first]
+            while len(batch) < self._max:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    self._queue.put(None)  # finish this batch, then stop
+                    break
+                batch.append(item)
+            self._write(batch)
+
+    def _write(self, batch: list[tuple[dict[str, Any], Future[bool]]]) -> None:
+        rows = {}
+        for values, _future in batch:
+            rows.setdefault(values["message_id"], values)  # the same message twice in one batch
+        try:
+            insert_ = _INSERTS.get(self._db.dialect, postgresql.insert)
+            with self._db.session() as session:
+                inserted = set(session.scalars(
+                    insert_(SnsInboxMessage).values(list(rows.values()))
+                    .on_conflict_do_nothing(index_elements=["message_id"]).returning(SnsInboxMessage.message_id)))
+        except Exception as exc:  # noqa: BLE001 - every waiting request answers 503; SNS retries
+            for _values, future in batch:
+                future.set_exception(exc)
+            return
+        for values, future in batch:
+            message_id = values["message_id"]
+            future.set_result(message_id in inserted)
+            inserted.discard(message_id)  # a second copy in the same batch is a duplicate
