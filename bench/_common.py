@@ -14,7 +14,8 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Self
 
@@ -184,3 +185,43 @@ def ms(seconds: float) -> str:
 
 def verdict(ok: bool) -> str:
     return "PASS" if ok else "MISS"
+
+
+# --------------------------------------------------------------------------------------------
+# The load in a child process (so the client does not compete with the server for the GIL)
+
+CLIENT_EXIT_TIMEOUT = 30.0
+
+
+def load_in_child(module: str, spec: dict[str, object], between: Callable[[Run], object]) -> tuple[Run, Run]:
+    """The load from ``python -m MODULE _client SPEC``: the child reports each run as a JSON line
+    and waits for a line on stdin between the warm-up and the measured run."""
+    command = [sys.executable, "-m", module, "_client", json.dumps(spec)]
+    with subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                          cwd=Path(__file__).resolve().parent.parent) as child:
+        assert child.stdin is not None and child.stdout is not None
+        try:
+            warm = Run.from_json(read_line(child))
+            between(warm)
+            child.stdin.write("go\n")
+            child.stdin.flush()
+            measured = Run.from_json(read_line(child))
+            child.wait(timeout=CLIENT_EXIT_TIMEOUT)
+        finally:
+            if child.poll() is None:
+                child.kill()
+    return warm, measured
+
+
+def client_child(load: Callable[[Callable[[Run], None]], Awaitable[Run]]) -> int:
+    """The child's side of :func:`load_in_child`: ``load`` runs the warm-up, calls its argument
+    with it, then runs the measured load."""
+
+    def report_and_wait(warm: Run) -> None:
+        print(warm.to_json(), flush=True)
+        sys.stdin.readline()
+
+    make_missing_sniffio_cheap()
+    measured = asyncio.run(load(report_and_wait))
+    print(measured.to_json(), flush=True)
+    return 0

@@ -22,7 +22,6 @@ import argparse
 import asyncio
 import json
 import math
-import subprocess
 import sys
 import tempfile
 import time
@@ -34,6 +33,7 @@ from typing import TYPE_CHECKING
 
 import httpx
 
+import bench._common as common
 from bench._common import (
     BackgroundServer,
     Prepared,
@@ -41,7 +41,6 @@ from bench._common import (
     make_missing_sniffio_cheap,
     ms,
     percentile,
-    read_line,
     send_all,
     verdict,
 )
@@ -68,7 +67,6 @@ RATIO_TARGET = 1.2
 P99_TARGET_MS = 50.0
 
 REQUEST_TIMEOUT = 10.0  # well past Slack's 3 s: a slow ack is measured, not dropped
-CLIENT_EXIT_TIMEOUT = 30.0
 DRAIN_TIMEOUT = 15.0
 
 
@@ -241,36 +239,12 @@ def load_in_process(spec: LoadSpec, between: Callable[[Run], object]) -> tuple[R
 
 
 def load_in_child(spec: LoadSpec, between: Callable[[Run], object]) -> tuple[Run, Run]:
-    """The same load from ``python -m bench.ack_latency _client SPEC``; runs report as JSON lines
-    and the child waits for a line on stdin before the measured run."""
-    command = [sys.executable, "-m", "bench.ack_latency", "_client", json.dumps(asdict(spec))]
-    with subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                          cwd=Path(__file__).resolve().parent.parent) as child:
-        assert child.stdin is not None and child.stdout is not None
-        try:
-            warm = Run.from_json(read_line(child))
-            between(warm)
-            child.stdin.write("go\n")
-            child.stdin.flush()
-            measured = Run.from_json(read_line(child))
-            child.wait(timeout=CLIENT_EXIT_TIMEOUT)
-        finally:
-            if child.poll() is None:
-                child.kill()
-    return warm, measured
+    return common.load_in_child("bench.ack_latency", asdict(spec), between)
 
 
 def client_main(spec_json: str) -> int:
     spec = LoadSpec(**json.loads(spec_json))
-
-    def report_and_wait(warm: Run) -> None:
-        print(warm.to_json(), flush=True)
-        sys.stdin.readline()
-
-    make_missing_sniffio_cheap()
-    measured = asyncio.run(_load(spec, report_and_wait))
-    print(measured.to_json(), flush=True)
-    return 0
+    return common.client_child(lambda report: _load(spec, report))
 
 
 def wait_for_answers(fake: FakeSlack, keys: set[str], timeout: float) -> dict[str, float]:

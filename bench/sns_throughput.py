@@ -34,7 +34,6 @@ import json
 import os
 import re
 import secrets
-import subprocess
 import sys
 import tempfile
 import time
@@ -47,14 +46,13 @@ from typing import TYPE_CHECKING
 
 import httpx
 
+import bench._common as common
 from bench._common import (
     BackgroundServer,
     Prepared,
     Run,
-    make_missing_sniffio_cheap,
     ms,
     percentile,
-    read_line,
     send_all,
     verdict,
 )
@@ -90,7 +88,6 @@ RATE_TARGET = 300.0
 P95_TARGET_MS = 200.0
 
 REQUEST_TIMEOUT = 10.0
-CLIENT_EXIT_TIMEOUT = 30.0
 POST_TIMEOUT = 30.0  # how long the latency part waits for the last posts
 
 
@@ -334,36 +331,12 @@ async def _load(spec: LoadSpec, between: Callable[[Run], object]) -> Run:
 
 
 def load_in_child(spec: LoadSpec, between: Callable[[Run], object]) -> tuple[Run, Run]:
-    """The load from ``python -m bench.sns_throughput _client SPEC``; runs report as JSON lines and
-    the child waits for a line on stdin before the measured run."""
-    command = [sys.executable, "-m", "bench.sns_throughput", "_client", json.dumps(asdict(spec))]
-    with subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                          cwd=Path(__file__).resolve().parent.parent) as child:
-        assert child.stdin is not None and child.stdout is not None
-        try:
-            warm = Run.from_json(read_line(child))
-            between(warm)
-            child.stdin.write("go\n")
-            child.stdin.flush()
-            measured = Run.from_json(read_line(child))
-            child.wait(timeout=CLIENT_EXIT_TIMEOUT)
-        finally:
-            if child.poll() is None:
-                child.kill()
-    return warm, measured
+    return common.load_in_child("bench.sns_throughput", asdict(spec), between)
 
 
 def client_main(spec_json: str) -> int:
     spec = LoadSpec(**json.loads(spec_json))
-
-    def report_and_wait(warm: Run) -> None:
-        print(warm.to_json(), flush=True)
-        sys.stdin.readline()
-
-    make_missing_sniffio_cheap()
-    measured = asyncio.run(_load(spec, report_and_wait))
-    print(measured.to_json(), flush=True)
-    return 0
+    return common.client_child(lambda report: _load(spec, report))
 
 
 # --------------------------------------------------------------------------------------------

@@ -11,11 +11,12 @@ from datetime import datetime, time
 from enum import StrEnum
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -127,20 +128,22 @@ class Budget(_Strict):
         return pts[-1].monthly_usd
 
 
+def known_zone(zone: str) -> str:
+    try:
+        ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {zone!r} (use an IANA name like America/Los_Angeles)") from None
+    return zone
+
+
+TimeZone = Annotated[str, AfterValidator(known_zone)]
+
+
 class ChangeWindow(_Strict):
     days: tuple[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"], ...] = Field(min_length=1)
     start: time
     end: time
-    timezone: str = "America/Los_Angeles"
-
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, zone: str) -> str:
-        try:
-            ZoneInfo(zone)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {zone!r} (use an IANA name like America/Los_Angeles)") from None
-        return zone
+    timezone: TimeZone = "America/Los_Angeles"
 
     @model_validator(mode="after")
     def _ordered(self) -> ChangeWindow:
@@ -192,20 +195,11 @@ _CRON_FIELDS = 5
 class JobsConfig(_Strict):
     """When jobs run (cron in ``timezone``) and each job's own options (validated by the job)."""
 
-    timezone: str = Field(default="America/Los_Angeles")
+    timezone: TimeZone = Field(default="America/Los_Angeles")
     misfire_grace_minutes: int = Field(default=360, ge=1, description="a run missed by less than this runs once on start")
     leader_lease_seconds: int = Field(default=60, ge=5, description="a dead leader is replaced within this")
     schedules: dict[str, str] = Field(default_factory=dict, description="job name -> 5-field cron; '' disables")
     options: dict[str, dict[str, Any]] = Field(default_factory=dict, description="per-job options, by section")
-
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, zone: str) -> str:
-        try:
-            ZoneInfo(zone)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {zone!r}") from None
-        return zone
 
     @field_validator("schedules")
     @classmethod
