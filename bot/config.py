@@ -259,6 +259,8 @@ class EnvironmentConfig(_Strict):
         default=None, description="where changes, approvals and rollouts are posted; default: alerts_channel, else ops"
     )
     alarm_prefix: str | None = Field(default=None, description="default: menotime-<env>-")
+    alarm_topics: tuple[str, ...] = Field(
+        default=(), description="SNS topic ARNs whose messages belong to this environment (beside the name rules)")
     retention_days: int | None = Field(default=None, ge=1, description="null: kept indefinitely")
     budget: Budget
 

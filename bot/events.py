@@ -535,13 +535,19 @@ def _health(data: dict[str, Any], detail: dict[str, Any]) -> Event:
 
 
 def route(event: Event, config: Config, *, topic_arn: str | None = None) -> tuple[str | None, str]:
-    """(environment name or None, channel) for ``event``: by alarm name prefix, by resource name
-    (cluster, service, DB instance: exact or ``<name>-``-prefixed), then by the topic ARN
-    (``menotime-<env>``). The channel is the env's alerts channel, else the default alerts one."""
-    env = _env_by_alarm_prefix(event, config) or _env_by_resource(event, config) or _env_by_topic(topic_arn, config)
+    """(environment name or None, channel) for ``event``: by a topic configured for an environment
+    (``alarm_topics``), by alarm name prefix, by resource name (cluster, service, DB instance: exact
+    or ``<name>-``-prefixed), then by the topic's name (``menotime-<env>``). The channel is the
+    env's alerts channel, else the default alerts one."""
+    env = (_env_by_configured_topic(topic_arn, config) or _env_by_alarm_prefix(event, config)
+           or _env_by_resource(event, config) or _env_by_topic(topic_arn, config))
     if env is None:
         return None, config.channels.default_alerts
     return env.name, env.alerts_channel or config.channels.default_alerts
+
+
+def _env_by_configured_topic(topic_arn: str | None, config: Config) -> EnvironmentConfig | None:
+    return next((e for e in config.environments.values() if topic_arn and topic_arn in e.alarm_topics), None)
 
 
 def _env_by_alarm_prefix(event: Event, config: Config) -> EnvironmentConfig | None:

@@ -452,6 +452,15 @@ def test_route_by_topic_arn(config: Config) -> None:
     assert route(event, config, topic_arn="arn:aws:sns:us-west-1:1:menotime-production")[0] is None
 
 
+def test_route_by_a_topic_configured_for_an_environment() -> None:
+    from bot.config import load_config
+
+    topic = "arn:aws:sns:us-west-1:111122223333:platform-pager"  # its name says nothing
+    config = load_config(overrides={"environments": {"prod": {"alarm_topics": [topic]}}})
+    assert route(_alarm("someone-elses-alarm"), config, topic_arn=topic) == ("prod", "#menotime-prod-alerts")
+    assert route(_alarm("someone-elses-alarm"), config, topic_arn=topic + "-2")[0] is None
+
+
 def test_route_unknown(config: Config) -> None:
     assert route(_alarm("someone-elses-alarm"), config) == (None, config.channels.default_alerts)
     assert route(parse_message(None, "hi"), config) == (None, config.channels.default_alerts)
