@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -27,6 +27,9 @@ from bot.results import Button, ChangeResult
 from bot.service import CommandContext
 from bot.store.changes import ChangeRequestView, Freezes, Leases, Requests
 from bot.store.deploys import COMPLETED, FAILED, ROLLED_BACK, TIMED_OUT, UNKNOWN, DeployLog, DeployView
+
+if TYPE_CHECKING:
+    from bot.core import Core
 
 log = structlog.get_logger("menotime.changes")
 
@@ -316,10 +319,35 @@ def deny(ctx: CommandContext, *, request_id: str, reason: str | None) -> ChangeR
 
 
 def _close_approval_message(ctx: CommandContext, request: ChangeRequestView, outcome: str, emoji: str) -> None:
+    _close_message(ctx.core, request, outcome, emoji)
+
+
+def _close_message(core: Core, request: ChangeRequestView, outcome: str, emoji: str) -> None:
     if request.kind == "approval" and request.channel and request.message_ts:
-        ctx.core.notifier.update(ref=MessageRef(request.channel, request.message_ts),
-                                 result=_approval_message(request, _request_facts(request), "", decided=outcome,
-                                                          emoji=emoji))
+        core.notifier.update(ref=MessageRef(request.channel, request.message_ts),
+                             result=_approval_message(request, _request_facts(request), "", decided=outcome,
+                                                      emoji=emoji))
+
+
+def expire_requests(core: Core) -> int:
+    """Requests nobody decided in time: marked expired, audited, and their approval messages
+    edited so the buttons go (a click would only be told "expired"). The number expired."""
+    expired = 0
+    requests = Requests(core.db)
+    for request in requests.overdue(now=core.clock.now()):
+        if not requests.expire(id=request.id):
+            continue  # decided (or expired by another replica) meanwhile
+        expired += 1
+        core.audit.append(at=core.clock.now(), actor="menotime-bot", source="expiry", verb=request.action,
+                          env=request.env, args={"request": request.id, **request.params}, rule="expiry",
+                          outcome="expired", detail=f"{request.kind} not decided by {when(request.expires_at)}",
+                          request_id=request.id)
+        try:
+            _close_message(core, request, f"Expired: nobody decided {request.id} by {when(request.expires_at)}; "
+                                          "ask again if it is still wanted", ":hourglass:")
+        except Exception as exc:  # noqa: BLE001 - the expiry is recorded; the edit is a courtesy
+            log.warning("expired_request_message_failed", request=request.id, error=type(exc).__name__)
+    return expired
 
 
 # --------------------------------------------------------------------------------------------

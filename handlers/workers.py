@@ -2,18 +2,24 @@
 
 - the outbox worker sends queued Slack messages (channel posts go through the outbox);
 - the inbox worker turns stored SNS messages into alarm threads and posts reminders;
-- with SNS_QUEUE_URL, the SQS consumer stores the SNS messages it long-polls.
+- with SNS_QUEUE_URL, the SQS consumer stores the SNS messages it long-polls;
+- housekeeping expires the change requests nobody decided in time (their buttons go).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bot.changes import expire_requests
 from bot.core import Core
 from bot.outbox import OutboxNotifier, OutboxSender
 from handlers.inbox_worker import InboxWorker
+from handlers.loop import WorkerLoop
 from handlers.outbox_worker import OutboxWorker
 from handlers.sqs import SqsConsumer
+
+
+HOUSEKEEPING_SECONDS = 60.0
 
 
 @dataclass
@@ -21,10 +27,12 @@ class Workers:
     inbox: InboxWorker
     outbox: OutboxWorker | None
     sqs: SqsConsumer | None
+    housekeeping: WorkerLoop
 
     def stop(self) -> None:
         if self.sqs:
             self.sqs.stop()
+        self.housekeeping.stop()
         self.inbox.stop()
         if self.outbox:
             self.outbox.stop()
@@ -43,4 +51,8 @@ def start_workers(core: Core) -> Workers:
     sqs = None
     if core.settings.sns_queue_url:
         sqs = SqsConsumer(core, queue_url=core.settings.sns_queue_url, on_stored=inbox.poke).start()
-    return Workers(inbox=inbox, outbox=outbox, sqs=sqs)
+    def housekeep() -> None:
+        expire_requests(core)
+
+    housekeeping = WorkerLoop("housekeeping", housekeep, idle_seconds=HOUSEKEEPING_SECONDS).start()
+    return Workers(inbox=inbox, outbox=outbox, sqs=sqs, housekeeping=housekeeping)

@@ -325,6 +325,27 @@ def test_an_approval_expires(core: Core, seeded_aws: AwsGateway, clock: FrozenCl
     assert "expired" in run(core, OPS, f"approve {request_id}").result.message
 
 
+def test_an_undecided_approval_is_swept_expired_audited_and_its_buttons_removed(
+        core: Core, seeded_aws: AwsGateway, clock: FrozenClock, notifier: RecordingNotifier) -> None:
+    from bot.changes import expire_requests
+
+    _release_candidate(core, seeded_aws, clock, hours_in_staging=25)
+    live = _revision(seeded_aws, "prod")
+    run(core, RM, "deploy prod v1.6.0")
+    request_id = notifier.posts[-1][1].buttons[0].value
+    clock.advance(hours=1)
+    assert expire_requests(core) == 0  # not due yet
+    clock.advance(hours=1, minutes=1)
+    assert expire_requests(core) == 1 and expire_requests(core) == 0  # once
+    closed = notifier.updates[-1][1]
+    assert closed.headline.startswith(f"Expired: nobody decided {request_id}") and closed.buttons == ()
+    [entry] = [e for e in core.audit.recent(limit=5) if e.outcome == "expired"]
+    assert (entry.actor, entry.env, entry.rule, entry.request_id) == ("menotime-bot", "prod", "expiry", request_id)
+    assert core.audit.verify().ok
+    assert "expired" in run(core, OPS, f"approve {request_id}").result.message
+    assert _revision(seeded_aws, "prod") == live  # nothing deployed
+
+
 # --------------------------------------------------------------------------------------------
 # locks and one change at a time
 

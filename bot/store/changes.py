@@ -328,6 +328,21 @@ class Requests:
                 .values(status="expired").execution_options(synchronize_session=False)
             ).rowcount
 
+    def overdue(self, *, now: datetime) -> list[ChangeRequestView]:
+        """Pending requests past their expiry, oldest first."""
+        with self._db.session(write=False) as session:
+            rows = session.execute(select(ChangeRequest).where(
+                ChangeRequest.status == "pending", ChangeRequest.expires_at <= _aware(now))
+                .order_by(ChangeRequest.expires_at, ChangeRequest.id)).scalars()
+            return [_view(row) for row in rows]
+
+    def expire(self, *, id: str) -> bool:
+        """Marks ``id`` expired if it is still pending; False when someone decided it first."""
+        with self._db.session() as session:
+            return session.execute(
+                update(ChangeRequest).where(ChangeRequest.id == id, ChangeRequest.status == "pending")
+                .values(status="expired").execution_options(synchronize_session=False)).rowcount == 1
+
     def set_message(self, *, id: str, channel: str, ts: str) -> None:
         """Where the request's interactive message was posted, so a decision can update it."""
         with self._db.session() as session:
