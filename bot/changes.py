@@ -82,7 +82,7 @@ def ask_deploy(ctx: CommandContext, *, env_name: str, tag: str, reason: str | No
     guarded(lambda: guardrails.soaked(config=core.config, env=env, deploys=parts.deploys, tag=tag,
                                       digest=image.digest, now=now, emergency=emergency))
     change = ecs.plan_revision(aws=core.aws, env=env, base_arn=snapshot.task_definition_arn,
-                               image=ecs.image_with_tag(snapshot.image, tag))
+                               image=ecs.image_with_tag(snapshot.image, tag, image.digest))
     params = {"env": env.name, "tag": tag, "digest": image.digest, "base_arn": snapshot.task_definition_arn,
               "from_revision": snapshot.revision, "image": change.to_image, "emergency": emergency}
     facts = (("Environment", env.name), ("Image", f"`{tag}` ({_short_digest(image.digest)})"),

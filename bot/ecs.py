@@ -236,9 +236,13 @@ def repository_of(image: str) -> str:
     return path
 
 
-def image_with_tag(image: str, tag: str) -> str:
-    """The same repository as ``image`` (registry host kept), at ``tag``: what deploy registers."""
-    return f"{_strip_reference(image)}:{tag}"
+def image_with_tag(image: str, tag: str, digest: str | None = None) -> str:
+    """The same repository as ``image`` (registry host kept), at ``tag``: what deploy registers.
+
+    With ``digest`` the reference is pinned (``repo:tag@sha256:…``): ECS pulls exactly the image
+    that was checked, soaked and approved even if someone moves the tag later, and the tag stays
+    readable for people (and for ``status``)."""
+    return f"{_strip_reference(image)}:{tag}" + (f"@{digest}" if digest else "")
 
 
 def _strip_reference(image: str) -> str:

@@ -274,13 +274,12 @@ def _family_revision(arn: str) -> tuple[str | None, int | None]:
 
 
 def image_tag(image: str) -> str | None:
-    """``…/menotime-backend:v1.5.0`` → ``v1.5.0``; None for an image pinned by digest or untagged.
+    """``…/menotime-backend:v1.5.0`` (or ``…:v1.5.0@sha256:…``, as deploy pins it) → ``v1.5.0``;
+    None for an image named by digest alone, or untagged.
 
     Only the last path segment is looked at, so a registry port (``host:5000/repo``) is no tag.
     """
-    if "@sha256" in image:
-        return None
-    last = image.rsplit("/", 1)[-1]
+    last = image.split("@", 1)[0].rsplit("/", 1)[-1]
     return last.rsplit(":", 1)[1] if ":" in last else None
 
 

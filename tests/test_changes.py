@@ -129,7 +129,10 @@ def test_deploy_dev_registers_a_revision_moves_the_service_and_follows_the_rollo
     reply = run(core, DEV, "deploy dev feature-login --reason 'try the login fix'")
     assert reply.outcome == "ok", _text(reply)
     assert _revision(seeded_aws, "dev") == before + 1
-    assert _image(seeded_aws, "dev").endswith("menotime-backend:feature-login")
+    digest = seeded_aws.call("ecr", "describe_images", repositoryName="menotime-backend",
+                             imageIds=[{"imageTag": "feature-login"}])["imageDetails"][0]["imageDigest"]
+    # Pinned: the tag for people, the digest for ECS, so moving the tag later changes nothing here.
+    assert _image(seeded_aws, "dev").endswith(f"menotime-backend:feature-login@{digest}")
     assert "Deploying `feature-login` to dev" in reply.result.headline
     record = DeployLog(core.db).last("dev")
     assert (record.kind, record.outcome, record.from_revision, record.to_revision) == (
@@ -277,7 +280,7 @@ def test_prod_deploy_needs_another_persons_approval(core: Core, seeded_aws: AwsG
     approved = run(core, OPS, f"approve {request_id}")
     assert approved.outcome == "ok", _text(approved)
     assert _revision(seeded_aws, "prod") == before + 1
-    assert _image(seeded_aws, "prod").endswith(":v1.6.0")
+    assert ":v1.6.0@sha256:" in _image(seeded_aws, "prod")
     record = DeployLog(core.db).last("prod")
     assert (record.requested_by, record.approval_id, record.outcome) == (RM, request_id, "completed")
     assert "Approved by <@" in notifier.updates[0][1].headline or any(

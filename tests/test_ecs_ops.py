@@ -196,6 +196,9 @@ def test_repository_of_and_image_with_tag() -> None:
     assert image_with_tag(f"{host}/menotime-backend:v1.5.0", "v1.4.2") == f"{host}/menotime-backend:v1.4.2"
     assert image_with_tag(f"{host}/menotime-backend@sha256:{'a' * 64}", "v1.4.2") == f"{host}/menotime-backend:v1.4.2"
     assert image_with_tag("localhost:5000/app:1", "2") == "localhost:5000/app:2"
+    digest = f"sha256:{'b' * 64}"
+    pinned = image_with_tag(f"{host}/menotime-backend:v1.5.0@sha256:{'a' * 64}", "v1.6.0", digest)
+    assert pinned == f"{host}/menotime-backend:v1.6.0@{digest}"
 
 
 # -- ECR -------------------------------------------------------------------------------------

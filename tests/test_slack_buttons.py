@@ -3,6 +3,8 @@ unauthorised clicks, against moto's server, with the fake Slack recording every 
 
 from __future__ import annotations
 
+from typing import Any
+
 import time
 from datetime import timedelta
 from collections.abc import Iterator
@@ -53,6 +55,15 @@ class Bot:
             time.sleep(0.02)
         raise AssertionError(f"no answer at {key}")
 
+    def post_in(self, channel: str, timeout: float = 15.0) -> Any:
+        """The latest channel post to ``channel``, waiting for the outbox worker to send one."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if posts := [c for c in self.slack.calls_to("chat.postMessage") if c.params["channel"] == channel]:
+                return posts[-1]
+            time.sleep(0.02)
+        raise AssertionError(f"nothing posted in {channel}")
+
     def desired(self, env: str) -> int:
         return self.sim.gateway().call("ecs", "describe_services", cluster=f"menotime-{env}-cluster",
                                        services=[f"menotime-{env}-service"])["services"][0]["desiredCount"]
@@ -93,7 +104,7 @@ def test_confirm_button_runs_the_change_and_replaces_the_question(bot: Bot) -> N
     answer = bot.answer(key)
     assert answer["replace_original"] is True and "Scaled prod to 3 tasks" in answer["text"]
     assert bot.desired("prod") == 3
-    posted = bot.slack.wait_for("chat.postMessage")
+    posted = bot.slack.wait_for("chat.postMessage", timeout=15)
     assert posted[-1].params["channel"] == "#menotime-prod-alerts"
 
 
@@ -132,13 +143,13 @@ def test_approve_and_deny_buttons_on_a_prod_deploy(bot: Bot) -> None:
 
     asked = bot.command("deploy prod v1.6.0", user=PEOPLE["release_manager"])  # Tuesday 10:00 PT
     assert "Approval requested" in asked["text"]
-    approval = [c for c in bot.slack.calls_to("chat.postMessage") if c.params["channel"] == "#menotime-prod-alerts"][-1]
+    approval = bot.post_in("#menotime-prod-alerts")  # sent by the outbox worker, a moment after the answer
     request_id = _button(approval.params, "menotime_approve")
     _, own = bot.click("menotime_approve", request_id, user=PEOPLE["release_manager"])
     assert "another person must approve" in bot.answer(own)["text"]
     _, key = bot.click("menotime_approve", request_id, user=PEOPLE["operations"])
     assert "Deploying `v1.6.0` to prod" in bot.answer(key)["text"]
-    updated = bot.slack.wait_for("chat.update")
+    updated = bot.slack.wait_for("chat.update", timeout=15)
     assert any("Approved by" in c.params["text"] for c in updated)
 
     taskdef = gateway.call("ecs", "describe_services", cluster="menotime-prod-cluster",
@@ -184,7 +195,7 @@ def _alarm_thread(bot: Bot) -> str:
 
     store(bot.core, alarm_message(state="ALARM", old="OK", at=bot.core.clock.now()))
     process_inbox(core=bot.core)
-    bot.slack.wait_for("chat.postMessage")  # the root, through the outbox
+    bot.slack.wait_for("chat.postMessage", timeout=15)  # the root, through the outbox
     return short_id(PROD_ARN)
 
 
@@ -198,7 +209,7 @@ def test_the_acknowledge_button_records_who_once_and_says_so_in_the_thread(bot: 
     assert status == 200 and "You acknowledged" in bot.answer(key)["text"]
     [alarm] = open_alarms(bot.core)
     assert alarm.acknowledged_by == PEOPLE["oncall"]
-    reply = bot.slack.wait_for("chat.postMessage", count=2)[1]
+    reply = bot.slack.wait_for("chat.postMessage", count=2, timeout=15)[1]
     assert reply.params["thread_ts"] == root.response["ts"] and "Acknowledged by" in reply.params["text"]
     _status, again = bot.click("menotime_ack", thread, user=PEOPLE["developer"])
     assert "already acknowledged" in bot.answer(again)["text"]

@@ -245,6 +245,7 @@ def test_alarm_pages_and_composite_alarms_are_all_read(config: Config) -> None:
         ("registry.local:5000/menotime-backend", None),
         ("registry.local:5000/menotime-backend:main", "main"),
         ("123456789012.dkr.ecr.us-west-1.amazonaws.com/menotime-backend@sha256:" + "a" * 64, None),
+        ("123456789012.dkr.ecr.us-west-1.amazonaws.com/menotime-backend:v1.6.0@sha256:" + "a" * 64, "v1.6.0"),
     ],
 )
 def test_image_tag(image: str, tag: str | None) -> None:
