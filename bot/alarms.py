@@ -53,6 +53,7 @@ _SERVICE_DIMENSIONS = frozenset({"ServiceName", "TargetGroup", "LoadBalancer"})
 # Inbox outcomes.
 POSTED, THREADED, REFRESHED, STALE = "posted", "threaded", "refreshed", "stale"
 _FACT_LIMIT = 600
+_KEY_LIMIT = 300  # AlarmThread.key
 
 
 class PostFailed(Exception):
@@ -141,6 +142,7 @@ def record_event(core: Core, event: Event, env: str | None, channel: str, *,
                  origin_at: datetime | None = None) -> str:
     """Posts ``event`` (a new thread, a reply, or a root refresh); the inbox outcome. Raises
     PostFailed when Slack did not take the message, with nothing recorded."""
+    event = _fitted(event)
     now = core.clock.now()
     at = _aware(event.at) if event.at else now
     if event.kind == "generic":
@@ -180,6 +182,16 @@ def record_event(core: Core, event: Event, env: str | None, channel: str, *,
     _save(core, changed)
     _refresh_root(core, changed, event)
     return THREADED
+
+
+def _fitted(event: Event) -> Event:
+    """``event`` with a key that fits the thread table: an AlarmArn may be longer (255-character
+    alarm names), and a key too long for PostgreSQL would fail its inbox row, and every one after
+    it, on every run. The same long key always gives the same short one."""
+    if len(event.key) <= _KEY_LIMIT:
+        return event
+    digest = hashlib.sha256(event.key.encode()).hexdigest()[:32]
+    return replace(event, key=f"{event.key[:_KEY_LIMIT - len(digest) - 1]}#{digest}")
 
 
 def _post_root(core: Core, event: Event, env: str | None, channel: str, *, at: datetime, now: datetime,

@@ -97,6 +97,9 @@ class Outbox:
         with self._db.session(write=False) as session:
             return int(session.scalar(select(func.count()).where(OutboxMessage.status == PENDING)) or 0)
 
+    def after_commit(self, callback: Any) -> None:
+        self._db.after_commit(callback)
+
     def rows(self, *, status: str | None = None) -> list[OutboxMessage]:
         query = select(OutboxMessage).order_by(OutboxMessage.id)
         if status is not None:
@@ -134,8 +137,10 @@ class OutboxNotifier:
         return self._outbox.resolve(ref)
 
     def _poke(self) -> None:
+        # Inside the caller's transaction the row is not visible to the sender until the commit:
+        # waking it earlier would find nothing and leave the message for its next idle round.
         if self.on_enqueue is not None:
-            self.on_enqueue()
+            self._outbox.after_commit(self.on_enqueue)
 
 
 def _payload(result: Renderable) -> dict[str, Any]:
@@ -169,6 +174,8 @@ class OutboxSender:
             if not batch:
                 break
             for index, row in enumerate(batch):
+                if not self._hold(batch[index:]):
+                    break  # another sender took over: the rest are its now
                 if not self._send(row):
                     self._release(batch[index + 1:])  # the rest wait behind the one that failed
                     break
@@ -222,6 +229,29 @@ class OutboxSender:
                 return []  # another sender got there first; the loop looks again
             return list(session.scalars(select(OutboxMessage).where(OutboxMessage.id.in_(ids))
                                         .order_by(OutboxMessage.id)))
+
+    def _hold(self, rows: list[OutboxMessage]) -> bool:
+        """Extends the claim on what is left of a batch before its claim runs short: a batch sent
+        to a slow Slack takes longer than one claim, and an expired claim lets another replica send
+        the same rows. False when the claim was already lost (the rows are left to the other)."""
+        now = self._clock.now()
+        if rows[0].claimed_until is not None and stored_utc(rows[0].claimed_until) - now > timedelta(
+                seconds=_CLAIM_SECONDS / 2):
+            return True
+        until = now + timedelta(seconds=_CLAIM_SECONDS)
+        with self._db.session() as session:
+            held = session.execute(
+                update(OutboxMessage).where(OutboxMessage.id.in_([r.id for r in rows]), OutboxMessage.status == PENDING,
+                                            OutboxMessage.claimed_by == self._worker)
+                .values(claimed_until=until).execution_options(synchronize_session=False)).rowcount
+            if held != len(rows):
+                session.rollback()
+        if held != len(rows):
+            self._release(rows)
+            return False
+        for row in rows:
+            row.claimed_until = until
+        return True
 
     def _release(self, rows: list[OutboxMessage]) -> None:
         if not rows:

@@ -284,3 +284,19 @@ def test_acknowledge_records_who_once_in_the_thread(alarm_core: Core, notifier: 
     assert "There is no alarm thread" in say("U0ONCALL1", "ack ffffffffffff").result.message
     assert open_alarms(core)[0].acknowledged_by == "U0ONCALL1"
     core.close()
+
+
+def test_an_alarm_with_a_long_name_gets_its_thread_and_does_not_block_the_inbox(
+        alarm_core: Core, notifier: RecordingNotifier) -> None:
+    """CloudWatch allows 255-character alarm names, so an AlarmArn can pass the thread key's 300
+    characters: on PostgreSQL that row failed on every run, and every alarm after it waited forever."""
+    name = "menotime-prod-" + "x" * 240
+    arn = f"arn:aws:cloudwatch:us-west-1:123456789012:alarm:{name}"
+    store(alarm_core, alarm_message(name=name, arn=arn, state="ALARM", old="OK", at=START))
+    store(alarm_core, alarm_message(state="ALARM", old="OK", at=START))
+    assert process_inbox(core=alarm_core) == 2
+    alarm_core.clock.advance(minutes=5)  # type: ignore[attr-defined]
+    store(alarm_core, alarm_message(name=name, arn=arn, state="OK", old="ALARM", at=START + timedelta(minutes=5)))
+    assert process_inbox(core=alarm_core) == 1
+    assert len(notifier.roots()) == 2 and len(notifier.replies()) == 1  # the OK found the long alarm's thread
+    assert [a.title for a in open_alarms(alarm_core)] == ["menotime-prod-api-5xx"]

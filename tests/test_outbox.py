@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from slack_sdk import WebClient
@@ -189,3 +190,62 @@ def test_200_alarms_delivered_three_times_concurrently_are_each_processed_once(p
     finally:
         for r in replicas:
             r.close()
+
+
+def test_the_sender_is_woken_only_once_the_queued_message_is_committed(core: Core, database_url: str) -> None:
+    """process_inbox queues inside its transaction: a poke before the commit wakes a sender that
+    cannot see the row yet (PostgreSQL does not block the reader) and then sleeps its idle interval."""
+    from bot.store.db import Database
+
+    elsewhere = Database(database_url)  # another connection, like the sender's
+    seen: list[int] = []
+    core.notifier.on_enqueue = lambda: seen.append(Outbox(elsewhere, core.clock).depth())
+    try:
+        store(core, alarm_message(state="ALARM", old="OK", at=START))
+        assert process_inbox(core=core) == 1
+        assert seen and all(depth >= 1 for depth in seen)  # every wake-up finds the message there
+        core.notifier.post(channel="#c", result=ChangeResult(headline="outside a transaction"))
+        assert seen[-1] == 2
+    finally:
+        elsewhere.dispose()
+
+
+def test_a_slow_batch_keeps_its_claim_so_another_sender_never_sends_its_rows_again(database_url: str) -> None:
+    """A batch is claimed for a minute; when Slack is slow the sender works through it for longer.
+    The claim must be held on the way, or a second replica takes the rest and both send them."""
+    from types import SimpleNamespace
+
+    core = outbox_core(database_url)
+    other = outbox_core(database_url)
+    clock: FrozenClock = core.clock  # type: ignore[assignment]
+    sent: list[tuple[str, str]] = []
+
+    class SlowSlack:
+        def __init__(self, name: str, on_call: Any = None) -> None:
+            self.name, self.on_call, self.calls = name, on_call, 0
+
+        def chat_postMessage(self, **args: Any) -> Any:  # noqa: N802 - slack_sdk's name
+            self.calls += 1
+            sent.append((self.name, args["text"]))
+            if self.on_call:
+                self.on_call()
+            return SimpleNamespace(data={"ok": True, "channel": "C1", "ts": f"{len(sent)}.0"})
+
+    try:
+        for i in range(4):
+            core.notifier.post(channel="#c", result=ChangeResult(headline=f"message {i}"))
+        second = OutboxSender(db=other.db, client=SlowSlack("B"), clock=clock)
+
+        def slow_call() -> None:
+            clock.advance(seconds=40)  # each post takes 40 s; meanwhile the other replica looks
+            second.send_due()
+
+        first = OutboxSender(db=core.db, client=SlowSlack("A", slow_call), clock=clock)
+        first.send_due()
+        second.send_due()
+        texts = [text for _who, text in sent]
+        assert sorted(texts) == [f"message {i}" for i in range(4)]  # each once
+        assert texts == sorted(texts)  # and in order
+    finally:
+        core.close()
+        other.close()

@@ -13,6 +13,7 @@ import hashlib
 import json
 import threading
 from collections.abc import Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -285,3 +286,22 @@ def test_without_an_allow_list_verified_notifications_are_heard(make_endpoint: A
     open_endpoint = make_endpoint(at=_sent(NOTIFICATION) + timedelta(seconds=2), topics=())
     assert open_endpoint.post(_fixture(NOTIFICATION)).status_code == 200
     assert len(open_endpoint.rows()) == 1
+
+
+def test_a_request_that_gave_up_waiting_does_not_kill_the_group_commit_writer(db: Database) -> None:
+    """A request cancelled while its row waits (client gone, shutdown) cancels its future; the
+    writer still stores the row and keeps answering everyone else, then and afterwards."""
+    base = parse(_fixture(NOTIFICATION))
+    writer = InboxWriter(db, max_batch=50)
+    gone_values = row_values(msg=dataclasses.replace(base, message_id="gone"), source=HTTP, received_at=RECEIVED)
+    kept_values = row_values(msg=dataclasses.replace(base, message_id="kept"), source=HTTP, received_at=RECEIVED)
+    gone, kept = Future(), Future()
+    assert gone.cancel()  # what asyncio.wrap_future does when the awaiting request is cancelled
+    writer._write([(gone_values, gone), (kept_values, kept)])  # one batch, as the thread would take it
+    assert kept.result(timeout=5) is True
+    later = writer.submit(row_values(msg=dataclasses.replace(base, message_id="later"), source=HTTP,
+                                     received_at=RECEIVED))
+    assert later.result(timeout=10) is True  # the writer thread is alive
+    writer.stop()
+    with db.session(write=False) as session:
+        assert sorted(session.scalars(select(SnsInboxMessage.message_id))) == ["gone", "kept", "later"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
@@ -60,6 +60,17 @@ class Database:
                 yield session
             finally:
                 self._ambient.reset(token)
+        for callback in session.info.pop(_AFTER_COMMIT, ()):  # committed: nothing ran on a rollback
+            callback()
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Runs ``callback`` once what this thread has written is committed: at once outside
+        :meth:`transaction`, after its commit inside one (and never if it rolls back)."""
+        ambient = self._ambient.get()
+        if ambient is None:
+            callback()
+        else:
+            ambient.info.setdefault(_AFTER_COMMIT, []).append(callback)
 
     def ping(self) -> None:
         with self.engine.connect().execution_options(**{_READ_ONLY: True}) as conn:
@@ -70,6 +81,7 @@ class Database:
 
 
 _READ_ONLY = "menotime_read_only"
+_AFTER_COMMIT = "menotime_after_commit"
 
 
 def stored_utc(value: datetime) -> datetime:

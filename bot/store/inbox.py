@@ -158,6 +158,11 @@ class InboxWriter:
             self._write(batch)
 
     def _write(self, batch: list[tuple[dict[str, Any], Future[bool]]]) -> None:
+        # A request that gave up (client gone, shutdown) has cancelled its future; a running future
+        # can no longer be cancelled, and resolving a cancelled one would raise and end this thread,
+        # leaving every later request waiting forever. Its row is still stored (SNS will retry it).
+        live: list[tuple[dict[str, Any], Future[bool] | None]] = [
+            (values, future if future.set_running_or_notify_cancel() else None) for values, future in batch]
         rows = {}
         for values, _future in batch:
             rows.setdefault(values["message_id"], values)  # the same message twice in one batch
@@ -168,10 +173,12 @@ class InboxWriter:
                     insert_(SnsInboxMessage).values(list(rows.values()))
                     .on_conflict_do_nothing(index_elements=["message_id"]).returning(SnsInboxMessage.message_id)))
         except Exception as exc:  # noqa: BLE001 - every waiting request answers 503; SNS retries
-            for _values, future in batch:
-                future.set_exception(exc)
+            for _values, future in live:
+                if future is not None:
+                    future.set_exception(exc)
             return
-        for values, future in batch:
+        for values, future in live:
             message_id = values["message_id"]
-            future.set_result(message_id in inserted)
+            if future is not None:
+                future.set_result(message_id in inserted)
             inserted.discard(message_id)  # a second copy in the same batch is a duplicate
