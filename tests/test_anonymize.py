@@ -360,3 +360,90 @@ def test_a_scratch_schema_left_by_a_crashed_run_is_dropped(synthetic: str) -> No
         conn.execute("CREATE TABLE anon_scratch_deadbeef.public__patients (id bigint, h bytea)")
     assert anonymize(dsn=synthetic, rules=load_rules(), salt=SALT).ok
     assert rows(synthetic, "SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'anon_scratch%%'") == [(0,)]
+
+
+# ------------------------------------------------------------------------------------------
+# Second reading: ways PHI could have slipped past the gate or the checks
+
+
+def test_a_table_in_a_schema_the_rules_do_not_list_is_unruled(synthetic: str) -> None:
+    with connect(synthetic) as conn:
+        conn.execute("CREATE SCHEMA archive")
+        conn.execute("CREATE TABLE archive.patients_2019 AS SELECT id, email, dob FROM patients")
+    before = checksum(synthetic)
+    report = anonymize(dsn=synthetic, rules=load_rules(), salt=SALT)
+    assert report.refused and not report.ok
+    assert [p.split(":")[0] for p in report.coverage_problems] == [
+        "archive.patients_2019.id", "archive.patients_2019.email", "archive.patients_2019.dob"]
+    assert checksum(synthetic) == before
+
+
+def test_a_materialized_view_must_be_ruled_and_cannot_be_masked(synthetic: str) -> None:
+    with connect(synthetic) as conn:
+        conn.execute("CREATE MATERIALIZED VIEW patient_contacts AS SELECT id, email FROM patients")
+    with pytest.raises(RulesError) as raised:
+        plan(dsn=synthetic, rules=load_rules())
+    assert [p.split(":")[0] for p in raised.value.problems] == ["patient_contacts.id", "patient_contacts.email"]
+
+    def change(data: dict[str, Any]) -> None:
+        data["tables"]["patient_contacts"] = {"id": "keep", "email": "email"}
+
+    with pytest.raises(RulesError) as raised:
+        plan(dsn=synthetic, rules=_rules_with(change))
+    assert raised.value.problems == ("patient_contacts: is a materialized view, which cannot be masked in place; "
+                                     "rule its columns `keep` only if it holds no PHI, or drop it",)
+
+
+def test_a_foreign_table_is_refused(synthetic: str) -> None:
+    with connect(synthetic) as conn:
+        conn.execute("CREATE FOREIGN DATA WRAPPER anon_test_fdw")
+        conn.execute("CREATE SERVER anon_test_prod FOREIGN DATA WRAPPER anon_test_fdw")
+        conn.execute("CREATE FOREIGN TABLE prod_patients (id bigint, email text) SERVER anon_test_prod")
+
+    def change(data: dict[str, Any]) -> None:
+        data["tables"]["prod_patients"] = {"id": "keep", "email": "keep"}
+
+    with pytest.raises(RulesError) as raised:
+        plan(dsn=synthetic, rules=_rules_with(change))
+    assert [p.split(":")[0] for p in raised.value.problems] == ["prod_patients"]
+    assert "is a foreign table" in raised.value.problems[0]
+
+
+def test_a_masked_primary_key_is_refused(make_db: MakeDb) -> None:
+    dsn = make_db()
+    with connect(dsn) as conn:
+        conn.execute("CREATE TABLE charts (mrn text PRIMARY KEY, author text NOT NULL)")
+    rules = parse_rules({"tables": {"charts": {"mrn": {"strategy": "hmac"}, "author": "fake_name"}}})
+    with pytest.raises(RulesError) as raised:
+        plan(dsn=dsn, rules=rules)
+    assert [p.split(":")[0] for p in raised.value.problems] == ["charts.mrn"]
+    assert "is part of the primary key" in raised.value.problems[0]
+
+
+def test_rows_the_leak_check_cannot_match_to_their_originals_count_as_leaks(make_db: MakeDb) -> None:
+    from jobs.anonymize import verify
+    from jobs.anonymize.plan import build_plan
+
+    dsn = make_db()
+    with connect(dsn) as conn:
+        conn.execute("CREATE TABLE charts (id int PRIMARY KEY, author text)")
+        conn.execute("INSERT INTO charts VALUES (1, 'Jane Doe'), (2, 'John Roe'), (3, NULL)")
+        rules = parse_rules({"tables": {"charts": {"id": "keep", "author": "fake_name"}}})
+        the_plan, params = build_plan(conn, rules), Keys.from_salt(SALT).params
+        verify.create_scratch(conn, "anon_scratch_test")
+        verify.snapshot(conn, the_plan, "anon_scratch_test", params)
+        conn.execute("UPDATE charts SET id = id + 10")  # nothing masked, and no row matches its original by key
+        [leak] = verify.leaks(conn, the_plan, "anon_scratch_test", params)
+        verify.drop_scratch(conn, "anon_scratch_test")
+    assert (leak.checked, leak.leaks) == (2, 2)  # not "0 compared, 0 leaked"
+
+
+def test_a_key_given_twice_in_the_rules_file_is_refused(tmp_path: Any) -> None:
+    path = tmp_path / "rules.yaml"
+    path.write_text("tables:\n  patients:\n    id: keep\n    email: email\n    email: keep\n")
+    with pytest.raises(RulesError) as raised:
+        load_rules(path)
+    assert raised.value.problems == ("not valid YAML at line 5: `email` is given twice",)
+    with pytest.raises(RulesError) as raised:
+        parse_rules({"tables": {"patients": {"id": "keep"}, "public.patients": {"id": "keep"}}})
+    assert raised.value.problems == ("patients: the table is named twice in the rules",)

@@ -272,6 +272,35 @@ def test_a_crash_while_anonymizing_deletes_the_half_masked_copy_and_starts_afres
     assert RefreshRuns(harness.db).get(crashed.id).status == "abandoned"  # type: ignore[union-attr]
 
 
+def test_a_crash_while_deleting_a_failed_copy_is_never_resumed_into_a_second_anonymization(
+        harness: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    harness.anonymizer.result = Verification(ok=False, summary="patients.email: 3 original values survived")
+    real_delete = refresh_rds.delete
+
+    def dies_while_deleting(aws: AwsGateway, *, identifier: str) -> bool:
+        raise SimulatedCrash("killed while deleting the unverified copy")
+
+    monkeypatch.setattr(refresh_rds, "delete", dies_while_deleting)
+    with pytest.raises(SimulatedCrash):
+        harness.run()
+    [crashed] = RefreshRuns(harness.db).unfinished()
+    assert crashed.step == "cleanup" and NEXT in harness.instances()
+    monkeypatch.setattr(refresh_rds, "delete", real_delete)
+    harness.anonymizer.result = Verification(ok=True, summary="9 tables, 0 leaks")
+    harness.forget_moto_backups_of_the_copy()
+    harness.after_lease_expiry()
+
+    report = harness.run()
+
+    # The unverified copy was deleted, not anonymized a second time and swapped in: a fresh restore was.
+    assert report.outcome == "succeeded", report.headline
+    assert report.run_id != crashed.id
+    assert any("stopped while cleaning up after a failure" in note for note in report.notes)
+    assert RefreshRuns(harness.db).get(crashed.id).status == "failed"  # type: ignore[union-attr]
+    assert_refreshed(harness, by=str(report.run_id))
+    assert len(harness.anonymizer.calls) == 2
+
+
 def test_a_second_refresh_does_not_start_while_one_holds_the_lock(harness: Harness) -> None:
     with pytest.raises(SimulatedCrash):
         harness.run(after_step=crash_at("wait"))

@@ -2,8 +2,9 @@
 
 Every problem is collected (not just the first) and raised together as :class:`RulesError`, one
 line per table and column, before anything runs. The schema-coverage gate lives here: a column of
-a covered schema that the rules neither mask nor declare safe (``keep``) refuses the run, so a
-column added to production is never copied to staging unreviewed.
+any table, materialized view or foreign table, in any schema but PostgreSQL's own (not only the
+rules' ``schemas``), that the rules neither mask nor declare safe (``keep``) refuses the run, so a
+column or schema added to production is never copied to staging unreviewed.
 """
 
 from __future__ import annotations
@@ -17,16 +18,24 @@ import psycopg
 from jobs.anonymize import sql
 from jobs.anonymize.rules import ColumnRule, DateShift, FakeName, Hmac, Rules, RulesError, table_label
 
-_COLUMNS = """
+# Every table-like relation of every schema but PostgreSQL's own (and our scratch schemas): a table
+# in a schema the rules do not mention (an `archive` or `audit` schema restored with the snapshot),
+# a materialized view or a foreign table holds data too, so the coverage gate has to see it.
+_USER_SCHEMA = r"""
+  n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\_toast%%'
+  AND n.nspname NOT LIKE 'pg\_temp\_%%' AND n.nspname NOT LIKE 'anon\_scratch\_%%'
+"""
+
+_COLUMNS = f"""
 SELECT n.nspname, c.relname, a.attname, format_type(a.atttypid, NULL), a.attnotnull,
        CASE WHEN a.atttypmod > 4 AND t.typname IN ('varchar', 'bpchar') THEN a.atttypmod - 4 END,
-       a.attgenerated <> ''
+       a.attgenerated <> '', c.relkind
 FROM pg_attribute a
 JOIN pg_class c ON c.oid = a.attrelid
 JOIN pg_namespace n ON n.oid = c.relnamespace
 JOIN pg_type t ON t.oid = a.atttypid
-WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition AND a.attnum > 0 AND NOT a.attisdropped
-  AND n.nspname = ANY(%(schemas)s)
+WHERE c.relkind IN ('r', 'p', 'm', 'f') AND NOT c.relispartition AND a.attnum > 0 AND NOT a.attisdropped
+  AND (n.nspname = ANY(%(schemas)s) OR ({_USER_SCHEMA}))
 ORDER BY n.nspname, c.relname, a.attnum
 """
 
@@ -120,11 +129,14 @@ def plan(*, dsn: str, rules: Rules) -> Plan:
 
 
 def build_plan(conn: psycopg.Connection[Any], rules: Rules) -> Plan:
-    schemas = sorted({*rules.schemas, *(schema for schema, _ in rules.tables)})
-    params = {"schemas": schemas}
+    named = sorted({*rules.schemas, *(schema for schema, _ in rules.tables)})
     live: dict[tuple[str, str], dict[str, Column]] = {}
-    for schema, table, name, data_type, not_null, max_length, generated in conn.execute(_COLUMNS, params):
+    kinds: dict[tuple[str, str], str] = {}
+    for schema, table, name, data_type, not_null, max_length, generated, kind in conn.execute(
+            _COLUMNS, {"schemas": named}):
         live.setdefault((schema, table), {})[name] = Column(name, data_type, not_null, max_length, generated)
+        kinds[(schema, table)] = kind
+    params = {"schemas": sorted({*named, *(schema for schema, _ in live)})}
     primary: dict[tuple[str, str], tuple[str, ...]] = {}
     unique: dict[tuple[str, str], set[str]] = {}
     for schema, table, is_primary, columns in conn.execute(_KEYS, params):
@@ -142,10 +154,14 @@ def build_plan(conn: psycopg.Connection[Any], rules: Rules) -> Plan:
     key_columns |= {(fk.ref_schema, fk.ref_table, c): fk for fk in foreign_keys for c in fk.ref_columns}
     tables: list[TablePlan] = []
     for (schema, table), columns in sorted(live.items()):
+        # Every schema is covered, not only those the rules list: an unruled table anywhere refuses the run.
         ruled = rules.tables.get((schema, table), {})
-        if schema not in rules.schemas and not ruled:
-            continue
         label = table_label(schema, table)
+        kind = kinds[(schema, table)]
+        if kind == "f":
+            problems.append(f"{label}: is a foreign table (its rows live on another server, out of reach of the "
+                            "anonymizer, and its user mapping may reach production); drop it from the copy's source")
+            continue
         for column in ruled:
             if column not in columns:
                 problems.append(f"{label}.{column}: column named in the rules does not exist in the table")
@@ -154,8 +170,13 @@ def build_plan(conn: psycopg.Connection[Any], rules: Rules) -> Plan:
                 problems.append(f"{label}.{column}: column is not ruled: give it a strategy, or declare it safe "
                                 "with `keep`")
         masked = tuple(r for r in ruled.values() if r.masks and r.column in columns)
+        if kind == "m" and masked:
+            problems.append(f"{label}: is a materialized view, which cannot be masked in place; rule its columns "
+                            "`keep` only if it holds no PHI, or drop it")
+            masked = ()
         for rule in masked:
-            problems += _column_problems(rule, columns, unique.get((schema, table), set()), key_columns)
+            problems += _column_problems(rule, columns, unique.get((schema, table), set()), key_columns,
+                                         primary.get((schema, table), ()))
         row_checked = [r.column for r in masked if sql.CHECK.get(r.strategy) == "row"]
         if row_checked and (schema, table) not in primary:
             problems.append(f"{label}: has no primary key, needed to verify {', '.join(row_checked)} row by row")
@@ -168,10 +189,16 @@ def build_plan(conn: psycopg.Connection[Any], rules: Rules) -> Plan:
 
 
 def _column_problems(rule: ColumnRule, columns: Mapping[str, Column], unique: set[str],
-                     key_columns: Mapping[tuple[str, str, str], ForeignKey]) -> list[str]:
+                     key_columns: Mapping[tuple[str, str, str], ForeignKey],
+                     primary_key: tuple[str, ...] = ()) -> list[str]:
     column = columns[rule.column]
     where, strategy = rule.where, rule.strategy
     problems: list[str] = []
+    if rule.column in primary_key:
+        # The leak check matches each masked row to its original by primary key (and the scratch schema
+        # stores the key as it is): a masked key would match nothing and store PHI in the scratch schema.
+        problems.append(f"{where}: is part of the primary key, by which verification matches rows to their "
+                        "originals; keys must be `keep` (pseudonymize an external id that is not the key)")
     wants_text = strategy not in ("null", "date_shift")
     if wants_text and column.data_type not in sql.TEXT_TYPES:
         problems.append(f"{where}: {strategy} needs a text column, this one is {column.data_type}")

@@ -2,7 +2,8 @@
 
 A rules file looks like::
 
-    schemas: [public]          # the schemas whose every column must be ruled (default: public)
+    schemas: [public]          # the first is the schema of unqualified table names (default: public);
+                               # every column of every schema must be ruled, listed here or not
     date_shift_days: 30        # default window of date_shift: ±N days, never 0
     tables:
       patients:
@@ -157,18 +158,42 @@ def table_label(schema: str, table: str) -> str:
     return table if schema == "public" else f"{schema}.{table}"
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, except that a key given twice in one mapping is an error: PyYAML keeps the
+    last one silently, so a second ``email: keep`` further down would undo a reviewed ``email: email``."""
+
+
+def _unique_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+    seen: set[Any] = set()
+    for key_node, _value in node.value:
+        key = loader.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+        try:
+            duplicate = key in seen
+            seen.add(key)
+        except TypeError:  # an unhashable key: construct_mapping reports it
+            continue
+        if duplicate:
+            raise yaml.constructor.ConstructorError(None, None, f"`{key}` is given twice", key_node.start_mark)
+    return loader.construct_mapping(node, deep=deep)  # type: ignore[no-untyped-call]
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_mapping)
+
+
 def load_rules(path: str | Path | None = None) -> Rules:
     """The rules in ``path`` (default: the packaged MenoTime rules). Raises :class:`RulesError`
     listing every problem of the file, one line each."""
     source = Path(path) if path is not None else DEFAULT_RULES
     try:
-        data = yaml.safe_load(source.read_text(encoding="utf-8"))
+        data = yaml.load(source.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader
     except OSError as exc:
         raise RulesError([f"cannot read the file ({exc.strerror or type(exc).__name__})"], source=str(source)) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise RulesError([f"not valid YAML{where}"], source=str(source)) from None
+        problem = getattr(exc, "problem", None)
+        twice = f": {problem}" if isinstance(problem, str) and problem.endswith("is given twice") else ""
+        raise RulesError([f"not valid YAML{where}{twice}"], source=str(source)) from None
     return parse_rules(data, source=str(source))
 
 
@@ -198,6 +223,9 @@ def parse_rules(data: Any, *, source: str = "rules") -> Rules:
         label = table_label(schema, table)
         if not isinstance(columns, dict) or not columns:
             problems.append(f"{label}: must map each column to a strategy (e.g. `id: keep`)")
+            continue
+        if (schema, table) in parsed:  # `patients` and `public.patients`: one would silently replace the other
+            problems.append(f"{label}: the table is named twice in the rules")
             continue
         parsed[(schema, table)] = {}
         for column, spec in columns.items():

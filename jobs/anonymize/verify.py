@@ -95,15 +95,18 @@ def _row_leaks(conn: psycopg.Connection[Any], table: TablePlan, scratch: str,
     if not rules:
         return []
     join = " AND ".join(f"t.{sql.ident(c)} = s.{sql.ident(c)}" for c in table.primary_key)
+    # A LEFT JOIN: a row that cannot be matched to its original (its key changed, or it was inserted
+    # while masking) cannot be shown to differ from it, so it counts as a leak, never as not checked.
+    unmatched = f"s.{sql.ident(table.primary_key[0])} IS NULL"
     counts = []
     for rule in rules:
         col = f"t.{sql.ident(rule.column)}"
-        leaked = f"{sql.verify_hash(col)} = s.{_hash_column(rule)}"
+        leaked = f"{col} IS NOT NULL AND ({unmatched} OR {sql.verify_hash(col)} = s.{_hash_column(rule)})"
         if isinstance(rule.options, Replace):  # an original equal to the constant reveals nothing
             leaked += f" AND {col} <> {sql.literal(rule.options.value)}"
         counts += [f"count({col})", f"count(*) FILTER (WHERE {leaked})"]
     row = conn.execute(f"SELECT {', '.join(counts)} FROM {table.name} t "
-                       f"JOIN {_scratch_table(scratch, table)} s ON {join}", params).fetchone()
+                       f"LEFT JOIN {_scratch_table(scratch, table)} s ON {join}", params).fetchone()
     assert row is not None
     return [ColumnLeak(table.label, r.column, r.strategy, "row", row[2 * i], row[2 * i + 1])
             for i, r in enumerate(rules)]

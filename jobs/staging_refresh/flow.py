@@ -270,6 +270,18 @@ class _Run:
             self.notes.append(f"Run {last.id[:8]} stopped while anonymizing; its half-anonymized copy was deleted "
                               "and this run started from a fresh restore.")
             return None
+        if last.step == "cleanup":
+            # It died while deleting its copy after a failure (a failed verification, say): it was
+            # failing, so finish that, never resume it; resuming would anonymize its half-masked,
+            # unverified copy a second time against "originals" that are no longer the originals.
+            self.run_id, self.state = last.id, last.state
+            self._cleanup_copy()
+            self.runs.finish(run_id=last.id, now=self.clock.now(), status="failed",
+                             error="stopped while deleting its copy after a failure; the copy was deleted")
+            self.notes.append(f"Run {last.id[:8]} stopped while cleaning up after a failure; its copy was deleted "
+                              "and this run started from a fresh restore.")
+            self.run_id, self.state = "", {}
+            return None
         return last
 
     def _clear_leftover_copy(self) -> None:
