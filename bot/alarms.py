@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 from sqlalchemy import func, select, update
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from bot.errors import NotFound, PolicyViolation
 from bot.events import Event, parse_message, route
@@ -104,6 +105,7 @@ def process_inbox(*, core: Core, limit: int = 100) -> int:
     inbox = Inbox(core.db)
     done = 0
     while done < limit:
+        current: tuple[int, str, str] | None = None
         try:
             # One transaction per message: the thread row, the messages queued in the outbox and the
             # inbox mark commit together, so a crash in between cannot post a message twice.
@@ -111,6 +113,7 @@ def process_inbox(*, core: Core, limit: int = 100) -> int:
                 row = inbox.claim_next()
                 if row is None:
                     break
+                current = (row.id, row.message_id, row.topic_arn)
                 subject, message = _envelope(row.body, row.subject)
                 event = parse_message(subject, message)
                 env, channel = route(event, core.config, topic_arn=row.topic_arn)
@@ -119,8 +122,27 @@ def process_inbox(*, core: Core, limit: int = 100) -> int:
         except PostFailed as exc:
             log.warning("alarm_post_failed", key=event.key, channel=channel, error=str(exc))
             break  # later messages wait too: they may belong to the same thread, and order matters
+        except (OperationalError, InterfaceError):
+            raise  # the database itself: nothing was recorded; the worker tries again later
+        except Exception as exc:  # noqa: BLE001 - one message that always fails must not stop the inbox
+            if current is None:
+                raise
+            _set_aside(core, inbox, *current, error=exc)
         done += 1
     return done
+
+
+def _set_aside(core: Core, inbox: Inbox, row_id: int, message_id: str, topic_arn: str, *, error: Exception) -> None:
+    """A message that cannot be processed is marked failed (kept in the inbox for a person to look
+    at) and said so in the default alerts channel, so the messages behind it go on."""
+    log.error("alarm_processing_failed", inbox_id=row_id, message_id=message_id, error=type(error).__name__,
+              exc_info=error)
+    with core.db.transaction():
+        if inbox.mark(id=row_id, outcome="failed", processed_at=core.clock.now()):
+            _post(core, channel=core.config.channels.default_alerts, result=ChangeResult(
+                headline=f"An AWS notification could not be turned into a thread ({type(error).__name__}); "
+                         "it is kept in the inbox", emoji=":warning:",
+                facts=(("MessageId", message_id[:100]), ("Topic", topic_arn[:256]))))
 
 
 def _envelope(body: str, subject: str | None) -> tuple[str | None, str]:
@@ -167,6 +189,14 @@ def record_event(core: Core, event: Event, env: str | None, channel: str, *,
     flips = tuple(f for f in view.flips if datetime.fromisoformat(f) > at - window) + (at.isoformat(),)
     changed = _replace(view, state=event.state, since=at, updated_at=now, flips=flips,
                        alarm_since=at if event.state == "ALARM" else view.alarm_since)
+    # _save writes only what the notification changes (an acknowledgement may land meanwhile);
+    # forgetting the last incident's acknowledgement and snooze is a write of its own.
+    if event.state == "ALARM" and view.state == "OK" and at - view.since >= window:
+        # A new incident, not a flap: last time's acknowledgement and snooze do not carry over.
+        changed = _forget(core, changed, acknowledged_by=None, acknowledged_at=None, snoozed_until=None,
+                          snoozed_by=None, reminded_at=None)
+    elif view.snoozed_until is not None and not view.snoozed(now):
+        changed = _forget(core, changed, snoozed_until=None, snoozed_by=None)  # over: the Snooze button is back
     if view.snoozed(now):
         pass  # held: the root still shows the current state, and the snooze reply said so
     elif len(flips) > core.config.alarms.flap_threshold:
@@ -332,6 +362,13 @@ def _safe(core: Core, edit: Callable[[], None]) -> None:
         edit()
     except Exception as exc:  # noqa: BLE001
         log.warning("alarm_root_update_failed", error=type(exc).__name__)
+
+
+def _forget(core: Core, view: AlarmThreadView, **cleared: None) -> AlarmThreadView:
+    with core.db.session() as session:
+        session.execute(update(AlarmThread).where(AlarmThread.key == view.key).values(**cleared)
+                        .execution_options(synchronize_session=False))
+    return _replace(view, **cleared)
 
 
 def _save(core: Core, view: AlarmThreadView) -> None:

@@ -17,6 +17,7 @@ claimed before it is sent, so several replicas can run senders.
 
 from __future__ import annotations
 
+import math
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -42,12 +43,17 @@ _MAX_BACKOFF_SECONDS = 300.0
 _PERMANENT_ATTEMPTS = 5  # for errors that Slack will give again whatever we do
 _CLAIM_SECONDS = 60
 _BATCH = 25  # rows of one channel claimed together
-# Errors that are about the request, not Slack's health: retrying cannot help for long.
+# Errors that are about the request, not Slack's health: retrying cannot help for long. (Token
+# and scope errors are not among them: they stop every message, and a fixed token must find the
+# backlog still queued, so they are retried with backoff and logged as errors.)
 _PERMANENT = frozenset({
     "channel_not_found", "not_in_channel", "is_archived", "invalid_blocks", "invalid_blocks_format",
-    "msg_too_long", "no_text", "invalid_auth", "account_inactive", "token_revoked", "missing_scope",
-    "message_not_found", "cant_update_message", "edit_window_closed", "invalid_arguments",
+    "msg_too_long", "no_text", "message_not_found", "cant_update_message", "edit_window_closed",
+    "invalid_arguments",
 })
+_APP_WIDE = frozenset({"invalid_auth", "account_inactive", "token_revoked", "token_expired", "missing_scope",
+                       "not_authed"})
+_MAX_RETRY_AFTER_SECONDS = 3600.0
 
 
 def placeholder(row_id: int) -> str:
@@ -74,13 +80,35 @@ class Outbox:
         if target is not None and target_id is None:
             payload = {**payload, "ts": target.ts}
         now = self._clock.now()
-        row = OutboxMessage(ordering=channel, op=op, channel=channel, payload=payload, parent_id=parent_id,
-                            target_id=target_id, status=PENDING, attempts=0, created_at=now, next_attempt_at=now,
-                            origin_at=origin_at)
         with self._db.session() as session:
+            queued = self._queued_edit(session, channel, target_id, payload) if op == "update" else None
+            # Only the latest edit of a message matters: a storm or a rollout's polls replace the
+            # queued edit's content instead of queueing one edit per change behind it. Conditional,
+            # so an edit a sender claimed meanwhile is left alone and this one is queued after it.
+            if queued is not None and session.execute(
+                    update(OutboxMessage).where(OutboxMessage.id == queued, OutboxMessage.status == PENDING,
+                                                OutboxMessage.claimed_by.is_(None))
+                    .values(payload=payload).execution_options(synchronize_session=False)).rowcount == 1:
+                return int(queued)
+            row = OutboxMessage(ordering=channel, op=op, channel=channel, payload=payload, parent_id=parent_id,
+                                target_id=target_id, status=PENDING, attempts=0, created_at=now, next_attempt_at=now,
+                                origin_at=origin_at)
             session.add(row)
             session.flush()
             return int(row.id)
+
+    @staticmethod
+    def _queued_edit(session: Any, channel: str, target_id: int | None, payload: dict[str, Any]) -> int | None:
+        """A pending, unclaimed edit of the same message, with nothing queued after it in the channel."""
+        same_message = (OutboxMessage.target_id == target_id if target_id is not None
+                        else OutboxMessage.payload["ts"].as_string() == str(payload.get("ts")))
+        last = session.scalars(select(OutboxMessage).where(OutboxMessage.ordering == channel,
+                                                           OutboxMessage.status == PENDING)
+                               .order_by(OutboxMessage.id.desc()).limit(1)).first()
+        if (last is not None and last.op == "update" and last.claimed_by is None
+                and session.scalar(select(OutboxMessage.id).where(OutboxMessage.id == last.id, same_message))):
+            return int(last.id)
+        return None
 
     def resolve(self, ref: MessageRef) -> MessageRef | None:
         """Slack's own channel id and ts for ``ref``; None while its message is still queued."""
@@ -323,10 +351,14 @@ class OutboxSender:
     def _failed(self, row: OutboxMessage, exc: SlackApiError) -> None:
         response = exc.response
         status = getattr(response, "status_code", None)
-        error = str(response.get("error") if hasattr(response, "get") else "") or f"http_{status}"
+        error = str((response.get("error") if hasattr(response, "get") else None) or f"http_{status}")
         if status == 429:
             retry_after = _retry_after(getattr(response, "headers", {}) or {})
             self._retry_later(row, error="ratelimited", delay=retry_after, count=False)
+        elif error in _APP_WIDE:
+            log.error("slack_token_refused", error=error, hint="check SLACK_BOT_TOKEN and the app's scopes; "
+                      "queued messages are kept and retried")
+            self._retry_later(row, error=error, delay=_backoff(row.attempts))
         elif error in _PERMANENT and row.attempts + 1 >= _PERMANENT_ATTEMPTS:
             self._finish(row, status=DEAD, error=error)
             log.error("outbox_dead", id=row.id, channel=row.channel, op=row.op, error=error)
@@ -382,13 +414,12 @@ def _backoff(attempts: int) -> float:
 
 
 def _retry_after(headers: Any) -> float:
-    raw = None
-    for key in ("Retry-After", "retry-after"):
-        value = headers.get(key) if hasattr(headers, "get") else None
-        if value:
-            raw = value[0] if isinstance(value, list) else value
-            break
+    raw = next((value for key, value in (headers.items() if hasattr(headers, "items") else ())
+                if str(key).lower() == "retry-after" and value), None)
+    if isinstance(raw, list):
+        raw = raw[0] if raw else None
     try:
-        return max(1.0, float(raw)) if raw is not None else 30.0
+        seconds = float(raw) if raw is not None else 30.0
     except ValueError:
         return 30.0
+    return min(_MAX_RETRY_AFTER_SECONDS, max(1.0, seconds)) if math.isfinite(seconds) else 30.0

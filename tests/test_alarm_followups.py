@@ -134,3 +134,41 @@ def test_prod_service_alarms_offer_a_guarded_roll_back(core: Core, notifier: Rec
     fire(core, "menotime-staging-api-5xx", "ALARM", "OK", message=json.dumps(data))
     staging: ChangeResult = notifier.roots()[1][1]
     assert "Roll back" not in [b.label for b in staging.buttons]
+
+
+def test_a_new_incident_starts_unacknowledged_but_a_flap_keeps_the_acknowledgement(
+        core: Core, notifier: RecordingNotifier) -> None:
+    name = "menotime-prod-api-5xx"
+    sid = short_id(arn(name))
+    fire(core, name, "ALARM", "OK")
+    assert say(core, "U0ONCALL1", f"ack {sid}").outcome == "ok"
+    fire(core, name, "OK", "ALARM", minutes=10)
+    fire(core, name, "ALARM", "OK", minutes=15)  # 5 min of OK: the same incident flapping
+    assert open_alarms(core)[0].acknowledged_by == "U0ONCALL1"
+    fire(core, name, "OK", "ALARM", minutes=20)
+    fire(core, name, "ALARM", "OK", minutes=20 + 24 * 60)  # the next day: a new incident
+    [alarm] = open_alarms(core)
+    assert alarm.acknowledged_by is None and alarm.snoozed_until is None
+    root = notifier.updates[-1][1]
+    assert "Acknowledged" not in dict(root.facts) and "Acknowledge" in [b.label for b in root.buttons]
+
+
+def test_a_message_that_cannot_be_processed_is_set_aside_and_the_rest_go_on(
+        core: Core, notifier: RecordingNotifier, monkeypatch: pytest.MonkeyPatch) -> None:
+    import bot.alarms
+
+    real = bot.alarms.record_event
+
+    def broken_for_one(core_: Core, event, env, channel, **kw):  # noqa: ANN001 - the real signature
+        if event.title == "menotime-prod-broken":
+            raise KeyError("a payload shape nobody foresaw")
+        return real(core_, event, env, channel, **kw)
+
+    monkeypatch.setattr(bot.alarms, "record_event", broken_for_one)
+    fire(core, "menotime-prod-broken", "ALARM", "OK")
+    fire(core, "menotime-prod-after", "ALARM", "OK")
+    headlines = [r[1].headline for r in notifier.roots()]
+    assert headlines[0].startswith("An AWS notification could not be turned into a thread (KeyError)")
+    assert notifier.roots()[0][0] == core.config.channels.default_alerts
+    assert headlines[1] == "ALARM — menotime-prod-after"
+    assert process_inbox(core=core) == 0  # nothing left pending, the failed one is not retried forever

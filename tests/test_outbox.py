@@ -249,3 +249,28 @@ def test_a_slow_batch_keeps_its_claim_so_another_sender_never_sends_its_rows_aga
     finally:
         core.close()
         other.close()
+
+
+def test_consecutive_edits_of_one_message_are_sent_as_one_with_the_latest_content(core: Core, slack: FakeSlack) -> None:
+    notifier = core.notifier
+    ref = notifier.post(channel="#menotime-prod-alerts", result=ChangeResult(headline="storm: 1 alarm"))
+    assert ref is not None
+    for n in range(2, 30):
+        notifier.update(ref=ref, result=ChangeResult(headline=f"storm: {n} alarms"))
+    reply = notifier.post(channel="#menotime-prod-alerts", result=ChangeResult(headline="a reply"), thread=ref)
+    notifier.update(ref=ref, result=ChangeResult(headline="storm: 30 alarms"))  # after the reply: its own edit
+    assert reply is not None and Outbox(core.db, core.clock).depth() == 4
+    drain(core, sender(core, slack))
+    assert [c.params["text"] for c in slack.calls_to("chat.update")] == ["storm: 29 alarms", "storm: 30 alarms"]
+    assert [c.params["text"] for c in slack.calls_to("chat.postMessage")] == ["storm: 1 alarm", "a reply"]
+
+
+def test_token_errors_keep_the_queue_and_a_bounded_retry_after(core: Core, slack: FakeSlack) -> None:
+    from bot.outbox import _retry_after
+
+    core.notifier.post(channel="#menotime-ops", result=ChangeResult(headline="kept"))
+    slack.fail_next("chat.postMessage", error="invalid_auth", times=8)
+    drain(core, sender(core, slack))
+    assert [row.status for row in Outbox(core.db, core.clock).rows()] == [SENT]  # retried until the token worked
+    assert _retry_after({"retry-after": "inf"}) == 30.0 and _retry_after({"Retry-After": "99999"}) == 3600.0
+    assert _retry_after({"RETRY-AFTER": "7"}) == 7.0 and _retry_after({}) == 30.0
