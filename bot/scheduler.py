@@ -25,7 +25,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
@@ -351,13 +351,28 @@ def build_triggers(config: JobsConfig, jobs: Sequence[JobSpec]) -> dict[str, Cro
         raise ConfigError(f"jobs.schedules: {exc}") from None
 
 
+def wall_clock_fire(moment: datetime) -> datetime:
+    """The fire a moment stands for. In the hour a DST fall-back repeats (01:00-01:59 PT on the first
+    Sunday of November) APScheduler fires a fixed-time cron twice, the second time with ``fold=1``;
+    like cron, that is one wall-clock fire: it maps to the first, so ``scheduled_for`` (unique per job)
+    lets it run once."""
+    if moment.fold:
+        first = moment.replace(fold=0)
+        if first.utcoffset() != moment.utcoffset():
+            return first
+    return moment
+
+
 def fires_between(trigger: CronTrigger, start: datetime, end: datetime) -> list[datetime]:
-    """The trigger's fire times in ``(start, end]``, oldest first."""
+    """The trigger's wall-clock fires (:func:`wall_clock_fire`) at moments in ``(start, end]``, oldest first."""
     fires: list[datetime] = []
     moment = trigger.get_next_fire_time(None, start + timedelta(microseconds=1))
     while moment is not None and moment <= end:
-        fires.append(moment)
-        moment = trigger.get_next_fire_time(moment, moment + timedelta(microseconds=1))
+        fire = wall_clock_fire(moment)
+        if not fires or fires[-1].astimezone(UTC) != fire.astimezone(UTC):
+            fires.append(fire)
+        # Step in UTC: local arithmetic drops ``fold``, and the fall-back's second fire would repeat forever.
+        moment = trigger.get_next_fire_time(moment, moment.astimezone(UTC) + timedelta(microseconds=1))
     return fires
 
 

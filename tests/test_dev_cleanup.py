@@ -393,3 +393,39 @@ def test_the_job_runs_through_its_spec_and_uses_only_the_declared_iam_actions(
     assert seeded_aws.iam_actions <= set(IAM_ACTIONS), seeded_aws.iam_actions - set(IAM_ACTIONS)
     assert isinstance(second, DevCleanupReport) and second.audience == "in_channel"
     assert timedelta(days=8) == second.started_at - first.started_at
+
+
+def test_the_untagged_children_of_a_multi_arch_image_are_never_deleted(
+    seeded_aws: AwsGateway, clutter: DevClutter, db: Database, config: Config, now: FrozenClock,
+) -> None:
+    """A multi-arch image is a tagged index listing untagged per-platform images: deleting those
+    "untagged" images breaks the tagged one (here a prod release nobody's task definition names)."""
+    import hashlib
+    import json
+
+    from bot.simulator import image_manifest
+
+    aws, back = seeded_aws, Backdater(account_id="123456789012", region=seeded_aws.region)
+    children = []
+    for platform in ("amd64", "arm64"):
+        image = aws.call("ecr", "put_image", repositoryName=REPOSITORY, imageManifest=image_manifest(f"v9-{platform}"),
+                         imageManifestMediaType="application/vnd.docker.distribution.manifest.v2+json")["image"]
+        children.append(image["imageId"]["imageDigest"])
+    index = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": [
+        {"mediaType": "application/vnd.docker.distribution.manifest.v2+json", "digest": d, "size": 100,
+         "platform": {"architecture": arch, "os": "linux"}} for d, arch in zip(children, ("amd64", "arm64"))]})
+    index_digest = "sha256:" + hashlib.sha256(index.encode()).hexdigest()
+    aws.call("ecr", "put_image", repositoryName=REPOSITORY, imageTag="v9.0.0", imageManifest=index,
+             imageManifestMediaType="application/vnd.oci.image.index.v1+json", imageDigest=index_digest)
+    back.images(REPOSITORY, {d: now.now() - OLD for d in [*children, index_digest]})
+
+    first = run(aws, db, config, now)
+    now.advance(days=7)
+    second = run(aws, db, config, now)
+
+    ids = {r.id for r in [*first.kind("ecr_images").marked, *second.kind("ecr_images").deleted]}
+    assert not ids & {f"{REPOSITORY}@{d}" for d in children}
+    assert dict(second.kind("ecr_images").spared)["part of a multi-arch image"] == 2
+    assert len(second.kind("ecr_images").deleted) == 4  # the clutter's own candidates still go
+    left = {i["imageDigest"] for i in aws.paginate("ecr", "describe_images", "imageDetails", repositoryName=REPOSITORY)}
+    assert {*children, index_digest} <= left

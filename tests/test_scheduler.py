@@ -29,6 +29,7 @@ from bot.scheduler import (
     build_triggers,
     cron_trigger,
     describe_schedule,
+    fires_between,
     list_jobs,
 )
 from bot.settings import Settings
@@ -279,6 +280,31 @@ def test_a_run_missed_by_more_than_the_grace_is_not_caught_up(make_core: MakeCor
     sunday.advance(hours=5)  # 10:00 PT: 03:00 is seven hours back, the grace is six
     scheduler = JobScheduler(make_core(schedules={"tidy": WEEKLY}), submit=lambda w: w())
     assert scheduler.tick() and fakes.calls.count("tidy") == 0 and _runs(scheduler._core) == []  # noqa: SLF001
+
+
+def test_a_fire_in_the_repeated_hour_of_the_dst_fall_back_runs_once_and_does_not_hang(
+        make_core: MakeCore, fakes: FakeJobs, sunday: FrozenClock) -> None:
+    # Sunday 2026-11-01: 01:30 PT happens at 08:30 UTC (PDT) and again at 09:30 UTC (PST).
+    first, second = datetime(2026, 11, 1, 8, 30, tzinfo=UTC), datetime(2026, 11, 1, 9, 30, tzinfo=UTC)
+    trigger = cron_trigger("30 1 * * 0", "America/Los_Angeles")
+    found: list = []
+    worker = threading.Thread(target=lambda: found.append(fires_between(trigger, first - timedelta(hours=2),
+                                                                        second + timedelta(hours=2))), daemon=True)
+    worker.start()
+    worker.join(5)
+    assert not worker.is_alive(), "fires_between looped forever over the fall-back"
+    assert [f.astimezone(UTC) for f in found[0]] == [first]
+
+    sunday.advance(seconds=(first + timedelta(minutes=1) - sunday.now()).total_seconds())
+    scheduler = JobScheduler(make_core(schedules={"tidy": "30 1 * * 0"}), submit=lambda w: w())
+    assert scheduler.tick()  # catches up 01:30 PDT
+    sunday.advance(hours=1)  # APScheduler's second 01:30, in PST
+    done = threading.Thread(target=scheduler._on_cron, args=("tidy",), daemon=True)  # noqa: SLF001
+    done.start()
+    done.join(5)
+    assert not done.is_alive()
+    assert fakes.calls.count("tidy") == 1
+    assert [r.scheduled_for for r in _runs(scheduler._core, "tidy")] == [first]  # noqa: SLF001
 
 
 # -- APScheduler itself ----------------------------------------------------------------------------------

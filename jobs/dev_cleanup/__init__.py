@@ -18,7 +18,7 @@ from jobs.dev_cleanup.report import DevCleanupReport
 IAM_ACTIONS: tuple[str, ...] = (
     "ecs:ListTaskDefinitions", "ecs:DescribeTaskDefinition", "ecs:ListTagsForResource", "ecs:DeregisterTaskDefinition",
     "ecs:ListServices", "ecs:DescribeServices", "ecs:ListTasks", "ecs:DescribeTasks",
-    "ecr:DescribeImages", "ecr:BatchDeleteImage",
+    "ecr:DescribeImages", "ecr:BatchGetImage", "ecr:BatchDeleteImage",
     "rds:DescribeDBSnapshots", "rds:DeleteDBSnapshot",
     "ec2:DescribeVolumes", "ec2:DeleteVolume",
     "logs:DescribeLogGroups", "logs:DescribeLogStreams", "logs:ListTagsForResource", "logs:DeleteLogGroup",

@@ -7,9 +7,11 @@ anyway: every image is listed and classified here.
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from typing import Any
 
 from botocore.exceptions import ClientError
 
@@ -32,6 +34,14 @@ KIND = "ecr_images"
 BATCH = 100  # BatchDeleteImage takes at most 100 image ids
 PAGE = 1000  # DescribeImages returns at most 1000 per page
 REFERENCES_UNKNOWN = "task definitions unreadable"
+IN_INDEX = "part of a multi-arch image"
+INDEX_UNREADABLE = "image indexes unreadable"
+# A multi-arch (or attested, buildx's default) image is an index whose per-platform children are
+# untagged images of their own: deleting an "untagged" child breaks the tagged image that lists it.
+INDEX_MEDIA_TYPES = frozenset({
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+})
 
 
 def image_reference(image: str) -> tuple[str, str | None, str | None]:
@@ -73,6 +83,9 @@ class EcrImages:
         for repo in repositories(scope):
             details = scope.aws.paginate("ecr", "describe_images", "imageDetails", repositoryName=repo,
                                          PaginationConfig={"PageSize": PAGE})
+            children, index_error = _index_children(scope, repo, details)
+            if index_error is not None:
+                tally.errors.append(index_error)
             for detail in details:
                 digest = str(detail["imageDigest"])
                 image_tags = [str(t) for t in detail.get("imageTags") or []]
@@ -81,6 +94,10 @@ class EcrImages:
                     tally.spare(REFERENCES_UNKNOWN)
                 elif (repo, digest) in digests or any((repo, t) in tags for t in image_tags):
                     tally.spare(IN_USE)
+                elif digest in children:
+                    tally.spare(IN_INDEX)
+                elif index_error is not None and not image_tags:
+                    tally.spare(INDEX_UNREADABLE)
                 elif not all(scope.env.image_tags.accepts(t) for t in image_tags):
                     tally.spare(OTHER_ENV_TAG)
                 elif pushed is None or pushed > scope.cutoff:
@@ -120,6 +137,35 @@ class EcrImages:
                         errors.append(ItemError(kind=self.kind, resource=res.label, message=(
                             f"{failure.get('failureCode')}: {failure.get('failureReason')}")[:300]))
         return done, errors
+
+
+def _index_children(scope: Scope, repo: str, details: Sequence[dict[str, Any]]) -> tuple[set[str], ItemError | None]:
+    """Digests that an image index of ``repo`` lists, and an error if some index could not be read
+    (then no untagged image of the repository is safe to delete)."""
+    indexes = [str(d["imageDigest"]) for d in details
+               if str(d.get("imageManifestMediaType") or "") in INDEX_MEDIA_TYPES
+               or str(d.get("artifactMediaType") or "") in INDEX_MEDIA_TYPES]
+    children: set[str] = set()
+    unread = 0
+    for batch in chunks(indexes, BATCH):
+        try:
+            answer = scope.aws.call("ecr", "batch_get_image", repositoryName=repo,
+                                    imageIds=[{"imageDigest": d} for d in batch],
+                                    acceptedMediaTypes=sorted(INDEX_MEDIA_TYPES))
+        except (ClientError, AwsUnavailable):
+            unread += len(batch)
+            continue
+        unread += len(answer.get("failures") or [])
+        for image in answer.get("images") or []:
+            try:
+                manifest = json.loads(image.get("imageManifest") or "{}")
+                children.update(str(m["digest"]) for m in manifest.get("manifests") or [])
+            except (ValueError, TypeError, KeyError, AttributeError):
+                unread += 1
+    if not unread:
+        return children, None
+    return children, ItemError(kind=KIND, resource=f"{repo} (image indexes)", message=(
+        f"{unread} multi-arch image index(es) could not be read, so no untagged image of {repo} is deleted"))
 
 
 def _label(repo: str, digest: str, tags: Iterable[str]) -> str:
