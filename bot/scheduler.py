@@ -31,8 +31,10 @@ from zoneinfo import ZoneInfo
 
 import structlog
 from apscheduler.triggers.cron import CronTrigger
+from botocore.exceptions import ClientError
 from sqlalchemy.exc import SQLAlchemyError
 
+from bot.aws import error_code
 from bot.config import JobsConfig
 from bot.errors import AccessDenied, BadInput, BotError, ConfigError, PolicyViolation
 from bot.jobkit import Attachment, JobContext, JobReport, JobSpec
@@ -123,7 +125,8 @@ class JobRunner:
 
         Never raises for what the job does (a raising job is recorded as failed and reported); raises
         BadInput for an unknown job or an override it does not take. Returns None only for a
-        scheduled fire (``scheduled_for``) that was already recorded: it ran elsewhere."""
+        scheduled fire (``scheduled_for``) that was already recorded (it ran elsewhere) or that
+        found its job busy (postponed: the scheduler catches it up once the job is free)."""
         spec = find_job(self.jobs, name)
         if override and not spec.supports_override:
             raise BadInput(f"`{spec.name}` has no caps to override; run it without --override.")
@@ -167,6 +170,11 @@ class JobRunner:
                      scheduled_for: datetime | None, started: float) -> JobRunView | None:
         now = self._core.clock.now()
         message = self.running_message(spec.name) or f"`{spec.name}` is already running; wait for its report."
+        if scheduled_for is not None:
+            # A scheduled fire is not refused but postponed: left unrecorded, the scheduler's next
+            # tick catches it up once the running one ends (within the misfire grace).
+            log.info("job_fire_postponed_busy", job=spec.name, scheduled_for=scheduled_for.isoformat())
+            return None
         run = self._runs.start(job=spec.name, trigger=trigger, at=now, dry_run=dry_run, requested_by=requested_by,
                                scheduled_for=scheduled_for, outcome="refused", summary=message)
         if run is None:  # the same fire, recorded by the replica that is running it
@@ -198,6 +206,10 @@ class JobRunner:
                 # A driver's message can quote row values (a unique-key DETAIL): never to Slack or the log.
                 bound.error("job_crashed", error=type(exc).__name__)
                 error = _line(f"{type(exc).__name__}: a database error (run #{run.id}; its message is withheld)")
+            elif isinstance(exc, ClientError):
+                # AWS messages name the account and the role; the code says what went wrong.
+                bound.exception("job_crashed")
+                error = _line(f"AWS refused: {error_code(exc)} (run #{run.id}; details in the bot's log)")
             else:
                 bound.exception("job_crashed")
                 error = _line(f"{type(exc).__name__}: {_message(exc)}")
@@ -498,13 +510,12 @@ class JobScheduler:
                 # Cannot vouch for the lease: stop scheduling rather than risk running beside a new leader.
                 log.warning("scheduler_lease_unreachable", error=type(exc).__name__)
                 held = False
-            gained = held and not self._leader
             if held != self._leader:
                 self._leader = held
                 self._reschedule(held)
                 log.info("scheduler_leader" if held else "scheduler_follower", holder=self.holder)
-        if gained:
-            self.catch_up()
+        if held:
+            self.catch_up()  # fires missed while no one led, or postponed while their job was busy
         return held
 
     def catch_up(self) -> list[tuple[str, datetime]]:

@@ -6,6 +6,8 @@ Time-dependent work (lease renewal, take-over, misfire catch-up) is driven throu
 
 from __future__ import annotations
 
+import dataclasses
+
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -132,6 +134,25 @@ def test_a_raising_job_is_recorded_failed_and_reported_without_a_traceback(make_
     assert "disk on fire" in render_slack(posted)["text"]
     # The job's lease is free again: the next run is not refused.
     assert JobRunner(core).run("boom", trigger="manual").outcome == "failed"
+
+
+def test_an_aws_error_is_reported_by_its_code_without_account_or_role(make_core: MakeCore,
+                                                                     notifier: RecordingNotifier) -> None:
+    from botocore.exceptions import ClientError
+
+
+    def denied(_ctx: object) -> None:
+        raise ClientError({"Error": {"Code": "AccessDeniedException", "Message":
+                                     "User: arn:aws:sts::123456789012:assumed-role/menotime-bot/x is not authorized"}},
+                          "DescribeImages")
+
+    core = make_core()
+    spec = dataclasses.replace(core.jobs[0], name="denied", run=denied)
+    view = JobRunner(core, jobs=(*core.jobs, spec)).run("denied", trigger="manual")
+    assert view is not None and view.outcome == "failed"
+    assert view.summary.startswith("AWS refused: AccessDeniedException")
+    shown = " ".join(notifier.texts("#menotime-ops"))
+    assert "123456789012" not in shown and "assumed-role" not in shown and "AccessDeniedException" in shown
 
 
 def test_a_database_error_is_reported_without_its_message(make_core: MakeCore,
@@ -273,6 +294,30 @@ def test_a_run_missed_while_stopped_runs_once_on_start_and_not_again(make_core: 
     again = JobScheduler(make_core(schedules={"tidy": WEEKLY}), submit=lambda w: w())
     assert again.tick() and again.catch_up() == []
     assert fakes.calls.count("tidy") == 1
+
+
+def test_a_fire_that_finds_its_job_busy_runs_once_the_job_is_free(make_core: MakeCore, fakes: FakeJobs,
+                                                                   sunday: FrozenClock) -> None:
+    core = make_core(schedules={"slow": WEEKLY})
+    manual: list = []
+    worker = threading.Thread(target=lambda: manual.append(JobRunner(core).run("slow", trigger="manual",
+                                                                                requested_by=OPS)))
+    worker.start()
+    assert fakes.started.wait(10)
+    scheduler = JobScheduler(make_core(schedules={"slow": WEEKLY}), submit=lambda w: w())
+    try:
+        assert scheduler.tick()  # leader; 03:00's fire is due but the by-hand run holds the job
+        assert [r.trigger for r in _runs(core, "slow")] == ["manual"]  # postponed, not refused
+    finally:
+        fakes.release.set()
+        worker.join(10)
+    fakes.started.clear()
+    sunday.advance(seconds=20)
+    assert scheduler.tick()  # the next tick: the job is free, the fire runs once
+    runs = _runs(core, "slow")
+    assert sorted((r.trigger, r.outcome) for r in runs) == [("manual", "succeeded"), ("misfire", "succeeded")]
+    assert scheduler.tick() and len(_runs(core, "slow")) == 2  # and only once
+    scheduler.stop()
 
 
 def test_a_run_missed_by_more_than_the_grace_is_not_caught_up(make_core: MakeCore, fakes: FakeJobs,
