@@ -74,6 +74,11 @@ def clutter(seeded_aws: AwsGateway, config: Config, now: FrozenClock) -> DevClut
         {"ResourceType": "volume", "Tags": [{"Key": "Environment", "Value": "staging"},
                                             {"Key": "Name", "Value": "menotime-staging-scratch"}]}])
     back.volume(vol["VolumeId"], old)
+    # Another team's dev-tagged volume in a shared account: the tag alone does not make it ours.
+    other = aws.call("ec2", "create_volume", AvailabilityZone="us-west-1a", Size=30, TagSpecifications=[
+        {"ResourceType": "volume", "Tags": [{"Key": "Environment", "Value": "dev"},
+                                            {"Key": "Name", "Value": "billing-team-scratch"}]}])
+    back.volume(other["VolumeId"], old)
     for name in ("/ecs/menotime-backend-staging", "/ecs/menotime-dev-prod-mirror"):
         aws.call("logs", "create_log_group", logGroupName=name, tags={"Environment": "dev"})
         back.log_group(name, old)
@@ -161,7 +166,8 @@ def test_spared_resources_say_why(seeded_aws: AwsGateway, clutter: DevClutter, s
     assert dict(report.kind("ecr_images").spared) == {"in use": 9, "tag of another environment": 1, "too new": 1}
     assert dict(report.kind("rds_snapshots").spared) == {
         "automated snapshot": 1, "keep tag": 1, "too new": 1, "not tagged Environment=dev": 1}
-    assert dict(report.kind("ebs_volumes").spared) == {"keep tag": 1, "too new": 1, "looks like staging/prod": 1}
+    assert dict(report.kind("ebs_volumes").spared) == {"keep tag": 1, "too new": 1, "looks like staging/prod": 1,
+                                                         "name does not say dev": 1}
     assert dict(report.kind("log_groups").spared) == {"keep tag": 1, "too new": 1, "looks like staging/prod": 1}
 
 

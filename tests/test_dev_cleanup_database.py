@@ -127,7 +127,7 @@ def test_a_missing_table_is_reported_and_the_other_tables_are_still_cleaned(
     report = clean(aws=aws, db=store, config=config, options=options, now=NOW)
 
     [error] = report.errors
-    assert error.resource == "no_such_table" and "UndefinedTable" in error.message
+    assert error.resource == "no_such_table" and error.message == "UndefinedTable: SQLSTATE 42P01"
     assert _counts(dev_dsn)["old"] == 0 and _counts(dev_dsn)["new"] == NEW_EVENTS
 
 

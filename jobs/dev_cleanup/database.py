@@ -37,9 +37,12 @@ def _utc(conn: Connection) -> None:
 
 
 def _error(table: str, exc: SQLAlchemyError) -> ItemError:
+    """The error's class and SQLSTATE only: a driver's message can name the host and user (a
+    connection error) or quote row values (a constraint's DETAIL)."""
     orig = getattr(exc, "orig", None) or exc
-    first = (str(orig).strip().splitlines() or [""])[0]
-    return ItemError(kind=KIND, resource=table, message=f"{type(orig).__name__}: {first}"[:300])
+    state = getattr(orig, "sqlstate", None)
+    where = f"SQLSTATE {state}" if state else "no SQLSTATE (the database could not be reached?)"
+    return ItemError(kind=KIND, resource=table, message=f"{type(orig).__name__}: {where}")
 
 
 class DatabaseRows:

@@ -31,6 +31,7 @@ NO_ENV_TAG = "not tagged Environment=dev"
 LOOKS_FOREIGN = "looks like staging/prod"
 AUTOMATED = "automated snapshot"
 OTHER_ENV_TAG = "tag of another environment"
+NOT_DEV_NAME = "name does not say dev"  # DESIGN §7: the name and the tag, both
 
 
 @dataclass(frozen=True)

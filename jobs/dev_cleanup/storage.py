@@ -14,6 +14,7 @@ from jobs.dev_cleanup.model import (
     KEEP_TAG,
     LOOKS_FOREIGN,
     NO_ENV_TAG,
+    NOT_DEV_NAME,
     TOO_NEW,
     ItemError,
     Resource,
@@ -83,6 +84,8 @@ class EbsVolumes:
                 tally.spare(NO_ENV_TAG)
             elif name and scope.names.looks_foreign(name):
                 tally.spare(LOOKS_FOREIGN)
+            elif not scope.names.is_dev(name):
+                tally.spare(NOT_DEV_NAME)  # another team's dev-tagged volume in a shared account
             elif has_keep_tag(tags):
                 tally.spare(KEEP_TAG)
             elif vol.get("State") != "available":
