@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -57,12 +58,27 @@ class FakeAnonymizer:
     result: Verification = field(default_factory=lambda: Verification(ok=True, summary="9 tables, 0 leaks"))
     raises: BaseException | None = None
     calls: list[dict[str, Any]] = field(default_factory=list)
+    meanwhile: Callable[[Callable[[str], None]], None] = lambda _on_progress: None  # what happens while it masks
 
-    def __call__(self, *, dsn: str, rules_path: str | None, salt: bytes) -> Verification:
+    def __call__(self, *, dsn: str, rules_path: str | None, salt: bytes,
+                 on_progress: Callable[[str], None] = lambda _m: None) -> Verification:
         self.calls.append({"dsn": dsn, "rules_path": rules_path, "salt": salt})
+        self.meanwhile(on_progress)
         if self.raises is not None:
             raise self.raises
         return self.result
+
+
+@dataclass
+class FakeDatabaseGate:
+    """The copy's databases the anonymizer would not mask (tests/test_staging_refresh_pg.py runs the real one)."""
+
+    others: tuple[str, ...] = ()
+    calls: list[frozenset[str]] = field(default_factory=list)
+
+    def __call__(self, *, dsn: str, safe: frozenset[str]) -> tuple[str, ...]:
+        self.calls.append(safe)
+        return tuple(name for name in self.others if name not in safe)
 
 
 @dataclass
@@ -73,10 +89,12 @@ class Harness:
     db: Database
     options: RefreshOptions
     anonymizer: FakeAnonymizer
+    gate: FakeDatabaseGate = field(default_factory=FakeDatabaseGate)
     posts: list[RefreshReport] = field(default_factory=list)
 
     def run(self, *, after_step: Callable[[str], None] = lambda _s: None, **overrides: Any) -> RefreshReport:
-        kwargs: dict[str, Any] = {"options": self.options, "anonymize_step": self.anonymizer, **overrides}
+        kwargs: dict[str, Any] = {"options": self.options, "anonymize_step": self.anonymizer,
+                                  "database_gate": self.gate, **overrides}
         return refresh_staging(db=self.db, aws=self.aws, clock=self.clock, config=self.config,
                                sleep=lambda _s: None, progress=self.posts.append, after_step=after_step, **kwargs)
 
@@ -120,7 +138,8 @@ def store(tmp_path: Path) -> Iterator[Database]:
 
 @pytest.fixture
 def harness(seeded_aws: AwsGateway, config: Config, clock: FrozenClock, store: Database) -> Harness:
-    options = prepare_simulated_refresh(seeded_aws, config, now=clock.now(), dsn_for_next=COPY_DSN)
+    options = prepare_simulated_refresh(seeded_aws, config, now=clock.now(), dsn_for_next=COPY_DSN,
+                                        shared_server=False)
     return Harness(aws=seeded_aws, config=config, clock=clock, db=store, options=options, anonymizer=FakeAnonymizer())
 
 
@@ -347,6 +366,134 @@ def test_an_anonymizer_error_is_a_failed_verification_reported_without_its_text(
     assert "hunter2" not in shown and "Jane Doe" not in shown
 
 
+# -- what the copy carries to staging: backups, other databases -------------------------------------
+
+
+def backup_retention(h: Harness, name: str) -> int:
+    [instance] = h.aws.call("rds", "describe_db_instances", DBInstanceIdentifier=name)["DBInstances"]
+    return int(instance["BackupRetentionPeriod"])
+
+
+def test_the_copy_keeps_no_backup_while_unmasked_and_staging_gets_its_retention_back(harness: Harness) -> None:
+    harness.aws.call("rds", "modify_db_instance", DBInstanceIdentifier=STAGING, BackupRetentionPeriod=3,
+                     ApplyImmediately=True)
+    assert backup_retention(harness, "menotime-prod") == 7  # what the restored copy starts with
+    seen: dict[str, int] = {}
+
+    def after(step: str) -> None:
+        if step in ("password", "swap"):
+            seen[step] = backup_retention(harness, NEXT if step == "password" else STAGING)
+
+    harness.anonymizer.meanwhile = lambda _p: seen.setdefault("anonymize", backup_retention(harness, NEXT))
+
+    report = harness.run(after_step=after)
+
+    assert report.outcome == "succeeded", report.headline
+    # Backups off (their unmasked data deleted) from the password reset until verified and swapped in.
+    assert seen == {"password": 0, "anonymize": 0, "swap": 0}
+    assert backup_retention(harness, STAGING) == 3  # the replaced staging's retention, not prod's 7
+    assert run_tag(harness.instances()[STAGING]) == report.run_id
+    deploy = next(s for s in report.steps if s.step == "deploy")
+    assert deploy.detail and deploy.detail.startswith("automated backups kept 3 days")
+    assert RefreshRuns(harness.db).get(str(report.run_id)).state["staging_backup_retention"] == 3  # type: ignore[union-attr]
+
+
+def test_without_a_staging_to_copy_from_backups_come_back_at_seven_days(harness: Harness) -> None:
+    harness.aws.call("rds", "delete_db_instance", DBInstanceIdentifier=STAGING, SkipFinalSnapshot=True)
+
+    def restored_with_prods_retention(step: str) -> None:
+        if step == "restore":  # whatever prod's snapshot carried; moto restores its own default
+            harness.aws.call("rds", "modify_db_instance", DBInstanceIdentifier=NEXT, BackupRetentionPeriod=2,
+                             ApplyImmediately=True)
+
+    report = harness.run(after_step=restored_with_prods_retention)
+
+    assert report.outcome == "succeeded", report.headline
+    assert backup_retention(harness, STAGING) == 7
+
+
+def test_a_failed_verification_never_turns_backups_back_on(harness: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    turned_on: list[tuple[str, int]] = []
+    monkeypatch.setattr(refresh_rds, "set_backup_retention",
+                        lambda aws, *, identifier, days: turned_on.append((identifier, days)))
+    harness.anonymizer.result = Verification(ok=False, summary="patients.email: 1 original value survived")
+
+    report = harness.run()
+
+    assert report.outcome == "failed" and turned_on == []
+    assert NEXT not in harness.instances() and backup_retention(harness, STAGING) == 7
+
+
+def test_a_copy_holding_another_database_is_refused_before_anonymizing(harness: Harness) -> None:
+    harness.gate.others = ("reports", "postgres")
+
+    report = harness.run()
+
+    assert report.outcome == "failed" and "Staging was not swapped" in report.headline
+    assert report.verification_ok is False
+    assert report.verification and "would not mask: reports, postgres" in report.verification
+    assert "extra_databases_safe" in report.verification
+    assert harness.anonymizer.calls == []  # nothing masked: the copy is deleted as it is
+    names = harness.instances()
+    assert NEXT not in names and run_tag(names[STAGING]) is None
+
+
+def test_a_database_declared_safe_does_not_stop_the_refresh(harness: Harness) -> None:
+    harness.gate.others = ("reports",)
+
+    report = harness.run(options=harness.options.model_copy(update={"extra_databases_safe": ("reports",)}))
+
+    assert report.outcome == "succeeded", report.headline
+    assert harness.gate.calls == [frozenset({"reports"})]
+
+
+# -- the lock, during a long anonymization -----------------------------------------------------------
+
+
+def test_the_lock_is_renewed_while_anonymizing_so_a_manual_run_cannot_take_it(harness: Harness) -> None:
+    manual: list[RefreshReport] = []
+
+    def long_masking(on_progress: Callable[[str], None]) -> None:
+        for table in range(6):  # twice the lock's lifetime in all
+            harness.clock.advance(minutes=harness.options.lease_minutes / 3)
+            on_progress(f"masking table {table}")
+        manual.append(refresh_staging(db=harness.db, aws=harness.aws, clock=harness.clock, config=harness.config,
+                                      options=harness.options, anonymize_step=FakeAnonymizer(),
+                                      database_gate=harness.gate, sleep=lambda _s: None, requested_by="U0OPS"))
+
+    harness.anonymizer.meanwhile = long_masking
+
+    report = harness.run()
+
+    assert [m.outcome for m in manual] == ["refused"] and "another staging refresh is running" in manual[0].headline
+    assert report.outcome == "succeeded", report.headline
+    assert run_tag(harness.instances()[STAGING]) == report.run_id and NEXT not in harness.instances()
+
+
+def test_a_run_that_lost_its_lock_stops_before_swapping(harness: Harness) -> None:
+    from bot.store.changes import Leases
+    from jobs.staging_refresh.flow import LEASE_KEY
+
+    def stalls_then_another_run_takes_the_lock(_on_progress: Callable[[str], None]) -> None:
+        harness.after_lease_expiry()  # no progress reported meanwhile: the lock expires
+        Leases(harness.db).acquire(env=LEASE_KEY, holder="manual-run", action="refresh", user="U0OPS",
+                                   now=harness.clock.now(), ttl=timedelta(minutes=harness.options.lease_minutes))
+
+    harness.anonymizer.meanwhile = stalls_then_another_run_takes_the_lock
+    deployments_before = harness.deployment_ids()
+
+    report = harness.run()
+
+    assert report.outcome == "failed"
+    assert "stopped at “anonymize”: another run took its lock" in report.headline
+    names = harness.instances()
+    assert run_tag(names[STAGING]) is None and not any(n.startswith(f"{STAGING}-old-") for n in names)
+    assert harness.deployment_ids() == deployments_before
+    assert NEXT in names  # left to the lock's holder, which owns the run now
+    lease = Leases(harness.db).get(LEASE_KEY, now=harness.clock.now())
+    assert lease is not None and lease.holder == "manual-run"  # not released by the run that lost it
+
+
 def test_no_automated_snapshot_is_refused_and_creates_nothing(harness: Harness) -> None:
     snapshots = harness.aws.paginate("rds", "describe_db_snapshots", "DBSnapshots",
                                      DBInstanceIdentifier="menotime-prod", SnapshotType="automated")
@@ -538,7 +685,7 @@ def test_jobs_run_staging_refresh_swaps_staging_with_one_living_progress_message
     from bot.scheduler import JobRunner
 
     # The real anonymizer is exercised in tests/test_staging_refresh_pg.py; here the fake stands in.
-    spec = job_spec(anonymize_step=harness.anonymizer)
+    spec = job_spec(anonymize_step=harness.anonymizer, database_gate=harness.gate)
     section = harness.options.model_dump(mode="json")
     config = load_config(overrides={**TEST_ROLES, "jobs": {"options": {"staging-refresh": section}}})
     notifier = RecordingNotifier()

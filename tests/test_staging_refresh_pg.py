@@ -15,7 +15,7 @@ from bot.config import Config
 from bot.render import render_text
 from bot.store.db import Database
 from bot.store.refresh import RefreshRuns
-from jobs.staging_refresh import prepare_simulated_refresh, refresh_staging
+from jobs.staging_refresh import RefreshOptions, prepare_simulated_refresh, refresh_staging
 from jobs.staging_refresh.rds import RUN_TAG
 from jobs.staging_refresh.simulated import demo_refresh, postgres_unreachable
 
@@ -135,3 +135,93 @@ def test_the_demo_step_says_why_it_skips_without_postgresql(
     assert report.outcome == "refused"
     assert report.headline.startswith("Staging refresh skipped: it needs PostgreSQL, and no PostgreSQL is configured")
     assert NEXT not in _instances(seeded_aws)
+
+
+# -- other databases on the restored copy --------------------------------------------------------
+
+
+@pytest.fixture
+def extra_database(postgres_server: str) -> Iterator[tuple[str, str]]:
+    """A second database on the server playing the copy's instance: (its name, its DSN)."""
+    server = make_url(postgres_server).set(drivername="postgresql")
+    admin = server.render_as_string(hide_password=False)
+    name = f"menotime_refresh_extra_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield name, server.set(database=name).render_as_string(hide_password=False)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_a_second_database_on_the_copy_fails_the_refresh_before_anything_is_masked(
+        seeded_aws: AwsGateway, config: Config, clock: FrozenClock, store: Database, copy_dsn: str,
+        postgres_server: str) -> None:
+    anonymize.create_synthetic(dsn=copy_dsn, patients=20, seed=3)
+    with psycopg.connect(copy_dsn) as conn:
+        originals = {row[0] for row in conn.execute("SELECT email FROM patients")}
+    options = prepare_simulated_refresh(seeded_aws, config, now=clock.now(), dsn_for_next=copy_dsn)
+    server = make_url(postgres_server).set(drivername="postgresql")
+    reports = f"menotime_refresh_reports_{uuid.uuid4().hex[:8]}"  # restored from prod beside the app's database
+    with psycopg.connect(server.render_as_string(hide_password=False), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{reports}"')
+    try:
+        report = refresh_staging(db=store, aws=seeded_aws, clock=clock, config=config, options=options,
+                                 sleep=lambda _s: None)
+    finally:
+        with psycopg.connect(server.render_as_string(hide_password=False), autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{reports}" WITH (FORCE)')
+
+    assert report.outcome == "failed" and "Staging was not swapped" in report.headline
+    assert report.verification_ok is False
+    assert report.verification and "would not mask" in report.verification and reports in report.verification
+    assert _tag(seeded_aws, STAGING) is None and NEXT not in _instances(seeded_aws)
+    with psycopg.connect(copy_dsn) as conn:  # the anonymizer never ran
+        assert {row[0] for row in conn.execute("SELECT email FROM patients")} == originals
+
+
+def test_a_second_database_declared_safe_is_left_alone_and_the_refresh_goes_on(
+        seeded_aws: AwsGateway, config: Config, clock: FrozenClock, store: Database, copy_dsn: str,
+        extra_database: tuple[str, str]) -> None:
+    anonymize.create_synthetic(dsn=copy_dsn, patients=20, seed=3)
+    name, _dsn = extra_database
+    options = prepare_simulated_refresh(seeded_aws, config, now=clock.now(), dsn_for_next=copy_dsn,
+                                        base=RefreshOptions(extra_databases_safe=(name,)))
+    assert name in options.extra_databases_safe
+
+    report = refresh_staging(db=store, aws=seeded_aws, clock=clock, config=config, options=options,
+                             sleep=lambda _s: None)
+
+    assert report.outcome == "succeeded", report.headline
+    assert _tag(seeded_aws, STAGING) == report.run_id
+
+
+def test_the_postgres_database_counts_only_while_it_holds_data(
+        copy_dsn: str, extra_database: tuple[str, str]) -> None:
+    from jobs.staging_refresh.databases import _holds_data, databases_beside, unexpected_databases
+
+    name, extra_dsn = extra_database
+    beside = frozenset(databases_beside(copy_dsn))
+    assert name in beside and make_url(copy_dsn).database not in beside
+    assert unexpected_databases(dsn=copy_dsn, safe=beside) == ()
+    assert name in unexpected_databases(dsn=copy_dsn, safe=beside - {name})
+    # 'postgres' is every instance's: it only counts when it holds rows somewhere.
+    assert _holds_data(extra_dsn) is False
+    with psycopg.connect(extra_dsn, autocommit=True) as conn:
+        conn.execute("SELECT lo_create(0)")  # a large object is data too
+    assert _holds_data(extra_dsn) is True
+    with psycopg.connect(extra_dsn, autocommit=True) as conn:
+        conn.execute("SELECT lo_unlink(oid) FROM pg_largeobject_metadata")
+        conn.execute("CREATE SCHEMA app; CREATE TABLE app.notes (body text)")
+    assert _holds_data(extra_dsn) is True
+
+
+def test_the_engine_reports_progress_to_the_refresh(copy_dsn: str) -> None:
+    from jobs.staging_refresh import anonymize_with_engine
+
+    anonymize.create_synthetic(dsn=copy_dsn, patients=10, seed=2)
+    messages: list[str] = []
+
+    result = anonymize_with_engine(dsn=copy_dsn, rules_path=None, salt=b"s" * 32, on_progress=messages.append)
+
+    assert result.ok, result.summary
+    assert any(m.startswith("masking ") for m in messages)  # the refresh renews its lock on each

@@ -7,12 +7,18 @@ Steps (``STEPS``), each recorded in ``refresh_steps`` and idempotent when run ag
 - ``restore``: restore it as ``<staging>-next``, private, staging's class, subnet and parameter
   groups, the locked-down security group, tagged with the run id;
 - ``password``: a fresh master password, stored as the pending version of the credentials secret;
-- ``wait``: poll until the copy is available;
-- ``anonymize``: anonymize and verify through the injected step; a failed verification deletes the
-  copy and never swaps;
+  automated backups of the copy turned off (that deletes its unmasked backups and restore window);
+- ``wait``: poll until the copy is available with its backups off;
+- ``anonymize``: refuse a copy holding a database the anonymizer would not mask, then anonymize and
+  verify through the injected step; a failed verification deletes the copy and never swaps;
 - ``swap``: ``<staging>`` → ``<staging>-old-<yyyymmdd>``, then ``-next`` → ``<staging>``; converges from
   any point (a crash between the two renames is finished forward on the next run);
-- ``deploy``: force a new deployment of the staging service (it picks up the new credentials).
+- ``deploy``: turn the new staging's backups back on (the replaced instance's retention), and force a
+  new deployment of the staging service (it picks up the new credentials).
+
+The run renews its lock after every step, while polling and on the anonymizer's progress. A run
+that finds its lock taken by another run (it ran past ``lease_minutes`` without renewing) stops at
+once, before any further change, and leaves its run to the lock's holder.
 
 A crashed run is resumed from its recorded step by the next run — except one that crashed while
 anonymizing: its copy is half-masked (re-running the masking on it would pseudonymize some values
@@ -40,6 +46,7 @@ from bot.store.changes import Leases, short_pt
 from bot.store.db import Database
 from bot.store.refresh import RefreshRuns, RefreshRunView
 from jobs.staging_refresh import rds, secrets
+from jobs.staging_refresh.databases import DatabaseGate, unexpected_databases
 from jobs.staging_refresh.options import RefreshOptions
 from jobs.staging_refresh.rds import Instance, Poller, RefreshFailed, RefreshRefused
 from jobs.staging_refresh.report import RefreshReport, StepLine
@@ -48,6 +55,7 @@ log = logging.getLogger(__name__)
 
 STEPS: tuple[str, ...] = ("retire-old", "snapshot", "restore", "password", "wait", "anonymize", "swap", "deploy")
 LEASE_KEY = "refresh:staging"
+DEFAULT_BACKUP_RETENTION_DAYS = 7  # when the replaced staging instance's is unknown
 
 
 @dataclass(frozen=True)
@@ -57,15 +65,18 @@ class Verification:
 
 
 class AnonymizeStep(Protocol):
-    def __call__(self, *, dsn: str, rules_path: str | None, salt: bytes) -> Verification: ...
+    def __call__(self, *, dsn: str, rules_path: str | None, salt: bytes,
+                 on_progress: Callable[[str], None]) -> Verification: ...
 
 
-def anonymize_with_engine(*, dsn: str, rules_path: str | None, salt: bytes) -> Verification:
-    """The real step: ``jobs.anonymize`` masks the copy and verifies it before any swap."""
+def anonymize_with_engine(*, dsn: str, rules_path: str | None, salt: bytes,
+                          on_progress: Callable[[str], None] = lambda _message: None) -> Verification:
+    """The real step: ``jobs.anonymize`` masks the copy and verifies it before any swap. It calls
+    ``on_progress`` between its phases and tables (the refresh renews its lock there)."""
     from jobs.anonymize import DatabaseUnreachable, anonymize, load_rules
 
     try:
-        report = anonymize(dsn=dsn, rules=load_rules(rules_path), salt=salt)
+        report = anonymize(dsn=dsn, rules=load_rules(rules_path), salt=salt, on_progress=on_progress)
     except DatabaseUnreachable:
         return Verification(ok=False, summary="the restored copy's database could not be reached")
     summary = str(report.summary)
@@ -76,6 +87,12 @@ def anonymize_with_engine(*, dsn: str, rules_path: str | None, salt: bytes) -> V
 
 class VerificationFailed(BotError):
     kind = "verification_failed"
+
+
+class LeaseLost(BotError):
+    """Another run took the refresh's lock: this one must change nothing more."""
+
+    kind = "lease_lost"
 
 
 @dataclass(frozen=True)
@@ -103,6 +120,7 @@ def refresh_staging(
     options: RefreshOptions,
     sleep: Callable[[float], None] = time.sleep,
     anonymize_step: AnonymizeStep = anonymize_with_engine,
+    database_gate: DatabaseGate = unexpected_databases,
     progress: Callable[[Renderable], object] = lambda _report: None,
     after_step: Callable[[str], None] = lambda _step: None,
     job_run_id: int | None = None,
@@ -110,7 +128,8 @@ def refresh_staging(
     dry_run: bool = False,
 ) -> RefreshReport:
     """Runs (or resumes) one refresh and returns its report. ``after_step`` is called once each step
-    is recorded (tests raise from it to simulate a crash)."""
+    is recorded (tests raise from it to simulate a crash). ``database_gate`` names the copy's databases
+    the anonymizer would leave unmasked (tests without PostgreSQL hand in a fake)."""
     names = Names.of(config, options)
     if dry_run:
         return _plan(aws=aws, names=names)
@@ -128,7 +147,7 @@ def refresh_staging(
                 f"{short_pt(current.expires_at, clock.now())})" if current else ""
         return _refused(f"another staging refresh is running{since}; this one did not start.")
     run = _Run(db=db, aws=aws, clock=clock, options=options, names=names, sleep=sleep, anonymize_step=anonymize_step,
-               progress=progress, after_step=after_step, leases=leases, holder=holder)
+               database_gate=database_gate, progress=progress, after_step=after_step, leases=leases, holder=holder)
     # A Python exception releases the lock (the next run recovers at once); a process that dies (or
     # a BaseException, which tests use to simulate that) leaves it to expire.
     try:
@@ -161,23 +180,31 @@ def _plan(*, aws: AwsGateway, names: Names) -> RefreshReport:
 
 class _Run:
     def __init__(self, *, db: Database, aws: AwsGateway, clock: Clock, options: RefreshOptions, names: Names,
-                 sleep: Callable[[float], None], anonymize_step: AnonymizeStep,
+                 sleep: Callable[[float], None], anonymize_step: AnonymizeStep, database_gate: DatabaseGate,
                  progress: Callable[[Renderable], object], after_step: Callable[[str], None], leases: Leases,
                  holder: str) -> None:
         self.runs = RefreshRuns(db)
         self.aws, self.clock, self.options, self.names = aws, clock, options, names
         self.anonymize_step, self._progress, self.after_step = anonymize_step, progress, after_step
+        self.database_gate = database_gate
         self.leases, self.holder = leases, holder
         self.poller = Poller(clock=clock, sleep=sleep, interval=options.poll_seconds,
                              timeout=options.wait_minutes * 60, on_wait=self._renew)
         self.notes: list[str] = []
         self.run_id = ""
         self.state: dict = {}
+        self.at = "start"  # the step under way
         self._password: str | None = None
 
     # -- the run ---------------------------------------------------------------------------------
 
     def go(self, *, job_run_id: int | None) -> RefreshReport:
+        try:
+            return self._go(job_run_id=job_run_id)
+        except LeaseLost:  # from any step, or from a wait while recovering
+            return self._lost()
+
+    def _go(self, *, job_run_id: int | None) -> RefreshReport:
         resumed = self._recover()
         if resumed is None:
             try:
@@ -201,10 +228,14 @@ class _Run:
                                          f"copy of {self.state.get('snapshot_id')}.")
 
     def _step(self, step: str) -> RefreshReport | None:
+        self.at = step
+        self._renew()
         self.runs.begin_step(run_id=self.run_id, step=step, now=self.clock.now())
         self._post()
         try:
             detail = getattr(self, "_do_" + step.replace("-", "_"))()
+        except LeaseLost:
+            raise
         except RefreshRefused as exc:
             self.runs.end_step(run_id=self.run_id, step=step, now=self.clock.now(), outcome="failed", detail=exc.message)
             self.runs.finish(run_id=self.run_id, now=self.clock.now(), status="refused", error=exc.message)
@@ -217,6 +248,12 @@ class _Run:
         self._post()
         self.after_step(step)
         return None
+
+    def _lost(self) -> RefreshReport:
+        """Another run holds the lock now and owns this run's records and copy: touch nothing."""
+        return self._report("failed", f"Staging refresh stopped at “{self.at}”: another run took its lock (this one "
+                                      f"went {self.options.lease_minutes:g} min without renewing it). It changed "
+                                      "nothing more and left the rest to that run.")
 
     def _fail(self, step: str, exc: Exception) -> RefreshReport:
         message = _describe_error(exc)
@@ -376,29 +413,54 @@ class _Run:
     def _do_wait(self) -> str:
         def available() -> bool:
             found = rds.describe(self.aws, self.names.next)
-            return found is not None and found.status == "available"
+            return found is not None and found.status == "available" and found.backups_off
 
-        self.poller.until(f"{self.names.next} to become available", available)
-        return f"{self.names.next} is available"
+        self.poller.until(f"{self.names.next} to become available with its backups off", available)
+        return f"{self.names.next} is available, automated backups off"
 
     def _do_anonymize(self) -> str:
         copy = self._own_copy()
+        if not copy.backups_off:  # its unmasked backups would become staging's
+            raise RefreshFailed(f"{self.names.next} still keeps automated backups; refusing to anonymize it")
         salt = secrets.salt(self.aws, secret_id=self.options.salt_secret_id)
-        try:
-            result = self.anonymize_step(dsn=self._dsn(copy), rules_path=self.options.rules_path, salt=salt)
-        except Exception as exc:  # noqa: BLE001 - the engine's failure is a failed verification
-            result = Verification(ok=False, summary=f"the anonymizer stopped: {_describe_error(exc)}")
+        dsn = self._dsn(copy)
+        result = self._other_databases(dsn)
+        if result is None:
+            try:
+                result = self.anonymize_step(dsn=dsn, rules_path=self.options.rules_path, salt=salt,
+                                             on_progress=lambda _message: self._renew())
+            except LeaseLost:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the engine's failure is a failed verification
+                result = Verification(ok=False, summary=f"the anonymizer stopped: {_describe_error(exc)}")
         self._save(verification=result.summary, verification_ok=result.ok)
         if not result.ok:
             raise VerificationFailed(f"verification failed ({result.summary})")
         return result.summary
 
+    def _other_databases(self, dsn: str) -> Verification | None:
+        """A failed verification if the copy holds a database the anonymizer would not mask."""
+        try:
+            others = self.database_gate(dsn=dsn, safe=frozenset(self.options.extra_databases_safe))
+        except Exception as exc:  # noqa: BLE001 - unknown databases are as bad as unmasked ones
+            return Verification(ok=False, summary=f"could not list the databases of the restored copy "
+                                                  f"({_describe_error(exc)})")
+        if not others:
+            return None
+        shown = ", ".join(others[:10]) + (f" and {len(others) - 10} more" if len(others) > 10 else "")
+        return Verification(ok=False, summary=f"the restored copy holds databases the anonymizer would not mask: "
+                                              f"{shown}; drop them from prod or declare them in "
+                                              "extra_databases_safe if they hold no PHI")
+
     def _do_swap(self) -> str:
         if self.state.get("verification_ok") is not True:
             raise RefreshFailed("the copy was not verified; refusing to swap")
+        staging = rds.describe(self.aws, self.names.staging)
+        if "staging_backup_retention" not in self.state:  # recorded before the first rename
+            kept = staging.backup_retention if staging is not None and staging.run_tag != self.run_id else None
+            self._save(staging_backup_retention=DEFAULT_BACKUP_RETENTION_DAYS if kept is None else kept)
         old = self.state.get("old_instance") or self._free_old_name()
         self._save(old_instance=old, swap_started=True)
-        staging = rds.describe(self.aws, self.names.staging)
         copy = rds.describe(self.aws, self.names.next)
         if staging is not None and staging.run_tag != self.run_id:
             rds.rename(self.aws, identifier=self.names.staging, new_identifier=old)
@@ -424,10 +486,23 @@ class _Run:
         return f"{self.names.next} is now {self.names.staging}{kept} (DNS follows a rename within minutes)"
 
     def _do_deploy(self) -> str:
+        backups = self._restore_backups()
         deployment = rds.force_new_deployment(self.aws, cluster=self.names.cluster, service=self.names.service)
         self._save(deployment=deployment)
-        return f"new deployment {deployment} of {self.names.service}" if deployment else \
-            f"new deployment of {self.names.service} requested"
+        return f"{backups}; " + (f"new deployment {deployment} of {self.names.service}" if deployment else
+                                 f"new deployment of {self.names.service} requested")
+
+    def _restore_backups(self) -> str:
+        """Gives the new staging the replaced instance's backup retention — only ever a verified copy."""
+        if self.state.get("verification_ok") is not True:
+            raise RefreshFailed("the copy was not verified; refusing to turn its backups on")
+        found = rds.describe(self.aws, self.names.staging)
+        if found is None or found.run_tag != self.run_id:
+            raise RefreshFailed(f"{self.names.staging} is not this run's copy; its backups were left alone")
+        days = int(self.state.get("staging_backup_retention", DEFAULT_BACKUP_RETENTION_DAYS))
+        if found.backup_retention != days:
+            rds.set_backup_retention(self.aws, identifier=found.identifier, days=days)
+        return f"automated backups kept {days} days" if days else "automated backups off, as before"
 
     # -- helpers ---------------------------------------------------------------------------------
 
@@ -467,8 +542,9 @@ class _Run:
         self.state = self.runs.update_state(run_id=self.run_id, now=self.clock.now(), **changes)
 
     def _renew(self) -> None:
-        self.leases.renew(env=LEASE_KEY, holder=self.holder, now=self.clock.now(),
-                          ttl=timedelta(minutes=self.options.lease_minutes))
+        if not self.leases.renew(env=LEASE_KEY, holder=self.holder, now=self.clock.now(),
+                                 ttl=timedelta(minutes=self.options.lease_minutes)):
+            raise LeaseLost("another run took the staging refresh's lock")
 
     def _post(self) -> None:
         self.show(self._report("running", f"Refreshing {self.names.staging} from {self.names.source}…"))

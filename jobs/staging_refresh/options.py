@@ -21,6 +21,10 @@ class RefreshOptions(BaseModel):
     salt_secret_id: str = Field(
         default="menotime/staging/anonymization-salt",
         description="Secrets Manager secret holding the anonymization HMAC salt")
+    extra_databases_safe: tuple[str, ...] = Field(
+        default=(),
+        description="other databases of the restored copy known to hold no PHI; they are not anonymized. Any other "
+                    "database on it (besides rdsadmin, and postgres while it holds no tables) fails the run")
     rules_path: str | None = Field(default=None, description="anonymization rules file; default: the shipped rules")
     dsn_overrides: dict[str, str] = Field(
         default_factory=dict,

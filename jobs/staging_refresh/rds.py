@@ -47,6 +47,7 @@ class Instance:
     db_name: str | None
     host: str | None
     port: int | None
+    backup_retention: int | None = None  # days, as applied (a pending change does not count yet)
 
     @classmethod
     def parse(cls, raw: dict[str, Any]) -> Instance:
@@ -58,7 +59,12 @@ class Instance:
                    subnet_group=(raw.get("DBSubnetGroup") or {}).get("DBSubnetGroupName"),
                    parameter_group=groups[0].get("DBParameterGroupName"),
                    master_username=raw.get("MasterUsername", ""), db_name=raw.get("DBName"),
-                   host=endpoint.get("Address"), port=endpoint.get("Port"))
+                   host=endpoint.get("Address"), port=endpoint.get("Port"),
+                   backup_retention=raw.get("BackupRetentionPeriod"))
+
+    @property
+    def backups_off(self) -> bool:
+        return self.backup_retention == 0
 
 
 @dataclass(frozen=True)
@@ -115,6 +121,7 @@ def restore(aws: AwsGateway, *, snapshot_id: str, identifier: str, template: Ins
         "PubliclyAccessible": False,
         "MultiAZ": False,
         "DeletionProtection": False,
+        "BackupRetentionPeriod": 0,  # no automated backup of the unmasked copy (reset_master_password insists)
         "Tags": [{"Key": "Environment", "Value": "staging"}, {"Key": RUN_TAG, "Value": run_id},
                  {"Key": SNAPSHOT_TAG, "Value": snapshot_id}],
     }
@@ -126,10 +133,19 @@ def restore(aws: AwsGateway, *, snapshot_id: str, identifier: str, template: Ins
 
 
 def reset_master_password(aws: AwsGateway, *, identifier: str, password: str) -> None:
-    # A snapshot of an instance whose password RDS manages restores with that management on; turn it
-    # off so the password is the one this run chose (and stored).
+    """Sets the copy's master password and turns its automated backups off.
+
+    A snapshot of an instance whose password RDS manages restores with that management on; turn it
+    off so the password is the one this run chose (and stored). Backups off (retention 0, applied
+    now) deletes the copy's automated backups and point-in-time-restore window: they hold prod's
+    unmasked data and would otherwise belong to staging after the swap."""
     aws.call("rds", "modify_db_instance", DBInstanceIdentifier=identifier, MasterUserPassword=password,
-             ManageMasterUserPassword=False, ApplyImmediately=True)
+             ManageMasterUserPassword=False, BackupRetentionPeriod=0, ApplyImmediately=True)
+
+
+def set_backup_retention(aws: AwsGateway, *, identifier: str, days: int) -> None:
+    aws.call("rds", "modify_db_instance", DBInstanceIdentifier=identifier, BackupRetentionPeriod=days,
+             ApplyImmediately=True)
 
 
 def rename(aws: AwsGateway, *, identifier: str, new_identifier: str) -> None:

@@ -18,11 +18,11 @@ STEP_LABELS: dict[str, str] = {
     "retire-old": "Delete replaced instances older than the retention",
     "snapshot": "Find the latest automated prod snapshot",
     "restore": "Restore it as the next staging instance",
-    "password": "Reset its master password",
+    "password": "Reset its master password, turn its backups off",
     "wait": "Wait until it is available",
     "anonymize": "Anonymize and verify",
     "swap": "Swap it in as staging",
-    "deploy": "Redeploy the staging service",
+    "deploy": "Turn its backups back on, redeploy the staging service",
     "cleanup": "Delete the unswapped copy",
 }
 

@@ -23,6 +23,7 @@ from bot.config import Config
 from bot.render import Renderable
 from bot.store.db import Database
 from jobs.staging_refresh import rds
+from jobs.staging_refresh.databases import databases_beside
 from jobs.staging_refresh.options import RefreshOptions
 from jobs.staging_refresh.report import RefreshReport
 
@@ -30,9 +31,13 @@ SECURITY_GROUP = "menotime-staging-refresh-sg"
 
 
 def prepare_simulated_refresh(gateway: AwsGateway, config: Config, *, now: datetime, dsn_for_next: str,
-                              base: RefreshOptions | None = None) -> RefreshOptions:
+                              base: RefreshOptions | None = None, shared_server: bool = True) -> RefreshOptions:
     """Makes the seeded simulator ready for a refresh and returns the options to run it with (the
-    copy's DSN pointing at ``dsn_for_next``). Safe to call more than once."""
+    copy's DSN pointing at ``dsn_for_next``). Safe to call more than once.
+
+    ``shared_server``: ``dsn_for_next`` is one database of a shared (test or demo) server, whose other
+    databases are not part of the copy: those there now are declared safe (connects to list them).
+    One created later still fails the run, as a second database in a real restored copy would."""
     options = base or RefreshOptions()
     source = config.env(options.source_env).rds_instance
     if rds.latest_automated_snapshot(gateway, source) is None:
@@ -40,8 +45,10 @@ def prepare_simulated_refresh(gateway: AwsGateway, config: Config, *, now: datet
     group_id = _locked_down_group(gateway)
     _ensure_secret(gateway, options.salt_secret_id, _random.token_urlsafe(48))
     next_name = f"{config.env(options.target_env).rds_instance}-next"
+    beside = databases_beside(dsn_for_next) if shared_server else ()
     return options.model_copy(update={
         "security_group_ids": (group_id,),
+        "extra_databases_safe": tuple(dict.fromkeys((*options.extra_databases_safe, *beside))),
         "dsn_overrides": {**options.dsn_overrides, next_name: dsn_for_next},
         "poll_seconds": 1.0,
         "wait_minutes": 5.0,
