@@ -130,7 +130,9 @@ def test_tags_not_activated_says_so_and_how_to_fix_it(db: Database, aws: AwsGate
     report = cost_report(config=cost_config(), db=db, aws=aws, clock=FrozenClock(REPORT_DAY))
 
     assert _row(report, UNTAGGED).cost == 1125.0 and _row(report, "prod").cost == 0.0
+    assert all(row.status is None for row in report.rows)  # $0 is not "under budget" here: unknown
     text = _rendered(report)
+    assert "ok   prod" not in text
     assert "the cost-allocation tag is probably not activated" in text
     assert "Activate Environment in the Billing console" in text and "Cost allocation tags" in text
 

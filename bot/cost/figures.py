@@ -6,6 +6,8 @@ in ``missing`` and never shown as a zero.
 
 from __future__ import annotations
 
+import dataclasses
+
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -179,6 +181,8 @@ def monthly_report(*, config: Config, explorer: CostExplorer, options: CostOptio
     previous_total = sum(row.previous or 0.0 for row in rows) if has_previous else None
 
     notes = [note for note in (_tags_inactive(this_month, options.tag_key),) if note]
+    if notes:  # every environment at $0 is not "under budget": it is unknown until the tag works
+        rows = [dataclasses.replace(row, status=None) for row in rows]
     per_patient_env, per_patient = None, None
     for env in _scaled_envs(config, scope):
         note = _patient_note(config, patients, env)
@@ -269,6 +273,8 @@ def weekly_digest(*, config: Config, explorer: CostExplorer, options: CostOption
                             forecast_status=budgets.status(forecast, monthly) if forecast is not None else None))
 
     notes = [note for note in (_tags_inactive(lines, options.tag_key),) if note]
+    if notes:  # every environment at $0 is not "under budget": it is unknown until the tag works
+        rows = [dataclasses.replace(row, week_status=None, mtd_status=None, forecast_status=None) for row in rows]
     for env in _scaled_envs(config, scope):
         if note := _patient_note(config, patients, env):
             notes.append(note)
