@@ -82,3 +82,12 @@ def test_the_cost_report_goes_to_ops_with_its_chart_uploaded(simulated: Core) ->
         assert uploaded.body[:8] == b"\x89PNG\r\n\x1a\n"  # the chart itself
         [completed] = slack.calls_to("files.completeUploadExternal")
         assert completed.params["thread_ts"] == post.response["ts"]
+
+
+def test_jobs_run_cost_digest_against_the_simulator_gives_each_environment_against_budget_and_a_forecast() -> None:
+    result = CliRunner().invoke(cli, ["jobs", "run", "cost-digest", "--simulate"])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("Cost digest ")
+    for env in ("dev", "staging", "prod"):
+        line = next(line for line in result.output.splitlines() if f" {env} " in line and "week $" in line)
+        assert " of $" in line and "forecast $" in line
