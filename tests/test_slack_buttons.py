@@ -55,6 +55,15 @@ class Bot:
             time.sleep(0.02)
         raise AssertionError(f"no answer at {key}")
 
+    def sent(self, method: str, needle: str, timeout: float = 15.0) -> Any:
+        """The first ``method`` call whose text holds ``needle``, waiting for the outbox worker."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if found := [c for c in self.slack.calls_to(method) if needle in str(c.params.get("text", ""))]:
+                return found[0]
+            time.sleep(0.02)
+        raise AssertionError(f"no {method} with {needle!r}")
+
     def post_in(self, channel: str, timeout: float = 15.0) -> Any:
         """The latest channel post to ``channel``, waiting for the outbox worker to send one."""
         deadline = time.monotonic() + timeout
@@ -149,8 +158,7 @@ def test_approve_and_deny_buttons_on_a_prod_deploy(bot: Bot) -> None:
     assert "another person must approve" in bot.answer(own)["text"]
     _, key = bot.click("menotime_approve", request_id, user=PEOPLE["operations"])
     assert "Deploying `v1.6.0` to prod" in bot.answer(key)["text"]
-    updated = bot.slack.wait_for("chat.update", timeout=15)
-    assert any("Approved by" in c.params["text"] for c in updated)
+    assert bot.sent("chat.update", "Approved by")  # the approval message, edited (among the rollout's edits)
 
     taskdef = gateway.call("ecs", "describe_services", cluster="menotime-prod-cluster",
                            services=["menotime-prod-service"])["services"][0]["taskDefinition"]
