@@ -19,7 +19,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from sqlalchemy import func, select, update
@@ -83,6 +83,7 @@ class AlarmThreadView:
     flips: tuple[str, ...] = ()  # ISO times of recent state changes (flap detection)
     flap_noted_at: datetime | None = None
     grouped: bool = False  # lives in a storm message's thread rather than a root of its own
+    last_notification: dict[str, Any] | None = None  # {"subject", "message"} as AWS sent them
 
     def snoozed(self, now: datetime) -> bool:
         return self.snoozed_until is not None and now < self.snoozed_until
@@ -117,7 +118,8 @@ def process_inbox(*, core: Core, limit: int = 100) -> int:
                 subject, message = _envelope(row.body, row.subject)
                 event = parse_message(subject, message)
                 env, channel = route(event, core.config, topic_arn=row.topic_arn)
-                outcome = record_event(core, event, env, channel, origin_at=stored_utc(row.sns_timestamp))
+                outcome = record_event(core, event, env, channel, origin_at=stored_utc(row.sns_timestamp),
+                                       notification={"subject": subject, "message": message})
                 inbox.mark(id=row.id, outcome=outcome, processed_at=core.clock.now())
         except PostFailed as exc:
             log.warning("alarm_post_failed", key=event.key, channel=channel, error=str(exc))
@@ -161,10 +163,20 @@ def _envelope(body: str, subject: str | None) -> tuple[str | None, str]:
 
 
 def record_event(core: Core, event: Event, env: str | None, channel: str, *,
-                 origin_at: datetime | None = None) -> str:
+                 origin_at: datetime | None = None, notification: dict[str, Any] | None = None) -> str:
     """Posts ``event`` (a new thread, a reply, or a root refresh); the inbox outcome. Raises
-    PostFailed when Slack did not take the message, with nothing recorded."""
+    PostFailed when Slack did not take the message, with nothing recorded. ``notification`` (the
+    subject and message as AWS sent them) is kept with the thread so a click can redraw its root."""
     event = _fitted(event)
+    outcome = _record(core, event, env, channel, origin_at=origin_at)
+    if notification is not None and outcome != STALE:
+        with core.db.session() as session:
+            session.execute(update(AlarmThread).where(AlarmThread.key == event.key)
+                            .values(last_notification=notification).execution_options(synchronize_session=False))
+    return outcome
+
+
+def _record(core: Core, event: Event, env: str | None, channel: str, *, origin_at: datetime | None) -> str:
     now = core.clock.now()
     at = _aware(event.at) if event.at else now
     if event.kind == "generic":
@@ -569,6 +581,7 @@ def _view(row: AlarmThread) -> AlarmThreadView:
         snoozed_until=_aware(row.snoozed_until) if row.snoozed_until else None, snoozed_by=row.snoozed_by,
         reminded_at=_aware(row.reminded_at) if row.reminded_at else None, flips=tuple(row.flips or ()),
         flap_noted_at=_aware(row.flap_noted_at) if row.flap_noted_at else None, grouped=bool(row.grouped),
+        last_notification=row.last_notification,
     )
 
 
@@ -610,7 +623,23 @@ def acknowledge(core: Core, *, short: str, user: str) -> AlarmThreadView:
             headline=f"Acknowledged by <@{user}> at {when(now)}", emoji=":eyes:"))
     except Exception as exc:  # noqa: BLE001 - the acknowledgement is recorded; the reply is a courtesy
         log.warning("alarm_ack_reply_failed", key=view.key, error=type(exc).__name__)
-    return _replace(view, acknowledged_by=user, acknowledged_at=now)
+    acknowledged = _replace(view, acknowledged_by=user, acknowledged_at=now)
+    redraw_root(core, acknowledged)  # the Acknowledge button goes, the root says who has it
+    return acknowledged
+
+
+def redraw_root(core: Core, view: AlarmThreadView) -> None:
+    """Edits the root to ``view`` (after a click changed it) from the last notification kept."""
+    if view.grouped:
+        storm = _storm_of(core, view)
+        if storm is not None:
+            _safe(core, lambda: core.notifier.update(ref=storm.ref, result=storm_message(core, storm)))
+        return
+    if not view.last_notification:
+        return  # a thread from before notifications were kept: its next notification redraws it
+    event = _fitted(parse_message(view.last_notification.get("subject"), str(view.last_notification["message"])))
+    _safe(core, lambda: core.notifier.update(ref=view.ref, result=root_message(view, event,
+                                                                              runbook=_runbook(core, event))))
 
 
 def snooze(core: Core, *, short: str, user: str, minutes: int | None = None) -> AlarmThreadView:
@@ -627,7 +656,9 @@ def snooze(core: Core, *, short: str, user: str, minutes: int | None = None) -> 
     _safe(core, lambda: core.notifier.post(channel=view.channel, thread=view.ref, result=ChangeResult(
         headline=f"Snoozed by <@{user}> until {when(until)}: reminders and state replies wait until then",
         emoji=":zzz:")))
-    return _replace(view, snoozed_until=until, snoozed_by=user)
+    snoozed = _replace(view, snoozed_until=until, snoozed_by=user)
+    redraw_root(core, snoozed)
+    return snoozed
 
 
 def remind_due(core: Core) -> int:

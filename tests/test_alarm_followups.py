@@ -172,3 +172,20 @@ def test_a_message_that_cannot_be_processed_is_set_aside_and_the_rest_go_on(
     assert notifier.roots()[0][0] == core.config.channels.default_alerts
     assert headlines[1] == "ALARM — menotime-prod-after"
     assert process_inbox(core=core) == 0  # nothing left pending, the failed one is not retried forever
+
+
+def test_acknowledging_and_snoozing_redraw_the_root_at_once(core: Core, notifier: RecordingNotifier) -> None:
+    name = "menotime-prod-api-5xx"
+    sid = short_id(arn(name))
+    fire(core, name, "ALARM", "OK")
+    root_ref = notifier.roots()[0]
+    edits = len(notifier.updates)
+    assert say(core, "U0ONCALL1", f"ack {sid}").outcome == "ok"
+    ref, redrawn = notifier.updates[-1]
+    assert len(notifier.updates) == edits + 1 and ref.ts == f"{notifier.posts.index(root_ref) + 1}.0"
+    assert "Acknowledge" not in [b.label for b in redrawn.buttons]
+    assert dict(redrawn.facts)["Acknowledged"].startswith("<@U0ONCALL1> at")
+    assert redrawn.headline == f"ALARM — {name}" and "Threshold" in dict(redrawn.facts)  # the alarm's own facts
+    assert say(core, "U0ONCALL1", f"snooze {sid}").outcome == "ok"
+    snoozed = notifier.updates[-1][1]
+    assert "Snooze 1h" not in [b.label for b in snoozed.buttons] and "Snoozed" in dict(snoozed.facts)

@@ -195,6 +195,8 @@ class AlarmThread(Base):
     flips: Mapped[list | None] = mapped_column(JSON)
     flap_noted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     grouped: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())  # posted inside a storm message
+    # The last notification as AWS sent it ({"subject", "message"}), to redraw the root on a click.
+    last_notification: Mapped[dict | None] = mapped_column(JSON)
 
     __table_args__ = (Index("ix_alarm_threads_state_env", "state", "env"),)
 
