@@ -122,6 +122,9 @@ def config_check() -> None:
         click.echo(f"           tasks {env.tasks.default}, allowed {bounds}; tags: {env.image_tags.rule}; "
                    f"gate {env.deploy_gate}; alerts {env.alerts_channel or '-'}; "
                    f"retention {f'{env.retention_days} days' if env.retention_days else 'indefinite'}")
+    click.echo(f"\nSchedules ({cfg.jobs.timezone}; only the replica holding the scheduler lease runs them):")
+    for job, expr in cfg.jobs.schedules.items():
+        click.echo(f"  {job:<16} {expr or '(off)'}")
     click.echo("\nRole membership:")
     for role in Role:
         members = cfg.roles.get(role)

@@ -450,6 +450,9 @@ class JobScheduler:
         specs = tuple(jobs if jobs is not None else core.jobs)
         self._runner = runner or JobRunner(core, jobs=specs)
         self._triggers = build_triggers(core.config.jobs, specs)
+        for spec in specs:  # a scheduled job's bad option fails the start, not Sunday's 03:00 run
+            if spec.name in self._triggers:
+                spec.options(core.config)
         self._leases = Leases(core.db)
         self._runs = JobRuns(core.db)
         self.holder = holder or replica_id()

@@ -396,6 +396,11 @@ def test_a_schedule_for_an_unknown_job_fails_at_start(make_core: MakeCore, fakes
         JobScheduler(make_core(schedules={"nightly": WEEKLY}))
 
 
+def test_a_scheduled_job_with_bad_options_fails_at_start(make_core: MakeCore) -> None:
+    with pytest.raises(ConfigError, match=r"jobs\.options\."):
+        JobScheduler(make_core(schedules={"picky": WEEKLY}))  # picky's required option is not given
+
+
 @pytest.mark.parametrize(("expr", "words"), [
     ("0 3 * * sun", "Sundays 03:00 PT"),
     ("0 9 * * 1", "Mondays 09:00 PT"),
