@@ -77,7 +77,7 @@ EPOCH = "timestamptz '2024-01-01 00:00:00+00'"
 
 PROVIDERS = f"""
 INSERT INTO providers
-SELECT g, (1000000000 + (g * 7919 + %(seed)s) %% 999999999)::text, {_pick(FIRST, 2)}, {_pick(LAST, 3)},
+SELECT g, (1000000000 + (g::bigint * 7919 + %(seed)s) %% 999999999)::text, {_pick(FIRST, 2)}, {_pick(LAST, 3)},
        'dr.' || g || '@menotime-clinic.example.com',
        (ARRAY['Gynecology', 'Endocrinology', 'Primary care', 'Psychiatry', 'Nutrition'])[1 + {_r(4)} %% 5],
        {EPOCH} - make_interval(days => ({_r(5)} %% 1500)::int)
@@ -87,7 +87,7 @@ FROM generate_series(1, %(providers)s) g
 # Names come first in a sub-select so the email can be built from them.
 PATIENTS = f"""
 INSERT INTO patients
-SELECT g, 'MRN' || lpad(((g * 7919 + %(seed)s) %% 100000000)::text, 8, '0'), f, l,
+SELECT g, 'MRN' || lpad(((g::bigint * 7919 + %(seed)s) %% 100000000)::text, 8, '0'), f, l,
        date '1958-01-01' + ({_r(3)} %% 7300)::int,
        lower(f) || '.' || lower(l) || g || '@' || (ARRAY['gmail.com', 'yahoo.com', 'outlook.com',
             'icloud.com', 'proton.me'])[1 + {_r(4)} %% 5],
