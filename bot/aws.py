@@ -68,6 +68,8 @@ class AwsGateway:
         self._session = session
         self.region = region
         self._endpoint_url = endpoint_url
+        # Where calls go: a region, or the endpoint standing in for AWS (a simulator, a proxy).
+        self.source = f"{region}@{endpoint_url}" if endpoint_url else region
         self._config = BotoConfig(
             region_name=region,
             retries={"mode": "adaptive", "total_max_attempts": max_attempts},

@@ -341,3 +341,12 @@ def test_paged_answers_are_joined_by_period(db: Database, aws: AwsGateway) -> No
     report = cost_report(config=cost_config(), db=db, aws=aws, clock=FrozenClock(REPORT_DAY))
     assert tokens == [None, "page-2"]
     assert report.total == 1125.0 and _row(report, "prod").cost == 700.0
+
+
+def test_the_cache_keeps_a_simulators_answers_apart_from_real_ones() -> None:
+    from bot.cost.explorer import cache_key
+
+    query = {"TimePeriod": {"Start": "2026-10-01", "End": "2026-11-01"}, "Granularity": "MONTHLY"}
+    real, simulated = cache_key("usage", query, source="us-west-1"), cache_key(
+        "usage", query, source="us-west-1@http://127.0.0.1:5000")
+    assert real != simulated and real == cache_key("usage", dict(reversed(list(query.items()))), source="us-west-1")

@@ -82,8 +82,11 @@ def forecast_query(*, start: date, end: date, tag_key: str, env: str) -> dict[st
     }
 
 
-def cache_key(operation: str, query: dict[str, Any]) -> str:
-    canonical = json.dumps({"operation": operation, "query": query}, sort_keys=True, separators=(",", ":"))
+def cache_key(operation: str, query: dict[str, Any], *, source: str = "") -> str:
+    """The query's identity; ``source`` (the AWS endpoint it went to) keeps a simulator's answers
+    and the real account's apart in one database."""
+    canonical = json.dumps({"operation": operation, "query": query, "source": source}, sort_keys=True,
+                           separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -135,13 +138,14 @@ class CostExplorer:
         return {"ResultsByTime": _merge_periods(results)}
 
     def _cached(self, operation: str, query: dict[str, Any], fetch: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-        key, now = cache_key(operation, query), self._clock.now()
+        key, now = cache_key(operation, query, source=self._aws.source), self._clock.now()
         with self._db.session(write=False) as session:
             row = session.get(CostCacheEntry, key)
             if row is not None and stored_utc(row.expires_at) > now:
                 return dict(row.answer)
         answer = _guarded(fetch)
         with self._db.session() as session:
+            # merge: a concurrent report may have cached the same query a moment ago; the newer wins.
             session.merge(CostCacheEntry(key=key, operation=operation, query=query, answer=answer, fetched_at=now,
                                          expires_at=now + self._ttl))
         return answer
