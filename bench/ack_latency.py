@@ -152,7 +152,7 @@ def bot_server(fake: FakeSlack, workdir: Path, experiment: Experiment) -> Iterat
     from handlers.web import create_web_app
 
     config = load_config(overrides={"roles": {"viewer": {"users": [USER]}}})
-    with Simulator() as simulator:
+    with Simulator(separate_process=True) as simulator:  # moto's CPU is not the bot's
         simulator.seed(config)
         settings = Settings(
             slack_bot_token=TOKEN,

@@ -16,6 +16,10 @@ import hashlib
 import json
 import logging
 import os
+import socket
+import subprocess
+import sys
+import time
 import urllib.request
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -453,13 +457,20 @@ class Simulator:
     is reset when the simulator starts, so each simulator begins empty.
     """
 
-    def __init__(self, *, region: str = DEFAULT_REGION) -> None:
+    def __init__(self, *, region: str = DEFAULT_REGION, separate_process: bool = False) -> None:
+        """``separate_process``: moto's server runs as a child process, so its CPU does not compete
+        with this process's (the benchmarks). Its state is then out of reach of the helpers here that
+        move simulated rollouts by hand (moto's ECS never does it by itself)."""
         self.region = region
         self._server: Any = None
+        self._process: subprocess.Popen[bytes] | None = None
         self._werkzeug_level: int | None = None
         self.endpoint_url = ""
+        self._separate = separate_process
 
     def __enter__(self) -> Simulator:
+        if self._separate:
+            return self._start_process()
         from moto.server import (
             ThreadedMotoServer,  # heavy import, only when a simulator is wanted
         )
@@ -487,9 +498,36 @@ class Simulator:
             raise
         return self
 
+    def _start_process(self) -> Simulator:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        env = {**os.environ, _AMI_SETTING: os.environ.get(_AMI_SETTING, "false")}
+        self._process = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                                         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.endpoint_url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                request = urllib.request.Request(f"{self.endpoint_url}/moto-api/reset", method="POST")
+                with urllib.request.urlopen(request, timeout=2):  # noqa: S310 - our own local server
+                    return self
+            except OSError:
+                if time.monotonic() > deadline or self._process.poll() is not None:
+                    self.__exit__(None, None, None)
+                    raise RuntimeError("moto's server did not start") from None
+                time.sleep(0.1)
+
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
+        if self._process is not None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+            self._process = None
         if self._server is not None:
             self._server.stop()
             self._server = None
