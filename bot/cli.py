@@ -6,7 +6,6 @@ import os
 import sys
 from collections.abc import Callable
 from functools import wraps
-from pathlib import Path
 from typing import Any
 
 import click
@@ -48,36 +47,6 @@ def friendly(func: Callable[..., Any]) -> Callable[..., Any]:
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def cli() -> None:
     """MenoTime Ops: run MenoTime's AWS environments from Slack."""
-
-
-@cli.command()
-@click.option("--simulate", is_flag=True, help="Use the embedded AWS simulator instead of configured AWS.")
-@click.option("--user", default=None, help="Slack user ID to act as (default: the simulator's developer, "
-                                           "else U0CONSOLE).")
-@friendly
-def console(simulate: bool, user: str | None) -> None:
-    """Type /menotime lines and read the answers as text."""
-    settings = load_settings()
-    configure_logging(fmt="console", level="WARNING")
-    from bot.console import Console
-    from bot.notify import ConsoleNotifier
-
-    if simulate:
-        import tempfile
-
-        from bot.demo import DEVELOPER, demo_core, people
-
-        with tempfile.TemporaryDirectory(prefix="menotime-console-") as tmp, demo_core(
-            Path(tmp), config_path=settings.menotime_config, notifier=ConsoleNotifier()
-        ) as (core, _sim):
-            click.echo(f"Simulated AWS, SQLite in a temporary folder. {people()}")
-            Console(core, user_id=user or DEVELOPER).interact()
-        return
-    from bot.core import build_core
-
-    core = build_core(settings, migrate_schema=True, notifier=ConsoleNotifier())
-    Console(core, user_id=user or "U0CONSOLE").interact()
-    core.close()
 
 
 @cli.command()

@@ -75,6 +75,40 @@ def demo(interactive: bool) -> None:
     sys.exit(run_demo(interactive=interactive, extension=extension()))
 
 
+@cli.command()
+@click.option("--simulate", is_flag=True, help="Use the embedded AWS simulator instead of configured AWS.")
+@click.option("--user", default=None, help="Slack user ID to act as (default: the simulator's developer, "
+                                           "else U0CONSOLE).")
+@friendly
+def console(simulate: bool, user: str | None) -> None:
+    """Type /menotime lines and read the answers as text."""
+    settings = load_settings()
+    configure_logging(fmt="console", level="WARNING")
+    from bot.console import Console
+    from bot.notify import ConsoleNotifier
+
+    if simulate:
+        import tempfile
+        from pathlib import Path
+
+        from bot.demo import DEVELOPER, demo_core, people
+
+        from handlers.demo_jobs import extension
+
+        with tempfile.TemporaryDirectory(prefix="menotime-console-") as tmp, demo_core(
+            Path(tmp), config_path=settings.menotime_config, notifier=ConsoleNotifier(), extension=extension()
+        ) as (core, _sim):
+            click.echo(f"Simulated AWS, SQLite in a temporary folder. {people()}")
+            Console(core, user_id=user or DEVELOPER).interact()
+        return
+    from bot.core import build_core
+    from jobs import all_jobs
+
+    core = build_core(settings, migrate_schema=True, notifier=ConsoleNotifier(), jobs=all_jobs())
+    Console(core, user_id=user or "U0CONSOLE").interact()
+    core.close()
+
+
 @cli.group("jobs")
 def jobs_group() -> None:
     """Scheduled jobs: list them, run one now."""

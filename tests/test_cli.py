@@ -146,3 +146,11 @@ def test_console_simulate_answers_typed_lines_as_the_demo_people(runner: CliRunn
     assert "menotime-backend-dev:3, image develop" in result.output
     assert "Scaled dev to 2 tasks (asked by @U0DEMODEV)" in result.output
     assert "You have no MenoTime Ops role" in result.output
+
+
+def test_console_simulate_runs_the_jobs_too(runner: CliRunner) -> None:
+    result = runner.invoke(cli, ["console", "--simulate", "--user", "U0DEMOOPS"],
+                           input="jobs run nope\njobs run dev-cleanup --dry-run\n:quit\n")
+    assert result.exit_code == 0, result.output
+    assert "There is no job nope. Jobs: dev-cleanup, staging-refresh, cost-report, cost-digest." in result.output
+    assert "Dev cleanup (dry run: nothing was changed): succeeded" in result.output
