@@ -31,15 +31,22 @@ def load_settings() -> Settings:
 
 
 def friendly(func: Callable[..., Any]) -> Callable[..., Any]:
-    """A configuration problem is one clear message and exit status 2, not a traceback."""
+    """A configuration problem is one clear message and exit status 2, a database that cannot be
+    reached one clear message and exit status 3 (as `audit verify` says), not a traceback."""
 
     @wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from sqlalchemy.exc import OperationalError
+
         try:
             return func(*args, **kwargs)
         except ConfigError as exc:
             click.echo(f"Configuration error:\n{exc}", err=True)
             sys.exit(2)
+        except OperationalError as exc:
+            click.echo(f"The database at DATABASE_URL cannot be used ({type(exc.orig).__name__}); check that it "
+                       "is running and reachable, and the URL.", err=True)
+            sys.exit(3)
 
     return wrapper
 

@@ -171,8 +171,9 @@ def demo_core(workdir: Path, *, clock: Clock | None = None, notifier: Notifier |
             sleep=autopilot(region=settings.aws_region, envs=tuple(config.environments.values()), pause=0.0),
             jobs=extension.jobs,
         )
-        cleanup = extension.prepare(core, sim) if extension.prepare is not None else None
+        cleanup = None
         try:
+            cleanup = extension.prepare(core, sim) if extension.prepare is not None else None
             yield core, sim
         finally:
             if cleanup is not None:

@@ -307,8 +307,8 @@ def build_registry() -> Registry:
              shown_for=("alarms",), run=run_ack),
         Verb(name="snooze", summary="hold an alarm's reminders and replies for a while (same as its Snooze button)",
              action=REQUEST, args=(Arg("id", "word", "the alarm thread's id, shown on its message"),
-                                   Arg("minutes", "int", "how long, in minutes (default 60)", required=False,
-                                       minimum=1, maximum=24 * 60)),
+                                   Arg("minutes", "int", "how long, in minutes (default: alarms.snooze_minutes)",
+                                       required=False, minimum=1, maximum=24 * 60)),
              resolve=_alarm_target, shown_for=("alarms",), run=run_snooze,
              examples=("/menotime snooze 3f9a2b1c4d5e", "/menotime snooze 3f9a2b1c4d5e 30")),
         Verb(

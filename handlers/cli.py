@@ -5,12 +5,15 @@ from __future__ import annotations
 import threading
 
 import click
+import structlog
 
 from bot.cli import cli, friendly, load_settings
 from bot.logs import configure_logging
 from bot.core import Core
 from bot.scheduler import JobScheduler
-from handlers.workers import start_workers
+from handlers.workers import Workers, start_workers
+
+log = structlog.get_logger("menotime.cli")
 
 
 @cli.command()
@@ -27,13 +30,17 @@ def serve(host: str, port: int | None) -> None:
     settings = load_settings()
     configure_logging(fmt=settings.log_format, level=settings.log_level)
     slack_app, core = create_app(settings, migrate_schema=settings.migrate_on_start)
+    scheduler = JobScheduler(core)  # checks schedules and job options before anything starts
     workers = start_workers(core)
-    scheduler = JobScheduler(core).start()  # runs jobs only while this replica holds the leader lease
-    # log_config=None: uvicorn keeps our logging set-up (JSON lines) instead of installing its own.
-    uvicorn.run(create_web_app(core, slack_app, on_sns_stored=workers.inbox.poke), host=host,
-                port=port or settings.port, log_level=settings.log_level.lower(), access_log=False, log_config=None)
-    scheduler.stop()
-    workers.stop()
+    scheduler.start()  # runs jobs only while this replica holds the leader lease
+    _exit_on_sigterm()
+    try:
+        # log_config=None: uvicorn keeps our logging set-up (JSON lines) instead of installing its own.
+        uvicorn.run(create_web_app(core, slack_app, on_sns_stored=workers.inbox.poke), host=host,
+                    port=port or settings.port, log_level=settings.log_level.lower(), access_log=False,
+                    log_config=None)
+    finally:
+        _shut_down(core, scheduler, workers)
 
 
 @cli.command()
@@ -53,12 +60,39 @@ def socket(host: str) -> None:
         raise ConfigError("SLACK_APP_TOKEN (xapp-…) must be set for Socket Mode.")
     configure_logging(fmt=settings.log_format, level=settings.log_level)
     slack_app, core = create_app(settings, socket_mode=True, migrate_schema=settings.migrate_on_start)
-    start_workers(core)  # with no public URL, SNS reaches the bot through SQS (SNS_QUEUE_URL)
-    JobScheduler(core).start()
-    health = uvicorn.Server(uvicorn.Config(create_web_app(core, None), host=host, port=settings.port,
-                                           log_level="warning", access_log=False, log_config=None))
+    if not settings.sns_queue_url:
+        log.warning("socket_mode_without_sqs", hint="with no public URL, alarms reach the bot through SQS: "
+                    "set SNS_QUEUE_URL")
+    scheduler = JobScheduler(core)
+    workers = start_workers(core)  # with no public URL, SNS reaches the bot through SQS (SNS_QUEUE_URL)
+    scheduler.start()
+    health = uvicorn.Server(uvicorn.Config(create_web_app(core, None, on_sns_stored=workers.inbox.poke), host=host,
+                                           port=settings.port, log_level="warning", access_log=False, log_config=None))
     threading.Thread(target=health.run, name="health-http", daemon=True).start()
-    SocketModeHandler(slack_app, settings.slack_app_token.get_secret_value()).start()
+    handler = SocketModeHandler(slack_app, settings.slack_app_token.get_secret_value())
+    _exit_on_sigterm()
+    try:
+        handler.start()
+    finally:
+        handler.close()
+        health.should_exit = True
+        _shut_down(core, scheduler, workers)
+
+
+def _exit_on_sigterm() -> None:
+    """ECS stops a task with SIGTERM: leave through the ``finally`` blocks (uvicorn re-raises the
+    signal after its own graceful shutdown), so the leader lease is released and workers stop."""
+    import signal
+    import sys
+
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+
+
+def _shut_down(core: Core, scheduler: JobScheduler, workers: Workers) -> None:
+    scheduler.stop()
+    workers.stop()
+    core.close()
+    log.info("shutdown_complete")
 
 
 @cli.command()
@@ -104,9 +138,14 @@ def console(simulate: bool, user: str | None) -> None:
     from bot.core import build_core
     from jobs import all_jobs
 
-    core = build_core(settings, migrate_schema=True, notifier=ConsoleNotifier(), jobs=all_jobs())
-    Console(core, user_id=user or "U0CONSOLE").interact()
-    core.close()
+    # Work that outlives an answer (a rollout, a job) runs before the prompt returns: `:quit` must
+    # not cut it off half-way.
+    core = build_core(settings, migrate_schema=True, notifier=ConsoleNotifier(), jobs=all_jobs(),
+                      run_background=lambda work: work())
+    try:
+        Console(core, user_id=user or "U0CONSOLE").interact()
+    finally:
+        core.close()
 
 
 @cli.group("jobs")
@@ -139,7 +178,8 @@ def jobs_list() -> None:
 @click.option("--simulate", is_flag=True, help="Run against the embedded AWS simulator (as `console --simulate`).")
 @friendly
 def jobs_run(name: str, dry_run: bool, override: bool, simulate: bool) -> None:
-    """Run job NAME now and print its report; exit 1 if it failed or was refused."""
+    """Run job NAME now and print its report; exit 1 if it failed or was refused, 2 for an unknown job
+    or a bad configuration, 3 if the database cannot be reached."""
     import os
     import sys
     import tempfile
@@ -166,7 +206,8 @@ def jobs_run(name: str, dry_run: bool, override: bool, simulate: bool) -> None:
         except BadInput as exc:
             click.echo(exc.message.replace("`", ""), err=True)
             sys.exit(2)
-        assert view is not None  # only a scheduled fire can have run elsewhere
+        if view is None:  # only a scheduled fire can have run elsewhere; a manual run always runs
+            raise RuntimeError("a manual run was not recorded")
         click.echo(render_text(view.result), nl=False)
         return view.ok
 

@@ -39,11 +39,11 @@ def prepare(core: Core, sim: Simulator) -> Callable[[], None] | None:
     demo_cost_data(gateway, core.clock, core.config)
     if postgres_unreachable(postgres_url()) is not None:
         return None
-    stack = ExitStack()
-    dsn = stack.enter_context(synthetic_copy(postgres_url()))
-    options = prepare_simulated_refresh(gateway, core.config, now=core.clock.now(), dsn_for_next=dsn)
-    core.config.jobs.options["staging-refresh"] = options.model_dump(mode="json")
-    return stack.close
+    with ExitStack() as stack:  # dropped at once if anything below fails, else when the demo ends
+        dsn = stack.enter_context(synthetic_copy(postgres_url()))
+        options = prepare_simulated_refresh(gateway, core.config, now=core.clock.now(), dsn_for_next=dsn)
+        core.config.jobs.options["staging-refresh"] = options.model_dump(mode="json")
+        return stack.pop_all().close
 
 
 def _refresh(_core: Core, _sim: Simulator, console: Console, out: TextIO) -> None:

@@ -18,6 +18,11 @@ class OutboxWorker(WorkerLoop):
         self._clock = clock
 
     def _round(self) -> float | None:
-        self._sender.send_due()
+        sent = self._sender.send_due().sent
         due = self._sender.next_due()
-        return None if due is None else max(0.05, (due - self._clock.now()).total_seconds())
+        if due is None:
+            return None
+        wait = (due - self._clock.now()).total_seconds()
+        if wait <= 0 and not sent:
+            return None  # due but claimed by another replica (or lost to it): look again when idle, not at once
+        return max(0.05, wait)

@@ -297,3 +297,24 @@ def test_done_when_a_prod_alarm_over_sns_opens_a_thread_with_buttons_and_its_ok_
         assert edit.params["ts"] == root.response["ts"] and "OK" in edit.params["text"]
         time.sleep(1.5)
         assert len(slack.calls_to("chat.postMessage")) == 2  # the redelivered ALARM produced nothing
+
+
+def test_sigterm_stops_serve_cleanly_and_hands_the_scheduler_lease_back(tmp_path: Path) -> None:
+    from sqlalchemy import create_engine, text
+
+    gen = _serve(tmp_path, "")
+    base, _slack, log_path = next(gen)
+    database = f"sqlite:///{tmp_path / 'serve.db'}"
+    deadline = time.monotonic() + 15
+    holder = None
+    while holder is None and time.monotonic() < deadline:  # the scheduler takes the lease at start
+        with create_engine(database).connect() as conn:
+            holder = conn.execute(text("SELECT holder FROM change_leases WHERE env = 'scheduler:leader'")).scalar()
+        time.sleep(0.2)
+    assert holder is not None
+    with pytest.raises(StopIteration):
+        next(gen)  # terminate (SIGTERM) and wait, as ECS does
+    log = log_path.read_text()
+    assert '"event": "shutdown_complete"' in log, log[-2000:]
+    with create_engine(database).connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM change_leases WHERE env = 'scheduler:leader'")).scalar() == 0
