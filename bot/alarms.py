@@ -28,7 +28,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from bot.errors import NotFound, PolicyViolation
 from bot.events import Event, parse_message, route
 from bot.notify import MessageRef
-from bot.outbox import Outbox, OutboxNotifier, queued_id
+from bot.outbox import Outbox, queued_id
 from bot.render import plural, when
 from bot.results import Button, ChangeResult
 from bot.store.db import stored_utc
@@ -345,10 +345,7 @@ def _storm_of(core: Core, member: AlarmThreadView) -> AlarmThreadView | None:
 def _post(core: Core, *, channel: str, result: ChangeResult, thread: MessageRef | None = None,
           origin_at: datetime | None = None) -> MessageRef:
     try:
-        if isinstance(core.notifier, OutboxNotifier):
-            ref = core.notifier.post(channel=channel, result=result, thread=thread, origin_at=origin_at)
-        else:
-            ref = core.notifier.post(channel=channel, result=result, thread=thread)
+        ref = core.notifier.post(channel=channel, result=result, thread=thread, origin_at=origin_at)
     except Exception as exc:  # any failure leaves the inbox row for a retry
         raise PostFailed(type(exc).__name__) from exc
     if ref is None:

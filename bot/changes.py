@@ -262,12 +262,12 @@ def _run_decided(ctx: CommandContext, request: ChangeRequestView) -> ChangeResul
     except Exception as exc:
         requests.decide(id=request.id, status="failed", by=ctx.user_id, now=ctx.core.clock.now(), expect="approved")
         reason = getattr(exc, "message", "an unexpected error")
-        _close_approval_message(ctx, request, f"Approved by <@{ctx.user_id}>, but refused when it ran: {reason} "
+        _close_message(ctx.core, request, f"Approved by <@{ctx.user_id}>, but refused when it ran: {reason} "
                                               f"({request.id})", ":x:")
         raise
     requests.decide(id=request.id, status="executed", by=ctx.user_id, now=ctx.core.clock.now(), expect="approved")
     if request.kind == "approval":
-        _close_approval_message(ctx, request, f"Approved by <@{ctx.user_id}>: deploying `{request.params['tag']}` "
+        _close_message(ctx.core, request, f"Approved by <@{ctx.user_id}>: deploying `{request.params['tag']}` "
                                               f"to {request.env} ({request.id})", ":white_check_mark:")
     return result
 
@@ -278,7 +278,7 @@ def cancel(ctx: CommandContext, *, request_id: str) -> ChangeResult:
     if request.requested_by != ctx.user_id:
         raise PolicyViolation(f"Only <@{request.requested_by}>, who asked for {request.id}, can cancel it.")
     requests.decide(id=request.id, status="cancelled", by=ctx.user_id, now=ctx.core.clock.now())
-    _close_approval_message(ctx, request, f"Cancelled by <@{ctx.user_id}> ({request.id})", ":heavy_multiplication_x:")
+    _close_message(ctx.core, request, f"Cancelled by <@{ctx.user_id}> ({request.id})", ":heavy_multiplication_x:")
     return ChangeResult(headline=f"Cancelled {request.id}; nothing was changed.", emoji=":heavy_multiplication_x:",
                         public=False)
 
@@ -314,12 +314,8 @@ def deny(ctx: CommandContext, *, request_id: str, reason: str | None) -> ChangeR
         raise BadInput(f"{request.id} is not an approval request; its requester can `cancel` it.")
     decided = requests.decide(id=request.id, status="denied", by=ctx.user_id, now=ctx.core.clock.now())
     note = f"Denied by <@{ctx.user_id}>" + (f": {reason}" if reason else "") + f" ({request.id})"
-    _close_approval_message(ctx, decided, note, ":x:")
+    _close_message(ctx.core, decided, note, ":x:")
     return ChangeResult(headline=f"{note}; nothing was changed.", emoji=":x:")
-
-
-def _close_approval_message(ctx: CommandContext, request: ChangeRequestView, outcome: str, emoji: str) -> None:
-    _close_message(ctx.core, request, outcome, emoji)
 
 
 def _close_message(core: Core, request: ChangeRequestView, outcome: str, emoji: str) -> None:

@@ -11,6 +11,7 @@ import itertools
 import sys
 import threading
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol, TextIO
 
 import structlog
@@ -27,7 +28,11 @@ class MessageRef:
 
 
 class Notifier(Protocol):
-    def post(self, *, channel: str, result: Renderable, thread: MessageRef | None = None) -> MessageRef | None: ...
+    def post(self, *, channel: str, result: Renderable, thread: MessageRef | None = None,
+             origin_at: datetime | None = None) -> MessageRef | None:
+        """``origin_at``: when what the message reports happened (an alarm's SNS Timestamp), for the
+        latency metric of notifiers that send later."""
+        ...
 
     def update(self, *, ref: MessageRef, result: Renderable) -> None: ...
 
@@ -37,7 +42,8 @@ class Notifier(Protocol):
 
 
 class NullNotifier:
-    def post(self, *, channel: str, result: Renderable, thread: MessageRef | None = None) -> MessageRef | None:
+    def post(self, *, channel: str, result: Renderable, thread: MessageRef | None = None,
+             origin_at: datetime | None = None) -> MessageRef | None:
         return None
 
     def update(self, *, ref: MessageRef, result: Renderable) -> None:
@@ -56,7 +62,8 @@ class ConsoleNotifier:
         self._lock = threading.Lock()
         self._shown: dict[str, list[str]] = {}  # what each message says now, to print only changes
 
-    def post(self, *, channel: str, result: Renderable, thread: MessageRef | None = None) -> MessageRef | None:
+    def post(self, *, channel: str, result: Renderable, thread: MessageRef | None = None,
+             origin_at: datetime | None = None) -> MessageRef | None:
         ref = MessageRef(channel=channel, ts=f"{next(self._ts)}")
         self._shown[ref.ts] = render_text(result).rstrip("\n").split("\n")
         self._write(f"[{channel}, thread {thread.ts}] " if thread else f"[{channel}] ", result)
@@ -91,7 +98,8 @@ class SlackNotifier:
     def __init__(self, client: Any) -> None:
         self._client = client
 
-    def post(self, *, channel: str, result: Renderable, thread: MessageRef | None = None) -> MessageRef | None:
+    def post(self, *, channel: str, result: Renderable, thread: MessageRef | None = None,
+             origin_at: datetime | None = None) -> MessageRef | None:
         message = render_slack(result)
         extra = {"thread_ts": thread.ts} if thread is not None else {}
         try:

@@ -38,7 +38,8 @@ class RecordingNotifier:
         self.updates: list[tuple[MessageRef, Any]] = []
         self.fail: bool | str = False  # True: answer None; "raise": raise
 
-    def post(self, *, channel: str, result: Any, thread: MessageRef | None = None) -> MessageRef | None:
+    def post(self, *, channel: str, result: Any, thread: MessageRef | None = None,
+             origin_at: datetime | None = None) -> MessageRef | None:
         if self.fail == "raise":
             raise ConnectionError("slack is down")
         if self.fail:
