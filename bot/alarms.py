@@ -25,11 +25,12 @@ import structlog
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import InterfaceError, OperationalError
 
+from bot import watch
 from bot.errors import NotFound, PolicyViolation
 from bot.events import Event, parse_message, route
 from bot.notify import MessageRef
 from bot.outbox import Outbox, queued_id
-from bot.render import plural, when
+from bot.render import duration, plural, when
 from bot.results import Button, ChangeResult
 from bot.store.db import stored_utc
 from bot.store.inbox import Inbox
@@ -45,6 +46,7 @@ GENERIC_EMOJI = ":information_source:"
 ACK_ACTION = "menotime_ack"
 SNOOZE_ACTION = "menotime_snooze"
 ROLLBACK_ACTION = "menotime_alarm_rollback"
+REVISION_ROLLBACK_ACTION = "menotime_rollback"  # value env:revision, as the rollout message's button
 RUNBOOK_ACTION = "menotime_runbook"
 PROD = "prod"
 # A service alarm is one about what a rollback would change: the ECS service or the load balancer
@@ -84,6 +86,7 @@ class AlarmThreadView:
     flap_noted_at: datetime | None = None
     grouped: bool = False  # lives in a storm message's thread rather than a root of its own
     last_notification: dict[str, Any] | None = None  # {"subject", "message"} as AWS sent them
+    after_deployment: dict[str, Any] | None = None  # the watched deployment it fired after (bot/watch.py)
 
     def snoozed(self, now: datetime) -> bool:
         return self.snoozed_until is not None and now < self.snoozed_until
@@ -121,6 +124,9 @@ def process_inbox(*, core: Core, limit: int = 100) -> int:
                 outcome = record_event(core, event, env, channel, origin_at=stored_utc(row.sns_timestamp),
                                        notification={"subject": subject, "message": message})
                 inbox.mark(id=row.id, outcome=outcome, processed_at=core.clock.now())
+            if event.kind == "ecs_deployment" and env in core.config.environments:
+                # Someone deployed (CI/CD, the console, the bot): record it from ECS, after the commit.
+                _safe(core, lambda: watch.deployment_event(core, core.config.env(env), event))
         except PostFailed as exc:
             log.warning("alarm_post_failed", key=event.key, channel=channel, error=str(exc))
             break  # later messages wait too: they may belong to the same thread, and order matters
@@ -206,7 +212,9 @@ def _record(core: Core, event: Event, env: str | None, channel: str, *, origin_a
     if event.state == "ALARM" and view.state == "OK" and at - view.since >= window:
         # A new incident, not a flap: last time's acknowledgement and snooze do not carry over.
         changed = _forget(core, changed, acknowledged_by=None, acknowledged_at=None, snoozed_until=None,
-                          snoozed_by=None, reminded_at=None)
+                          snoozed_by=None, reminded_at=None, after_deployment=None)
+    if event.state == "ALARM" and event.kind == "alarm" and changed.after_deployment is None:
+        changed = _tie_to_deployment(core, changed, at)
     elif view.snoozed_until is not None and not view.snoozed(now):
         changed = _forget(core, changed, snoozed_until=None, snoozed_by=None)  # over: the Snooze button is back
     if view.snoozed(now):
@@ -226,6 +234,15 @@ def _record(core: Core, event: Event, env: str | None, channel: str, *, origin_a
     return THREADED
 
 
+def _tie_to_deployment(core: Core, view: AlarmThreadView, at: datetime) -> AlarmThreadView:
+    """An alarm firing again inside a post-deploy watch is tied to that deployment."""
+    after = watch.deployment_behind(core, env=view.env, at=at)
+    if after is None:
+        return view
+    watch.note_alarm(core, after=after, title=view.title, channel=view.channel)
+    return _replace(view, after_deployment=after)
+
+
 def _fitted(event: Event) -> Event:
     """``event`` with a key that fits the thread table: an AlarmArn may be longer (255-character
     alarm names), and a key too long for PostgreSQL would fail its inbox row, and every one after
@@ -243,9 +260,13 @@ def _post_root(core: Core, event: Event, env: str | None, channel: str, *, at: d
         kind=event.kind, state=event.state, since=at, alarm_since=at if event.state == "ALARM" else None,
         opened_at=now, updated_at=now,
         acknowledged_by=None, acknowledged_at=None, flips=(at.isoformat(),),
+        after_deployment=watch.deployment_behind(core, env=env, at=at)
+        if event.kind == "alarm" and event.state == "ALARM" else None,
     )
     ref = _post(core, channel=channel, result=root_message(draft, event, runbook=_runbook(core, event)),
                 origin_at=origin_at)
+    if draft.after_deployment:
+        watch.note_alarm(core, after=draft.after_deployment, title=draft.title, channel=channel)
     view = _replace(draft, channel=ref.channel, root_ts=ref.ts)
     with core.db.session() as session:
         existing = session.get(AlarmThread, view.key) if replace else None
@@ -388,6 +409,7 @@ def _save(core: Core, view: AlarmThreadView) -> None:
             return
         row.state, row.since, row.alarm_since = view.state, view.since, view.alarm_since
         row.updated_at, row.flips, row.flap_noted_at = view.updated_at, list(view.flips), view.flap_noted_at
+        row.after_deployment = view.after_deployment
 
 
 # ---------------------------------------------------------------------------------------- messages
@@ -430,6 +452,9 @@ def root_message(view: AlarmThreadView, event: Event, *, runbook: str | None = N
         facts.append(("Region", event.region))
     if view.env:
         facts.append(("Environment", view.env))
+    after = view.after_deployment if view.state == "ALARM" else None
+    if after:
+        facts.append(("After a deployment", watch.fired_note(after)))
     if view.acknowledged_by:
         facts.append(("Acknowledged", f"<@{view.acknowledged_by}> at {when(view.acknowledged_at)}"))
     if view.snoozed_until is not None and view.snoozed_by:
@@ -440,7 +465,12 @@ def root_message(view: AlarmThreadView, event: Event, *, runbook: str | None = N
             buttons.append(Button("Acknowledge", ACK_ACTION, view.short_id, f"ack {view.short_id}", "primary"))
         if view.snoozed_until is None:
             buttons.append(Button("Snooze 1h", SNOOZE_ACTION, view.short_id, f"snooze {view.short_id}"))
-        if view.env and view.env == PROD and _is_service_alarm(event):
+        if after and after.get("rollback_to") is not None:
+            # Back to exactly what ran before the deployment this alarm fired after.
+            target = f"{view.env}:{after['rollback_to']}"
+            buttons.append(Button("Roll back", REVISION_ROLLBACK_ACTION, target,
+                                  f"rollback {view.env} {after['rollback_to']}", "danger"))
+        elif view.env and view.env == PROD and _is_service_alarm(event):
             buttons.append(Button("Roll back", ROLLBACK_ACTION, view.env, f"rollback {view.env}", "danger"))
     if runbook and event.kind == "alarm":
         buttons.append(Button("Runbook", RUNBOOK_ACTION, view.short_id, f"(open {runbook})", url=runbook))
@@ -465,18 +495,6 @@ def reply_message(view: AlarmThreadView, event: Event, *, at: datetime) -> Chang
         details=(_clip(event.reason),) if event.reason else (),
         footer=when(at),
     )
-
-
-def duration(start: datetime, end: datetime) -> str:
-    """``17 min``, ``2 h 5 min``, ``45 s``."""
-    seconds = max(0, int((_aware(end) - _aware(start)).total_seconds()))
-    if seconds < 60:
-        return f"{seconds} s"
-    minutes = round(seconds / 60)
-    if minutes < 60:
-        return f"{minutes} min"
-    hours, rest = divmod(minutes, 60)
-    return f"{hours} h {rest} min" if rest else f"{hours} h"
 
 
 def _is_service_alarm(event: Event) -> bool:
@@ -578,7 +596,7 @@ def _view(row: AlarmThread) -> AlarmThreadView:
         snoozed_until=_aware(row.snoozed_until) if row.snoozed_until else None, snoozed_by=row.snoozed_by,
         reminded_at=_aware(row.reminded_at) if row.reminded_at else None, flips=tuple(row.flips or ()),
         flap_noted_at=_aware(row.flap_noted_at) if row.flap_noted_at else None, grouped=bool(row.grouped),
-        last_notification=row.last_notification,
+        last_notification=row.last_notification, after_deployment=row.after_deployment,
     )
 
 

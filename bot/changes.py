@@ -17,10 +17,15 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from bot import ecs, guardrails
+from zoneinfo import ZoneInfo
+
+from botocore.exceptions import ClientError
+from sqlalchemy.exc import IntegrityError
+
+from bot import ecs, guardrails, observe, watch
 from bot.alarms import open_alarms
 from bot.config import EnvironmentConfig
-from bot.errors import AwsUnavailable, BadInput, PolicyViolation
+from bot.errors import AwsUnavailable, BadInput, BotError, PolicyViolation
 from bot.notify import MessageRef
 from bot.render import when
 from bot.results import Button, ChangeResult
@@ -41,7 +46,7 @@ def _short_digest(digest: str | None) -> str:
 
 
 def announce_channel(ctx: CommandContext, env: EnvironmentConfig) -> str:
-    return env.channel or env.alerts_channel or ctx.core.config.channels.ops
+    return ctx.core.config.announce_channel(env)
 
 
 @dataclass(frozen=True)
@@ -66,6 +71,8 @@ def ask_deploy(ctx: CommandContext, *, env_name: str, tag: str, reason: str | No
     core, env, now = ctx.core, ctx.core.config.env(env_name), ctx.core.clock.now()
     parts = _parts(ctx)
     guardrails.tag_allowed(env=env, tag=tag)
+    # Records follow ECS, whoever deployed (the soak environment is read, or the deploy refused, below).
+    watch.refresh(core, env)
     if emergency and env.change_window is None and env.soak is None:
         raise BadInput(f"`--emergency` breaks a change window or a soak, and {env.name} has neither; "
                        "deploy without it.")
@@ -79,15 +86,19 @@ def ask_deploy(ctx: CommandContext, *, env_name: str, tag: str, reason: str | No
                        "for it in the configuration.")
     image = ecs.find_image(aws=core.aws, repository=ecs.repository_of(snapshot.image), tag=tag,
                            suggest_if=env.image_tags.accepts)
-    guarded(lambda: guardrails.soaked(config=core.config, env=env, deploys=parts.deploys, tag=tag,
-                                      digest=image.digest, now=now, emergency=emergency))
+    guarded(lambda: _check_soak(ctx, env=env, image=snapshot.image or "", tag=tag, digest=image.digest,
+                                emergency=emergency))
     change = ecs.plan_revision(aws=core.aws, env=env, base_arn=snapshot.task_definition_arn,
                                image=ecs.image_with_tag(snapshot.image, tag, image.digest))
     params = {"env": env.name, "tag": tag, "digest": image.digest, "base_arn": snapshot.task_definition_arn,
               "from_revision": snapshot.revision, "image": change.to_image, "emergency": emergency}
+    cadence = _cadence(ctx, env=env)
+    if cadence is not None and env.cadence is not None and env.cadence.blocking:
+        guarded(lambda: guardrails.within_cadence(env=env, releases=cadence[0], emergency=emergency))
     facts = (("Environment", env.name), ("Image", f"`{tag}` ({_short_digest(image.digest)})"),
              ("Task definition", f"`{snapshot.task_definition}` → new revision"),
              ("Currently", f"`{snapshot.image_tag or snapshot.image}`"),
+             *((("Releases this week", cadence[1]),) if cadence else ()),
              *((("Emergency", emergency),) if emergency else ()))
     if plan:
         diff = tuple(f"`{d.field}`: `{d.before}` → `{d.after}`" for d in change.differences)
@@ -119,10 +130,44 @@ def _collect(into: list[str]) -> Callable[[Callable[[], None]], None]:
     return run
 
 
+def _check_soak(ctx: CommandContext, *, env: EnvironmentConfig, image: str, tag: str, digest: str,
+                emergency: str | None) -> None:
+    """The soak, from what the soak environment ran (observed from ECS, whoever deployed it)."""
+    if env.soak is None or emergency:
+        return
+    core = ctx.core
+    soak_env = core.config.env(env.soak.env)
+    try:
+        evidence = observe.soak_evidence(aws=core.aws, deploys=DeployLog(core.db), soak_env=soak_env, image=image,
+                                         tag=tag, digest=digest, now=core.clock.now())
+    except (BotError, ClientError) as exc:
+        what = getattr(exc, "message", None) or f"AWS answered {type(exc).__name__}"
+        raise PolicyViolation(f"The {soak_env.name} soak could not be checked ({what.rstrip('.')}); nothing was "
+                              "changed. Try again in a minute.") from None
+    guardrails.soaked(env=env, evidence=evidence, tag=tag, digest=digest, now=core.clock.now(), emergency=emergency)
+
+
+def _cadence(ctx: CommandContext, *, env: EnvironmentConfig) -> tuple[int, str] | None:
+    """Releases in ``env`` this week (Monday 00:00 in the window's time zone) against the plan."""
+    if env.cadence is None:
+        return None
+    zone = ZoneInfo(env.change_window.timezone if env.change_window else ctx.core.config.jobs.timezone)
+    local = ctx.core.clock.now().astimezone(zone)
+    monday = (local - timedelta(days=local.weekday())).replace(hour=0, minute=0, second=0, microsecond=0)
+    releases = len(DeployLog(ctx.core.db).releases_since(env=env.name, since=monday))
+    planned = env.cadence.per_week
+    text = f"{releases} of {planned} planned (since Mon {monday:%-d %b})"
+    if releases >= planned:
+        text += "; this one is over the plan" + (" and refused" if env.cadence.blocking else "")
+    return releases, text
+
+
 def ask_rollback(ctx: CommandContext, *, env_name: str, spec: str | None, reason: str | None,
                  plan: bool) -> ChangeResult:
     core, env = ctx.core, ctx.core.config.env(env_name)
     parts = _parts(ctx)
+    # What ran before is whatever ECS ran, whoever deployed it: read it now, or refuse.
+    observe.observe_env(aws=core.aws, deploys=parts.deploys, env=env, now=core.clock.now())
     snapshot = ecs.service_snapshot(aws=core.aws, env=env)
     if spec:
         target = ecs.resolve_revision(aws=core.aws, env=env, spec=spec)
@@ -390,8 +435,10 @@ def _execute_deploy(ctx: CommandContext, *, env: EnvironmentConfig, params: dict
     if image.digest != params["digest"]:
         raise PolicyViolation(f"`{tag}` now points at a different image ({_short_digest(image.digest)}) than when "
                               f"this was asked ({_short_digest(params['digest'])}); nothing was done. Ask again.")
-    guardrails.soaked(config=core.config, env=env, deploys=parts.deploys, tag=tag, digest=image.digest, now=now,
-                      emergency=emergency)
+    _check_soak(ctx, env=env, image=params["image"], tag=tag, digest=image.digest, emergency=emergency)
+    if env.cadence is not None and env.cadence.blocking:
+        cadence = _cadence(ctx, env=env)
+        guardrails.within_cadence(env=env, releases=cadence[0] if cadence else 0, emergency=emergency)
 
     def register() -> tuple[str, int, int]:
         change = ecs.register_revision(aws=core.aws, env=env, base_arn=params["base_arn"], image=params["image"])
@@ -444,7 +491,7 @@ def _move_service(ctx: CommandContext, *, env: EnvironmentConfig, params: dict[s
                                      at=now, request_id=request_id or ctx.request_id, approval_id=approval_id,
                                      emergency_reason=emergency_reason)
         try:
-            ecs.update_service(aws=core.aws, env=env, task_definition_arn=arn)
+            deployment_id = ecs.update_service(aws=core.aws, env=env, task_definition_arn=arn)
         except AwsUnavailable as exc:
             # No answer is not a no: ECS may have taken the update. Say so, and record it as unknown.
             parts.deploys.finish(id=record.id, outcome=UNKNOWN, at=core.clock.now(), detail=exc.message)
@@ -455,10 +502,20 @@ def _move_service(ctx: CommandContext, *, env: EnvironmentConfig, params: dict[s
             parts.deploys.finish(id=record.id, outcome=FAILED, at=core.clock.now(),
                                  detail=getattr(exc, "message", type(exc).__name__))
             raise
+        if deployment_id:
+            _link(core, record, deployment_id)
     except Exception:
         parts.leases.release(env=env.name, holder=holder)
         raise
     return record, arn
+
+
+def _link(core: Any, record: DeployView, deployment_id: str) -> None:
+    """Tie the bot's record to its ECS deployment, so the observer never takes it for another's."""
+    try:
+        DeployLog(core.db).link(id=record.id, deployment_id=deployment_id, digest=None, commit=None)
+    except IntegrityError:
+        log.info("deployment_already_observed", record=record.id, deployment=deployment_id)
 
 
 def _execute_scale(ctx: CommandContext, *, env: EnvironmentConfig, params: dict[str, Any], requested_by: str,
@@ -470,6 +527,8 @@ def _execute_scale(ctx: CommandContext, *, env: EnvironmentConfig, params: dict[
     with parts.leases.held(env=env.name, holder=holder, action="scale", user=requested_by, now=now,
                            ttl=_lease_ttl(ctx)):
         change = ecs.scale(aws=core.aws, env=env, count=count)
+        observe.bot_scaled(parts.deploys, env=env.name, requested_by=requested_by, before=change.desired_before,
+                           after=change.desired_after, at=now, request_id=holder)
     if change.autoscaled and change.desired_after != count:
         headline = (f"{env.name}'s autoscaling minimum is now {count} (asked by <@{requested_by}>); "
                     f"{change.desired_after} tasks run until the autoscaler brings them down")
@@ -517,19 +576,26 @@ def _track(core: Any, *, env: EnvironmentConfig, record: DeployView, holder: str
         if ref:
             core.notifier.update(ref=ref, result=_rollout_message(headline, snap, record, env))
 
-    final_state, detail = UNKNOWN, None
+    final_state, detail, deployment_id = UNKNOWN, None, None
     try:
         final = ecs.follow_rollout(aws=core.aws, env=env, task_definition_arn=arn, on_change=changed, sleep=wait,
                                    now=core.clock.now, interval=core.config.changes.rollout_poll_seconds,
                                    timeout=timedelta(minutes=core.config.changes.rollout_timeout_minutes))
         final_state = ROLLED_BACK if final.rolled_back else _OUTCOME.get(final.state, FAILED)
-        detail = final.reason
+        detail, deployment_id = final.reason, final.deployment_id
     except Exception as exc:  # noqa: BLE001 - the record must end truthfully whatever happened
         log.exception("rollout_tracking_failed", env=env.name, record=record.id)
         detail = f"tracking stopped: {getattr(exc, 'message', type(exc).__name__)}"
     finally:
         DeployLog(core.db).finish(id=record.id, outcome=final_state, at=core.clock.now(), detail=detail)
         leases.release(env=env.name, holder=holder)
+    try:
+        if deployment_id:
+            _link(core, record, deployment_id)
+        if final_state == COMPLETED:
+            watch.start_due(core, env)
+    except Exception:  # noqa: BLE001 - the record is ended; the watch starts at the next housekeeping
+        log.exception("post_deploy_watch_not_started", env=env.name, record=record.id)
 
 
 def finish_orphaned_rollouts(core: Any) -> int:
@@ -565,6 +631,9 @@ def _rollout_message(headline: str, snap: ecs.RolloutSnapshot | None, record: De
     details = tuple(f"{when(e.at)} · {e.message}" for e in snap.events[:3])
     if snap.reason and snap.state != "COMPLETED":
         details = (snap.reason, *details)
+    if snap.state == "COMPLETED" and env.watch_minutes:
+        details = (f"Watching {env.name}'s alarms for {env.watch_minutes} min; an alarm that fires is linked "
+                   "here.", *details)
     buttons: tuple[Button, ...] = ()
     if snap.state in ("FAILED", "TIMED_OUT") and not snap.rolled_back and record.from_revision is not None:
         # Back to exactly what ran before this change; when ECS already rolled back there is nothing to do.

@@ -108,10 +108,10 @@ def config_check() -> None:
                                                                                            else ()))])
         click.echo(f"  {role.value:<16} {people or '(nobody)'}")
     click.echo("\nPermission matrix (admin may do everything but approve their own request):")
-    click.echo(f"  {'action':<10}" + "".join(f" {e:<44}" for e in cfg.env_names))
+    click.echo(f"  {'action':<11}" + "".join(f" {e:<44}" for e in cfg.env_names))
     for action in cfg.permissions:
         cells = [",".join(r for r in policy.roles_allowed(action, e) if r != "admin") or "-" for e in cfg.env_names]
-        click.echo(f"  {action:<10}" + "".join(f" {c:<44}" for c in cells))
+        click.echo(f"  {action:<11}" + "".join(f" {c:<44}" for c in cells))
 
 
 @cli.group()

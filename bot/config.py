@@ -49,6 +49,7 @@ ACTIONS: tuple[str, ...] = (
     "approve",
     "rollback",
     "scale",
+    "acknowledge",
     "lock",
     "unlock",
     "emergency",
@@ -174,6 +175,13 @@ class Soak(_Strict):
     hours: float = Field(gt=0)
 
 
+class Cadence(_Strict):
+    """How many releases a week the environment plans for (the seed: prod twice a week)."""
+
+    per_week: int = Field(ge=1, description="releases (deploys, not rollbacks) per week, Monday to Sunday")
+    blocking: bool = Field(default=False, description="false: shown with the plan and approval; true: refused beyond")
+
+
 class Changes(_Strict):
     approval_ttl_minutes: int = Field(default=120, ge=1)
     confirmation_ttl_minutes: int = Field(default=15, ge=1)
@@ -254,6 +262,9 @@ class EnvironmentConfig(_Strict):
     rollback: Literal["fast", "incident"]
     change_window: ChangeWindow | None = Field(default=None, description="deploys only inside it")
     soak: Soak | None = Field(default=None, description="deploys need the digest to have run there first")
+    watch_minutes: int = Field(
+        default=0, ge=0, description="after a deployment completes, alarms firing this long are tied to it; 0: off")
+    cadence: Cadence | None = Field(default=None, description="planned releases per week")
     alerts_channel: str | None = None
     channel: str | None = Field(
         default=None, description="where changes, approvals and rollouts are posted; default: alerts_channel, else ops"
@@ -357,6 +368,10 @@ class Config(_Strict):
             except ValidationError as exc:
                 raise ValueError(f"{key}: {exc.errors()[0]['msg']}") from None
         return values
+
+    def announce_channel(self, env: EnvironmentConfig) -> str:
+        """Where an environment's changes, approvals and rollouts are posted."""
+        return env.channel or env.alerts_channel or self.channels.ops
 
     @model_validator(mode="after")
     def _soak_names_known_envs(self) -> Config:

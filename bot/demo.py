@@ -93,7 +93,16 @@ class Wait:
     hours: float
 
 
-TOUR: tuple[Step | Wait | Alarm, ...] = (
+def _ci_deploys_staging(core: Core, sim: Simulator, console: Console, out: TextIO) -> None:
+    """MenoTime's CI/CD after a merge to main: straight through the AWS API, not through the bot."""
+    from bot.simulator import deploy_as_ci
+
+    arn = deploy_as_ci(sim.gateway(), core.config.env("staging"), tag="main", at=core.clock.now())
+    out.write(f"  (CI/CD: registered {arn.rsplit('/', 1)[-1]} with the image `main` and updated "
+              "menotime-staging-service; ECS rolled it out)\n")
+
+
+TOUR: tuple[Step | Wait | Alarm | Scene, ...] = (
     Step("Someone with no role asks for help: only help and whoami are open to them", GUEST, "help"),
     Step("…and is refused anything else, with the role that would allow it", GUEST, "status prod"),
     Step("A developer sees their roles and what they may do per environment", DEVELOPER, "whoami"),
@@ -110,32 +119,38 @@ TOUR: tuple[Step | Wait | Alarm, ...] = (
     Step("A tag the environment does not take is refused, nothing changed", DEVELOPER, "deploy dev v1.5.0"),
     Step("Scaling dev within its bounds", DEVELOPER, "scale dev 2"),
     Step("…and beyond them", DEVELOPER, "scale dev 3"),
-    Step("A staging deploy asks the developer to confirm first", DEVELOPER, "deploy staging main"),
-    Step("The click (here: the command the button stands for)", DEVELOPER, "confirm {request}"),
-    Step("A prod release too soon after staging: the 24 h soak is not met", RELEASE_MANAGER, "deploy prod v1.6.0"),
+    Step("Developers deploy staging through CI/CD, not the bot (the seed's access rules)", DEVELOPER,
+         "deploy staging main"),
+    Scene("A merge to main: CI/CD deploys `main` to staging itself, through the AWS API", _ci_deploys_staging),
+    Step("The bot saw it: history shows CI/CD's deployment beside the bot's own changes", DEVELOPER,
+         "history staging 3"),
+    Step("`v1.6.0` is the same image as `main`: prod needs it to have soaked in staging for 24 h", RELEASE_MANAGER,
+         "deploy prod v1.6.0"),
     Wait("A day passes", 25),
-    Step("Now the release manager may ask; prod needs a second person", RELEASE_MANAGER,
-         "deploy prod v1.6.0 --reason 'release 1.6'"),
+    Step("Soaked: the release manager asks, with this week's release count; prod needs a second person",
+         RELEASE_MANAGER, "deploy prod v1.6.0 --reason 'release 1.6'"),
     Step("Approving one's own request is refused, whoever you are", RELEASE_MANAGER, "approve {request}"),
-    Step("Operations approves; the deploy runs and is followed", OPERATOR, "approve {request}"),
-    Wait("It is Saturday now", 24 * 4),
-    Step("Outside the change window prod deploys are refused", RELEASE_MANAGER, "deploy prod v1.5.0"),
-    Step("On-call scales prod: the autoscaler's bounds move, after a confirmation", ONCALL, "scale prod 3"),
-    Step("Confirmed", ONCALL, "confirm {request}"),
-    Alarm("Prod's 5xx alarm fires: SNS delivers it and it opens a thread in #menotime-prod-alerts, with buttons",
-          "menotime-prod-api-5xx", "ALARM",
+    Step("Operations approves; the deploy runs and is followed, then prod's alarms are watched for 30 min",
+         OPERATOR, "approve {request}"),
+    Wait("Five minutes later", 5 / 60),
+    Alarm("Prod's 5xx alarm fires: its thread names the deployment before it and offers the rollback to the "
+          "revision before that", "menotime-prod-api-5xx", "ALARM",
           "Threshold Crossed: 2 datapoints [58.0, 41.0] were greater than the threshold (10.0)."),
     Step("On-call takes it (the Acknowledge button stands for this line): noted in the thread", ONCALL, "ack {alarm}"),
     Step("What is in ALARM now, with links to the threads", ONCALL, "alarms prod"),
-    Step("Something is wrong with 1.6: on-call rolls back (allowed any time), from → to shown first", ONCALL,
+    Step("On-call rolls back (allowed any time): to the revision before v1.6.0, from → to shown first", ONCALL,
          "rollback prod --reason 'errors after v1.6.0'"),
     Step("Confirmed: prod goes back to the revision that ran before", ONCALL, "confirm {request}"),
     Wait("Twenty minutes later", 1 / 3),
     Alarm("The errors stop: OK is a reply in the thread, and the first message now says how long it lasted",
           "menotime-prod-api-5xx", "OK",
           "Threshold Crossed: 2 datapoints [0.0, 0.0] were not greater than the threshold (10.0)."),
-    Step("Status shows the last deploy", ONCALL, "status prod"),
-    Step("Every decision, allowed or denied, is in the audit trail", ONCALL, "history prod 8"),
+    Wait("It is Saturday now", 24 * 4),
+    Step("Outside the change window prod deploys are refused", RELEASE_MANAGER, "deploy prod v1.5.0"),
+    Step("On-call scales prod: the autoscaler's bounds move, after a confirmation", ONCALL, "scale prod 3"),
+    Step("Confirmed", ONCALL, "confirm {request}"),
+    Step("Status shows the last deployment, whoever made it", ONCALL, "status prod"),
+    Step("History: every deployment and scaling of prod, by the bot and by others", ONCALL, "history prod 8"),
 )
 
 
@@ -154,8 +169,9 @@ def demo_core(workdir: Path, *, clock: Clock | None = None, notifier: Notifier |
     extension = extension or Extension()
     config: Config = load_config(config_path, overrides=deep_merge(extension.config_overrides, DEMO_ROLES))
     settings = Settings(database_url=f"sqlite:///{workdir / 'menotime-ops.db'}", aws_region="us-west-1")
+    clock = clock or SystemClock()
     with Simulator(region=settings.aws_region) as sim:
-        sim.seed(config)
+        sim.seed(config, at=clock.now() - timedelta(days=3))  # the platform at rest since last week
         # The release candidate: the image staging runs as `main`, tagged for prod.
         sim.gateway().call("ecr", "put_image", repositoryName=REPOSITORY, imageTag="v1.6.0",
                            imageManifest=image_manifest("main"))
@@ -165,10 +181,11 @@ def demo_core(workdir: Path, *, clock: Clock | None = None, notifier: Notifier |
             aws=sim.gateway(),
             groups=StaticGroups({OPS_GROUP: {OPERATOR}}),
             migrate_schema=True,
-            clock=clock or SystemClock(),
+            clock=clock,
             notifier=notifier,
             run_background=lambda work: work(),  # rollouts followed in line, so the tour reads in order
-            sleep=autopilot(region=settings.aws_region, envs=tuple(config.environments.values()), pause=0.0),
+            sleep=autopilot(region=settings.aws_region, envs=tuple(config.environments.values()), pause=0.0,
+                            clock=clock),
             jobs=extension.jobs,
         )
         cleanup = None

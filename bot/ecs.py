@@ -75,6 +75,16 @@ class Deployment:
     pending: int
     failed_tasks: int
     created_at: datetime | None
+    updated_at: datetime | None = None
+
+    @property
+    def state(self) -> RolloutState:
+        """Where this deployment stands (judged by its counts where ECS reports no rolloutState)."""
+        return _state_of(self)
+
+    @property
+    def rolled_back(self) -> bool:
+        return self.state == "FAILED" and _says_rolled_back(self.rollout_reason, {})
 
 
 @dataclass(frozen=True)
@@ -340,6 +350,7 @@ def _deployments(svc: Mapping[str, Any]) -> tuple[Deployment, ...]:
             pending=int(d.get("pendingCount", 0)),
             failed_tasks=int(d.get("failedTasks", 0)),
             created_at=_utc_or_none(d.get("createdAt")),
+            updated_at=_utc_or_none(d.get("updatedAt")),
         )
         for d in svc.get("deployments") or []
     ]
@@ -449,6 +460,44 @@ def resolve_revision(*, aws: AwsGateway, env: EnvironmentConfig, spec: str) -> T
             seen.append(ref.image_tag)
     versions = f" or one of the versions it has: {', '.join(seen[:MAX_SUGGESTED_TAGS])}" if seen else ""
     raise NotFound(f"No active revision of {family} runs `{_short(text)}`; name a revision number instead{versions}.")
+
+
+def describe_revision(*, aws: AwsGateway, env: EnvironmentConfig, arn: str) -> TaskDefinitionRef:
+    """The revision ``arn`` with its application image (what an observed deployment ran)."""
+    return _ref(_describe_task_definition(aws=aws, env=env, ref=arn)["taskDefinition"], env)
+
+
+def image_digest(*, aws: AwsGateway, image: str) -> str | None:
+    """The digest ``image`` stands for: pinned in the reference, else its tag looked up in ECR
+    now; None when it cannot be told (not an ECR image, the tag gone)."""
+    if "@sha256:" in image:
+        return "sha256:" + image.split("@sha256:", 1)[1]
+    tag = image_tag(image)
+    try:
+        repository = repository_of(image)
+    except BadInput:
+        return None
+    if not tag:
+        return None
+    try:
+        return find_image(aws=aws, repository=repository, tag=tag).digest
+    except NotFound:
+        return None
+
+
+def image_tags(*, aws: AwsGateway, image: str, digest: str) -> tuple[str, ...]:
+    """Every tag the image ``digest`` carries in ``image``'s repository now (empty if none)."""
+    try:
+        repository = repository_of(image)
+    except BadInput:
+        return ()
+    try:
+        answer = aws.call("ecr", "describe_images", repositoryName=repository, imageIds=[{"imageDigest": digest}])
+    except ClientError as exc:
+        if error_code(exc) in {"ImageNotFoundException", "RepositoryNotFoundException"}:
+            return ()
+        raise
+    return tuple(t for d in answer.get("imageDetails") or [] for t in d.get("imageTags") or [])
 
 
 def _revision_number(text: str, family: str) -> int | None:

@@ -5,7 +5,7 @@ Every decision names the rule that made it; that rule is what the audit trail re
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from bot.commands import OPEN
 from bot.config import ANY_ROLE, Config, Role
@@ -31,10 +31,14 @@ class Decision:
     rule: str
     # Roles that would have allowed it (for denials: what to ask for).
     allowed_roles: tuple[str, ...] = ()
+    # The matrix action decided (set by Policy.decide).
+    action: str = ""
 
     def explain(self, *, verb: str, env: str | None, identity: Identity) -> str:
         """One sentence for a denied user: what was refused, why, and who could."""
-        where = f" on {env}" if env else ""
+        where = " on every environment" if env == "all" else f" on {env}" if env else ""
+        # `--emergency` is a permission of its own: its refusal is about the flag, not the verb.
+        verb = "--emergency" if self.action == "emergency" else verb
         if identity.unverified_groups:
             return (f"I could not check your Slack user groups just now (Slack did not answer), so `{verb}`{where} "
                     "is refused for the moment; try again in a minute.")
@@ -46,6 +50,12 @@ class Decision:
             return (
                 f"You have no MenoTime Ops role, so you may only use `help` and `whoami`. "
                 f"`{verb}`{where} needs {roles}; ask an admin to add you."
+            )
+        if self.action == "emergency":
+            return (
+                f"`--emergency`{where} is break-glass for on-call: it needs {roles}; you have "
+                f"{_or_list(identity.role_names, 'and')}. Deploy without it, inside the change window and after "
+                "the soak, or ask on-call."
             )
         return (
             f"`{verb}`{where} needs {roles}; you have {_or_list(identity.role_names, 'and')}. "
@@ -70,6 +80,9 @@ class Policy:
         return tuple(roles) if SUPERUSER.value in roles else (*roles, SUPERUSER.value)
 
     def decide(self, identity: Identity, action: str, env: str | None) -> Decision:
+        return replace(self._decide(identity, action, env), action=action)
+
+    def _decide(self, identity: Identity, action: str, env: str | None) -> Decision:
         if action == OPEN:
             return Decision(True, "open:help-and-whoami")
         if env is None:

@@ -54,6 +54,19 @@ def when(value: datetime | None) -> str:
     return f"{local:%Y-%m-%d %H:%M %Z} ({value.astimezone(UTC):%H:%M} UTC)"
 
 
+def duration(start: datetime, end: datetime) -> str:
+    """``17 min``, ``2 h 5 min``, ``45 s``."""
+    aware = [v.replace(tzinfo=UTC) if v.tzinfo is None else v for v in (start, end)]
+    seconds = max(0, int((aware[1] - aware[0]).total_seconds()))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes = round(seconds / 60)
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, rest = divmod(minutes, 60)
+    return f"{hours} h {rest} min" if rest else f"{hours} h"
+
+
 def plural(count: int, singular: str, plural_form: str | None = None) -> str:
     return f"{count} {singular if count == 1 else (plural_form or singular + 's')}"
 

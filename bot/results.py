@@ -7,7 +7,6 @@ from datetime import datetime
 from typing import ClassVar
 
 from bot.render import Audience
-from bot.store.audit import AuditEntry
 
 
 @dataclass(frozen=True)
@@ -48,11 +47,25 @@ class WhoamiResult:
 
 
 @dataclass(frozen=True)
+class ChangeEntry:
+    """One change of an environment in `history`: a deployment, rollback or scaling, anyone's."""
+
+    at: datetime
+    env: str
+    kind: str  # deploy | rollback | scale
+    what: str  # e.g. "`v1.2.4` (rev 12)", "2 → 3 tasks"
+    user: str | None  # the Slack user who asked, when the bot made it
+    actor: str | None  # who else made it ("CI/CD or console"), when the bot did not
+    outcome: str
+    detail: str | None = None
+
+
+@dataclass(frozen=True)
 class HistoryResult:
     template: ClassVar[str] = "history"
     audience: ClassVar[Audience] = "ephemeral"
 
-    entries: tuple[AuditEntry, ...]
+    entries: tuple[ChangeEntry, ...]
     env: str | None
     limit: int
 

@@ -16,13 +16,14 @@ import hashlib
 import json
 import logging
 import os
+import random
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any, Literal
 
@@ -114,12 +115,14 @@ class SeedReport:
         raise KeyError(name)
 
 
-def seed_environments(gateway: AwsGateway, config: Config) -> SeedReport:
-    """Create every environment of ``config`` in a fresh simulator (not meant to be run twice)."""
+def seed_environments(gateway: AwsGateway, config: Config, *, at: datetime | None = None) -> SeedReport:
+    """Create every environment of ``config`` in a fresh simulator (not meant to be run twice); the
+    services' first rollouts completed at ``at`` (default: a day ago; give a time before the bot's clock)."""
+    at = at or datetime.now(UTC) - timedelta(days=1)
     repository = _ensure_repository(gateway)
     account_id = str(repository["registryId"])
     seeded = tuple(
-        _seed_env(gateway, env, repository_uri=str(repository["repositoryUri"]), account_id=account_id)
+        _seed_env(gateway, env, repository_uri=str(repository["repositoryUri"]), account_id=account_id, at=at)
         for env in config.environments.values()
     )
     return SeedReport(account_id=account_id, region=gateway.region, repository_uri=str(repository["repositoryUri"]),
@@ -141,7 +144,8 @@ def _ensure_repository(gateway: AwsGateway) -> dict[str, Any]:
         return gateway.call("ecr", "describe_repositories", repositoryNames=[REPOSITORY])["repositories"][0]
 
 
-def _seed_env(gateway: AwsGateway, env: EnvironmentConfig, *, repository_uri: str, account_id: str) -> SeededEnv:
+def _seed_env(gateway: AwsGateway, env: EnvironmentConfig, *, repository_uri: str, account_id: str,
+              at: datetime | None = None) -> SeededEnv:
     profile = _profile_for(env)
     tags = [{"key": "Environment", "value": env.name}]  # ECS spells tag keys in lower case
     for tag in dict.fromkeys(profile.tags):  # a tag may run in more than one revision
@@ -168,7 +172,7 @@ def _seed_env(gateway: AwsGateway, env: EnvironmentConfig, *, repository_uri: st
         propagateTags="SERVICE",
         tags=tags,
     )
-    settled = _settle(gateway, env, account_id=account_id)
+    settled = _settle(gateway, env, account_id=account_id, at=at)
 
     if env.autoscaling:
         _register_scaling(gateway, env)
@@ -261,11 +265,11 @@ def _register_task_definition(
     return str(response["taskDefinition"]["taskDefinitionArn"])
 
 
-def _settle(gateway: AwsGateway, env: EnvironmentConfig, *, account_id: str) -> bool:
+def _settle(gateway: AwsGateway, env: EnvironmentConfig, *, account_id: str, at: datetime | None) -> bool:
     """The seeded platform is at rest: its first rollout finished long ago."""
     try:
         set_rollout(region=gateway.region, cluster=env.cluster, service=env.service, state="COMPLETED",
-                    account_id=account_id)
+                    account_id=account_id, at=at)
     except LookupError:  # a moto server in another process: leave the service as moto made it
         return False
     return True
@@ -381,8 +385,9 @@ def set_rollout(
     state: RolloutState,
     reason: str | None = None,
     account_id: str | None = None,
+    at: datetime | None = None,
 ) -> None:
-    """Put the in-process moto ECS service where ECS would be in ``state``.
+    """Put the in-process moto ECS service where ECS would be in ``state`` (at ``at``, default now).
 
     ``IN_PROGRESS``: a new PRIMARY deployment of the service's current task definition starts (the
     previous one becomes ACTIVE), no new task running yet. ``COMPLETED``: every desired task runs,
@@ -400,13 +405,13 @@ def set_rollout(
     if simulated is None:
         raise LookupError(f"service {service} of cluster {cluster} is not in the in-process simulator")
 
-    now = datetime.now(UTC)
+    now = at or datetime.now(UTC)
     primary = next((d for d in simulated.deployments if d.get("status") == "PRIMARY"), None)
     if state == "IN_PROGRESS" or primary is None:
         for deployment in simulated.deployments:
             deployment["status"] = "ACTIVE"
         primary = {
-            "id": f"ecs-svc/{int(now.timestamp() * 1_000_000)}",
+            "id": f"ecs-svc/{random.randrange(10 ** 18, 10 ** 19)}",  # ECS's: unique in the account
             "status": "PRIMARY",
             "taskDefinition": simulated.task_definition,
             "desiredCount": simulated.desired_count,
@@ -418,6 +423,9 @@ def set_rollout(
             "platformFamily": "FARGATE",
         }
         simulated.deployments.insert(0, primary)
+    created = primary.get("createdAt")
+    if at is not None and (not isinstance(created, datetime) or created.astimezone(UTC) > at):
+        primary["createdAt"] = at  # moto stamps a new service's deployment with the wall clock
     primary["updatedAt"] = now
     primary["rolloutState"] = state
     if state == "COMPLETED":
@@ -444,6 +452,39 @@ def _add_event(simulated: Any, message: str, at: datetime) -> None:
     event_id = f"{int(at.timestamp() * 1_000_000):x}-{len(simulated.events)}"
     simulated.events.insert(0, {"id": event_id, "createdAt": at, "message": message})
     del simulated.events[100:]
+
+
+def deploy_as_ci(gateway: AwsGateway, env: EnvironmentConfig, *, tag: str, at: datetime | None = None,
+                 outcome: RolloutState = "COMPLETED", account_id: str | None = None) -> str:
+    """What MenoTime's CI/CD does, straight through the AWS API: a new revision of the family with
+    the image ``tag`` (pushed first if missing), the service pointed at it, and (in-process moto)
+    its deployment moved to ``outcome`` at ``at``. The new task-definition ARN."""
+    try:
+        gateway.call("ecr", "describe_images", repositoryName=REPOSITORY, imageIds=[{"imageTag": tag}])
+    except ClientError as exc:
+        if error_code(exc) != "ImageNotFoundException":
+            raise
+        _put_image(gateway, tag)
+    current = gateway.call("ecs", "describe_services", cluster=env.cluster, services=[env.service])["services"][0]
+    base = gateway.call("ecs", "describe_task_definition", taskDefinition=current["taskDefinition"])["taskDefinition"]
+    containers = []
+    for container in base["containerDefinitions"]:
+        if container.get("essential", True):
+            container = {**container, "image": f"{container['image'].rsplit(':', 1)[0]}:{tag}"}
+        containers.append(container)
+    keep = ("family", "taskRoleArn", "executionRoleArn", "networkMode", "requiresCompatibilities", "cpu", "memory")
+    arn = str(gateway.call("ecs", "register_task_definition", containerDefinitions=containers,
+                           **{k: base[k] for k in keep if k in base})["taskDefinition"]["taskDefinitionArn"])
+    gateway.call("ecs", "update_service", cluster=env.cluster, service=env.service, taskDefinition=arn)
+    try:
+        set_rollout(region=gateway.region, cluster=env.cluster, service=env.service, state="IN_PROGRESS",
+                    account_id=account_id, at=at)
+        if outcome != "IN_PROGRESS":
+            set_rollout(region=gateway.region, cluster=env.cluster, service=env.service, state=outcome,
+                        account_id=account_id, at=at)
+    except LookupError:
+        pass  # a moto server in another process: the service stays as moto left it
+    return arn
 
 
 # --------------------------------------------------------------------------------------------
@@ -558,12 +599,12 @@ class Simulator:
             max_attempts=max_attempts,
         )
 
-    def seed(self, config: Config) -> SeedReport:
-        return seed_environments(self.gateway(), config)
+    def seed(self, config: Config, *, at: datetime | None = None) -> SeedReport:
+        return seed_environments(self.gateway(), config, at=at)
 
 
 def advance_rollouts(*, region: str, envs: list[EnvironmentConfig] | tuple[EnvironmentConfig, ...],
-                     account_id: str | None = None) -> None:
+                     account_id: str | None = None, at: datetime | None = None) -> None:
     """One step of what ECS would do next, for every simulated service: a service whose task
     definition changed starts a deployment; a deployment in progress completes."""
     from moto.core import DEFAULT_ACCOUNT_ID
@@ -577,21 +618,22 @@ def advance_rollouts(*, region: str, envs: list[EnvironmentConfig] | tuple[Envir
         primary = next((d for d in simulated.deployments if d.get("status") == "PRIMARY"), None)
         if primary is None or primary.get("taskDefinition") != simulated.task_definition:
             set_rollout(region=region, cluster=env.cluster, service=env.service, state="IN_PROGRESS",
-                        account_id=account_id)
+                        account_id=account_id, at=at)
         elif primary.get("rolloutState") == "IN_PROGRESS":
             set_rollout(region=region, cluster=env.cluster, service=env.service, state="COMPLETED",
-                        account_id=account_id)
+                        account_id=account_id, at=at)
 
 
 def autopilot(*, region: str, envs: list[EnvironmentConfig] | tuple[EnvironmentConfig, ...],
-              pause: float = 0.05) -> Any:
+              pause: float = 0.05, clock: Any = None) -> Any:
     """A `sleep` for the bot's rollout follower that moves the simulated ECS on while it waits,
-    so the demo and `console --simulate` see rollouts finish as they would on AWS."""
+    so the demo and `console --simulate` see rollouts finish as they would on AWS (at ``clock``'s
+    time, when given: one clock for the bot and the simulated AWS)."""
     import time
 
     def sleep(_seconds: float) -> None:
         time.sleep(pause)
-        advance_rollouts(region=region, envs=envs)
+        advance_rollouts(region=region, envs=envs, at=clock.now() if clock is not None else None)
 
     return sleep
 

@@ -96,13 +96,15 @@ class AlarmSummary:
 
 @dataclass(frozen=True)
 class DeploySummary:
-    """The environment's last deploy as the bot recorded it (filled from the deploy store)."""
+    """The environment's last deployment, whoever made it (filled from the deployment records)."""
 
-    who: str  # Slack user id
+    who: str | None  # the Slack user id, when the bot made it
     image_tag: str
     revision: int | None
     finished_at: datetime | None
-    outcome: str  # e.g. "succeeded", "failed", "rolled back"
+    outcome: str  # e.g. "completed", "failed", "rolled_back"
+    actor: str | None = None  # who else made it ("CI/CD or console")
+    kind: str = "deploy"
 
 
 @dataclass(frozen=True)

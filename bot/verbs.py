@@ -7,10 +7,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot import changes
+from bot import changes, watch
 from bot.commands import OPEN, REQUEST, Arg, Command, Flag, Registry, Verb
 from bot.errors import BadInput
 from bot.results import (
+    ChangeEntry,
     ChangeResult,
     EnvPermissions,
     HelpResult,
@@ -79,13 +80,21 @@ def _last_deploy(ctx: CommandContext, env: str) -> DeploySummary | None:
     last = DeployLog(ctx.core.db).last(env)
     if last is None:
         return None
-    return DeploySummary(who=last.requested_by, image_tag=last.image_tag, revision=last.to_revision,
-                         finished_at=last.finished_at or last.started_at, outcome=last.outcome)
+    return DeploySummary(who=None if last.external else last.requested_by, actor=watch.who(last) if last.external
+                         else None, image_tag=last.image_tag or "untagged", revision=last.to_revision,
+                         finished_at=last.finished_at or last.started_at, outcome=last.outcome, kind=last.kind)
+
+
+def _refresh(ctx: CommandContext, names: tuple[str, ...]) -> None:
+    """The records follow what ECS shows, whoever changed it (best effort: AWS may not answer)."""
+    for name in names:
+        watch.refresh(ctx.core, ctx.core.config.env(name))
 
 
 def run_status(ctx: CommandContext, cmd: Command) -> StatusResult:
     config = ctx.core.config
     names = ctx.envs
+    _refresh(ctx, names)
     return status(
         envs=[config.env(n) for n in names],
         aws=ctx.core.aws,
@@ -97,37 +106,71 @@ def run_status(ctx: CommandContext, cmd: Command) -> StatusResult:
 
 
 def run_history(ctx: CommandContext, cmd: Command) -> HistoryResult:
+    """What changed, newest first: deployments, rollbacks and scalings, the bot's and others'.
+    Reads and refusals changed nothing, so they are not here; the audit export has every decision."""
     limit = cmd.args.get("n", HISTORY_DEFAULT)
-    every = ctx.core.config.env_names
-    may_see_all = ctx.core.policy.permitted_envs(ctx.identity, "history") == every
-    # Commands on `all` touch every environment: only someone who may see every history sees them.
-    # Commands with no environment (help, typos) are only shown to the person who typed them.
-    envs = (*ctx.envs, "all") if may_see_all else ctx.envs
-    entries = ctx.core.audit.recent(envs=envs, limit=limit,
-                                    envless_actor=ctx.user_id if cmd.env is None else None)
-    return HistoryResult(entries=tuple(entries), env=cmd.env, limit=limit)
+    _refresh(ctx, ctx.envs)
+    records = DeployLog(ctx.core.db).changes(envs=ctx.envs, limit=limit)
+    entries = tuple(
+        ChangeEntry(at=r.started_at, env=r.env, kind=r.kind, what=watch.what(r),
+                    user=None if r.external else r.requested_by, actor=watch.who(r) if r.external else None,
+                    outcome=r.outcome, detail=r.detail)
+        for r in records)
+    return HistoryResult(entries=entries, env=cmd.env, limit=limit)
 
 
 def run_alarms(ctx: CommandContext, cmd: Command) -> ChangeResult:
-    from bot.alarms import open_alarms, posted_ref
+    """Every alarm in ALARM in the environments asked, as CloudWatch and the bot's threads tell it
+    (bot/alarm_list.py): production-like environments first, the longest-standing first in each."""
+    from bot.alarm_list import list_alarms
+    from bot.alarms import posted_ref
+    from bot.render import plural
 
-    threads = [t for t in open_alarms(ctx.core) if t.env in ctx.envs or (t.env is None and cmd.env is None)]
+    listed = list_alarms(core=ctx.core, envs=ctx.envs, include_unrouted=cmd.env is None)
     where = cmd.env or "the environments you may see"
-    if not threads:
-        return ChangeResult(headline=f"No alarm threads in ALARM for {where}.", emoji=":large_green_circle:",
+    notice = (f"CloudWatch could not be read ({listed.cloudwatch_problem}): only the bot's own threads are "
+              "listed, as it last heard them.",) if listed.cloudwatch_problem else ()
+    if not listed.alarms:
+        if notice:
+            return ChangeResult(headline=f"No alarm threads in ALARM for {where}; CloudWatch could not be read.",
+                                emoji=":warning:", details=notice, public=False)
+        return ChangeResult(headline=f"No alarms in ALARM for {where}.", emoji=":large_green_circle:",
                             public=False)
-    lines = tuple(f"{t.env or 'unrouted'} · `{t.title}` since {when(t.alarm_since or t.since)} · "
-                  f"{_thread_link(posted_ref(ctx.core, t.ref))}" for t in threads[:30])
-    more = (f"…and {len(threads) - 30} more",) if len(threads) > 30 else ()
-    return ChangeResult(headline=f"{len(threads)} alarm thread(s) in ALARM for {where}", emoji=":red_circle:",
-                        details=(*lines, *more), public=False)
+    now = ctx.core.clock.now()
+    lines: list[str] = []
+    budget = 2800 - sum(len(n) + 1 for n in notice)  # the change template cuts the details at 2,900
+    for alarm in listed.alarms:
+        link = _thread_link(posted_ref(ctx.core, alarm.thread.ref)) if alarm.thread else "no thread yet"
+        parts = [f"{alarm.env or 'unrouted'} · `{alarm.name}` since {when(alarm.since)}", link]
+        thread = alarm.thread
+        if thread is not None and thread.acknowledged_by:
+            parts.append(f"acknowledged by <@{thread.acknowledged_by}>")
+        if thread is not None and thread.snoozed_by and thread.snoozed(now):
+            parts.append(f"snoozed by <@{thread.snoozed_by}> until {when(thread.snoozed_until)}")
+        if alarm.thread_state is not None:
+            parts.append(f"(thread says {alarm.thread_state})")
+        if alarm.cloudwatch_state not in (None, "ALARM"):
+            parts.append(f"(CloudWatch: {alarm.cloudwatch_state})")
+        line = " · ".join(parts)
+        # Slack cuts a section's text at 3,000 characters: stop while the count of the rest still shows.
+        if len(line) + 1 > budget - 40:
+            break
+        lines.append(line)
+        budget -= len(line) + 1
+    more = (f"…and {len(listed.alarms) - len(lines)} more",) if len(lines) < len(listed.alarms) else ()
+    return ChangeResult(headline=f"{plural(len(listed.alarms), 'alarm')} in ALARM for {where}", emoji=":red_circle:",
+                        details=(*notice, *lines, *more), public=False)
 
 
 def _alarm_target(core: Any, cmd: Command) -> tuple[str, str | None]:
-    """Acknowledging is for whoever may see that environment's alarms."""
+    """ack and snooze (typed or as the thread's buttons) need `acknowledge` on the alarm's environment.
+
+    An unrouted alarm (no environment could be told; it sits in the default channel) may be any
+    environment's, prod's included, and snoozing it silences it: it needs `acknowledge` on every
+    environment (decided as `all`), not on any one, so dev-only acknowledgers cannot quiet it."""
     from bot.alarms import thread_by_short_id
 
-    return "alarms", thread_by_short_id(core, cmd.args["id"]).env
+    return "acknowledge", thread_by_short_id(core, cmd.args["id"]).env or "all"
 
 
 def run_ack(ctx: CommandContext, cmd: Command) -> ChangeResult:
@@ -284,7 +327,7 @@ def build_registry() -> Registry:
         ),
         Verb(
             name="history",
-            summary="the audit trail, newest first",
+            summary="what changed: deployments, rollbacks and scalings, by the bot and by others",
             args=(
                 Arg("env", "env", "an environment (default: all you may see)", required=False),
                 Arg("n", "int", f"how many entries (default {HISTORY_DEFAULT})", required=False,
@@ -296,7 +339,7 @@ def build_registry() -> Registry:
         ),
         Verb(
             name="alarms",
-            summary="alarm threads now in ALARM, with links to them",
+            summary="alarms now in ALARM, in CloudWatch or in the bot's threads, with links",
             action="alarms",
             args=(Arg("env", "env", "an environment (default: those you may see)", required=False),),
             run=run_alarms,
@@ -304,12 +347,12 @@ def build_registry() -> Registry:
         ),
         Verb(name="ack", summary="acknowledge an alarm (same as its Acknowledge button)", action=REQUEST,
              args=(Arg("id", "word", "the alarm thread's id, shown on its message"),), resolve=_alarm_target,
-             shown_for=("alarms",), run=run_ack),
+             shown_for=("acknowledge",), run=run_ack),
         Verb(name="snooze", summary="hold an alarm's reminders and replies for a while (same as its Snooze button)",
              action=REQUEST, args=(Arg("id", "word", "the alarm thread's id, shown on its message"),
                                    Arg("minutes", "int", "how long, in minutes (default: alarms.snooze_minutes)",
                                        required=False, minimum=1, maximum=24 * 60)),
-             resolve=_alarm_target, shown_for=("alarms",), run=run_snooze,
+             resolve=_alarm_target, shown_for=("acknowledge",), run=run_snooze,
              examples=("/menotime snooze 3f9a2b1c4d5e", "/menotime snooze 3f9a2b1c4d5e 30")),
         Verb(
             name="deploy",

@@ -3,13 +3,15 @@
 - the outbox worker sends queued Slack messages (channel posts go through the outbox);
 - the inbox worker turns stored SNS messages into alarm threads and posts reminders;
 - with SNS_QUEUE_URL, the SQS consumer stores the SNS messages it long-polls;
-- housekeeping expires the change requests nobody decided in time (their buttons go).
+- housekeeping expires the change requests nobody decided in time (their buttons go), records the
+  deployments and scalings other actors made, and starts and ends the post-deploy alarm watches.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bot import watch
 from bot.changes import expire_requests
 from bot.core import Core
 from bot.outbox import OutboxNotifier, OutboxSender
@@ -53,6 +55,7 @@ def start_workers(core: Core) -> Workers:
         sqs = SqsConsumer(core, queue_url=core.settings.sns_queue_url, on_stored=inbox.poke).start()
     def housekeep() -> None:
         expire_requests(core)
+        watch.housekeep(core)  # deployments made by others, and the post-deploy watches
 
     housekeeping = WorkerLoop("housekeeping", housekeep, idle_seconds=HOUSEKEEPING_SECONDS).start()
     return Workers(inbox=inbox, outbox=outbox, sqs=sqs, housekeeping=housekeeping)

@@ -10,7 +10,7 @@ import logging
 import os
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import boto3
@@ -166,9 +166,10 @@ def aws() -> Iterator[AwsGateway]:
 
 
 @pytest.fixture
-def seeded(aws: AwsGateway, config: Config) -> SeedReport:
-    """moto seeded with the three environments of the seed (for tests that change it)."""
-    return seed_environments(aws, config)
+def seeded(aws: AwsGateway, config: Config, clock: FrozenClock) -> SeedReport:
+    """moto seeded with the three environments of the seed (for tests that change it), their
+    first rollouts completed a week before the tests' clock."""
+    return seed_environments(aws, config, at=clock.now() - timedelta(days=7))
 
 
 @pytest.fixture
@@ -183,7 +184,8 @@ def platform() -> Iterator[Platform]:
         _scrub_environment(monkeypatch)
         with mock_aws():
             gateway = AwsGateway(session=moto_session(), region=REGION)
-            yield gateway, seed_environments(gateway, load_config(overrides=TEST_ROLES))
+            yield gateway, seed_environments(gateway, load_config(overrides=TEST_ROLES),
+                                             at=datetime(2026, 11, 17, 18, 0, tzinfo=UTC))
 
 
 @pytest.fixture

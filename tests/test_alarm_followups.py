@@ -113,7 +113,9 @@ def test_snooze_holds_replies_and_reminders_then_they_resume(core: Core, notifie
     clock.advance(minutes=50)
     assert remind_due(core) == 1
 
-    assert say(core, "U0VIEWER", f"snooze {sid}").outcome == "ok"  # like ack: whoever may see the alarm
+    # Like ack: seeing the alarm is not enough (DESIGN §5 acknowledge / snooze: on-call, operations, release_manager).
+    viewer = say(core, "U0VIEWER", f"snooze {sid}")
+    assert viewer.outcome == "denied" and "oncall, operations, release_manager or admin" in viewer.result.message
     assert "no alarm thread" in say(core, "U0ONCALL1", "snooze ffffffffffff").result.message
     assert "between 1 and 1440" in say(core, "U0ONCALL1", f"snooze {sid} 99999").result.message
 

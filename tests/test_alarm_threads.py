@@ -243,24 +243,36 @@ def test_a_late_older_notification_does_not_rewind_the_thread(alarm_core: Core, 
 
 
 def test_the_alarms_verb_lists_open_threads_the_user_may_see(alarm_core: Core) -> None:
+    from moto import mock_aws
+
+    from bot.aws import AwsGateway
     from bot.render import render_slack, render_text
+    from tests.conftest import REGION, moto_session
 
     store(alarm_core, alarm_message(state="ALARM", old="OK", at=START))
     process_inbox(core=alarm_core)
     config = load_config(overrides={"roles": {"oncall": {"users": ["U0ONCALL1"]}}})
-    core = build_core(Settings(database_url=alarm_core.settings.database_url), config=config,
-                      clock=FrozenClock(START))
+    with mock_aws():
+        # `alarms` reads CloudWatch too: there, the alarm of the thread is in ALARM as well.
+        aws = AwsGateway(session=moto_session(), region=REGION)
+        aws.call("cloudwatch", "put_metric_alarm", AlarmName="menotime-prod-api-5xx", Namespace="AWS/ApplicationELB",
+                 MetricName="HTTPCode_Target_5XX_Count", Statistic="Sum", Period=300, EvaluationPeriods=1,
+                 Threshold=1.0, ComparisonOperator="GreaterThanOrEqualToThreshold")
+        aws.call("cloudwatch", "set_alarm_state", AlarmName="menotime-prod-api-5xx", StateValue="ALARM",
+                 StateReason="Threshold Crossed")
+        core = build_core(Settings(database_url=alarm_core.settings.database_url), config=config,
+                          clock=FrozenClock(START), aws=aws)
 
-    def say(user: str, line: str):
-        return core.service.handle(user_id=user, text=line, source="test")
+        def say(user: str, line: str):
+            return core.service.handle(user_id=user, text=line, source="test")
 
-    everything = say("U0ONCALL1", "alarms")
-    assert "1 alarm thread(s) in ALARM" in render_text(everything.result)
-    assert "menotime-prod-api-5xx" in render_text(everything.result)
-    assert "thread" in str(render_slack(everything.result))
-    assert "No alarm threads in ALARM for dev" in render_text(say("U0ONCALL1", "alarms dev").result)
-    assert say("U0NOBODY", "alarms").outcome == "denied"
-    core.close()
+        everything = say("U0ONCALL1", "alarms")
+        assert "1 alarm in ALARM" in render_text(everything.result)  # the thread and CloudWatch's alarm are one
+        assert "menotime-prod-api-5xx" in render_text(everything.result)
+        assert "thread in #menotime-prod-alerts" in str(render_slack(everything.result))
+        assert "No alarms in ALARM for dev" in render_text(say("U0ONCALL1", "alarms dev").result)
+        assert say("U0NOBODY", "alarms").outcome == "denied"
+        core.close()
 
 
 def test_acknowledge_records_who_once_in_the_thread(alarm_core: Core, notifier: RecordingNotifier) -> None:

@@ -98,7 +98,16 @@ def test_the_demo_tour_runs_to_the_end_offline() -> None:
     assert shown.rstrip().endswith("Demo finished.")
     # the guarded changes of the tour
     assert "Rollout        COMPLETED" in shown
-    assert "dev allows 1–2 tasks" in shown and "has run in staging for 0.0 h; prod needs 24 h" in shown
+    assert "dev allows 1–2 tasks" in shown
+    # issue 11's tour: CI/CD deploys staging itself, the bot sees it, the soak counts it, the alarm
+    # after the prod deploy names that deployment and rolls back to the revision before it
+    assert "staging  deploy main (rev 4) by CI/CD or console -> completed" in shown
+    assert "v1.6.0 (digest b4437d0d132c) has been in staging since" in shown and "prod needs 24 h there: soaked at" \
+        in shown
+    assert "Releases this week 0 of 2 planned" in shown
+    assert "After a deployment fired 5 min after v1.6.0 (rev 4) by @U0DEMORM" in shown
+    assert "[Roll back] -> /menotime rollback prod 3" in shown
+    assert "menotime-prod-api-5xx fired 5 min after this deployment" in shown
     assert "another person must approve it" in shown
     assert "(asked by @U0DEMORM, approved by @U0DEMOOPS)" in shown
     assert "prod deploys are allowed Mon–Fri 09:00–17:00 PT; it is Sat" in shown
@@ -106,7 +115,7 @@ def test_the_demo_tour_runs_to_the_end_offline() -> None:
     assert "Rolling prod back: menotime-backend-prod:4 → menotime-backend-prod:3" in shown
     # the alarm thread: opened with its buttons, acknowledged in the thread, resolved in place
     assert "[#menotime-prod-alerts] ALARM — menotime-prod-api-5xx" in shown
-    assert "[Roll back] -> /menotime rollback prod" in shown and "[Acknowledge] -> /menotime ack" in shown
+    assert "[Acknowledge] -> /menotime ack" in shown
     assert "Acknowledged by @U0DEMOONCALL" in shown
     assert "OK — resolved after 20 min" in shown and "updated] OK — menotime-prod-api-5xx (resolved after 20 min)" in shown
     # the scheduled jobs, run by operations

@@ -19,15 +19,16 @@ DESIGN_MATRIX: dict[str, dict[str, set[str]]] = {
     "status": dict.fromkeys(ENVS, EVERY),
     "history": dict.fromkeys(ENVS, EVERY),
     "alarms": dict.fromkeys(ENVS, EVERY),
+    # Developers are read-only outside dev (they reach staging and prod through CI/CD).
     "deploy": {
         "dev": {"developer", "operations", "release_manager"},
-        "staging": {"developer", "operations", "release_manager"},
+        "staging": {"operations", "release_manager"},
         "prod": {"release_manager"},
     },
     "approve": dict.fromkeys(ENVS, {"operations", "release_manager"}),
     "rollback": {
         "dev": {"developer", "oncall", "operations", "release_manager"},
-        "staging": {"developer", "qa", "oncall", "operations", "release_manager"},
+        "staging": {"oncall", "operations", "release_manager"},
         "prod": {"oncall", "operations", "release_manager"},
     },
     "scale": {
@@ -35,10 +36,16 @@ DESIGN_MATRIX: dict[str, dict[str, set[str]]] = {
         "staging": {"oncall", "operations"},
         "prod": {"oncall", "operations"},
     },
+    # ack / snooze an alarm thread.
+    "acknowledge": {
+        "dev": {"developer", "oncall", "operations", "release_manager"},
+        "staging": {"oncall", "operations", "release_manager"},
+        "prod": {"oncall", "operations", "release_manager"},
+    },
     "lock": dict.fromkeys(ENVS, {"oncall", "operations", "release_manager"}),
     "unlock": dict.fromkeys(ENVS, {"oncall", "operations", "release_manager"}),
     "jobs_run": dict.fromkeys(ENVS, {"operations"}),
-    # DESIGN §10.3: break-glass --emergency is the on-call role's.
+    # DESIGN §5 (and §10.3): break-glass --emergency is the on-call role's.
     "emergency": dict.fromkeys(ENVS, {"oncall"}),
 }
 
@@ -71,6 +78,16 @@ def test_denial_sentence_names_the_roles_that_would_allow_it() -> None:
     decision = Policy(load_config()).decide(identity, "scale", "prod")
     text = decision.explain(verb="scale", env="prod", identity=identity)
     assert "oncall" in text and "operations" in text and "you have developer" in text
+
+
+def test_refusing_break_glass_says_it_is_on_calls_not_that_the_verb_is_missing() -> None:
+    identity = Identity(PEOPLE["release_manager"], frozenset({Role.release_manager}))
+    decision = Policy(load_config()).decide(identity, "emergency", "prod")
+    assert not decision.allowed and decision.action == "emergency"
+    text = decision.explain(verb="deploy", env="prod", identity=identity)
+    assert text.startswith("`--emergency` on prod is break-glass for on-call: it needs the role oncall or admin")
+    assert "you have release_manager" in text and "ask on-call" in text
+    assert "`deploy`" not in text  # they may deploy prod; what they lack is the flag
 
 
 def test_roles_come_from_user_ids_and_user_groups() -> None:

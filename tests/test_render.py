@@ -13,21 +13,22 @@ from bot.results import (
     EnvPermissions,
     ErrorResult,
     HelpResult,
+    ChangeEntry,
     HistoryResult,
     VerbHelp,
     WhoamiResult,
 )
-from bot.store.audit import AuditEntry
 from tests.blockkit import assert_valid_message
 
 HOSTILE = 'quote " backslash \\ newline \n <!channel> <@U0OTHER> & {{ jinja }} `tick` *bold*'
 AT = datetime(2026, 11, 24, 18, 0, tzinfo=UTC)
 
 
-def _entry(seq: int, detail: str | None = None, outcome: str = "denied") -> AuditEntry:
-    return AuditEntry(seq=seq, at=AT, actor="U0ONCALL1", source="slack", verb="status", env="prod",
-                      args={"x": HOSTILE}, rule="r", outcome=outcome, detail=detail, request_id="abc",
-                      prev_hash="0" * 64, hash="1" * 64)
+def _change(seq: int, detail: str) -> ChangeEntry:
+    """A change as history shows it, with hostile text wherever AWS or a person could put some."""
+    return ChangeEntry(at=AT, env="prod", kind="deploy", what=f"`{detail[:200]}` (rev {seq})",
+                       user=None if seq % 2 else "U0ONCALL1", actor=detail[:100] if seq % 2 else None,
+                       outcome="failed", detail=detail)
 
 
 RESULTS = [
@@ -40,7 +41,7 @@ RESULTS = [
     WhoamiResult(user_id="U0DEV", roles=(), per_env=(EnvPermissions("prod", ()),)),
     WhoamiResult(user_id="U0DEV", roles=("developer", "oncall"), per_env=(EnvPermissions("dev", ("status",)),)),
     HistoryResult(entries=(), env=None, limit=10),
-    HistoryResult(entries=tuple(_entry(i, HOSTILE * 20) for i in range(50, 0, -1)), env="prod", limit=50),
+    HistoryResult(entries=tuple(_change(i, HOSTILE * 20) for i in range(50, 0, -1)), env="prod", limit=50),
 ]
 
 

@@ -219,8 +219,11 @@ def test_the_acknowledge_button_records_who_once_and_says_so_in_the_thread(bot: 
     assert alarm.acknowledged_by == PEOPLE["oncall"]
     reply = bot.slack.wait_for("chat.postMessage", count=2, timeout=15)[1]
     assert reply.params["thread_ts"] == root.response["ts"] and "Acknowledged by" in reply.params["text"]
-    _status, again = bot.click("menotime_ack", thread, user=PEOPLE["developer"])
+    _status, again = bot.click("menotime_ack", thread, user=PEOPLE["operations"])
     assert "already acknowledged" in bot.answer(again)["text"]
+    # A developer may not acknowledge prod's alarms (DESIGN §5): the click is refused, with who may.
+    _status, refused = bot.click("menotime_ack", thread, user=PEOPLE["developer"])
+    assert "`ack` on prod needs the role oncall, operations, release_manager or admin" in bot.answer(refused)["text"]
 
 
 def test_the_alarm_roll_back_and_snooze_buttons_run_their_commands(bot: Bot) -> None:

@@ -108,7 +108,7 @@ def test_status_prod_is_acknowledged_at_once_and_answered_at_the_response_url(bo
     assert "menotime-backend-prod:3" in text
     assert "2–4" in text or "2-4" in text
     assert "menotime-prod-api-5xx" in text  # the seeded alarm in ALARM
-    assert "no deploys recorded" in text
+    assert "by CI/CD or console" in text  # the last deployment, seen in ECS whoever made it
     assert f"<@{PEOPLE['oncall']}>" in text
 
 

@@ -115,14 +115,14 @@ class TestSeededPlatform:
         assert ":red_circle: *prod*" in flat and ":large_green_circle: *dev*" in flat
         assert "autoscaling 2–4" in flat and "manual 1–2" in flat
         assert "db.m7g.large · 1000 GB" in flat
-        assert "by <@U0RELMGR>" in flat and "no deploys recorded" in flat
+        assert "by <@U0RELMGR>" in flat and "none seen" in flat
         assert slack["blocks"][-1]["elements"][0]["text"] == "asked by <@U0ONCALL1> at 2026-11-25 10:46 PST (18:46 UTC)"
 
         text = render_text(result)
         assert "2 running / 2 desired / 0 pending" in text
         assert "1 running / 1 desired / 0 pending" in text
         assert "menotime-backend-prod:3, image v1.5.0" in text
-        assert "menotime-prod-api-5xx" in text and "no deploys recorded" in text
+        assert "menotime-prod-api-5xx" in text and "none seen" in text
         assert "{" not in text  # no template leftovers
 
 

@@ -1,22 +1,29 @@
-"""Deploy records: every deploy and rollback, who asked, from what to what, and how it ended.
+"""Deployment records: every deploy, rollback and scaling of an environment, whoever made it.
 
-They answer three questions the guardrails ask: what was live before the current revision
-(rollback's default target), how long an image digest has run in an environment (the soak), and
-what the last deploy was (status).
+The bot writes its own as it makes them; :mod:`bot.observe` adds the ones other actors made (CI/CD,
+the console, the autoscaler), read from ECS, and links the bot's own to their ECS deployment ids.
+They answer the questions the guardrails and on-call ask: what was live before the current
+revision (rollback's default target), where and since when an image ran (the soak), what changed
+lately (history), and what the last deployment was (status).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import and_, or_, select, update
 
 from bot.store.db import Database, stored_utc
-from bot.store.models import DeployRecord
+from bot.store.models import DeployRecord, ObservedService
 
 IN_PROGRESS, COMPLETED, FAILED, ROLLED_BACK, TIMED_OUT = "in_progress", "completed", "failed", "rolled_back", "timed_out"
 UNKNOWN = "unknown"  # the bot could not see how it ended (AWS did not answer, the bot stopped)
+REPLACED = "replaced"  # another deployment took over before ECS said this one completed
+BOT, EXTERNAL = "bot", "external"
+DEPLOYMENT_KINDS = ("deploy", "rollback")
+_OPEN = (IN_PROGRESS, UNKNOWN)
 
 
 @dataclass(frozen=True)
@@ -37,14 +44,37 @@ class DeployView:
     emergency_reason: str | None
     channel: str | None
     message_ts: str | None
+    source: str = BOT
+    ecs_deployment_id: str | None = None
+    image_commit: str | None = None
+    from_count: int | None = None
+    to_count: int | None = None
+    watch_until: datetime | None = None
+    watch_state: str | None = None
+
+    @property
+    def external(self) -> bool:
+        return self.source == EXTERNAL
+
+    @property
+    def ran_from(self) -> datetime:
+        """When the change was in place: its end for a completed one, else its start."""
+        return self.finished_at or self.started_at
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    return stored_utc(value) if value is not None else None
 
 
 def _view(row: DeployRecord) -> DeployView:
     return DeployView(id=row.id, env=row.env, kind=row.kind, requested_by=row.requested_by, image_tag=row.image_tag,
                       image_digest=row.image_digest, from_revision=row.from_revision, to_revision=row.to_revision,
-                      started_at=stored_utc(row.started_at), finished_at=stored_utc(row.finished_at) if row.finished_at else None, outcome=row.outcome,
-                      detail=row.detail, approval_id=row.approval_id, emergency_reason=row.emergency_reason,
-                      channel=row.channel, message_ts=row.message_ts)
+                      started_at=stored_utc(row.started_at), finished_at=_aware(row.finished_at),
+                      outcome=row.outcome, detail=row.detail, approval_id=row.approval_id,
+                      emergency_reason=row.emergency_reason, channel=row.channel, message_ts=row.message_ts,
+                      source=row.source or BOT, ecs_deployment_id=row.ecs_deployment_id,
+                      image_commit=row.image_commit, from_count=row.from_count,
+                      to_count=row.to_count, watch_until=_aware(row.watch_until), watch_state=row.watch_state)
 
 
 class DeployLog:
@@ -53,12 +83,17 @@ class DeployLog:
 
     def start(self, *, env: str, kind: str, requested_by: str, image_tag: str | None, image_digest: str | None,
               from_revision: int | None, to_revision: int | None, at: datetime, request_id: str | None = None,
-              approval_id: str | None = None, emergency_reason: str | None = None) -> DeployView:
+              approval_id: str | None = None, emergency_reason: str | None = None, source: str = BOT,
+              ecs_deployment_id: str | None = None, outcome: str = IN_PROGRESS, finished_at: datetime | None = None,
+              from_count: int | None = None, to_count: int | None = None, detail: str | None = None,
+              image_commit: str | None = None) -> DeployView:
         with self._db.session() as session:
             row = DeployRecord(env=env, kind=kind, requested_by=requested_by, image_tag=image_tag,
                                image_digest=image_digest, from_revision=from_revision, to_revision=to_revision,
-                               started_at=at, outcome=IN_PROGRESS, request_id=request_id, approval_id=approval_id,
-                               emergency_reason=emergency_reason)
+                               started_at=at, outcome=outcome, request_id=request_id, approval_id=approval_id,
+                               emergency_reason=emergency_reason, source=source,
+                               ecs_deployment_id=ecs_deployment_id, finished_at=finished_at,
+                               from_count=from_count, to_count=to_count, detail=detail, image_commit=image_commit)
             session.add(row)
             session.flush()
             return _view(row)
@@ -79,16 +114,22 @@ class DeployLog:
             row = session.get(DeployRecord, id)
             return _view(row) if row else None
 
-    def last(self, env: str) -> DeployView | None:
-        recent = self.recent(env, 1)
+    def last(self, env: str, kinds: tuple[str, ...] = DEPLOYMENT_KINDS) -> DeployView | None:
+        recent = self.recent(env, 1, kinds=kinds)
         return recent[0] if recent else None
 
-    def recent(self, env: str, limit: int = 10) -> list[DeployView]:
+    def recent(self, env: str, limit: int = 10, kinds: tuple[str, ...] | None = None) -> list[DeployView]:
+        return self.changes(envs=(env,), limit=limit, kinds=kinds)
+
+    def changes(self, *, envs: Iterable[str], limit: int = 10,
+                kinds: tuple[str, ...] | None = None) -> list[DeployView]:
+        """Deployments and scalings in ``envs``, by the bot and by others, newest first."""
+        query = select(DeployRecord).where(DeployRecord.env.in_(tuple(envs)))
+        if kinds is not None:
+            query = query.where(DeployRecord.kind.in_(kinds))
         with self._db.session(write=False) as session:
             rows = session.execute(
-                select(DeployRecord).where(DeployRecord.env == env)
-                .order_by(DeployRecord.started_at.desc(), DeployRecord.id.desc()).limit(limit)
-            ).scalars()
+                query.order_by(DeployRecord.started_at.desc(), DeployRecord.id.desc()).limit(limit)).scalars()
             return [_view(r) for r in rows]
 
     def in_window(self, *, since: datetime, until: datetime) -> list[DeployView]:
@@ -99,12 +140,37 @@ class DeployLog:
             ).scalars()
             return [_view(r) for r in rows]
 
+    def last_before(self, env: str, at: datetime) -> DeployView | None:
+        """The newest deployment of ``env`` started before ``at``: what a deployment then replaced."""
+        with self._db.session(write=False) as session:
+            row = session.execute(
+                select(DeployRecord).where(DeployRecord.env == env, DeployRecord.kind.in_(DEPLOYMENT_KINDS),
+                                           DeployRecord.started_at < at,
+                                           DeployRecord.outcome.in_((COMPLETED, IN_PROGRESS)))
+                .order_by(DeployRecord.started_at.desc(), DeployRecord.id.desc()).limit(1)).scalar_one_or_none()
+            return _view(row) if row else None
+
+    def history(self, env: str, limit: int = 200) -> list[DeployView]:
+        """The environment's deployments (not scalings), oldest first: the last ``limit``."""
+        return list(reversed(self.recent(env, limit, kinds=DEPLOYMENT_KINDS)))
+
     def previous_live_revision(self, env: str, current_revision: int | None) -> int | None:
-        """The revision live before ``current_revision``: where the newest completed *deploy* of it
-        came from. Rollbacks do not count, or a second rollback would undo the first."""
-        for record in self.recent(env, 50):
-            if record.kind == "deploy" and record.outcome == COMPLETED and record.to_revision == current_revision:
-                return record.from_revision
+        """The revision live before ``current_revision``, whoever deployed either.
+
+        The completed deployments, oldest first, are replayed as a stack: a deployment of a
+        revision already on the stack (a rollback, the bot's or anyone's) goes back to it, any other
+        one goes on top. What lies under the current revision is what ran before it; so a second
+        rollback goes further back instead of undoing the first."""
+        stack: list[int] = []
+        for record in self.history(env):
+            if record.outcome != COMPLETED or record.to_revision is None:
+                continue
+            if record.to_revision in stack:
+                del stack[stack.index(record.to_revision) + 1:]
+            else:
+                stack.append(record.to_revision)
+        if len(stack) >= 2 and stack[-1] == current_revision:
+            return stack[-2]
         return None
 
     def unfinished(self) -> list[DeployView]:
@@ -112,23 +178,152 @@ class DeployLog:
             rows = session.execute(select(DeployRecord).where(DeployRecord.outcome == IN_PROGRESS)).scalars()
             return [_view(r) for r in rows]
 
-    def time_run(self, *, env: str, digest: str, now: datetime) -> tuple[timedelta, datetime | None]:
-        """How long ``digest`` has run in ``env`` in one stretch (the longest), and since when it has
-        run now if it still does. A stretch starts at a completed deploy of the digest and ends at
-        the next change of any outcome: a failed or unfinished one may have moved the service, and
-        a soak must never be overcounted."""
+    # ---------------------------------------------------------------------------- observed
+
+    def by_deployment_id(self, deployment_id: str) -> DeployView | None:
         with self._db.session(write=False) as session:
-            rows = [_view(r) for r in session.execute(
-                select(DeployRecord).where(DeployRecord.env == env)
-                .order_by(DeployRecord.started_at, DeployRecord.id)
-            ).scalars()]
-        longest, running_since = timedelta(0), None
-        for index, record in enumerate(rows):
-            if record.image_digest != digest or record.outcome != COMPLETED:
-                continue
-            began = record.finished_at or record.started_at
-            following = rows[index + 1] if index + 1 < len(rows) else None
-            ended = (following.finished_at or following.started_at) if following else now
-            longest = max(longest, ended - began)
-            running_since = began if following is None else running_since
-        return longest, running_since
+            row = session.execute(select(DeployRecord).where(
+                DeployRecord.ecs_deployment_id == deployment_id)).scalar_one_or_none()
+            return _view(row) if row else None
+
+    def unlinked_bot_deployment(self, *, env: str, to_revision: int, since: datetime) -> DeployView | None:
+        """The bot's own deployment of ``to_revision`` started after ``since`` and not yet tied to an
+        ECS deployment id: the one an ECS deployment of that revision is."""
+        with self._db.session(write=False) as session:
+            row = session.execute(
+                select(DeployRecord).where(
+                    DeployRecord.env == env, DeployRecord.source == BOT, DeployRecord.kind.in_(DEPLOYMENT_KINDS),
+                    DeployRecord.to_revision == to_revision, DeployRecord.ecs_deployment_id.is_(None),
+                    DeployRecord.started_at >= since)
+                .order_by(DeployRecord.started_at.desc(), DeployRecord.id.desc()).limit(1)
+            ).scalar_one_or_none()
+            return _view(row) if row else None
+
+    def link(self, *, id: int, deployment_id: str, digest: str | None, commit: str | None) -> None:  # noqa: A002
+        with self._db.session() as session:
+            row = session.get(DeployRecord, id)
+            if row is None:
+                return
+            row.ecs_deployment_id = deployment_id
+            if row.image_digest is None and digest:
+                row.image_digest = digest  # a rollback learns the digest it put back
+            row.image_commit = row.image_commit or commit
+
+    def ran_commit(self, *, env: str, commits: Iterable[str]) -> list[DeployView]:
+        """Deployments in ``env`` of an image that carried one of ``commits`` (commit-SHA tags)."""
+        wanted = tuple(set(commits))
+        if not wanted:
+            return []
+        with self._db.session(write=False) as session:
+            rows = session.execute(
+                select(DeployRecord).where(DeployRecord.env == env, DeployRecord.kind.in_(DEPLOYMENT_KINDS),
+                                           DeployRecord.image_commit.in_(wanted))
+                .order_by(DeployRecord.started_at, DeployRecord.id)).scalars()
+            return [_view(r) for r in rows]
+
+    def settle(self, *, id: int, outcome: str, at: datetime | None, detail: str | None) -> bool:  # noqa: A002
+        """End an open record with what ECS says; a record already ended is left as it is (the
+        bot's own follower may have ended it with more to say). True when it changed."""
+        with self._db.session() as session:
+            changed = session.execute(
+                update(DeployRecord).where(DeployRecord.id == id, DeployRecord.outcome.in_(_OPEN))
+                .values(outcome=outcome, finished_at=at, detail=detail)
+                .execution_options(synchronize_session=False)).rowcount
+            return bool(changed)
+
+    def open_in(self, env: str) -> list[DeployView]:
+        """Records of ``env`` still open that ECS deployments stand behind."""
+        with self._db.session(write=False) as session:
+            rows = session.execute(select(DeployRecord).where(
+                DeployRecord.env == env, DeployRecord.outcome.in_(_OPEN),
+                DeployRecord.ecs_deployment_id.is_not(None))).scalars()
+            return [_view(r) for r in rows]
+
+    def observed_count(self, env: str) -> int | None:
+        with self._db.session(write=False) as session:
+            row = session.get(ObservedService, env)
+            return row.desired_count if row else None
+
+    def set_observed_count(self, env: str, count: int, at: datetime) -> None:
+        with self._db.session() as session:
+            row = session.get(ObservedService, env)
+            if row is None:
+                session.add(ObservedService(env=env, desired_count=count, observed_at=at))
+            else:
+                row.desired_count, row.observed_at = count, at
+
+    # ---------------------------------------------------------------------------- soak, cadence, watch
+
+    def ran_with(self, *, env: str, digests: Iterable[str]) -> list[DeployView]:
+        """Deployments in ``env`` of any of ``digests``, oldest first."""
+        wanted = tuple(set(digests))
+        if not wanted:
+            return []
+        with self._db.session(write=False) as session:
+            rows = session.execute(
+                select(DeployRecord).where(DeployRecord.env == env, DeployRecord.kind.in_(DEPLOYMENT_KINDS),
+                                           DeployRecord.image_digest.in_(wanted))
+                .order_by(DeployRecord.started_at, DeployRecord.id)).scalars()
+            return [_view(r) for r in rows]
+
+    def next_after(self, record: DeployView) -> DeployView | None:
+        """The deployment of the same environment that followed ``record``."""
+        with self._db.session(write=False) as session:
+            row = session.execute(
+                select(DeployRecord).where(
+                    DeployRecord.env == record.env, DeployRecord.kind.in_(DEPLOYMENT_KINDS),
+                    or_(DeployRecord.started_at > record.started_at,
+                        and_(DeployRecord.started_at == record.started_at, DeployRecord.id > record.id)))
+                .order_by(DeployRecord.started_at, DeployRecord.id).limit(1)).scalar_one_or_none()
+            return _view(row) if row else None
+
+    def releases_since(self, *, env: str, since: datetime) -> list[DeployView]:
+        """Completed or running deploys (not rollbacks) in ``env`` since ``since``, whoever made them."""
+        with self._db.session(write=False) as session:
+            rows = session.execute(
+                select(DeployRecord).where(DeployRecord.env == env, DeployRecord.kind == "deploy",
+                                           DeployRecord.started_at >= since,
+                                           DeployRecord.outcome.in_((COMPLETED, IN_PROGRESS)))
+                .order_by(DeployRecord.started_at)).scalars()
+            return [_view(r) for r in rows]
+
+    def start_watch(self, *, id: int, until: datetime) -> None:  # noqa: A002
+        with self._db.session() as session:
+            session.execute(update(DeployRecord).where(DeployRecord.id == id, DeployRecord.watch_state.is_(None))
+                            .values(watch_until=until, watch_state="watching")
+                            .execution_options(synchronize_session=False))
+
+    def to_watch(self, *, env: str, since: datetime) -> list[DeployView]:
+        """Deployments of ``env`` that completed after ``since`` and have no watch yet."""
+        with self._db.session(write=False) as session:
+            rows = session.execute(select(DeployRecord).where(
+                DeployRecord.env == env, DeployRecord.kind.in_(DEPLOYMENT_KINDS), DeployRecord.outcome == COMPLETED,
+                DeployRecord.watch_state.is_(None), DeployRecord.finished_at > since)).scalars()
+            return [_view(r) for r in rows]
+
+    def watched_at(self, *, env: str, at: datetime) -> DeployView | None:
+        """The deployment of ``env`` whose post-deploy watch covers ``at`` (the newest)."""
+        with self._db.session(write=False) as session:
+            rows = session.execute(
+                select(DeployRecord).where(DeployRecord.env == env, DeployRecord.watch_until.is_not(None),
+                                           DeployRecord.watch_until >= at)
+                .order_by(DeployRecord.finished_at.desc(), DeployRecord.id.desc())).scalars()
+            for row in rows:
+                view = _view(row)
+                if view.finished_at is not None and view.finished_at <= at:
+                    return view
+            return None
+
+    def set_watch_state(self, *, id: int, state: str, expect: str | None = None) -> bool:  # noqa: A002
+        with self._db.session() as session:
+            query = update(DeployRecord).where(DeployRecord.id == id)
+            if expect is not None:
+                query = query.where(DeployRecord.watch_state == expect)
+            return bool(session.execute(query.values(watch_state=state)
+                                        .execution_options(synchronize_session=False)).rowcount)
+
+    def watches_ended(self, *, now: datetime) -> list[DeployView]:
+        with self._db.session(write=False) as session:
+            rows = session.execute(select(DeployRecord).where(
+                DeployRecord.watch_state.in_(("watching", "alarmed")), DeployRecord.watch_until < now)).scalars()
+            return [_view(r) for r in rows]

@@ -75,7 +75,7 @@ class DeployRecord(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     env: Mapped[str] = mapped_column(String(32), index=True)
-    kind: Mapped[str] = mapped_column(String(16))  # deploy | rollback
+    kind: Mapped[str] = mapped_column(String(16))  # deploy | rollback | scale
     requested_by: Mapped[str] = mapped_column(String(64))
     image_tag: Mapped[str | None] = mapped_column(String(200))
     image_digest: Mapped[str | None] = mapped_column(String(100))
@@ -92,6 +92,27 @@ class DeployRecord(Base):
     emergency_reason: Mapped[str | None] = mapped_column(Text)
     channel: Mapped[str | None] = mapped_column(String(64))
     message_ts: Mapped[str | None] = mapped_column(String(32))
+    # Observed from AWS: who made the change (the bot, or someone outside it: CI/CD, the console,
+    # the autoscaler), the ECS deployment it is (one record per deployment id, whoever made it),
+    # task counts for scalings, and the post-deploy alarm watch (until when; what it saw).
+    source: Mapped[str] = mapped_column(String(16), default="bot", server_default="bot")
+    ecs_deployment_id: Mapped[str | None] = mapped_column(String(128), unique=True)
+    image_commit: Mapped[str | None] = mapped_column(String(40))  # the commit-SHA tag the image carried
+    from_count: Mapped[int | None] = mapped_column(Integer)
+    to_count: Mapped[int | None] = mapped_column(Integer)
+    watch_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    watch_state: Mapped[str | None] = mapped_column(String(16))  # watching | quiet | alarmed
+
+
+class ObservedService(Base):
+    """The last desired count seen for an environment's service, so a change made outside the bot
+    (console, CLI, autoscaling) is recorded once as a scaling."""
+
+    __tablename__ = "observed_services"
+
+    env: Mapped[str] = mapped_column(String(32), primary_key=True)
+    desired_count: Mapped[int] = mapped_column(Integer)
+    observed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class EnvLock(Base):
@@ -197,6 +218,8 @@ class AlarmThread(Base):
     grouped: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())  # posted inside a storm message
     # The last notification as AWS sent it ({"subject", "message"}), to redraw the root on a click.
     last_notification: Mapped[dict | None] = mapped_column(JSON)
+    # The deployment whose post-deploy watch this alarm fired in (see bot/watch.py), as shown.
+    after_deployment: Mapped[dict | None] = mapped_column(JSON)
 
     __table_args__ = (Index("ix_alarm_threads_state_env", "state", "env"),)
 
