@@ -322,3 +322,49 @@ def test_a_deployment_whose_digest_cannot_be_resolved_is_never_soak_evidence(
     _candidate(seeded_aws, like="gone-build", tags=("9e1f2a3b4c5d",))  # the same commit, pushed again
     clock.advance(hours=25)
     assert "has not run in staging" in run(core, RM, "deploy prod v1.6.0").result.message
+
+
+def test_a_blocking_cadence_refuses_a_third_release_and_the_plan_says_why(
+        core: Core, seeded_aws: AwsGateway, clock: FrozenClock) -> None:
+    from bot.guardrails import within_cadence
+    from bot.errors import PolicyViolation
+
+    prod = core.config.env("prod").model_copy(update={"cadence": core.config.env("prod").cadence.model_copy(
+        update={"blocking": True})})
+    within_cadence(env=prod, releases=1, emergency=None)
+    with pytest.raises(PolicyViolation, match="prod has had 2 releases this week; the plan is 2 a week"):
+        within_cadence(env=prod, releases=2, emergency=None)
+    within_cadence(env=prod, releases=5, emergency="outage")  # break-glass goes past it
+    within_cadence(env=core.config.env("prod"), releases=5, emergency=None)  # informational by default
+
+
+def test_rollback_refuses_when_ecs_cannot_be_read_and_changes_nothing(
+        core: Core, seeded_aws: AwsGateway, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = core.aws.call
+
+    def down(service: str, operation: str, **params: Any) -> Any:
+        if operation == "describe_services":
+            raise AwsUnavailable("AWS did not answer ecs:DescribeServices; try again in a minute.")
+        return real(service, operation, **params)
+
+    monkeypatch.setattr(core.aws, "call", down)
+    refused = run(core, ONCALL, "rollback staging")
+    assert refused.outcome == "failed" and "ecs:DescribeServices" in refused.result.message
+    monkeypatch.undo()
+    assert _revision(seeded_aws, "staging") == 3 and DeployLog(core.db).last("staging") is None
+
+
+def test_a_tag_seen_long_after_its_deployment_is_not_taken_for_the_digest_it_points_at_now(
+        core: Core, seeded_aws: AwsGateway, clock: FrozenClock) -> None:
+    staging = core.config.env("staging")
+    _merge_to_main(seeded_aws, staging, clock.now(), build="build-a")  # staging runs build A as `main`
+    # The next merge pushes build B as `main` before the bot (down for two hours) has looked.
+    seeded_aws.call("ecr", "put_image", repositoryName=REPOSITORY, imageTag="main",
+                    imageManifest=image_manifest("build-b"))
+    _candidate(seeded_aws, like="build-b")
+    clock.advance(hours=2)
+    watch.housekeep(core)
+    record = DeployLog(core.db).last("staging")
+    assert (record.image_tag, record.image_digest) == ("main", None)  # the tag, never B's digest
+    clock.advance(hours=25)
+    assert "has not run in staging" in run(core, RM, "deploy prod v1.6.0").result.message
