@@ -30,11 +30,11 @@ from bot.alarms import AlarmThreadView, open_alarms, thread_for
 from bot.aws import AwsGateway, error_code
 from bot.config import Config
 from bot.errors import AwsUnavailable
+from bot.status import describe_alarms
 
 if TYPE_CHECKING:
     from bot.core import Core
 
-_ALARM_TYPES = ["MetricAlarm", "CompositeAlarm"]  # without AlarmTypes AWS returns metric alarms only
 _NAMES_PER_CALL = 100  # DescribeAlarms takes at most 100 AlarmNames
 _MAX_NAME = 255
 # The stricter the deploy gate, the more production-like the environment (see env_order).
@@ -171,19 +171,7 @@ def merge(*, threads: Sequence[AlarmThreadView], in_alarm: Sequence[CloudWatchAl
 
 
 def _describe(*, aws: AwsGateway, config: Config, **filters: Any) -> list[CloudWatchAlarm]:
-    params: dict[str, Any] = {**filters, "AlarmTypes": _ALARM_TYPES}
-    if "AlarmNames" not in filters:
-        params["MaxRecords"] = 100
-    found: list[dict[str, Any]] = []
-    # One pass over the pages collects both lists (the gateway's paginate follows a single key).
-    while True:
-        page = aws.call("cloudwatch", "describe_alarms", **params)
-        found.extend(page.get("MetricAlarms") or [])
-        found.extend(page.get("CompositeAlarms") or [])
-        token = page.get("NextToken")
-        if not token:
-            break
-        params["NextToken"] = token
+    found = describe_alarms(aws=aws, **filters)
     return [
         CloudWatchAlarm(
             arn=str(a.get("AlarmArn") or ""),

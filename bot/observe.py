@@ -204,11 +204,9 @@ def soak_evidence(*, aws: AwsGateway, deploys: DeployLog, soak_env: EnvironmentC
     cannot be checked is never assumed."""
     observe_env(aws=aws, deploys=deploys, env=soak_env, now=now)
     commits = {t for t in (tag, *ecs.image_tags(aws=aws, image=image, digest=digest)) if COMMIT_TAG.match(t)}
-    found = {r.id: r for r in deploys.ran_with(env=soak_env.name, digests=(digest,))}
-    for record in deploys.ran_commit(env=soak_env.name, commits=commits):
-        if record.image_digest is not None:  # an image with no resolvable digest is never evidence
-            found.setdefault(record.id, record)
-    records = tuple(sorted(found.values(), key=lambda r: (r.started_at, r.id)))
+    # An image with no resolvable digest is never evidence, whatever commit its tag names.
+    records = tuple(r for r in deploys.ran_matching(env=soak_env.name, digests=(digest,), commits=commits)
+                    if r.image_digest is not None)
     rolled_back = set()
     for record in records:
         following = deploys.next_after(record)

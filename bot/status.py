@@ -353,15 +353,13 @@ def _alarms(*, env: EnvironmentConfig, aws: AwsGateway) -> dict[str, Any]:
         return {"alarms": (), "alarms_problem": _refused("read the alarms", exc)}
 
 
-def _alarms_in_alarm(*, env: EnvironmentConfig, aws: AwsGateway) -> tuple[AlarmSummary, ...]:
+def describe_alarms(*, aws: AwsGateway, **filters: Any) -> list[dict[str, Any]]:
+    """Every metric and composite alarm DescribeAlarms answers for ``filters``, all pages."""
+    # Without AlarmTypes AWS returns metric alarms only.
+    params: dict[str, Any] = {**filters, "AlarmTypes": ["MetricAlarm", "CompositeAlarm"]}
+    if "AlarmNames" not in filters:
+        params["MaxRecords"] = 100
     found: list[dict[str, Any]] = []
-    params: dict[str, Any] = {
-        "AlarmNamePrefix": env.alarm_name_prefix,
-        "StateValue": "ALARM",
-        # Without AlarmTypes AWS returns metric alarms only.
-        "AlarmTypes": ["MetricAlarm", "CompositeAlarm"],
-        "MaxRecords": 100,
-    }
     # One pass over the pages collects both lists (the gateway's paginate follows a single key).
     while True:
         page = aws.call("cloudwatch", "describe_alarms", **params)
@@ -369,8 +367,12 @@ def _alarms_in_alarm(*, env: EnvironmentConfig, aws: AwsGateway) -> tuple[AlarmS
         found.extend(page.get("CompositeAlarms") or [])
         token = page.get("NextToken")
         if not token:
-            break
+            return found
         params["NextToken"] = token
+
+
+def _alarms_in_alarm(*, env: EnvironmentConfig, aws: AwsGateway) -> tuple[AlarmSummary, ...]:
+    found = describe_alarms(aws=aws, AlarmNamePrefix=env.alarm_name_prefix, StateValue="ALARM")
     alarms = [
         AlarmSummary(
             name=str(a["AlarmName"]),

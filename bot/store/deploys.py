@@ -209,18 +209,6 @@ class DeployLog:
                 row.image_digest = digest  # a rollback learns the digest it put back
             row.image_commit = row.image_commit or commit
 
-    def ran_commit(self, *, env: str, commits: Iterable[str]) -> list[DeployView]:
-        """Deployments in ``env`` of an image that carried one of ``commits`` (commit-SHA tags)."""
-        wanted = tuple(set(commits))
-        if not wanted:
-            return []
-        with self._db.session(write=False) as session:
-            rows = session.execute(
-                select(DeployRecord).where(DeployRecord.env == env, DeployRecord.kind.in_(DEPLOYMENT_KINDS),
-                                           DeployRecord.image_commit.in_(wanted))
-                .order_by(DeployRecord.started_at, DeployRecord.id)).scalars()
-            return [_view(r) for r in rows]
-
     def settle(self, *, id: int, outcome: str, at: datetime | None, detail: str | None) -> bool:  # noqa: A002
         """End an open record with what ECS says; a record already ended is left as it is (the
         bot's own follower may have ended it with more to say). True when it changed."""
@@ -254,15 +242,14 @@ class DeployLog:
 
     # ---------------------------------------------------------------------------- soak, cadence, watch
 
-    def ran_with(self, *, env: str, digests: Iterable[str]) -> list[DeployView]:
-        """Deployments in ``env`` of any of ``digests``, oldest first."""
-        wanted = tuple(set(digests))
-        if not wanted:
-            return []
+    def ran_matching(self, *, env: str, digests: Iterable[str], commits: Iterable[str]) -> list[DeployView]:
+        """Deployments in ``env`` of an image with one of ``digests``, or that carried one of
+        ``commits`` (commit-SHA tags), oldest first."""
+        matches = [DeployRecord.image_digest.in_(tuple(set(digests))), DeployRecord.image_commit.in_(tuple(set(commits)))]
         with self._db.session(write=False) as session:
             rows = session.execute(
                 select(DeployRecord).where(DeployRecord.env == env, DeployRecord.kind.in_(DEPLOYMENT_KINDS),
-                                           DeployRecord.image_digest.in_(wanted))
+                                           or_(*matches))
                 .order_by(DeployRecord.started_at, DeployRecord.id)).scalars()
             return [_view(r) for r in rows]
 
