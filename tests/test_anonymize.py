@@ -331,7 +331,7 @@ def test_report_is_typed_for_the_refresh_job(synthetic: str) -> None:
     assert isinstance(report, AnonymizationReport)
     assert report.outcome == "succeeded" and report.summary.startswith(f"anonymization of {make_url(synthetic).database} verified")
     assert [phase for phase, _ in report.durations] == ["plan", "count", "snapshot", "mask", "verify leaks",
-                                                         "verify patterns", "verify counts and keys"]
+                                                         "verify shapes", "verify patterns", "verify counts and keys"]
     assert "masking patients (11 columns)" in messages
 
 
@@ -447,3 +447,64 @@ def test_a_key_given_twice_in_the_rules_file_is_refused(tmp_path: Any) -> None:
     with pytest.raises(RulesError) as raised:
         parse_rules({"tables": {"patients": {"id": "keep"}, "public.patients": {"id": "keep"}}})
     assert raised.value.problems == ("patients: the table is named twice in the rules",)
+
+
+# ------------------------------------------------------------------------------------------
+# A database whose default is standard_conforming_strings = off (a backslash in '...' is an escape)
+
+HOSTILE_TEXT = ("O'Brien", "a\\b", "100% \\' E'x' \\\\", "tab\\there")
+
+
+@pytest.fixture
+def old_style_db(make_db: MakeDb) -> str:
+    dsn = make_db()
+    with psycopg.connect(libpq_dsn(dsn), autocommit=True) as conn:
+        conn.execute(f'ALTER DATABASE "{make_url(dsn).database}" SET standard_conforming_strings = off')
+        conn.execute(f'ALTER DATABASE "{make_url(dsn).database}" SET escape_string_warning = off')
+    with psycopg.connect(libpq_dsn(dsn)) as conn:
+        assert conn.execute("SHOW standard_conforming_strings").fetchone() == ("off",)
+    return dsn
+
+
+def test_replacements_with_quotes_and_backslashes_are_written_exactly(old_style_db: str) -> None:
+    with connect(old_style_db) as conn:
+        conn.execute("CREATE TABLE people (id int PRIMARY KEY, surname text, note text, motto text, code text)")
+        conn.execute("INSERT INTO people SELECT g, 'Smith', 'note ' || g, 'motto', 'C' || g "
+                     "FROM generate_series(1, 5) g")
+    rules = parse_rules({"tables": {"people": {
+        "id": "keep",
+        "surname": {"strategy": "replace", "value": HOSTILE_TEXT[0]},
+        "note": {"strategy": "replace", "value": HOSTILE_TEXT[1]},
+        "motto": {"strategy": "replace", "value": HOSTILE_TEXT[2]},
+        "code": {"strategy": "hmac", "prefix": HOSTILE_TEXT[3], "domain": "d\\'x"},
+    }}})
+
+    report = anonymize(dsn=old_style_db, rules=rules, salt=SALT)
+
+    assert report.ok, report.error or report.summary
+    expected_codes = {HOSTILE_TEXT[3] + Keys.python_hmac(SALT, "p", f"d\\'x:C{i}".encode()).hex()[:16]
+                      for i in range(1, 6)}
+    assert set(rows(old_style_db, "SELECT surname, note, motto FROM people")) == {HOSTILE_TEXT[:3]}
+    assert {c for (c,) in rows(old_style_db, "SELECT code FROM people")} == expected_codes
+    assert anonymize(dsn=old_style_db, rules=rules, salt=None, verify_only=True).ok
+
+
+def test_the_anonymizers_literals_mean_the_same_whatever_the_session_setting(old_style_db: str) -> None:
+    from jobs.anonymize.sql import literal
+
+    with psycopg.connect(libpq_dsn(old_style_db), autocommit=True) as conn:  # the database's default: off
+        for value in HOSTILE_TEXT:
+            assert conn.execute(f"SELECT {literal(value)}", {}).fetchone() == (value,)
+
+
+def test_a_schema_only_looking_like_a_scratch_schema_is_still_ruled(old_style_db: str) -> None:
+    # With standard_conforming_strings off, 'anon\_scratch\_%' would be the LIKE pattern anon_scratch_%,
+    # whose `_` match any character: this schema would escape the coverage gate and be dropped as a
+    # crashed run's scratch schema.
+    with connect(old_style_db) as conn:
+        assert conn.execute("SHOW standard_conforming_strings").fetchone() == ("on",)
+        conn.execute("CREATE SCHEMA anonXscratchXarchive")
+        conn.execute("CREATE TABLE anonXscratchXarchive.emails AS SELECT 'jane@example.com'::text AS email")
+    report = anonymize(dsn=old_style_db, rules=parse_rules({"tables": {"keepme": {"id": "keep"}}}), salt=SALT)
+    assert report.refused
+    assert "anonxscratchxarchive.emails.email: column is not ruled" in "\n".join(report.coverage_problems)

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from bot.render import render_slack, render_text
-from jobs.anonymize import AnonymizationReport, ColumnLeak, ForeignKeyCheck, PatternHits, TableCount
+from jobs.anonymize import AnonymizationReport, ColumnLeak, ColumnShape, ForeignKeyCheck, PatternHits, TableCount
 from tests.blockkit import assert_valid_message
 
 HOSTILE = 'weird "col" <!channel> & `x` *y*'
@@ -35,9 +35,17 @@ ERROR = AnonymizationReport(database="x", verify_only=False, error="masking pati
 VERIFY_ONLY = AnonymizationReport(database="x", verify_only=True, tables=(TableCount("patients", None, 300, 11),),
                                   patterns=(PatternHits("symptom_logs", "notes", email=3),))
 
+UNMASKED = AnonymizationReport(
+    database="x", verify_only=True, tables=(TableCount("patients", None, 1204, 11),),
+    shapes=(ColumnShape("patients", "email", "email", "p<16 hex>@example.invalid", 1204, 1204),
+            ColumnShape("patients", HOSTILE, "null", "NULL", 1204, 3),
+            ColumnShape("patients", "phone", "phone", "+1-<200..999>-555-01xx", 1204, 0),
+            ColumnShape("patients", "dob", "date_shift", "a date moved by a few days", None),
+            *(ColumnShape("t", f"c{i}", "hmac", "<16 hex>", 10, 10) for i in range(30))))
 
-@pytest.mark.parametrize("report", [VERIFIED, FAILED, REFUSED, ERROR, VERIFY_ONLY],
-                         ids=["verified", "failed", "refused", "error", "verify_only"])
+
+@pytest.mark.parametrize("report", [VERIFIED, FAILED, REFUSED, ERROR, VERIFY_ONLY, UNMASKED],
+                         ids=["verified", "failed", "refused", "error", "verify_only", "unmasked"])
 def test_renders_valid_block_kit_and_text(report: AnonymizationReport) -> None:
     message = render_slack(report)
     assert_valid_message(message)
@@ -61,3 +69,14 @@ def test_text_lists_every_leaking_column_and_problem() -> None:
     assert render_text(REFUSED).count("column is not ruled") == 60
     slack = json.dumps(render_slack(REFUSED))
     assert "and 48 more" in slack
+
+
+def test_each_column_that_looks_unmasked_is_one_line() -> None:
+    assert not UNMASKED.ok and UNMASKED.outcome == "failed" and UNMASKED.unmasked_count == 1507
+    assert "1507 rows looking unmasked" in UNMASKED.summary
+    lines = render_text(UNMASKED).splitlines()
+    assert "  patients.email: 1,204 of 1,204 rows look unmasked (expected p<16 hex>@example.invalid)" in lines
+    assert sum("rows look unmasked (expected" in line for line in lines) == 32  # not phone: none of its rows
+    assert "  not checkable without the originals (date_shift): patients.dob" in lines
+    slack = json.dumps(render_slack(UNMASKED))
+    assert "looks unmasked: patients.email: 1,204 of 1,204 rows" in slack and "32 columns" in slack

@@ -225,3 +225,25 @@ def test_the_engine_reports_progress_to_the_refresh(copy_dsn: str) -> None:
 
     assert result.ok, result.summary
     assert any(m.startswith("masking ") for m in messages)  # the refresh renews its lock on each
+
+
+def test_values_the_leak_check_passes_but_of_the_wrong_shape_fail_the_refresh(
+        seeded_aws: AwsGateway, config: Config, clock: FrozenClock, store: Database, copy_dsn: str) -> None:
+    """A trigger restored with prod rewrites every email the anonymizer writes: no original survives
+    (the leak check passes), but the copy does not hold what the rules promise, so it is never swapped."""
+    anonymize.create_synthetic(dsn=copy_dsn, patients=30, seed=4)
+    with psycopg.connect(copy_dsn, autocommit=True) as conn:
+        conn.execute("CREATE FUNCTION shout() RETURNS trigger LANGUAGE plpgsql AS "
+                     "$$ BEGIN NEW.email := upper(NEW.email); RETURN NEW; END $$")
+        conn.execute("CREATE TRIGGER shout BEFORE UPDATE ON patients FOR EACH ROW EXECUTE FUNCTION shout()")
+    options = prepare_simulated_refresh(seeded_aws, config, now=clock.now(), dsn_for_next=copy_dsn)
+
+    report = refresh_staging(db=store, aws=seeded_aws, clock=clock, config=config, options=options,
+                             sleep=lambda _s: None)
+
+    assert report.outcome == "failed" and "Staging was not swapped" in report.headline
+    assert report.verification_ok is False and report.verification
+    assert "0 surviving originals" in report.verification
+    assert ("patients.email: 30 of 30 rows look unmasked (expected p<16 hex>@example.invalid)"
+            in report.verification)
+    assert _tag(seeded_aws, STAGING) is None and NEXT not in _instances(seeded_aws)

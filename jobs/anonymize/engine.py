@@ -52,7 +52,8 @@ class _Timer:
 def anonymize(*, dsn: str, rules: Rules, salt: bytes | None, verify_only: bool = False,
               on_progress: Progress | None = None) -> AnonymizationReport:
     """Anonymize the database at ``dsn`` in place and verify it (or, with ``verify_only``, only run
-    the checks that need no originals: coverage, PHI patterns, foreign keys, row counts).
+    the checks that need no originals: coverage, the shape of masked values, PHI patterns, foreign
+    keys, row counts).
 
     Returns the report; ``report.ok`` is the only go/no-go for a swap. A refused plan returns a
     report with ``coverage_problems`` and nothing run; a failure while masking returns one with
@@ -119,6 +120,9 @@ def _run(conn: psycopg.Connection[Any], the_plan: Plan, *, database: str, salt: 
 def _checks(conn: psycopg.Connection[Any], the_plan: Plan, *, database: str, timer: _Timer, progress: Progress,
             verify_only: bool, before: dict[str, int] | None, params: dict[str, Any],
             leaks: tuple[Any, ...] = (), masked_seconds: dict[str, float] | None = None) -> AnonymizationReport:
+    progress("checking that masked columns hold only masked values")
+    with timer.phase("verify shapes"):
+        shapes = verify.shapes(conn, the_plan)
     progress("scanning free text for PHI patterns")
     with timer.phase("verify patterns"):
         patterns = verify.patterns(conn, the_plan, params)
@@ -128,7 +132,8 @@ def _checks(conn: psycopg.Connection[Any], the_plan: Plan, *, database: str, tim
         orphans = verify.orphans(conn, the_plan)
     return AnonymizationReport(
         database=database, verify_only=verify_only, tables=_counts(the_plan, before, after, masked_seconds or {}),
-        leaks=leaks, patterns=tuple(patterns), foreign_keys=tuple(orphans), durations=tuple(timer.phases))
+        leaks=leaks, shapes=tuple(shapes), patterns=tuple(patterns), foreign_keys=tuple(orphans),
+        durations=tuple(timer.phases))
 
 
 def _counts(the_plan: Plan, before: dict[str, int] | None, after: dict[str, int],

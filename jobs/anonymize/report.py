@@ -42,6 +42,33 @@ class ColumnLeak:
 
 
 @dataclass(frozen=True)
+class ColumnShape:
+    """(e) rows of a masked column holding a value of another shape than its strategy writes (the
+    constant, NULL, a pseudonym's form, a fictional number, a listed name): provable without the
+    originals, so also in --verify-only. ``rows`` is None where the shape proves nothing (date_shift)."""
+
+    table: str
+    column: str
+    strategy: str
+    expected: str  # from the rules, never from the database
+    rows: int | None
+    unmasked: int = 0
+
+    @property
+    def where(self) -> str:
+        return f"{self.table}.{self.column}"
+
+    @property
+    def checkable(self) -> bool:
+        return self.rows is not None
+
+    def describe(self) -> str:
+        if self.rows is None:
+            return f"{self.where}: {self.strategy}, not checkable without the originals"
+        return f"{self.where}: {self.unmasked:,} of {self.rows:,} rows look unmasked (expected {self.expected})"
+
+
+@dataclass(frozen=True)
 class PatternHits:
     """(c) rows of a free-text column still matching a PHI pattern."""
 
@@ -83,6 +110,7 @@ class AnonymizationReport:
     coverage_problems: tuple[str, ...] = ()  # (a) and every other reason the plan was refused
     tables: tuple[TableCount, ...] = ()
     leaks: tuple[ColumnLeak, ...] = ()  # empty in --verify-only: needs the originals
+    shapes: tuple[ColumnShape, ...] = ()  # every masked column with a shape, checkable or not
     patterns: tuple[PatternHits, ...] = ()  # every scanned column, hits or not
     foreign_keys: tuple[ForeignKeyCheck, ...] = ()
     durations: tuple[tuple[str, float], ...] = ()  # (phase, seconds) in order
@@ -98,6 +126,10 @@ class AnonymizationReport:
         return sum(c.leaks for c in self.leaks)
 
     @property
+    def unmasked_count(self) -> int:
+        return sum(c.unmasked for c in self.shapes)
+
+    @property
     def pattern_count(self) -> int:
         return sum(p.total for p in self.patterns)
 
@@ -111,8 +143,8 @@ class AnonymizationReport:
 
     @property
     def ok(self) -> bool:
-        return not (self.refused or self.error or self.leak_count or self.pattern_count or self.orphan_count
-                    or self.count_mismatches)
+        return not (self.refused or self.error or self.leak_count or self.unmasked_count or self.pattern_count
+                    or self.orphan_count or self.count_mismatches)
 
     @property
     def outcome(self) -> Literal["succeeded", "failed", "refused"]:
@@ -137,12 +169,21 @@ class AnonymizationReport:
         leaks = "leaks not checked (verify-only)" if self.verify_only else f"{self.leak_count} surviving originals"
         verdict = "verified" if self.ok else "NOT VERIFIED"
         return (f"{mode} of {self.database} {verdict}: {len(self.tables)} tables, {self.rows} rows; {leaks}, "
-                f"{self.pattern_count} PHI pattern hits, {self.orphan_count} FK orphans, "
+                f"{self.unmasked_count} rows looking unmasked, {self.pattern_count} PHI pattern hits, "
+                f"{self.orphan_count} FK orphans, "
                 f"{len(self.count_mismatches)} count mismatches ({self.seconds:.1f} s)")
 
     @property
     def leaking_columns(self) -> tuple[ColumnLeak, ...]:
         return tuple(c for c in self.leaks if c.leaks)
+
+    @property
+    def unmasked_columns(self) -> tuple[ColumnShape, ...]:
+        return tuple(c for c in self.shapes if c.unmasked)
+
+    @property
+    def unchecked_shapes(self) -> tuple[ColumnShape, ...]:
+        return tuple(c for c in self.shapes if not c.checkable)
 
     @property
     def pattern_columns(self) -> tuple[PatternHits, ...]:

@@ -18,6 +18,7 @@ then checks it against the live schema. Every problem is one line naming the tab
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bot.errors import BadInput
+from jobs.anonymize.names import FIRST_NAMES, LAST_NAMES
 
 DEFAULT_RULES = Path(__file__).with_name("menotime_rules.yaml")
 PATTERNS = ("email", "phone", "ssn", "date")
@@ -41,8 +43,44 @@ class RulesError(BadInput):
         super().__init__(f"{source}: {len(self.problems)} problem(s):\n" + "\n".join(f"  - {p}" for p in self.problems))
 
 
+@dataclass(frozen=True)
+class Shape:
+    """What every non-NULL value a strategy writes looks like, so that a masked column can be checked
+    without the originals (``anonymize --verify-only``, the staging refresh): only NULL (``null``),
+    one of ``values``, or text matching ``pattern`` whole (a regular expression valid in PostgreSQL's
+    ARE and Python's ``re`` alike). With none of them the shape proves nothing (a shifted date looks
+    like any date): the column is reported as not checkable."""
+
+    expected: str  # what the operator reads: "p<16 hex>@example.invalid"
+    null: bool = False
+    values: tuple[str, ...] = ()
+    pattern: str | None = None
+
+    @property
+    def checkable(self) -> bool:
+        return self.null or bool(self.values) or self.pattern is not None
+
+
+def _one_of(words: tuple[str, ...]) -> str:
+    return "(" + "|".join(map(re.escape, words)) + ")"
+
+
 class _Options(BaseModel):
+    """A strategy's options. Each strategy also declares :meth:`shape`, next to its options, so that
+    a strategy cannot be added without saying what its output looks like."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        if "shape" not in cls.__dict__:
+            raise TypeError(f"strategy options {cls.__name__} must define shape(): what every value it writes "
+                            "looks like (or None if it masks nothing)")
+
+    def shape(self) -> Shape | None:
+        """The shape of the values this strategy writes; None if it writes none to check (keep, redact)."""
+        raise NotImplementedError
 
 
 class Keep(_Options):
@@ -50,9 +88,15 @@ class Keep(_Options):
 
     reason: str = ""
 
+    def shape(self) -> Shape | None:
+        return None  # not masked
+
 
 class Null(_Options):
     """Set to NULL (the column must be nullable)."""
+
+    def shape(self) -> Shape | None:
+        return Shape(expected="NULL", null=True)
 
 
 class FakeName(_Options):
@@ -61,6 +105,14 @@ class FakeName(_Options):
     part: Literal["first", "last", "full"] = "full"
     key: str | None = None
     domain: str = "name"
+
+    def shape(self) -> Shape | None:
+        if self.part == "first":
+            return Shape(expected="a first name of the fake-name list", values=FIRST_NAMES)
+        if self.part == "last":
+            return Shape(expected="a last name of the fake-name list", values=LAST_NAMES)
+        return Shape(expected="<first> <last> of the fake-name lists",
+                     pattern=f"^{_one_of(FIRST_NAMES)} {_one_of(LAST_NAMES)}$")
 
 
 class Hmac(_Options):
@@ -71,6 +123,15 @@ class Hmac(_Options):
     alphabet: Literal["hex", "digits"] = "hex"
     domain: str = "hmac"
 
+    def shape(self) -> Shape | None:
+        if self.alphabet == "digits" and not self.prefix:
+            # An NPI or an account number is already <n digits>: the shape cannot tell masked from raw.
+            return Shape(expected=f"<{self.length} digits>: not checkable without the originals (raw values "
+                                  "have the same shape)")
+        chars = "[0-9a-f]" if self.alphabet == "hex" else "[0-9]"
+        return Shape(expected=f"{self.prefix}<{self.length} {self.alphabet}>",
+                     pattern=f"^{re.escape(self.prefix)}{chars}{{{self.length}}}$")
+
 
 class Email(_Options):
     """``p<hex>@example.invalid`` from the keyed hash of the address (same address, same pseudonym)."""
@@ -79,11 +140,18 @@ class Email(_Options):
     email_domain: str = "example.invalid"
     domain: str = "email"
 
+    def shape(self) -> Shape | None:
+        return Shape(expected=f"p<{self.length} hex>@{self.email_domain}",
+                     pattern=f"^p[0-9a-f]{{{self.length}}}@{re.escape(self.email_domain)}$")
+
 
 class Phone(_Options):
     """``+1-<area>-555-01xx``: North American numbers reserved for fiction, keyed by the original."""
 
     domain: str = "phone"
+
+    def shape(self) -> Shape | None:
+        return Shape(expected="+1-<200..999>-555-01xx", pattern=r"^\+1-[2-9][0-9]{2}-555-01[0-9]{2}$")
 
 
 class DateShift(_Options):
@@ -94,17 +162,27 @@ class DateShift(_Options):
     domain: str = "patient"
     days: int | None = Field(default=None, ge=1, le=3650)
 
+    def shape(self) -> Shape | None:
+        return Shape(expected="a date moved by a few days: not checkable without the originals")
+
 
 class Redact(_Options):
     """Emails, phone numbers, SSNs and dates inside free text replaced by [EMAIL], [PHONE], ..."""
 
     patterns: tuple[Literal["email", "phone", "ssn", "date"], ...] = PATTERNS
 
+    def shape(self) -> Shape | None:
+        return None  # free text keeps its shape: the PHI pattern scan checks what is left in it
+
 
 class Replace(_Options):
     """The whole value replaced by a constant (addresses, free text nobody needs in staging)."""
 
     value: str
+
+    def shape(self) -> Shape | None:
+        shown = self.value if len(self.value) <= 40 else self.value[:39] + "…"
+        return Shape(expected=f"the constant “{shown}”", values=(self.value,))
 
 
 STRATEGIES: dict[str, type[_Options]] = {

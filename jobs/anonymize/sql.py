@@ -23,10 +23,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
+import psycopg.sql
 from sqlalchemy.engine import make_url
 
 from jobs.anonymize.names import FIRST_NAMES, LAST_NAMES
-from jobs.anonymize.rules import ColumnRule, DateShift, Email, FakeName, Hmac, Phone, Redact, Replace
+from jobs.anonymize.rules import ColumnRule, DateShift, Email, FakeName, Hmac, Phone, Redact, Replace, Shape
 
 BLOCK = 64  # SHA-256 block size, bytes
 
@@ -80,11 +81,15 @@ def database_name(dsn: str) -> str:
 
 
 def connect(dsn: str) -> psycopg.Connection[Any]:
+    """An autocommit connection whose string literals mean what they say: a database or role may
+    default to ``standard_conforming_strings = off``, where a backslash in '...' is an escape."""
     try:
-        return psycopg.connect(libpq_dsn(dsn), autocommit=True, connect_timeout=10)
+        conn = psycopg.connect(libpq_dsn(dsn), autocommit=True, connect_timeout=10)
     except (psycopg.Error, ValueError) as exc:
         raise DatabaseUnreachable(
             f"cannot connect to PostgreSQL database {database_name(dsn)} ({type(exc).__name__})") from None
+    conn.execute("SET standard_conforming_strings = on")
+    return conn
 
 
 def ident(name: str) -> str:
@@ -93,7 +98,9 @@ def ident(name: str) -> str:
 
 
 def literal(value: str) -> str:
-    return "'" + value.replace("'", "''").replace("%", "%%") + "'"
+    """A string literal, also safe inside a psycopg query string (``%`` doubled). psycopg writes one
+    with a backslash as ``E'...'``, which means the same whatever ``standard_conforming_strings`` is."""
+    return psycopg.sql.Literal(value).as_string(None).replace("%", "%%")
 
 
 def qualified(schema: str, table: str) -> str:
@@ -227,6 +234,18 @@ def _fake_name(col: str, opts: FakeName, digest: str) -> str:
     # Never the original name back: a pick equal to the original becomes a fixed other name.
     other = f"CASE WHEN {col} = {literal(fallback[0])} THEN {literal(fallback[1])} ELSE {literal(fallback[0])} END"
     return _not_null(col, f"coalesce(nullif({pick}, {col}), {other})")
+
+
+def unmasked_expression(column_sql: str, shape: Shape, param: str) -> tuple[str, Any]:
+    """A condition true for a value that is not of ``shape``, and the bound parameter it uses as
+    ``%(param)s`` (None if none). Every strategy leaves NULL as NULL, so NULL is of every shape."""
+    if shape.null:
+        return f"{column_sql} IS NOT NULL", None
+    if shape.values:
+        return f"{column_sql} IS NOT NULL AND {column_sql}::text <> ALL(%({param})s::text[])", list(shape.values)
+    if shape.pattern is not None:
+        return f"{column_sql} IS NOT NULL AND {column_sql}::text !~ %({param})s", shape.pattern
+    raise ValueError(f"the shape {shape.expected!r} cannot be checked")
 
 
 def scan_expression(column_sql: str, pattern: str) -> str:

@@ -1,5 +1,5 @@
 """Verification, all of it set-based SQL: originals' keyed hashes (b), PHI patterns (c), counts and
-foreign keys (d). Coverage (a) is the plan's gate.
+foreign keys (d), the shape of masked values (e). Coverage (a) is the plan's gate.
 
 Before masking, :func:`snapshot` stores in a scratch schema, per table, the primary key and the
 keyed hash (verification key, not the pseudonym key) of every checked column's original value;
@@ -10,13 +10,14 @@ leave the table they are in and the scratch schema is dropped by the caller, als
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterator
 from typing import Any
 
 import psycopg
 
 from jobs.anonymize import sql
 from jobs.anonymize.plan import Plan, TablePlan
-from jobs.anonymize.report import ColumnLeak, ForeignKeyCheck, PatternHits
+from jobs.anonymize.report import ColumnLeak, ColumnShape, ForeignKeyCheck, PatternHits
 from jobs.anonymize.rules import ColumnRule, Replace
 
 PATTERNS = ("email", "phone", "ssn", "date")
@@ -110,6 +111,32 @@ def _row_leaks(conn: psycopg.Connection[Any], table: TablePlan, scratch: str,
     assert row is not None
     return [ColumnLeak(table.label, r.column, r.strategy, "row", row[2 * i], row[2 * i + 1])
             for i, r in enumerate(rules)]
+
+
+def shapes(conn: psycopg.Connection[Any], plan: Plan) -> list[ColumnShape]:
+    """(e) per masked column: rows whose value is not of the shape its strategy writes (one scan per
+    table). Needs no originals, so it also proves that a copy given to --verify-only was masked at all."""
+    found: list[ColumnShape] = []
+    for table in plan.tables:
+        ruled = [(rule, shape) for rule in table.masked if (shape := rule.options.shape()) is not None]
+        counts: list[str] = []
+        params: dict[str, Any] = {}
+        for i, (rule, shape) in enumerate(ruled):
+            if shape.checkable:
+                condition, param = sql.unmasked_expression(sql.ident(rule.column), shape, f"shape_{i}")
+                counts.append(f"count(*) FILTER (WHERE {condition})")
+                if param is not None:
+                    params[f"shape_{i}"] = param
+        rows: int | None = None
+        unmasked: Iterator[int] = iter(())
+        if counts:
+            row = conn.execute(f"SELECT count(*), {', '.join(counts)} FROM {table.name}", params).fetchone()
+            assert row is not None
+            rows, unmasked = row[0], iter(row[1:])
+        found += [ColumnShape(table.label, rule.column, rule.strategy, shape.expected, rows, next(unmasked))
+                  if shape.checkable else ColumnShape(table.label, rule.column, rule.strategy, shape.expected, None)
+                  for rule, shape in ruled]
+    return found
 
 
 def patterns(conn: psycopg.Connection[Any], plan: Plan, params: dict[str, Any]) -> list[PatternHits]:
