@@ -1,6 +1,7 @@
 """``POST /sns``: the SNS HTTP/S subscription endpoint (DESIGN §6).
 
 Refusals are 4xx (SNS does not retry them) with a log line saying why, and have no side effect.
+Only allow-listed topics are heard (``bot.sns.allowed_topics``); with none, every message is refused.
 A notification is answered 200 only once it is committed to the inbox; a database failure is a
 503, which SNS retries, and the inbox's unique MessageId drops the copies.
 """
@@ -8,10 +9,8 @@ A notification is answered 200 only once it is committed to the inbox; a databas
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from urllib.parse import urlsplit
 
 import structlog
 from sqlalchemy.exc import SQLAlchemyError
@@ -21,16 +20,19 @@ from starlette.responses import PlainTextResponse, Response
 
 from bot.core import Core
 from bot.sns import (
+    ALARM_PATH_CLOSED,
     NOTIFICATION,
     SUBSCRIPTION_CONFIRMATION,
     CertificateStore,
     SnsMessage,
     SnsRejected,
     SnsVerifier,
+    allowed_topics,
     fetch_checked_url,
     parse,
 )
 from bot.store.inbox import HTTP, InboxWriter, row_values
+from handlers.bodies import read_capped
 
 log = structlog.get_logger("menotime.sns")
 
@@ -44,11 +46,24 @@ def confirm_subscription(url: str) -> None:
     fetch_checked_url(url, timeout=CONFIRM_TIMEOUT_SECONDS, limit=_MAX_CONFIRM_RESPONSE)
 
 
-def build_verifier(core: Core) -> SnsVerifier:
+def build_verifier(core: Core, *, age_limit: bool = True) -> SnsVerifier:
+    """The verifier of both SNS paths: the allow-listed topics, the certificate rules, and (for
+    ``POST /sns``, not for the queue, where messages may wait) the age limit."""
     settings = core.settings
-    certificates = CertificateStore(host_pattern=settings.sns_cert_host_pattern, cache_dir=settings.sns_cert_cache_dir)
-    return SnsVerifier(certificates=certificates, max_age=timedelta(seconds=settings.sns_max_age_seconds),
-                       topics=settings.sns_topic_arns, clock=core.clock)
+    certificates = CertificateStore(host_pattern=settings.sns_cert_host_pattern, cache_dir=settings.sns_cert_cache_dir,
+                                    clock=core.clock)
+    max_age = timedelta(seconds=settings.sns_max_age_seconds) if age_limit else None
+    return SnsVerifier(certificates=certificates, max_age=max_age,
+                       topics=allowed_topics(settings=settings, config=core.config), clock=core.clock)
+
+
+def warn_if_closed(core: Core) -> bool:
+    """At start-up: one warning line when no topic is allow-listed (every notification will be
+    refused). True when the alarm path is open."""
+    if allowed_topics(settings=core.settings, config=core.config):
+        return True
+    log.warning("sns_alarm_path_closed", detail=ALARM_PATH_CLOSED)
+    return False
 
 
 def sns_endpoint(
@@ -58,35 +73,30 @@ def sns_endpoint(
     at call time)."""
     verifier = build_verifier(core)
     writer = InboxWriter(core.db)  # group commit: one INSERT and one commit for a burst of messages
-    host = re.compile(core.settings.sns_cert_host_pattern)
 
-    def refuse(status: int, reason: str, msg: SnsMessage | None = None) -> Response:
-        core.metrics.sns_refusals.labels(refusal_kind(status, reason)).inc()
+    def refuse(status: int, reason: str, msg: SnsMessage | None = None, *, kind: str | None = None) -> Response:
+        core.metrics.sns_refusals.labels(kind or refusal_kind(status, reason)).inc()
         log.warning("sns_refused", status=status, reason=reason,
                     message_id=msg.message_id[:100] if msg else None, topic_arn=msg.topic_arn[:256] if msg else None)
         return PlainTextResponse(reason, status_code=status)
 
     async def endpoint(request: Request) -> Response:
-        body = await _read_capped(request)
+        body = await read_capped(request, MAX_BODY_BYTES)
         if body is None:
             return refuse(413, f"body larger than {MAX_BODY_BYTES} bytes")
+        msg: SnsMessage | None = None
         try:
             msg = parse(body)
+            verifier.check_topic(msg)  # first: a topic the bot does not hear costs no certificate fetch
             if verifier.certificates.in_memory(msg.signing_cert_url):
                 verifier.verify(msg)  # tens of microseconds: cheaper than a hop to a thread
             else:
                 await run_in_threadpool(verifier.verify, msg)  # it may read or fetch the certificate
+            url = verifier.check_subscribe_url(msg) if msg.type == SUBSCRIPTION_CONFIRMATION else ""
         except SnsRejected as rejected:
-            return refuse(rejected.status, rejected.reason)
+            return refuse(rejected.status, rejected.reason, msg, kind=rejected.kind)
 
         if msg.type == SUBSCRIPTION_CONFIRMATION:
-            if not verifier.may_confirm(msg):
-                return refuse(403, f"topic {msg.topic_arn[:256]!r} is not in SNS_TOPIC_ARNS; subscription not confirmed",
-                              msg)
-            url = msg.subscribe_url or ""
-            parts = urlsplit(url)
-            if parts.scheme != "https" or not parts.hostname or not host.fullmatch(parts.hostname):
-                return refuse(403, f"SubscribeURL {url[:200]!r} is not https on an SNS host", msg)
             try:
                 await run_in_threadpool(confirm or confirm_subscription, url)
             except Exception as exc:  # noqa: BLE001 - SNS retries a 5xx; the log says why
@@ -94,11 +104,6 @@ def sns_endpoint(
                 return PlainTextResponse("could not confirm the subscription", status_code=503)
             log.info("sns_subscription_confirmed", topic_arn=msg.topic_arn, message_id=msg.message_id)
             return PlainTextResponse("confirmed")
-
-        if core.settings.sns_topic_arns and not verifier.may_confirm(msg):
-            # With an allow-list, only its topics are heard (defence in depth: a subscription from
-            # another topic could only exist if someone confirmed it behind the bot's back).
-            return refuse(403, f"topic {msg.topic_arn[:256]!r} is not in SNS_TOPIC_ARNS", msg)
 
         # Notification or UnsubscribeConfirmation: stored first, answered after the commit.
         try:
@@ -119,20 +124,6 @@ def sns_endpoint(
         return PlainTextResponse("stored")
 
     return endpoint
-
-
-async def _read_capped(request: Request) -> bytes | None:
-    """The body, or None when it is larger than MAX_BODY_BYTES (without reading more than that)."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        return None
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 # Bounded labels for the refusals metric (the reasons themselves are free text, for the log).

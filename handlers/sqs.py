@@ -1,8 +1,9 @@
 """The SQS consumer (DESIGN §6): SNS → SQS subscription, long-polled by the bot.
 
 Each SQS message's Body is the SNS envelope (raw message delivery off), verified exactly as
-``POST /sns`` verifies it, except for the age limit: a message may wait in the queue for longer
-than ``SNS_MAX_AGE_SECONDS``, and the queue (not the network) is what delivered it.
+``POST /sns`` verifies it (the same topic allow-list, closed when empty), except for the age limit:
+a message may wait in the queue for longer than ``SNS_MAX_AGE_SECONDS``, and the queue (not the
+network) is what delivered it.
 
 A message is deleted from the queue only once it is committed to the inbox (or is a duplicate of
 one that is). Anything that fails parsing or verification is not stored and not deleted: the
@@ -21,15 +22,9 @@ import structlog
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.core import Core
-from bot.sns import (
-    NOTIFICATION,
-    SUBSCRIPTION_CONFIRMATION,
-    CertificateStore,
-    SnsRejected,
-    SnsVerifier,
-    parse,
-)
+from bot.sns import NOTIFICATION, SUBSCRIPTION_CONFIRMATION, SnsRejected, SnsVerifier, parse
 from bot.store.inbox import SQS, Inbox
+from handlers.sns import build_verifier
 
 log = structlog.get_logger("menotime.sqs")
 
@@ -39,10 +34,8 @@ RETRY_PAUSE_SECONDS = 5.0  # after an AWS (or any) failure of a poll
 
 
 def build_queue_verifier(core: Core) -> SnsVerifier:
-    """Like ``handlers.sns.build_verifier`` but without the age limit (queued messages may be old)."""
-    settings = core.settings
-    certificates = CertificateStore(host_pattern=settings.sns_cert_host_pattern, cache_dir=settings.sns_cert_cache_dir)
-    return SnsVerifier(certificates=certificates, max_age=None, topics=settings.sns_topic_arns, clock=core.clock)
+    """``handlers.sns.build_verifier`` without the age limit (queued messages may be old)."""
+    return build_verifier(core, age_limit=False)
 
 
 class SqsConsumer:
@@ -102,9 +95,10 @@ class SqsConsumer:
         body = message.get("Body", "")
         try:
             msg = parse(body)
+            self._verifier.check_topic(msg)  # first: a topic the bot does not hear costs no certificate fetch
             self._verifier.verify(msg)
         except SnsRejected as rejected:
-            log.warning("sqs_message_rejected", sqs_message_id=sqs_id, reason=rejected.reason,
+            log.warning("sqs_message_rejected", sqs_message_id=sqs_id, reason=rejected.reason, kind=rejected.kind,
                         action="left in the queue for its redrive policy")
             return False
 
@@ -114,11 +108,6 @@ class SqsConsumer:
             log.warning("sqs_subscription_confirmation_not_handled", sqs_message_id=sqs_id,
                         message_id=msg.message_id[:100], topic_arn=msg.topic_arn[:256],
                         action="left in the queue for its redrive policy; confirm the subscription in AWS")
-            return False
-        if self._core.settings.sns_topic_arns and not self._verifier.may_confirm(msg):
-            log.warning("sqs_message_rejected", sqs_message_id=sqs_id, message_id=msg.message_id[:100],
-                        reason=f"topic {msg.topic_arn[:256]!r} is not in SNS_TOPIC_ARNS",
-                        action="left in the queue for its redrive policy")
             return False
 
         try:

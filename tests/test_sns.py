@@ -197,6 +197,7 @@ BAD_CERT_URLS = [
     "https://sns.us-east-1.amazonaws.com/x.pem?redirect=evil",
     "https://sns.us-east-1.amazonaws.com/x.pem#frag",
     "https://sns.us-east-1.amazonaws.com\\@evil.com/x.pem",
+    "https://sns.us-east-1.amazonaws.com/certs\\x.pem",  # a backslash, anywhere
     "https://sns.us-east-1.amazonaws.com /x.pem",
     "https://sns.us-east-1.amazonaws.com\n/x.pem",
     "https://sns.xx.amazonaws.com/x.pem",  # the pattern wants 3+ characters of region
@@ -369,11 +370,13 @@ def test_string_to_sign_follows_the_design_order(own: Own) -> None:
     ).encode()
 
 
-def test_may_confirm_only_allow_listed_topics(own: Own, tmp_path: Path) -> None:
+def test_only_allow_listed_topics_pass_and_an_empty_list_passes_none(own: Own, tmp_path: Path) -> None:
     msg = parse(json.dumps(own.message(kind="SubscriptionConfirmation")))
-    assert _verifier(_store(tmp_path), msg.timestamp, topics=[TOPIC]).may_confirm(msg)
-    assert not _verifier(_store(tmp_path), msg.timestamp, topics=[TOPIC + "-other"]).may_confirm(msg)
-    assert not _verifier(_store(tmp_path), msg.timestamp).may_confirm(msg)
+    _verifier(_store(tmp_path), msg.timestamp, topics=[TOPIC]).check_topic(msg)
+    other = _reject(lambda: _verifier(_store(tmp_path), msg.timestamp, topics=[TOPIC + "-other"]).check_topic(msg))
+    closed = _reject(lambda: _verifier(_store(tmp_path), msg.timestamp).check_topic(msg))
+    assert other.kind == closed.kind == "topic_not_allowed"
+    assert "not in SNS_TOPIC_ARNS" in other.reason and "no topic is allowed" in closed.reason
 
 
 # --- parsing -------------------------------------------------------------------------------------
@@ -482,7 +485,7 @@ def test_fetch_failures_are_refused_and_not_cached(own: Own, tmp_path: Path) -> 
     def broken(url: str) -> bytes:
         raise OSError("connection refused")
 
-    _reject(lambda: _store(tmp_path, broken).get(OWN_URL))
+    _reject(lambda: _store(tmp_path, broken).get(OWN_URL), status=503)  # may pass: SNS sends it again
     _reject(lambda: _store(tmp_path, lambda url: b"<html>not a cert</html>").get(OWN_URL))
     assert list(tmp_path.iterdir()) == []
 

@@ -77,7 +77,7 @@ def queue(tmp_path: Path) -> Iterator[Queue]:
         url = gateway.call("sqs", "create_queue", QueueName="menotime-alarms",
                            Attributes={"VisibilityTimeout": "0"})["QueueUrl"]
         settings = Settings(database_url=f"sqlite:///{tmp_path / 'bot.db'}", sns_cert_cache_dir=cache,
-                            sns_max_age_seconds=3600)
+                            sns_max_age_seconds=3600, sns_topic_arns=(json.loads(_alarm())["TopicArn"],))
         core = build_core(settings, aws=gateway, migrate_schema=True)
         yield Queue(core=core, aws=gateway, url=url, stored=[])
         core.close()
@@ -166,6 +166,22 @@ def test_with_an_allow_list_other_topics_are_left_in_the_queue(queue: Queue, tmp
         assert queue.remaining() == [_alarm()]
     finally:
         listed.close()
+
+
+def test_without_an_allow_list_every_message_is_left_in_the_queue(queue: Queue) -> None:
+    """Closed by default: no SNS_TOPIC_ARNS and no environment's alarm_topics, nothing is heard."""
+    closed = build_core(queue.core.settings.model_copy(update={"sns_topic_arns": ()}), aws=queue.aws,
+                        migrate_schema=False)
+    try:
+        queue.send(_alarm())
+        with structlog.testing.capture_logs() as logs:
+            assert queue.consumer(closed).poll_once() == 0
+        assert queue.rows() == []
+        assert queue.remaining() == [_alarm()]
+        [rejected] = [entry for entry in logs if entry["event"] == "sqs_message_rejected"]
+        assert rejected["kind"] == "topic_not_allowed" and "no topic is allowed" in rejected["reason"]
+    finally:
+        closed.close()
 
 
 def test_the_thread_stores_wakes_and_stops(queue: Queue) -> None:
