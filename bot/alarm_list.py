@@ -30,6 +30,7 @@ from bot.alarms import AlarmThreadView, open_alarms, thread_for
 from bot.aws import AwsGateway, error_code
 from bot.config import Config
 from bot.errors import AwsUnavailable
+from bot.render import as_written
 from bot.status import describe_alarms
 
 if TYPE_CHECKING:
@@ -82,7 +83,7 @@ def list_alarms(*, core: Core, envs: Sequence[str], include_unrouted: bool) -> A
     current: tuple[CloudWatchAlarm, ...] | None = ()
     if stale:
         try:
-            current = cloudwatch_alarms(aws=core.aws, config=core.config, names=[t.title for t in stale])
+            current = cloudwatch_alarms(aws=core.aws, config=core.config, names=[as_written(t.title) for t in stale])
         except (AwsUnavailable, ClientError):
             current = None  # e.g. a policy that allows reading only the bot's own alarms: those threads say so
     listed = merge(threads=threads, in_alarm=in_alarm, current=current, envs=wanted)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from bot.errors import BadInput
+from bot.render import inert
 
 MAX_COMMAND_LENGTH = 1000
 
@@ -148,6 +149,7 @@ def parse(text: str, *, registry: Registry, environments: tuple[str, ...]) -> Co
         raise BadInput(f"That command is {len(text)} characters long; keep it under {MAX_COMMAND_LENGTH}.")
     if "\x00" in text:
         raise BadInput("That command contains a NUL character; type it again without it.")
+    text = inert(text)  # reasons and notes are quoted back in the bot's messages: never a live mention
     tokens = _tokens(text.strip())
     if not tokens:
         tokens = ["help"]

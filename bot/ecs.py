@@ -23,6 +23,7 @@ from botocore.exceptions import ClientError
 from bot.aws import AwsGateway, error_code
 from bot.config import EnvironmentConfig
 from bot.errors import AwsUnavailable, BadInput, NotFound, PolicyViolation
+from bot.render import inert, inert_or_none
 from bot.status import ServiceEvent, image_tag
 
 RolloutState = Literal["IN_PROGRESS", "COMPLETED", "FAILED", "TIMED_OUT"]
@@ -344,7 +345,7 @@ def _deployments(svc: Mapping[str, Any]) -> tuple[Deployment, ...]:
             status=str(d.get("status", "")),
             task_definition_arn=str(d.get("taskDefinition", "")),
             rollout_state=d.get("rolloutState"),
-            rollout_reason=d.get("rolloutStateReason"),
+            rollout_reason=inert_or_none(d.get("rolloutStateReason")),
             desired=int(d.get("desiredCount", 0)),
             running=int(d.get("runningCount", 0)),
             pending=int(d.get("pendingCount", 0)),
@@ -360,7 +361,7 @@ def _deployments(svc: Mapping[str, Any]) -> tuple[Deployment, ...]:
 
 def _events(svc: Mapping[str, Any], since: datetime | None = None) -> tuple[ServiceEvent, ...]:
     events = [
-        ServiceEvent(at=at, message=str(e.get("message", "")))
+        ServiceEvent(at=at, message=inert(str(e.get("message", ""))))
         for e in svc.get("events") or []
         if (at := _utc_or_none(e.get("createdAt"))) is not None and (since is None or at >= since)
     ]

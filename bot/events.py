@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
 from bot.config import Config, EnvironmentConfig
+from bot.render import inert
 
 KINDS = ("alarm", "ecs_deployment", "ecs_service_action", "ecs_task", "rds", "guardduty", "health", "generic")
 ALARM_STATES = ("ALARM", "OK", "INSUFFICIENT_DATA")
@@ -108,11 +109,15 @@ class Event:
 
 
 def parse_message(subject: str | None, message: str) -> Event:
-    """The event in an SNS ``message`` (its Message string); generic when it is nothing known."""
+    """The event in an SNS ``message`` (its Message string); generic when it is nothing known.
+    Every text in it is AWS's or whoever wrote the alarm: made inert, so it can never mention anyone."""
+    subject = inert(subject) if subject is not None else None
     try:
-        data = json.loads(message) if isinstance(message, str) else None
+        # Decoded first: JSON may spell "<" as \u003c.
+        data = _inert_strings(json.loads(message)) if isinstance(message, str) else None
     except (ValueError, RecursionError):
         data = None
+    message = inert(message) if isinstance(message, str) else message
     if isinstance(data, dict):
         try:
             event = _parse_known(data)
@@ -121,6 +126,16 @@ def parse_message(subject: str | None, message: str) -> Event:
         if event is not None:
             return event
     return _generic(subject, message, data)
+
+
+def _inert_strings(value: Any) -> Any:
+    if isinstance(value, str):
+        return inert(value)
+    if isinstance(value, dict):
+        return {key: _inert_strings(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_inert_strings(item) for item in value]
+    return value
 
 
 def _parse_known(data: dict[str, Any]) -> Event | None:

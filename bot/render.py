@@ -29,14 +29,49 @@ class Renderable(Protocol):
 
 _USER_MENTION = re.compile(r"&lt;@([UW][A-Z0-9]{2,})&gt;")
 _THREAD_LINK = re.compile(r"&lt;(https://slack\.com/archives/[CG][A-Z0-9]+/p[0-9]+)\|thread&gt;")
+# Where Slack markup could start in text from outside: a mention (<@U…>, <@W…>), a channel (<#C…>),
+# a special (<!here>, <!channel>, <!everyone>, <!subteam^…>) or a link (<https://…>).
+_MARKUP_START = re.compile(r"<(?=[@#!]|[A-Za-z][A-Za-z0-9+.-]*:)")
+_WORD_JOINER = "\u2060"  # invisible: the text reads the same, but no longer matches Slack's (or our) markup
+
+
+def inert(text: str) -> str:
+    """Text the bot did not write (Slack users' reasons and notes, AWS alarm names, descriptions and
+    reasons), made unable to become a live mention, channel ping or link, however it is rendered
+    later: an invisible word joiner after each ``<`` that could start Slack markup. Applied where
+    such text enters the bot (``bot.commands.parse``, ``bot.events.parse_message``), so the bot's
+    own sentences can quote it next to the mentions they insert. Idempotent."""
+    return _MARKUP_START.sub("<" + _WORD_JOINER, text)
+
+
+def as_written(text: str) -> str:
+    """``inert``'s inverse, for asking AWS about a name exactly as it was written."""
+    return text.replace("<" + _WORD_JOINER, "<")
+
+
+def inert_or_none(value: object) -> str | None:
+    """``inert`` for an optional field as AWS gives it (absent stays None)."""
+    return None if value is None else inert(str(value))
 
 
 def mrkdwn_escape(value: Any) -> str:
-    """Slack's three control characters, so no text can ping a channel or fake a link; user
-    mentions (``<@U0123>``) alone stay live, since naming who did what is the point of a message."""
+    """Slack's three control characters, so no text can ping a channel or fake a link. Mentions in
+    the form the bot writes them (``<@U0123>``) and its links to alarm threads alone stay live:
+    naming who did what is the point of a message, and text from outside went through ``inert``
+    (a word joiner after its ``<``), which these patterns never match."""
     escaped = str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     escaped = _USER_MENTION.sub(r"<@\1>", escaped)
     return _THREAD_LINK.sub(r"<\1|thread>", escaped)  # the bot's own links to its alarm threads
+
+
+def actor(value: Any) -> str:
+    """Who did something, for mrkdwn: a Slack user as a mention, any other actor (``scheduler``,
+    ``cli:alice``, ``console:alice as U0…``) as text."""
+    text = str(value)
+    return f"<@{text}>" if _SLACK_USER.fullmatch(text) else mrkdwn_escape(text)
+
+
+_SLACK_USER = re.compile(r"[UW][A-Z0-9]{2,}")
 
 
 def plain(value: Any) -> str:
@@ -84,6 +119,7 @@ def _environment() -> jinja2.Environment:
     env.filters["mrkdwn"] = mrkdwn_escape
     env.filters["when"] = when
     env.filters["plain"] = plain
+    env.filters["actor"] = actor
     env.globals["plural"] = plural
     return env
 

@@ -17,7 +17,7 @@ from botocore.exceptions import ClientError
 
 from bot.aws import AwsGateway, error_code
 from bot.config import EnvironmentConfig
-from bot.render import Audience
+from bot.render import Audience, inert, inert_or_none
 
 Health = Literal["ok", "degraded", "failing"]
 
@@ -229,7 +229,7 @@ def _service(*, env: EnvironmentConfig, aws: AwsGateway) -> tuple[ServiceStatus 
     family, revision, image = _task_definition(aws=aws, arn=str(svc.get("taskDefinition") or ""),
                                                container=env.app_container)
     events = tuple(
-        ServiceEvent(at=_utc(e["createdAt"]), message=str(e.get("message", "")))
+        ServiceEvent(at=_utc(e["createdAt"]), message=inert(str(e.get("message", ""))))
         for e in sorted(svc.get("events") or [], key=lambda e: e["createdAt"], reverse=True)[:MAX_EVENTS]
     )
     return ServiceStatus(
@@ -241,7 +241,7 @@ def _service(*, env: EnvironmentConfig, aws: AwsGateway) -> tuple[ServiceStatus 
         image=image,
         image_tag=image_tag(image) if image else None,
         rollout_state=primary.get("rolloutState") if primary else None,
-        rollout_reason=primary.get("rolloutStateReason") if primary else None,
+        rollout_reason=inert_or_none(primary.get("rolloutStateReason")) if primary else None,
         deployments=len(deployments),
         events=events,
     ), None
@@ -363,12 +363,21 @@ def describe_alarms(*, aws: AwsGateway, **filters: Any) -> list[dict[str, Any]]:
     # One pass over the pages collects both lists (the gateway's paginate follows a single key).
     while True:
         page = aws.call("cloudwatch", "describe_alarms", **params)
-        found.extend(page.get("MetricAlarms") or [])
-        found.extend(page.get("CompositeAlarms") or [])
+        found.extend(_inert_text(a) for a in page.get("MetricAlarms") or [])
+        found.extend(_inert_text(a) for a in page.get("CompositeAlarms") or [])
         token = page.get("NextToken")
         if not token:
             return found
         params["NextToken"] = token
+
+
+def _inert_text(alarm: dict[str, Any]) -> dict[str, Any]:
+    """An alarm as AWS describes it, with the text anyone could have written made inert (the same
+    rule as alarm notifications, so names still match the threads they opened)."""
+    return {k: inert(v) if k in _ALARM_TEXT and isinstance(v, str) else v for k, v in alarm.items()}
+
+
+_ALARM_TEXT = frozenset({"AlarmName", "AlarmDescription", "StateReason"})
 
 
 def _alarms_in_alarm(*, env: EnvironmentConfig, aws: AwsGateway) -> tuple[AlarmSummary, ...]:

@@ -68,3 +68,22 @@ def test_user_mentions_stay_live_but_nothing_else_does() -> None:
 
     assert mrkdwn_escape("locked by <@U0ONCALL1> <!here> <https://evil|click> a&b") == (
         "locked by <@U0ONCALL1> &lt;!here&gt; &lt;https://evil|click&gt; a&amp;b")
+
+
+@pytest.mark.parametrize(("who", "shown"), [
+    ("U0ONCALL1", "<@U0ONCALL1>"),
+    ("scheduler", "scheduler"),
+    ("console:alice as U0ONCALL1", "console:alice as U0ONCALL1"),
+    ("cli:<!channel>", "cli:&lt;!channel&gt;"),
+])
+def test_an_actor_is_a_mention_only_when_it_is_a_slack_user(who: str, shown: str) -> None:
+    from bot.render import actor
+
+    assert actor(who) == shown
+
+
+def test_as_written_undoes_inert_exactly() -> None:
+    from bot.render import as_written, inert
+
+    name = "menotime-prod-<@U1>-<!here>-a<b"
+    assert inert(name) != name and as_written(inert(name)) == name

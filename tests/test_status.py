@@ -12,7 +12,7 @@ from moto import mock_aws
 from bot.aws import AwsGateway
 from bot.config import Config
 from bot.errors import AwsUnavailable
-from bot.render import render_slack, render_text
+from bot.render import mrkdwn_escape, render_slack, render_text
 from bot.simulator import SeedReport, seed_environments, set_rollout
 from bot.status import (
     AlarmSummary,
@@ -235,6 +235,47 @@ def test_alarm_pages_and_composite_alarms_are_all_read(config: Config) -> None:
     assert fake.calls[0]["AlarmTypes"] == ["MetricAlarm", "CompositeAlarm"]
     assert fake.calls[0]["StateValue"] == "ALARM" and fake.calls[0]["AlarmNamePrefix"] == "menotime-prod-"
     assert fake.calls[1]["NextToken"] == "page-2"
+
+
+def test_markup_in_cloudwatch_alarm_text_is_inert_in_status(config: Config) -> None:
+    """Anyone who can create an alarm can write its name and reason: neither pings anybody."""
+    from bot.status import _alarms_in_alarm as _alarms
+
+    class Hostile(_PagedAlarms):
+        def call(self, service: str, operation: str, /, **params: Any) -> dict[str, Any]:
+            alarm = {"StateValue": "ALARM", "StateUpdatedTimestamp": AT,
+                     "AlarmName": "menotime-prod-<@U123ABC>-<!channel>", "StateReason": "paging <!here>"}
+            return {"MetricAlarms": [alarm]}
+
+    [alarm] = _alarms(env=config.env("prod"), aws=Hostile())  # type: ignore[arg-type]
+    result = StatusResult(envs=(_env("prod", alarms=(alarm,)),), asked_by="U0ONCALL1", at=AT)
+    flat = json.dumps(render_slack(result), ensure_ascii=False)
+    for markup in ("<!channel>", "<@U123ABC>", "<!here>"):
+        assert markup not in flat
+    assert "U123ABC" in flat and "<@U0ONCALL1>" in flat  # readable, and the bot's own mention stays live
+
+
+def test_markup_in_ecs_service_events_and_rollout_reasons_is_inert(config: Config) -> None:
+    """ECS quotes names anyone with console access chooses: its events never ping on-call."""
+    from bot.ecs import _deployments, _events
+    from bot.status import _service
+
+    svc = {"status": "ACTIVE", "runningCount": 1, "desiredCount": 1, "pendingCount": 0, "taskDefinition": "",
+           "deployments": [{"id": "ecs-svc/1", "status": "PRIMARY", "rolloutState": "FAILED",
+                            "rolloutStateReason": "task <@U123ABC> failed", "createdAt": AT}],
+           "events": [{"createdAt": AT, "message": "(service x) <@U123ABC> has reached a steady state."}]}
+
+    class Ecs:
+        def call(self, service: str, operation: str, /, **params: Any) -> dict[str, Any]:
+            return {"services": [svc]}
+
+    found, _ = _service(env=config.env("prod"), aws=Ecs())  # type: ignore[arg-type]
+    assert found is not None
+    texts = [found.rollout_reason or "", *(e.message for e in found.events),
+             *(d.rollout_reason or "" for d in _deployments(svc)), *(e.message for e in _events(svc))]
+    shown = json.dumps([mrkdwn_escape(t) for t in texts], ensure_ascii=False)
+    assert "<@U123ABC>" not in shown and "<!here>" not in shown
+    assert len(texts) == 4 and all("U123ABC" in t for t in texts)
 
 
 @pytest.mark.parametrize(
