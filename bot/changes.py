@@ -551,30 +551,39 @@ def _follow(ctx: CommandContext, *, env: EnvironmentConfig, record: DeployView, 
         ref = core.notifier.post(channel=announce_channel(ctx, env), result=_rollout_message(headline, None, record,
                                                                                             env))
         if ref:
-            DeployLog(core.db).set_message(id=record.id, channel=ref.channel, ts=ref.ts)
+            core.db.retrying(lambda: DeployLog(core.db).set_message(id=record.id, channel=ref.channel, ts=ref.ts),
+                             what="rollout_message_ref")
         core.run_background(lambda: _track(core, env=env, record=record, holder=holder, arn=arn, headline=headline,
                                            ref=ref))
     except Exception:
         # The service has moved: never leave its record open or its lock held because a post failed.
-        DeployLog(core.db).finish(id=record.id, outcome=UNKNOWN, at=core.clock.now(),
-                                  detail="the bot could not start following the rollout")
-        Leases(core.db).release(env=env.name, holder=holder)
+        _end_rollout(core, env=env, record=record, holder=holder, outcome=UNKNOWN,
+                     detail="the bot could not start following the rollout", final=False)
         raise
 
 
 def _track(core: Any, *, env: EnvironmentConfig, record: DeployView, holder: str, arn: str, headline: str,
            ref: MessageRef | None) -> None:
+    """Follow the rollout in ECS until it ends, then end its record, release the lease and post the
+    outcome. The database may be gone for a while meanwhile: ECS is polled whatever it does,
+    renewing the lease and editing the message are tried again at every poll, and the final writes
+    are retried (:meth:`Database.retrying`) until they succeed or the retry policy's final bound."""
     leases, ttl = Leases(core.db), timedelta(minutes=core.config.changes.lease_minutes)
+    unsent: list[ecs.RolloutSnapshot] = []  # the newest state the message could not be edited to
 
     def wait(seconds: float) -> None:
         core.sleep(seconds)
         # Still ours? Renew it. Taken (an incident rollback preempted this deploy)? Keep following;
         # ECS will say the deployment was replaced.
-        leases.renew(env=env.name, holder=holder, now=core.clock.now(), ttl=ttl)
+        _meanwhile(lambda: leases.renew(env=env.name, holder=holder, now=core.clock.now(), ttl=ttl),
+                   what="change_lease_renewal", record=record)
 
     def changed(snap: ecs.RolloutSnapshot) -> None:
         if ref:
-            core.notifier.update(ref=ref, result=_rollout_message(headline, snap, record, env))
+            unsent[:] = [snap]
+            if _meanwhile(lambda: core.notifier.update(ref=ref, result=_rollout_message(headline, snap, record, env)),
+                          what="rollout_message_edit", record=record):
+                unsent.clear()
 
     final_state, detail, deployment_id = UNKNOWN, None, None
     try:
@@ -586,21 +595,61 @@ def _track(core: Any, *, env: EnvironmentConfig, record: DeployView, holder: str
     except Exception as exc:  # noqa: BLE001 - the record must end truthfully whatever happened
         log.exception("rollout_tracking_failed", env=env.name, record=record.id)
         detail = f"tracking stopped: {getattr(exc, 'message', type(exc).__name__)}"
-    finally:
-        DeployLog(core.db).finish(id=record.id, outcome=final_state, at=core.clock.now(), detail=detail)
-        leases.release(env=env.name, holder=holder)
+    _end_rollout(core, env=env, record=record, holder=holder, outcome=final_state, detail=detail)
+    if ref and unsent:
+        # The outcome must reach the channel: the edit the database did not take, now it is back.
+        _finally_write(core, lambda: core.notifier.update(ref=ref, result=_rollout_message(headline, unsent[0],
+                                                                                         record, env)),
+                       what="rollout_outcome_post", record=record)
+    # The record is ended; a watch not started here starts at the next housekeeping.
+    if deployment_id:
+        _finally_write(core, lambda: _link(core, record, deployment_id), what="rollout_link", record=record,
+                       final=False)
+    if final_state == COMPLETED:
+        _finally_write(core, lambda: watch.start_due(core, env), what="post_deploy_watch", record=record,
+                       final=False)
+
+
+def _meanwhile(work: Callable[[], Any], *, what: str, record: DeployView) -> bool:
+    """A write while a rollout is followed (renewing its lease, editing its message): tried once
+    per poll, so a database outage never stops ECS from being followed. True when it went through."""
     try:
-        if deployment_id:
-            _link(core, record, deployment_id)
-        if final_state == COMPLETED:
-            watch.start_due(core, env)
-    except Exception:  # noqa: BLE001 - the record is ended; the watch starts at the next housekeeping
-        log.exception("post_deploy_watch_not_started", env=env.name, record=record.id)
+        work()
+    except Exception as exc:  # noqa: BLE001 - tried again at the next poll; the rollout is still followed
+        log.warning("rollout_write_deferred", what=what, record=record.id, error=type(exc).__name__)
+        return False
+    return True
 
 
-def finish_orphaned_rollouts(core: Any) -> int:
-    """At start-up: records left in progress by a bot that stopped while following them (no live
-    lock any more) are ended from what ECS shows now, so status and the soak stay truthful."""
+def _finally_write(core: Any, work: Callable[[], Any], *, what: str, record: DeployView,
+                   final: bool = True) -> bool:
+    """A write that ends a rollout, retried through a database outage; logged when it still fails."""
+    try:
+        core.db.retrying(work, what=what, final=final)
+    except Exception:  # noqa: BLE001 - logged; an unended record is ended by the sweep once its lease expires
+        log.exception("rollout_write_failed", what=what, record=record.id)
+        return False
+    return True
+
+
+def _end_rollout(core: Any, *, env: EnvironmentConfig, record: DeployView, holder: str, outcome: str,
+                 detail: str | None, final: bool = True) -> None:
+    """End the rollout's record and release the environment's lease, each retried on its own: a
+    record the database never took is ended by :func:`finish_orphaned_rollouts` at the next
+    housekeeping once no lease stands behind it."""
+    at = core.clock.now()
+    _finally_write(core, lambda: DeployLog(core.db).finish(id=record.id, outcome=outcome, at=at, detail=detail),
+                   what="rollout_record_end", record=record, final=final)
+    _finally_write(core, lambda: Leases(core.db).release(env=env.name, holder=holder), what="change_lease_release",
+                   record=record, final=final)
+
+
+def finish_orphaned_rollouts(core: Any, *, why: str = "after a restart of the bot") -> int:
+    """The bot's rollouts nobody follows any more — the bot stopped while following them (at
+    start-up), or its follower died or gave up on the database and the lease it kept renewing
+    expired (every housekeeping round) — ended from what ECS shows now, so status, the soak and
+    the next change stay truthful. A record whose environment holds a live lease is left alone:
+    its follower may still be at work. The expired lease goes with it. The number ended."""
     leases, deploys, ended = Leases(core.db), DeployLog(core.db), 0
     now = core.clock.now()
     for record in deploys.unfinished():
@@ -609,15 +658,17 @@ def finish_orphaned_rollouts(core: Any) -> int:
             continue
         try:
             snapshot = ecs.service_snapshot(aws=core.aws, env=core.config.env(record.env))
-        except Exception as exc:  # noqa: BLE001 - AWS down at start-up: try again next start
+        except Exception as exc:  # noqa: BLE001 - AWS down: try again at the next round
             log.warning("orphaned_rollout_unchecked", record=record.id, error=type(exc).__name__)
             continue
         done = snapshot.revision == record.to_revision and snapshot.rollout_state == "COMPLETED"
-        deploys.finish(id=record.id, outcome=COMPLETED if done else UNKNOWN, at=now,
-                       detail="ended after a restart of the bot: " + (
-                           "ECS shows it completed" if done else f"ECS shows {snapshot.task_definition} "
-                                                                f"{(snapshot.rollout_state or '').lower()}"))
-        ended += 1
+        outcome = COMPLETED if done else UNKNOWN
+        if deploys.settle(id=record.id, outcome=outcome, at=now, detail=f"ended {why}: " + (
+                "ECS shows it completed" if done else f"ECS shows {snapshot.task_definition} "
+                                                      f"{(snapshot.rollout_state or '').lower()}")):
+            ended += 1
+            log.warning("orphaned_rollout_ended", record=record.id, env=record.env, outcome=outcome)
+        leases.drop_expired(env=record.env, now=now)
     return ended
 
 

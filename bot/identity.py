@@ -1,7 +1,9 @@
 """Roles of a Slack user: direct membership by user ID, and membership of Slack user groups.
 
 Group members come from Slack (`usergroups.users.list`) and are cached for a TTL. If Slack cannot
-answer, the group counts as empty for that request (deny by default) and is asked again next time.
+answer, the members last seen keep serving for a while (a brief Slack hiccup must not lock on-call
+out), but never a grant older than ``max_stale_seconds``: then the group counts as unknown for that
+request (deny by default, the user is told why) and Slack is asked again next time.
 """
 
 from __future__ import annotations
@@ -63,11 +65,13 @@ class RoleResolver:
         config: Config,
         groups: GroupDirectory,
         ttl_seconds: float = 300.0,
+        max_stale_seconds: float = 900.0,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._config = config
         self._groups = groups
         self._ttl = ttl_seconds
+        self._max_stale = max_stale_seconds
         self._monotonic = monotonic
         self._cache: dict[str, tuple[float, frozenset[str]]] = {}
         self._failures: dict[str, float] = {}
@@ -99,15 +103,31 @@ class RoleResolver:
             return cached[1]
         if failed_at is not None and now - failed_at < FAILURE_BACKOFF_SECONDS:
             # Slack failed a moment ago (often a 429): do not hammer it on every command.
-            return cached[1] if cached else None
+            return self._last_seen(group_id, cached, now)
         try:
             members = self._groups.members(group_id)
         except Exception as exc:  # noqa: BLE001 - a failed look-up grants nothing; the user is told why
             log.warning("usergroup_lookup_failed", group=group_id, error=type(exc).__name__)
             with self._lock:
                 self._failures[group_id] = now
-            return cached[1] if cached else None
+            return self._last_seen(group_id, cached, now)
         with self._lock:
             self._cache[group_id] = (now, members)
             self._failures.pop(group_id, None)
         return members
+
+    def _last_seen(self, group_id: str, cached: tuple[float, frozenset[str]] | None,
+                   now: float) -> frozenset[str] | None:
+        """While Slack cannot be asked: the members last seen, unless that answer is older than the
+        bound; then it is dropped (fail closed: a removal Slack could not tell us about must not
+        keep granting)."""
+        if cached is None:
+            return None
+        if now - cached[0] <= self._max_stale:
+            return cached[1]
+        with self._lock:
+            dropped = self._cache.get(group_id) is cached and self._cache.pop(group_id, None) is not None
+        if dropped:
+            log.warning("usergroup_cache_dropped", group=group_id, age_seconds=int(now - cached[0]),
+                        max_stale_seconds=self._max_stale)
+        return None

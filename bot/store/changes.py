@@ -197,6 +197,15 @@ class Leases:
                 .execution_options(synchronize_session=False)
             ).rowcount == 1
 
+    def drop_expired(self, *, env: str, now: datetime) -> bool:
+        """Deletes ``env``'s lease if it has expired: its holder stopped renewing it, so nothing it
+        guarded is still followed (a lease renewed meanwhile is kept)."""
+        with self._db.session() as session:
+            return session.execute(
+                delete(ChangeLease).where(ChangeLease.env == env, ChangeLease.expires_at <= _aware(now))
+                .execution_options(synchronize_session=False)
+            ).rowcount == 1
+
     def renew(self, *, env: str, holder: str, now: datetime, ttl: timedelta) -> bool:
         """Pushes the expiry to ``now + ttl`` if ``holder`` still holds the lease. A lease that expired
         but was not taken over is still the holder's, so renewing it is fine."""

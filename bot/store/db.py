@@ -2,19 +2,54 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TypeVar
 
+import structlog
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
+
+log = structlog.get_logger("menotime.db")
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Retry:
+    """How long work that must outlive a database outage keeps trying (the one retry policy).
+
+    Attempts back off exponentially from ``first`` to at most ``longest`` seconds apart, for
+    ``within`` seconds of real time in all; the writes that end a piece of work (a rollout's record
+    and its change lock) go on for ``final_within``. Only errors a retry can cure are retried."""
+
+    within: float = 120.0
+    final_within: float = 1800.0
+    first: float = 0.5
+    longest: float = 15.0
+
+
+def transient(exc: BaseException) -> bool:
+    """A database error that trying again can cure: the server gone, restarting, refusing
+    connections, a connection dropped, a lock timeout or deadlock."""
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        return True
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
 
 
 class Database:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, retry: Retry | None = None,
+                 sleep: Callable[[float], None] = time.sleep,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
         self.url = url
+        self.retry = retry or Retry()
+        self._sleep, self._monotonic = sleep, monotonic
         parsed = make_url(url)
         self.dialect = parsed.get_backend_name()
         kwargs: dict = {"future": True}
@@ -71,6 +106,33 @@ class Database:
             callback()
         else:
             ambient.info.setdefault(_AFTER_COMMIT, []).append(callback)
+
+    def retrying(self, work: Callable[[], T], *, what: str, final: bool = False) -> T:
+        """``work()`` (a whole unit of work: it opens its own sessions), tried again with backoff
+        while the database cannot be reached, for :attr:`retry`'s bound (``final``: the longer one).
+        Any other error, or the last transient one, propagates. Inside :meth:`transaction` it runs
+        once: a broken transaction cannot be resumed, only its owner can start it again."""
+        if self._ambient.get() is not None:
+            return work()
+        policy = self.retry
+        deadline = self._monotonic() + (policy.final_within if final else policy.within)
+        delay, attempt = policy.first, 0
+        while True:
+            try:
+                result = work()
+            except Exception as exc:
+                left = deadline - self._monotonic()
+                if not transient(exc) or left <= 0:
+                    raise
+                attempt += 1
+                if attempt == 1:
+                    log.warning("database_unavailable_retrying", what=what, error=type(exc).__name__)
+                self._sleep(min(delay, left))
+                delay = min(delay * 2, policy.longest)
+                continue
+            if attempt:
+                log.info("database_back", what=what, attempts=attempt + 1)
+            return result
 
     def ping(self) -> None:
         with self.engine.connect().execution_options(**{_READ_ONLY: True}) as conn:

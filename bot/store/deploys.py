@@ -174,8 +174,11 @@ class DeployLog:
         return None
 
     def unfinished(self) -> list[DeployView]:
+        """The bot's own records still in progress: the rollouts it follows (or followed). Those of
+        other actors are ended by the observer, from ECS."""
         with self._db.session(write=False) as session:
-            rows = session.execute(select(DeployRecord).where(DeployRecord.outcome == IN_PROGRESS)).scalars()
+            rows = session.execute(select(DeployRecord).where(DeployRecord.outcome == IN_PROGRESS,
+                                                              DeployRecord.source == BOT)).scalars()
             return [_view(r) for r in rows]
 
     # ---------------------------------------------------------------------------- observed
