@@ -6,19 +6,39 @@ Called once by the CLI before anything logs; nothing here runs at import.
 from __future__ import annotations
 
 import logging
+import re
 import sys
 
 import structlog
 
-_SECRET_KEYS = ("token", "secret", "password", "authorization", "signature")
+_SECRET_KEYS = ("token", "secret", "password", "authorization", "signature", "response_url")
+# Bearer secrets that can hide inside any text, a library's message included: a response_url lets
+# whoever holds it answer in Slack for 30 minutes; a token, for as long as it lives.
+_SECRET_TEXT = (
+    (re.compile(r"(https?://hooks\.slack(?:-gov)?\.com/)[^\s'\"<>]+"), r"\1[redacted]"),
+    (re.compile(r"\b(xox[abeoprs]|xapp)-[0-9A-Za-z-]+"), r"\1-[redacted]"),
+)
+# Libraries that write request bodies and URLs (response_urls included) at DEBUG, and a
+# response_url again at INFO when they retry it: never below WARNING, whatever LOG_LEVEL says.
+_QUIET = ("botocore", "boto3", "urllib3", "werkzeug", "slack_bolt", "slack_sdk")
 
 
 def _redact(_logger: object, _name: str, event: dict) -> dict:
-    """Belt and braces: a field whose name smells of a secret is never written out."""
-    for key in list(event):
+    """Belt and braces: a field whose name smells of a secret is never written out, and no text
+    carries a response_url or a Slack token."""
+    for key, value in event.items():
         if any(word in key.lower() for word in _SECRET_KEYS):
             event[key] = "[redacted]"
+        elif isinstance(value, str):
+            event[key] = scrub(value)
     return event
+
+
+def scrub(text: str) -> str:
+    """``text`` without Slack response_urls and tokens."""
+    for pattern, replacement in _SECRET_TEXT:
+        text = pattern.sub(replacement, text)
+    return text
 
 
 def configure_logging(*, fmt: str = "json", level: str = "INFO", stream=None) -> None:  # noqa: ANN001
@@ -27,12 +47,12 @@ def configure_logging(*, fmt: str = "json", level: str = "INFO", stream=None) ->
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
-        _redact,
     ]
+    # A traceback is text like any other: formatted first, then redacted with the rest.
+    ending = [structlog.processors.format_exc_info, _redact] if fmt == "json" else [_redact]
     renderer = structlog.processors.JSONRenderer() if fmt == "json" else structlog.dev.ConsoleRenderer(colors=False)
     structlog.configure(
-        processors=[*shared, structlog.processors.format_exc_info, renderer] if fmt == "json"
-        else [*shared, renderer],
+        processors=[*shared, *ending, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(getattr(logging, level.upper(), logging.INFO)),
         logger_factory=structlog.PrintLoggerFactory(file=stream),
         cache_logger_on_first_use=False,
@@ -42,11 +62,10 @@ def configure_logging(*, fmt: str = "json", level: str = "INFO", stream=None) ->
     handler = logging.StreamHandler(stream)
     handler.setFormatter(structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=[structlog.stdlib.add_logger_name, *shared],
-        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-                    *([structlog.processors.format_exc_info] if fmt == "json" else []), renderer],
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *ending, renderer],
     ))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(getattr(logging, level.upper(), logging.INFO))
-    for noisy in ("botocore", "boto3", "urllib3", "werkzeug"):
+    for noisy in _QUIET:
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

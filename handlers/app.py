@@ -22,7 +22,7 @@ from bot.outbox import Outbox, OutboxNotifier
 from bot.service import new_request_id
 from bot.settings import Settings
 from handlers import actions, commands
-from jobs import all_jobs
+import jobs
 
 log = structlog.get_logger("menotime.slack")
 
@@ -50,7 +50,7 @@ def create_app(settings: Settings, *, core: Core | None = None, socket_mode: boo
                           "(try `menotime-bot demo` or `menotime-bot console --simulate` without Slack).")
     client = slack_client(settings)
     if core is None:
-        core_kwargs.setdefault("jobs", all_jobs())
+        core_kwargs.setdefault("jobs", jobs.all_jobs())
         queued = "notifier" not in core_kwargs
         core = build_core(settings, groups=SlackGroups(client), **core_kwargs)
         if queued:  # channel posts go through the outbox (handlers.outbox_worker sends them)

@@ -108,6 +108,9 @@ def test_signed_status_prod_is_answered_within_three_seconds(served: tuple[str, 
     assert command["verb"] == "status" and command["env"] == "prod" and command["outcome"] == "ok"
     assert command["user"] == PEOPLE["oncall"] and command["request_id"] and "latency_ms" in command
     assert "xoxb-serve-test" not in log_path.read_text() and SECRET not in log_path.read_text()
+    # No SNS_TOPIC_ARNS and no environment's alarm_topics: start-up says the alarm path is closed.
+    [closed] = [line for line in lines if line.get("event") == "sns_alarm_path_closed"]
+    assert "SNS_TOPIC_ARNS" in closed["detail"]
 
 
 # -------------------------------------------------------------------------------------------
@@ -229,7 +232,8 @@ def test_a_real_signed_alarm_posted_to_sns_reaches_slack_once(tmp_path: Path) ->
     # Pinned as an air-gapped install pins it: the certificate under the sha256 of its URL.
     pem = (FIXTURES / envelope["SigningCertURL"].rsplit("/", 1)[1]).read_bytes()
     (cache / f"{hashlib.sha256(envelope['SigningCertURL'].encode()).hexdigest()}.pem").write_bytes(pem)
-    env = {"SNS_CERT_CACHE_DIR": str(cache), "SNS_MAX_AGE_SECONDS": str(10 * 365 * 24 * 3600)}
+    env = {"SNS_CERT_CACHE_DIR": str(cache), "SNS_MAX_AGE_SECONDS": str(10 * 365 * 24 * 3600),
+           "SNS_TOPIC_ARNS": envelope["TopicArn"]}  # closed by default: the topic must be allow-listed
     for base, slack, _log in _serve(tmp_path, "", extra_env=env):
         headers = {"Content-Type": "text/plain; charset=UTF-8", "x-amz-sns-message-type": "Notification"}
         assert httpx.post(f"{base}/sns", content=body, headers=headers, timeout=5).status_code == 200

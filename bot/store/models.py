@@ -341,3 +341,16 @@ class CostCacheEntry(Base):
     answer: Mapped[dict] = mapped_column(JSON)
     fetched_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class SlackRequestSeen(Base):
+    """A signed Slack request already received, by the hash of its timestamp and signature: the
+    same request again is a replay (or Slack's retry) and is not run twice. Kept while the
+    signature could still pass verification, then pruned."""
+
+    __tablename__ = "slack_requests"
+
+    signature_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    signed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)  # X-Slack-Request-Timestamp
+    seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    replays: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # copies received since

@@ -1,0 +1,290 @@
+"""Issue 12, items 1, 3, 8 and 11, through the real entry points: the body cap and the signature
+check come before any parsing, malformed requests get a 4xx in one log line, a replayed signed
+request runs once, DEBUG logs carry no response_url, token or message, and METRICS_PORT moves
+/metrics off the public port."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import select
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from urllib.parse import urlencode
+
+import httpx
+import pytest
+import structlog
+from structlog.testing import capture_logs
+
+from bot.logs import configure_logging
+from bot.store.db import Database
+from bot.store.replays import SlackReplays
+from tests.conftest import PEOPLE
+from tests.fakes.server import free_port
+from tests.fakes.signing import sign, slash_command_body
+from tests.test_serve_process import SECRET as SERVE_SECRET
+from tests.test_serve_process import _serve
+from tests.test_slack_http import SECRET, Bot, _text, run_bot, simulator  # noqa: F401 - fixtures
+
+MB = 1024 * 1024
+
+
+# -------------------------------------------------------------------------------------------
+# Item 1: the body cap, against `serve` as its own process
+
+
+def _serve_pid() -> int:
+    """The pid of the `serve` child this test started."""
+    me = str(os.getpid())
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = (entry / "stat").read_text().rsplit(")", 1)[1].split()[1]
+            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if ppid == me and b"serve" in cmdline:
+            return int(entry.name)
+    raise AssertionError("no serve child process found")
+
+
+def _peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmHWM")
+
+
+def _stream(base: str, *, total: int, headers: dict[str, str], started: threading.Event | None = None) -> tuple[
+        int, int]:
+    """POSTs ``total`` bytes of junk to /slack/events in 64 KiB chunks (chunked, or with the
+    Content-Length given in ``headers``), stopping as soon as the server answers. Returns the status
+    and how many body bytes were sent before the answer."""
+    host, port = base.removeprefix("http://").split(":")
+    chunked = "Content-Length" not in headers
+    head = "".join(f"{k}: {v}\r\n" for k, v in {**headers, **({"Transfer-Encoding": "chunked"} if chunked else {})}
+                   .items())
+    chunk = b"x" * (64 * 1024)
+    framed = (b"%x\r\n" % len(chunk)) + chunk + b"\r\n" if chunked else chunk
+    sent = 0
+    with socket.create_connection((host, int(port)), timeout=60) as sock:
+        sock.sendall(f"POST /slack/events HTTP/1.1\r\nHost: {host}\r\n{head}\r\n".encode())
+        while sent < total:
+            if select.select([sock], [], [], 0)[0]:
+                break  # answered: stop sending, as a client would
+            try:
+                sock.sendall(framed)
+            except (BrokenPipeError, ConnectionResetError):
+                break
+            sent += len(chunk)
+            if started is not None and sent >= MB // 2:
+                started.set()
+        else:
+            if chunked:
+                sock.sendall(b"0\r\n\r\n")  # all of it sent, unanswered: end the body and wait
+        if started is not None:
+            started.set()
+        answer = sock.recv(4096)
+    return int(answer.split()[1]), sent
+
+
+def test_a_50_mb_unsigned_body_is_refused_at_the_cap_and_signed_commands_still_ack(tmp_path: Path) -> None:
+    for base, slack, log_path in _serve(tmp_path, ""):
+        pid = _serve_pid()
+        before = _peak_rss_mb(pid)
+        started = threading.Event()
+        with ThreadPoolExecutor(1) as pool:
+            upload = pool.submit(_stream, base, total=50 * MB, headers={"Content-Type": "application/json"},
+                                 started=started)
+            assert started.wait(10)
+            body = slash_command_body(text="whoami", user_id=PEOPLE["oncall"], response_url=slack.response_url("w"))
+            sent_at = time.monotonic()
+            response = httpx.post(f"{base}/slack/events", content=body, headers=sign(body, SERVE_SECRET), timeout=10)
+            ack = time.monotonic() - sent_at
+            status, sent = upload.result(timeout=60)
+        assert status == 413
+        # (what the client sent includes what the kernels' socket buffers took: a few MB on loopback)
+        assert sent < 20 * MB, f"answered only after {sent} bytes"
+        assert response.status_code == 200 and ack < 3.0, f"signed command acked in {ack:.2f} s"
+        # A Content-Length beyond the cap is refused before any of the body is read.
+        status, sent = _stream(base, total=50 * MB, headers={"Content-Length": str(50 * MB)})
+        assert status == 413 and sent < 20 * MB
+        peak = _peak_rss_mb(pid)
+        print(f"ack during the upload {ack:.3f} s; body bytes sent before the 413: {sent}; "
+              f"peak RSS {before:.0f} -> {peak:.0f} MB")
+        assert peak < 300 and peak - before < 40, f"serve peaked at {peak:.0f} MB (from {before:.0f} MB)"
+        assert slack.wait_for("response", timeout=5)[0].key == "w"  # the command was answered
+        refusals = [json.loads(line) for line in log_path.read_text().splitlines() if '"request_refused"' in line]
+        assert [r["status"] for r in refusals] == [413, 413]
+        assert "Traceback" not in log_path.read_text()
+
+
+# -------------------------------------------------------------------------------------------
+# Item 1: malformed requests, through the real app under uvicorn
+
+
+@pytest.fixture
+def bot(run_bot) -> Iterator[Bot]:  # noqa: F811 - the fixture imported above
+    yield from run_bot()
+
+
+FORM, JSON = "application/x-www-form-urlencoded", "application/json"
+NO_ACTIONS = urlencode({"payload": json.dumps({
+    "type": "block_actions", "user": {"id": PEOPLE["oncall"]}, "team": {"id": "T0TEST"}, "actions": [],
+    "response_url": "https://hooks.slack.com/actions/T0/1/x"})}).encode()
+FORGED = "not-the-signing-secret"
+# name: (body, content type, signing secret (None: unsigned), headers changed after signing, expected status)
+MALFORMED: dict[str, tuple[bytes, str, str | None, dict[str, str], int]] = {
+    "unsigned {not json": (b"{not json", JSON, None, {}, 401),
+    "forged {not json": (b"{not json", JSON, FORGED, {}, 401),
+    "signed {not json": (b"{not json", JSON, SECRET, {}, 400),
+    "unsigned non-UTF-8": (b"\xff\xfe\xfa", FORM, None, {}, 401),
+    "forged non-UTF-8": (b"\xff\xfe\xfa", FORM, FORGED, {}, 401),
+    "signed non-UTF-8": (b"\xff\xfe\xfa", FORM, SECRET, {}, 400),
+    "timestamp abc": (b"text=x", FORM, SECRET, {"X-Slack-Request-Timestamp": "abc"}, 400),
+    "signature not ASCII": (b"text=x", FORM, SECRET, {"X-Slack-Signature": "v0=\u00e9"}, 401),
+    "signed block_actions with actions: []": (NO_ACTIONS, FORM, SECRET, {}, 400),
+    "payload= not JSON": (b"payload=%7Bnope", FORM, SECRET, {}, 400),
+    "payload= a JSON list": (b"payload=%5B1%5D", FORM, SECRET, {}, 400),
+    "signed JSON list": (b"[1]", JSON, SECRET, {}, 400),
+    "event that is not an object": (b'{"type":"event_callback","event":"x"}', JSON, SECRET, {}, 400),
+}
+
+
+@pytest.mark.parametrize("name", list(MALFORMED))
+def test_a_malformed_request_gets_a_4xx_in_one_log_line_and_changes_nothing(
+        bot: Bot, name: str, caplog: pytest.LogCaptureFixture) -> None:
+    body, content_type, secret, changes, expected = MALFORMED[name]
+    headers = {**(sign(body, secret, content_type=content_type) if secret else {"Content-Type": content_type}),
+               **changes}
+    with capture_logs() as logs:
+        response = bot.http.post(f"{bot.url}/slack/events", content=body,
+                                 headers={k: v.encode("latin-1") for k, v in headers.items()})
+    assert response.status_code == expected, response.text
+    assert response.text and "Traceback" not in response.text
+    loud = [(e["event"], e.get("status")) for e in logs if e["log_level"] in ("warning", "error", "critical")]
+    assert loud == [("slack_refused", expected)]
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+    time.sleep(0.2)
+    assert bot.slack.calls == [] and bot.core.audit.recent() == []
+
+
+# -------------------------------------------------------------------------------------------
+# Item 3: a replay runs once, across replicas
+
+
+def test_a_replayed_signed_scale_runs_once_even_on_another_replica(run_bot) -> None:  # noqa: F811
+    with ThreadPoolExecutor(1) as pool:
+        first, second = run_bot(), run_bot()  # two replicas on one database
+        a, b = next(first), next(second)
+        try:
+            body = slash_command_body(text="scale dev 2", user_id=PEOPLE["developer"],
+                                      response_url=a.slack.response_url("scale"))
+            headers = sign(body, SECRET)
+            assert a.http.post(f"{a.url}/slack/events", content=body, headers=headers).status_code == 200
+            assert "Scaled dev to 2 tasks" in _text(a.answer("scale"))
+            replays = [pool.submit(replica.http.post, f"{replica.url}/slack/events", content=body, headers=extra)
+                       for replica, extra in ((a, headers), (b, headers), (b, {**headers, "X-Slack-Retry-Num": "1"}))]
+            assert [r.result().status_code for r in replays] == [200, 200, 200]
+            assert all(r.result().text == "" for r in replays)  # nothing for an attacker's Slack to show
+            time.sleep(1.0)
+            assert len(a.slack.responses("scale")) == 1
+            audit = a.core.audit.recent()
+            assert [e.verb for e in audit if e.outcome != "replay"] == ["scale"]
+            replayed = [e for e in audit if e.outcome == "replay"]
+            # The first copy is in the trail; the copies after it are not (a captured request resent
+            # for five minutes must not flood the audit trail).
+            assert [(e.actor, e.rule) for e in replayed] == [(PEOPLE["developer"], "slack-replay")]
+        finally:
+            for gen in (second, first):
+                next(gen, None)
+
+
+def test_slacks_retry_of_an_event_is_answered_and_not_run(bot: Bot) -> None:
+    """Slack retries an event it thinks was slow, perhaps signed anew: answered, not run twice."""
+    event = json.dumps({"type": "event_callback", "team_id": "T0TEST", "api_app_id": "A0TEST",
+                        "event": {"type": "app_uninstalled"}, "event_id": "Ev1", "event_time": 1})
+    with capture_logs() as logs:
+        first = bot.http.post(f"{bot.url}/slack/events", content=event,
+                              headers=sign(event, SECRET, content_type="application/json"))
+        retried = bot.http.post(f"{bot.url}/slack/events", content=event,
+                                headers={**sign(event, SECRET, timestamp=int(time.time()) - 1,
+                                                content_type="application/json"), "X-Slack-Retry-Num": "1"})
+    assert first.status_code == retried.status_code == 200
+    assert [e["event"] for e in logs if e["event"] == "slack_app_access_revoked"] == ["slack_app_access_revoked"]
+    [audited] = bot.core.audit.recent()
+    assert (audited.outcome, audited.rule) == ("replay", "slack-retry")
+
+
+def test_the_replay_store_admits_a_request_once_under_concurrency_and_forgets_it_after_the_window(
+        db: Database) -> None:
+    replays = SlackReplays(db)
+    now = datetime.now(UTC)
+    stamp = int(now.timestamp())
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda _: replays.seen_before(timestamp=stamp, signature="v0=abc", at=now), range(8)))
+    assert sorted(results) == list(range(8))  # one first sighting, and each copy counted once
+    assert replays.seen_before(timestamp=stamp, signature="v0=other", at=now) == 0  # another request
+    assert replays.prune(now=now + timedelta(minutes=5)) == 0  # still replayable: kept
+    assert replays.prune(now=now + timedelta(minutes=7)) == 2
+    assert replays.seen_before(timestamp=stamp, signature="v0=abc", at=now) == 0  # stale now: verification refuses it
+
+
+# -------------------------------------------------------------------------------------------
+# Item 8: nothing secret in logs, at DEBUG
+
+
+def test_debug_logs_carry_no_response_url_token_or_message(tmp_path: Path) -> None:
+    marker = "zebra4711"
+    for base, slack, log_path in _serve(tmp_path, "", extra_env={"LOG_LEVEL": "DEBUG"}):
+        slack.fail_next("response", status=500, times=1)  # slack_sdk logs the URL it retries
+        body = slash_command_body(text=f"status prod {marker}", user_id=PEOPLE["oncall"],
+                                  response_url=slack.response_url("leak-key"))
+        assert httpx.post(f"{base}/slack/events", content=body, headers=sign(body, SERVE_SECRET),
+                          timeout=5).status_code == 200
+        slack.wait_for("response", count=2, timeout=10)
+        time.sleep(0.5)
+        logs = log_path.read_text()
+        assert '"level": "debug"' in logs  # DEBUG was on
+        for secret in ("leak-key", "/response/", marker, "xoxb-serve-test", SERVE_SECRET):
+            assert secret not in logs, f"{secret!r} logged"
+
+
+def test_a_library_line_with_a_response_url_or_token_is_redacted() -> None:
+    stream = io.StringIO()
+    configure_logging(fmt="json", level="DEBUG", stream=stream)
+    url = "https://hooks.slack.com/commands/T0TEST/1234/abcdefSECRET"
+    logging.getLogger("some.library").warning("Going to retry the same request: POST %s", url)
+    structlog.get_logger("menotime.test").error("oops", detail=f"token xoxb-123-456-abcSECRET at {url}")
+    try:
+        raise RuntimeError(f"failed {url}")
+    except RuntimeError:
+        logging.getLogger("another.library").exception("crashed")
+    text = stream.getvalue()
+    assert "SECRET" not in text and "hooks.slack.com/[redacted]" in text and "xoxb-[redacted]" in text
+
+
+# -------------------------------------------------------------------------------------------
+# Item 11: /metrics on METRICS_PORT only
+
+
+def test_metrics_port_serves_metrics_and_the_main_port_does_not(tmp_path: Path) -> None:
+    metrics_port = free_port()
+    for base, slack, _log in _serve(tmp_path, "", extra_env={"METRICS_PORT": str(metrics_port)}):
+        body = slash_command_body(text="whoami", user_id=PEOPLE["oncall"], response_url=slack.response_url("m"))
+        assert httpx.post(f"{base}/slack/events", content=body, headers=sign(body, SERVE_SECRET),
+                          timeout=5).status_code == 200
+        assert httpx.get(f"{base}/metrics", timeout=5).status_code == 404
+        metrics = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5)
+        assert metrics.status_code == 200
+        assert 'menotime_slack_requests_total{status="200"} 1.0' in metrics.text
+        assert httpx.get(f"http://127.0.0.1:{metrics_port}/slack/events", timeout=5).status_code == 404
