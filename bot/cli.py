@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import wraps
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from pydantic import ValidationError
@@ -15,6 +16,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from bot.errors import ConfigError
 from bot.logs import configure_logging
 from bot.settings import Settings
+
+if TYPE_CHECKING:
+    from bot.audit_anchor import AnchorStore
 
 
 def load_settings() -> Settings:
@@ -28,6 +32,58 @@ def load_settings() -> Settings:
             load_config(path)  # a problem in the file's `settings:` is reported with its file and line
         problems = "; ".join(f"{'.'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
         raise ConfigError(f"environment settings: {problems}") from None
+
+
+def os_user() -> str:
+    """Who runs the CLI: the name of the process's effective user in the password database, not
+    LOGNAME/USER (anyone can set those). Without an entry (some containers), the login name the
+    environment gives; ``unknown`` when there is none either."""
+    import getpass
+    import pwd
+
+    try:
+        user = pwd.getpwuid(os.geteuid()).pw_name
+    except (KeyError, OSError):  # no entry for this uid
+        try:
+            user = getpass.getuser()
+        except Exception:  # noqa: BLE001 - no login name: still audited, as "unknown"
+            user = ""
+    return "".join(c for c in user if c.isprintable() and not c.isspace())[:40] or "unknown"
+
+
+def cli_actor() -> str:
+    """Who runs a CLI command, as the audit trail names them: ``cli:<OS user>``."""
+    return f"cli:{os_user()}"
+
+
+def cli_audit(settings: Settings, *, verb: str, args: dict[str, Any],
+              env: str | None = None) -> Callable[..., None]:
+    """``record(outcome, detail=None)``: audit events of a CLI command that changes things without
+    building a core (`anonymize`), as ``cli:<OS user>``. With no DATABASE_URL configured there is no
+    trail to write to: one warning says so. A trail that cannot be written stops the command (exit 3)."""
+    if "database_url" not in settings.model_fields_set:
+        click.echo(f"WARNING: DATABASE_URL is not set, so this {verb} is not recorded in the bot's audit trail.",
+                   err=True)
+        return lambda outcome, detail=None: None
+    from bot.clock import SystemClock
+    from bot.store.audit import AuditLog, chain_key
+    from bot.store.db import Database
+
+    key, actor = chain_key(settings), cli_actor()
+
+    def record(outcome: str, detail: str | None = None) -> None:
+        db = Database(settings.database_url)
+        try:
+            AuditLog(db, key=key).append(at=SystemClock().now(), actor=actor, source="cli", verb=verb, env=env,
+                                         args=args, rule="cli", outcome=outcome, detail=detail)
+        except SQLAlchemyError as exc:
+            click.echo(f"The audit trail at DATABASE_URL could not be written ({type(exc).__name__}); this {verb} "
+                       f"stops here (outcome so far: {outcome}). Is `menotime-bot migrate` applied?", err=True)
+            sys.exit(3)
+        finally:
+            db.dispose()
+
+    return record
 
 
 def friendly(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -84,6 +140,7 @@ def config_check() -> None:
     settings = load_settings()
     from bot.config import Role, load_config
     from bot.policy import Policy
+    from bot.sns import ALARM_PATH_CLOSED, allowed_topics
 
     cfg = load_config(settings.menotime_config)
     policy = Policy(cfg)
@@ -98,6 +155,10 @@ def config_check() -> None:
         click.echo(f"           tasks {env.tasks.default}, allowed {bounds}; tags: {env.image_tags.rule}; "
                    f"gate {env.deploy_gate}; alerts {env.alerts_channel or '-'}; "
                    f"retention {f'{env.retention_days} days' if env.retention_days else 'indefinite'}")
+    topics = allowed_topics(settings=settings, config=cfg)
+    click.echo("\nSNS alarm path (SNS_TOPIC_ARNS plus each environment's alarm_topics):")
+    click.echo("".join(f"  {topic}\n" for topic in sorted(topics)) if topics else f"  CLOSED: {ALARM_PATH_CLOSED}\n",
+               nl=False)
     click.echo(f"\nSchedules ({cfg.jobs.timezone}; only the replica holding the scheduler lease runs them):")
     for job, expr in cfg.jobs.schedules.items():
         click.echo(f"  {job:<16} {expr or '(off)'}")
@@ -114,6 +175,28 @@ def config_check() -> None:
         click.echo(f"  {action:<11}" + "".join(f" {c:<44}" for c in cells))
 
 
+@contextmanager
+def _trail_reachable(verdict: str, anchors: AnchorStore | None) -> Iterator[None]:
+    """A database or anchor bucket that cannot be used is one line and exit 3, distinct from
+    "tampered" (exit 1): a monitoring job must tell "cannot check" apart."""
+    from botocore.exceptions import ClientError
+
+    from bot.aws import error_code
+    from bot.errors import AwsUnavailable
+
+    try:
+        yield
+    except SQLAlchemyError as exc:
+        click.echo(f"audit trail {verdict}: the database could not be read ({type(exc).__name__}); "
+                   "is DATABASE_URL right and `menotime-bot migrate` applied?", err=True)
+        sys.exit(3)
+    except (AwsUnavailable, ClientError) as exc:
+        why = exc.message if isinstance(exc, AwsUnavailable) else f"S3 refused: {error_code(exc)}"
+        click.echo(f"audit trail {verdict}: its anchor in {anchors.where if anchors else 'S3'} could not be read "
+                   f"or written ({why}).", err=True)
+        sys.exit(3)
+
+
 @cli.group()
 def audit() -> None:
     """The tamper-evident audit trail."""
@@ -122,28 +205,102 @@ def audit() -> None:
 @audit.command("verify")
 @friendly
 def audit_verify() -> None:
-    """Check the hash chain; exit 1 if any event was edited, inserted or deleted, 3 if it cannot be read."""
+    """Check the keyed hash chain and its anchor; exit 1 if any event was edited, inserted or deleted,
+    3 if it cannot be checked (database or anchor bucket unreachable, AUDIT_KEY missing)."""
     settings = load_settings()
-    from bot.store.audit import AuditLog
+    from bot.audit_anchor import AnchorStore, verify_trail
+    from bot.store.audit import AuditLog, chain_key
     from bot.store.db import Database
 
     db = Database(settings.database_url)
+    anchors = AnchorStore.from_settings(settings)
     try:
-        report = AuditLog(db).verify()
-    except SQLAlchemyError as exc:
-        # Distinct from "tampered" (exit 1): a monitoring job must tell "cannot check" apart.
-        click.echo(f"audit trail NOT CHECKED: the database could not be read ({type(exc).__name__}); "
-                   "is DATABASE_URL right and `menotime-bot migrate` applied?", err=True)
-        sys.exit(3)
+        with _trail_reachable("NOT CHECKED", anchors):
+            report = verify_trail(audit=AuditLog(db, key=chain_key(settings)), anchors=anchors)
     finally:
         db.dispose()
-    if report.ok:
-        click.echo(f"audit trail intact: {report.checked} events verified")
+    chain = report.chain
+    if not report.ok and report.problems:
+        click.echo(f"audit trail BROKEN ({chain.checked} events read):", err=True)
+        for problem in report.problems:
+            click.echo(f"  - {problem}", err=True)
+        sys.exit(1)
+    if chain.unchecked_from is not None:
+        click.echo(f"audit trail NOT CHECKED: events from {chain.unchecked_from} on are keyed and AUDIT_KEY is not "
+                   "set; set it to check them.", err=True)
+        sys.exit(3)
+    keyed = f" (HMAC-SHA256 from event {chain.keyed_from})" if chain.keyed_from else ""
+    click.echo(f"audit trail intact: {chain.checked} events verified{keyed}")
+    if not chain.keyed:
+        click.echo("WARNING: the trail is UNKEYED (AUDIT_KEY is not set), so it cannot detect a rewrite: anyone "
+                   "who can write the database can delete an event and recompute the chain.", err=True)
+    if not report.anchoring:
+        click.echo("WARNING: no anchor outside the database (AUDIT_ANCHOR_BUCKET is not set), so deleting the "
+                   "newest events and moving the head back cannot be detected.", err=True)
         return
-    click.echo(f"audit trail BROKEN ({report.checked} events read):", err=True)
-    for problem in report.problems:
-        click.echo(f"  - {problem}", err=True)
-    sys.exit(1)
+    if report.checked_against is not None:
+        click.echo(f"reaches its latest anchor: event {report.checked_against.seq} "
+                   f"({report.checked_against.key})")
+    if report.anchored is not None:
+        click.echo(f"head anchored: event {report.anchored.seq} in s3://{anchors.bucket if anchors else ''}/"
+                   f"{report.anchored.key} (Object Lock, compliance mode)")
+
+
+@audit.command("key")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@friendly
+def audit_key(yes: bool) -> None:
+    """Key a trail written before AUDIT_KEY existed: verify its unkeyed chain, print its head for you
+    to record, then write the keying marker (and anchor it with AUDIT_ANCHOR_BUCKET). Exit 1 if the
+    trail does not verify or was keyed before, 3 if it cannot be checked."""
+    settings = load_settings()
+    from bot.audit_anchor import AnchorStore
+    from bot.clock import SystemClock
+    from bot.store.audit import AuditKeyError, AuditKeyingRefused, AuditLog, ChainHead, chain_key
+    from bot.store.db import Database
+
+    key = chain_key(settings)
+    if key is None:
+        raise AuditKeyError("AUDIT_KEY is not set: set it (the environment or Secrets Manager) to key the trail.")
+    db = Database(settings.database_url)
+    anchors = AnchorStore.from_settings(settings)
+    try:
+        with _trail_reachable("NOT KEYED", anchors):
+            plain = AuditLog(db).verify()  # the unkeyed chain, judged with the plain digest
+            if plain.keyed:
+                AuditLog(db, key=key).check_key()
+                click.echo(f"audit trail already keyed (HMAC-SHA256 from event {plain.keyed_from}): nothing to do.")
+                return
+            if plain.problems:
+                click.echo(f"audit trail BROKEN ({plain.checked} events read); not keying it:", err=True)
+                for problem in plain.problems:
+                    click.echo(f"  - {problem}", err=True)
+                sys.exit(1)
+            signed = anchors.latest(near=plain.head.seq).top if anchors else None
+            if signed is not None:
+                # Only a bot holding AUDIT_KEY signs anchors, and it never anchors an unkeyed trail under a key.
+                click.echo(f"NOT KEYING: event {signed.seq} was anchored under AUDIT_KEY ({signed.key}), so this trail "
+                           "was keyed before and has lost its keying marker: it was rewritten. Run `menotime-bot audit "
+                           "verify`.", err=True)
+                sys.exit(1)
+            head = plain.head
+            click.echo(f"unkeyed audit trail verified: {plain.checked} events.")
+            click.echo(f"Record its head (events up to it are frozen by the keying marker): event {head.seq}, hash "
+                       f"{head.hash}")
+            if not yes:
+                click.confirm("Key the trail now?", abort=True)
+            marker = AuditLog(db, key=key).key_trail(at=SystemClock().now(), expect=head, actor=cli_actor())
+            click.echo(f"audit trail keyed: event {marker.seq} ({marker.verb}); every later event is HMAC-SHA256 "
+                       "under AUDIT_KEY.")
+            if anchors is not None:
+                anchored = anchors.write(ChainHead(seq=marker.seq, hash=marker.hash, at=marker.at))
+                click.echo(f"head anchored: event {anchored.seq} in s3://{anchors.bucket}/{anchored.key} (Object Lock, "
+                           "compliance mode)")
+    except AuditKeyingRefused as exc:
+        click.echo(f"NOT KEYING: {exc}", err=True)
+        sys.exit(1)
+    finally:
+        db.dispose()
 
 
 @audit.command("export")
@@ -157,7 +314,7 @@ def audit_export(fmt: str, output: str | None) -> None:
     from bot.store.db import Database
 
     db = Database(settings.database_url)
-    log = AuditLog(db)
+    log = AuditLog(db)  # reading needs no key
     if output:
         with open(output, "w", encoding="utf-8", newline="") as handle:
             count = log.export(handle, fmt)  # type: ignore[arg-type]

@@ -13,10 +13,13 @@ PREFIX = "/menotime"
 
 
 class Console:
-    def __init__(self, core: Core, *, user_id: str, out: TextIO | None = None) -> None:
+    def __init__(self, core: Core, *, user_id: str, out: TextIO | None = None, operator: str | None = None) -> None:
+        """``operator``: who sits at the terminal (the OS user); the audit trail then names every
+        line ``console:<operator> as <Slack user>``, not the Slack user alone."""
         self.core = core
         self.user_id = user_id
         self.out = out or sys.stdout
+        self.operator = operator
 
     def run(self, line: str, *, user_id: str | None = None, echo: bool = True) -> str:
         """Answer one line as ``user_id`` (default: the console's user); returns the text shown."""
@@ -31,7 +34,8 @@ class Console:
         if echo:
             self.out.write(f"[{user}] {PREFIX} {text}\n")
             self.out.flush()
-        reply = self.core.service.handle(user_id=user, text=text, source="console")
+        actor = f"console:{self.operator} as {user}"[:64] if self.operator else None
+        reply = self.core.service.handle(user_id=user, text=text, source="console", actor=actor)
         if echo:
             self.out.write(f"{_indent(render_text(reply.result))}\n")
             self.out.flush()

@@ -24,8 +24,8 @@ from bot.policy import Policy
 from bot.service import CommandService
 from bot.settings import Settings
 from bot.store import migrate
-from bot.store.audit import AuditLog
-from bot.store.db import Database
+from bot.store.audit import AuditLog, chain_key
+from bot.store.db import Database, Retry
 from bot.verbs import build_registry
 
 
@@ -71,19 +71,22 @@ def build_core(
     sleep: Callable[[float], None] | None = None,
     migrate_schema: bool = False,
     jobs: tuple[JobSpec, ...] = (),
+    db_retry: Retry | None = None,
 ) -> Core:
     config = config or load_config(settings.menotime_config)
-    db = Database(settings.database_url)
+    audit_key = chain_key(settings)  # a bad key is a ConfigError before anything opens
+    db = Database(settings.database_url, retry=db_retry)
     if migrate_schema:
         migrate.upgrade(db)
     return Core(
         settings=settings,
         config=config,
         db=db,
-        audit=AuditLog(db),
+        audit=AuditLog(db, key=audit_key),
         aws=aws or gateway_from_settings(settings, aws_session),
         policy=Policy(config),
-        roles=RoleResolver(config=config, groups=groups or StaticGroups(), ttl_seconds=settings.group_cache_ttl_seconds),
+        roles=RoleResolver(config=config, groups=groups or StaticGroups(), ttl_seconds=settings.group_cache_ttl_seconds,
+                           max_stale_seconds=settings.group_cache_max_stale_seconds),
         registry=build_registry(),
         clock=clock or SystemClock(),
         metrics=metrics or Metrics(),

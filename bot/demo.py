@@ -4,6 +4,7 @@ the console standing in for Slack — with a guided tour of what on-call and dev
 from __future__ import annotations
 
 import json
+import secrets
 import sys
 import tempfile
 import uuid
@@ -15,6 +16,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from datetime import UTC, datetime, timedelta
+
+from pydantic import SecretStr
 
 from bot.clock import Clock, FrozenClock, SystemClock
 from bot.config import Config, deep_merge, load_config
@@ -168,7 +171,9 @@ def demo_core(workdir: Path, *, clock: Clock | None = None, notifier: Notifier |
     people hold roles on top of whatever configuration is given."""
     extension = extension or Extension()
     config: Config = load_config(config_path, overrides=deep_merge(extension.config_overrides, DEMO_ROLES))
-    settings = Settings(database_url=f"sqlite:///{workdir / 'menotime-ops.db'}", aws_region="us-west-1")
+    # A key made for this demo only (its database is thrown away with it): the trail is keyed as in production.
+    settings = Settings(database_url=f"sqlite:///{workdir / 'menotime-ops.db'}", aws_region="us-west-1",
+                        audit_key=SecretStr(f"demo-only-{secrets.token_hex(24)}"))
     clock = clock or SystemClock()
     with Simulator(region=settings.aws_region) as sim:
         sim.seed(config, at=clock.now() - timedelta(days=3))  # the platform at rest since last week

@@ -47,6 +47,19 @@ class JobReport(Protocol):
     def summary(self) -> str: ...  # one line, for `jobs list` and the run record
 
 
+class JobAudit(Protocol):
+    """Writes one event to the audit trail as the run's actor (``scheduler``, ``cli:<OS user>`` or the
+    Slack user who ran it), tied to the run: what a job records for each change it makes."""
+
+    def __call__(self, *, verb: str, env: str | None, args: Mapping[str, Any], outcome: str,
+                 detail: str | None = None) -> None: ...
+
+
+def not_audited(*, verb: str, env: str | None, args: Mapping[str, Any], outcome: str,
+                detail: str | None = None) -> None:
+    """A context built outside the job runner (unit tests of a job) records nothing."""
+
+
 @dataclass(frozen=True)
 class JobContext:
     settings: Settings
@@ -63,6 +76,7 @@ class JobContext:
     # One living progress message (the staging refresh): post once, then edit in place.
     progress: Callable[[Renderable], MessageRef | None] = field(default=lambda _result: None)
     attach: Callable[[Attachment], None] = field(default=lambda _file: None)
+    audit: JobAudit = field(default=not_audited)
 
 
 @dataclass(frozen=True)

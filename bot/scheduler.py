@@ -10,6 +10,10 @@
 
 A scheduled fire is recorded with its ``scheduled_for`` time, unique per job in ``job_runs``: two
 replicas that both believe they lead (one's lease just expired) still run each fire once.
+
+Every run is audited where it starts and ends (:meth:`JobRunner.run`), as its actor: ``scheduler``
+for a scheduled or caught-up fire, otherwise whoever asked (``cli:<OS user>``, a Slack user). The
+job gets the same actor through ``JobContext.audit`` for each change it makes.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import secrets
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -37,7 +41,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from bot.aws import error_code
 from bot.config import JobsConfig
 from bot.errors import AccessDenied, BadInput, BotError, ConfigError, PolicyViolation
-from bot.jobkit import Attachment, JobContext, JobReport, JobSpec
+from bot.jobkit import Attachment, JobAudit, JobContext, JobReport, JobSpec
 from bot.jobresults import (
     TRIGGER_WORDS,
     JobListEntry,
@@ -63,6 +67,7 @@ JOB_LEASE_TTL = timedelta(minutes=15)  # renewed every third of it while the job
 _TEXT_LIMIT = 500
 _RECORD_LIMIT = 20_000  # characters of a report's JSON kept in job_runs.report
 _REFUSALS = (PolicyViolation, AccessDenied, BadInput)
+SCHEDULER_ACTOR = "scheduler"
 
 
 def job_lease_key(name: str) -> str:
@@ -72,6 +77,13 @@ def job_lease_key(name: str) -> str:
 def replica_id() -> str:
     """Who holds a lease: host, process and a random tag (a restarted process is a new holder)."""
     return f"{socket.gethostname()[:40]}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+def run_actor(*, trigger: str, requested_by: str | None) -> str:
+    """Who a run acts as in the audit trail: the scheduler for its own fires, else whoever asked."""
+    if trigger in ("schedule", "misfire") or not requested_by:
+        return SCHEDULER_ACTOR
+    return requested_by
 
 
 def find_job(jobs: Iterable[JobSpec], name: str) -> JobSpec:
@@ -126,7 +138,8 @@ class JobRunner:
         Never raises for what the job does (a raising job is recorded as failed and reported); raises
         BadInput for an unknown job or an override it does not take. Returns None only for a
         scheduled fire (``scheduled_for``) that was already recorded (it ran elsewhere) or that
-        found its job busy (postponed: the scheduler catches it up once the job is free)."""
+        found its job busy (postponed: the scheduler catches it up once the job is free) or whose start
+        could not be audited (not run: the next tick tries it again)."""
         spec = find_job(self.jobs, name)
         if override and not spec.supports_override:
             raise BadInput(f"`{spec.name}` has no caps to override; run it without --override.")
@@ -181,7 +194,7 @@ class JobRunner:
             return None
         return self._conclude(spec, run, outcome="refused", summary=message, started=started)
 
-    def _execute(self, spec: JobSpec, run: JobRunView, *, override: bool, started: float) -> JobRunView:
+    def _execute(self, spec: JobSpec, run: JobRunView, *, override: bool, started: float) -> JobRunView | None:
         core = self._core
         try:
             options = spec.options(core.config)
@@ -193,8 +206,13 @@ class JobRunner:
             settings=core.settings, config=core.config, db=core.db, aws=core.aws, clock=core.clock,
             notifier=core.notifier, options=options, run_id=run.id, dry_run=run.dry_run, override=override,
             requested_by=run.requested_by, progress=_LivingMessage(core.notifier, core.config.channels.ops),
-            attach=files.append,
+            attach=files.append, audit=self._audit(run),
         )
+        try:
+            context.audit(verb=spec.name, env=spec.env, args={"dry_run": run.dry_run, "override": override},
+                          outcome="started")
+        except Exception as exc:  # noqa: BLE001 - e.g. the database or AUDIT_KEY: never run a job unaudited
+            return self._not_run_unaudited(spec, run, exc)
         bound = log.bind(job=spec.name, run=run.id, trigger=run.trigger)
         bound.info("job_started", dry_run=run.dry_run)
         try:
@@ -219,6 +237,20 @@ class JobRunner:
         return self._conclude(spec, run, outcome=outcome, summary=_line(report.summary), error=error,
                               report=report, files=files, started=started)
 
+    def _not_run_unaudited(self, spec: JobSpec, run: JobRunView, exc: Exception) -> JobRunView | None:
+        """The run's start could not be audited, so the job does not run. A scheduled fire is
+        forgotten (the next tick's catch-up tries it again); a run someone asked for is refused."""
+        # A database error's message can quote row values: only its type. A ConfigError (AUDIT_KEY) says what to do.
+        error = _line(str(exc)) if isinstance(exc, ConfigError) else type(exc).__name__
+        log.error("job_not_run_unaudited", job=spec.name, run=run.id, trigger=run.trigger, error=error)
+        if run.scheduled_for is not None:
+            self._runs.forget(run.id)
+            return None
+        summary = f"not run: its start could not be written to the audit trail ({error}); try again later"
+        done = self._runs.finish(run_id=run.id, outcome="refused", at=self._core.clock.now(), summary=summary)
+        self._post(JobRunResult(done), done, ())
+        return dataclasses.replace(done, result=JobRunResult(done))
+
     def _conclude(self, spec: JobSpec, run: JobRunView, *, outcome: str, summary: str, started: float,
                   error: str | None = None, report: JobReport | None = None,
                   files: Sequence[Attachment] = ()) -> JobRunView:
@@ -226,6 +258,7 @@ class JobRunner:
         core = self._core
         done = self._runs.finish(run_id=run.id, outcome=outcome, at=core.clock.now(), summary=summary, error=error,
                                  report=report_record(report) if report is not None else None)
+        self._audit(run)(verb=spec.name, env=spec.env, args={"dry_run": run.dry_run}, outcome=outcome, detail=summary)
         shown: Renderable = report if report is not None else JobRunResult(done)
         self._post(shown, done, files)
         elapsed = time.perf_counter() - started
@@ -254,6 +287,19 @@ class JobRunner:
                 notifier.upload(ref=ref, filename=file.filename, content=file.content, title=file.title)
             except Exception as exc:  # noqa: BLE001
                 log.error("job_attachment_upload_failed", job=run.job, file=file.filename, error=type(exc).__name__)
+
+    def _audit(self, run: JobRunView) -> JobAudit:
+        """The run's audit: every event as the run's actor, its trigger as the rule, its id as the request."""
+        core = self._core
+        actor = run_actor(trigger=run.trigger, requested_by=run.requested_by)
+
+        def audit(*, verb: str, env: str | None, args: Mapping[str, Any], outcome: str,
+                  detail: str | None = None) -> None:
+            core.audit.append(at=core.clock.now(), actor=actor[:64], source="job", verb=verb, env=env,
+                              args={"job": run.job, "run": run.id, "trigger": run.trigger, **args},
+                              rule=f"job:{run.trigger}", outcome=outcome, detail=detail, request_id=f"job-run-{run.id}")
+
+        return audit
 
     @contextmanager
     def _heartbeat(self, key: str, holder: str) -> Iterator[None]:

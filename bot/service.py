@@ -49,14 +49,16 @@ class CommandService:
     def __init__(self, *, core: Core) -> None:
         self._core = core
 
-    def handle(self, *, user_id: str, text: str, source: str, request_id: str | None = None) -> Reply:
-        """The answer to ``text`` typed by ``user_id``. Never raises."""
+    def handle(self, *, user_id: str, text: str, source: str, request_id: str | None = None,
+               actor: str | None = None) -> Reply:
+        """The answer to ``text`` typed by ``user_id``. Never raises. ``actor`` is who the audit trail
+        names (default: the user; the console says who typed as that user)."""
         request_id = request_id or new_request_id()
         started = time.perf_counter()
         at = self._core.clock.now()
         bound = log.bind(request_id=request_id, user=user_id, source=source)
         try:
-            return self._handle(user_id, text, source, request_id, started, at, bound)
+            return self._handle(user_id, text, source, request_id, started, at, bound, actor or user_id)
         except SQLAlchemyError:
             # The audit record could not be written, so nothing ran: audit comes before action.
             bound.exception("store_unavailable")
@@ -66,13 +68,13 @@ class CommandService:
                                                       _first_word(text), None, "error", at))
 
     def _handle(self, user_id: str, text: str, source: str, request_id: str, started: float, at: Any,
-                bound: Any) -> Reply:
+                bound: Any, actor: str) -> Reply:
         core = self._core
         try:
             command = core.registry.parse(text, environments=core.config.env_names)
         except BadInput as exc:
             verb = _first_word(text)
-            self._audit(user_id, source, verb, None, {"text": text[:200]}, "parse", "invalid", exc.message,
+            self._audit(actor, source, verb, None, {"text": text[:200]}, "parse", "invalid", exc.message,
                         request_id)
             return self._finish(bound, started, Reply(ErrorResult(exc.kind, exc.message), verb, None, "invalid", at))
 
@@ -82,26 +84,26 @@ class CommandService:
         try:
             action, env = self._target(command)
         except BotError as exc:  # a request id that names nothing
-            self._audit(user_id, source, verb, None, args, "request", "invalid", exc.message, request_id)
+            self._audit(actor, source, verb, None, args, "request", "invalid", exc.message, request_id)
             return self._finish(bound, started, Reply(ErrorResult(exc.kind, exc.message), verb, None, "invalid", at))
         decision, envs = self._decide(identity, command, action, env)
         if not decision.allowed:
             message = decision.explain(verb=verb, env=env, identity=identity)
-            self._audit(user_id, source, verb, env, args, decision.rule, "denied", message, request_id)
+            self._audit(actor, source, verb, env, args, decision.rule, "denied", message, request_id)
             return self._finish(bound, started, Reply(ErrorResult(AccessDenied.kind, message), verb, env, "denied", at))
 
-        self._audit(user_id, source, verb, env, args, decision.rule, "allowed", None, request_id)
+        self._audit(actor, source, verb, env, args, decision.rule, "allowed", None, request_id)
         context = CommandContext(core=core, identity=identity, request_id=request_id, envs=envs)
         try:
             result = command.verb.run(context, command)
         except BotError as exc:
-            self._audit(user_id, source, verb, env, args, decision.rule, "failed", exc.message, request_id)
+            self._audit(actor, source, verb, env, args, decision.rule, "failed", exc.message, request_id)
             return self._finish(bound, started, Reply(ErrorResult(exc.kind, exc.message), verb, env, "failed", at))
         except Exception:  # noqa: BLE001 - the one place where the unexpected is caught
             bound.exception("command_crashed", verb=verb, env=env)
             message = (f"Something went wrong on our side (reference `{request_id}`); nothing more was done. "
                        "Quote the reference to the MenoTime Ops maintainers.")
-            self._audit(user_id, source, verb, env, args, decision.rule, "error", f"internal error {request_id}",
+            self._audit(actor, source, verb, env, args, decision.rule, "error", f"internal error {request_id}",
                         request_id)
             return self._finish(bound, started, Reply(ErrorResult("internal", message, request_id), verb, env,
                                                       "error", at))

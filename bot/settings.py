@@ -50,7 +50,7 @@ class Settings(BaseSettings):
     aws_endpoint_url: str | None = Field(default=None, description="AWS endpoint override (simulator, tests)")
     menotime_config: Path | None = Field(default=None, description="YAML merged over the shipped defaults")
     sns_topic_arns: Annotated[tuple[str, ...], NoDecode] = Field(
-        default=(), description="SNS topics whose subscriptions the bot confirms (comma-separated)"
+        default=(), description="SNS topics the bot hears, with the alarm_topics of environments; none: alarm path closed"
     )
     sns_cert_host_pattern: str = Field(default=DEFAULT_SNS_CERT_HOST_PATTERN, description="allowed cert hosts")
     sns_cert_cache_dir: Path | None = Field(default=None, description="on-disk SNS signing certificate cache")
@@ -65,6 +65,21 @@ class Settings(BaseSettings):
     aws_connect_timeout: float = Field(default=3.0, gt=0, description="seconds to connect to an AWS endpoint")
     aws_read_timeout: float = Field(default=10.0, gt=0, description="seconds to wait for an AWS answer")
     aws_max_attempts: int = Field(default=3, ge=1, le=10, description="attempts per AWS call (adaptive retry)")
+    metrics_port: int | None = Field(
+        default=None, ge=1, le=65535, description="serve /metrics on this port only (not on PORT); unset: on PORT"
+    )
+    group_cache_max_stale_seconds: int = Field(
+        default=900, ge=0, description="a cached group grant older than this is dropped when Slack cannot be asked"
+    )
+    audit_key: SecretStr | None = Field(
+        default=None, description="HMAC-SHA256 key of the audit chain (never stored in the database)"
+    )
+    audit_anchor_bucket: str | None = Field(
+        default=None, description="S3 bucket (Object Lock, compliance mode) holding the audit chain's head"
+    )
+    audit_anchor_prefix: str = Field(default="menotime-ops/audit-head/", description="key prefix of the anchors")
+    audit_anchor_retention_days: int = Field(default=2190, ge=1, description="Object Lock retention of an anchor")
+    audit_anchor_interval_seconds: int = Field(default=300, ge=30, description="how often the head is anchored")
     anonymize_salt: SecretStr | None = Field(
         default=None, description="secret key of the anonymization pseudonyms (HMAC); unset: random per run"
     )

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import threading
+from typing import TYPE_CHECKING
 
 import click
 import structlog
 
-from bot.cli import cli, friendly, load_settings
+from bot.cli import cli, cli_actor, friendly, load_settings, os_user
 from bot.logs import configure_logging
 from bot.core import Core
 from bot.scheduler import JobScheduler
+from handlers.sns import warn_if_closed
 from handlers.workers import Workers, start_workers
+
+if TYPE_CHECKING:
+    import uvicorn
 
 log = structlog.get_logger("menotime.cli")
 
@@ -21,7 +26,7 @@ log = structlog.get_logger("menotime.cli")
 @click.option("--port", type=int, default=None, help="Port (default: PORT, else 3000).")
 @friendly
 def serve(host: str, port: int | None) -> None:
-    """HTTP server: POST /slack/events, GET /healthz, /readyz, /metrics."""
+    """HTTP server: POST /slack/events, GET /healthz, /readyz, /metrics (on METRICS_PORT when set)."""
     import uvicorn
 
     from handlers.app import create_app
@@ -29,18 +34,48 @@ def serve(host: str, port: int | None) -> None:
 
     settings = load_settings()
     configure_logging(fmt=settings.log_format, level=settings.log_level)
+    port = port or settings.port
     slack_app, core = create_app(settings, migrate_schema=settings.migrate_on_start)
+    warn_if_closed(core)  # no SNS topic allow-listed: every alarm is refused until one is
+    metrics_server = _serve_metrics(core, host=host, port=settings.metrics_port, main_port=port) \
+        if settings.metrics_port else None
     scheduler = JobScheduler(core)  # checks schedules and job options before anything starts
     workers = start_workers(core)
     scheduler.start()  # runs jobs only while this replica holds the leader lease
     _exit_on_sigterm()
     try:
         # log_config=None: uvicorn keeps our logging set-up (JSON lines) instead of installing its own.
-        uvicorn.run(create_web_app(core, slack_app, on_sns_stored=workers.inbox.poke), host=host,
-                    port=port or settings.port, log_level=settings.log_level.lower(), access_log=False,
-                    log_config=None)
+        uvicorn.run(create_web_app(core, slack_app, on_sns_stored=workers.inbox.poke,
+                                   serve_metrics=metrics_server is None), host=host,
+                    port=port, log_level=settings.log_level.lower(), access_log=False, log_config=None)
     finally:
+        if metrics_server is not None:
+            metrics_server.should_exit = True
         _shut_down(core, scheduler, workers)
+
+
+def _serve_metrics(core: Core, *, host: str, port: int, main_port: int) -> uvicorn.Server:
+    """/metrics alone on METRICS_PORT, in a thread of its own, so the public port need not expose it."""
+    import time
+
+    import uvicorn
+
+    from bot.errors import ConfigError
+    from handlers.web import create_metrics_app
+
+    if port == main_port:
+        raise ConfigError(f"METRICS_PORT ({port}) must differ from the port Slack is served on.")
+    server = uvicorn.Server(uvicorn.Config(create_metrics_app(core.metrics), host=host, port=port,
+                                           log_level="warning", access_log=False, log_config=None))
+    thread = threading.Thread(target=server.run, name="metrics-http", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise ConfigError(f"could not serve /metrics on METRICS_PORT {port} (is the port taken?)")
+        time.sleep(0.01)
+    log.info("metrics_served", port=port)
+    return server
 
 
 @cli.command()
@@ -60,6 +95,7 @@ def socket(host: str) -> None:
         raise ConfigError("SLACK_APP_TOKEN (xapp-…) must be set for Socket Mode.")
     configure_logging(fmt=settings.log_format, level=settings.log_level)
     slack_app, core = create_app(settings, socket_mode=True, migrate_schema=settings.migrate_on_start)
+    warn_if_closed(core)  # the queue hears the same topics as POST /sns
     if not settings.sns_queue_url:
         log.warning("socket_mode_without_sqs", hint="with no public URL, alarms reach the bot through SQS: "
                     "set SNS_QUEUE_URL")
@@ -133,7 +169,7 @@ def console(simulate: bool, user: str | None) -> None:
             Path(tmp), config_path=settings.menotime_config, notifier=ConsoleNotifier(), extension=extension()
         ) as (core, _sim):
             click.echo(f"Simulated AWS, SQLite in a temporary folder. {people()}")
-            Console(core, user_id=user or DEVELOPER).interact()
+            Console(core, user_id=user or DEVELOPER, operator=os_user()).interact()
         return
     from bot.core import build_core
     from jobs import all_jobs
@@ -143,7 +179,7 @@ def console(simulate: bool, user: str | None) -> None:
     core = build_core(settings, migrate_schema=True, notifier=ConsoleNotifier(), jobs=all_jobs(),
                       run_background=lambda work: work())
     try:
-        Console(core, user_id=user or "U0CONSOLE").interact()
+        Console(core, user_id=user or "U0CONSOLE", operator=os_user()).interact()
     finally:
         core.close()
 
@@ -180,7 +216,6 @@ def jobs_list() -> None:
 def jobs_run(name: str, dry_run: bool, override: bool, simulate: bool) -> None:
     """Run job NAME now and print its report; exit 1 if it failed or was refused, 2 for an unknown job
     or a bad configuration, 3 if the database cannot be reached."""
-    import os
     import sys
     import tempfile
     from pathlib import Path
@@ -197,7 +232,7 @@ def jobs_run(name: str, dry_run: bool, override: bool, simulate: bool) -> None:
     settings = load_settings()
     configure_logging(fmt="console", level="WARNING")
     specs = all_jobs()
-    who = f"cli:{os.environ.get('USER') or 'unknown'}"[:64]
+    who = cli_actor()  # the run, and every change the job makes, are audited as this
 
     def run(core: Core) -> bool:
         try:

@@ -12,7 +12,7 @@ import sys
 
 import click
 
-from bot.cli import cli, friendly, load_settings
+from bot.cli import cli, cli_audit, friendly, load_settings
 from bot.render import render_text
 
 EXIT_FAILED, EXIT_REFUSED, EXIT_UNREACHABLE = 1, 2, 3
@@ -25,7 +25,8 @@ _PROD = re.compile(r"prod", re.IGNORECASE)
 @click.option("--rules", "rules_path", type=click.Path(dir_okay=False), default=None,
               help="Rules YAML (default: the packaged MenoTime rules).")
 @click.option("--verify-only", is_flag=True,
-              help="Change nothing: check coverage, PHI patterns in free text, row counts and foreign keys.")
+              help="Change nothing: check coverage, that masked columns hold only masked-shaped values, PHI "
+                   "patterns in free text, row counts and foreign keys.")
 @friendly
 def anonymize(dsn: str, rules_path: str | None, verify_only: bool) -> None:
     """Anonymize a database with set-based SQL and verify it. Salt: ANONYMIZE_SALT (else random).
@@ -55,16 +56,23 @@ def anonymize(dsn: str, rules_path: str | None, verify_only: bool) -> None:
             salt = secrets.token_bytes(SALT_BYTES)
             click.echo("ANONYMIZE_SALT is not set: this run uses a random salt (not shown, not kept), so its "
                        "pseudonyms match no other run.", err=True)
+    # Audited before it runs (a trail that cannot be written stops it) and with its outcome.
+    audit = cli_audit(settings, verb="anonymize", args={"target": _target(libpq_dsn(dsn)), "verify_only": verify_only,
+                                                        "rules": rules_path or "(packaged)"})
+    audit("started")
     try:
         report = run(dsn=dsn, rules=rules, salt=salt, verify_only=verify_only,
                      on_progress=lambda message: click.echo(f"... {message}", err=True))
     except DatabaseUnreachable as exc:
         click.echo(str(exc), err=True)
+        audit("failed", "the database could not be reached")
         sys.exit(EXIT_UNREACHABLE)
     except ValueError as exc:  # a salt too short: say so, never echo it
         click.echo(f"Configuration error:\n{exc} (ANONYMIZE_SALT)", err=True)
+        audit("refused", "ANONYMIZE_SALT was refused")
         sys.exit(EXIT_REFUSED)
     click.echo(render_text(report), nl=False)
+    audit("refused" if report.refused else "succeeded" if report.ok else "failed", str(report.summary)[:500])
     if report.refused:
         sys.exit(EXIT_REFUSED)
     if not report.ok:

@@ -17,7 +17,7 @@ from bot.clock import FrozenClock
 from bot.render import PACIFIC, when
 from bot.simulator import Simulator
 from bot.cost.simdata import SIMULATOR_CONFIG_OVERRIDES, demo_cost_data
-from jobs import all_jobs
+import jobs
 from jobs.dev_cleanup.clutter import seed_dev_clutter
 from jobs.staging_refresh import prepare_simulated_refresh
 from jobs.staging_refresh.simulated import postgres_unreachable, synthetic_copy
@@ -66,7 +66,7 @@ def _cost_digest(core: Core, sim: Simulator, console: Console, out: TextIO) -> N
 
 def extension() -> Extension:
     return Extension(
-        jobs=all_jobs(),
+        jobs=jobs.all_jobs(),  # looked up now, not at import: tests swap the list
         config_overrides=SIMULATOR_CONFIG_OVERRIDES,
         prepare=prepare,
         steps=(

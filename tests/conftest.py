@@ -59,8 +59,7 @@ Platform = tuple[AwsGateway, SeedReport]
 def _scrub_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """No AWS, moto, Slack or bot setting of the developer's shell may steer a test."""
     for name in list(os.environ):
-        if name.startswith(("AWS_", "MOTO_", "SLACK_")) or name in (
-                "MENOTIME_CONFIG", "DATABASE_URL", "SECRETS_MANAGER_SECRET_ID", "LOG_FORMAT", "LOG_LEVEL", "PORT"):
+        if name.startswith(("AWS_", "MOTO_", "SLACK_")) or name.lower() in Settings.model_fields:
             monkeypatch.delenv(name)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")

@@ -72,9 +72,11 @@ def test_operations_runs_a_job_and_the_report_goes_to_ops(core: Core, fakes: Fak
     [run] = JobRuns(core.db).recent(job="tidy")
     assert (run.trigger, run.outcome, run.dry_run, run.requested_by) == ("manual", "succeeded", True, OPS)
     assert "tidy would remove 3 things" in notifier.texts("#menotime-ops")[-1]
-    [entry] = core.audit.recent(limit=1)
+    run_ended, run_started, entry = core.audit.recent(limit=3)  # the command, then the run it started
     assert (entry.verb, entry.env, entry.outcome, entry.rule) == ("jobs", "dev", "allowed",
                                                                  "matrix:jobs_run/dev:operations")
+    assert [(e.verb, e.outcome, e.actor) for e in (run_started, run_ended)] == [("tidy", "started", OPS),
+                                                                              ("tidy", "succeeded", OPS)]
 
     listed = render_text(handle(core, VIEWER, "jobs").result)
     assert "succeeded (dry run): would remove 3 things" in listed

@@ -1,30 +1,91 @@
-"""The audit trail: append-only, hash-chained, verifiable and exportable for HIPAA review.
+"""The audit trail: append-only, hash-chained under a secret key, verifiable and exportable for HIPAA review.
 
-Each event's hash is SHA-256 over a canonical JSON of its fields and the previous event's hash.
-Editing any field, deleting or inserting a row breaks the chain; the head row (last seq and hash,
-updated in the same transaction) catches a deletion at the end.
+Each event's hash covers a canonical JSON of its fields and the previous event's hash, so editing
+any field, deleting or inserting a row breaks the chain; the head row (last seq and hash, updated
+in the same transaction) catches a deletion at the end.
+
+**Keyed.** A plain digest protects nothing from whoever can write the database: they delete an
+event and recompute every later hash with the same function. So each hash is HMAC-SHA256 under
+``AUDIT_KEY``, a key that never lives in the database (the environment or Secrets Manager); without
+it a rewrite cannot produce hashes that verify. Truncation (deleting the newest events and moving
+the head back) is caught outside the database, by the anchors of :mod:`bot.audit_anchor`.
+
+**From an unkeyed trail to a keyed one.** Trails written before the key existed are chained with
+plain SHA-256. They are never rewritten: re-keying history would mean switching off the
+append-only trigger and replacing every hash, which is exactly the act the trail exists to expose,
+and an auditor could no longer tell the re-keyed history from a forged one. Instead, the first
+event appended with a key is a *keying marker* (verb ``audit-chain-keyed``), itself keyed, whose
+``prev_hash`` is the last unkeyed hash. The bot writes it by itself only on an EMPTY trail; a
+trail that already holds unkeyed events is keyed by an operator, once, with ``menotime-bot audit
+key`` (which verifies the unkeyed chain and prints its head to be recorded). Otherwise anyone who
+can write the database could delete the marker, rewrite the trail with the plain digest, and
+have the next keyed process freeze the forgery under a fresh marker. Verification walks the unkeyed prefix with SHA-256 and
+everything from the marker on with HMAC. Because the marker's HMAC covers the hash of the
+prefix's last event, and that hash chains every earlier one, the unkeyed prefix is frozen from the
+moment the marker is written: rewriting it breaks the link to a marker nobody can re-sign. A
+trail with events but no valid marker fails verification when a key is configured (it could be
+a keyed trail rewritten whole with the plain digest), and a process without the key refuses to
+append to a keyed trail rather than write events that would read as forged: it looks for a marker
+written by another replica under the head's lock on every append (among the events it has not
+looked at yet, so the lookup is a short range of the primary key). The anchors record
+the head's keyed hash, so the marker's position cannot be moved either.
 """
 
 from __future__ import annotations
 
 import csv
 import hashlib
+import hmac
 import io
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from sqlalchemy import select
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
+from bot.errors import ConfigError
 from bot.store.db import Database, stored_utc
 from bot.store.models import AuditEvent, AuditHead
 
+if TYPE_CHECKING:
+    from bot.settings import Settings
+
 GENESIS = "0" * 64
 _HEAD_ID = 1
+KEY_MIN_CHARS = 32
+MARKER_VERB = "audit-chain-keyed"
+MARKER_SOURCE = "audit"
+BOT_ACTOR = "menotime-bot"
 EXPORT_FIELDS = ("seq", "at", "actor", "source", "verb", "env", "args", "rule", "outcome", "detail",
                  "request_id", "prev_hash", "hash")
+
+
+class AuditKeyError(ConfigError):
+    """AUDIT_KEY is missing for a keyed trail, too short, or not the key the trail was keyed with;
+    or the key is set for a trail of unkeyed events nobody has keyed yet (`menotime-bot audit key`)."""
+
+
+class AuditKeyingRefused(ValueError):
+    """`audit key` found the trail changed (or already keyed) since the operator checked it."""
+
+
+def unkeyed_trail_error(events: int) -> AuditKeyError:
+    return AuditKeyError(f"AUDIT_KEY is set but the audit trail's {events} events were written without it and "
+                         "nobody has keyed it yet: run `menotime-bot audit key` (once, as an operator).")
+
+
+def chain_key(settings: Settings) -> bytes | None:
+    """The audit chain's HMAC key from the settings; None when unset (an unkeyed trail)."""
+    if settings.audit_key is None:
+        return None
+    key = settings.audit_key.get_secret_value()
+    if len(key) < KEY_MIN_CHARS:
+        raise AuditKeyError(f"AUDIT_KEY is too short ({len(key)} characters): use at least {KEY_MIN_CHARS} random "
+                            "characters, e.g. the output of `openssl rand -hex 32`.")
+    return key.encode()
 
 
 @dataclass(frozen=True)
@@ -45,17 +106,38 @@ class AuditEntry:
 
 
 @dataclass(frozen=True)
+class ChainHead:
+    """The last event of the trail: what an anchor records."""
+
+    seq: int
+    hash: str
+    at: datetime | None = None
+
+
+EMPTY = ChainHead(seq=0, hash=GENESIS)
+
+
+@dataclass(frozen=True)
 class VerifyReport:
     checked: int
     problems: tuple[str, ...] = field(default_factory=tuple)
+    head: ChainHead = EMPTY  # the head the walk judged the trail against
+    keyed_from: int | None = None  # the keying marker's seq; None: the trail is unkeyed
+    unchecked_from: int | None = None  # keyed events whose contents could not be checked (no key)
 
     @property
     def ok(self) -> bool:
-        return not self.problems
+        return not self.problems and self.unchecked_from is None
+
+    @property
+    def keyed(self) -> bool:
+        return self.keyed_from is not None
 
 
-def _digest(prev_hash: str, *, seq: int, at: datetime, actor: str, source: str, verb: str, env: str | None,
-            args: dict[str, Any], rule: str, outcome: str, detail: str | None, request_id: str | None) -> str:
+def _digest(prev_hash: str, key: bytes | None, *, seq: int, at: datetime, actor: str, source: str, verb: str,
+            env: str | None, args: dict[str, Any], rule: str, outcome: str, detail: str | None,
+            request_id: str | None) -> str:
+    """HMAC-SHA256 under ``key``; plain SHA-256 (the unkeyed events written before a key) without."""
     canonical = json.dumps(
         {
             "seq": seq,
@@ -75,34 +157,94 @@ def _digest(prev_hash: str, *, seq: int, at: datetime, actor: str, source: str, 
         ensure_ascii=True,
         default=str,
     )
-    return hashlib.sha256(f"{prev_hash}\n{canonical}".encode()).hexdigest()
+    message = f"{prev_hash}\n{canonical}".encode()
+    if key is None:
+        return hashlib.sha256(message).hexdigest()
+    return hmac.new(key, message, hashlib.sha256).hexdigest()
+
+
+def _entry_digest(entry: AuditEntry, key: bytes | None) -> str:
+    return _digest(entry.prev_hash, key, seq=entry.seq, at=entry.at, actor=entry.actor, source=entry.source,
+                   verb=entry.verb, env=entry.env, args=entry.args, rule=entry.rule, outcome=entry.outcome,
+                   detail=entry.detail, request_id=entry.request_id)
 
 
 class AuditLog:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, key: bytes | None = None) -> None:
         self._db = db
+        self._key = key
+        self._marker: int | None = None  # found once: the marker never moves
+        self._no_marker_to = 0  # events 1..this were looked at and hold no marker
+
+    @property
+    def keyed(self) -> bool:
+        """Whether this process holds the chain's key (its appends are HMAC-signed)."""
+        return self._key is not None
 
     def append(self, *, at: datetime, actor: str, source: str, verb: str, env: str | None,
                args: dict[str, Any], rule: str, outcome: str, detail: str | None = None,
                request_id: str | None = None) -> AuditEntry:
         args = json.loads(json.dumps(args, default=str))  # exactly what the JSON column will hold
         at = stored_utc(at)
-        # Serialised by the head row's lock (PostgreSQL) or BEGIN IMMEDIATE (SQLite).
         with self._db.session() as session:
-            # The head row exists from the first migration on, so this lock always has a row to hold.
-            head = session.execute(
-                select(AuditHead).where(AuditHead.id == _HEAD_ID).with_for_update()
-            ).scalar_one()
-            seq = head.seq + 1
-            digest = _digest(head.hash, seq=seq, at=at, actor=actor, source=source, verb=verb, env=env,
-                             args=args, rule=rule, outcome=outcome, detail=detail, request_id=request_id)
-            row = AuditEvent(seq=seq, at=at, actor=actor, source=source, verb=verb, env=env, args=args,
-                             rule=rule, outcome=outcome, detail=detail, request_id=request_id,
-                             prev_hash=head.hash, hash=digest)
-            session.add(row)
-            head.seq, head.hash = seq, digest
-            session.flush()
+            head = _lock_head(session)
+            marker = self._keying(session, head, at)
+            row = self._add(session, head, self._key if marker is not None else None, at=at, actor=actor,
+                            source=source, verb=verb, env=env, args=args, rule=rule, outcome=outcome, detail=detail,
+                            request_id=request_id)
             return _entry(row)
+
+    def ensure_keyed(self, *, at: datetime) -> int | None:
+        """With a key, the keying marker's seq; an empty trail gets its marker now. A trail of unkeyed
+        events is never keyed here (AuditKeyError): only `audit key`, by an operator, keys it."""
+        if self._key is None:
+            return None
+        with self._db.session() as session:
+            return self._keying(session, _lock_head(session), stored_utc(at))
+
+    def key_trail(self, *, at: datetime, expect: ChainHead, actor: str) -> AuditEntry:
+        """`audit key`: writes the keying marker over a trail of unkeyed events whose head is still
+        ``expect`` (what the operator verified and recorded); AuditKeyingRefused otherwise."""
+        if self._key is None:
+            raise AuditKeyError("AUDIT_KEY is not set: set it (the environment or Secrets Manager) to key the trail.")
+        with self._db.session() as session:
+            head = _lock_head(session)
+            marker = self._marker_seq(session, head_seq=head.seq)
+            if marker is not None:
+                raise AuditKeyingRefused(f"the audit trail is already keyed (since event {marker}).")
+            if (head.seq, head.hash) != (expect.seq, expect.hash):
+                raise AuditKeyingRefused(f"the trail's head moved from event {expect.seq} to {head.seq} since it was "
+                                         "verified; run `menotime-bot audit key` again.")
+            return _entry(self._write_marker(session, head, stored_utc(at), actor=actor))
+
+    def check_key(self) -> None:
+        """Raises AuditKeyError when this process cannot extend the trail: it is keyed and no key was
+        given, or the key does not sign its keying marker (not the key it was keyed with)."""
+        with self._db.session(write=False) as session:
+            marker = self._marker_seq(session, cache=False)
+            row = session.get(AuditEvent, marker) if marker is not None else None
+            event = _entry(row) if row is not None else None
+        if event is None:
+            return
+        if self._key is None:
+            raise AuditKeyError(f"The audit trail is keyed since event {marker} but AUDIT_KEY is not set. Set it "
+                                "(the environment or Secrets Manager).")
+        if _entry_digest(event, self._key) != event.hash:
+            raise AuditKeyError(f"AUDIT_KEY is not the key the audit trail was keyed with (event {marker} does "
+                                "not verify under it): set the original key.")
+
+    def head(self) -> ChainHead:
+        with self._db.session(write=False) as session:
+            head = session.get(AuditHead, _HEAD_ID)
+            if head is None or not head.seq:
+                return EMPTY
+            row = session.get(AuditEvent, head.seq)
+            return ChainHead(seq=head.seq, hash=head.hash, at=stored_utc(row.at) if row is not None else None)
+
+    def hash_at(self, seq: int) -> str | None:
+        """The stored hash of event ``seq``; None if there is no such event."""
+        with self._db.session(write=False) as session:
+            return session.execute(select(AuditEvent.hash).where(AuditEvent.seq == seq)).scalar_one_or_none()
 
     def recent(self, *, envs: Sequence[str] | None = None, limit: int = 20,
                envless_actor: str | None = None) -> list[AuditEntry]:
@@ -117,9 +259,10 @@ class AuditLog:
                 query = query.where(condition)
             return [_entry(r) for r in session.execute(query).scalars()]
 
-    def entries(self, batch: int = 1000, up_to: int | None = None) -> Iterator[AuditEntry]:
-        """Every event in order (up to ``up_to``), read in batches so a long trail is not held in memory."""
-        last = 0
+    def entries(self, batch: int = 1000, up_to: int | None = None, after: int = 0) -> Iterator[AuditEntry]:
+        """Every event in order (after ``after``, up to ``up_to``), read in batches so a long trail is
+        not held in memory."""
+        last = after
         while True:
             with self._db.session(write=False) as session:
                 query = select(AuditEvent).where(AuditEvent.seq > last)
@@ -132,14 +275,26 @@ class AuditLog:
             yield from chunk
             last = chunk[-1].seq
 
-    def verify(self) -> VerifyReport:
-        """Walk the chain up to the head as it is now; events appended meanwhile are not judged."""
+    def verify(self, *, since: ChainHead | None = None) -> VerifyReport:
+        """Walk the chain up to the head as it is now; events appended meanwhile are not judged.
+
+        ``since`` (an event already verified, e.g. the last anchor) starts the walk after it."""
+        start = since or EMPTY
         with self._db.session(write=False) as session:
             head = session.get(AuditHead, _HEAD_ID)
             head_seq, head_hash = (head.seq, head.hash) if head else (0, GENESIS)
+            keyed_from = self._marker_seq(session, cache=False)
         problems: list[str] = []
-        prev_hash, expected_seq, checked = GENESIS, 1, 0
-        for entry in self.entries(up_to=head_seq):
+        key = self._key
+        if key is not None and keyed_from is None and head_seq:
+            # Also for a walk from an anchor (``since``): the events after it cannot be judged either.
+            problems.append(f"none of the {head_seq} events is keyed although AUDIT_KEY is set: the whole trail "
+                            "could have been rewritten with the plain digest (if it was never keyed, an operator "
+                            "keys it with `menotime-bot audit key`)")
+        prev_hash, expected_seq, checked = start.hash, start.seq + 1, 0
+        unchecked_from: int | None = None
+        last_at: datetime | None = start.at
+        for entry in self.entries(up_to=head_seq, after=start.seq):
             checked += 1
             if entry.seq != expected_seq:
                 gap = f"{expected_seq}–{entry.seq - 1}" if entry.seq - 1 > expected_seq else f"{expected_seq}"
@@ -147,20 +302,29 @@ class AuditLog:
             if entry.prev_hash != prev_hash:
                 problems.append(f"event {entry.seq}: does not follow the event before it (a row was deleted or "
                                 "inserted)")
-            recomputed = _digest(entry.prev_hash, seq=entry.seq, at=entry.at, actor=entry.actor,
-                                 source=entry.source, verb=entry.verb, env=entry.env, args=entry.args,
-                                 rule=entry.rule, outcome=entry.outcome, detail=entry.detail,
-                                 request_id=entry.request_id)
-            if recomputed != entry.hash:
-                problems.append(f"event {entry.seq}: its contents were changed after it was written")
-            prev_hash, expected_seq = entry.hash, entry.seq + 1
+            keyed = keyed_from is not None and entry.seq >= keyed_from
+            if keyed and key is None:
+                unchecked_from = unchecked_from or entry.seq  # linking checked above; contents need the key
+            elif _entry_digest(entry, key if keyed else None) != entry.hash:
+                if entry.seq == keyed_from:
+                    problems.append(f"event {entry.seq}, where the trail became keyed, does not verify under "
+                                    "AUDIT_KEY: the key is not the one the trail was keyed with, or the event was "
+                                    "forged")
+                    key = None  # every later event would say the same: judge their links only
+                    unchecked_from = entry.seq + 1
+                else:
+                    problems.append(f"event {entry.seq}: its contents were changed after it was written")
+            prev_hash, expected_seq, last_at = entry.hash, entry.seq + 1, entry.at
         last = expected_seq - 1
         if head_seq > last:
             problems.append(f"the trail ends at event {last} but {head_seq} were written "
                             "(events at the end were deleted)")
         elif head_seq and head_hash != prev_hash:
             problems.append("the trail's head record does not match its last event (tampered)")
-        return VerifyReport(checked=checked, problems=tuple(problems))
+        if unchecked_from is not None and unchecked_from > head_seq:
+            unchecked_from = None
+        return VerifyReport(checked=checked, problems=tuple(problems), keyed_from=keyed_from,
+                            head=ChainHead(seq=last, hash=prev_hash, at=last_at), unchecked_from=unchecked_from)
 
     def export(self, out: io.TextIOBase, fmt: Literal["csv", "json"]) -> int:
         """Write every event to ``out``; returns how many."""
@@ -178,6 +342,67 @@ class AuditLog:
             count += 1
         out.write("\n]\n" if count else "]\n")
         return count
+
+    # -- internals ---------------------------------------------------------------------------------
+
+    def _keying(self, session: Session, head: AuditHead, at: datetime) -> int | None:
+        """Under the head's lock: the keying marker's seq, None for an unkeyed trail. With a key, an
+        empty trail gets its marker now and a trail of unkeyed events is refused (`audit key` keys
+        it); without one, a keyed trail is refused."""
+        marker = self._marker_seq(session, head_seq=head.seq)
+        if marker is None and self._key is not None:
+            if head.seq:
+                raise unkeyed_trail_error(head.seq)
+            return self._write_marker(session, head, at).seq
+        if marker is not None and self._key is None:
+            raise AuditKeyError(f"The audit trail is keyed since event {marker} but AUDIT_KEY is not set: an event "
+                                "written without it would read as forged. Set AUDIT_KEY.")
+        return marker
+
+    def _marker_seq(self, session: Session, *, head_seq: int | None = None, cache: bool = True) -> int | None:
+        """The keying marker's seq (the first event with its verb). Once found it is kept (the marker
+        never moves); until then each call looks only at the events after those already looked at
+        (a range of the primary key), up to ``head_seq`` (the locked head) when given. So a marker
+        another replica wrote a moment ago is seen by the next append, under the head's lock."""
+        if cache and self._marker is not None:
+            return self._marker
+        after = self._no_marker_to if cache else 0
+        query = select(func.min(AuditEvent.seq)).where(AuditEvent.seq > after, AuditEvent.verb == MARKER_VERB,
+                                                       AuditEvent.source == MARKER_SOURCE)
+        if head_seq is not None:
+            query = query.where(AuditEvent.seq <= head_seq)
+        found = session.execute(query).scalar_one_or_none()
+        if cache:
+            if found is not None:
+                self._marker = found
+            elif head_seq is not None:
+                self._no_marker_to = head_seq  # events up to the locked head: none is the marker
+        return found
+
+    def _write_marker(self, session: Session, head: AuditHead, at: datetime, *, actor: str = BOT_ACTOR) -> AuditEvent:
+        done = head.seq
+        detail = (f"events 1-{done} are chained with plain SHA-256; from this event on every hash is HMAC-SHA256 "
+                  "under AUDIT_KEY") if done else "every hash of this trail is HMAC-SHA256 under AUDIT_KEY"
+        row = self._add(session, head, self._key, at=at, actor=actor, source=MARKER_SOURCE, verb=MARKER_VERB,
+                        env=None, args={"unkeyed_events": done, "unkeyed_head": head.hash}, rule="audit-key",
+                        outcome="keyed", detail=detail, request_id=None)
+        return row  # its seq is cached by the next lookup, once committed
+
+    @staticmethod
+    def _add(session: Session, head: AuditHead, key: bytes | None, **fields: Any) -> AuditEvent:
+        seq = head.seq + 1
+        digest = _digest(head.hash, key, seq=seq, **fields)
+        row = AuditEvent(seq=seq, prev_hash=head.hash, hash=digest, **fields)
+        session.add(row)
+        head.seq, head.hash = seq, digest
+        session.flush()
+        return row
+
+
+def _lock_head(session: Session) -> AuditHead:
+    """The head row, locked: appends are serialised by it (PostgreSQL; BEGIN IMMEDIATE on SQLite).
+    It exists from the first migration on, so the lock always has a row to hold."""
+    return session.execute(select(AuditHead).where(AuditHead.id == _HEAD_ID).with_for_update()).scalar_one()
 
 
 def _flat(entry: AuditEntry, *, args_as_text: bool = True) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from bot.errors import NotFound
@@ -111,6 +111,12 @@ class JobRuns:
                 .values(outcome="failed", finished_at=_utc(at), summary="interrupted: the bot stopped during the run",
                         error="interrupted").execution_options(synchronize_session=False)
             ).rowcount
+
+    def forget(self, run_id: int) -> None:
+        """Deletes a run that never started (its start could not be audited), so a scheduled fire
+        is free to be claimed again by the next tick's catch-up."""
+        with self._db.session() as session:
+            session.execute(delete(JobRun).where(JobRun.id == run_id))
 
     def get(self, run_id: int) -> JobRunView:
         with self._db.session(write=False) as session:

@@ -28,7 +28,7 @@ IAM_ACTIONS: tuple[str, ...] = (
 
 def run(ctx: JobContext) -> DevCleanupReport:
     return clean(aws=ctx.aws, db=ctx.db, config=ctx.config, options=cast(DevCleanupOptions, ctx.options),
-                 now=ctx.clock.now(), run_id=ctx.run_id, dry_run=ctx.dry_run, override=ctx.override)
+                 now=ctx.clock.now(), run_id=ctx.run_id, dry_run=ctx.dry_run, override=ctx.override, audit=ctx.audit)
 
 
 SPECS: tuple[JobSpec, ...] = (

@@ -3,6 +3,9 @@ mark what is new, drop marks that no longer match; caps stop every deletion at o
 
 The survey is the same for a dry run and a real one, so a dry run lists exactly what the real run
 would mark and delete; it only skips the deletions and the writes to the marks table.
+
+Every deletion is audited as the run's actor: what a kind is about to delete before it starts,
+then one event per resource deleted and per resource that could not be.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from bot.aws import AwsGateway
 from bot.config import Config
 from bot.errors import AwsUnavailable, BotError
+from bot.jobkit import JobAudit, not_audited
 from bot.store.cleanup import CleanupMarks, Mark, NewMark
 from bot.store.db import Database
 from jobs.dev_cleanup.database import DatabaseRows
@@ -55,6 +59,7 @@ def clean(
     run_id: int | None = None,
     dry_run: bool = False,
     override: bool = False,
+    audit: JobAudit = not_audited,
 ) -> DevCleanupReport:
     """One run of the dev cleanup (the scheduler calls it through :func:`jobs.dev_cleanup.run`)."""
     try:
@@ -95,7 +100,7 @@ def clean(
         if dry_run:
             deleted = list(plan.due)
         elif may_delete and plan.due:
-            deleted, failures = collector.delete(scope, plan.due)
+            deleted, failures = _delete(collector, scope, plan.due, audit)
             errors.extend(failures)
         if not dry_run and plan.survey is not None and collector.kind not in PLAIN_RETENTION:
             marks_store.drop(keys=[*plan.stale, *((collector.kind, r.id) for r in deleted)])
@@ -116,6 +121,20 @@ def clean(
                             override=override, retention_days=env.retention_days,
                             grace_hours=options.mark_grace_hours, refused=refused, kinds=kinds,
                             list_limit=options.slack_list_limit)
+
+
+def _delete(collector: Collector, scope: Scope, due: Sequence[Resource],
+            audit: JobAudit) -> tuple[list[Resource], list[ItemError]]:
+    kind, env = collector.kind, scope.env.name
+    audit(verb="delete", env=env, args={"kind": kind, "resources": len(due)}, outcome="deleting")
+    deleted, failures = collector.delete(scope, due)
+    for res in deleted:
+        audit(verb="delete", env=env, args={"kind": kind, "resource": res.id, "count": res.count}, outcome="deleted",
+              detail=res.label)
+    for failure in failures:
+        audit(verb="delete", env=env, args={"kind": kind, "resource": failure.resource}, outcome="failed",
+              detail=failure.message)
+    return deleted, failures
 
 
 def _check_account(aws: AwsGateway, options: DevCleanupOptions) -> None:

@@ -40,7 +40,7 @@ def job_spec(*, anonymize_step: AnonymizeStep = anonymize_with_engine,
         assert isinstance(options, RefreshOptions)  # the scheduler validated it with options_model
         return refresh_staging(db=ctx.db, aws=ctx.aws, clock=ctx.clock, config=ctx.config, options=options,
                                anonymize_step=anonymize_step, database_gate=database_gate, progress=ctx.progress, job_run_id=ctx.run_id,
-                               requested_by=ctx.requested_by, dry_run=ctx.dry_run)
+                               requested_by=ctx.requested_by, dry_run=ctx.dry_run, audit=ctx.audit)
 
     return JobSpec(name="staging-refresh", env="staging", options_key="staging-refresh", options_model=RefreshOptions,
                    summary="Restore the latest automated prod snapshot, anonymize and verify it, swap it in as staging",

@@ -41,6 +41,7 @@ from bot.aws import AwsGateway, error_code
 from bot.clock import Clock
 from bot.config import Config
 from bot.errors import BotError, PolicyViolation
+from bot.jobkit import JobAudit, not_audited
 from bot.render import Renderable
 from bot.store.changes import Leases, short_pt
 from bot.store.db import Database
@@ -71,7 +72,8 @@ class AnonymizeStep(Protocol):
 
 def anonymize_with_engine(*, dsn: str, rules_path: str | None, salt: bytes,
                           on_progress: Callable[[str], None] = lambda _message: None) -> Verification:
-    """The real step: ``jobs.anonymize`` masks the copy and verifies it before any swap. It calls
+    """The real step: ``jobs.anonymize`` masks the copy and verifies it before any swap (no surviving
+    original, then every masked value of its strategy's shape, PHI patterns, keys, counts). It calls
     ``on_progress`` between its phases and tables (the refresh renews its lock there)."""
     from jobs.anonymize import DatabaseUnreachable, anonymize, load_rules
 
@@ -82,6 +84,8 @@ def anonymize_with_engine(*, dsn: str, rules_path: str | None, salt: bytes,
     summary = str(report.summary)
     if report.coverage_problems:  # table and column names: what the operator has to rule
         summary += ": " + "; ".join(report.coverage_problems[:5])
+    elif report.unmasked_columns:  # after the leak check, the shape check: names and counts, never values
+        summary += ": " + "; ".join(c.describe() for c in report.unmasked_columns[:5])
     return Verification(ok=bool(report.ok), summary=summary)
 
 
@@ -126,6 +130,7 @@ def refresh_staging(
     job_run_id: int | None = None,
     requested_by: str | None = None,
     dry_run: bool = False,
+    audit: JobAudit = not_audited,
 ) -> RefreshReport:
     """Runs (or resumes) one refresh and returns its report. ``after_step`` is called once each step
     is recorded (tests raise from it to simulate a crash). ``database_gate`` names the copy's databases
@@ -147,7 +152,8 @@ def refresh_staging(
                 f"{short_pt(current.expires_at, clock.now())})" if current else ""
         return _refused(f"another staging refresh is running{since}; this one did not start.")
     run = _Run(db=db, aws=aws, clock=clock, options=options, names=names, sleep=sleep, anonymize_step=anonymize_step,
-               database_gate=database_gate, progress=progress, after_step=after_step, leases=leases, holder=holder)
+               database_gate=database_gate, progress=progress, after_step=after_step, leases=leases, holder=holder,
+               audit=audit)
     # A Python exception releases the lock (the next run recovers at once); a process that dies (or
     # a BaseException, which tests use to simulate that) leaves it to expire.
     try:
@@ -182,8 +188,9 @@ class _Run:
     def __init__(self, *, db: Database, aws: AwsGateway, clock: Clock, options: RefreshOptions, names: Names,
                  sleep: Callable[[float], None], anonymize_step: AnonymizeStep, database_gate: DatabaseGate,
                  progress: Callable[[Renderable], object], after_step: Callable[[str], None], leases: Leases,
-                 holder: str) -> None:
+                 holder: str, audit: JobAudit = not_audited) -> None:
         self.runs = RefreshRuns(db)
+        self._audit = audit
         self.aws, self.clock, self.options, self.names = aws, clock, options, names
         self.anonymize_step, self._progress, self.after_step = anonymize_step, progress, after_step
         self.database_gate = database_gate
@@ -231,6 +238,7 @@ class _Run:
         self.at = step
         self._renew()
         self.runs.begin_step(run_id=self.run_id, step=step, now=self.clock.now())
+        self._audit_step(step, "started")
         self._post()
         try:
             detail = getattr(self, "_do_" + step.replace("-", "_"))()
@@ -238,16 +246,23 @@ class _Run:
             raise
         except RefreshRefused as exc:
             self.runs.end_step(run_id=self.run_id, step=step, now=self.clock.now(), outcome="failed", detail=exc.message)
+            self._audit_step(step, "refused", exc.message)
             self.runs.finish(run_id=self.run_id, now=self.clock.now(), status="refused", error=exc.message)
             return self._report("refused", f"Staging refresh refused: {exc.message}. Nothing was created.")
         except Exception as exc:  # noqa: BLE001 - every failure is recorded, cleaned up and reported
             return self._fail(step, exc)
         self.runs.end_step(run_id=self.run_id, step=step, now=self.clock.now(), outcome="done", detail=detail)
+        self._audit_step(step, "done", detail)
         self._save(done=[*self.state.get("done", []), step])
         self._renew()
         self._post()
         self.after_step(step)
         return None
+
+    def _audit_step(self, step: str, outcome: str, detail: str | None = None) -> None:
+        """Each step's start and end in the audit trail, as the run's actor (the lock is audited by the run)."""
+        self._audit(verb="refresh-step", env=self.options.target_env,
+                    args={"step": step, "refresh_run": self.run_id[:8]}, outcome=outcome, detail=detail)
 
     def _lost(self) -> RefreshReport:
         """Another run holds the lock now and owns this run's records and copy: touch nothing."""
@@ -260,6 +275,7 @@ class _Run:
         if not isinstance(exc, BotError | ClientError):
             log.error("staging refresh step %s failed", step, exc_info=exc)
         self.runs.end_step(run_id=self.run_id, step=step, now=self.clock.now(), outcome="failed", detail=message)
+        self._audit_step(step, "failed", message)
         if step == "swap":
             return self._fail_swap(message)
         if not self.state.get("swap_started"):
