@@ -12,11 +12,15 @@ import sys
 import structlog
 
 _SECRET_KEYS = ("token", "secret", "password", "authorization", "signature", "response_url")
-# Bearer secrets that can hide inside any text, a library's message included: a response_url lets
-# whoever holds it answer in Slack for 30 minutes; a token, for as long as it lives.
+# A "/" and a ":" as they appear in text: plain, JSON-escaped (``\/``), percent-encoded (once or twice).
+_SLASH = r"(?:/|\\/|%2[Ff]|%252[Ff])"
+_COLON = r"(?::|%3[Aa]|%253[Aa])"
+# Bearer secrets that can hide inside any text, a library's message or a traceback included: a
+# response_url lets whoever holds it answer in Slack for 30 minutes; a token, for as long as it lives.
 _SECRET_TEXT = (
-    (re.compile(r"(https?://hooks\.slack(?:-gov)?\.com/)[^\s'\"<>]+"), r"\1[redacted]"),
-    (re.compile(r"\b(xox[abeoprs]|xapp)-[0-9A-Za-z-]+"), r"\1-[redacted]"),
+    (re.compile(rf"(https?{_COLON}{_SLASH}{_SLASH}hooks\.slack(?:-gov)?\.com{_SLASH})(?:[^\s'\"<>\\]|\\/)+"),
+     r"\1[redacted]"),
+    (re.compile(r"(xox[abeoprs]|xapp)-[0-9A-Za-z-]+"), r"\1-[redacted]"),
 )
 # Libraries that write request bodies and URLs (response_urls included) at DEBUG, and a
 # response_url again at INFO when they retry it: never below WARNING, whatever LOG_LEVEL says.
@@ -25,13 +29,23 @@ _QUIET = ("botocore", "boto3", "urllib3", "werkzeug", "slack_bolt", "slack_sdk")
 
 def _redact(_logger: object, _name: str, event: dict) -> dict:
     """Belt and braces: a field whose name smells of a secret is never written out, and no text
-    carries a response_url or a Slack token."""
-    for key, value in event.items():
-        if any(word in key.lower() for word in _SECRET_KEYS):
-            event[key] = "[redacted]"
-        elif isinstance(value, str):
-            event[key] = scrub(value)
-    return event
+    (at any depth of a field, a formatted traceback included) carries a response_url or a Slack
+    token."""
+    return {key: _clean(key, value) for key, value in event.items()}
+
+
+def _clean(key: object, value: object) -> object:
+    if isinstance(key, str) and any(word in key.lower() for word in _SECRET_KEYS):
+        return "[redacted]"
+    if isinstance(value, str):
+        return scrub(value)
+    if isinstance(value, dict):
+        return {k: _clean(k, v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [_clean(None, v) for v in value]
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    return scrub(repr(value))  # what the renderer would write for it
 
 
 def scrub(text: str) -> str:
@@ -48,9 +62,10 @@ def configure_logging(*, fmt: str = "json", level: str = "INFO", stream=None) ->
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
-    # A traceback is text like any other: formatted first, then redacted with the rest.
-    ending = [structlog.processors.format_exc_info, _redact] if fmt == "json" else [_redact]
-    renderer = structlog.processors.JSONRenderer() if fmt == "json" else structlog.dev.ConsoleRenderer(colors=False)
+    # A traceback is text like any other, in either format: formatted first, then redacted with the rest.
+    ending = [structlog.processors.format_exc_info, _redact]
+    renderer = (structlog.processors.JSONRenderer() if fmt == "json" else
+                structlog.dev.ConsoleRenderer(colors=False, exception_formatter=structlog.dev.plain_traceback))
     structlog.configure(
         processors=[*shared, *ending, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(getattr(logging, level.upper(), logging.INFO)),

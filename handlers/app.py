@@ -80,8 +80,11 @@ def create_app(settings: Settings, *, core: Core | None = None, socket_mode: boo
         return next()
 
     @app.error
-    def on_error(error: Exception, body: dict[str, Any]) -> None:
-        log.error("slack_handler_error", error=type(error).__name__, exc_info=error)
+    def on_error(error: Exception, context: dict[str, Any]) -> None:
+        # Only the type: a traceback's frames and an error's message can carry the request's
+        # values (a message, a response_url). The request id finds the rest in the audit trail.
+        log.error("slack_handler_error", error=type(error).__name__,
+                  request_id=context.get("request_id") or new_request_id())
 
     @app.event("app_uninstalled")
     @app.event("tokens_revoked")

@@ -1,4 +1,6 @@
-"""Request bodies read with a cap: whatever a client sends or claims, no more than the cap is held.
+"""Request bodies read with a cap: whatever a client sends or claims, no more than the cap is held,
+for no longer than a few seconds (a body trickled in byte by byte would hold a connection and its
+buffer for as long as the client likes).
 
 ``BodyLimit`` caps every POST of the app (Slack's payloads are a few KiB, SNS's at most 256 KiB);
 an endpoint with a tighter bound reads through ``read_capped`` with its own limit.
@@ -6,6 +8,7 @@ an endpoint with a tighter bound reads through ``read_capped`` with its own limi
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import structlog
@@ -16,6 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 log = structlog.get_logger("menotime.http")
 
 MAX_BODY_BYTES = 1024 * 1024
+BODY_TIMEOUT_SECONDS = 10.0  # Slack and SNS send their few KiB at once; a body trickling in longer is an attack
 
 
 async def read_capped(request: Request, limit: int) -> bytes | None:
@@ -37,16 +41,22 @@ class BodyLimit:
     """ASGI middleware: every POST body is read here under ``limit`` (413 and one log line beyond
     it; the connection is closed rather than drained) and handed to the app as read."""
 
-    def __init__(self, app: ASGIApp, *, limit: int = MAX_BODY_BYTES) -> None:
+    def __init__(self, app: ASGIApp, *, limit: int = MAX_BODY_BYTES, timeout: float = BODY_TIMEOUT_SECONDS) -> None:
         self._app = app
         self._limit = limit
+        self._timeout = timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] != "POST":
             await self._app(scope, receive, send)
             return
         try:
-            body = await read_capped(Request(scope, receive), self._limit)
+            body = await asyncio.wait_for(read_capped(Request(scope, receive), self._limit), self._timeout)
+        except TimeoutError:
+            reason = f"body not received within {self._timeout:g} s"
+            log.warning("request_refused", status=408, path=scope["path"][:200], reason=reason)
+            await PlainTextResponse(reason, status_code=408, headers={"Connection": "close"})(scope, receive, send)
+            return
         except ClientDisconnect:
             log.info("request_abandoned", path=scope["path"][:200])  # the client went away mid-body: no one to answer
             return

@@ -20,6 +20,10 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("menotime.cli")
 
+# Connections `serve` holds at once (beyond it: 503). Each may hold a body of up to 1 MiB for up to
+# 10 s (handlers/bodies.py), so this bounds what slow or large requests can make the process hold.
+MAX_CONNECTIONS = 256
+
 
 @cli.command()
 @click.option("--host", default="0.0.0.0", show_default=True, help="Interface to listen on.")  # noqa: S104
@@ -47,7 +51,8 @@ def serve(host: str, port: int | None) -> None:
         # log_config=None: uvicorn keeps our logging set-up (JSON lines) instead of installing its own.
         uvicorn.run(create_web_app(core, slack_app, on_sns_stored=workers.inbox.poke,
                                    serve_metrics=metrics_server is None), host=host,
-                    port=port, log_level=settings.log_level.lower(), access_log=False, log_config=None)
+                    port=port, log_level=settings.log_level.lower(), access_log=False, log_config=None,
+                    limit_concurrency=MAX_CONNECTIONS)
     finally:
         if metrics_server is not None:
             metrics_server.should_exit = True
@@ -99,10 +104,13 @@ def socket(host: str) -> None:
     if not settings.sns_queue_url:
         log.warning("socket_mode_without_sqs", hint="with no public URL, alarms reach the bot through SQS: "
                     "set SNS_QUEUE_URL")
+    metrics_server = _serve_metrics(core, host=host, port=settings.metrics_port, main_port=settings.port) \
+        if settings.metrics_port else None
     scheduler = JobScheduler(core)
     workers = start_workers(core)  # with no public URL, SNS reaches the bot through SQS (SNS_QUEUE_URL)
     scheduler.start()
-    health = uvicorn.Server(uvicorn.Config(create_web_app(core, None, on_sns_stored=workers.inbox.poke), host=host,
+    health = uvicorn.Server(uvicorn.Config(create_web_app(core, None, on_sns_stored=workers.inbox.poke,
+                                                          serve_metrics=metrics_server is None), host=host,
                                            port=settings.port, log_level="warning", access_log=False, log_config=None))
     threading.Thread(target=health.run, name="health-http", daemon=True).start()
     handler = SocketModeHandler(slack_app, settings.slack_app_token.get_secret_value())
@@ -112,6 +120,8 @@ def socket(host: str) -> None:
     finally:
         handler.close()
         health.should_exit = True
+        if metrics_server is not None:
+            metrics_server.should_exit = True
         _shut_down(core, scheduler, workers)
 
 

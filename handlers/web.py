@@ -2,8 +2,10 @@
 
 Every POST body is capped while it is read (handlers.bodies). A Slack request then passes, in this
 order, each failure answered with one log line and nothing handed to Bolt: its signature on the
-raw bytes (401; a timestamp that is not a number, 400), a body Slack could have sent (400), and
-the replay check (a request seen before, or Slack's retry of one: 200, not run, audited).
+raw bytes (401; a timestamp that is not a number, 400), a body Slack could have sent as Bolt
+parses it (400), and the replay check (a request seen before, by its signature, or an event by its
+event_id: 200, not run, audited). Anything Bolt raises is a 400 too. Slack's unsigned ``ssl_check``
+is answered 200 and nothing runs.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qsl
 
 import structlog
 from slack_bolt import App
@@ -88,42 +90,67 @@ def signed_by_slack(secret: str, *, body: bytes, timestamp: str, signature: str,
     return hmac.compare_digest(expected.encode(), signature.encode("latin-1"))  # header values are latin-1
 
 
-def check_slack_body(body: bytes, content_type: str) -> None:
-    """Raises MalformedSlackRequest unless the body has a shape Slack sends: UTF-8; a JSON object
-    (Events API), or a form whose ``payload``, if any, is a JSON object (interactions); an event
-    and a click say what they are."""
+_OBJECTS = ("view", "user", "team", "container", "channel")  # objects whenever Slack sends them
+_SSL_CHECK_MAX_BYTES = 512
+
+
+def is_ssl_check(body: bytes) -> bool:
+    """Slack's unsigned certificate check of the slash-command URL: a short form of ``ssl_check=1``
+    and perhaps ``token=``, nothing else (Bolt answers it without a signature too)."""
+    if len(body) > _SSL_CHECK_MAX_BYTES:
+        return False
     try:
-        text = body.decode("utf-8")
+        fields = parse_qsl(body.decode("ascii"), keep_blank_values=True, strict_parsing=True)
+    except (UnicodeDecodeError, ValueError):
+        return False
+    names = [name for name, _value in fields]
+    return dict(fields).get("ssl_check") == "1" and len(names) == len(set(names)) and set(names) <= {"ssl_check", "token"}
+
+
+def parse_slack_request(request: Request, body: bytes) -> BoltRequest:
+    """The signed request as Bolt sees it, or MalformedSlackRequest saying what is wrong."""
+    try:
+        body.decode("utf-8")
     except UnicodeDecodeError:
         raise MalformedSlackRequest("the body is not UTF-8") from None
-    if content_type.split(";")[0].strip().lower() == "application/json":
-        _check_payload(_json_object(text, "the body"))
-    else:
-        payload = parse_qs(text).get("payload")
-        if payload:
-            _check_payload(_json_object(payload[0], "payload="))
-
-
-def _json_object(text: str, what: str) -> dict[str, Any]:
     try:
-        value = json.loads(text)
-    except ValueError:
-        raise MalformedSlackRequest(f"{what} is not JSON") from None
-    if not isinstance(value, dict):
-        raise MalformedSlackRequest(f"{what} is not a JSON object")
-    return value
+        bolt_request = to_bolt_request(request, body)
+    except json.JSONDecodeError:
+        raise MalformedSlackRequest("the body (or its payload=) is not JSON") from None
+    except Exception as exc:  # noqa: BLE001 - Bolt's parsing assumed a shape this body lacks
+        raise MalformedSlackRequest(f"a body of a shape the bot does not handle ({type(exc).__name__})") from None
+    check_slack_body(bolt_request.body)
+    return bolt_request
 
 
-def _check_payload(payload: dict[str, Any]) -> None:
-    if payload.get("type") == "event_callback":
-        event = payload.get("event")
+def check_slack_body(body: Any) -> None:
+    """Raises MalformedSlackRequest unless ``body``, Bolt's own parse of the request (JSON for a body
+    starting with ``{`` whatever its Content-Type; else the form, or its last ``payload=`` as JSON),
+    has a shape Slack sends: an object whose user, team, channel, container and view are objects;
+    an event with a type; a click with actions; a view submission with its view."""
+    if not isinstance(body, dict):
+        raise MalformedSlackRequest("the body (or its payload=) is not a JSON object")
+    for key in _OBJECTS:
+        if body.get(key) is not None and not isinstance(body[key], dict):
+            raise MalformedSlackRequest(f"{key} is not an object")
+    kind = body.get("type")
+    if kind == "event_callback":
+        event = body.get("event")
         if not isinstance(event, dict) or not isinstance(event.get("type"), str):
             raise MalformedSlackRequest("an event_callback without an event")
-    elif payload.get("type") == "block_actions":
-        actions = payload.get("actions")
+    elif kind == "block_actions":
+        actions = body.get("actions")
         if not isinstance(actions, list) or not actions or not all(
                 isinstance(a, dict) and isinstance(a.get("action_id"), str) for a in actions):
             raise MalformedSlackRequest("a block_actions payload without actions")
+    elif kind in ("view_submission", "view_closed") and not isinstance(body.get("view"), dict):
+        raise MalformedSlackRequest(f"a {kind} payload without a view")
+
+
+def event_id(body: dict[str, Any]) -> str | None:
+    """The Events API's id of an event, the same in each of Slack's retries of it."""
+    value = body.get("event_id")
+    return value if body.get("type") == "event_callback" and isinstance(value, str) and value else None
 
 
 def slack_endpoint(core: Core, slack_app: App, *, signing_secret: str) -> Callable[[Request], Awaitable[Response]]:
@@ -145,8 +172,18 @@ def slack_endpoint(core: Core, slack_app: App, *, signing_secret: str) -> Callab
                           rule="slack-retry" if retry else "slack-replay", outcome="replay",
                           detail=f"{what} received before; answered, not run again", request_id=new_request_id())
 
+    def seen_before(bolt_request: BoltRequest, *, timestamp: str, signature: str) -> int:
+        # An event is known by its event_id: Slack retries one it got no 2xx for (our own 503
+        # included), signed anew. A command or click is never retried: known by its signature.
+        event = event_id(bolt_request.body)
+        if event is not None:
+            return replays.event_seen_before(event_id=event, timestamp=int(timestamp), at=core.clock.now())
+        return replays.seen_before(timestamp=int(timestamp), signature=signature, at=core.clock.now())
+
     async def answer(request: Request) -> Response:
         body = await request.body()  # at most MAX_BODY_BYTES: BodyLimit read it
+        if is_ssl_check(body):
+            return Response(status_code=200)  # Slack checking the certificate, unsigned: nothing runs
         timestamp = request.headers.get("x-slack-request-timestamp")
         signature = request.headers.get("x-slack-signature")
         if timestamp is None or signature is None:
@@ -156,22 +193,17 @@ def slack_endpoint(core: Core, slack_app: App, *, signing_secret: str) -> Callab
         if not signed_by_slack(signing_secret, body=body, timestamp=timestamp, signature=signature, now=time.time()):
             return refuse(401, "invalid signature, or a timestamp more than 5 minutes from now")
         try:
-            check_slack_body(body, request.headers.get("content-type", ""))
-            bolt_request = to_bolt_request(request, body)
+            bolt_request = parse_slack_request(request, body)
         except MalformedSlackRequest as exc:
             return refuse(400, str(exc))
-        except Exception as exc:  # noqa: BLE001 - Bolt's parsing assumed a shape this payload lacks
-            return refuse(400, "a signed request of a shape the bot does not handle", error=type(exc).__name__)
 
-        # Slack retries what it thinks was slow, perhaps signed anew: it reached the bot already.
-        retry = "x-slack-retry-num" in request.headers
+        retry = "x-slack-retry-num" in request.headers  # only names the copy in the trail
         try:
-            copies = await run_in_threadpool(replays.seen_before, timestamp=int(timestamp), signature=signature,
-                                             at=core.clock.now())
+            copies = await run_in_threadpool(seen_before, bolt_request, timestamp=timestamp, signature=signature)
         except SQLAlchemyError as exc:
             log.error("slack_replay_check_failed", error=type(exc).__name__)
             return PlainTextResponse("could not check the request; try again", status_code=503)
-        if copies or retry:
+        if copies:
             log.warning("slack_replay_not_run", retry=retry, slack_timestamp=timestamp, copies=copies)
             if copies > 1:
                 return Response(status_code=200)  # the first replay is in the trail; a flood is not
@@ -182,7 +214,10 @@ def slack_endpoint(core: Core, slack_app: App, *, signing_secret: str) -> Callab
             return Response(status_code=200)
         # Inline: ack() takes well under a millisecond (the answer runs in a lazy listener's
         # thread), and a second thread hop per request measurably slows every ack.
-        return to_starlette_response(slack_app.dispatch(bolt_request))
+        try:
+            return to_starlette_response(slack_app.dispatch(bolt_request))
+        except Exception as exc:  # noqa: BLE001 - Bolt gave up on a body it parsed: the sender's, not ours
+            return refuse(400, "a signed request of a shape the bot does not handle", error=type(exc).__name__)
 
     async def endpoint(request: Request) -> Response:
         started = time.perf_counter()

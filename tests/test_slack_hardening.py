@@ -22,8 +22,11 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 import structlog
+from slack_bolt import App
+from sqlalchemy.exc import OperationalError
 from structlog.testing import capture_logs
 
+import handlers.app
 from bot.logs import configure_logging
 from bot.store.db import Database
 from bot.store.replays import SlackReplays
@@ -138,9 +141,16 @@ def bot(run_bot) -> Iterator[Bot]:  # noqa: F811 - the fixture imported above
 
 
 FORM, JSON = "application/x-www-form-urlencoded", "application/json"
-NO_ACTIONS = urlencode({"payload": json.dumps({
-    "type": "block_actions", "user": {"id": PEOPLE["oncall"]}, "team": {"id": "T0TEST"}, "actions": [],
-    "response_url": "https://hooks.slack.com/actions/T0/1/x"})}).encode()
+CLICK = {"type": "block_actions", "user": {"id": PEOPLE["oncall"]}, "team": {"id": "T0TEST"},
+         "actions": [{"action_id": "menotime_ack", "value": "x"}], "response_url": "https://hooks.slack.com/actions/T0/1/x"}
+NO_ACTIONS_JSON = json.dumps({**CLICK, "actions": []})
+NO_ACTIONS = urlencode({"payload": NO_ACTIONS_JSON}).encode()
+# Bolt reads the last payload= of a form, and any body starting with "{" as JSON whatever its
+# Content-Type: the shape check must see what Bolt sees.
+TWO_PAYLOADS = urlencode([("payload", json.dumps({"type": "shortcut", "callback_id": "x"})),
+                          ("payload", NO_ACTIONS_JSON)]).encode()
+VIEW_NOT_AN_OBJECT = urlencode({"payload": json.dumps({"type": "view_submission", "view": "x",
+                                                       "user": {"id": PEOPLE["oncall"]}})}).encode()
 FORGED = "not-the-signing-secret"
 # name: (body, content type, signing secret (None: unsigned), headers changed after signing, expected status)
 MALFORMED: dict[str, tuple[bytes, str, str | None, dict[str, str], int]] = {
@@ -157,6 +167,12 @@ MALFORMED: dict[str, tuple[bytes, str, str | None, dict[str, str], int]] = {
     "payload= a JSON list": (b"payload=%5B1%5D", FORM, SECRET, {}, 400),
     "signed JSON list": (b"[1]", JSON, SECRET, {}, 400),
     "event that is not an object": (b'{"type":"event_callback","event":"x"}', JSON, SECRET, {}, 400),
+    "event that is not an object, as text/plain": (b'{"type":"event_callback","event":"x"}', "text/plain", SECRET, {},
+                                                   400),
+    "actions: [] as raw JSON under a form Content-Type": (NO_ACTIONS_JSON.encode(), FORM, SECRET, {}, 400),
+    "actions: [] as raw JSON with no Content-Type": (NO_ACTIONS_JSON.encode(), "", SECRET, {}, 400),
+    "two payload=, the last with actions: []": (TWO_PAYLOADS, FORM, SECRET, {}, 400),
+    "view_submission whose view is a string": (VIEW_NOT_AN_OBJECT, FORM, SECRET, {}, 400),
 }
 
 
@@ -166,6 +182,8 @@ def test_a_malformed_request_gets_a_4xx_in_one_log_line_and_changes_nothing(
     body, content_type, secret, changes, expected = MALFORMED[name]
     headers = {**(sign(body, secret, content_type=content_type) if secret else {"Content-Type": content_type}),
                **changes}
+    if not content_type:
+        del headers["Content-Type"]
     with capture_logs() as logs:
         response = bot.http.post(f"{bot.url}/slack/events", content=body,
                                  headers={k: v.encode("latin-1") for k, v in headers.items()})
@@ -174,6 +192,53 @@ def test_a_malformed_request_gets_a_4xx_in_one_log_line_and_changes_nothing(
     loud = [(e["event"], e.get("status")) for e in logs if e["log_level"] in ("warning", "error", "critical")]
     assert loud == [("slack_refused", expected)]
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+    time.sleep(0.2)
+    assert bot.slack.calls == [] and bot.core.audit.recent() == []
+
+
+def test_whatever_bolt_raises_is_a_400_in_one_line_without_a_traceback(
+        bot: Bot, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    def dispatch(_app: App, _request: object) -> None:
+        raise KeyError("https://hooks.slack.com/actions/T0/1/SECRET")  # as a library might word it
+
+    monkeypatch.setattr(App, "dispatch", dispatch)
+    body = urlencode({"payload": json.dumps(CLICK)})
+    with capture_logs() as logs:
+        response = bot.http.post(f"{bot.url}/slack/events", content=body, headers=sign(body, SECRET))
+    assert response.status_code == 400 and "Traceback" not in response.text
+    assert [(e["event"], e.get("error")) for e in logs if e["log_level"] != "debug"] == [("slack_refused", "KeyError")]
+    assert "SECRET" not in repr(logs) and not [r for r in caplog.records if r.exc_info]
+
+
+def test_a_listener_error_is_logged_as_its_type_and_request_id_only(
+        bot: Bot, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    marker = "zebra4711"
+
+    def fail(*_args: object, **_fields: object) -> None:
+        raise RuntimeError(f"could not handle {marker} at https://hooks.slack.com/actions/T0/1/SECRET")
+
+    monkeypatch.setattr(handlers.app.log, "warning", fail)  # the app_uninstalled listener's first step
+    event = json.dumps({"type": "event_callback", "team_id": "T0TEST", "api_app_id": "A0TEST",
+                        "event": {"type": "app_uninstalled", "text": marker}, "event_id": "EvFail", "event_time": 1})
+    with capture_logs() as logs:
+        bot.http.post(f"{bot.url}/slack/events", content=event, headers=sign(event, SECRET, content_type=JSON))
+    [error] = [e for e in logs if e["log_level"] == "error"]
+    assert error.keys() == {"event", "log_level", "error", "request_id"}  # no exc_info: no traceback
+    assert (error["event"], error["error"]) == ("slack_handler_error", "RuntimeError") and error["request_id"]
+    assert marker not in repr(logs) and not [r for r in caplog.records if r.exc_info]
+
+
+# -------------------------------------------------------------------------------------------
+# Item 1: Slack's unsigned certificate check
+
+
+def test_slacks_unsigned_ssl_check_is_answered_and_nothing_else_unsigned_is(bot: Bot) -> None:
+    post = lambda body: bot.http.post(f"{bot.url}/slack/events", content=body,  # noqa: E731
+                                      headers={"Content-Type": FORM})
+    assert [(r.status_code, r.text) for r in (post("ssl_check=1&token=legacy"), post("ssl_check=1"))] == [(200, "")] * 2
+    for not_only_a_check in ("ssl_check=1&command=%2Fmenotime&text=scale+dev+2", "ssl_check=0",
+                             "ssl_check=1&ssl_check=1", "ssl_check=1&token=" + "x" * 600):
+        assert post(not_only_a_check).status_code == 401, not_only_a_check
     time.sleep(0.2)
     assert bot.slack.calls == [] and bot.core.audit.recent() == []
 
@@ -225,6 +290,31 @@ def test_slacks_retry_of_an_event_is_answered_and_not_run(bot: Bot) -> None:
     assert (audited.outcome, audited.rule) == ("replay", "slack-retry")
 
 
+def test_slacks_retry_of_an_event_that_never_ran_runs_once(bot: Bot, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first delivery meets a database outage (503: Slack will retry); the retry, signed anew
+    with X-Slack-Retry-Num, runs; a further retry of the same event_id does not."""
+    event = json.dumps({"type": "event_callback", "team_id": "T0TEST", "api_app_id": "A0TEST",
+                        "event": {"type": "app_uninstalled"}, "event_id": "EvRetry", "event_time": 1})
+    real_seen = SlackReplays._seen
+    outage = iter([True])
+
+    def seen(self: SlackReplays, *args: object, **kwargs: object) -> int:
+        if next(outage, False):
+            raise OperationalError("INSERT", {}, Exception("connection refused"))
+        return real_seen(self, *args, **kwargs)
+
+    monkeypatch.setattr(SlackReplays, "_seen", seen)
+    now = int(time.time())
+    deliveries = [sign(event, SECRET, timestamp=now - 2, content_type=JSON),
+                  {**sign(event, SECRET, timestamp=now - 1, content_type=JSON), "X-Slack-Retry-Num": "1"},
+                  {**sign(event, SECRET, timestamp=now, content_type=JSON), "X-Slack-Retry-Num": "2"}]
+    with capture_logs() as logs:
+        statuses = [bot.http.post(f"{bot.url}/slack/events", content=event, headers=h).status_code for h in deliveries]
+    assert statuses == [503, 200, 200]
+    assert [e["event"] for e in logs if e["event"] == "slack_app_access_revoked"] == ["slack_app_access_revoked"]
+    assert [(e.outcome, e.rule) for e in bot.core.audit.recent()] == [("replay", "slack-retry")]
+
+
 def test_the_replay_store_admits_a_request_once_under_concurrency_and_forgets_it_after_the_window(
         db: Database) -> None:
     replays = SlackReplays(db)
@@ -270,6 +360,40 @@ def test_a_library_line_with_a_response_url_or_token_is_redacted() -> None:
     except RuntimeError:
         logging.getLogger("another.library").exception("crashed")
     text = stream.getvalue()
+    assert "SECRET" not in text and "hooks.slack.com/[redacted]" in text and "xoxb-[redacted]" in text
+
+
+URL = "https://hooks.slack.com/commands/T0TEST/1234/abcdefSECRET"
+HIDDEN = {
+    "nested in a dict and a list": {"request": {"urls": [URL], "auth": {"bot": "xoxb-1-2-SECRET"}}},
+    "JSON-escaped": json.dumps({"response_url": URL}).replace("/", "\\/"),
+    "percent-encoded": urlencode({"response_url": URL, "text": "hi"}),
+    "twice percent-encoded": urlencode({"u": urlencode({"response_url": URL})}),
+    "app and user tokens": "xapp-1-A0-SECRET and xoxp-9-SECRET and xoxa-2-SECRET and xoxr-3-SECRET",
+}
+
+
+@pytest.mark.parametrize("fmt", ["json", "console"])
+@pytest.mark.parametrize("form", list(HIDDEN))
+def test_a_response_url_or_token_is_redacted_however_it_is_written(fmt: str, form: str) -> None:
+    stream = io.StringIO()
+    configure_logging(fmt=fmt, level="DEBUG", stream=stream)
+    structlog.get_logger("menotime.test").warning("oops", detail=HIDDEN[form])
+    logging.getLogger("some.library").warning("Going to retry: %s", HIDDEN[form])
+    assert "SECRET" not in stream.getvalue() and "[redacted]" in stream.getvalue()
+
+
+@pytest.mark.parametrize("fmt", ["json", "console"])
+def test_an_exception_message_in_a_traceback_is_redacted_in_either_format(fmt: str) -> None:
+    stream = io.StringIO()
+    configure_logging(fmt=fmt, level="INFO", stream=stream)
+    for logger in (logging.getLogger("a.library"), structlog.get_logger("menotime.test")):
+        try:
+            raise RuntimeError(f"failed {URL} with xoxb-123-456-abcSECRET")
+        except RuntimeError:
+            logger.exception("crashed")
+    text = stream.getvalue()
+    assert text.count("RuntimeError: failed") == 2  # the tracebacks are there, their secrets are not
     assert "SECRET" not in text and "hooks.slack.com/[redacted]" in text and "xoxb-[redacted]" in text
 
 

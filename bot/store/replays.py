@@ -1,8 +1,9 @@
 """Signed Slack requests already received (DESIGN §9: a replayed request has no side effect).
 
 A signature is valid for five minutes either side of its timestamp, so a captured request could
-be sent again within that window, and Slack itself retries a slow one with the same signature.
-Each is remembered by the hash of its timestamp and signature under a unique key: the first
+be sent again within that window. Each is remembered by the hash of its timestamp and signature
+(an Events API event by its ``event_id``: Slack retries an event it got no 2xx for, signed anew,
+and a retry of one never run must run) under a unique key: the first
 insert wins, on every replica at once, and every later copy is told it is a replay and how many
 came before it (so the first replay is audited and a flood of them does not fill the trail).
 """
@@ -30,7 +31,15 @@ class SlackReplays:
 
     def seen_before(self, *, timestamp: int, signature: str, at: datetime) -> int:
         """Records a verified request; how many times it was received before (0: the first time)."""
-        digest = hashlib.sha256(f"{timestamp}:{signature}".encode()).hexdigest()
+        return self._seen(hashlib.sha256(f"{timestamp}:{signature}".encode()).hexdigest(), timestamp=timestamp, at=at)
+
+    def event_seen_before(self, *, event_id: str, timestamp: int, at: datetime) -> int:
+        """Records an Events API event by its ``event_id`` (the same in each of Slack's retries,
+        whatever their signatures), kept as long as a request signed at ``timestamp``; how many
+        times it was received before."""
+        return self._seen(hashlib.sha256(f"event:{event_id}".encode()).hexdigest(), timestamp=timestamp, at=at)
+
+    def _seen(self, digest: str, *, timestamp: int, at: datetime) -> int:
         values = {"signature_hash": digest, "signed_at": datetime.fromtimestamp(timestamp, UTC), "seen_at": at,
                   "replays": 0}
         try:
