@@ -10,6 +10,7 @@ from slack_bolt import Ack, App
 
 from bot.core import Core
 from bot.service import new_request_id
+from handlers.replay import RunOnce
 from handlers.respond import send_reply
 
 # action_id → (the command it stands for, whether the answer replaces the message clicked)
@@ -28,10 +29,14 @@ _ROLLBACK_VALUE = re.compile(r"^(?P<env>[a-z][a-z0-9-]{1,30}):(?P<revision>[0-9]
 
 
 def register(app: App, core: Core) -> None:
+    once = RunOnce(core)
+
     def acknowledge(ack: Ack) -> None:
         ack()
 
     def click(body: dict[str, Any], action: dict[str, Any], context: dict[str, Any]) -> None:
+        if not once.first_time(body, context):
+            return  # a replayed click: acked, never run twice
         request_id = context.get("request_id") or new_request_id()
         template, replace = BUTTONS[action["action_id"]]
         value = str(action.get("value", ""))

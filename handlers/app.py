@@ -22,6 +22,7 @@ from bot.outbox import Outbox, OutboxNotifier
 from bot.service import new_request_id
 from bot.settings import Settings
 from handlers import actions, commands
+from handlers.replay import RunOnce
 import jobs
 
 log = structlog.get_logger("menotime.slack")
@@ -86,9 +87,13 @@ def create_app(settings: Settings, *, core: Core | None = None, socket_mode: boo
         log.error("slack_handler_error", error=type(error).__name__,
                   request_id=context.get("request_id") or new_request_id())
 
+    once = RunOnce(core)
+
     @app.event("app_uninstalled")
     @app.event("tokens_revoked")
-    def on_revoked(event: dict[str, Any]) -> None:
+    def on_revoked(event: dict[str, Any], body: dict[str, Any], context: dict[str, Any]) -> None:
+        if not once.first_time(body, context):
+            return  # Slack's retry of an event already handled
         log.warning("slack_app_access_revoked", event_type=event.get("type"))
 
     commands.register(app, core)

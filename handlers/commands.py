@@ -8,17 +8,22 @@ from slack_bolt import Ack, App
 
 from bot.core import Core
 from bot.service import new_request_id
+from handlers.replay import RunOnce
 from handlers.respond import send_reply
 
 COMMAND = "/menotime"
 
 
 def register(app: App, core: Core) -> None:
+    once = RunOnce(core)
+
     def acknowledge(ack: Ack, context: dict[str, Any]) -> None:
         # Slack allows 3 seconds; nothing slow (AWS, the database, group look-ups) happens here.
         ack()
 
     def answer(body: dict[str, Any], context: dict[str, Any]) -> None:
+        if not once.first_time(body, context):
+            return  # a replay: acked like the first, never run twice
         request_id = context.get("request_id") or new_request_id()
         reply = core.service.handle(
             user_id=str(body.get("user_id", "")),

@@ -3,9 +3,9 @@
 Every POST body is capped while it is read (handlers.bodies). A Slack request then passes, in this
 order, each failure answered with one log line and nothing handed to Bolt: its signature on the
 raw bytes (401; a timestamp that is not a number, 400), a body Slack could have sent as Bolt
-parses it (400), and the replay check (a request seen before, by its signature, or an event by its
-event_id: 200, not run, audited). Anything Bolt raises is a 400 too. Slack's unsigned ``ssl_check``
-is answered 200 and nothing runs.
+parses it (400). Anything Bolt raises is a 400 too. Slack's unsigned ``ssl_check`` is answered 200
+and nothing runs. Whether a signed request ran before is checked where its work starts
+(handlers/replay.py), so no database write stands before the ack.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ import structlog
 from slack_bolt import App
 from slack_bolt.adapter.starlette.handler import to_bolt_request, to_starlette_response
 from slack_bolt.request import BoltRequest
-from sqlalchemy.exc import SQLAlchemyError
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
@@ -33,10 +32,10 @@ from starlette.routing import Route
 
 from bot.core import Core
 from bot.metrics import Metrics
-from bot.service import new_request_id
 from bot.store import migrate
-from bot.store.replays import SIGNATURE_WINDOW, SlackReplays
+from bot.store.replays import SIGNATURE_WINDOW
 from handlers.bodies import BodyLimit
+from handlers.replay import SIGNED
 from handlers.sns import sns_endpoint
 
 log = structlog.get_logger("menotime.slack")
@@ -147,38 +146,12 @@ def check_slack_body(body: Any) -> None:
         raise MalformedSlackRequest(f"a {kind} payload without a view")
 
 
-def event_id(body: dict[str, Any]) -> str | None:
-    """The Events API's id of an event, the same in each of Slack's retries of it."""
-    value = body.get("event_id")
-    return value if body.get("type") == "event_callback" and isinstance(value, str) and value else None
-
-
 def slack_endpoint(core: Core, slack_app: App, *, signing_secret: str) -> Callable[[Request], Awaitable[Response]]:
     metrics = core.metrics
-    replays = SlackReplays(core.db)
 
     def refuse(status: int, reason: str, **fields: Any) -> Response:
         log.warning("slack_refused", status=status, reason=reason, **fields)
         return PlainTextResponse(reason, status_code=status)
-
-    def audit_replay(bolt_request: BoltRequest, *, timestamp: str, retry: bool) -> None:
-        body = bolt_request.body
-        event = body.get("event")
-        kind = body.get("command") or (event.get("type") if isinstance(event, dict) else None) or body.get("type")
-        what = "Slack's retry of a request" if retry else "a signed Slack request"
-        core.audit.append(at=core.clock.now(), actor=str(bolt_request.context.user_id or "slack")[:64],
-                          source="slack", verb="replay", env=None,
-                          args={"kind": str(kind or "unknown")[:64], "slack_timestamp": timestamp},
-                          rule="slack-retry" if retry else "slack-replay", outcome="replay",
-                          detail=f"{what} received before; answered, not run again", request_id=new_request_id())
-
-    def seen_before(bolt_request: BoltRequest, *, timestamp: str, signature: str) -> int:
-        # An event is known by its event_id: Slack retries one it got no 2xx for (our own 503
-        # included), signed anew. A command or click is never retried: known by its signature.
-        event = event_id(bolt_request.body)
-        if event is not None:
-            return replays.event_seen_before(event_id=event, timestamp=int(timestamp), at=core.clock.now())
-        return replays.seen_before(timestamp=int(timestamp), signature=signature, at=core.clock.now())
 
     async def answer(request: Request) -> Response:
         body = await request.body()  # at most MAX_BODY_BYTES: BodyLimit read it
@@ -197,21 +170,9 @@ def slack_endpoint(core: Core, slack_app: App, *, signing_secret: str) -> Callab
         except MalformedSlackRequest as exc:
             return refuse(400, str(exc))
 
-        retry = "x-slack-retry-num" in request.headers  # only names the copy in the trail
-        try:
-            copies = await run_in_threadpool(seen_before, bolt_request, timestamp=timestamp, signature=signature)
-        except SQLAlchemyError as exc:
-            log.error("slack_replay_check_failed", error=type(exc).__name__)
-            return PlainTextResponse("could not check the request; try again", status_code=503)
-        if copies:
-            log.warning("slack_replay_not_run", retry=retry, slack_timestamp=timestamp, copies=copies)
-            if copies > 1:
-                return Response(status_code=200)  # the first replay is in the trail; a flood is not
-            try:
-                await run_in_threadpool(audit_replay, bolt_request, timestamp=timestamp, retry=retry)
-            except SQLAlchemyError as exc:
-                log.error("slack_replay_audit_failed", error=type(exc).__name__)
-            return Response(status_code=200)
+        # Whether this request ran before is the listener's question (handlers/replay.py): asked here,
+        # a database write would stand between every request and its ack.
+        bolt_request.context[SIGNED] = [timestamp, signature, "x-slack-retry-num" in request.headers]
         # Inline: ack() takes well under a millisecond (the answer runs in a lazy listener's
         # thread), and a second thread hop per request measurably slows every ack.
         try:

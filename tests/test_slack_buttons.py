@@ -117,6 +117,19 @@ def test_confirm_button_runs_the_change_and_replaces_the_question(bot: Bot) -> N
     assert posted[-1].params["channel"] == "#menotime-prod-alerts"
 
 
+def test_a_replayed_click_is_acked_and_not_run_again(bot: Bot) -> None:
+    question = bot.command("scale prod 3", user=PEOPLE["oncall"])
+    body = block_actions_body(user_id=PEOPLE["oncall"], action_id="menotime_confirm",
+                              value=_button(question, "menotime_confirm"), response_url=bot.slack.response_url("r"))
+    headers = sign(body, SECRET)  # captured once, sent twice
+    assert [bot.http.post(f"{bot.url}/slack/events", content=body, headers=headers).status_code
+            for _ in range(2)] == [200, 200]
+    assert "Scaled prod to 3 tasks" in bot.answer("r")["text"]
+    time.sleep(1.0)
+    assert len(bot.slack.responses("r")) == 1  # the copy got no answer: it never ran
+    assert [e.outcome for e in bot.core.audit.recent() if e.verb == "replay"] == ["replay"]
+
+
 def test_a_forged_click_is_refused_and_changes_nothing(bot: Bot) -> None:
     request_id = _button(bot.command("scale prod 3", user=PEOPLE["oncall"]), "menotime_confirm")
     status, key = bot.click("menotime_confirm", request_id, user=PEOPLE["oncall"], secret="forged")
