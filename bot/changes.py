@@ -30,6 +30,7 @@ from bot.notify import MessageRef
 from bot.render import when
 from bot.results import Button, ChangeResult
 from bot.service import CommandContext
+from bot.store.audit import BOT_ACTOR
 from bot.store.changes import ChangeRequestView, Freezes, Leases, Requests
 from bot.store.deploys import COMPLETED, FAILED, ROLLED_BACK, TIMED_OUT, UNKNOWN, DeployLog, DeployView
 
@@ -379,7 +380,7 @@ def expire_requests(core: Core) -> int:
         if not requests.expire(id=request.id):
             continue  # decided (or expired by another replica) meanwhile
         expired += 1
-        core.audit.append(at=core.clock.now(), actor="menotime-bot", source="expiry", verb=request.action,
+        core.audit.append(at=core.clock.now(), actor=BOT_ACTOR, source="expiry", verb=request.action,
                           env=request.env, args={"request": request.id, **request.params}, rule="expiry",
                           outcome="expired", detail=f"{request.kind} not decided by {when(request.expires_at)}",
                           request_id=request.id)

@@ -14,7 +14,6 @@ from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.errors import ConfigError
-from bot.logs import configure_logging
 from bot.settings import Settings
 
 if TYPE_CHECKING:

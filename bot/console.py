@@ -34,7 +34,7 @@ class Console:
         if echo:
             self.out.write(f"[{user}] {PREFIX} {text}\n")
             self.out.flush()
-        actor = f"console:{self.operator} as {user}"[:64] if self.operator else None
+        actor = f"console:{self.operator} as {user}" if self.operator else None
         reply = self.core.service.handle(user_id=user, text=text, source="console", actor=actor)
         if echo:
             self.out.write(f"{_indent(render_text(reply.result))}\n")

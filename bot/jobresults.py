@@ -7,22 +7,15 @@ scheduler's word on a run that failed or was refused before it produced one.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import ClassVar
 
-from bot.render import Audience, plural
+from bot.render import Audience, mention, plural
 from bot.store.jobruns import JobRunView
 
 TRIGGER_WORDS = {"schedule": "scheduled run", "misfire": "catch-up of a missed run", "manual": "run by hand"}
-_SLACK_USER = re.compile(r"^[UW][A-Z0-9]{2,}$")
 _EMOJI = {"succeeded": ":white_check_mark:", "failed": ":x:", "refused": ":no_entry:", "running": ":hourglass:"}
-
-
-def mention(who: str) -> str:
-    """A Slack user ID as a mention; anyone else (``cli:alice``) as written."""
-    return f"<@{who}>" if _SLACK_USER.match(who) else who
 
 
 def outcome_emoji(outcome: str) -> str:

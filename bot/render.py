@@ -64,11 +64,16 @@ def mrkdwn_escape(value: Any) -> str:
     return _THREAD_LINK.sub(r"<\1|thread>", escaped)  # the bot's own links to its alarm threads
 
 
+def mention(who: str) -> str:
+    """A Slack user ID as a mention; anyone else (``cli:alice``) as written."""
+    return f"<@{who}>" if _SLACK_USER.fullmatch(who) else who
+
+
 def actor(value: Any) -> str:
     """Who did something, for mrkdwn: a Slack user as a mention, any other actor (``scheduler``,
-    ``cli:alice``, ``console:alice as U0…``) as text."""
+    ``cli:alice``, ``console:alice as U0…``) as escaped text."""
     text = str(value)
-    return f"<@{text}>" if _SLACK_USER.fullmatch(text) else mrkdwn_escape(text)
+    return mention(text) if _SLACK_USER.fullmatch(text) else mrkdwn_escape(text)
 
 
 _SLACK_USER = re.compile(r"[UW][A-Z0-9]{2,}")

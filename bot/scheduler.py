@@ -295,7 +295,7 @@ class JobRunner:
 
         def audit(*, verb: str, env: str | None, args: Mapping[str, Any], outcome: str,
                   detail: str | None = None) -> None:
-            core.audit.append(at=core.clock.now(), actor=actor[:64], source="job", verb=verb, env=env,
+            core.audit.append(at=core.clock.now(), actor=actor, source="job", verb=verb, env=env,
                               args={"job": run.job, "run": run.id, "trigger": run.trigger, **args},
                               rule=f"job:{run.trigger}", outcome=outcome, detail=detail, request_id=f"job-run-{run.id}")
 

@@ -183,7 +183,8 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
-_TOO_LARGE = "response too large"
+class ResponseTooLarge(OSError):
+    """A fetched URL answered more than the bot reads: refused for good, not retried."""
 
 
 def fetch_checked_url(url: str, *, timeout: float, limit: int) -> bytes:
@@ -195,7 +196,7 @@ def fetch_checked_url(url: str, *, timeout: float, limit: int) -> bytes:
             raise OSError(f"HTTP {response.status}")
         data = response.read(limit + 1)
     if len(data) > limit:
-        raise OSError(_TOO_LARGE)
+        raise ResponseTooLarge("response too large")
     return data
 
 
@@ -233,7 +234,7 @@ def _fetch_refusal(url: str, exc: Exception) -> SnsRejected:
     if isinstance(exc, urllib.error.HTTPError):
         status = 503 if exc.code >= 500 else 403
         return SnsRejected(f"could not fetch SigningCertURL {url!r}: HTTP {exc.code}", status, kind="certificate")
-    definitive = isinstance(exc, OSError) and str(exc) == _TOO_LARGE
+    definitive = isinstance(exc, ResponseTooLarge)
     return SnsRejected(f"could not fetch SigningCertURL {url!r}: {type(exc).__name__}", 403 if definitive else 503,
                        kind="certificate")
 

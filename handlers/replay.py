@@ -72,7 +72,7 @@ class RunOnce:
         kind = body.get("command") or (event.get("type") if isinstance(event, dict) else None) or body.get("type")
         what = "Slack's retry of a request" if retry else "a signed Slack request"
         try:
-            core.audit.append(at=core.clock.now(), actor=str(context.get("user_id") or "slack")[:64],
+            core.audit.append(at=core.clock.now(), actor=str(context.get("user_id") or "slack"),
                               source="slack", verb="replay", env=None,
                               args={"kind": str(kind or "unknown")[:64], "slack_timestamp": timestamp},
                               rule="slack-retry" if retry else "slack-replay", outcome="replay",

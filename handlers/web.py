@@ -55,7 +55,7 @@ def create_web_app(core: Core, slack_app: App | None, *, on_sns_stored: Callable
         routes.append(_metrics_route(core.metrics))
     if slack_app is not None:
         secret = core.settings.slack_signing_secret
-        if secret is None:
+        if secret is None or not secret.get_secret_value():
             raise ValueError("the Slack endpoint needs SLACK_SIGNING_SECRET")
         routes.append(Route("/slack/events", slack_endpoint(core, slack_app, signing_secret=secret.get_secret_value()),
                             methods=["POST"]))

@@ -59,6 +59,7 @@ KEY_MIN_CHARS = 32
 MARKER_VERB = "audit-chain-keyed"
 MARKER_SOURCE = "audit"
 BOT_ACTOR = "menotime-bot"
+ACTOR_LENGTH = 64  # audit_events.actor
 EXPORT_FIELDS = ("seq", "at", "actor", "source", "verb", "env", "args", "rule", "outcome", "detail",
                  "request_id", "prev_hash", "hash")
 
@@ -185,7 +186,7 @@ class AuditLog:
                args: dict[str, Any], rule: str, outcome: str, detail: str | None = None,
                request_id: str | None = None) -> AuditEntry:
         args = json.loads(json.dumps(args, default=str))  # exactly what the JSON column will hold
-        at = stored_utc(at)
+        at, actor = stored_utc(at), actor[:ACTOR_LENGTH]
         with self._db.session() as session:
             head = _lock_head(session)
             marker = self._keying(session, head, at)
