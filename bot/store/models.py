@@ -45,7 +45,7 @@ class AuditEvent(Base):
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     actor: Mapped[str] = mapped_column(String(64))
     source: Mapped[str] = mapped_column(String(32))
-    verb: Mapped[str] = mapped_column(String(64))
+    verb: Mapped[str] = mapped_column(String(64), index=True)  # the keying marker is found by its verb
     env: Mapped[str | None] = mapped_column(String(32))
     args: Mapped[dict] = mapped_column(JSON)
     rule: Mapped[str] = mapped_column(String(200))
