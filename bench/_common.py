@@ -15,8 +15,8 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
-from pathlib import Path
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Self
 
 import httpx
@@ -110,8 +110,14 @@ class Run:
         return cls(**data)
 
 
-async def send_all(clients: Sequence[httpx.AsyncClient], url: str, requests: Sequence[Prepared],
-                   budget: float, *, interval: float = 0.0) -> Run:
+async def send_all(
+    clients: Sequence[httpx.AsyncClient],
+    url: str,
+    requests: Sequence[Prepared],
+    budget: float,
+    *,
+    interval: float = 0.0,
+) -> Run:
     """One worker per client (one keep-alive connection each), taking requests in turn until
     all are sent or ``budget`` seconds have passed. With ``interval`` request i is not sent
     before i * interval seconds from the start (a fixed rate, as long as a client is free)."""
@@ -143,8 +149,13 @@ async def send_all(clients: Sequence[httpx.AsyncClient], url: str, requests: Seq
             latencies[index] = time.perf_counter() - begun
 
     await asyncio.gather(*(worker(client) for client in clients))
-    return Run(statuses=statuses, latencies=latencies, sent_at=sent_at, elapsed=time.perf_counter() - started,
-               errors=dict(errors))
+    return Run(
+        statuses=statuses,
+        latencies=latencies,
+        sent_at=sent_at,
+        elapsed=time.perf_counter() - started,
+        errors=dict(errors),
+    )
 
 
 def make_missing_sniffio_cheap() -> None:
@@ -197,8 +208,13 @@ def load_in_child(module: str, spec: dict[str, object], between: Callable[[Run],
     """The load from ``python -m MODULE _client SPEC``: the child reports each run as a JSON line
     and waits for a line on stdin between the warm-up and the measured run."""
     command = [sys.executable, "-m", module, "_client", json.dumps(spec)]
-    with subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                          cwd=Path(__file__).resolve().parent.parent) as child:
+    with subprocess.Popen(
+        command,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).resolve().parent.parent,
+    ) as child:
         assert child.stdin is not None and child.stdout is not None
         try:
             warm = Run.from_json(read_line(child))

@@ -87,7 +87,7 @@ class Experiment:
         attributes: if Bolt renames them this fails, rather than silently measure the default."""
         from concurrent.futures import ThreadPoolExecutor
 
-        runner = app._listener_runner  # noqa: SLF001 - deliberate, see above
+        runner = app._listener_runner
         if self.process_before_response:
             _set_existing(runner, "process_before_response", True)
             _set_existing(app, "_process_before_response", True)
@@ -107,7 +107,9 @@ class Experiment:
 
 def _set_existing(target: object, name: str, value: object) -> None:
     if not hasattr(target, name):
-        raise RuntimeError(f"this Bolt version has no {type(target).__name__}.{name}; update bench/ack_latency.py")
+        raise RuntimeError(
+            f"this Bolt version has no {type(target).__name__}.{name}; update bench/ack_latency.py"
+        )
     setattr(target, name, value)
 
 
@@ -143,7 +145,9 @@ def bare_web_app(fake: FakeSlack, experiment: Experiment) -> Starlette:
 
 
 @contextmanager
-def bot_server(fake: FakeSlack, workdir: Path, experiment: Experiment) -> Iterator[tuple[BackgroundServer, Core]]:
+def bot_server(
+    fake: FakeSlack, workdir: Path, experiment: Experiment
+) -> Iterator[tuple[BackgroundServer, Core]]:
     """The real bot, built as `menotime-bot serve` builds it, against a seeded simulator."""
     from bot.config import load_config
     from bot.settings import Settings
@@ -173,7 +177,7 @@ def bot_server(fake: FakeSlack, workdir: Path, experiment: Experiment) -> Iterat
 
 def _drain(app: App) -> None:
     """Drop the answers not yet started and wait (bounded) for those running."""
-    executor = app._listener_runner.listener_executor  # noqa: SLF001 - Bolt offers no public handle
+    executor = app._listener_runner.listener_executor
     executor.shutdown(wait=False, cancel_futures=True)
     deadline = time.monotonic() + DRAIN_TIMEOUT
     for thread in list(getattr(executor, "_threads", ())):
@@ -190,8 +194,9 @@ def prepare(response_base: str, prefix: str, count: int) -> list[Prepared]:
     prepared = []
     for index in range(count):
         key = f"{prefix}-{index}"
-        body = slash_command_body(text=TEXT, user_id=USER, response_url=response_base + key,
-                                  trigger_id=f"{index}.{prefix}")
+        body = slash_command_body(
+            text=TEXT, user_id=USER, response_url=response_base + key, trigger_id=f"{index}.{prefix}"
+        )
         prepared.append(Prepared(key=key, body=body.encode(), headers=sign(body, SECRET)))
     return prepared
 
@@ -212,11 +217,14 @@ async def _load(spec: LoadSpec, between: Callable[[Run], object]) -> Run:
     # One client per worker rather than one shared pool: httpcore's pool scans every connection
     # on each request, and client set-up (an SSL context each) must happen before the clock runs.
     limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
-    clients = [httpx.AsyncClient(http1=True, http2=False, limits=limits, timeout=REQUEST_TIMEOUT)
-               for _ in range(spec.concurrency)]
+    clients = [
+        httpx.AsyncClient(http1=True, http2=False, limits=limits, timeout=REQUEST_TIMEOUT)
+        for _ in range(spec.concurrency)
+    ]
     try:
-        warm = await send_all(clients, spec.url, prepare(spec.response_base, f"{spec.prefix}-warm", spec.warmup),
-                              spec.budget)
+        warm = await send_all(
+            clients, spec.url, prepare(spec.response_base, f"{spec.prefix}-warm", spec.warmup), spec.budget
+        )
         measured = prepare(spec.response_base, spec.prefix, spec.requests)
         await asyncio.to_thread(between, warm)
         # Re-open any connection the server closed while idle (uvicorn keeps them 5 s): a GET is
@@ -286,8 +294,10 @@ class Report:
     outcomes: dict[str, int]
 
     def print(self) -> None:
-        header = (f"{'target':<8}{'N':>7}{'C':>5}{'p50 ms':>10}{'p95 ms':>10}{'p99 ms':>10}{'max ms':>10}"
-                  f"{'req/s':>9}{'failed':>8}")
+        header = (
+            f"{'target':<8}{'N':>7}{'C':>5}{'p50 ms':>10}{'p95 ms':>10}{'p99 ms':>10}{'max ms':>10}"
+            f"{'req/s':>9}{'failed':>8}"
+        )
         print()
         print(f"Slash-command ack latency (client-side: request sent -> HTTP 200; client {self.client})")
         if self.experiment.describe():
@@ -296,33 +306,47 @@ class Report:
         print("-" * len(header))
         for name, run in self.runs.items():
             acked = run.acked
-            print(f"{name:<8}{run.sent:>7}{self.concurrency:>5}{ms(percentile(acked, 50)):>10}"
-                  f"{ms(percentile(acked, 95)):>10}{ms(percentile(acked, 99)):>10}"
-                  f"{ms(max(acked, default=math.nan)):>10}{run.sent / run.elapsed:>9.0f}{run.failed:>8}")
+            print(
+                f"{name:<8}{run.sent:>7}{self.concurrency:>5}{ms(percentile(acked, 50)):>10}"
+                f"{ms(percentile(acked, 95)):>10}{ms(percentile(acked, 99)):>10}"
+                f"{ms(max(acked, default=math.nan)):>10}{run.sent / run.elapsed:>9.0f}{run.failed:>8}"
+            )
         for name, run in self.runs.items():
             if run.sent < len(run.statuses):
-                print(f"  {name}: stopped by the {self.budget:.0f} s budget, {run.sent}/{len(run.statuses)} sent")
+                print(
+                    f"  {name}: stopped by the {self.budget:.0f} s budget, {run.sent}/{len(run.statuses)} sent"
+                )
             if run.errors:
                 print(f"  {name} failures: {run.errors}")
 
         bare_p99, bot_p99 = percentile(self.runs["bare"].acked, 99), percentile(self.runs["bot"].acked, 99)
         ratio = bot_p99 / bare_p99 if bare_p99 > 0 else math.inf
         print()
-        print(f"p99 ratio bot/bare {ratio:9.2f}    target <= {RATIO_TARGET}     {verdict(ratio <= RATIO_TARGET)}")
-        print(f"bot p99            {ms(bot_p99):>9} ms target < {P99_TARGET_MS:.0f} ms  "
-              f"{verdict(bot_p99 * 1000 < P99_TARGET_MS)}")
+        print(
+            f"p99 ratio bot/bare {ratio:9.2f}    target <= {RATIO_TARGET}     {verdict(ratio <= RATIO_TARGET)}"
+        )
+        print(
+            f"bot p99            {ms(bot_p99):>9} ms target < {P99_TARGET_MS:.0f} ms  "
+            f"{verdict(bot_p99 * 1000 < P99_TARGET_MS)}"
+        )
         print(f"(bare p99          {ms(bare_p99):>9} ms, for scale)")
 
         bot = self.runs["bot"]
         e2e = [arrived - bot.sent_at[key] for key, arrived in self.answers.items()]
         print()
-        print(f"Bot answers at response_url (request sent -> answer posted; waited <= {self.answer_timeout:.0f} s "
-              f"after the last ack):")
-        print(f"  arrived {len(self.answers)}/{len(bot.sent_at)}   p50 {ms(percentile(e2e, 50))} ms   "
-              f"p95 {ms(percentile(e2e, 95))} ms   max {ms(max(e2e, default=math.nan))} ms")
+        print(
+            f"Bot answers at response_url (request sent -> answer posted; waited <= {self.answer_timeout:.0f} s "
+            f"after the last ack):"
+        )
+        print(
+            f"  arrived {len(self.answers)}/{len(bot.sent_at)}   p50 {ms(percentile(e2e, 50))} ms   "
+            f"p95 {ms(percentile(e2e, 95))} ms   max {ms(max(e2e, default=math.nan))} ms"
+        )
         if self.outcomes:
-            print("  command outcomes (bot metrics, warm-up included): "
-                  + ", ".join(f"{k}={v}" for k, v in sorted(self.outcomes.items())))
+            print(
+                "  command outcomes (bot metrics, warm-up included): "
+                + ", ".join(f"{k}={v}" for k, v in sorted(self.outcomes.items()))
+            )
 
 
 # --------------------------------------------------------------------------------------------
@@ -333,17 +357,38 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench.ack_latency", description=__doc__.split("\n")[0])
     parser.add_argument("--requests", type=int, default=2000, help="measured requests per app (default 2000)")
     parser.add_argument("--concurrency", type=int, default=20, help="requests in flight (default 20)")
-    parser.add_argument("--warmup", type=int, default=100, help="unmeasured requests first, per app (default 100)")
-    parser.add_argument("--budget", type=float, default=40.0,
-                        help="seconds after which an app's measured run stops sending (default 40, max 600)")
-    parser.add_argument("--answer-timeout", type=float, default=60.0,
-                        help="seconds to wait for the bot's answers at response_url (default 60, max 300)")
-    parser.add_argument("--client-in-process", action="store_true",
-                        help="run the load generator in this process (its GIL waits then count against the bot)")
-    parser.add_argument("--process-before-response", action="store_true",
-                        help="experiment: both apps as if built with App(process_before_response=True)")
-    parser.add_argument("--lazy-workers", type=int, default=None, metavar="K",
-                        help="experiment: both apps with a K-thread listener executor (Bolt's default: 5)")
+    parser.add_argument(
+        "--warmup", type=int, default=100, help="unmeasured requests first, per app (default 100)"
+    )
+    parser.add_argument(
+        "--budget",
+        type=float,
+        default=40.0,
+        help="seconds after which an app's measured run stops sending (default 40, max 600)",
+    )
+    parser.add_argument(
+        "--answer-timeout",
+        type=float,
+        default=60.0,
+        help="seconds to wait for the bot's answers at response_url (default 60, max 300)",
+    )
+    parser.add_argument(
+        "--client-in-process",
+        action="store_true",
+        help="run the load generator in this process (its GIL waits then count against the bot)",
+    )
+    parser.add_argument(
+        "--process-before-response",
+        action="store_true",
+        help="experiment: both apps as if built with App(process_before_response=True)",
+    )
+    parser.add_argument(
+        "--lazy-workers",
+        type=int,
+        default=None,
+        metavar="K",
+        help="experiment: both apps with a K-thread listener executor (Bolt's default: 5)",
+    )
     return parser
 
 
@@ -359,7 +404,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--lazy-workers must be >= 1")
     budget = min(max(args.budget, 1.0), 600.0)
     answer_timeout = min(max(args.answer_timeout, 0.0), 300.0)
-    experiment = Experiment(process_before_response=args.process_before_response, lazy_workers=args.lazy_workers)
+    experiment = Experiment(
+        process_before_response=args.process_before_response, lazy_workers=args.lazy_workers
+    )
     load: Callable[[LoadSpec, Callable[[Run], object]], tuple[Run, Run]]
     if args.client_in_process:
         make_missing_sniffio_cheap()
@@ -379,23 +426,39 @@ def main(argv: Sequence[str] | None = None) -> int:
         fake = stack.enter_context(FakeSlack())
         bare = stack.enter_context(BackgroundServer(bare_web_app(fake, experiment), "bare", path=PATH))
         bot, core = stack.enter_context(bot_server(fake, workdir, experiment))
-        print(f"bare app at {bare.url}, bot at {bot.url}, fake Slack at {fake.url}", file=sys.stderr, flush=True)
+        print(
+            f"bare app at {bare.url}, bot at {bot.url}, fake Slack at {fake.url}", file=sys.stderr, flush=True
+        )
 
         def spec(name: str, url: str) -> LoadSpec:
-            return LoadSpec(url=url, response_base=fake.response_url(""), prefix=name, warmup=args.warmup,
-                            requests=args.requests, concurrency=args.concurrency, budget=budget)
+            return LoadSpec(
+                url=url,
+                response_base=fake.response_url(""),
+                prefix=name,
+                warmup=args.warmup,
+                requests=args.requests,
+                concurrency=args.concurrency,
+                budget=budget,
+            )
 
         # Bare first: the bot leaves answers running in the background that would slow it down.
         bare_warm, bare_run = load(spec("bare", bare.url), lambda _warm: None)
         # The bot's measured run starts once its warm-up answers are in, from a quiet bot.
-        bot_warm, bot_run = load(spec("bot", bot.url),
-                                 lambda warm: wait_for_answers(fake, set(warm.sent_at), answer_timeout))
+        bot_warm, bot_run = load(
+            spec("bot", bot.url), lambda warm: wait_for_answers(fake, set(warm.sent_at), answer_timeout)
+        )
         answers = wait_for_answers(fake, set(bot_run.sent_at), answer_timeout)
 
-        Report(runs={"bare": bare_run, "bot": bot_run}, concurrency=args.concurrency, budget=budget,
-               client="in this process" if args.client_in_process else "in a child process",
-               experiment=experiment, answers=answers, answer_timeout=answer_timeout,
-               outcomes=command_outcomes(core)).print()
+        Report(
+            runs={"bare": bare_run, "bot": bot_run},
+            concurrency=args.concurrency,
+            budget=budget,
+            client="in this process" if args.client_in_process else "in a child process",
+            experiment=experiment,
+            answers=answers,
+            answer_timeout=answer_timeout,
+            outcomes=command_outcomes(core),
+        ).print()
         warm_failed = bare_warm.failed + bot_warm.failed
         if warm_failed:
             print(f"warm-up: {warm_failed} request(s) failed")

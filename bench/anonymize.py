@@ -45,8 +45,10 @@ def verdict(ok: bool) -> str:
 def server_url() -> str:
     url = os.environ.get("TEST_DATABASE_URL") or os.environ.get("DATABASE_URL") or ""
     if not url.startswith("postgresql"):
-        raise SystemExit("set TEST_DATABASE_URL (or DATABASE_URL) to a PostgreSQL server, e.g. "
-                         "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+        raise SystemExit(
+            "set TEST_DATABASE_URL (or DATABASE_URL) to a PostgreSQL server, e.g. "
+            "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+        )
     return libpq_dsn(url)
 
 
@@ -67,8 +69,13 @@ def fresh_copy(conn: psycopg.Connection, name: str) -> str:
 
 
 def plain_update_sql(conn: psycopg.Connection, copy: str, columns: Sequence[str]) -> str:
-    types = dict(conn.execute("SELECT column_name, data_type FROM information_schema.columns "
-                              "WHERE table_schema = 'bench' AND table_name = %s", [copy]).fetchall())
+    types = dict(
+        conn.execute(
+            "SELECT column_name, data_type FROM information_schema.columns "
+            "WHERE table_schema = 'bench' AND table_name = %s",
+            [copy],
+        ).fetchall()
+    )
     sets = []
     for column in columns:
         data_type = types[column]
@@ -87,7 +94,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.anonymize", description=__doc__.split("\n")[0])
     parser.add_argument("--patients", type=int, default=1_000_000, help="patients (default 1,000,000)")
     parser.add_argument("--seed", type=int, default=1, help="synthetic data seed (default 1)")
-    parser.add_argument("--repeat", type=int, default=3, help="timed runs of each UPDATE, median shown (default 3)")
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="timed runs of each UPDATE, median shown (default 3)"
+    )
     args = parser.parse_args(argv)
     if args.patients < 1 or args.repeat < 1:
         parser.error("--patients and --repeat must be >= 1")
@@ -108,8 +117,12 @@ def run(dsn: str, patients: int, seed: int, repeat: int) -> int:
     started = time.perf_counter()
     counts = create_synthetic(dsn=dsn, patients=patients, seed=seed)
     generated = time.perf_counter() - started
-    print(f"synthetic data: {sum(counts.values()):,} rows in {generated:.1f} s "
-          f"({', '.join(f'{t} {n:,}' for t, n in counts.items())})", file=sys.stderr, flush=True)
+    print(
+        f"synthetic data: {sum(counts.values()):,} rows in {generated:.1f} s "
+        f"({', '.join(f'{t} {n:,}' for t, n in counts.items())})",
+        file=sys.stderr,
+        flush=True,
+    )
     table_plan = next(t for t in plan(dsn=dsn, rules=rules).tables if t.table == TABLE)
     columns = [r.column for r in table_plan.masked]
     salt = os.urandom(32)
@@ -144,21 +157,35 @@ def run(dsn: str, patients: int, seed: int, repeat: int) -> int:
     rows = counts[TABLE]
     header = f"{'target':<14}{'rows':>12}{'columns':>9}{'seconds':>10}{'rows/s':>12}"
     print()
-    print(f"Anonymization vs plain UPDATE of {TABLE} (PostgreSQL {version}; same columns; median of {repeat} "
-          f"runs each, alternating; load average {os.getloadavg()[0]:.1f})")
+    print(
+        f"Anonymization vs plain UPDATE of {TABLE} (PostgreSQL {version}; same columns; median of {repeat} "
+        f"runs each, alternating; load average {os.getloadavg()[0]:.1f})"
+    )
     print(header)
     print("-" * len(header))
-    for label, seconds, runs in (("plain UPDATE", plain_seconds, plain_runs), ("anonymize", anon_seconds, engine_runs)):
-        print(f"{label:<14}{rows:>12,}{len(columns):>9}{seconds:>10.2f}{rows / seconds:>12,.0f}   "
-              f"runs: {', '.join(f'{r:.2f}' for r in runs)}")
+    for label, seconds, runs in (
+        ("plain UPDATE", plain_seconds, plain_runs),
+        ("anonymize", anon_seconds, engine_runs),
+    ):
+        print(
+            f"{label:<14}{rows:>12,}{len(columns):>9}{seconds:>10.2f}{rows / seconds:>12,.0f}   "
+            f"runs: {', '.join(f'{r:.2f}' for r in runs)}"
+        )
     ratio = anon_seconds / plain_seconds if plain_seconds > 0 else float("inf")
     print()
-    print(f"ratio anonymize/plain {ratio:6.2f}    target <= {RATIO_TARGET}    {verdict(ratio <= RATIO_TARGET)}")
+    print(
+        f"ratio anonymize/plain {ratio:6.2f}    target <= {RATIO_TARGET}    {verdict(ratio <= RATIO_TARGET)}"
+    )
     print()
-    print(f"Whole run of anonymize(), {len(report.tables)} tables, {report.rows:,} rows, {sum(t.masked_columns for t in report.tables)} "
-          f"masked columns: {report.seconds:.1f} s")
+    print(
+        f"Whole run of anonymize(), {len(report.tables)} tables, {report.rows:,} rows, {sum(t.masked_columns for t in report.tables)} "
+        f"masked columns: {report.seconds:.1f} s"
+    )
     print("  " + ", ".join(f"{phase} {seconds:.1f} s" for phase, seconds in report.durations))
-    print("  mask per table: " + ", ".join(f"{t.table} {t.seconds:.1f} s" for t in report.tables if t.masked_columns))
+    print(
+        "  mask per table: "
+        + ", ".join(f"{t.table} {t.seconds:.1f} s" for t in report.tables if t.masked_columns)
+    )
     print(f"  {report.summary}")
     if not report.ok:
         from bot.render import render_text

@@ -75,8 +75,14 @@ ALARM = "menotime-prod-api-5xx"
 OWN_TOPIC = "arn:aws:sns:us-west-1:123456789012:menotime-prod-alarms"
 SNS_HEADERS = {"Content-Type": "text/plain; charset=UTF-8", "x-amz-sns-message-type": "Notification"}
 MARKER = "zebra4711"  # message text that must not reach the log
-MALFORMED_CASES = ("unsigned {not json", "signed {not json", "unsigned non-UTF-8", "signed non-UTF-8",
-                   "timestamp abc", "signed block_actions with actions: []")
+MALFORMED_CASES = (
+    "unsigned {not json",
+    "signed {not json",
+    "unsigned non-UTF-8",
+    "signed non-UTF-8",
+    "timestamp abc",
+    "signed block_actions with actions: []",
+)
 
 
 # --------------------------------------------------------------------------------------------
@@ -113,12 +119,15 @@ class Probe:
         with httpx.Client(timeout=PROBE_TIMEOUT) as http:
             for index in itertools.count():
                 key = f"probe-{self._name}-{index}"
-                body = slash_command_body(text=PROBE_TEXT, user_id=PEOPLE["developer"],
-                                          response_url=self._slack.response_url(key))
+                body = slash_command_body(
+                    text=PROBE_TEXT, user_id=PEOPLE["developer"], response_url=self._slack.response_url(key)
+                )
                 headers = sign(body, SECRET)
                 sent = time.perf_counter()
                 try:
-                    status = http.post(f"{self._base}/slack/events", content=body, headers=headers).status_code
+                    status = http.post(
+                        f"{self._base}/slack/events", content=body, headers=headers
+                    ).status_code
                 except httpx.HTTPError:
                     status = 0
                 self.acks.append(Ack(key, sent, time.perf_counter() - sent, status))
@@ -168,8 +177,11 @@ class Outcome:
     def line(self) -> str:
         verdict = "SKIP" if self.ok is None else "PASS" if self.ok else "FAIL"
         slowest = max((a.seconds for a in self.probes), default=math.nan)
-        meanwhile = (f"[{len(self.probes)} signed ack(s) meanwhile, max {ms(slowest)} ms]" if self.probes
-                     else "[no signed ack meanwhile]")
+        meanwhile = (
+            f"[{len(self.probes)} signed ack(s) meanwhile, max {ms(slowest)} ms]"
+            if self.probes
+            else "[no signed ack meanwhile]"
+        )
         return f"{self.name:<44} | expected {self.expected:<36} | got {self.got} {meanwhile} | {verdict}"
 
 
@@ -211,13 +223,20 @@ def oversized_bodies(target: Target) -> Iterator[Outcome]:
     def outcome(name: str, results: list[tuple[int, int]]) -> Outcome:
         statuses, sent = [s for s, _ in results], [n for _, n in results]
         peak = _peak_rss_mb(target.pid)
-        return Outcome(name, expected, f"{_statuses(statuses)} after <= {max(sent) / MB:.1f} MB sent; "
-                       f"VmHWM {peak:.0f} MB",
-                       all(s == 413 for s in statuses) and peak < RSS_LIMIT_MB)
+        return Outcome(
+            name,
+            expected,
+            f"{_statuses(statuses)} after <= {max(sent) / MB:.1f} MB sent; VmHWM {peak:.0f} MB",
+            all(s == 413 for s in statuses) and peak < RSS_LIMIT_MB,
+        )
 
-    yield outcome("1a 400 MB unsigned POST, chunked", [_oversized(target.base, {"Content-Type": "application/json"})])
-    yield outcome("1b 400 MB unsigned POST, Content-Length",
-                  [_oversized(target.base, {"Content-Type": "application/json", "Content-Length": str(ATTACK_BYTES)})])
+    yield outcome(
+        "1a 400 MB unsigned POST, chunked", [_oversized(target.base, {"Content-Type": "application/json"})]
+    )
+    yield outcome(
+        "1b 400 MB unsigned POST, Content-Length",
+        [_oversized(target.base, {"Content-Type": "application/json", "Content-Length": str(ATTACK_BYTES)})],
+    )
 
     def flood() -> list[tuple[int, int]]:
         results, deadline = [], time.monotonic() + FLOOD_SECONDS
@@ -240,8 +259,11 @@ def malformed(target: Target) -> Iterator[Outcome]:
                 headers = {"Content-Type": content_type}
             else:  # the tests' secret is theirs; a signed case here is signed with serve's
                 headers = sign(body, FORGED if secret == FORGED else SECRET, content_type=content_type)
-            status = http.post(f"{target.base}/slack/events", content=body,
-                               headers={k: v.encode("latin-1") for k, v in {**headers, **changes}.items()}).status_code
+            status = http.post(
+                f"{target.base}/slack/events",
+                content=body,
+                headers={k: v.encode("latin-1") for k, v in {**headers, **changes}.items()},
+            ).status_code
             yield Outcome(f"2  {name}", "4xx, never 500", str(status), 400 <= status < 500)
     time.sleep(0.2)
     tracebacks = target.log.read_text(errors="replace").count("Traceback")
@@ -268,8 +290,12 @@ def _foreign_topic(name: str, expected: str) -> Attack:
         response = httpx.post(f"{target.base}/sns", content=fixture[0], headers=SNS_HEADERS, timeout=10)
         time.sleep(SETTLE)
         posts = len(target.slack.calls_to("chat.postMessage")) - before
-        yield Outcome(name, expected, f"{response.status_code} ({response.text[:60]}...), {posts} post(s)",
-                      response.status_code == 403 and posts == 0)
+        yield Outcome(
+            name,
+            expected,
+            f"{response.status_code} ({response.text[:60]}...), {posts} post(s)",
+            response.status_code == 403 and posts == 0,
+        )
 
     return attack
 
@@ -280,12 +306,17 @@ foreign_topic_listed = _foreign_topic("3b AWS-signed alarm, topic not allow-list
 
 @_timed
 def replay(target: Target) -> Iterator[Outcome]:
-    body = slash_command_body(text="scale dev 2", user_id=PEOPLE["developer"],
-                              response_url=target.slack.response_url("replayed-scale"))
+    body = slash_command_body(
+        text="scale dev 2",
+        user_id=PEOPLE["developer"],
+        response_url=target.slack.response_url("replayed-scale"),
+    )
     captured = sign(body, SECRET)
 
     def send(_: int = 0) -> int:
-        return httpx.post(f"{target.base}/slack/events", content=body, headers=captured, timeout=10).status_code
+        return httpx.post(
+            f"{target.base}/slack/events", content=body, headers=captured, timeout=10
+        ).status_code
 
     first = send()
     deadline = time.monotonic() + 10
@@ -296,41 +327,68 @@ def replay(target: Target) -> Iterator[Outcome]:
     time.sleep(SETTLE)
     answers = target.slack.responses("replayed-scale")
     scaled = "Scaled dev to 2 tasks" in json.dumps(answers[:1])
-    desired = target.aws.call("ecs", "describe_services", cluster="menotime-dev-cluster",
-                              services=["menotime-dev-service"])["services"][0]["desiredCount"]
+    desired = target.aws.call(
+        "ecs", "describe_services", cluster="menotime-dev-cluster", services=["menotime-dev-service"]
+    )["services"][0]["desiredCount"]
     with closing(sqlite3.connect(f"file:{target.database}?mode=ro", uri=True)) as db:
         runs = db.execute("select count(*) from audit_events where verb = 'scale'").fetchone()[0]
         replays = db.execute("select count(*) from audit_events where outcome = 'replay'").fetchone()[0]
-    got = (f"{first} then {_statuses(copies)}; {len(answers)} answer(s), scaled={scaled}, desiredCount {desired}, "
-           f"audit: {runs} scale, {replays} replay")
-    yield Outcome("4  captured signed `scale dev 2`, resent 3x", "runs once, replay audited", got,
-                  first == 200 and copies == [200] * 3 and len(answers) == 1 and scaled and desired == 2
-                  and runs == 1 and replays >= 1)
+    got = (
+        f"{first} then {_statuses(copies)}; {len(answers)} answer(s), scaled={scaled}, desiredCount {desired}, "
+        f"audit: {runs} scale, {replays} replay"
+    )
+    yield Outcome(
+        "4  captured signed `scale dev 2`, resent 3x",
+        "runs once, replay audited",
+        got,
+        first == 200
+        and copies == [200] * 3
+        and len(answers) == 1
+        and scaled
+        and desired == 2
+        and runs == 1
+        and replays >= 1,
+    )
 
 
 @_timed
 def mention_in_alarm(target: Target) -> Iterator[Outcome]:
-    own = Own(not_before=datetime.now(UTC) - timedelta(hours=1), not_after=datetime.now(UTC) + timedelta(hours=1))
+    own = Own(
+        not_before=datetime.now(UTC) - timedelta(hours=1), not_after=datetime.now(UTC) + timedelta(hours=1)
+    )
     _pin(target.certificates, OWN_URL, own.pem)  # as an install pins AWS's: read when the message names it
     now = datetime.now(UTC).replace(microsecond=0)
     alarm = json.loads(alarm_message(name=ALARM, state="ALARM", old="OK", at=now))
     alarm["AlarmDescription"] = "Page " + " ".join(HOSTILE) + " now"
     alarm["NewStateReason"] = "Threshold Crossed <@U123ABC>"
-    message = own.message(MessageId="attack-mention-1", TopicArn=OWN_TOPIC, Message=json.dumps(alarm), at=now,
-                          Subject=f'ALARM: "{ALARM}" <@U123ABC>')
-    status = httpx.post(f"{target.base}/sns", content=json.dumps(message).encode(), headers=SNS_HEADERS,
-                        timeout=10).status_code
+    message = own.message(
+        MessageId="attack-mention-1",
+        TopicArn=OWN_TOPIC,
+        Message=json.dumps(alarm),
+        at=now,
+        Subject=f'ALARM: "{ALARM}" <@U123ABC>',
+    )
+    status = httpx.post(
+        f"{target.base}/sns", content=json.dumps(message).encode(), headers=SNS_HEADERS, timeout=10
+    ).status_code
     deadline = time.monotonic() + 10
     posts: list[str] = []
     while not posts and time.monotonic() < deadline:
         time.sleep(0.1)
-        posts = [text for call in target.slack.calls_to("chat.postMessage")
-                 if ALARM in (text := json.dumps(call.params, ensure_ascii=False))]
+        posts = [
+            text
+            for call in target.slack.calls_to("chat.postMessage")
+            if ALARM in (text := json.dumps(call.params, ensure_ascii=False))
+        ]
     live = sorted({markup for text in posts for markup in HOSTILE if markup in text})
     readable = bool(posts) and all("U123ABC" in text for text in posts)
     got = f"{status}, {len(posts)} post(s), live markup: {live or 'none'}, U123ABC still readable: {readable}"
-    yield Outcome("5  <@U…> and other markup in an alarm", "posted, every mention inert", got,
-                  status == 200 and bool(posts) and not live and readable)
+    yield Outcome(
+        "5  <@U…> and other markup in an alarm",
+        "posted, every mention inert",
+        got,
+        status == 200 and bool(posts) and not live and readable,
+    )
 
 
 def secrets_in_logs(logs: Sequence[Path]) -> Attack:
@@ -338,8 +396,11 @@ def secrets_in_logs(logs: Sequence[Path]) -> Attack:
     def attack(target: Target) -> Iterator[Outcome]:
         # A failed answer makes slack_sdk retry, logging the URL at DEBUG; a marker stands for a message.
         target.slack.fail_next(RESPONSE, status=500)
-        body = slash_command_body(text=f"{PROBE_TEXT} {MARKER}", user_id=PEOPLE["oncall"],
-                                  response_url=target.slack.response_url("debug-leak"))
+        body = slash_command_body(
+            text=f"{PROBE_TEXT} {MARKER}",
+            user_id=PEOPLE["oncall"],
+            response_url=target.slack.response_url("debug-leak"),
+        )
         httpx.post(f"{target.base}/slack/events", content=body, headers=sign(body, SECRET), timeout=10)
         deadline = time.monotonic() + 10
         while len(target.slack.responses("debug-leak")) < 1 and time.monotonic() < deadline:
@@ -355,8 +416,12 @@ def secrets_in_logs(logs: Sequence[Path]) -> Attack:
         found = [name for name, leaked in leaks.items() if leaked]
         debug = text.count('"level": "debug"')
         got = f"{debug} DEBUG lines, {len(text.splitlines())} in all; leaked: {found or 'nothing'}"
-        yield Outcome("6  serve's DEBUG logs (both processes)", "no response_url/token/secret/text", got,
-                      debug > 0 and not found)
+        yield Outcome(
+            "6  serve's DEBUG logs (both processes)",
+            "no response_url/token/secret/text",
+            got,
+            debug > 0 and not found,
+        )
 
     return attack
 
@@ -371,9 +436,16 @@ def served(workdir: Path, config: str, env: dict[str, str], name: str) -> Iterat
     holder: list[Any] = []
     with contextmanager(_serve)(workdir, config, holder, env) as (base, slack, log):
         with Probe(base, slack, name) as probe:
-            target = Target(base=base, slack=slack, log=log, pid=_serve_pid(), aws=holder[0].gateway(),
-                            database=workdir / "serve.db", probe=probe,
-                            certificates=Path(env["SNS_CERT_CACHE_DIR"]))
+            target = Target(
+                base=base,
+                slack=slack,
+                log=log,
+                pid=_serve_pid(),
+                aws=holder[0].gateway(),
+                database=workdir / "serve.db",
+                probe=probe,
+                certificates=Path(env["SNS_CERT_CACHE_DIR"]),
+            )
             yield target
         target.unanswered = probe.unanswered(timeout=15)  # while the fake Slack still listens
 
@@ -402,38 +474,52 @@ def ack_summary(acks: list[Ack], unanswered: int) -> tuple[str, bool]:
     failed = sum(1 for a in acks if a.status != 200)
     worst = max(seconds, default=math.nan)
     ok = bool(acks) and failed == 0 and unanswered == 0 and worst < SLACK_DEADLINE
-    return (f"signed `/menotime {PROBE_TEXT}` acks during the attacks: count {len(acks)}, "
-            f"median {ms(percentile(seconds, 50))} ms, p95 {ms(percentile(seconds, 95))} ms, max {ms(worst)} ms; "
-            f"not 200: {failed}; acked but unanswered: {unanswered} | target max < {SLACK_DEADLINE:.0f} s | "
-            f"{'PASS' if ok else 'FAIL'}"), ok
+    return (
+        f"signed `/menotime {PROBE_TEXT}` acks during the attacks: count {len(acks)}, "
+        f"median {ms(percentile(seconds, 50))} ms, p95 {ms(percentile(seconds, 95))} ms, max {ms(worst)} ms; "
+        f"not 200: {failed}; acked but unanswered: {unanswered} | target max < {SLACK_DEADLINE:.0f} s | "
+        f"{'PASS' if ok else 'FAIL'}"
+    ), ok
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    argparse.ArgumentParser(prog="python -m bench.attack", description=__doc__.split("\n")[0]).parse_args(argv)
+    argparse.ArgumentParser(prog="python -m bench.attack", description=__doc__.split("\n")[0]).parse_args(
+        argv
+    )
     os.environ.pop("SNS_TOPIC_ARNS", None)  # closed by default is what is attacked
     began = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="menotime-attack-") as tmp:
         root = Path(tmp)
         pin_certificates(root / "certs")
-        env = {"LOG_LEVEL": "DEBUG", "SNS_CERT_CACHE_DIR": str(root / "certs"),
-               "SNS_MAX_AGE_SECONDS": str(10 * 365 * 24 * 3600)}  # the real fixture was sent long ago
-        print(f"`serve` with LOG_LEVEL=DEBUG, SNS_TOPIC_ARNS unset; signed `/menotime {PROBE_TEXT}` "
-              f"every {PROBE_INTERVAL * 1000:.0f} ms meanwhile", flush=True)
+        env = {
+            "LOG_LEVEL": "DEBUG",
+            "SNS_CERT_CACHE_DIR": str(root / "certs"),
+            "SNS_MAX_AGE_SECONDS": str(10 * 365 * 24 * 3600),
+        }  # the real fixture was sent long ago
+        print(
+            f"`serve` with LOG_LEVEL=DEBUG, SNS_TOPIC_ARNS unset; signed `/menotime {PROBE_TEXT}` "
+            f"every {PROBE_INTERVAL * 1000:.0f} ms meanwhile",
+            flush=True,
+        )
         with served(root / "closed", "", env, "closed") as closed:
             outcomes = run([oversized_bodies, malformed, foreign_topic_closed, replay], closed)
         print(f"second `serve`: prod alarm_topics [{OWN_TOPIC}], SNS_TOPIC_ARNS still unset", flush=True)
         listed_config = f"environments:\n  prod:\n    alarm_topics: [{OWN_TOPIC}]\n"
         with served(root / "listed", listed_config, env, "listed") as listed:
-            outcomes += run([mention_in_alarm, foreign_topic_listed, secrets_in_logs([closed.log, listed.log])],
-                            listed)
+            outcomes += run(
+                [mention_in_alarm, foreign_topic_listed, secrets_in_logs([closed.log, listed.log])], listed
+            )
     targets = (closed, listed)
-    summary, acks_ok = ack_summary([a for t in targets for a in t.probe.during(*t.attacked)],
-                                   sum(len(t.unanswered) for t in targets))
+    summary, acks_ok = ack_summary(
+        [a for t in targets for a in t.probe.during(*t.attacked)], sum(len(t.unanswered) for t in targets)
+    )
     print(summary)
     failed = [o.name.split()[0] for o in outcomes if o.ok is False]
     skipped = [o.name.split()[0] for o in outcomes if o.ok is None]
-    print(f"{len(outcomes)} checks, failed: {', '.join(failed) or 'none'}, skipped: {', '.join(skipped) or 'none'}; "
-          f"{time.monotonic() - began:.0f} s in all")
+    print(
+        f"{len(outcomes)} checks, failed: {', '.join(failed) or 'none'}, skipped: {', '.join(skipped) or 'none'}; "
+        f"{time.monotonic() - began:.0f} s in all"
+    )
     return 0 if acks_ok and not failed and not skipped else 1  # a skip is not a pass
 
 

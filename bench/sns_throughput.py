@@ -107,15 +107,36 @@ def sign_messages(part: str, count: int) -> list[Prepared]:
     prepared = []
     for index in range(count):
         name = alarm_name(part, index)
-        alarm = json.loads(alarm_message(name=name, state="ALARM", old="OK", at=now,
-                                         arn=f"arn:aws:cloudwatch:us-west-1:{ACCOUNT}:alarm:{name}"))
-        alarm["Trigger"].update(MetricName="HTTPCode_Target_5XX_Count", Namespace="AWS/ApplicationELB",
-                                Dimensions=[{"name": "LoadBalancer", "value": "app/menotime-prod-alb/1"}])
-        envelope = _signer().message(version="1", at=now, MessageId=f"{secrets.token_hex(4)}-{name}", TopicArn=TOPIC,
-                                     Message=json.dumps(alarm), Subject=f'ALARM: "{name}" in US West (N. California)',
-                                     SigningCertURL=CERT_URL)
-        prepared.append(Prepared(key=name, body=json.dumps(envelope).encode(),
-                                 headers={**HEADERS, "x-amz-sns-message-id": envelope["MessageId"]}))
+        alarm = json.loads(
+            alarm_message(
+                name=name,
+                state="ALARM",
+                old="OK",
+                at=now,
+                arn=f"arn:aws:cloudwatch:us-west-1:{ACCOUNT}:alarm:{name}",
+            )
+        )
+        alarm["Trigger"].update(
+            MetricName="HTTPCode_Target_5XX_Count",
+            Namespace="AWS/ApplicationELB",
+            Dimensions=[{"name": "LoadBalancer", "value": "app/menotime-prod-alb/1"}],
+        )
+        envelope = _signer().message(
+            version="1",
+            at=now,
+            MessageId=f"{secrets.token_hex(4)}-{name}",
+            TopicArn=TOPIC,
+            Message=json.dumps(alarm),
+            Subject=f'ALARM: "{name}" in US West (N. California)',
+            SigningCertURL=CERT_URL,
+        )
+        prepared.append(
+            Prepared(
+                key=name,
+                body=json.dumps(envelope).encode(),
+                headers={**HEADERS, "x-amz-sns-message-id": envelope["MessageId"]},
+            )
+        )
     return prepared
 
 
@@ -161,8 +182,10 @@ def throwaway_database(server_url: str, label: str, *, commit_wait: bool = True)
                 if not commit_wait:
                     connection.execute(text(f'ALTER DATABASE "{name}" SET synchronous_commit = off'))
         except SQLAlchemyError as exc:
-            raise SystemExit(f"cannot create a database on {url.render_as_string(hide_password=True)}: "
-                             f"{str(exc.orig or exc).splitlines()[0]}") from None
+            raise SystemExit(
+                f"cannot create a database on {url.render_as_string(hide_password=True)}: "
+                f"{str(exc.orig or exc).splitlines()[0]}"
+            ) from None
         try:
             yield url.set(database=name).render_as_string(hide_password=False)
         finally:
@@ -201,9 +224,15 @@ def bench_core(database_url: str, cache_dir: Path, slack_api_url: str | None = N
     from bot.core import build_core
     from bot.settings import Settings
 
-    settings = Settings(database_url=database_url, sns_cert_cache_dir=cache_dir, sns_max_age_seconds=MAX_AGE_SECONDS,
-                        sns_topic_arns=(TOPIC,), sns_queue_url=None, slack_bot_token=TOKEN,
-                        slack_api_url=slack_api_url)
+    settings = Settings(
+        database_url=database_url,
+        sns_cert_cache_dir=cache_dir,
+        sns_max_age_seconds=MAX_AGE_SECONDS,
+        sns_topic_arns=(TOPIC,),
+        sns_queue_url=None,
+        slack_bot_token=TOKEN,
+        slack_api_url=slack_api_url,
+    )
     # One root post per alarm: the storm grouping would otherwise fold most of them into one.
     config = load_config(overrides={"alarms": {"storm_threshold": 100_000}})
     return build_core(settings, config=config, migrate_schema=True)
@@ -223,7 +252,9 @@ def inbox_server(database_url: str, cache_dir: Path) -> Iterator[tuple[Backgroun
 
 
 @contextmanager
-def pipeline_server(database_url: str, cache_dir: Path, fake: FakeSlack) -> Iterator[tuple[BackgroundServer, Core]]:
+def pipeline_server(
+    database_url: str, cache_dir: Path, fake: FakeSlack
+) -> Iterator[tuple[BackgroundServer, Core]]:
     """/sns with the inbox and outbox workers, wired by the function `serve` uses."""
     from bot.outbox import Outbox, OutboxNotifier
     from handlers.web import create_web_app
@@ -234,8 +265,9 @@ def pipeline_server(database_url: str, cache_dir: Path, fake: FakeSlack) -> Iter
     workers: Workers | None = None
     try:
         workers = start_workers(core)  # no SQS consumer: sns_queue_url is None
-        with BackgroundServer(create_web_app(core, None, on_sns_stored=workers.inbox.poke), "pipeline",
-                              path=PATH) as server:
+        with BackgroundServer(
+            create_web_app(core, None, on_sns_stored=workers.inbox.poke), "pipeline", path=PATH
+        ) as server:
             yield server, core
     finally:
         if workers is not None:
@@ -259,8 +291,9 @@ def inbox_times(core: Core) -> dict[str, tuple[float, float | None]]:
     from bot.store.models import SnsInboxMessage
 
     with core.db.session(write=False) as session:
-        rows = session.execute(select(SnsInboxMessage.subject, SnsInboxMessage.received_at,
-                                      SnsInboxMessage.processed_at)).all()
+        rows = session.execute(
+            select(SnsInboxMessage.subject, SnsInboxMessage.received_at, SnsInboxMessage.processed_at)
+        ).all()
     times: dict[str, tuple[float, float | None]] = {}
     for subject, received_at, processed_at in rows:
         found = ALARM_NAME.search(subject or "")
@@ -279,7 +312,9 @@ def root_posts(fake: FakeSlack) -> dict[str, float]:
     for call in fake.calls_to("chat.postMessage"):
         if "thread_ts" in call.params:
             continue
-        found = ALARM_NAME.search(str(call.params.get("text", ""))) or ALARM_NAME.search(json.dumps(call.params))
+        found = ALARM_NAME.search(str(call.params.get("text", ""))) or ALARM_NAME.search(
+            json.dumps(call.params)
+        )
         if found and found.group() not in arrived:
             arrived[found.group()] = call.received_at
     return arrived
@@ -318,14 +353,16 @@ async def _load(spec: LoadSpec, between: Callable[[Run], object]) -> Run:
     loaded = json.loads(Path(spec.requests_file).read_text(encoding="utf-8"))
     requests = [Prepared(key=key, body=body.encode(), headers=headers) for key, body, headers in loaded]
     limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)  # one per worker, as ack_latency
-    clients = [httpx.AsyncClient(http1=True, http2=False, limits=limits, timeout=REQUEST_TIMEOUT)
-               for _ in range(spec.concurrency)]
+    clients = [
+        httpx.AsyncClient(http1=True, http2=False, limits=limits, timeout=REQUEST_TIMEOUT)
+        for _ in range(spec.concurrency)
+    ]
     try:
-        warm = await send_all(clients, spec.url, requests[:spec.warmup], spec.budget, interval=spec.interval)
+        warm = await send_all(clients, spec.url, requests[: spec.warmup], spec.budget, interval=spec.interval)
         await asyncio.to_thread(between, warm)
         # Re-open any connection the server closed while idle: a GET is refused by the route (405).
         await asyncio.gather(*(client.get(spec.url) for client in clients))
-        return await send_all(clients, spec.url, requests[spec.warmup:], spec.budget, interval=spec.interval)
+        return await send_all(clients, spec.url, requests[spec.warmup :], spec.budget, interval=spec.interval)
     finally:
         await asyncio.gather(*(client.aclose() for client in clients))
 
@@ -365,54 +402,80 @@ class Report:
 
     @property
     def latencies(self) -> list[float]:
-        return [at - self.latency_run.sent_at[key] for key, at in self.posts.items() if key in self.latency_run.sent_at]
+        return [
+            at - self.latency_run.sent_at[key]
+            for key, at in self.posts.items()
+            if key in self.latency_run.sent_at
+        ]
 
     @property
     def missing(self) -> int:
         return accepted(self.latency_run) - len(self.posts)
 
     def print(self) -> None:
-        header = (f"{'target':<8}{'N':>7}{'C':>5}{'msgs/s':>9}{'p50 ms':>10}{'p95 ms':>10}{'p99 ms':>10}"
-                  f"{'max ms':>10}{'failed':>8}")
+        header = (
+            f"{'target':<8}{'N':>7}{'C':>5}{'msgs/s':>9}{'p50 ms':>10}{'p95 ms':>10}{'p99 ms':>10}"
+            f"{'max ms':>10}{'failed':>8}"
+        )
         print()
-        print("Verified SNS notifications into the inbox (closed loop, client in a child process; "
-              "latency: request sent -> HTTP 200)")
+        print(
+            "Verified SNS notifications into the inbox (closed loop, client in a child process; "
+            "latency: request sent -> HTTP 200)"
+        )
         print(header)
         print("-" * len(header))
         for name, run in self.runs.items():
             acked = run.acked
-            print(f"{name:<8}{run.sent:>7}{self.concurrency:>5}{rate(run):>9.0f}{ms(percentile(acked, 50)):>10}"
-                  f"{ms(percentile(acked, 95)):>10}{ms(percentile(acked, 99)):>10}"
-                  f"{ms(max(acked, default=float('nan'))):>10}{run.failed:>8}")
+            print(
+                f"{name:<8}{run.sent:>7}{self.concurrency:>5}{rate(run):>9.0f}{ms(percentile(acked, 50)):>10}"
+                f"{ms(percentile(acked, 95)):>10}{ms(percentile(acked, 99)):>10}"
+                f"{ms(max(acked, default=float('nan'))):>10}{run.failed:>8}"
+            )
         self._notes(self.runs)
         bare, bot = rate(self.runs["bare"]), rate(self.runs["bot"])
         ratio = bot / bare if bare > 0 else 0.0
         print()
-        print(f"msgs/s bot/bare    {ratio:9.3f}      target >= {RATIO_TARGET}      {verdict(ratio >= RATIO_TARGET)}")
-        print(f"bot msgs/s         {bot:9.0f}      target >= {RATE_TARGET:.0f}      {verdict(bot >= RATE_TARGET)}")
-        print(f"(stored in the inbox: {self.stored} rows for {self.accepted_by_bot} answered 200, warm-up included)")
+        print(
+            f"msgs/s bot/bare    {ratio:9.3f}      target >= {RATIO_TARGET}      {verdict(ratio >= RATIO_TARGET)}"
+        )
+        print(
+            f"bot msgs/s         {bot:9.0f}      target >= {RATE_TARGET:.0f}      {verdict(bot >= RATE_TARGET)}"
+        )
+        print(
+            f"(stored in the inbox: {self.stored} rows for {self.accepted_by_bot} answered 200, warm-up included)"
+        )
 
         run = self.latency_run
         lat = self.latencies
         print()
-        print(f"SNS POST -> fake-Slack root post, the pipeline as `serve` runs it ({self.rate:g}/s fixed rate; "
-              f"request sent -> chat.postMessage received)")
-        header = f"{'N':>7}{'arrived':>9}{'p50 ms':>10}{'p95 ms':>10}{'p99 ms':>10}{'max ms':>10}{'failed':>8}"
+        print(
+            f"SNS POST -> fake-Slack root post, the pipeline as `serve` runs it ({self.rate:g}/s fixed rate; "
+            f"request sent -> chat.postMessage received)"
+        )
+        header = (
+            f"{'N':>7}{'arrived':>9}{'p50 ms':>10}{'p95 ms':>10}{'p99 ms':>10}{'max ms':>10}{'failed':>8}"
+        )
         print(header)
         print("-" * len(header))
-        print(f"{run.sent:>7}{len(self.posts):>9}{ms(percentile(lat, 50)):>10}{ms(percentile(lat, 95)):>10}"
-              f"{ms(percentile(lat, 99)):>10}{ms(max(lat, default=float('nan'))):>10}{run.failed:>8}")
+        print(
+            f"{run.sent:>7}{len(self.posts):>9}{ms(percentile(lat, 50)):>10}{ms(percentile(lat, 95)):>10}"
+            f"{ms(percentile(lat, 99)):>10}{ms(max(lat, default=float('nan'))):>10}{run.failed:>8}"
+        )
         self._notes({"latency": run})
         p95 = percentile(lat, 95)
         print()
-        print(f"post p95           {ms(p95):>9} ms   target < {P95_TARGET_MS:.0f} ms   "
-              f"{verdict(p95 * 1000 < P95_TARGET_MS)}")
+        print(
+            f"post p95           {ms(p95):>9} ms   target < {P95_TARGET_MS:.0f} ms   "
+            f"{verdict(p95 * 1000 < P95_TARGET_MS)}"
+        )
         print(f"(sent at {run.sent / run.elapsed:.1f}/s; posted at {self.posted_rate:.1f}/s)")
         print("where the time goes, p50 / p95 ms:")
         for label, values in self.breakdown().items():
             print(f"  {label:<44}{ms(percentile(values, 50)):>9} /{ms(percentile(values, 95)):>9}")
         if self.missing > 0:
-            print(f"  {self.missing} accepted message(s) never reached the fake Slack within {POST_TIMEOUT:.0f} s")
+            print(
+                f"  {self.missing} accepted message(s) never reached the fake Slack within {POST_TIMEOUT:.0f} s"
+            )
 
     @property
     def posted_rate(self) -> float:
@@ -444,7 +507,9 @@ class Report:
     def _notes(self, runs: dict[str, Run]) -> None:
         for name, run in runs.items():
             if run.sent < len(run.statuses):
-                print(f"  {name}: stopped by the {self.budget:.0f} s budget, {run.sent}/{len(run.statuses)} sent")
+                print(
+                    f"  {name}: stopped by the {self.budget:.0f} s budget, {run.sent}/{len(run.statuses)} sent"
+                )
             if run.errors:
                 print(f"  {name} failures: {run.errors}")
 
@@ -454,21 +519,40 @@ class Report:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m bench.sns_throughput", description=__doc__.split("\n")[0])
-    parser.add_argument("--messages", type=int, default=2000,
-                        help="measured messages per app, throughput (default 2000)")
-    parser.add_argument("--concurrency", type=int, default=20, help="requests in flight, throughput (default 20)")
-    parser.add_argument("--warmup", type=int, default=100, help="unmeasured messages first, per app (default 100)")
-    parser.add_argument("--database-url", default=None,
-                        help="PostgreSQL server to create the throw-away databases on "
-                             "(default: TEST_DATABASE_URL, else " + DEFAULT_DATABASE_URL + ")")
-    parser.add_argument("--latency-messages", type=int, default=500, help="measured messages, latency (default 500)")
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.sns_throughput", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument(
+        "--messages", type=int, default=2000, help="measured messages per app, throughput (default 2000)"
+    )
+    parser.add_argument(
+        "--concurrency", type=int, default=20, help="requests in flight, throughput (default 20)"
+    )
+    parser.add_argument(
+        "--warmup", type=int, default=100, help="unmeasured messages first, per app (default 100)"
+    )
+    parser.add_argument(
+        "--database-url",
+        default=None,
+        help="PostgreSQL server to create the throw-away databases on "
+        "(default: TEST_DATABASE_URL, else " + DEFAULT_DATABASE_URL + ")",
+    )
+    parser.add_argument(
+        "--latency-messages", type=int, default=500, help="measured messages, latency (default 500)"
+    )
     parser.add_argument("--rate", type=float, default=50.0, help="messages per second, latency (default 50)")
-    parser.add_argument("--budget", type=float, default=40.0,
-                        help="seconds after which a measured run stops sending (default 40, max 600)")
-    parser.add_argument("--no-commit-wait", action="store_true",
-                        help="experiment: the bench databases with synchronous_commit=off (commits do not wait "
-                             "for the WAL flush), to see what the durable commits cost")
+    parser.add_argument(
+        "--budget",
+        type=float,
+        default=40.0,
+        help="seconds after which a measured run stops sending (default 40, max 600)",
+    )
+    parser.add_argument(
+        "--no-commit-wait",
+        action="store_true",
+        help="experiment: the bench databases with synchronous_commit=off (commits do not wait "
+        "for the WAL flush), to see what the durable commits cost",
+    )
     return parser
 
 
@@ -485,7 +569,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     budget = min(max(args.budget, 1.0), 600.0)
     database_url = args.database_url or os.environ.get("TEST_DATABASE_URL") or DEFAULT_DATABASE_URL
     if not _is_postgresql(database_url):
-        parser.error(f"--database-url (or TEST_DATABASE_URL) must be a PostgreSQL URL, e.g. {DEFAULT_DATABASE_URL}")
+        parser.error(
+            f"--database-url (or TEST_DATABASE_URL) must be a PostgreSQL URL, e.g. {DEFAULT_DATABASE_URL}"
+        )
 
     from bot.logs import configure_logging
 
@@ -500,15 +586,25 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         # 1. Throughput: the same signed messages to the bare endpoint, then to the bot.
         print(f"signing {args.warmup + args.messages} messages ...", file=sys.stderr, flush=True)
-        messages = write_requests(workdir / "throughput.json", sign_messages("t", args.warmup + args.messages))
-        with throwaway_database(database_url, "inbox", commit_wait=not args.no_commit_wait) as url, \
-                BackgroundServer(bare_web_app(), "bare", path=PATH) as bare, \
-                inbox_server(url, cache_dir) as (bot, core):
+        messages = write_requests(
+            workdir / "throughput.json", sign_messages("t", args.warmup + args.messages)
+        )
+        with (
+            throwaway_database(database_url, "inbox", commit_wait=not args.no_commit_wait) as url,
+            BackgroundServer(bare_web_app(), "bare", path=PATH) as bare,
+            inbox_server(url, cache_dir) as (bot, core),
+        ):
             print(f"bare endpoint at {bare.url}, bot at {bot.url}", file=sys.stderr, flush=True)
 
             def spec(target: str) -> LoadSpec:
-                return LoadSpec(url=target, requests_file=messages, warmup=args.warmup,
-                                concurrency=args.concurrency, budget=budget, interval=0.0)
+                return LoadSpec(
+                    url=target,
+                    requests_file=messages,
+                    warmup=args.warmup,
+                    concurrency=args.concurrency,
+                    budget=budget,
+                    interval=0.0,
+                )
 
             bare_warm, bare_run = load_in_child(spec(bare.url), lambda _warm: None)
             bot_warm, bot_run = load_in_child(spec(bot.url), lambda _warm: None)
@@ -520,22 +616,42 @@ def main(argv: Sequence[str] | None = None) -> int:
         paced = sign_messages("l", warmup + args.latency_messages)
         paced_file = write_requests(workdir / "latency.json", paced)
         fake = stack.enter_context(FakeSlack())
-        with throwaway_database(database_url, "pipeline", commit_wait=not args.no_commit_wait) as url, \
-                pipeline_server(url, cache_dir, fake) as (server, pipeline_core):
+        with (
+            throwaway_database(database_url, "pipeline", commit_wait=not args.no_commit_wait) as url,
+            pipeline_server(url, cache_dir, fake) as (server, pipeline_core),
+        ):
             print(f"pipeline at {server.url}, fake Slack at {fake.url}", file=sys.stderr, flush=True)
-            latency_spec = LoadSpec(url=server.url, requests_file=paced_file, warmup=warmup,
-                                    concurrency=args.concurrency, budget=budget, interval=1.0 / args.rate)
+            latency_spec = LoadSpec(
+                url=server.url,
+                requests_file=paced_file,
+                warmup=warmup,
+                concurrency=args.concurrency,
+                budget=budget,
+                interval=1.0 / args.rate,
+            )
             # The measured run starts once the warm-up's posts are in, from a quiet pipeline.
             paced_warm, paced_run = load_in_child(
-                latency_spec, lambda warm: wait_for_posts(fake, set(warm.sent_at), POST_TIMEOUT))
-            keys = {request.key for request, status in zip(paced[warmup:], paced_run.statuses, strict=True)
-                    if status == 200}
+                latency_spec, lambda warm: wait_for_posts(fake, set(warm.sent_at), POST_TIMEOUT)
+            )
+            keys = {
+                request.key
+                for request, status in zip(paced[warmup:], paced_run.statuses, strict=True)
+                if status == 200
+            }
             posts = wait_for_posts(fake, keys, POST_TIMEOUT)
             stages = inbox_times(pipeline_core)
 
-        report = Report(runs={"bare": bare_run, "bot": bot_run}, concurrency=args.concurrency, stored=stored,
-                        accepted_by_bot=accepted(bot_warm) + accepted(bot_run), latency_run=paced_run,
-                        posts=posts, stages=stages, rate=args.rate, budget=budget)
+        report = Report(
+            runs={"bare": bare_run, "bot": bot_run},
+            concurrency=args.concurrency,
+            stored=stored,
+            accepted_by_bot=accepted(bot_warm) + accepted(bot_run),
+            latency_run=paced_run,
+            posts=posts,
+            stages=stages,
+            rate=args.rate,
+            budget=budget,
+        )
         if args.no_commit_wait:
             print("EXPERIMENT: synchronous_commit=off in the bench databases (not how the bot runs)")
         report.print()

@@ -78,22 +78,31 @@ def list_alarms(*, core: Core, envs: Sequence[str], include_unrouted: bool) -> A
     try:
         in_alarm = cloudwatch_in_alarm(aws=core.aws, config=core.config, envs=envs)
     except (AwsUnavailable, ClientError) as exc:
-        return AlarmList(alarms=_sorted(_thread_only(threads), config=core.config), cloudwatch_problem=_problem(exc))
+        return AlarmList(
+            alarms=_sorted(_thread_only(threads), config=core.config), cloudwatch_problem=_problem(exc)
+        )
     stale = [t for t in threads if _find(t, in_alarm) is None]
     current: tuple[CloudWatchAlarm, ...] | None = ()
     if stale:
         try:
-            current = cloudwatch_alarms(aws=core.aws, config=core.config, names=[as_written(t.title) for t in stale])
+            current = cloudwatch_alarms(
+                aws=core.aws, config=core.config, names=[as_written(t.title) for t in stale]
+            )
         except (AwsUnavailable, ClientError):
-            current = None  # e.g. a policy that allows reading only the bot's own alarms: those threads say so
+            current = (
+                None  # e.g. a policy that allows reading only the bot's own alarms: those threads say so
+            )
     listed = merge(threads=threads, in_alarm=in_alarm, current=current, envs=wanted)
     # An alarm in ALARM whose thread is not (its ALARM notification went missing) still has a thread.
-    listed = [_with_known_thread(a, thread_for(core, a.arn) if a.thread is None and a.arn else None)
-              for a in listed]
+    listed = [
+        _with_known_thread(a, thread_for(core, a.arn) if a.thread is None and a.arn else None) for a in listed
+    ]
     return AlarmList(alarms=_sorted(listed, config=core.config))
 
 
-def cloudwatch_in_alarm(*, aws: AwsGateway, config: Config, envs: Sequence[str]) -> tuple[CloudWatchAlarm, ...]:
+def cloudwatch_in_alarm(
+    *, aws: AwsGateway, config: Config, envs: Sequence[str]
+) -> tuple[CloudWatchAlarm, ...]:
     """The alarms CloudWatch has in ALARM, metric and composite, that may belong to ``envs`` (by
     name prefix or claimed topic), each with its environment; once each, in the order read."""
     queries: dict[tuple[str, str], None] = {}  # the same prefix or topic is read once
@@ -110,13 +119,15 @@ def cloudwatch_in_alarm(*, aws: AwsGateway, config: Config, envs: Sequence[str])
     return tuple(found.values())
 
 
-def cloudwatch_alarms(*, aws: AwsGateway, config: Config, names: Iterable[str]) -> tuple[CloudWatchAlarm, ...]:
+def cloudwatch_alarms(
+    *, aws: AwsGateway, config: Config, names: Iterable[str]
+) -> tuple[CloudWatchAlarm, ...]:
     """The alarms named ``names`` (in whatever state); names CloudWatch does not know are left out."""
     # A thread's title is the AlarmName of its notification; one longer than AWS allows is no alarm's.
     unique = [n for n in dict.fromkeys(names) if 0 < len(n) <= _MAX_NAME]
     found: list[CloudWatchAlarm] = []
     for start in range(0, len(unique), _NAMES_PER_CALL):
-        found.extend(_describe(aws=aws, config=config, AlarmNames=unique[start:start + _NAMES_PER_CALL]))
+        found.extend(_describe(aws=aws, config=config, AlarmNames=unique[start : start + _NAMES_PER_CALL]))
     return tuple(found)
 
 
@@ -137,12 +148,20 @@ def env_order(*, config: Config) -> tuple[str, ...]:
     approval, then staging's roles, then dev's none); environments with the same gate are taken in
     reverse of the configuration's order, which lists them from dev towards prod."""
     names = config.env_names
-    return tuple(sorted(names, key=lambda n: (_GATE_RANK.get(config.env(n).deploy_gate, len(_GATE_RANK)),
-                                              -names.index(n))))
+    return tuple(
+        sorted(
+            names, key=lambda n: (_GATE_RANK.get(config.env(n).deploy_gate, len(_GATE_RANK)), -names.index(n))
+        )
+    )
 
 
-def merge(*, threads: Sequence[AlarmThreadView], in_alarm: Sequence[CloudWatchAlarm],
-          current: Sequence[CloudWatchAlarm] | None, envs: set[str]) -> list[ListedAlarm]:
+def merge(
+    *,
+    threads: Sequence[AlarmThreadView],
+    in_alarm: Sequence[CloudWatchAlarm],
+    current: Sequence[CloudWatchAlarm] | None,
+    envs: set[str],
+) -> list[ListedAlarm]:
     """CloudWatch's alarms in ALARM in ``envs`` and ``threads``, one entry per alarm: a thread is
     matched by AlarmArn, else by name; ``current`` is CloudWatch's state of the threads' alarms
     that it does not have in ALARM (None: that could not be read)."""
@@ -152,18 +171,41 @@ def merge(*, threads: Sequence[AlarmThreadView], in_alarm: Sequence[CloudWatchAl
         alarm = _find(thread, in_alarm)
         if alarm is not None:
             matched.add(alarm.arn or alarm.name)
-            listed.append(ListedAlarm(env=thread.env or alarm.env, name=thread.title, arn=alarm.arn,
-                                      since=alarm.since, thread=thread, cloudwatch_state="ALARM"))
+            listed.append(
+                ListedAlarm(
+                    env=thread.env or alarm.env,
+                    name=thread.title,
+                    arn=alarm.arn,
+                    since=alarm.since,
+                    thread=thread,
+                    cloudwatch_state="ALARM",
+                )
+            )
         else:
             now = _find(thread, current) if current is not None else None
             state = now.state if now else MISSING if current is not None else UNKNOWN
-            listed.append(ListedAlarm(env=thread.env or (now.env if now else None), name=thread.title,
-                                      arn=now.arn if now else None, since=thread.alarm_since or thread.since,
-                                      thread=thread, cloudwatch_state=state))
+            listed.append(
+                ListedAlarm(
+                    env=thread.env or (now.env if now else None),
+                    name=thread.title,
+                    arn=now.arn if now else None,
+                    since=thread.alarm_since or thread.since,
+                    thread=thread,
+                    cloudwatch_state=state,
+                )
+            )
     for alarm in in_alarm:
         if (alarm.arn or alarm.name) not in matched and alarm.env in envs:
-            listed.append(ListedAlarm(env=alarm.env, name=alarm.name, arn=alarm.arn, since=alarm.since,
-                                      thread=None, cloudwatch_state="ALARM"))
+            listed.append(
+                ListedAlarm(
+                    env=alarm.env,
+                    name=alarm.name,
+                    arn=alarm.arn,
+                    since=alarm.since,
+                    thread=None,
+                    cloudwatch_state="ALARM",
+                )
+            )
     # A thread moved to an environment by CloudWatch's routing must still be one the user may see.
     return [a for a in listed if a.env in envs or (a.env is None and a.thread is not None)]
 
@@ -189,8 +231,9 @@ def _describe(*, aws: AwsGateway, config: Config, **filters: Any) -> list[CloudW
 def _find(thread: AlarmThreadView, alarms: Sequence[CloudWatchAlarm]) -> CloudWatchAlarm | None:
     """The CloudWatch alarm of ``thread``: its key is the AlarmArn (unless the notification had
     none, or the ARN was too long to be a key), and its title the alarm name."""
-    return (next((a for a in alarms if a.arn and a.arn == thread.key), None)
-            or next((a for a in alarms if a.name == thread.title), None))
+    return next((a for a in alarms if a.arn and a.arn == thread.key), None) or next(
+        (a for a in alarms if a.name == thread.title), None
+    )
 
 
 def _problem(exc: AwsUnavailable | ClientError) -> str:
@@ -201,22 +244,31 @@ def _problem(exc: AwsUnavailable | ClientError) -> str:
 
 
 def _thread_only(threads: Sequence[AlarmThreadView]) -> list[ListedAlarm]:
-    return [ListedAlarm(env=t.env, name=t.title, arn=None, since=t.alarm_since or t.since, thread=t,
-                        cloudwatch_state=None) for t in threads]
+    return [
+        ListedAlarm(
+            env=t.env, name=t.title, arn=None, since=t.alarm_since or t.since, thread=t, cloudwatch_state=None
+        )
+        for t in threads
+    ]
 
 
 def _with_known_thread(alarm: ListedAlarm, thread: AlarmThreadView | None) -> ListedAlarm:
     # Not a thread in an environment other than the alarm's: the user may not be allowed to see it.
     if alarm.thread is not None or thread is None or thread.env not in (alarm.env, None):
         return alarm
-    return replace(alarm, thread=thread, thread_state=None if thread.state == "ALARM" else thread.state or "unknown")
+    return replace(
+        alarm, thread=thread, thread_state=None if thread.state == "ALARM" else thread.state or "unknown"
+    )
 
 
 def _sorted(alarms: Iterable[ListedAlarm], *, config: Config) -> tuple[ListedAlarm, ...]:
     rank = {name: i for i, name in enumerate(env_order(config=config))}
     oldest = datetime.min.replace(tzinfo=UTC)
-    return tuple(sorted(alarms, key=lambda a: (a.env is None, rank.get(a.env or "", len(rank)),
-                                               a.since or oldest, a.name)))
+    return tuple(
+        sorted(
+            alarms, key=lambda a: (a.env is None, rank.get(a.env or "", len(rank)), a.since or oldest, a.name)
+        )
+    )
 
 
 def _utc(value: Any) -> datetime:

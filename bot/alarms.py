@@ -121,18 +121,27 @@ def process_inbox(*, core: Core, limit: int = 100) -> int:
                 subject, message = _envelope(row.body, row.subject)
                 event = parse_message(subject, message)
                 env, channel = route(event, core.config, topic_arn=row.topic_arn)
-                outcome = record_event(core, event, env, channel, origin_at=stored_utc(row.sns_timestamp),
-                                       notification={"subject": subject, "message": message})
+                outcome = record_event(
+                    core,
+                    event,
+                    env,
+                    channel,
+                    origin_at=stored_utc(row.sns_timestamp),
+                    notification={"subject": subject, "message": message},
+                )
                 inbox.mark(id=row.id, outcome=outcome, processed_at=core.clock.now())
             if event.kind == "ecs_deployment" and env in core.config.environments:
                 # Someone deployed (CI/CD, the console, the bot): record it from ECS, after the commit.
-                _safe(core, lambda: watch.deployment_event(core, core.config.env(env), event))
+                _safe(
+                    core,
+                    lambda env=env, event=event: watch.deployment_event(core, core.config.env(env), event),
+                )
         except PostFailed as exc:
             log.warning("alarm_post_failed", key=event.key, channel=channel, error=str(exc))
             break  # later messages wait too: they may belong to the same thread, and order matters
         except (OperationalError, InterfaceError):
             raise  # the database itself: nothing was recorded; the worker tries again later
-        except Exception as exc:  # noqa: BLE001 - one message that always fails must not stop the inbox
+        except Exception as exc:
             if current is None:
                 raise
             _set_aside(core, inbox, *current, error=exc)
@@ -140,17 +149,30 @@ def process_inbox(*, core: Core, limit: int = 100) -> int:
     return done
 
 
-def _set_aside(core: Core, inbox: Inbox, row_id: int, message_id: str, topic_arn: str, *, error: Exception) -> None:
+def _set_aside(
+    core: Core, inbox: Inbox, row_id: int, message_id: str, topic_arn: str, *, error: Exception
+) -> None:
     """A message that cannot be processed is marked failed (kept in the inbox for a person to look
     at) and said so in the default alerts channel, so the messages behind it go on."""
-    log.error("alarm_processing_failed", inbox_id=row_id, message_id=message_id, error=type(error).__name__,
-              exc_info=error)
+    log.error(
+        "alarm_processing_failed",
+        inbox_id=row_id,
+        message_id=message_id,
+        error=type(error).__name__,
+        exc_info=error,
+    )
     with core.db.transaction():
         if inbox.mark(id=row_id, outcome="failed", processed_at=core.clock.now()):
-            _post(core, channel=core.config.channels.default_alerts, result=ChangeResult(
-                headline=f"An AWS notification could not be turned into a thread ({type(error).__name__}); "
-                         "it is kept in the inbox", emoji=":warning:",
-                facts=(("MessageId", message_id[:100]), ("Topic", topic_arn[:256]))))
+            _post(
+                core,
+                channel=core.config.channels.default_alerts,
+                result=ChangeResult(
+                    headline=f"An AWS notification could not be turned into a thread ({type(error).__name__}); "
+                    "it is kept in the inbox",
+                    emoji=":warning:",
+                    facts=(("MessageId", message_id[:100]), ("Topic", topic_arn[:256])),
+                ),
+            )
 
 
 def _envelope(body: str, subject: str | None) -> tuple[str | None, str]:
@@ -161,15 +183,24 @@ def _envelope(body: str, subject: str | None) -> tuple[str | None, str]:
     if not isinstance(data, dict):
         return subject, body
     message = data.get("Message")
-    return (data.get("Subject") if data.get("Subject") is not None else subject,
-            message if isinstance(message, str) else json.dumps(message))
+    return (
+        data.get("Subject") if data.get("Subject") is not None else subject,
+        message if isinstance(message, str) else json.dumps(message),
+    )
 
 
 # ---------------------------------------------------------------------------------------- record
 
 
-def record_event(core: Core, event: Event, env: str | None, channel: str, *,
-                 origin_at: datetime | None = None, notification: dict[str, Any] | None = None) -> str:
+def record_event(
+    core: Core,
+    event: Event,
+    env: str | None,
+    channel: str,
+    *,
+    origin_at: datetime | None = None,
+    notification: dict[str, Any] | None = None,
+) -> str:
     """Posts ``event`` (a new thread, a reply, or a root refresh); the inbox outcome. Raises
     PostFailed when Slack did not take the message, with nothing recorded. ``notification`` (the
     subject and message as AWS sent them) is kept with the thread so a click can redraw its root."""
@@ -177,8 +208,12 @@ def record_event(core: Core, event: Event, env: str | None, channel: str, *,
     outcome = _record(core, event, env, channel, origin_at=origin_at)
     if notification is not None and outcome != STALE:
         with core.db.session() as session:
-            session.execute(update(AlarmThread).where(AlarmThread.key == event.key)
-                            .values(last_notification=notification).execution_options(synchronize_session=False))
+            session.execute(
+                update(AlarmThread)
+                .where(AlarmThread.key == event.key)
+                .values(last_notification=notification)
+                .execution_options(synchronize_session=False)
+            )
     return outcome
 
 
@@ -204,31 +239,60 @@ def _record(core: Core, event: Event, env: str | None, channel: str, *, origin_a
         _save(core, refreshed)
         return REFRESHED
     window = timedelta(minutes=core.config.alarms.flap_window_minutes)
-    flips = tuple(f for f in view.flips if datetime.fromisoformat(f) > at - window) + (at.isoformat(),)
-    changed = _replace(view, state=event.state, since=at, updated_at=now, flips=flips,
-                       alarm_since=at if event.state == "ALARM" else view.alarm_since)
+    flips = (*(f for f in view.flips if datetime.fromisoformat(f) > at - window), at.isoformat())
+    changed = _replace(
+        view,
+        state=event.state,
+        since=at,
+        updated_at=now,
+        flips=flips,
+        alarm_since=at if event.state == "ALARM" else view.alarm_since,
+    )
     # _save writes only what the notification changes (an acknowledgement may land meanwhile);
     # forgetting the last incident's acknowledgement and snooze is a write of its own.
     if event.state == "ALARM" and view.state == "OK" and at - view.since >= window:
         # A new incident, not a flap: last time's acknowledgement and snooze do not carry over.
-        changed = _forget(core, changed, acknowledged_by=None, acknowledged_at=None, snoozed_until=None,
-                          snoozed_by=None, reminded_at=None, after_deployment=None)
+        changed = _forget(
+            core,
+            changed,
+            acknowledged_by=None,
+            acknowledged_at=None,
+            snoozed_until=None,
+            snoozed_by=None,
+            reminded_at=None,
+            after_deployment=None,
+        )
     if event.state == "ALARM" and event.kind == "alarm" and changed.after_deployment is None:
         changed = _tie_to_deployment(core, changed, at)
     elif view.snoozed_until is not None and not view.snoozed(now):
-        changed = _forget(core, changed, snoozed_until=None, snoozed_by=None)  # over: the Snooze button is back
+        changed = _forget(
+            core, changed, snoozed_until=None, snoozed_by=None
+        )  # over: the Snooze button is back
     if view.snoozed(now):
         pass  # held: the root still shows the current state, and the snooze reply said so
     elif len(flips) > core.config.alarms.flap_threshold:
         if view.flap_noted_at is None or view.flap_noted_at < now - window:
-            _post(core, channel=view.channel, thread=view.ref, origin_at=origin_at, result=ChangeResult(
-                headline=f"Flapping: {len(flips)} state changes in {core.config.alarms.flap_window_minutes} min. "
-                         "Further changes update the first message instead of replying here.",
-                emoji=":repeat:", footer=when(at)))
+            _post(
+                core,
+                channel=view.channel,
+                thread=view.ref,
+                origin_at=origin_at,
+                result=ChangeResult(
+                    headline=f"Flapping: {len(flips)} state changes in {core.config.alarms.flap_window_minutes} min. "
+                    "Further changes update the first message instead of replying here.",
+                    emoji=":repeat:",
+                    footer=when(at),
+                ),
+            )
             changed = _replace(changed, flap_noted_at=now)
     else:
-        _post(core, channel=view.channel, result=reply_message(view, event, at=at), thread=view.ref,
-              origin_at=origin_at)
+        _post(
+            core,
+            channel=view.channel,
+            result=reply_message(view, event, at=at),
+            thread=view.ref,
+            origin_at=origin_at,
+        )
     _save(core, changed)
     _refresh_root(core, changed, event)
     return THREADED
@@ -250,21 +314,46 @@ def _fitted(event: Event) -> Event:
     if len(event.key) <= _KEY_LIMIT:
         return event
     digest = hashlib.sha256(event.key.encode()).hexdigest()[:32]
-    return replace(event, key=f"{event.key[:_KEY_LIMIT - len(digest) - 1]}#{digest}")
+    return replace(event, key=f"{event.key[: _KEY_LIMIT - len(digest) - 1]}#{digest}")
 
 
-def _post_root(core: Core, event: Event, env: str | None, channel: str, *, at: datetime, now: datetime,
-               replace: bool, origin_at: datetime | None) -> str:
+def _post_root(
+    core: Core,
+    event: Event,
+    env: str | None,
+    channel: str,
+    *,
+    at: datetime,
+    now: datetime,
+    replace: bool,
+    origin_at: datetime | None,
+) -> str:
     draft = AlarmThreadView(
-        key=event.key, short_id=short_id(event.key), env=env, channel=channel, root_ts="", title=event.title[:300],
-        kind=event.kind, state=event.state, since=at, alarm_since=at if event.state == "ALARM" else None,
-        opened_at=now, updated_at=now,
-        acknowledged_by=None, acknowledged_at=None, flips=(at.isoformat(),),
+        key=event.key,
+        short_id=short_id(event.key),
+        env=env,
+        channel=channel,
+        root_ts="",
+        title=event.title[:300],
+        kind=event.kind,
+        state=event.state,
+        since=at,
+        alarm_since=at if event.state == "ALARM" else None,
+        opened_at=now,
+        updated_at=now,
+        acknowledged_by=None,
+        acknowledged_at=None,
+        flips=(at.isoformat(),),
         after_deployment=watch.deployment_behind(core, env=env, at=at)
-        if event.kind == "alarm" and event.state == "ALARM" else None,
+        if event.kind == "alarm" and event.state == "ALARM"
+        else None,
     )
-    ref = _post(core, channel=channel, result=root_message(draft, event, runbook=_runbook(core, event)),
-                origin_at=origin_at)
+    ref = _post(
+        core,
+        channel=channel,
+        result=root_message(draft, event, runbook=_runbook(core, event)),
+        origin_at=origin_at,
+    )
     if draft.after_deployment:
         watch.note_alarm(core, after=draft.after_deployment, title=draft.title, channel=channel)
     view = _replace(draft, channel=ref.channel, root_ts=ref.ts)
@@ -287,35 +376,79 @@ _STORM_LIST_LIMIT = 40
 def _storming(core: Core, channel: str, now: datetime) -> bool:
     """More than the threshold of new alarm threads in this channel within the last minute."""
     with core.db.session(write=False) as session:
-        recent = session.scalar(select(func.count()).where(
-            AlarmThread.channel == channel, AlarmThread.kind == "alarm",
-            AlarmThread.opened_at >= now - timedelta(minutes=1)))
+        recent = session.scalar(
+            select(func.count()).where(
+                AlarmThread.channel == channel,
+                AlarmThread.kind == "alarm",
+                AlarmThread.opened_at >= now - timedelta(minutes=1),
+            )
+        )
     return int(recent or 0) >= core.config.alarms.storm_threshold
 
 
-def _join_storm(core: Core, event: Event, env: str | None, channel: str, *, at: datetime, now: datetime,
-                origin_at: datetime | None) -> str:
+def _join_storm(
+    core: Core,
+    event: Event,
+    env: str | None,
+    channel: str,
+    *,
+    at: datetime,
+    now: datetime,
+    origin_at: datetime | None,
+) -> str:
     """Files the alarm under the channel's storm message (posted now if there is none running):
     one message listing them all, each alarm's later changes replied in its thread."""
     with core.db.session(write=False) as session:
         storm = session.scalars(
-            select(AlarmThread).where(AlarmThread.channel == channel, AlarmThread.kind == STORM_KIND,
-                                      AlarmThread.updated_at >= now - timedelta(minutes=1))
-            .order_by(AlarmThread.opened_at.desc()).limit(1)).first()
+            select(AlarmThread)
+            .where(
+                AlarmThread.channel == channel,
+                AlarmThread.kind == STORM_KIND,
+                AlarmThread.updated_at >= now - timedelta(minutes=1),
+            )
+            .order_by(AlarmThread.opened_at.desc())
+            .limit(1)
+        ).first()
         storm_view = _view(storm) if storm is not None else None
     member = AlarmThreadView(
-        key=event.key, short_id=short_id(event.key), env=env, channel=channel, root_ts="", title=event.title[:300],
-        kind=event.kind, state=event.state, since=at, alarm_since=at if event.state == "ALARM" else None,
-        opened_at=now, updated_at=now, acknowledged_by=None, acknowledged_at=None, flips=(at.isoformat(),),
+        key=event.key,
+        short_id=short_id(event.key),
+        env=env,
+        channel=channel,
+        root_ts="",
+        title=event.title[:300],
+        kind=event.kind,
+        state=event.state,
+        since=at,
+        alarm_since=at if event.state == "ALARM" else None,
+        opened_at=now,
+        updated_at=now,
+        acknowledged_by=None,
+        acknowledged_at=None,
+        flips=(at.isoformat(),),
         grouped=True,
     )
     if storm_view is None:
         key = f"storm:{channel}:{now.isoformat()}"
         storm_view = AlarmThreadView(
-            key=key, short_id=short_id(key), env=env, channel=channel, root_ts="", title=f"Alarm storm in {channel}",
-            kind=STORM_KIND, state=None, since=now, alarm_since=None, opened_at=now, updated_at=now,
-            acknowledged_by=None, acknowledged_at=None)
-        ref = _post(core, channel=channel, result=storm_message(core, storm_view, extra=member), origin_at=origin_at)
+            key=key,
+            short_id=short_id(key),
+            env=env,
+            channel=channel,
+            root_ts="",
+            title=f"Alarm storm in {channel}",
+            kind=STORM_KIND,
+            state=None,
+            since=now,
+            alarm_since=None,
+            opened_at=now,
+            updated_at=now,
+            acknowledged_by=None,
+            acknowledged_at=None,
+        )
+        ref = _post(
+            core, channel=channel, result=storm_message(core, storm_view, extra=member), origin_at=origin_at
+        )
         storm_view = _replace(storm_view, channel=ref.channel, root_ts=ref.ts)
         with core.db.session() as session:
             session.add(AlarmThread(**_columns(storm_view)))
@@ -329,42 +462,63 @@ def _join_storm(core: Core, event: Event, env: str | None, channel: str, *, at: 
     return POSTED
 
 
-def storm_message(core: Core, storm: AlarmThreadView, *, extra: AlarmThreadView | None = None) -> ChangeResult:
+def storm_message(
+    core: Core, storm: AlarmThreadView, *, extra: AlarmThreadView | None = None
+) -> ChangeResult:
     members = _storm_members(core, storm) + ([extra] if extra is not None else [])
-    lines = [f"{STATE_EMOJI.get(m.state or '', GENERIC_EMOJI)} {m.state or 'event'} — {m.title} (`{m.short_id}`)"
-             for m in members[:_STORM_LIST_LIMIT]]
+    lines = [
+        f"{STATE_EMOJI.get(m.state or '', GENERIC_EMOJI)} {m.state or 'event'} — {m.title} (`{m.short_id}`)"
+        for m in members[:_STORM_LIST_LIMIT]
+    ]
     if len(members) > _STORM_LIST_LIMIT:
         lines.append(f"…and {len(members) - _STORM_LIST_LIMIT} more")
     in_alarm = sum(1 for m in members if m.state == "ALARM")
     return ChangeResult(
         headline=f"Alarm storm in {storm.channel}: {plural(len(members), 'alarm')} at once, {in_alarm} in ALARM",
-        emoji=":rotating_light:", details=tuple(lines),
+        emoji=":rotating_light:",
+        details=tuple(lines),
         footer=f"Grouped to keep the channel readable; each alarm's changes are replied in this thread. "
-               f"`/menotime ack <id>` acknowledges one. Since {when(storm.opened_at)}",
+        f"`/menotime ack <id>` acknowledges one. Since {when(storm.opened_at)}",
     )
 
 
 def _storm_members(core: Core, storm: AlarmThreadView) -> list[AlarmThreadView]:
     with core.db.session(write=False) as session:
-        rows = session.scalars(select(AlarmThread).where(
-            AlarmThread.grouped.is_(True), AlarmThread.channel == storm.channel,
-            AlarmThread.root_ts == storm.root_ts).order_by(AlarmThread.opened_at, AlarmThread.key))
+        rows = session.scalars(
+            select(AlarmThread)
+            .where(
+                AlarmThread.grouped.is_(True),
+                AlarmThread.channel == storm.channel,
+                AlarmThread.root_ts == storm.root_ts,
+            )
+            .order_by(AlarmThread.opened_at, AlarmThread.key)
+        )
         return [_view(row) for row in rows]
 
 
 def _storm_of(core: Core, member: AlarmThreadView) -> AlarmThreadView | None:
     with core.db.session(write=False) as session:
-        row = session.scalars(select(AlarmThread).where(
-            AlarmThread.kind == STORM_KIND, AlarmThread.channel == member.channel,
-            AlarmThread.root_ts == member.root_ts)).first()
+        row = session.scalars(
+            select(AlarmThread).where(
+                AlarmThread.kind == STORM_KIND,
+                AlarmThread.channel == member.channel,
+                AlarmThread.root_ts == member.root_ts,
+            )
+        ).first()
         return _view(row) if row is not None else None
 
 
 # ---------------------------------------------------------------------------------------- posting
 
 
-def _post(core: Core, *, channel: str, result: ChangeResult, thread: MessageRef | None = None,
-          origin_at: datetime | None = None) -> MessageRef:
+def _post(
+    core: Core,
+    *,
+    channel: str,
+    result: ChangeResult,
+    thread: MessageRef | None = None,
+    origin_at: datetime | None = None,
+) -> MessageRef:
     try:
         ref = core.notifier.post(channel=channel, result=result, thread=thread, origin_at=origin_at)
     except Exception as exc:  # any failure leaves the inbox row for a retry
@@ -381,8 +535,12 @@ def _refresh_root(core: Core, view: AlarmThreadView, event: Event) -> None:
         if storm is not None:
             _safe(core, lambda: core.notifier.update(ref=storm.ref, result=storm_message(core, storm)))
         return
-    _safe(core, lambda: core.notifier.update(ref=view.ref, result=root_message(view, event,
-                                                                              runbook=_runbook(core, event))))
+    _safe(
+        core,
+        lambda: core.notifier.update(
+            ref=view.ref, result=root_message(view, event, runbook=_runbook(core, event))
+        ),
+    )
 
 
 def _safe(core: Core, edit: Callable[[], None]) -> None:
@@ -396,8 +554,12 @@ def _safe(core: Core, edit: Callable[[], None]) -> None:
 
 def _forget(core: Core, view: AlarmThreadView, **cleared: None) -> AlarmThreadView:
     with core.db.session() as session:
-        session.execute(update(AlarmThread).where(AlarmThread.key == view.key).values(**cleared)
-                        .execution_options(synchronize_session=False))
+        session.execute(
+            update(AlarmThread)
+            .where(AlarmThread.key == view.key)
+            .values(**cleared)
+            .execution_options(synchronize_session=False)
+        )
     return _replace(view, **cleared)
 
 
@@ -426,9 +588,16 @@ def root_message(view: AlarmThreadView, event: Event, *, runbook: str | None = N
     notification: its reason, metric and links)."""
     if event.kind == "generic":
         return ChangeResult(
-            headline=event.title, emoji=GENERIC_EMOJI,
-            facts=tuple(f for f in (("Time", when(event.at)) if event.at else None,
-                                    ("Region", event.region) if event.region else None) if f),
+            headline=event.title,
+            emoji=GENERIC_EMOJI,
+            facts=tuple(
+                f
+                for f in (
+                    ("Time", when(event.at)) if event.at else None,
+                    ("Region", event.region) if event.region else None,
+                )
+                if f
+            ),
             details=(_code_block(event.text or ""),) if event.text else (),
             footer=_footer(view, event),
         )
@@ -462,22 +631,34 @@ def root_message(view: AlarmThreadView, event: Event, *, runbook: str | None = N
     buttons: list[Button] = []
     if event.kind == "alarm" and view.state == "ALARM":
         if not view.acknowledged_by:
-            buttons.append(Button("Acknowledge", ACK_ACTION, view.short_id, f"ack {view.short_id}", "primary"))
+            buttons.append(
+                Button("Acknowledge", ACK_ACTION, view.short_id, f"ack {view.short_id}", "primary")
+            )
         if view.snoozed_until is None:
             buttons.append(Button("Snooze 1h", SNOOZE_ACTION, view.short_id, f"snooze {view.short_id}"))
         if after and after.get("rollback_to") is not None:
             # Back to exactly what ran before the deployment this alarm fired after.
             target = f"{view.env}:{after['rollback_to']}"
-            buttons.append(Button("Roll back", REVISION_ROLLBACK_ACTION, target,
-                                  f"rollback {view.env} {after['rollback_to']}", "danger"))
+            buttons.append(
+                Button(
+                    "Roll back",
+                    REVISION_ROLLBACK_ACTION,
+                    target,
+                    f"rollback {view.env} {after['rollback_to']}",
+                    "danger",
+                )
+            )
         elif view.env and view.env == PROD and _is_service_alarm(event):
             buttons.append(Button("Roll back", ROLLBACK_ACTION, view.env, f"rollback {view.env}", "danger"))
     if runbook and event.kind == "alarm":
         buttons.append(Button("Runbook", RUNBOOK_ACTION, view.short_id, f"(open {runbook})", url=runbook))
     return ChangeResult(
-        headline=headline, emoji=state_emoji(event, view.state), facts=tuple(facts),
+        headline=headline,
+        emoji=state_emoji(event, view.state),
+        facts=tuple(facts),
         details=(_clip(event.description),) if event.description else (),
-        buttons=tuple(buttons), footer=_footer(view, event),
+        buttons=tuple(buttons),
+        footer=_footer(view, event),
     )
 
 
@@ -491,7 +672,8 @@ def reply_message(view: AlarmThreadView, event: Event, *, at: datetime) -> Chang
     else:
         headline = f"{new} (was {view.state or 'unknown'})"
     return ChangeResult(
-        headline=headline, emoji=state_emoji(event, event.state),
+        headline=headline,
+        emoji=state_emoji(event, event.state),
         details=(_clip(event.reason),) if event.reason else (),
         footer=when(at),
     )
@@ -501,8 +683,9 @@ def _is_service_alarm(event: Event) -> bool:
     metric = event.metric
     if metric is None:
         return False
-    return (metric.namespace in _SERVICE_NAMESPACES
-            or any(name in _SERVICE_DIMENSIONS for name, _ in (metric.dimensions or ())))
+    return metric.namespace in _SERVICE_NAMESPACES or any(
+        name in _SERVICE_DIMENSIONS for name, _ in (metric.dimensions or ())
+    )
 
 
 def _runbook(core: Core, event: Event) -> str | None:
@@ -523,9 +706,13 @@ def _metric_text(event: Event) -> str:
 
 
 _COMPARISONS = {
-    "GreaterThanOrEqualToThreshold": "≥", "GreaterThanThreshold": ">", "LessThanThreshold": "<",
-    "LessThanOrEqualToThreshold": "≤", "LessThanLowerOrGreaterThanUpperThreshold": "outside band",
-    "LessThanLowerThreshold": "< lower", "GreaterThanUpperThreshold": "> upper",
+    "GreaterThanOrEqualToThreshold": "≥",
+    "GreaterThanThreshold": ">",
+    "LessThanThreshold": "<",
+    "LessThanOrEqualToThreshold": "≤",
+    "LessThanLowerOrGreaterThanUpperThreshold": "outside band",
+    "LessThanLowerThreshold": "< lower",
+    "GreaterThanUpperThreshold": "> upper",
 }
 
 
@@ -588,15 +775,28 @@ def _aware(value: datetime | None) -> datetime:
 
 def _view(row: AlarmThread) -> AlarmThreadView:
     return AlarmThreadView(
-        key=row.key, short_id=row.short_id, env=row.env, channel=row.channel, root_ts=row.root_ts,
-        title=row.title, kind=row.kind, state=row.state, since=_aware(row.since),
+        key=row.key,
+        short_id=row.short_id,
+        env=row.env,
+        channel=row.channel,
+        root_ts=row.root_ts,
+        title=row.title,
+        kind=row.kind,
+        state=row.state,
+        since=_aware(row.since),
         alarm_since=_aware(row.alarm_since) if row.alarm_since else None,
-        opened_at=_aware(row.opened_at), updated_at=_aware(row.updated_at), acknowledged_by=row.acknowledged_by,
+        opened_at=_aware(row.opened_at),
+        updated_at=_aware(row.updated_at),
+        acknowledged_by=row.acknowledged_by,
         acknowledged_at=_aware(row.acknowledged_at) if row.acknowledged_at else None,
-        snoozed_until=_aware(row.snoozed_until) if row.snoozed_until else None, snoozed_by=row.snoozed_by,
-        reminded_at=_aware(row.reminded_at) if row.reminded_at else None, flips=tuple(row.flips or ()),
-        flap_noted_at=_aware(row.flap_noted_at) if row.flap_noted_at else None, grouped=bool(row.grouped),
-        last_notification=row.last_notification, after_deployment=row.after_deployment,
+        snoozed_until=_aware(row.snoozed_until) if row.snoozed_until else None,
+        snoozed_by=row.snoozed_by,
+        reminded_at=_aware(row.reminded_at) if row.reminded_at else None,
+        flips=tuple(row.flips or ()),
+        flap_noted_at=_aware(row.flap_noted_at) if row.flap_noted_at else None,
+        grouped=bool(row.grouped),
+        last_notification=row.last_notification,
+        after_deployment=row.after_deployment,
     )
 
 
@@ -612,7 +812,9 @@ def _columns(view: AlarmThreadView) -> dict[str, object]:
 
 def thread_by_short_id(core: Core, short: str) -> AlarmThreadView:
     with core.db.session(write=False) as session:
-        row = session.scalars(select(AlarmThread).where(AlarmThread.short_id == short.strip().lower())).first()
+        row = session.scalars(
+            select(AlarmThread).where(AlarmThread.short_id == short.strip().lower())
+        ).first()
         if row is None:
             raise NotFound(f"There is no alarm thread `{short.strip()[:20]}`.")
         return _view(row)
@@ -622,20 +824,32 @@ def acknowledge(core: Core, *, short: str, user: str) -> AlarmThreadView:
     """Record who took the alarm, once, and say so in its thread."""
     view = thread_by_short_id(core, short)
     if view.state != "ALARM":
-        raise PolicyViolation(f"`{view.title}` is {view.state or 'not in ALARM'} now; there is nothing to acknowledge.")
+        raise PolicyViolation(
+            f"`{view.title}` is {view.state or 'not in ALARM'} now; there is nothing to acknowledge."
+        )
     now = core.clock.now()
     with core.db.session() as session:
-        taken = session.execute(
-            update(AlarmThread).where(AlarmThread.key == view.key, AlarmThread.acknowledged_by.is_(None))
-            .values(acknowledged_by=user, acknowledged_at=now).execution_options(synchronize_session=False)
-        ).rowcount == 1
+        taken = (
+            session.execute(
+                update(AlarmThread)
+                .where(AlarmThread.key == view.key, AlarmThread.acknowledged_by.is_(None))
+                .values(acknowledged_by=user, acknowledged_at=now)
+                .execution_options(synchronize_session=False)
+            ).rowcount
+            == 1
+        )
     if not taken:
         current = thread_by_short_id(core, short)
-        raise PolicyViolation(f"`{view.title}` was already acknowledged by <@{current.acknowledged_by}> at "
-                              f"{when(current.acknowledged_at)}.")
+        raise PolicyViolation(
+            f"`{view.title}` was already acknowledged by <@{current.acknowledged_by}> at "
+            f"{when(current.acknowledged_at)}."
+        )
     try:
-        core.notifier.post(channel=view.channel, thread=view.ref, result=ChangeResult(
-            headline=f"Acknowledged by <@{user}> at {when(now)}", emoji=":eyes:"))
+        core.notifier.post(
+            channel=view.channel,
+            thread=view.ref,
+            result=ChangeResult(headline=f"Acknowledged by <@{user}> at {when(now)}", emoji=":eyes:"),
+        )
     except Exception as exc:  # noqa: BLE001 - the acknowledgement is recorded; the reply is a courtesy
         log.warning("alarm_ack_reply_failed", key=view.key, error=type(exc).__name__)
     acknowledged = _replace(view, acknowledged_by=user, acknowledged_at=now)
@@ -652,25 +866,45 @@ def redraw_root(core: Core, view: AlarmThreadView) -> None:
         return
     if not view.last_notification:
         return  # a thread from before notifications were kept: its next notification redraws it
-    event = _fitted(parse_message(view.last_notification.get("subject"), str(view.last_notification["message"])))
-    _safe(core, lambda: core.notifier.update(ref=view.ref, result=root_message(view, event,
-                                                                              runbook=_runbook(core, event))))
+    event = _fitted(
+        parse_message(view.last_notification.get("subject"), str(view.last_notification["message"]))
+    )
+    _safe(
+        core,
+        lambda: core.notifier.update(
+            ref=view.ref, result=root_message(view, event, runbook=_runbook(core, event))
+        ),
+    )
 
 
 def snooze(core: Core, *, short: str, user: str, minutes: int | None = None) -> AlarmThreadView:
     """Hold the reminders and the state replies of an alarm for a while (default from config)."""
     view = thread_by_short_id(core, short)
     if view.state != "ALARM":
-        raise PolicyViolation(f"`{view.title}` is {view.state or 'not in ALARM'} now; there is nothing to snooze.")
+        raise PolicyViolation(
+            f"`{view.title}` is {view.state or 'not in ALARM'} now; there is nothing to snooze."
+        )
     minutes = minutes or core.config.alarms.snooze_minutes
     now = core.clock.now()
     until = now + timedelta(minutes=minutes)
     with core.db.session() as session:
-        session.execute(update(AlarmThread).where(AlarmThread.key == view.key)
-                        .values(snoozed_until=until, snoozed_by=user).execution_options(synchronize_session=False))
-    _safe(core, lambda: core.notifier.post(channel=view.channel, thread=view.ref, result=ChangeResult(
-        headline=f"Snoozed by <@{user}> until {when(until)}: reminders and state replies wait until then",
-        emoji=":zzz:")))
+        session.execute(
+            update(AlarmThread)
+            .where(AlarmThread.key == view.key)
+            .values(snoozed_until=until, snoozed_by=user)
+            .execution_options(synchronize_session=False)
+        )
+    _safe(
+        core,
+        lambda: core.notifier.post(
+            channel=view.channel,
+            thread=view.ref,
+            result=ChangeResult(
+                headline=f"Snoozed by <@{user}> until {when(until)}: reminders and state replies wait until then",
+                emoji=":zzz:",
+            ),
+        ),
+    )
     snoozed = _replace(view, snoozed_until=until, snoozed_by=user)
     redraw_root(core, snoozed)
     return snoozed
@@ -690,16 +924,30 @@ def remind_due(core: Core) -> int:
             continue
         try:
             with core.db.transaction() as session:
-                claimed = session.execute(
-                    update(AlarmThread).where(AlarmThread.key == view.key, (AlarmThread.reminded_at.is_(None))
-                                              | (AlarmThread.reminded_at <= now - every))
-                    .values(reminded_at=now).execution_options(synchronize_session=False)).rowcount == 1
+                claimed = (
+                    session.execute(
+                        update(AlarmThread)
+                        .where(
+                            AlarmThread.key == view.key,
+                            (AlarmThread.reminded_at.is_(None)) | (AlarmThread.reminded_at <= now - every),
+                        )
+                        .values(reminded_at=now)
+                        .execution_options(synchronize_session=False)
+                    ).rowcount
+                    == 1
+                )
                 if not claimed:
                     continue  # another replica reminded just now
-                _post(core, channel=view.channel, thread=view.ref, result=ChangeResult(
-                    headline=f"Still in ALARM after {duration(view.alarm_since or view.since, now)} "
-                             f"(acknowledged by <@{view.acknowledged_by}> {duration(view.acknowledged_at, now)} ago)",
-                    emoji=":alarm_clock:"))
+                _post(
+                    core,
+                    channel=view.channel,
+                    thread=view.ref,
+                    result=ChangeResult(
+                        headline=f"Still in ALARM after {duration(view.alarm_since or view.since, now)} "
+                        f"(acknowledged by <@{view.acknowledged_by}> {duration(view.acknowledged_at, now)} ago)",
+                        emoji=":alarm_clock:",
+                    ),
+                )
         except PostFailed:
             break  # rolled back: the next pass reminds
         posted += 1

@@ -21,12 +21,12 @@ anchored, so a later anchor cannot mask an earlier one.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import json
 import re
 from collections.abc import Sequence
-import dataclasses
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
@@ -74,35 +74,52 @@ class LatestAnchors:
         return self.anchors[0] if self.anchors else None
 
     def invalid_problems(self) -> list[str]:
-        return [f"anchor {a.key} (event {a.seq}) has no valid MAC under AUDIT_KEY: it was not written by the bot "
-                "and is ignored (who else can write to the anchor bucket?)" for a in self.invalid]
+        return [
+            f"anchor {a.key} (event {a.seq}) has no valid MAC under AUDIT_KEY: it was not written by the bot "
+            "and is ignored (who else can write to the anchor bucket?)"
+            for a in self.invalid
+        ]
 
 
-def _anchor_mac(key: bytes, *, seq: int, hash: str, anchored_at: str) -> str:  # noqa: A002 - the anchor's field
+def _anchor_mac(key: bytes, *, seq: int, hash: str, anchored_at: str) -> str:
     return hmac.new(key, f"anchor|{seq}|{hash}|{anchored_at}".encode(), hashlib.sha256).hexdigest()
 
 
 class AnchorStore:
     """Anchors in one bucket under one prefix (the bucket must have Object Lock enabled)."""
 
-    def __init__(self, *, aws: AwsGateway, bucket: str, prefix: str, retention: timedelta, key: bytes | None,
-                 clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        aws: AwsGateway,
+        bucket: str,
+        prefix: str,
+        retention: timedelta,
+        key: bytes | None,
+        clock: Clock | None = None,
+    ) -> None:
         self._aws, self.bucket, self.prefix, self._retention = aws, bucket, prefix, retention
         self._key = key  # AUDIT_KEY: signs the anchors written, checks those read
         self._clock = clock or SystemClock()
         self._name = re.compile(re.escape(prefix) + rf"(\d{{{_SEQ_DIGITS}}})-[0-9a-f]+\.json")
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, aws: AwsGateway | None = None,
-                      clock: Clock | None = None) -> AnchorStore | None:
+    def from_settings(
+        cls, settings: Settings, *, aws: AwsGateway | None = None, clock: Clock | None = None
+    ) -> AnchorStore | None:
         """None when no anchor bucket is configured."""
         if not settings.audit_anchor_bucket:
             return None
         from bot.aws import gateway_from_settings
 
-        return cls(aws=aws or gateway_from_settings(settings), bucket=settings.audit_anchor_bucket,
-                   prefix=settings.audit_anchor_prefix, retention=timedelta(days=settings.audit_anchor_retention_days),
-                   key=chain_key(settings), clock=clock)
+        return cls(
+            aws=aws or gateway_from_settings(settings),
+            bucket=settings.audit_anchor_bucket,
+            prefix=settings.audit_anchor_prefix,
+            retention=timedelta(days=settings.audit_anchor_retention_days),
+            key=chain_key(settings),
+            clock=clock,
+        )
 
     @property
     def where(self) -> str:
@@ -116,7 +133,9 @@ class AnchorStore:
         read: dict[str, Anchor] = {}
         while True:
             start = max(near - window, 0)
-            keys = sorted((k for k in self._keys_from(start) if self._name.fullmatch(k)), key=self._seq, reverse=True)
+            keys = sorted(
+                (k for k in self._keys_from(start) if self._name.fullmatch(k)), key=self._seq, reverse=True
+            )
             valid: list[Anchor] = []
             invalid: list[Anchor] = []
             for key in keys:
@@ -132,21 +151,40 @@ class AnchorStore:
         now = self._clock.now()
         key = f"{self.prefix}{head.seq:0{_SEQ_DIGITS}d}-{head.hash[:16]}.json"
         anchored_at = now.isoformat()
-        body = {"seq": head.seq, "hash": head.hash, "at": head.at.isoformat() if head.at else None,
-                "anchored_at": anchored_at,
-                "mac": _anchor_mac(self._key, seq=head.seq, hash=head.hash, anchored_at=anchored_at)
-                if self._key is not None else None}
-        self._aws.call("s3", "put_object", Bucket=self.bucket, Key=key, Body=json.dumps(body).encode(),
-                       ContentType="application/json", ChecksumAlgorithm="SHA256",
-                       ObjectLockMode="COMPLIANCE", ObjectLockRetainUntilDate=now + self._retention)
+        body = {
+            "seq": head.seq,
+            "hash": head.hash,
+            "at": head.at.isoformat() if head.at else None,
+            "anchored_at": anchored_at,
+            "mac": _anchor_mac(self._key, seq=head.seq, hash=head.hash, anchored_at=anchored_at)
+            if self._key is not None
+            else None,
+        }
+        self._aws.call(
+            "s3",
+            "put_object",
+            Bucket=self.bucket,
+            Key=key,
+            Body=json.dumps(body).encode(),
+            ContentType="application/json",
+            ChecksumAlgorithm="SHA256",
+            ObjectLockMode="COMPLIANCE",
+            ObjectLockRetainUntilDate=now + self._retention,
+        )
         log.info("audit_anchored", seq=head.seq, key=key)
         return Anchor(seq=head.seq, hash=head.hash, at=head.at, anchored_at=now, key=key)
 
     def _keys_from(self, seq: int) -> list[str]:
         # A key for ``seq`` is the bare number followed by "-…", so it sorts after the bare number.
         start_after = f"{self.prefix}{seq:0{_SEQ_DIGITS}d}"
-        found = self._aws.paginate("s3", "list_objects_v2", "Contents", Bucket=self.bucket, Prefix=self.prefix,
-                                   StartAfter=start_after)
+        found = self._aws.paginate(
+            "s3",
+            "list_objects_v2",
+            "Contents",
+            Bucket=self.bucket,
+            Prefix=self.prefix,
+            StartAfter=start_after,
+        )
         return [str(item["Key"]) for item in found]
 
     def _seq(self, key: str) -> int:
@@ -158,9 +196,19 @@ class AnchorStore:
         raw = self._aws.call("s3", "get_object", Bucket=self.bucket, Key=key)["Body"].read()
         try:
             body = json.loads(raw)
-            seq, digest, anchored_at, at = int(body["seq"]), str(body["hash"]), str(body["anchored_at"]), body.get("at")
-            anchor = Anchor(seq=seq, hash=digest, at=stored_utc(datetime.fromisoformat(at)) if at else None,
-                            anchored_at=stored_utc(datetime.fromisoformat(anchored_at)), key=key)
+            seq, digest, anchored_at, at = (
+                int(body["seq"]),
+                str(body["hash"]),
+                str(body["anchored_at"]),
+                body.get("at"),
+            )
+            anchor = Anchor(
+                seq=seq,
+                hash=digest,
+                at=stored_utc(datetime.fromisoformat(at)) if at else None,
+                anchored_at=stored_utc(datetime.fromisoformat(anchored_at)),
+                key=key,
+            )
         except (ValueError, TypeError, KeyError):
             return Anchor(seq=self._seq(key), hash="", at=None, anchored_at=None, key=key, valid=False)
         if self._key is None or seq != self._seq(key):
@@ -176,15 +224,19 @@ def anchor_problems(audit: AuditLog, anchors: Sequence[Anchor], head: ChainHead)
     for anchor in anchors:
         when = f"{anchor.anchored_at:%Y-%m-%d %H:%M} UTC" if anchor.anchored_at else "an unknown date"
         if anchor.seq > head.seq:
-            problems.append(f"the trail ends at event {head.seq} but event {anchor.seq} was anchored outside the "
-                            f"database on {when} (events at the end were deleted)")
+            problems.append(
+                f"the trail ends at event {head.seq} but event {anchor.seq} was anchored outside the "
+                f"database on {when} (events at the end were deleted)"
+            )
             continue
         stored = audit.hash_at(anchor.seq)
         if stored is None:
             problems.append(f"event {anchor.seq}, anchored on {when}, is missing (deleted)")
         elif stored != anchor.hash:
-            problems.append(f"event {anchor.seq} is not the event anchored on {when} (the trail was truncated and "
-                            "written again, or rewritten)")
+            problems.append(
+                f"event {anchor.seq} is not the event anchored on {when} (the trail was truncated and "
+                "written again, or rewritten)"
+            )
     return problems
 
 
@@ -217,10 +269,16 @@ def verify_trail(*, audit: AuditLog, anchors: AnchorStore | None) -> TrailReport
     latest = anchors.latest(near=chain.head.seq)
     problems = (*latest.invalid_problems(), *anchor_problems(audit, latest.anchors, chain.head))
     anchored = None
-    if chain.ok and not problems and chain.head.seq and (latest.top is None or latest.top.seq < chain.head.seq):
+    if (
+        chain.ok
+        and not problems
+        and chain.head.seq
+        and (latest.top is None or latest.top.seq < chain.head.seq)
+    ):
         anchored = anchors.write(chain.head)
-    return TrailReport(chain=chain, anchoring=True, anchor_problems=problems, checked_against=latest.top,
-                       anchored=anchored)
+    return TrailReport(
+        chain=chain, anchoring=True, anchor_problems=problems, checked_against=latest.top, anchored=anchored
+    )
 
 
 def anchor_head(*, audit: AuditLog, anchors: AnchorStore) -> Anchor | None:
@@ -230,8 +288,11 @@ def anchor_head(*, audit: AuditLog, anchors: AnchorStore) -> Anchor | None:
     latest = anchors.latest(near=head.seq)
     if latest.invalid:
         # Reported, and anchoring goes on: stopping it would let one planted object end truncation detection.
-        log.error("audit_anchor_invalid", keys=[a.key for a in latest.invalid][:10],
-                  hint="an anchor without a valid MAC is in the bucket; run `menotime-bot audit verify`")
+        log.error(
+            "audit_anchor_invalid",
+            keys=[a.key for a in latest.invalid][:10],
+            hint="an anchor without a valid MAC is in the bucket; run `menotime-bot audit verify`",
+        )
     problems = anchor_problems(audit, latest.anchors, head)
     if problems:
         log.error("audit_anchor_mismatch", problems=problems, hint="run `menotime-bot audit verify`")
@@ -241,8 +302,12 @@ def anchor_head(*, audit: AuditLog, anchors: AnchorStore) -> Anchor | None:
         return None
     report = audit.verify(since=since)
     if not report.ok:
-        log.error("audit_trail_not_anchored", problems=list(report.problems)[:10], unchecked_from=report.unchecked_from,
-                  hint="run `menotime-bot audit verify`")
+        log.error(
+            "audit_trail_not_anchored",
+            problems=list(report.problems)[:10],
+            unchecked_from=report.unchecked_from,
+            hint="run `menotime-bot audit verify`",
+        )
         return None
     return anchors.write(report.head)
 
@@ -254,12 +319,20 @@ def start_trail(*, audit: AuditLog, settings: Settings, clock: Clock) -> None:
     audit.check_key()
     if audit.keyed:
         audit.ensure_keyed(at=clock.now())
-    missing = [*(["AUDIT_KEY (a rewrite of the trail cannot be detected)"] if not audit.keyed else []),
-               *(["AUDIT_ANCHOR_BUCKET (a truncation of the trail cannot be detected)"]
-                 if not settings.audit_anchor_bucket else [])]
+    missing = [
+        *(["AUDIT_KEY (a rewrite of the trail cannot be detected)"] if not audit.keyed else []),
+        *(
+            ["AUDIT_ANCHOR_BUCKET (a truncation of the trail cannot be detected)"]
+            if not settings.audit_anchor_bucket
+            else []
+        ),
+    ]
     if missing:
-        log.warning("audit_trail_unprotected", missing="; ".join(missing),
-                    hint="set them before this bot holds real audit records")
+        log.warning(
+            "audit_trail_unprotected",
+            missing="; ".join(missing),
+            hint="set them before this bot holds real audit records",
+        )
 
 
 def anchor_round(*, audit: AuditLog, anchors: AnchorStore) -> None:

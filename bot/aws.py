@@ -42,11 +42,23 @@ _SERVICE_NAMES = {
 }
 
 # Credentials that AWS will not take: as unavailable to us as a dead endpoint.
-_CREDENTIALS_REFUSED = {"ExpiredToken", "ExpiredTokenException", "UnrecognizedClientException",
-                        "InvalidClientTokenId", "InvalidAccessKeyId", "SignatureDoesNotMatch",
-                        "RequestExpired"}
+_CREDENTIALS_REFUSED = {
+    "ExpiredToken",
+    "ExpiredTokenException",
+    "UnrecognizedClientException",
+    "InvalidClientTokenId",
+    "InvalidAccessKeyId",
+    "SignatureDoesNotMatch",
+    "RequestExpired",
+}
 
-_THROTTLING = {"Throttling", "ThrottlingException", "ThrottledException", "RequestLimitExceeded", "TooManyRequestsException"}
+_THROTTLING = {
+    "Throttling",
+    "ThrottlingException",
+    "ThrottledException",
+    "RequestLimitExceeded",
+    "TooManyRequestsException",
+}
 
 
 def iam_action(service: str, api_name: str) -> str:

@@ -55,14 +55,17 @@ def cli_actor() -> str:
     return f"cli:{os_user()}"
 
 
-def cli_audit(settings: Settings, *, verb: str, args: dict[str, Any],
-              env: str | None = None) -> Callable[..., None]:
+def cli_audit(
+    settings: Settings, *, verb: str, args: dict[str, Any], env: str | None = None
+) -> Callable[..., None]:
     """``record(outcome, detail=None)``: audit events of a CLI command that changes things without
     building a core (`anonymize`), as ``cli:<OS user>``. With no DATABASE_URL configured there is no
     trail to write to: one warning says so. A trail that cannot be written stops the command (exit 3)."""
     if "database_url" not in settings.model_fields_set:
-        click.echo(f"WARNING: DATABASE_URL is not set, so this {verb} is not recorded in the bot's audit trail.",
-                   err=True)
+        click.echo(
+            f"WARNING: DATABASE_URL is not set, so this {verb} is not recorded in the bot's audit trail.",
+            err=True,
+        )
         return lambda outcome, detail=None: None
     from bot.clock import SystemClock
     from bot.store.audit import AuditLog, chain_key
@@ -73,11 +76,23 @@ def cli_audit(settings: Settings, *, verb: str, args: dict[str, Any],
     def record(outcome: str, detail: str | None = None) -> None:
         db = Database(settings.database_url)
         try:
-            AuditLog(db, key=key).append(at=SystemClock().now(), actor=actor, source="cli", verb=verb, env=env,
-                                         args=args, rule="cli", outcome=outcome, detail=detail)
+            AuditLog(db, key=key).append(
+                at=SystemClock().now(),
+                actor=actor,
+                source="cli",
+                verb=verb,
+                env=env,
+                args=args,
+                rule="cli",
+                outcome=outcome,
+                detail=detail,
+            )
         except SQLAlchemyError as exc:
-            click.echo(f"The audit trail at DATABASE_URL could not be written ({type(exc).__name__}); this {verb} "
-                       f"stops here (outcome so far: {outcome}). Is `menotime-bot migrate` applied?", err=True)
+            click.echo(
+                f"The audit trail at DATABASE_URL could not be written ({type(exc).__name__}); this {verb} "
+                f"stops here (outcome so far: {outcome}). Is `menotime-bot migrate` applied?",
+                err=True,
+            )
             sys.exit(3)
         finally:
             db.dispose()
@@ -99,8 +114,11 @@ def friendly(func: Callable[..., Any]) -> Callable[..., Any]:
             click.echo(f"Configuration error:\n{exc}", err=True)
             sys.exit(2)
         except OperationalError as exc:
-            click.echo(f"The database at DATABASE_URL cannot be used ({type(exc.orig).__name__}); check that it "
-                       "is running and reachable, and the URL.", err=True)
+            click.echo(
+                f"The database at DATABASE_URL cannot be used ({type(exc.orig).__name__}); check that it "
+                "is running and reachable, and the URL.",
+                err=True,
+            )
             sys.exit(3)
 
     return wrapper
@@ -150,27 +168,39 @@ def config_check() -> None:
     click.echo("\nEnvironments:")
     for env in cfg.environments.values():
         bounds = f"{env.tasks.min}-{env.tasks.max} ({'autoscaling' if env.autoscaling else 'manual'})"
-        click.echo(f"  {env.name:<8} {env.cluster}/{env.service}  family {env.task_family}  db {env.rds_instance}")
-        click.echo(f"           tasks {env.tasks.default}, allowed {bounds}; tags: {env.image_tags.rule}; "
-                   f"gate {env.deploy_gate}; alerts {env.alerts_channel or '-'}; "
-                   f"retention {f'{env.retention_days} days' if env.retention_days else 'indefinite'}")
+        click.echo(
+            f"  {env.name:<8} {env.cluster}/{env.service}  family {env.task_family}  db {env.rds_instance}"
+        )
+        click.echo(
+            f"           tasks {env.tasks.default}, allowed {bounds}; tags: {env.image_tags.rule}; "
+            f"gate {env.deploy_gate}; alerts {env.alerts_channel or '-'}; "
+            f"retention {f'{env.retention_days} days' if env.retention_days else 'indefinite'}"
+        )
     topics = allowed_topics(settings=settings, config=cfg)
     click.echo("\nSNS alarm path (SNS_TOPIC_ARNS plus each environment's alarm_topics):")
-    click.echo("".join(f"  {topic}\n" for topic in sorted(topics)) if topics else f"  CLOSED: {ALARM_PATH_CLOSED}\n",
-               nl=False)
+    click.echo(
+        "".join(f"  {topic}\n" for topic in sorted(topics)) if topics else f"  CLOSED: {ALARM_PATH_CLOSED}\n",
+        nl=False,
+    )
     click.echo(f"\nSchedules ({cfg.jobs.timezone}; only the replica holding the scheduler lease runs them):")
     for job, expr in cfg.jobs.schedules.items():
         click.echo(f"  {job:<16} {expr or '(off)'}")
     click.echo("\nRole membership:")
     for role in Role:
         members = cfg.roles.get(role)
-        people = ", ".join([*(members.users if members else ()), *(f"group {g}" for g in (members.groups if members
-                                                                                           else ()))])
+        people = ", ".join(
+            [
+                *(members.users if members else ()),
+                *(f"group {g}" for g in (members.groups if members else ())),
+            ]
+        )
         click.echo(f"  {role.value:<16} {people or '(nobody)'}")
     click.echo("\nPermission matrix (admin may do everything but approve their own request):")
     click.echo(f"  {'action':<11}" + "".join(f" {e:<44}" for e in cfg.env_names))
     for action in cfg.permissions:
-        cells = [",".join(r for r in policy.roles_allowed(action, e) if r != "admin") or "-" for e in cfg.env_names]
+        cells = [
+            ",".join(r for r in policy.roles_allowed(action, e) if r != "admin") or "-" for e in cfg.env_names
+        ]
         click.echo(f"  {action:<11}" + "".join(f" {c:<44}" for c in cells))
 
 
@@ -186,13 +216,19 @@ def _trail_reachable(verdict: str, anchors: AnchorStore | None) -> Iterator[None
     try:
         yield
     except SQLAlchemyError as exc:
-        click.echo(f"audit trail {verdict}: the database could not be read ({type(exc).__name__}); "
-                   "is DATABASE_URL right and `menotime-bot migrate` applied?", err=True)
+        click.echo(
+            f"audit trail {verdict}: the database could not be read ({type(exc).__name__}); "
+            "is DATABASE_URL right and `menotime-bot migrate` applied?",
+            err=True,
+        )
         sys.exit(3)
     except (AwsUnavailable, ClientError) as exc:
         why = exc.message if isinstance(exc, AwsUnavailable) else f"S3 refused: {error_code(exc)}"
-        click.echo(f"audit trail {verdict}: its anchor in {anchors.where if anchors else 'S3'} could not be read "
-                   f"or written ({why}).", err=True)
+        click.echo(
+            f"audit trail {verdict}: its anchor in {anchors.where if anchors else 'S3'} could not be read "
+            f"or written ({why}).",
+            err=True,
+        )
         sys.exit(3)
 
 
@@ -225,24 +261,36 @@ def audit_verify() -> None:
             click.echo(f"  - {problem}", err=True)
         sys.exit(1)
     if chain.unchecked_from is not None:
-        click.echo(f"audit trail NOT CHECKED: events from {chain.unchecked_from} on are keyed and AUDIT_KEY is not "
-                   "set; set it to check them.", err=True)
+        click.echo(
+            f"audit trail NOT CHECKED: events from {chain.unchecked_from} on are keyed and AUDIT_KEY is not "
+            "set; set it to check them.",
+            err=True,
+        )
         sys.exit(3)
     keyed = f" (HMAC-SHA256 from event {chain.keyed_from})" if chain.keyed_from else ""
     click.echo(f"audit trail intact: {chain.checked} events verified{keyed}")
     if not chain.keyed:
-        click.echo("WARNING: the trail is UNKEYED (AUDIT_KEY is not set), so it cannot detect a rewrite: anyone "
-                   "who can write the database can delete an event and recompute the chain.", err=True)
+        click.echo(
+            "WARNING: the trail is UNKEYED (AUDIT_KEY is not set), so it cannot detect a rewrite: anyone "
+            "who can write the database can delete an event and recompute the chain.",
+            err=True,
+        )
     if not report.anchoring:
-        click.echo("WARNING: no anchor outside the database (AUDIT_ANCHOR_BUCKET is not set), so deleting the "
-                   "newest events and moving the head back cannot be detected.", err=True)
+        click.echo(
+            "WARNING: no anchor outside the database (AUDIT_ANCHOR_BUCKET is not set), so deleting the "
+            "newest events and moving the head back cannot be detected.",
+            err=True,
+        )
         return
     if report.checked_against is not None:
-        click.echo(f"reaches its latest anchor: event {report.checked_against.seq} "
-                   f"({report.checked_against.key})")
+        click.echo(
+            f"reaches its latest anchor: event {report.checked_against.seq} ({report.checked_against.key})"
+        )
     if report.anchored is not None:
-        click.echo(f"head anchored: event {report.anchored.seq} in s3://{anchors.bucket if anchors else ''}/"
-                   f"{report.anchored.key} (Object Lock, compliance mode)")
+        click.echo(
+            f"head anchored: event {report.anchored.seq} in s3://{anchors.bucket if anchors else ''}/"
+            f"{report.anchored.key} (Object Lock, compliance mode)"
+        )
 
 
 @audit.command("key")
@@ -260,7 +308,9 @@ def audit_key(yes: bool) -> None:
 
     key = chain_key(settings)
     if key is None:
-        raise AuditKeyError("AUDIT_KEY is not set: set it (the environment or Secrets Manager) to key the trail.")
+        raise AuditKeyError(
+            "AUDIT_KEY is not set: set it (the environment or Secrets Manager) to key the trail."
+        )
     db = Database(settings.database_url)
     anchors = AnchorStore.from_settings(settings)
     try:
@@ -268,7 +318,9 @@ def audit_key(yes: bool) -> None:
             plain = AuditLog(db).verify()  # the unkeyed chain, judged with the plain digest
             if plain.keyed:
                 AuditLog(db, key=key).check_key()
-                click.echo(f"audit trail already keyed (HMAC-SHA256 from event {plain.keyed_from}): nothing to do.")
+                click.echo(
+                    f"audit trail already keyed (HMAC-SHA256 from event {plain.keyed_from}): nothing to do."
+                )
                 return
             if plain.problems:
                 click.echo(f"audit trail BROKEN ({plain.checked} events read); not keying it:", err=True)
@@ -278,23 +330,32 @@ def audit_key(yes: bool) -> None:
             signed = anchors.latest(near=plain.head.seq).top if anchors else None
             if signed is not None:
                 # Only a bot holding AUDIT_KEY signs anchors, and it never anchors an unkeyed trail under a key.
-                click.echo(f"NOT KEYING: event {signed.seq} was anchored under AUDIT_KEY ({signed.key}), so this trail "
-                           "was keyed before and has lost its keying marker: it was rewritten. Run `menotime-bot audit "
-                           "verify`.", err=True)
+                click.echo(
+                    f"NOT KEYING: event {signed.seq} was anchored under AUDIT_KEY ({signed.key}), so this trail "
+                    "was keyed before and has lost its keying marker: it was rewritten. Run `menotime-bot audit "
+                    "verify`.",
+                    err=True,
+                )
                 sys.exit(1)
             head = plain.head
             click.echo(f"unkeyed audit trail verified: {plain.checked} events.")
-            click.echo(f"Record its head (events up to it are frozen by the keying marker): event {head.seq}, hash "
-                       f"{head.hash}")
+            click.echo(
+                f"Record its head (events up to it are frozen by the keying marker): event {head.seq}, hash "
+                f"{head.hash}"
+            )
             if not yes:
                 click.confirm("Key the trail now?", abort=True)
             marker = AuditLog(db, key=key).key_trail(at=SystemClock().now(), expect=head, actor=cli_actor())
-            click.echo(f"audit trail keyed: event {marker.seq} ({marker.verb}); every later event is HMAC-SHA256 "
-                       "under AUDIT_KEY.")
+            click.echo(
+                f"audit trail keyed: event {marker.seq} ({marker.verb}); every later event is HMAC-SHA256 "
+                "under AUDIT_KEY."
+            )
             if anchors is not None:
                 anchored = anchors.write(ChainHead(seq=marker.seq, hash=marker.hash, at=marker.at))
-                click.echo(f"head anchored: event {anchored.seq} in s3://{anchors.bucket}/{anchored.key} (Object Lock, "
-                           "compliance mode)")
+                click.echo(
+                    f"head anchored: event {anchored.seq} in s3://{anchors.bucket}/{anchored.key} (Object Lock, "
+                    "compliance mode)"
+                )
     except AuditKeyingRefused as exc:
         click.echo(f"NOT KEYING: {exc}", err=True)
         sys.exit(1)
@@ -304,7 +365,9 @@ def audit_key(yes: bool) -> None:
 
 @audit.command("export")
 @click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv", show_default=True)
-@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), help="File (default: stdout).")
+@click.option(
+    "--output", "-o", type=click.Path(dir_okay=False, writable=True), help="File (default: stdout)."
+)
 @friendly
 def audit_export(fmt: str, output: str | None) -> None:
     """Write every audit event, oldest first, for review."""

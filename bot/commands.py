@@ -38,7 +38,9 @@ class Flag:
     takes_value: bool = False
 
 
-OPEN = "open"  # the action of verbs anyone may use, role or not (help, whoami): said explicitly, never implied
+OPEN = (
+    "open"  # the action of verbs anyone may use, role or not (help, whoami): said explicitly, never implied
+)
 # The action of verbs that act on a pending request (confirm, approve, …): decided against the
 # request's own action and environment, which the verb's `resolve` looks up.
 REQUEST = "request"
@@ -159,7 +161,9 @@ def parse(text: str, *, registry: Registry, environments: tuple[str, ...]) -> Co
         hint = _nearest(word, registry.names)
         shown = word if len(word) <= 40 else word[:40] + "…"
         suggestion = f" Did you mean `{hint}`?" if hint else ""
-        raise BadInput(f"`{shown}` is not a command.{suggestion} Type `/menotime help` to see what you can do.")
+        raise BadInput(
+            f"`{shown}` is not a command.{suggestion} Type `/menotime help` to see what you can do."
+        )
 
     positionals, flags = _split_flags(verb, rest)
     return Command(verb=verb, args=_bind(verb, positionals, environments), flags=flags, text=text.strip())
@@ -179,8 +183,10 @@ def _split_flags(verb: Verb, tokens: list[str]) -> tuple[list[str], dict[str, An
         name, eq, value = token[2:].partition("=")
         flag = by_name.get(name.lower())
         if flag is None:
-            valid = f" `{verb.name}` takes {_one_of('--' + f for f in by_name)}." if by_name else (
-                f" `{verb.name}` takes no flags."
+            valid = (
+                f" `{verb.name}` takes {_one_of('--' + f for f in by_name)}."
+                if by_name
+                else (f" `{verb.name}` takes no flags.")
             )
             raise BadInput(f"Unknown flag `--{name[:30]}`.{valid} Usage: `/menotime {verb.usage}`")
         if flag.name in flags:
@@ -210,7 +216,9 @@ def _bind(verb: Verb, positionals: list[str], environments: tuple[str, ...]) -> 
         else:
             extra = " ".join(positionals[len(verb.args) :])
             most = "no arguments" if not verb.args else f"at most {len(verb.args)}"
-            raise BadInput(f"`{verb.name}` takes {most}; I don't know what to do with `{extra[:40]}`. {usage}")
+            raise BadInput(
+                f"`{verb.name}` takes {most}; I don't know what to do with `{extra[:40]}`. {usage}"
+            )
     bound: dict[str, Any] = {}
     pending = list(positionals)
     for index, arg in enumerate(verb.args):
@@ -220,10 +228,16 @@ def _bind(verb: Verb, positionals: list[str], environments: tuple[str, ...]) -> 
             continue
         is_env = arg.kind in ("env", "env_or_all")
         later = verb.args[index + 1 :]
-        if is_env and not arg.required and later and pending[0].lower() not in (*environments, "all"):
-            # `history 5`: an optional environment left out, the word belongs to what follows.
-            if len(pending) < len(verb.args) - index and _fits(later[0], pending[0]):
-                continue
+        # `history 5`: an optional environment left out, the word belongs to what follows.
+        if (
+            is_env
+            and not arg.required
+            and later
+            and pending[0].lower() not in (*environments, "all")
+            and len(pending) < len(verb.args) - index
+            and _fits(later[0], pending[0])
+        ):
+            continue
         bound[arg.name] = _convert(arg, pending.pop(0), environments, usage)
     return bound
 
@@ -259,4 +273,3 @@ def _convert(arg: Arg, raw: str, environments: tuple[str, ...], usage: str) -> A
             raise BadInput(f"<{arg.name}> must be between {low} and {high}; `{number}` is not. {usage}")
         return number
     return raw
-

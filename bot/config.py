@@ -6,6 +6,7 @@ merged over it. A bad file fails at start-up with the file, the line and the fie
 
 from __future__ import annotations
 
+import itertools
 import re
 from datetime import datetime, time
 from enum import StrEnum
@@ -82,7 +83,9 @@ class TaskBounds(_Strict):
 
 class ImageTagRule(_Strict):
     rule: str = Field(description="the rule in words, shown to users")
-    patterns: tuple[str, ...] = Field(min_length=1, description="regular expressions; a tag must match one whole")
+    patterns: tuple[str, ...] = Field(
+        min_length=1, description="regular expressions; a tag must match one whole"
+    )
 
     @field_validator("patterns")
     @classmethod
@@ -105,7 +108,9 @@ class BudgetPoint(_Strict):
 
 class Budget(_Strict):
     monthly_usd: float | None = Field(default=None, gt=0, description="a flat monthly budget")
-    points: tuple[BudgetPoint, ...] = Field(default=(), description="budget by active patients, linear between points")
+    points: tuple[BudgetPoint, ...] = Field(
+        default=(), description="budget by active patients, linear between points"
+    )
 
     @model_validator(mode="after")
     def _one_kind(self) -> Budget:
@@ -122,7 +127,7 @@ class Budget(_Strict):
         pts = sorted(self.points, key=lambda p: p.patients)
         if patients is None or patients <= pts[0].patients:
             return pts[0].monthly_usd
-        for lo, hi in zip(pts, pts[1:], strict=False):
+        for lo, hi in itertools.pairwise(pts):
             if patients <= hi.patients:
                 share = (patients - lo.patients) / (hi.patients - lo.patients)
                 return lo.monthly_usd + share * (hi.monthly_usd - lo.monthly_usd)
@@ -159,8 +164,11 @@ class ChangeWindow(_Strict):
     def describe(self) -> str:
         days = self.days
         ordered = [d for d in WEEKDAYS if d in days]
-        run = "–".join((ordered[0].title(), ordered[-1].title())) if _consecutive(ordered) and len(ordered) > 2 else \
-            ", ".join(d.title() for d in ordered)
+        run = (
+            "–".join((ordered[0].title(), ordered[-1].title()))
+            if _consecutive(ordered) and len(ordered) > 2
+            else ", ".join(d.title() for d in ordered)
+        )
         zone = "PT" if self.timezone == "America/Los_Angeles" else self.timezone
         return f"{run} {self.start:%H:%M}–{self.end:%H:%M} {zone}"
 
@@ -179,7 +187,9 @@ class Cadence(_Strict):
     """How many releases a week the environment plans for (the seed: prod twice a week)."""
 
     per_week: int = Field(ge=1, description="releases (deploys, not rollbacks) per week, Monday to Sunday")
-    blocking: bool = Field(default=False, description="false: shown with the plan and approval; true: refused beyond")
+    blocking: bool = Field(
+        default=False, description="false: shown with the plan and approval; true: refused beyond"
+    )
 
 
 class Changes(_Strict):
@@ -204,10 +214,16 @@ class JobsConfig(_Strict):
     """When jobs run (cron in ``timezone``) and each job's own options (validated by the job)."""
 
     timezone: TimeZone = Field(default="America/Los_Angeles")
-    misfire_grace_minutes: int = Field(default=360, ge=1, description="a run missed by less than this runs once on start")
+    misfire_grace_minutes: int = Field(
+        default=360, ge=1, description="a run missed by less than this runs once on start"
+    )
     leader_lease_seconds: int = Field(default=60, ge=5, description="a dead leader is replaced within this")
-    schedules: dict[str, str] = Field(default_factory=dict, description="job name -> 5-field cron; '' disables")
-    options: dict[str, dict[str, Any]] = Field(default_factory=dict, description="per-job options, by section")
+    schedules: dict[str, str] = Field(
+        default_factory=dict, description="job name -> 5-field cron; '' disables"
+    )
+    options: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="per-job options, by section"
+    )
 
     @field_validator("schedules")
     @classmethod
@@ -218,7 +234,9 @@ class JobsConfig(_Strict):
             if not expr:
                 continue
             if len(expr.split()) != _CRON_FIELDS:
-                raise ValueError(f"{name}: {expr!r} is not a 5-field cron expression (minute hour day month weekday)")
+                raise ValueError(
+                    f"{name}: {expr!r} is not a 5-field cron expression (minute hour day month weekday)"
+                )
             try:
                 CronTrigger.from_crontab(expr)
             except ValueError as exc:
@@ -229,12 +247,20 @@ class JobsConfig(_Strict):
 class AlarmsConfig(_Strict):
     """Thread behaviour (DESIGN §6, §10 items 5-6)."""
 
-    storm_threshold: int = Field(default=5, ge=1, description="new threads per channel per minute before grouping")
-    flap_threshold: int = Field(default=4, ge=2, description="state changes within flap_window before summarising")
+    storm_threshold: int = Field(
+        default=5, ge=1, description="new threads per channel per minute before grouping"
+    )
+    flap_threshold: int = Field(
+        default=4, ge=2, description="state changes within flap_window before summarising"
+    )
     flap_window_minutes: int = Field(default=30, ge=1)
-    reminder_minutes: int = Field(default=30, ge=1, description="remind while an acknowledged alarm stays in ALARM")
+    reminder_minutes: int = Field(
+        default=30, ge=1, description="remind while an acknowledged alarm stays in ALARM"
+    )
     snooze_minutes: int = Field(default=60, ge=1)
-    runbooks: dict[str, str] = Field(default_factory=dict, description="alarm-name prefix -> runbook URL (longest wins)")
+    runbooks: dict[str, str] = Field(
+        default_factory=dict, description="alarm-name prefix -> runbook URL (longest wins)"
+    )
     default_runbook: str | None = Field(default=None)
 
     def runbook_for(self, name: str) -> str | None:
@@ -263,15 +289,21 @@ class EnvironmentConfig(_Strict):
     change_window: ChangeWindow | None = Field(default=None, description="deploys only inside it")
     soak: Soak | None = Field(default=None, description="deploys need the digest to have run there first")
     watch_minutes: int = Field(
-        default=0, ge=0, description="after a deployment completes, alarms firing this long are tied to it; 0: off")
+        default=0,
+        ge=0,
+        description="after a deployment completes, alarms firing this long are tied to it; 0: off",
+    )
     cadence: Cadence | None = Field(default=None, description="planned releases per week")
     alerts_channel: str | None = None
     channel: str | None = Field(
-        default=None, description="where changes, approvals and rollouts are posted; default: alerts_channel, else ops"
+        default=None,
+        description="where changes, approvals and rollouts are posted; default: alerts_channel, else ops",
     )
     alarm_prefix: str | None = Field(default=None, description="default: menotime-<env>-")
     alarm_topics: tuple[str, ...] = Field(
-        default=(), description="SNS topic ARNs whose messages belong to this environment (beside the name rules)")
+        default=(),
+        description="SNS topic ARNs whose messages belong to this environment (beside the name rules)",
+    )
     retention_days: int | None = Field(default=None, ge=1, description="null: kept indefinitely")
     budget: Budget
 
@@ -332,7 +364,9 @@ class Config(_Strict):
     def _env_names(cls, envs: dict[str, EnvironmentConfig]) -> dict[str, EnvironmentConfig]:
         for name in envs:
             if not _ENV_NAME.match(name) or name == "all":
-                raise ValueError(f"environment name {name!r} must be lower-case letters, digits, dashes, not 'all'")
+                raise ValueError(
+                    f"environment name {name!r} must be lower-case letters, digits, dashes, not 'all'"
+                )
         return envs
 
     @field_validator("permissions")
@@ -386,7 +420,9 @@ class Config(_Strict):
             for env in by_env:
                 if env not in self.environments:
                     known = ", ".join(self.environments)
-                    raise ValueError(f"permissions.{action}: unknown environment {env!r}; environments are {known}")
+                    raise ValueError(
+                        f"permissions.{action}: unknown environment {env!r}; environments are {known}"
+                    )
         return self
 
     def env(self, name: str) -> EnvironmentConfig:

@@ -13,7 +13,9 @@ PREFIX = "/menotime"
 
 
 class Console:
-    def __init__(self, core: Core, *, user_id: str, out: TextIO | None = None, operator: str | None = None) -> None:
+    def __init__(
+        self, core: Core, *, user_id: str, out: TextIO | None = None, operator: str | None = None
+    ) -> None:
         """``operator``: who sits at the terminal (the OS user); the audit trail then names every
         line ``console:<operator> as <Slack user>``, not the Slack user alone."""
         self.core = core
@@ -30,7 +32,7 @@ class Console:
         user = user_id or self.user_id
         text = line.strip()
         if text.lower().startswith(PREFIX):
-            text = text[len(PREFIX):].strip()
+            text = text[len(PREFIX) :].strip()
         if echo:
             self.out.write(f"[{user}] {PREFIX} {text}\n")
             self.out.flush()
@@ -44,8 +46,10 @@ class Console:
     def interact(self, stdin: TextIO | None = None) -> None:
         """A prompt until EOF or `:quit`. `:as U…` changes who you are."""
         stdin = stdin or sys.stdin
-        self.out.write("Type /menotime commands (the prefix is optional). `:as <SlackUserID>` to switch user, "
-                       "`:quit` to leave.\n")
+        self.out.write(
+            "Type /menotime commands (the prefix is optional). `:as <SlackUserID>` to switch user, "
+            "`:quit` to leave.\n"
+        )
         while True:
             self.out.write(f"{self.user_id}> ")
             self.out.flush()

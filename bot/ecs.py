@@ -37,17 +37,38 @@ _SCALABLE_DIMENSION = "ecs:service:DesiredCount"
 _TERMINAL: frozenset[str] = frozenset({"COMPLETED", "FAILED"})
 _ECR_HOST = re.compile(r"^\d{12}\.dkr\.ecr(-fips)?\.[a-z0-9-]+\.amazonaws\.com(\.cn)?$")
 # Fields DescribeTaskDefinition reports that RegisterTaskDefinition does not take.
-_READ_ONLY_FIELDS = frozenset({
-    "taskDefinitionArn", "revision", "status", "requiresAttributes", "compatibilities",
-    "registeredAt", "registeredBy", "deregisteredAt",
-})
+_READ_ONLY_FIELDS = frozenset(
+    {
+        "taskDefinitionArn",
+        "revision",
+        "status",
+        "requiresAttributes",
+        "compatibilities",
+        "registeredAt",
+        "registeredBy",
+        "deregisteredAt",
+    }
+)
 # What RegisterTaskDefinition takes, as of the botocore this was written against. The live list
 # comes from the client's service model (so a field AWS adds later is copied too); this is the
 # fallback for gateways without one.
 _REGISTRABLE_FIELDS = (
-    "family", "taskRoleArn", "executionRoleArn", "networkMode", "containerDefinitions", "volumes",
-    "placementConstraints", "requiresCompatibilities", "cpu", "memory", "pidMode", "ipcMode",
-    "proxyConfiguration", "inferenceAccelerators", "ephemeralStorage", "runtimePlatform",
+    "family",
+    "taskRoleArn",
+    "executionRoleArn",
+    "networkMode",
+    "containerDefinitions",
+    "volumes",
+    "placementConstraints",
+    "requiresCompatibilities",
+    "cpu",
+    "memory",
+    "pidMode",
+    "ipcMode",
+    "proxyConfiguration",
+    "inferenceAccelerators",
+    "ephemeralStorage",
+    "runtimePlatform",
     "enableFaultInjection",
 )
 
@@ -163,7 +184,10 @@ class ScaleChange:
     @property
     def changed(self) -> bool:
         return (self.desired_before, self.min_before, self.max_before) != (
-            self.desired_after, self.min_after, self.max_after)
+            self.desired_after,
+            self.min_after,
+            self.max_after,
+        )
 
 
 @dataclass(frozen=True)
@@ -197,29 +221,41 @@ def find_image(
     except ClientError as exc:
         code = error_code(exc)
         if code == "RepositoryNotFoundException":
-            raise NotFound(f"There is no ECR repository named {repository}; check the image of the service's "
-                           "task definition.") from None
+            raise NotFound(
+                f"There is no ECR repository named {repository}; check the image of the service's "
+                "task definition."
+            ) from None
         if code != "ImageNotFoundException":
             raise
         answer = {}
     for detail in answer.get("imageDetails") or []:
         if tag in (detail.get("imageTags") or []):
-            return ImageRef(repository=repository, tag=tag, digest=str(detail["imageDigest"]),
-                            pushed_at=_utc_or_none(detail.get("imagePushedAt")))
+            return ImageRef(
+                repository=repository,
+                tag=tag,
+                digest=str(detail["imageDigest"]),
+                pushed_at=_utc_or_none(detail.get("imagePushedAt")),
+            )
     suggestions = newest_tags(aws=aws, repository=repository, accept=suggest_if)
     if suggestions:
-        raise NotFound(f"There is no image tagged `{_short(tag)}` in {repository}; push it first or pick one of: "
-                       f"{', '.join(suggestions)}.")
+        raise NotFound(
+            f"There is no image tagged `{_short(tag)}` in {repository}; push it first or pick one of: "
+            f"{', '.join(suggestions)}."
+        )
     raise NotFound(f"There is no image tagged `{_short(tag)}` in {repository}; push it first.")
 
 
 def newest_tags(
-    *, aws: AwsGateway, repository: str, accept: Callable[[str], bool] | None = None,
+    *,
+    aws: AwsGateway,
+    repository: str,
+    accept: Callable[[str], bool] | None = None,
     limit: int = MAX_SUGGESTED_TAGS,
 ) -> tuple[str, ...]:
     """The tags of ``repository``, newest push first."""
-    details = aws.paginate("ecr", "describe_images", "imageDetails", repositoryName=repository,
-                           filter={"tagStatus": "TAGGED"})
+    details = aws.paginate(
+        "ecr", "describe_images", "imageDetails", repositoryName=repository, filter={"tagStatus": "TAGGED"}
+    )
     # moto ignores the tagStatus filter: untagged images come back too. Pushes within the same
     # second tie on imagePushedAt; the listing order (oldest first in moto) breaks the tie.
     epoch = datetime.fromtimestamp(0, UTC)
@@ -242,8 +278,10 @@ def repository_of(image: str) -> str:
     name = _strip_reference(image)
     host, slash, path = name.partition("/")
     if not slash or not path or not _ECR_HOST.match(host):
-        raise BadInput(f"The service runs {_short(image, 120)}, which is not an ECR image, so deploy cannot look "
-                       "its tags up; point the task definition at the ECR repository first.")
+        raise BadInput(
+            f"The service runs {_short(image, 120)}, which is not an ECR image, so deploy cannot look "
+            "its tags up; point the task definition at the ECR repository first."
+        )
     return path
 
 
@@ -300,7 +338,10 @@ def update_service(*, aws: AwsGateway, env: EnvironmentConfig, task_definition_a
     answer = _update_service(aws=aws, env=env, taskDefinition=task_definition_arn)
     wanted = _label(task_definition_arn)
     for deployment in answer.get("service", {}).get("deployments") or []:
-        if deployment.get("status") == "PRIMARY" and _label(str(deployment.get("taskDefinition", ""))) == wanted:
+        if (
+            deployment.get("status") == "PRIMARY"
+            and _label(str(deployment.get("taskDefinition", ""))) == wanted
+        ):
             return str(deployment["id"])
     return None
 
@@ -310,17 +351,23 @@ def _describe_service(*, aws: AwsGateway, env: EnvironmentConfig) -> dict[str, A
         answer = aws.call("ecs", "describe_services", cluster=env.cluster, services=[env.service])
     except ClientError as exc:
         if error_code(exc) == "ClusterNotFoundException":
-            raise NotFound(f"Cluster {env.cluster} of {env.name} does not exist; check the cluster named for "
-                           f"{env.name} in the configuration.") from None
+            raise NotFound(
+                f"Cluster {env.cluster} of {env.name} does not exist; check the cluster named for "
+                f"{env.name} in the configuration."
+            ) from None
         raise
     services = answer.get("services") or []
     if not services:
-        raise NotFound(f"Service {env.service} is not in cluster {env.cluster}; check the service named for "
-                       f"{env.name} in the configuration.")
+        raise NotFound(
+            f"Service {env.service} is not in cluster {env.cluster}; check the service named for "
+            f"{env.name} in the configuration."
+        )
     svc = services[0]
     if svc.get("status") != "ACTIVE":
-        raise NotFound(f"Service {env.service} in {env.cluster} is {str(svc.get('status', 'gone')).lower()} "
-                       f"(deleted or being deleted); recreate it before changing {env.name}.")
+        raise NotFound(
+            f"Service {env.service} in {env.cluster} is {str(svc.get('status', 'gone')).lower()} "
+            f"(deleted or being deleted); recreate it before changing {env.name}."
+        )
     return svc
 
 
@@ -330,11 +377,15 @@ def _update_service(*, aws: AwsGateway, env: EnvironmentConfig, **params: Any) -
     except ClientError as exc:
         code = error_code(exc)
         if code == "ClusterNotFoundException":
-            raise NotFound(f"Cluster {env.cluster} of {env.name} does not exist; check the cluster named for "
-                           f"{env.name} in the configuration.") from None
+            raise NotFound(
+                f"Cluster {env.cluster} of {env.name} does not exist; check the cluster named for "
+                f"{env.name} in the configuration."
+            ) from None
         if code in {"ServiceNotFoundException", "ServiceNotActiveException"}:
-            raise NotFound(f"Service {env.service} is not active in cluster {env.cluster}; check the service "
-                           f"named for {env.name} in the configuration.") from None
+            raise NotFound(
+                f"Service {env.service} is not active in cluster {env.cluster}; check the service "
+                f"named for {env.name} in the configuration."
+            ) from None
         raise
 
 
@@ -402,10 +453,14 @@ def register_revision(
     if dry_run:
         return change
     registered = aws.call("ecs", "register_task_definition", **request)["taskDefinition"]
-    return replace(change, to_arn=str(registered["taskDefinitionArn"]), to_revision=int(registered["revision"]))
+    return replace(
+        change, to_arn=str(registered["taskDefinitionArn"]), to_revision=int(registered["revision"])
+    )
 
 
-def plan_revision(*, aws: AwsGateway, env: EnvironmentConfig, base_arn: str, image: str) -> TaskDefinitionChange:
+def plan_revision(
+    *, aws: AwsGateway, env: EnvironmentConfig, base_arn: str, image: str
+) -> TaskDefinitionChange:
     """``register_revision`` without registering: what ``--plan`` shows."""
     return register_revision(aws=aws, env=env, base_arn=base_arn, image=image, dry_run=True)
 
@@ -419,15 +474,19 @@ def rollback_target(
     family = family or env.task_family
     if previous_from_records is not None and previous_from_records != current:
         taskdef = _describe_task_definition(
-            aws=aws, env=env, ref=f"{family}:{previous_from_records}",
+            aws=aws,
+            env=env,
+            ref=f"{family}:{previous_from_records}",
             missing=f"Revision {family}:{previous_from_records}, which {env.name} ran before the current one, no "
-                    f"longer exists; name a revision or version to roll back to, like `rollback {env.name} "
-                    "<revision>`.",
+            f"longer exists; name a revision or version to roll back to, like `rollback {env.name} "
+            "<revision>`.",
         )["taskDefinition"]
         if taskdef.get("status") != "ACTIVE":
-            raise NotFound(f"Revision {family}:{previous_from_records}, which {env.name} ran before the current one, "
-                           f"has been deregistered; name an active revision or version to roll back to, like "
-                           f"`rollback {env.name} <revision>`.")
+            raise NotFound(
+                f"Revision {family}:{previous_from_records}, which {env.name} ran before the current one, "
+                f"has been deregistered; name an active revision or version to roll back to, like "
+                f"`rollback {env.name} <revision>`."
+            )
         return _ref(taskdef, env)
     for revision, arn in _active_revisions(aws=aws, family=family):
         if current is None or revision < current:
@@ -443,12 +502,16 @@ def resolve_revision(*, aws: AwsGateway, env: EnvironmentConfig, spec: str) -> T
     number = _revision_number(text, family)
     if number is not None:
         taskdef = _describe_task_definition(
-            aws=aws, env=env, ref=f"{family}:{number}",
+            aws=aws,
+            env=env,
+            ref=f"{family}:{number}",
             missing=f"{family} has no revision {number}; `status {env.name}` shows the current one.",
         )["taskDefinition"]
         if taskdef.get("status") != "ACTIVE":
-            raise NotFound(f"Revision {family}:{number} has been deregistered and cannot run again; pick an active "
-                           "revision or a version instead.")
+            raise NotFound(
+                f"Revision {family}:{number} has been deregistered and cannot run again; pick an active "
+                "revision or a version instead."
+            )
         return _ref(taskdef, env)
     if not text:
         raise BadInput(f"Name a revision number or a version to roll back to, like `rollback {env.name} 41`.")
@@ -460,7 +523,9 @@ def resolve_revision(*, aws: AwsGateway, env: EnvironmentConfig, spec: str) -> T
         if ref.image_tag and ref.image_tag not in seen:
             seen.append(ref.image_tag)
     versions = f" or one of the versions it has: {', '.join(seen[:MAX_SUGGESTED_TAGS])}" if seen else ""
-    raise NotFound(f"No active revision of {family} runs `{_short(text)}`; name a revision number instead{versions}.")
+    raise NotFound(
+        f"No active revision of {family} runs `{_short(text)}`; name a revision number instead{versions}."
+    )
 
 
 def describe_revision(*, aws: AwsGateway, env: EnvironmentConfig, arn: str) -> TaskDefinitionRef:
@@ -493,7 +558,9 @@ def image_tags(*, aws: AwsGateway, image: str, digest: str) -> tuple[str, ...]:
     except BadInput:
         return ()
     try:
-        answer = aws.call("ecr", "describe_images", repositoryName=repository, imageIds=[{"imageDigest": digest}])
+        answer = aws.call(
+            "ecr", "describe_images", repositoryName=repository, imageIds=[{"imageDigest": digest}]
+        )
     except ClientError as exc:
         if error_code(exc) in {"ImageNotFoundException", "RepositoryNotFoundException"}:
             return ()
@@ -507,7 +574,12 @@ def _revision_number(text: str, family: str) -> int | None:
 
 
 def _describe_task_definition(
-    *, aws: AwsGateway, env: EnvironmentConfig, ref: str, include_tags: bool = False, missing: str | None = None
+    *,
+    aws: AwsGateway,
+    env: EnvironmentConfig,
+    ref: str,
+    include_tags: bool = False,
+    missing: str | None = None,
 ) -> dict[str, Any]:
     params: dict[str, Any] = {"taskDefinition": ref}
     if include_tags:
@@ -517,15 +589,24 @@ def _describe_task_definition(
     except ClientError as exc:
         # ECS answers "ClientException: Unable to describe task definition." for a missing one.
         if error_code(exc) in {"ClientException", "InvalidParameterException"}:
-            raise NotFound(missing or f"Task definition {_label(ref)} of {env.name} does not exist; check "
-                                      f"`status {env.name}` for the revision it runs.") from None
+            raise NotFound(
+                missing
+                or f"Task definition {_label(ref)} of {env.name} does not exist; check "
+                f"`status {env.name}` for the revision it runs."
+            ) from None
         raise
 
 
 def _active_revisions(*, aws: AwsGateway, family: str) -> list[tuple[int, str]]:
     """(revision, arn) of the family's ACTIVE revisions, newest first."""
-    arns = aws.paginate("ecs", "list_task_definitions", "taskDefinitionArns",
-                        familyPrefix=family, status="ACTIVE", sort="DESC")
+    arns = aws.paginate(
+        "ecs",
+        "list_task_definitions",
+        "taskDefinitionArns",
+        familyPrefix=family,
+        status="ACTIVE",
+        sort="DESC",
+    )
     revisions: list[tuple[int, str]] = []
     for arn in arns:
         arn_family, revision = _family_revision(str(arn))
@@ -555,17 +636,23 @@ def _app_container(taskdef: Mapping[str, Any], env: EnvironmentConfig) -> dict[s
         for container in containers:
             if container.get("name") == env.app_container:
                 return container
-        raise BadInput(f"{label} has no container named {env.app_container}; set app_container for {env.name} "
-                       f"to one of: {names}.")
+        raise BadInput(
+            f"{label} has no container named {env.app_container}; set app_container for {env.name} "
+            f"to one of: {names}."
+        )
     # ECS treats a container without "essential" as essential.
     essential = [c for c in containers if c.get("essential", True)]
     if len(essential) == 1:
         return essential[0]
     if not essential:
-        raise BadInput(f"{label} has no essential container; set app_container for {env.name} to one of: {names}.")
+        raise BadInput(
+            f"{label} has no essential container; set app_container for {env.name} to one of: {names}."
+        )
     several = ", ".join(str(c.get("name")) for c in essential)
-    raise BadInput(f"{label} has several essential containers ({several}); set app_container for {env.name} "
-                   "to the one deploys should change.")
+    raise BadInput(
+        f"{label} has several essential containers ({several}); set app_container for {env.name} "
+        "to the one deploys should change."
+    )
 
 
 def _app_container_or_none(taskdef: Mapping[str, Any], env: EnvironmentConfig) -> dict[str, Any] | None:
@@ -621,7 +708,9 @@ def _diff(before: Any, after: Any, path: str = "") -> list[Difference]:
 
 
 def _named_list(value: Any) -> bool:
-    return isinstance(value, list) and all(isinstance(v, Mapping) and "name" in v for v in value) and bool(value)
+    return (
+        isinstance(value, list) and all(isinstance(v, Mapping) and "name" in v for v in value) and bool(value)
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -639,31 +728,66 @@ def scale(*, aws: AwsGateway, env: EnvironmentConfig, count: int, dry_run: bool 
     desired = int(_describe_service(aws=aws, env=env).get("desiredCount", 0))
 
     if not env.autoscaling:
-        change = ScaleChange(autoscaled=False, desired_before=desired, desired_after=count, min_before=None,
-                             min_after=None, max_before=None, max_after=None, dry_run=dry_run)
+        change = ScaleChange(
+            autoscaled=False,
+            desired_before=desired,
+            desired_after=count,
+            min_before=None,
+            min_after=None,
+            max_before=None,
+            max_after=None,
+            dry_run=dry_run,
+        )
         if not dry_run and count != desired:
             _update_service(aws=aws, env=env, desiredCount=count)
         return change
 
     resource_id = f"service/{env.cluster}/{env.service}"
-    targets = aws.paginate("application-autoscaling", "describe_scalable_targets", "ScalableTargets",
-                           ServiceNamespace="ecs", ResourceIds=[resource_id], ScalableDimension=_SCALABLE_DIMENSION)
-    target = next((t for t in targets if t.get("ResourceId") == resource_id
-                   and t.get("ScalableDimension") == _SCALABLE_DIMENSION), None)
+    targets = aws.paginate(
+        "application-autoscaling",
+        "describe_scalable_targets",
+        "ScalableTargets",
+        ServiceNamespace="ecs",
+        ResourceIds=[resource_id],
+        ScalableDimension=_SCALABLE_DIMENSION,
+    )
+    target = next(
+        (
+            t
+            for t in targets
+            if t.get("ResourceId") == resource_id and t.get("ScalableDimension") == _SCALABLE_DIMENSION
+        ),
+        None,
+    )
     if target is None:
-        raise NotFound(f"{env.name} is configured for autoscaling but {resource_id} has no scalable target; register "
-                       "one (or set autoscaling: false for it) before scaling.")
+        raise NotFound(
+            f"{env.name} is configured for autoscaling but {resource_id} has no scalable target; register "
+            "one (or set autoscaling: false for it) before scaling."
+        )
     min_before, max_before = int(target["MinCapacity"]), int(target["MaxCapacity"])
     max_after = max(max_before, count)
-    change = ScaleChange(autoscaled=True, desired_before=desired, desired_after=max(desired, count),
-                         min_before=min_before, min_after=count, max_before=max_before, max_after=max_after,
-                         dry_run=dry_run)
+    change = ScaleChange(
+        autoscaled=True,
+        desired_before=desired,
+        desired_after=max(desired, count),
+        min_before=min_before,
+        min_after=count,
+        max_before=max_before,
+        max_after=max_after,
+        dry_run=dry_run,
+    )
     if dry_run:
         return change
     if (min_before, max_before) != (count, max_after):
-        aws.call("application-autoscaling", "register_scalable_target", ServiceNamespace="ecs",
-                 ResourceId=resource_id, ScalableDimension=_SCALABLE_DIMENSION, MinCapacity=count,
-                 MaxCapacity=max_after)
+        aws.call(
+            "application-autoscaling",
+            "register_scalable_target",
+            ServiceNamespace="ecs",
+            ResourceId=resource_id,
+            ScalableDimension=_SCALABLE_DIMENSION,
+            MinCapacity=count,
+            MaxCapacity=max_after,
+        )
     if desired < count:
         # AWS's autoscaler would raise it to the new minimum on its own, minutes later; moto never does.
         _update_service(aws=aws, env=env, desiredCount=count)
@@ -698,7 +822,9 @@ def rollout(
     if deployment_id is not None:
         ours = next((d for d in deployments if d.id == deployment_id), None)
     elif wanted is not None:
-        ours = next((d for d in deployments if _label(d.task_definition_arn) == wanted), None)  # PRIMARY first
+        ours = next(
+            (d for d in deployments if _label(d.task_definition_arn) == wanted), None
+        )  # PRIMARY first
     else:
         ours = primary
 
@@ -706,41 +832,69 @@ def rollout(
         if wanted is not None and _label(service_arn) == wanted:
             # The service points at the revision but no deployment shows it yet (moto never starts one).
             return RolloutSnapshot(
-                state="IN_PROGRESS", reason="Waiting for ECS to start the deployment.",
-                running=int(svc.get("runningCount", 0)), desired=int(svc.get("desiredCount", 0)),
-                pending=int(svc.get("pendingCount", 0)), task_definition_arn=service_arn, events=_events(svc),
-                rolled_back=False, deployment_id=deployment_id)
+                state="IN_PROGRESS",
+                reason="Waiting for ECS to start the deployment.",
+                running=int(svc.get("runningCount", 0)),
+                desired=int(svc.get("desiredCount", 0)),
+                pending=int(svc.get("pendingCount", 0)),
+                task_definition_arn=service_arn,
+                events=_events(svc),
+                rolled_back=False,
+                deployment_id=deployment_id,
+            )
         if wanted is None and deployment_id is None:
             # No deployment at all (not the ECS deployment controller): judge by the counts.
             running, desired = int(svc.get("runningCount", 0)), int(svc.get("desiredCount", 0))
             pending = int(svc.get("pendingCount", 0))
             return RolloutSnapshot(
-                state="COMPLETED" if running == desired and not pending else "IN_PROGRESS", reason=None,
-                running=running, desired=desired, pending=pending, task_definition_arn=service_arn,
-                events=_events(svc), rolled_back=False)
+                state="COMPLETED" if running == desired and not pending else "IN_PROGRESS",
+                reason=None,
+                running=running,
+                desired=desired,
+                pending=pending,
+                task_definition_arn=service_arn,
+                events=_events(svc),
+                rolled_back=False,
+            )
         # Our deployment is gone and the service runs something else: ECS replaced it.
         return RolloutSnapshot(
-            state="FAILED", reason=f"ECS replaced the deployment; the service now runs {_label(now_running)}.",
+            state="FAILED",
+            reason=f"ECS replaced the deployment; the service now runs {_label(now_running)}.",
             running=primary.running if primary else int(svc.get("runningCount", 0)),
             desired=primary.desired if primary else int(svc.get("desiredCount", 0)),
             pending=primary.pending if primary else int(svc.get("pendingCount", 0)),
-            task_definition_arn=now_running, events=_events(svc), rolled_back=True, deployment_id=deployment_id)
+            task_definition_arn=now_running,
+            events=_events(svc),
+            rolled_back=True,
+            deployment_id=deployment_id,
+        )
 
     state = _state_of(ours)
     reason = ours.rollout_reason
     rolled_back = False
     if state == "FAILED" and _says_rolled_back(reason, svc):
         rolled_back = True
-    if ours is not primary and primary is not None and _label(primary.task_definition_arn) != _label(
-            ours.task_definition_arn):
+    if (
+        ours is not primary
+        and primary is not None
+        and _label(primary.task_definition_arn) != _label(ours.task_definition_arn)
+    ):
         # Another revision took over the service: the circuit breaker's rollback (or a newer deploy).
         rolled_back = True
         if state != "FAILED":
             state = "FAILED"
-            reason = f"ECS replaced the deployment; the service now runs {_label(primary.task_definition_arn)}."
+            reason = (
+                f"ECS replaced the deployment; the service now runs {_label(primary.task_definition_arn)}."
+            )
     return RolloutSnapshot(
-        state=state, reason=reason, running=ours.running, desired=ours.desired, pending=ours.pending,
-        task_definition_arn=now_running, events=_events(svc, since=ours.created_at), rolled_back=rolled_back,
+        state=state,
+        reason=reason,
+        running=ours.running,
+        desired=ours.desired,
+        pending=ours.pending,
+        task_definition_arn=now_running,
+        events=_events(svc, since=ours.created_at),
+        rolled_back=rolled_back,
         deployment_id=ours.id or None,
     )
 
@@ -767,7 +921,9 @@ def follow_rollout(
     failures = 0
     while True:
         try:
-            snapshot = rollout(aws=aws, env=env, deployment_id=deployment_id, task_definition_arn=task_definition_arn)
+            snapshot = rollout(
+                aws=aws, env=env, deployment_id=deployment_id, task_definition_arn=task_definition_arn
+            )
             failures = 0
         except AwsUnavailable:
             failures += 1
@@ -786,11 +942,22 @@ def follow_rollout(
         if remaining <= 0:
             minutes = timeout.total_seconds() / 60
             waited = f"{minutes:g} minute{'s' if minutes != 1 else ''}"
-            base = last or RolloutSnapshot(state="IN_PROGRESS", reason=None, running=0, desired=0, pending=0,
-                                           task_definition_arn=task_definition_arn, events=(), rolled_back=False)
-            timed_out = replace(base, state="TIMED_OUT",
-                                reason=f"The rollout had not finished after {waited}; it may still complete — "
-                                       f"check `status {env.name}`.")
+            base = last or RolloutSnapshot(
+                state="IN_PROGRESS",
+                reason=None,
+                running=0,
+                desired=0,
+                pending=0,
+                task_definition_arn=task_definition_arn,
+                events=(),
+                rolled_back=False,
+            )
+            timed_out = replace(
+                base,
+                state="TIMED_OUT",
+                reason=f"The rollout had not finished after {waited}; it may still complete — "
+                f"check `status {env.name}`.",
+            )
             on_change(timed_out)
             return timed_out
         sleep(min(interval, remaining))
@@ -798,8 +965,16 @@ def follow_rollout(
 
 def _change_key(snapshot: RolloutSnapshot) -> tuple[Any, ...]:
     newest = snapshot.events[0] if snapshot.events else None
-    return (snapshot.state, snapshot.reason, snapshot.running, snapshot.desired, snapshot.pending,
-            snapshot.task_definition_arn, snapshot.rolled_back, newest)
+    return (
+        snapshot.state,
+        snapshot.reason,
+        snapshot.running,
+        snapshot.desired,
+        snapshot.pending,
+        snapshot.task_definition_arn,
+        snapshot.rolled_back,
+        newest,
+    )
 
 
 def _state_of(deployment: Deployment) -> RolloutState:

@@ -55,8 +55,15 @@ _REGION_NAMES = {
     "AWS GovCloud (US)": "us-gov-west-1",
 }
 _RDS_SOURCES = {
-    "db-instance", "db-cluster", "db-snapshot", "db-cluster-snapshot", "db-parameter-group",
-    "db-cluster-parameter-group", "db-security-group", "db-proxy", "blue-green-deployment",
+    "db-instance",
+    "db-cluster",
+    "db-snapshot",
+    "db-cluster-snapshot",
+    "db-parameter-group",
+    "db-cluster-parameter-group",
+    "db-security-group",
+    "db-proxy",
+    "blue-green-deployment",
     "custom-engine-version",
 }
 
@@ -164,8 +171,14 @@ def _generic(subject: str | None, message: Any, data: Any) -> Event:
         account = _str(data.get("account"))
     digest = hashlib.sha256(f"{subject or ''}\n{text}".encode()).hexdigest()[:16]
     return Event(
-        kind="generic", key=f"generic:{digest}", title=title[:200], at=at, region=region, account=account,
-        raw=data if data is not None else text, text=_truncate(text),
+        kind="generic",
+        key=f"generic:{digest}",
+        title=title[:200],
+        at=at,
+        region=region,
+        account=account,
+        raw=data if data is not None else text,
+        text=_truncate(text),
     )
 
 
@@ -186,7 +199,8 @@ def _alarm(data: dict[str, Any]) -> Event:
         alarm_type = "composite"
         children = tuple(
             _arn_resource_name(_str(c.get("Arn"))) or str(c.get("Arn"))
-            for c in (data.get("TriggeringChildren") or []) if isinstance(c, dict)
+            for c in (data.get("TriggeringChildren") or [])
+            if isinstance(c, dict)
         )
     elif trigger is not None and isinstance(trigger.get("Metrics"), list):
         alarm_type = "metric_math"
@@ -240,16 +254,18 @@ def _math_metric(trigger: dict[str, Any]) -> tuple[Metric, tuple[Metric, ...]]:
         if not isinstance(stat, dict):
             continue
         inner = stat.get("Metric") if isinstance(stat.get("Metric"), dict) else {}
-        reads.append(Metric(
-            namespace=_str(inner.get("Namespace")),
-            name=_str(inner.get("MetricName")),
-            statistic=_str(stat.get("Stat")),
-            period=_int(stat.get("Period")),
-            threshold=None,
-            comparison=None,
-            dimensions=_dimensions(inner.get("Dimensions")),
-            unit=_str(stat.get("Unit")),
-        ))
+        reads.append(
+            Metric(
+                namespace=_str(inner.get("Namespace")),
+                name=_str(inner.get("MetricName")),
+                statistic=_str(stat.get("Stat")),
+                period=_int(stat.get("Period")),
+                threshold=None,
+                comparison=None,
+                dimensions=_dimensions(inner.get("Dimensions")),
+                unit=_str(stat.get("Unit")),
+            )
+        )
     returned = next((e for e in entries if e.get("ReturnData")), entries[0] if entries else {})
     expression = _str(returned.get("Expression"))
     main = Metric(
@@ -350,7 +366,8 @@ def _detail_type(data: dict[str, Any]) -> str:
 
 def _ecs_task(data: dict[str, Any], detail: dict[str, Any]) -> Event:
     task_arn = _str(detail.get("taskArn")) or next(
-        (r for r in data.get("resources") or [] if isinstance(r, str) and ":task/" in r), None)
+        (r for r in data.get("resources") or [] if isinstance(r, str) and ":task/" in r), None
+    )
     cluster_arn = _str(detail.get("clusterArn"))
     cluster = _arn_resource_name(cluster_arn)
     group = _str(detail.get("group")) or ""
@@ -372,7 +389,8 @@ def _ecs_task(data: dict[str, Any], detail: dict[str, Any]) -> Event:
     return Event(
         kind="ecs_task",
         key=f"ecs:{cluster or '?'}/{owner}:task",
-        title=f"ECS task {owner}: {last or '?'}" + (f" (desired {desired})" if desired and desired != last else ""),
+        title=f"ECS task {owner}: {last or '?'}"
+        + (f" (desired {desired})" if desired and desired != last else ""),
         state=last,
         previous_state=None,
         reason=reason or stop_code,
@@ -394,7 +412,8 @@ def _ecs_severity(event_type: Any) -> str | None:
 
 def _rds_eventbridge(data: dict[str, Any], detail: dict[str, Any]) -> Event:
     source_arn = _str(detail.get("SourceArn")) or next(
-        (r for r in data.get("resources") or [] if isinstance(r, str)), None)
+        (r for r in data.get("resources") or [] if isinstance(r, str)), None
+    )
     ident = _str(detail.get("SourceIdentifier")) or _arn_resource_name(source_arn) or "?"
     region = _envelope_region(data, source_arn)
     event_id = _str(detail.get("EventID"))
@@ -486,8 +505,11 @@ def _guardduty(data: dict[str, Any], detail: dict[str, Any]) -> Event:
         account=_str(detail.get("accountId")) or _str(data.get("account")),
         resource=_str(detail.get("type")),
         severity=band,
-        console_url=_url(region, f"guardduty/home?region={region}#/findings?macros=current&fId={quote(finding_id)}")
-        if finding_id != "?" else None,
+        console_url=_url(
+            region, f"guardduty/home?region={region}#/findings?macros=current&fId={quote(finding_id)}"
+        )
+        if finding_id != "?"
+        else None,
         raw=data,
     )
 
@@ -523,13 +545,16 @@ def _health(data: dict[str, Any], detail: dict[str, Any]) -> Event:
     reason = next((_str(d.get("latestDescription")) for d in descriptions if isinstance(d, dict)), None)
     code = _str(detail.get("eventTypeCode")) or "AWS Health event"
     entities = tuple(
-        str(e.get("entityValue")) for e in detail.get("affectedEntities") or []
+        str(e.get("entityValue"))
+        for e in detail.get("affectedEntities") or []
         if isinstance(e, dict) and e.get("entityValue")
     )
     url = None
     if event_arn:
-        url = ("https://health.aws.amazon.com/health/home#/account/event-log?eventID="
-               f"{quote(event_arn, safe='')}&eventTab=details")
+        url = (
+            "https://health.aws.amazon.com/health/home#/account/event-log?eventID="
+            f"{quote(event_arn, safe='')}&eventTab=details"
+        )
     return Event(
         kind="health",
         key=f"health:{event_arn or code}",
@@ -554,8 +579,12 @@ def route(event: Event, config: Config, *, topic_arn: str | None = None) -> tupl
     (``alarm_topics``), by alarm name prefix, by resource name (cluster, service, DB instance: exact
     or ``<name>-``-prefixed), then by the topic's name (``menotime-<env>``). The channel is the
     env's alerts channel, else the default alerts one."""
-    env = (_env_by_configured_topic(topic_arn, config) or _env_by_alarm_prefix(event, config)
-           or _env_by_resource(event, config) or _env_by_topic(topic_arn, config))
+    env = (
+        _env_by_configured_topic(topic_arn, config)
+        or _env_by_alarm_prefix(event, config)
+        or _env_by_resource(event, config)
+        or _env_by_topic(topic_arn, config)
+    )
     if env is None:
         return None, config.channels.default_alerts
     return env.name, env.alerts_channel or config.channels.default_alerts
@@ -592,7 +621,8 @@ def _env_by_topic(topic_arn: str | None, config: Config) -> EnvironmentConfig | 
         return None
     topic = topic_arn.rsplit(":", 1)[-1]
     hits = [
-        e for e in config.environments.values()
+        e
+        for e in config.environments.values()
         if re.search(rf"menotime-{re.escape(e.name)}(?![a-z0-9])", topic)
     ]
     return max(hits, key=lambda e: len(e.name), default=None)

@@ -116,8 +116,9 @@ class RoleResolver:
             self._failures.pop(group_id, None)
         return members
 
-    def _last_seen(self, group_id: str, cached: tuple[float, frozenset[str]] | None,
-                   now: float) -> frozenset[str] | None:
+    def _last_seen(
+        self, group_id: str, cached: tuple[float, frozenset[str]] | None, now: float
+    ) -> frozenset[str] | None:
         """While Slack cannot be asked: the members last seen, unless that answer is older than the
         bound; then it is dropped (fail closed: a removal Slack could not tell us about must not
         keep granting)."""
@@ -128,6 +129,10 @@ class RoleResolver:
         with self._lock:
             dropped = self._cache.get(group_id) is cached and self._cache.pop(group_id, None) is not None
         if dropped:
-            log.warning("usergroup_cache_dropped", group=group_id, age_seconds=int(now - cached[0]),
-                        max_stale_seconds=self._max_stale)
+            log.warning(
+                "usergroup_cache_dropped",
+                group=group_id,
+                age_seconds=int(now - cached[0]),
+                max_stale_seconds=self._max_stale,
+            )
         return None

@@ -51,12 +51,14 @@ class JobAudit(Protocol):
     """Writes one event to the audit trail as the run's actor (``scheduler``, ``cli:<OS user>`` or the
     Slack user who ran it), tied to the run: what a job records for each change it makes."""
 
-    def __call__(self, *, verb: str, env: str | None, args: Mapping[str, Any], outcome: str,
-                 detail: str | None = None) -> None: ...
+    def __call__(
+        self, *, verb: str, env: str | None, args: Mapping[str, Any], outcome: str, detail: str | None = None
+    ) -> None: ...
 
 
-def not_audited(*, verb: str, env: str | None, args: Mapping[str, Any], outcome: str,
-                detail: str | None = None) -> None:
+def not_audited(
+    *, verb: str, env: str | None, args: Mapping[str, Any], outcome: str, detail: str | None = None
+) -> None:
     """A context built outside the job runner (unit tests of a job) records nothing."""
 
 

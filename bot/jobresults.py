@@ -15,7 +15,12 @@ from bot.render import Audience, mention, plural
 from bot.store.jobruns import JobRunView
 
 TRIGGER_WORDS = {"schedule": "scheduled run", "misfire": "catch-up of a missed run", "manual": "run by hand"}
-_EMOJI = {"succeeded": ":white_check_mark:", "failed": ":x:", "refused": ":no_entry:", "running": ":hourglass:"}
+_EMOJI = {
+    "succeeded": ":white_check_mark:",
+    "failed": ":x:",
+    "refused": ":no_entry:",
+    "running": ":hourglass:",
+}
 
 
 def outcome_emoji(outcome: str) -> str:
@@ -128,5 +133,7 @@ class JobStartedResult:
     def headline(self) -> str:
         mode = " as a dry run (nothing will change)" if self.dry_run else ""
         caps = " with the caps overridden" if self.override else ""
-        return (f"{mention(self.requested_by)} started `{self.job}`{mode}{caps}; "
-                f"the report will be posted in {self.channel}.")
+        return (
+            f"{mention(self.requested_by)} started `{self.job}`{mode}{caps}; "
+            f"the report will be posted in {self.channel}."
+        )

@@ -18,8 +18,12 @@ _COLON = r"(?::|%3[Aa]|%253[Aa])"
 # Bearer secrets that can hide inside any text, a library's message or a traceback included: a
 # response_url lets whoever holds it answer in Slack for 30 minutes; a token, for as long as it lives.
 _SECRET_TEXT = (
-    (re.compile(rf"(https?{_COLON}{_SLASH}{_SLASH}hooks\.slack(?:-gov)?\.com{_SLASH})(?:[^\s'\"<>\\]|\\/)+"),
-     r"\1[redacted]"),
+    (
+        re.compile(
+            rf"(https?{_COLON}{_SLASH}{_SLASH}hooks\.slack(?:-gov)?\.com{_SLASH})(?:[^\s'\"<>\\]|\\/)+"
+        ),
+        r"\1[redacted]",
+    ),
     (re.compile(r"(xox[abeoprs]|xapp)-[0-9A-Za-z-]+"), r"\1-[redacted]"),
 )
 # Libraries that write request bodies and URLs (response_urls included) at DEBUG, and a
@@ -55,7 +59,7 @@ def scrub(text: str) -> str:
     return text
 
 
-def configure_logging(*, fmt: str = "json", level: str = "INFO", stream=None) -> None:  # noqa: ANN001
+def configure_logging(*, fmt: str = "json", level: str = "INFO", stream=None) -> None:
     stream = stream or sys.stderr
     shared = [
         structlog.contextvars.merge_contextvars,
@@ -64,8 +68,11 @@ def configure_logging(*, fmt: str = "json", level: str = "INFO", stream=None) ->
     ]
     # A traceback is text like any other, in either format: formatted first, then redacted with the rest.
     ending = [structlog.processors.format_exc_info, _redact]
-    renderer = (structlog.processors.JSONRenderer() if fmt == "json" else
-                structlog.dev.ConsoleRenderer(colors=False, exception_formatter=structlog.dev.plain_traceback))
+    renderer = (
+        structlog.processors.JSONRenderer()
+        if fmt == "json"
+        else structlog.dev.ConsoleRenderer(colors=False, exception_formatter=structlog.dev.plain_traceback)
+    )
     structlog.configure(
         processors=[*shared, *ending, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(getattr(logging, level.upper(), logging.INFO)),
@@ -75,10 +82,12 @@ def configure_logging(*, fmt: str = "json", level: str = "INFO", stream=None) ->
     # Libraries (uvicorn, slack_bolt, botocore) log through the standard library: the same format
     # (one JSON object a line in production), level and stream as the bot's own lines.
     handler = logging.StreamHandler(stream)
-    handler.setFormatter(structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=[structlog.stdlib.add_logger_name, *shared],
-        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *ending, renderer],
-    ))
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[structlog.stdlib.add_logger_name, *shared],
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *ending, renderer],
+        )
+    )
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(getattr(logging, level.upper(), logging.INFO))

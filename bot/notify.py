@@ -28,8 +28,14 @@ class MessageRef:
 
 
 class Notifier(Protocol):
-    def post(self, *, channel: str, result: Renderable, thread: MessageRef | None = None,
-             origin_at: datetime | None = None) -> MessageRef | None:
+    def post(
+        self,
+        *,
+        channel: str,
+        result: Renderable,
+        thread: MessageRef | None = None,
+        origin_at: datetime | None = None,
+    ) -> MessageRef | None:
         """``origin_at``: when what the message reports happened (an alarm's SNS Timestamp), for the
         latency metric of notifiers that send later."""
         ...
@@ -42,8 +48,14 @@ class Notifier(Protocol):
 
 
 class NullNotifier:
-    def post(self, *, channel: str, result: Renderable, thread: MessageRef | None = None,
-             origin_at: datetime | None = None) -> MessageRef | None:
+    def post(
+        self,
+        *,
+        channel: str,
+        result: Renderable,
+        thread: MessageRef | None = None,
+        origin_at: datetime | None = None,
+    ) -> MessageRef | None:
         return None
 
     def update(self, *, ref: MessageRef, result: Renderable) -> None:
@@ -62,8 +74,14 @@ class ConsoleNotifier:
         self._lock = threading.Lock()
         self._shown: dict[str, list[str]] = {}  # what each message says now, to print only changes
 
-    def post(self, *, channel: str, result: Renderable, thread: MessageRef | None = None,
-             origin_at: datetime | None = None) -> MessageRef | None:
+    def post(
+        self,
+        *,
+        channel: str,
+        result: Renderable,
+        thread: MessageRef | None = None,
+        origin_at: datetime | None = None,
+    ) -> MessageRef | None:
         ref = MessageRef(channel=channel, ts=f"{next(self._ts)}")
         self._shown[ref.ts] = render_text(result).rstrip("\n").split("\n")
         self._write(f"[{channel}, thread {thread.ts}] " if thread else f"[{channel}] ", result)
@@ -82,7 +100,9 @@ class ConsoleNotifier:
 
     def upload(self, *, ref: MessageRef, filename: str, content: bytes, title: str) -> None:
         with self._lock:
-            self._out.write(f"  [{ref.channel}, thread {ref.ts}] file {filename} ({title}, {len(content):,} bytes)\n")
+            self._out.write(
+                f"  [{ref.channel}, thread {ref.ts}] file {filename} ({title}, {len(content):,} bytes)\n"
+            )
             self._out.flush()
 
     def _write(self, prefix: str, result: Renderable) -> None:
@@ -98,13 +118,20 @@ class SlackNotifier:
     def __init__(self, client: Any) -> None:
         self._client = client
 
-    def post(self, *, channel: str, result: Renderable, thread: MessageRef | None = None,
-             origin_at: datetime | None = None) -> MessageRef | None:
+    def post(
+        self,
+        *,
+        channel: str,
+        result: Renderable,
+        thread: MessageRef | None = None,
+        origin_at: datetime | None = None,
+    ) -> MessageRef | None:
         message = render_slack(result)
         extra = {"thread_ts": thread.ts} if thread is not None else {}
         try:
-            answer = self._client.chat_postMessage(channel=channel, text=message["text"], blocks=message["blocks"],
-                                                   **extra)
+            answer = self._client.chat_postMessage(
+                channel=channel, text=message["text"], blocks=message["blocks"], **extra
+            )
         except Exception as exc:  # noqa: BLE001 - a failed announcement must not undo the change it announces
             log.error("slack_post_failed", channel=channel, error=type(exc).__name__)
             return None
@@ -113,14 +140,17 @@ class SlackNotifier:
     def update(self, *, ref: MessageRef, result: Renderable) -> None:
         message = render_slack(result)
         try:
-            self._client.chat_update(channel=ref.channel, ts=ref.ts, text=message["text"], blocks=message["blocks"])
+            self._client.chat_update(
+                channel=ref.channel, ts=ref.ts, text=message["text"], blocks=message["blocks"]
+            )
         except Exception as exc:  # noqa: BLE001
             log.error("slack_update_failed", channel=ref.channel, error=type(exc).__name__)
 
     def upload(self, *, ref: MessageRef, filename: str, content: bytes, title: str) -> None:
         """Slack's external upload flow (files.getUploadURLExternal, then completeUploadExternal)."""
         try:
-            self._client.files_upload_v2(channel=ref.channel, thread_ts=ref.ts, filename=filename, content=content,
-                                         title=title)
+            self._client.files_upload_v2(
+                channel=ref.channel, thread_ts=ref.ts, filename=filename, content=content, title=title
+            )
         except Exception as exc:  # noqa: BLE001
             log.error("slack_upload_failed", channel=ref.channel, error=type(exc).__name__)

@@ -79,7 +79,8 @@ def observe_env(*, aws: AwsGateway, deploys: DeployLog, env: EnvironmentConfig, 
             continue
         if deployment.task_definition_arn not in revisions:
             revisions[deployment.task_definition_arn] = ecs.describe_revision(
-                aws=aws, env=env, arn=deployment.task_definition_arn)
+                aws=aws, env=env, arn=deployment.task_definition_arn
+            )
         ref = revisions[deployment.task_definition_arn]
         # A tag resolves to what it points at now; for a deployment first seen long after it
         # started, the tag may have moved since (main moves with every merge): tag only, then.
@@ -91,23 +92,37 @@ def observe_env(*, aws: AwsGateway, deploys: DeployLog, env: EnvironmentConfig, 
             if outcome != IN_PROGRESS:
                 deploys.settle(id=mine.id, outcome=outcome, at=finished, detail=deployment.rollout_reason)
             continue
-        record = _record_external(deploys, env=env.name, deployment=deployment, ref=ref, digest=digest,
-                                  commit=commit, outcome=outcome, finished=finished, now=now)
+        record = _record_external(
+            deploys,
+            env=env.name,
+            deployment=deployment,
+            ref=ref,
+            digest=digest,
+            commit=commit,
+            outcome=outcome,
+            finished=finished,
+            now=now,
+        )
         if record is not None:
             recorded.append(record)
     # An open record whose deployment ECS no longer lists was replaced before it completed.
     for record in deploys.open_in(env.name):
         if record.ecs_deployment_id not in listed and record.outcome == IN_PROGRESS:
-            deploys.settle(id=record.id, outcome=REPLACED, at=now,
-                           detail="ECS no longer lists this deployment; another one replaced it")
+            deploys.settle(
+                id=record.id,
+                outcome=REPLACED,
+                at=now,
+                detail="ECS no longer lists this deployment; another one replaced it",
+            )
     scaling = _observe_count(deploys, env=env, desired=snapshot.desired, now=now)
     if scaling is not None:
         recorded.append(scaling)
     return Observation(env=env.name, recorded=tuple(recorded))
 
 
-def observe_quietly(*, aws: AwsGateway, deploys: DeployLog, env: EnvironmentConfig,
-                    now: datetime) -> Observation | None:
+def observe_quietly(
+    *, aws: AwsGateway, deploys: DeployLog, env: EnvironmentConfig, now: datetime
+) -> Observation | None:
     """:func:`observe_env` where the records are a courtesy (status, history, housekeeping): AWS
     not answering is logged and the records stay as they were."""
     try:
@@ -132,7 +147,9 @@ def _image_facts(*, aws: AwsGateway, image: str | None, resolve_tag: bool) -> tu
         return digest, tag
     if digest is None:
         return None, None
-    commit = next((t for t in ecs.image_tags(aws=aws, image=image, digest=digest) if COMMIT_TAG.match(t)), None)
+    commit = next(
+        (t for t in ecs.image_tags(aws=aws, image=image, digest=digest) if COMMIT_TAG.match(t)), None
+    )
     return digest, commit
 
 
@@ -140,45 +157,103 @@ def _bot_record_for(deploys: DeployLog, *, env: str, revision: int) -> DeployVie
     """The bot's own record an ECS deployment of ``revision`` is: the newest deployment record of
     the environment, made by the bot, of that revision, and not tied to another deployment yet."""
     newest = deploys.last(env)
-    if newest is not None and not newest.external and newest.ecs_deployment_id is None \
-            and newest.to_revision == revision:
+    if (
+        newest is not None
+        and not newest.external
+        and newest.ecs_deployment_id is None
+        and newest.to_revision == revision
+    ):
         return newest
     return None
 
 
-def _record_external(deploys: DeployLog, *, env: str, deployment: ecs.Deployment, ref: ecs.TaskDefinitionRef,
-                     digest: str | None, commit: str | None, outcome: str, finished: datetime | None,
-                     now: datetime) -> DeployView | None:
+def _record_external(
+    deploys: DeployLog,
+    *,
+    env: str,
+    deployment: ecs.Deployment,
+    ref: ecs.TaskDefinitionRef,
+    digest: str | None,
+    commit: str | None,
+    outcome: str,
+    finished: datetime | None,
+    now: datetime,
+) -> DeployView | None:
     before = deploys.last_before(env, deployment.created_at or now)
     from_revision = before.to_revision if before is not None else None
     going_back = from_revision is not None and ref.revision < from_revision
     try:
         return deploys.start(
-            env=env, kind="rollback" if going_back else "deploy", requested_by="", image_tag=ref.image_tag,
-            image_digest=digest, image_commit=commit, from_revision=from_revision, to_revision=ref.revision,
-            at=deployment.created_at or now, source=EXTERNAL, ecs_deployment_id=deployment.id, outcome=outcome,
-            finished_at=finished, detail=deployment.rollout_reason)
+            env=env,
+            kind="rollback" if going_back else "deploy",
+            requested_by="",
+            image_tag=ref.image_tag,
+            image_digest=digest,
+            image_commit=commit,
+            from_revision=from_revision,
+            to_revision=ref.revision,
+            at=deployment.created_at or now,
+            source=EXTERNAL,
+            ecs_deployment_id=deployment.id,
+            outcome=outcome,
+            finished_at=finished,
+            detail=deployment.rollout_reason,
+        )
     except IntegrityError:
         return None  # another replica recorded it a moment ago
 
 
-def _observe_count(deploys: DeployLog, *, env: EnvironmentConfig, desired: int, now: datetime) -> DeployView | None:
+def _observe_count(
+    deploys: DeployLog, *, env: EnvironmentConfig, desired: int, now: datetime
+) -> DeployView | None:
     last = deploys.observed_count(env.name)
     deploys.set_observed_count(env.name, desired, now)
     if last is None or last == desired:
         return None
-    return deploys.start(env=env.name, kind="scale", requested_by="", image_tag=None, image_digest=None,
-                         from_revision=None, to_revision=None, at=now, source=EXTERNAL, outcome=COMPLETED,
-                         finished_at=now, from_count=last, to_count=desired)
+    return deploys.start(
+        env=env.name,
+        kind="scale",
+        requested_by="",
+        image_tag=None,
+        image_digest=None,
+        from_revision=None,
+        to_revision=None,
+        at=now,
+        source=EXTERNAL,
+        outcome=COMPLETED,
+        finished_at=now,
+        from_count=last,
+        to_count=desired,
+    )
 
 
-def bot_scaled(deploys: DeployLog, *, env: str, requested_by: str, before: int, after: int, at: datetime,
-               request_id: str | None) -> None:
+def bot_scaled(
+    deploys: DeployLog,
+    *,
+    env: str,
+    requested_by: str,
+    before: int,
+    after: int,
+    at: datetime,
+    request_id: str | None,
+) -> None:
     """The bot's own scaling, recorded as it is made, so the observer does not take it for another's."""
     if before != after:
-        deploys.start(env=env, kind="scale", requested_by=requested_by, image_tag=None, image_digest=None,
-                      from_revision=None, to_revision=None, at=at, outcome=COMPLETED, finished_at=at,
-                      from_count=before, to_count=after, request_id=request_id)
+        deploys.start(
+            env=env,
+            kind="scale",
+            requested_by=requested_by,
+            image_tag=None,
+            image_digest=None,
+            from_revision=None,
+            to_revision=None,
+            at=at,
+            outcome=COMPLETED,
+            finished_at=at,
+            from_count=before,
+            to_count=after,
+            request_id=request_id,
+        )
     deploys.set_observed_count(env, after, at)
 
 
@@ -197,16 +272,27 @@ class SoakEvidence:
         return tuple(r for r in self.records if r.outcome == COMPLETED and r.id not in self.rolled_back)
 
 
-def soak_evidence(*, aws: AwsGateway, deploys: DeployLog, soak_env: EnvironmentConfig, image: str, tag: str,
-                  digest: str, now: datetime) -> SoakEvidence:
+def soak_evidence(
+    *,
+    aws: AwsGateway,
+    deploys: DeployLog,
+    soak_env: EnvironmentConfig,
+    image: str,
+    tag: str,
+    digest: str,
+    now: datetime,
+) -> SoakEvidence:
     """Read the soak environment from ECS (so CI/CD's deployments count), then gather the evidence
     for ``digest`` (tagged ``tag`` in ``image``'s repository). AWS errors propagate: a soak that
     cannot be checked is never assumed."""
     observe_env(aws=aws, deploys=deploys, env=soak_env, now=now)
     commits = {t for t in (tag, *ecs.image_tags(aws=aws, image=image, digest=digest)) if COMMIT_TAG.match(t)}
     # An image with no resolvable digest is never evidence, whatever commit its tag names.
-    records = tuple(r for r in deploys.ran_matching(env=soak_env.name, digests=(digest,), commits=commits)
-                    if r.image_digest is not None)
+    records = tuple(
+        r
+        for r in deploys.ran_matching(env=soak_env.name, digests=(digest,), commits=commits)
+        if r.image_digest is not None
+    )
     rolled_back = set()
     for record in records:
         following = deploys.next_after(record)

@@ -46,13 +46,24 @@ _BATCH = 25  # rows of one channel claimed together
 # Errors that are about the request, not Slack's health: retrying cannot help for long. (Token
 # and scope errors are not among them: they stop every message, and a fixed token must find the
 # backlog still queued, so they are retried with backoff and logged as errors.)
-_PERMANENT = frozenset({
-    "channel_not_found", "not_in_channel", "is_archived", "invalid_blocks", "invalid_blocks_format",
-    "msg_too_long", "no_text", "message_not_found", "cant_update_message", "edit_window_closed",
-    "invalid_arguments",
-})
-_APP_WIDE = frozenset({"invalid_auth", "account_inactive", "token_revoked", "token_expired", "missing_scope",
-                       "not_authed"})
+_PERMANENT = frozenset(
+    {
+        "channel_not_found",
+        "not_in_channel",
+        "is_archived",
+        "invalid_blocks",
+        "invalid_blocks_format",
+        "msg_too_long",
+        "no_text",
+        "message_not_found",
+        "cant_update_message",
+        "edit_window_closed",
+        "invalid_arguments",
+    }
+)
+_APP_WIDE = frozenset(
+    {"invalid_auth", "account_inactive", "token_revoked", "token_expired", "missing_scope", "not_authed"}
+)
 _MAX_RETRY_AFTER_SECONDS = 3600.0
 
 
@@ -62,8 +73,8 @@ def placeholder(row_id: int) -> str:
 
 def queued_id(ts: str) -> int | None:
     """The outbox row a reference names, when it names one rather than a Slack ``ts``."""
-    if ts.startswith(_PLACEHOLDER) and ts[len(_PLACEHOLDER):].isdigit():
-        return int(ts[len(_PLACEHOLDER):])
+    if ts.startswith(_PLACEHOLDER) and ts[len(_PLACEHOLDER) :].isdigit():
+        return int(ts[len(_PLACEHOLDER) :])
     return None
 
 
@@ -72,9 +83,20 @@ class Outbox:
         self._db = db
         self._clock = clock
 
-    def enqueue(self, *, op: str, channel: str, payload: dict[str, Any], parent: MessageRef | None = None,
-                target: MessageRef | None = None, origin_at: datetime | None = None) -> int:
-        parent_id, target_id = (queued_id(parent.ts) if parent else None), (queued_id(target.ts) if target else None)
+    def enqueue(
+        self,
+        *,
+        op: str,
+        channel: str,
+        payload: dict[str, Any],
+        parent: MessageRef | None = None,
+        target: MessageRef | None = None,
+        origin_at: datetime | None = None,
+    ) -> int:
+        parent_id, target_id = (
+            (queued_id(parent.ts) if parent else None),
+            (queued_id(target.ts) if target else None),
+        )
         if parent is not None and parent_id is None:
             payload = {**payload, "thread_ts": parent.ts}
         if target is not None and target_id is None:
@@ -85,28 +107,60 @@ class Outbox:
             # Only the latest edit of a message matters: a storm or a rollout's polls replace the
             # queued edit's content instead of queueing one edit per change behind it. Conditional,
             # so an edit a sender claimed meanwhile is left alone and this one is queued after it.
-            if queued is not None and session.execute(
-                    update(OutboxMessage).where(OutboxMessage.id == queued, OutboxMessage.status == PENDING,
-                                                OutboxMessage.claimed_by.is_(None))
-                    .values(payload=payload).execution_options(synchronize_session=False)).rowcount == 1:
+            if (
+                queued is not None
+                and session.execute(
+                    update(OutboxMessage)
+                    .where(
+                        OutboxMessage.id == queued,
+                        OutboxMessage.status == PENDING,
+                        OutboxMessage.claimed_by.is_(None),
+                    )
+                    .values(payload=payload)
+                    .execution_options(synchronize_session=False)
+                ).rowcount
+                == 1
+            ):
                 return int(queued)
-            row = OutboxMessage(ordering=channel, op=op, channel=channel, payload=payload, parent_id=parent_id,
-                                target_id=target_id, status=PENDING, attempts=0, created_at=now, next_attempt_at=now,
-                                origin_at=origin_at)
+            row = OutboxMessage(
+                ordering=channel,
+                op=op,
+                channel=channel,
+                payload=payload,
+                parent_id=parent_id,
+                target_id=target_id,
+                status=PENDING,
+                attempts=0,
+                created_at=now,
+                next_attempt_at=now,
+                origin_at=origin_at,
+            )
             session.add(row)
             session.flush()
             return int(row.id)
 
     @staticmethod
-    def _queued_edit(session: Any, channel: str, target_id: int | None, payload: dict[str, Any]) -> int | None:
+    def _queued_edit(
+        session: Any, channel: str, target_id: int | None, payload: dict[str, Any]
+    ) -> int | None:
         """A pending, unclaimed edit of the same message, with nothing queued after it in the channel."""
-        same_message = (OutboxMessage.target_id == target_id if target_id is not None
-                        else OutboxMessage.payload["ts"].as_string() == str(payload.get("ts")))
-        last = session.scalars(select(OutboxMessage).where(OutboxMessage.ordering == channel,
-                                                           OutboxMessage.status == PENDING)
-                               .order_by(OutboxMessage.id.desc()).limit(1)).first()
-        if (last is not None and last.op == "update" and last.claimed_by is None
-                and session.scalar(select(OutboxMessage.id).where(OutboxMessage.id == last.id, same_message))):
+        same_message = (
+            OutboxMessage.target_id == target_id
+            if target_id is not None
+            else OutboxMessage.payload["ts"].as_string() == str(payload.get("ts"))
+        )
+        last = session.scalars(
+            select(OutboxMessage)
+            .where(OutboxMessage.ordering == channel, OutboxMessage.status == PENDING)
+            .order_by(OutboxMessage.id.desc())
+            .limit(1)
+        ).first()
+        if (
+            last is not None
+            and last.op == "update"
+            and last.claimed_by is None
+            and session.scalar(select(OutboxMessage.id).where(OutboxMessage.id == last.id, same_message))
+        ):
             return int(last.id)
         return None
 
@@ -143,10 +197,17 @@ class OutboxNotifier:
         self._outbox = outbox
         self.on_enqueue = on_enqueue  # wakes the sender
 
-    def post(self, *, channel: str, result: Renderable, thread: MessageRef | None = None,
-             origin_at: datetime | None = None) -> MessageRef | None:
-        row_id = self._outbox.enqueue(op="post", channel=channel, payload=_payload(result), parent=thread,
-                                      origin_at=origin_at)
+    def post(
+        self,
+        *,
+        channel: str,
+        result: Renderable,
+        thread: MessageRef | None = None,
+        origin_at: datetime | None = None,
+    ) -> MessageRef | None:
+        row_id = self._outbox.enqueue(
+            op="post", channel=channel, payload=_payload(result), parent=thread, origin_at=origin_at
+        )
         self._poke()
         return MessageRef(channel, placeholder(row_id))
 
@@ -157,8 +218,12 @@ class OutboxNotifier:
     def upload(self, *, ref: MessageRef, filename: str, content: bytes, title: str) -> None:
         import base64
 
-        self._outbox.enqueue(op="upload", channel=ref.channel, target=ref, payload={
-            "filename": filename, "title": title, "content_b64": base64.b64encode(content).decode()})
+        self._outbox.enqueue(
+            op="upload",
+            channel=ref.channel,
+            target=ref,
+            payload={"filename": filename, "title": title, "content_b64": base64.b64encode(content).decode()},
+        )
         self._poke()
 
     def resolve(self, ref: MessageRef) -> MessageRef | None:
@@ -186,8 +251,15 @@ class OutboxSender:
     """Sends queued rows through a slack_sdk WebClient (built without retry handlers: the outbox
     does the retrying, so one slow channel never blocks the worker)."""
 
-    def __init__(self, *, db: Database, client: Any, clock: Clock, metrics: Metrics | None = None,
-                 worker_id: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        db: Database,
+        client: Any,
+        clock: Clock,
+        metrics: Metrics | None = None,
+        worker_id: str | None = None,
+    ) -> None:
         self._db = db
         self._client = client
         self._clock = clock
@@ -205,7 +277,7 @@ class OutboxSender:
                 if not self._hold(batch[index:]):
                     break  # another sender took over: the rest are its now
                 if not self._send(row):
-                    self._release(batch[index + 1:])  # the rest wait behind the one that failed
+                    self._release(batch[index + 1 :])  # the rest wait behind the one that failed
                     break
                 sent += 1
         waiting = self._waiting()
@@ -216,8 +288,11 @@ class OutboxSender:
     def next_due(self) -> datetime | None:
         """When the next channel head may be sent (a later row waits for its head anyway)."""
         with self._db.session(write=False) as session:
-            at = session.scalar(select(func.min(OutboxMessage.next_attempt_at))
-                                .where(OutboxMessage.status == PENDING, _is_head()))
+            at = session.scalar(
+                select(func.min(OutboxMessage.next_attempt_at)).where(
+                    OutboxMessage.status == PENDING, _is_head()
+                )
+            )
             return stored_utc(at) if at is not None else None
 
     # ------------------------------------------------------------------------------ internals
@@ -231,32 +306,48 @@ class OutboxSender:
         with self._db.session() as session:
             head = session.execute(
                 select(OutboxMessage.id, OutboxMessage.ordering)
-                .where(OutboxMessage.status == PENDING, OutboxMessage.next_attempt_at <= now, claimable, _is_head())
-                .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id).limit(1)
+                .where(
+                    OutboxMessage.status == PENDING,
+                    OutboxMessage.next_attempt_at <= now,
+                    claimable,
+                    _is_head(),
+                )
+                .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
+                .limit(1)
             ).first()
             if head is None:
                 return []
             queue = session.execute(
                 select(OutboxMessage.id, OutboxMessage.next_attempt_at, OutboxMessage.claimed_until)
-                .where(OutboxMessage.ordering == head.ordering, OutboxMessage.status == PENDING,
-                       OutboxMessage.id >= head.id)
-                .order_by(OutboxMessage.id).limit(_BATCH)
+                .where(
+                    OutboxMessage.ordering == head.ordering,
+                    OutboxMessage.status == PENDING,
+                    OutboxMessage.id >= head.id,
+                )
+                .order_by(OutboxMessage.id)
+                .limit(_BATCH)
             ).all()
             ids = []
             for row in queue:  # a contiguous run: a row not due yet keeps everything behind it waiting
-                if stored_utc(row.next_attempt_at) > now or (row.claimed_until and stored_utc(row.claimed_until) >= now):
+                if stored_utc(row.next_attempt_at) > now or (
+                    row.claimed_until and stored_utc(row.claimed_until) >= now
+                ):
                     break
                 ids.append(row.id)
             claimed = session.execute(
-                update(OutboxMessage).where(OutboxMessage.id.in_(ids), OutboxMessage.status == PENDING, claimable)
+                update(OutboxMessage)
+                .where(OutboxMessage.id.in_(ids), OutboxMessage.status == PENDING, claimable)
                 .values(claimed_by=self._worker, claimed_until=now + timedelta(seconds=_CLAIM_SECONDS))
                 .execution_options(synchronize_session=False)
             ).rowcount
             if claimed != len(ids):
                 session.rollback()
                 return []  # another sender got there first; the loop looks again
-            return list(session.scalars(select(OutboxMessage).where(OutboxMessage.id.in_(ids))
-                                        .order_by(OutboxMessage.id)))
+            return list(
+                session.scalars(
+                    select(OutboxMessage).where(OutboxMessage.id.in_(ids)).order_by(OutboxMessage.id)
+                )
+            )
 
     def _hold(self, rows: list[OutboxMessage]) -> bool:
         """Extends the claim on what is left of a batch before its claim runs short: a batch sent
@@ -264,14 +355,21 @@ class OutboxSender:
         the same rows. False when the claim was already lost (the rows are left to the other)."""
         now = self._clock.now()
         if rows[0].claimed_until is not None and stored_utc(rows[0].claimed_until) - now > timedelta(
-                seconds=_CLAIM_SECONDS / 2):
+            seconds=_CLAIM_SECONDS / 2
+        ):
             return True
         until = now + timedelta(seconds=_CLAIM_SECONDS)
         with self._db.session() as session:
             held = session.execute(
-                update(OutboxMessage).where(OutboxMessage.id.in_([r.id for r in rows]), OutboxMessage.status == PENDING,
-                                            OutboxMessage.claimed_by == self._worker)
-                .values(claimed_until=until).execution_options(synchronize_session=False)).rowcount
+                update(OutboxMessage)
+                .where(
+                    OutboxMessage.id.in_([r.id for r in rows]),
+                    OutboxMessage.status == PENDING,
+                    OutboxMessage.claimed_by == self._worker,
+                )
+                .values(claimed_until=until)
+                .execution_options(synchronize_session=False)
+            ).rowcount
             if held != len(rows):
                 session.rollback()
         if held != len(rows):
@@ -285,9 +383,12 @@ class OutboxSender:
         if not rows:
             return
         with self._db.session() as session:
-            session.execute(update(OutboxMessage)
-                            .where(OutboxMessage.id.in_([r.id for r in rows]), OutboxMessage.claimed_by == self._worker)
-                            .values(claimed_by=None, claimed_until=None).execution_options(synchronize_session=False))
+            session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id.in_([r.id for r in rows]), OutboxMessage.claimed_by == self._worker)
+                .values(claimed_by=None, claimed_until=None)
+                .execution_options(synchronize_session=False)
+            )
 
     def _send(self, row: OutboxMessage) -> bool:
         try:
@@ -307,7 +408,8 @@ class OutboxSender:
         self._finish(row, status=SENT, ts=str(answer.get("ts") or args.get("ts") or ""), sent_channel=channel)
         if self._metrics is not None and row.origin_at is not None and row.op == "post":
             self._metrics.alarm_latency.observe(
-                max(0.0, (self._clock.now() - stored_utc(row.origin_at)).total_seconds()))
+                max(0.0, (self._clock.now() - stored_utc(row.origin_at)).total_seconds())
+            )
         return True
 
     def _arguments(self, row: OutboxMessage) -> dict[str, Any]:
@@ -343,8 +445,12 @@ class OutboxSender:
             import base64
 
             answer = self._client.files_upload_v2(
-                channel=args["channel"], thread_ts=args.get("ts"), filename=args["filename"], title=args["title"],
-                content=base64.b64decode(args["content_b64"]))
+                channel=args["channel"],
+                thread_ts=args.get("ts"),
+                filename=args["filename"],
+                title=args["title"],
+                content=base64.b64decode(args["content_b64"]),
+            )
             return {"channel": args["channel"], "ts": args.get("ts"), "ok": answer.get("ok")}
         raise _Unresolvable(f"unknown outbox operation {op!r}")
 
@@ -356,8 +462,11 @@ class OutboxSender:
             retry_after = _retry_after(getattr(response, "headers", {}) or {})
             self._retry_later(row, error="ratelimited", delay=retry_after, count=False)
         elif error in _APP_WIDE:
-            log.error("slack_token_refused", error=error, hint="check SLACK_BOT_TOKEN and the app's scopes; "
-                      "queued messages are kept and retried")
+            log.error(
+                "slack_token_refused",
+                error=error,
+                hint="check SLACK_BOT_TOKEN and the app's scopes; queued messages are kept and retried",
+            )
             self._retry_later(row, error=error, delay=_backoff(row.attempts))
         elif error in _PERMANENT and row.attempts + 1 >= _PERMANENT_ATTEMPTS:
             self._finish(row, status=DEAD, error=error)
@@ -369,25 +478,57 @@ class OutboxSender:
         now = self._clock.now()
         with self._db.session() as session:
             session.execute(
-                update(OutboxMessage).where(OutboxMessage.id == row.id, OutboxMessage.claimed_by == self._worker)
-                .values(attempts=OutboxMessage.attempts + (1 if count else 0), last_error=error[:200],
-                        next_attempt_at=now + timedelta(seconds=delay), claimed_by=None, claimed_until=None)
-                .execution_options(synchronize_session=False))
-        log.warning("outbox_retry", id=row.id, channel=row.channel, op=row.op, error=error, retry_in=round(delay, 1))
+                update(OutboxMessage)
+                .where(OutboxMessage.id == row.id, OutboxMessage.claimed_by == self._worker)
+                .values(
+                    attempts=OutboxMessage.attempts + (1 if count else 0),
+                    last_error=error[:200],
+                    next_attempt_at=now + timedelta(seconds=delay),
+                    claimed_by=None,
+                    claimed_until=None,
+                )
+                .execution_options(synchronize_session=False)
+            )
+        log.warning(
+            "outbox_retry", id=row.id, channel=row.channel, op=row.op, error=error, retry_in=round(delay, 1)
+        )
 
-    def _finish(self, row: OutboxMessage, *, status: str, ts: str | None = None, sent_channel: str | None = None,
-                error: str | None = None) -> None:
+    def _finish(
+        self,
+        row: OutboxMessage,
+        *,
+        status: str,
+        ts: str | None = None,
+        sent_channel: str | None = None,
+        error: str | None = None,
+    ) -> None:
         with self._db.session() as session:
             session.execute(
-                update(OutboxMessage).where(OutboxMessage.id == row.id)
-                .values(status=status, ts=ts, sent_channel=sent_channel, sent_at=self._clock.now(),
-                        last_error=error, claimed_by=None, claimed_until=None, attempts=OutboxMessage.attempts + 1)
-                .execution_options(synchronize_session=False))
+                update(OutboxMessage)
+                .where(OutboxMessage.id == row.id)
+                .values(
+                    status=status,
+                    ts=ts,
+                    sent_channel=sent_channel,
+                    sent_at=self._clock.now(),
+                    last_error=error,
+                    claimed_by=None,
+                    claimed_until=None,
+                    attempts=OutboxMessage.attempts + 1,
+                )
+                .execution_options(synchronize_session=False)
+            )
 
     def _waiting(self) -> int:
         with self._db.session(write=False) as session:
-            return int(session.scalar(select(func.count()).where(
-                OutboxMessage.status == PENDING, OutboxMessage.next_attempt_at > self._clock.now())) or 0)
+            return int(
+                session.scalar(
+                    select(func.count()).where(
+                        OutboxMessage.status == PENDING, OutboxMessage.next_attempt_at > self._clock.now()
+                    )
+                )
+                or 0
+            )
 
     def _depth(self) -> int:
         with self._db.session(write=False) as session:
@@ -397,8 +538,17 @@ class OutboxSender:
 def _is_head() -> Any:
     """No older pending row in the same ordering: this row's turn."""
     earlier = aliased(OutboxMessage)
-    return ~select(earlier.id).where(and_(earlier.ordering == OutboxMessage.ordering, earlier.status == PENDING,
-                                          earlier.id < OutboxMessage.id)).exists()
+    return (
+        ~select(earlier.id)
+        .where(
+            and_(
+                earlier.ordering == OutboxMessage.ordering,
+                earlier.status == PENDING,
+                earlier.id < OutboxMessage.id,
+            )
+        )
+        .exists()
+    )
 
 
 class _Unresolvable(Exception):
@@ -414,8 +564,14 @@ def _backoff(attempts: int) -> float:
 
 
 def _retry_after(headers: Any) -> float:
-    raw = next((value for key, value in (headers.items() if hasattr(headers, "items") else ())
-                if str(key).lower() == "retry-after" and value), None)
+    raw = next(
+        (
+            value
+            for key, value in (headers.items() if hasattr(headers, "items") else ())
+            if str(key).lower() == "retry-after" and value
+        ),
+        None,
+    )
     if isinstance(raw, list):
         raw = raw[0] if raw else None
     try:

@@ -40,12 +40,18 @@ class Decision:
         # `--emergency` is a permission of its own: its refusal is about the flag, not the verb.
         verb = "--emergency" if self.action == "emergency" else verb
         if identity.unverified_groups:
-            return (f"I could not check your Slack user groups just now (Slack did not answer), so `{verb}`{where} "
-                    "is refused for the moment; try again in a minute.")
+            return (
+                f"I could not check your Slack user groups just now (Slack did not answer), so `{verb}`{where} "
+                "is refused for the moment; try again in a minute."
+            )
         if not self.allowed_roles:
             return f"Nobody may use `{verb}`{where} under the current configuration."
         every = {r.value for r in Role} <= set(self.allowed_roles)
-        roles = "any MenoTime Ops role (viewer is enough)" if every else f"the role {_or_list(self.allowed_roles)}"
+        roles = (
+            "any MenoTime Ops role (viewer is enough)"
+            if every
+            else f"the role {_or_list(self.allowed_roles)}"
+        )
         if not identity.roles:
             return (
                 f"You have no MenoTime Ops role, so you may only use `help` and `whoami`. "
@@ -93,7 +99,9 @@ class Policy:
                 return Decision(True, f"matrix:{action}/any-of:{','.join(envs)}")
             roles = sorted({r for e in self._config.env_names for r in self.roles_allowed(action, e)})
             if not identity.roles:
-                rule = "default-deny:groups-unverified" if identity.unverified_groups else "default-deny:no-role"
+                rule = (
+                    "default-deny:groups-unverified" if identity.unverified_groups else "default-deny:no-role"
+                )
                 return Decision(False, rule, tuple(roles))
             return Decision(False, f"matrix:{action}/no-environment", tuple(roles))
         allowed_roles = self.roles_allowed(action, env)

@@ -123,16 +123,25 @@ class _LivingMessage:
 
 
 class JobRunner:
-    def __init__(self, core: Core, *, jobs: Sequence[JobSpec] | None = None,
-                 lease_ttl: timedelta = JOB_LEASE_TTL) -> None:
+    def __init__(
+        self, core: Core, *, jobs: Sequence[JobSpec] | None = None, lease_ttl: timedelta = JOB_LEASE_TTL
+    ) -> None:
         self._core = core
         self.jobs: tuple[JobSpec, ...] = tuple(jobs if jobs is not None else core.jobs)
         self._runs = JobRuns(core.db)
         self._leases = Leases(core.db)
         self._lease_ttl = lease_ttl
 
-    def run(self, name: str, *, trigger: Trigger, dry_run: bool = False, override: bool = False,
-            requested_by: str | None = None, scheduled_for: datetime | None = None) -> JobRunView | None:
+    def run(
+        self,
+        name: str,
+        *,
+        trigger: Trigger,
+        dry_run: bool = False,
+        override: bool = False,
+        requested_by: str | None = None,
+        scheduled_for: datetime | None = None,
+    ) -> JobRunView | None:
         """Runs the job now and returns its finished record (``.result`` holds the report to show).
 
         Never raises for what the job does (a raising job is recorded as failed and reported); raises
@@ -147,14 +156,32 @@ class JobRunner:
         now = self._core.clock.now()
         key, holder = job_lease_key(spec.name), replica_id()
         try:
-            self._leases.acquire(env=key, holder=holder, action=trigger, user=requested_by or trigger, now=now,
-                                 ttl=self._lease_ttl)
+            self._leases.acquire(
+                env=key,
+                holder=holder,
+                action=trigger,
+                user=requested_by or trigger,
+                now=now,
+                ttl=self._lease_ttl,
+            )
         except PolicyViolation:
-            return self._refuse_busy(spec, trigger=trigger, dry_run=dry_run, requested_by=requested_by,
-                                     scheduled_for=scheduled_for, started=started)
+            return self._refuse_busy(
+                spec,
+                trigger=trigger,
+                dry_run=dry_run,
+                requested_by=requested_by,
+                scheduled_for=scheduled_for,
+                started=started,
+            )
         try:
-            run = self._runs.start(job=spec.name, trigger=trigger, at=now, dry_run=dry_run,
-                                   requested_by=requested_by, scheduled_for=scheduled_for)
+            run = self._runs.start(
+                job=spec.name,
+                trigger=trigger,
+                at=now,
+                dry_run=dry_run,
+                requested_by=requested_by,
+                scheduled_for=scheduled_for,
+            )
             if run is None:
                 log.info("job_fire_already_run", job=spec.name, scheduled_for=str(scheduled_for))
                 return None
@@ -174,13 +201,23 @@ class JobRunner:
             return None
         who = f" by {mention(lease.user)}" if lease.user not in TRIGGER_WORDS else ""
         how = TRIGGER_WORDS.get(lease.action, lease.action)
-        return f"`{name}` is already running ({how}{who}, since {short_pt(lease.acquired_at, now)}); " \
-               "wait for its report before starting it again."
+        return (
+            f"`{name}` is already running ({how}{who}, since {short_pt(lease.acquired_at, now)}); "
+            "wait for its report before starting it again."
+        )
 
     # -- internals ---------------------------------------------------------------------------------
 
-    def _refuse_busy(self, spec: JobSpec, *, trigger: Trigger, dry_run: bool, requested_by: str | None,
-                     scheduled_for: datetime | None, started: float) -> JobRunView | None:
+    def _refuse_busy(
+        self,
+        spec: JobSpec,
+        *,
+        trigger: Trigger,
+        dry_run: bool,
+        requested_by: str | None,
+        scheduled_for: datetime | None,
+        started: float,
+    ) -> JobRunView | None:
         now = self._core.clock.now()
         message = self.running_message(spec.name) or f"`{spec.name}` is already running; wait for its report."
         if scheduled_for is not None:
@@ -188,29 +225,54 @@ class JobRunner:
             # tick catches it up once the running one ends (within the misfire grace).
             log.info("job_fire_postponed_busy", job=spec.name, scheduled_for=scheduled_for.isoformat())
             return None
-        run = self._runs.start(job=spec.name, trigger=trigger, at=now, dry_run=dry_run, requested_by=requested_by,
-                               scheduled_for=scheduled_for, outcome="refused", summary=message)
+        run = self._runs.start(
+            job=spec.name,
+            trigger=trigger,
+            at=now,
+            dry_run=dry_run,
+            requested_by=requested_by,
+            scheduled_for=scheduled_for,
+            outcome="refused",
+            summary=message,
+        )
         if run is None:  # the same fire, recorded by the replica that is running it
             return None
         return self._conclude(spec, run, outcome="refused", summary=message, started=started)
 
-    def _execute(self, spec: JobSpec, run: JobRunView, *, override: bool, started: float) -> JobRunView | None:
+    def _execute(
+        self, spec: JobSpec, run: JobRunView, *, override: bool, started: float
+    ) -> JobRunView | None:
         core = self._core
         try:
             options = spec.options(core.config)
         except ConfigError as exc:
-            return self._conclude(spec, run, outcome="refused", summary=_line(f"bad configuration: {exc}"),
-                                  started=started)
+            return self._conclude(
+                spec, run, outcome="refused", summary=_line(f"bad configuration: {exc}"), started=started
+            )
         files: list[Attachment] = []
         context = JobContext(
-            settings=core.settings, config=core.config, db=core.db, aws=core.aws, clock=core.clock,
-            notifier=core.notifier, options=options, run_id=run.id, dry_run=run.dry_run, override=override,
-            requested_by=run.requested_by, progress=_LivingMessage(core.notifier, core.config.channels.ops),
-            attach=files.append, audit=self._audit(run),
+            settings=core.settings,
+            config=core.config,
+            db=core.db,
+            aws=core.aws,
+            clock=core.clock,
+            notifier=core.notifier,
+            options=options,
+            run_id=run.id,
+            dry_run=run.dry_run,
+            override=override,
+            requested_by=run.requested_by,
+            progress=_LivingMessage(core.notifier, core.config.channels.ops),
+            attach=files.append,
+            audit=self._audit(run),
         )
         try:
-            context.audit(verb=spec.name, env=spec.env, args={"dry_run": run.dry_run, "override": override},
-                          outcome="started")
+            context.audit(
+                verb=spec.name,
+                env=spec.env,
+                args={"dry_run": run.dry_run, "override": override},
+                outcome="started",
+            )
         except Exception as exc:  # noqa: BLE001 - e.g. the database or AUDIT_KEY: never run a job unaudited
             return self._not_run_unaudited(spec, run, exc)
         bound = log.bind(job=spec.name, run=run.id, trigger=run.trigger)
@@ -223,7 +285,9 @@ class JobRunner:
             if _from_database(exc):
                 # A driver's message can quote row values (a unique-key DETAIL): never to Slack or the log.
                 bound.error("job_crashed", error=type(exc).__name__)
-                error = _line(f"{type(exc).__name__}: a database error (run #{run.id}; its message is withheld)")
+                error = _line(
+                    f"{type(exc).__name__}: a database error (run #{run.id}; its message is withheld)"
+                )
             elif isinstance(exc, ClientError):
                 # AWS messages name the account and the role; the code says what went wrong.
                 bound.exception("job_crashed")
@@ -234,8 +298,16 @@ class JobRunner:
             return self._conclude(spec, run, outcome="failed", summary=error, error=error, started=started)
         outcome = report.outcome if report.outcome in FINISHED_OUTCOMES else "failed"
         error = None if outcome == report.outcome else f"the report's outcome {report.outcome!r} is not valid"
-        return self._conclude(spec, run, outcome=outcome, summary=_line(report.summary), error=error,
-                              report=report, files=files, started=started)
+        return self._conclude(
+            spec,
+            run,
+            outcome=outcome,
+            summary=_line(report.summary),
+            error=error,
+            report=report,
+            files=files,
+            started=started,
+        )
 
     def _not_run_unaudited(self, spec: JobSpec, run: JobRunView, exc: Exception) -> JobRunView | None:
         """The run's start could not be audited, so the job does not run. A scheduled fire is
@@ -251,21 +323,45 @@ class JobRunner:
         self._post(JobRunResult(done), done, ())
         return dataclasses.replace(done, result=JobRunResult(done))
 
-    def _conclude(self, spec: JobSpec, run: JobRunView, *, outcome: str, summary: str, started: float,
-                  error: str | None = None, report: JobReport | None = None,
-                  files: Sequence[Attachment] = ()) -> JobRunView:
+    def _conclude(
+        self,
+        spec: JobSpec,
+        run: JobRunView,
+        *,
+        outcome: str,
+        summary: str,
+        started: float,
+        error: str | None = None,
+        report: JobReport | None = None,
+        files: Sequence[Attachment] = (),
+    ) -> JobRunView:
         """Records the end, posts the report (or the scheduler's own word) and counts it."""
         core = self._core
-        done = self._runs.finish(run_id=run.id, outcome=outcome, at=core.clock.now(), summary=summary, error=error,
-                                 report=report_record(report) if report is not None else None)
-        self._audit(run)(verb=spec.name, env=spec.env, args={"dry_run": run.dry_run}, outcome=outcome, detail=summary)
+        done = self._runs.finish(
+            run_id=run.id,
+            outcome=outcome,
+            at=core.clock.now(),
+            summary=summary,
+            error=error,
+            report=report_record(report) if report is not None else None,
+        )
+        self._audit(run)(
+            verb=spec.name, env=spec.env, args={"dry_run": run.dry_run}, outcome=outcome, detail=summary
+        )
         shown: Renderable = report if report is not None else JobRunResult(done)
         self._post(shown, done, files)
         elapsed = time.perf_counter() - started
         core.metrics.job_seconds.labels(job=spec.name, outcome=outcome).observe(elapsed)
         core.metrics.job_runs.labels(job=spec.name, trigger=run.trigger, outcome=outcome).inc()
-        log.info("job_finished", job=spec.name, run=run.id, trigger=run.trigger, outcome=outcome,
-                 dry_run=run.dry_run, seconds=round(elapsed, 3))
+        log.info(
+            "job_finished",
+            job=spec.name,
+            run=run.id,
+            trigger=run.trigger,
+            outcome=outcome,
+            dry_run=run.dry_run,
+            seconds=round(elapsed, 3),
+        )
         return dataclasses.replace(done, result=shown)
 
     def _post(self, shown: Renderable, run: JobRunView, files: Sequence[Attachment]) -> None:
@@ -276,7 +372,7 @@ class JobRunner:
             log.error("job_report_post_failed", job=run.job, run=run.id, error=type(exc).__name__)
             try:
                 ref = notifier.post(channel=channel, result=JobRunResult(run))
-            except Exception:  # noqa: BLE001
+            except Exception:
                 log.exception("job_record_post_failed", job=run.job, run=run.id)
                 return
         for file in files:
@@ -286,18 +382,30 @@ class JobRunner:
             try:
                 notifier.upload(ref=ref, filename=file.filename, content=file.content, title=file.title)
             except Exception as exc:  # noqa: BLE001
-                log.error("job_attachment_upload_failed", job=run.job, file=file.filename, error=type(exc).__name__)
+                log.error(
+                    "job_attachment_upload_failed", job=run.job, file=file.filename, error=type(exc).__name__
+                )
 
     def _audit(self, run: JobRunView) -> JobAudit:
         """The run's audit: every event as the run's actor, its trigger as the rule, its id as the request."""
         core = self._core
         actor = run_actor(trigger=run.trigger, requested_by=run.requested_by)
 
-        def audit(*, verb: str, env: str | None, args: Mapping[str, Any], outcome: str,
-                  detail: str | None = None) -> None:
-            core.audit.append(at=core.clock.now(), actor=actor, source="job", verb=verb, env=env,
-                              args={"job": run.job, "run": run.id, "trigger": run.trigger, **args},
-                              rule=f"job:{run.trigger}", outcome=outcome, detail=detail, request_id=f"job-run-{run.id}")
+        def audit(
+            *, verb: str, env: str | None, args: Mapping[str, Any], outcome: str, detail: str | None = None
+        ) -> None:
+            core.audit.append(
+                at=core.clock.now(),
+                actor=actor,
+                source="job",
+                verb=verb,
+                env=env,
+                args={"job": run.job, "run": run.id, "trigger": run.trigger, **args},
+                rule=f"job:{run.trigger}",
+                outcome=outcome,
+                detail=detail,
+                request_id=f"job-run-{run.id}",
+            )
 
         return audit
 
@@ -310,7 +418,9 @@ class JobRunner:
         def beat() -> None:
             while not stop.wait(interval):
                 try:
-                    self._leases.renew(env=key, holder=holder, now=self._core.clock.now(), ttl=self._lease_ttl)
+                    self._leases.renew(
+                        env=key, holder=holder, now=self._core.clock.now(), ttl=self._lease_ttl
+                    )
                 except SQLAlchemyError as exc:
                     log.warning("job_lease_renew_failed", key=key, error=type(exc).__name__)
 
@@ -324,7 +434,11 @@ class JobRunner:
 
 
 def _from_database(exc: BaseException) -> bool:
-    return isinstance(exc, SQLAlchemyError) or type(exc).__module__.split(".")[0] in ("psycopg", "psycopg2", "sqlite3")
+    return isinstance(exc, SQLAlchemyError) or type(exc).__module__.split(".")[0] in (
+        "psycopg",
+        "psycopg2",
+        "sqlite3",
+    )
 
 
 def _message(exc: BaseException) -> str:
@@ -340,7 +454,11 @@ def _line(text: str) -> str:
 def report_record(report: JobReport) -> dict[str, Any]:
     """A JSON summary of a report for ``job_runs.report``: its outcome and summary, and its fields
     (a report may shape these with a ``record() -> dict`` method), dropped if they are too large."""
-    record: dict[str, Any] = {"template": report.template, "outcome": report.outcome, "summary": report.summary}
+    record: dict[str, Any] = {
+        "template": report.template,
+        "outcome": report.outcome,
+        "summary": report.summary,
+    }
     try:
         shaper = getattr(report, "record", None)
         if callable(shaper):
@@ -365,8 +483,13 @@ def report_record(report: JobReport) -> dict[str, Any]:
 # -- schedules ---------------------------------------------------------------------------------------
 
 _CRON_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
-_DAY_NAMES = dict(zip(_CRON_DAYS, ("Sundays", "Mondays", "Tuesdays", "Wednesdays", "Thursdays", "Fridays",
-                                   "Saturdays"), strict=True))
+_DAY_NAMES = dict(
+    zip(
+        _CRON_DAYS,
+        ("Sundays", "Mondays", "Tuesdays", "Wednesdays", "Thursdays", "Fridays", "Saturdays"),
+        strict=True,
+    )
+)
 
 
 def _weekdays(field: str) -> str:
@@ -401,8 +524,10 @@ def build_triggers(config: JobsConfig, jobs: Sequence[JobSpec]) -> dict[str, Cro
     known = {spec.name for spec in jobs}
     unknown = sorted(name for name in config.schedules if name not in known)
     if unknown:
-        raise ConfigError(f"jobs.schedules: unknown job {', '.join(map(repr, unknown))}; "
-                          f"jobs are {', '.join(sorted(known)) or '(none registered)'}")
+        raise ConfigError(
+            f"jobs.schedules: unknown job {', '.join(map(repr, unknown))}; "
+            f"jobs are {', '.join(sorted(known)) or '(none registered)'}"
+        )
     try:
         return {name: cron_trigger(expr, config.timezone) for name, expr in config.schedules.items() if expr}
     except ValueError as exc:
@@ -472,10 +597,18 @@ def list_jobs(core: Core, *, jobs: Sequence[JobSpec] | None = None) -> JobsListR
     for spec in specs:
         expr = config.schedules.get(spec.name, "")
         next_run = cron_trigger(expr, config.timezone).get_next_fire_time(None, now) if expr else None
-        entries.append(JobListEntry(name=spec.name, summary=spec.summary, env=spec.env,
-                                    schedule=describe_schedule(expr, config.timezone), next_run=next_run,
-                                    last=last.get(spec.name), running=running.get(spec.name),
-                                    earlier=tuple(runs.recent(job=spec.name, limit=EARLIER_SHOWN + 1)[1:])))
+        entries.append(
+            JobListEntry(
+                name=spec.name,
+                summary=spec.summary,
+                env=spec.env,
+                schedule=describe_schedule(expr, config.timezone),
+                next_run=next_run,
+                last=last.get(spec.name),
+                running=running.get(spec.name),
+                earlier=tuple(runs.recent(job=spec.name, limit=EARLIER_SHOWN + 1)[1:]),
+            )
+        )
     leader = Leases(core.db).get(LEADER_KEY, now=now)
     return JobsListResult(jobs=tuple(entries), leader=leader.holder if leader else None)
 
@@ -490,8 +623,15 @@ class JobScheduler:
     third of the lease: it renews (or takes) the lease, adds the cron jobs and catches up missed runs
     on becoming leader, and removes the cron jobs when the lease is lost."""
 
-    def __init__(self, core: Core, *, jobs: Sequence[JobSpec] | None = None, runner: JobRunner | None = None,
-                 holder: str | None = None, submit: Callable[[Callable[[], None]], None] | None = None) -> None:
+    def __init__(
+        self,
+        core: Core,
+        *,
+        jobs: Sequence[JobSpec] | None = None,
+        runner: JobRunner | None = None,
+        holder: str | None = None,
+        submit: Callable[[Callable[[], None]], None] | None = None,
+    ) -> None:
         self._core = core
         specs = tuple(jobs if jobs is not None else core.jobs)
         self._runner = runner or JobRunner(core, jobs=specs)
@@ -520,19 +660,33 @@ class JobScheduler:
         """The next fire of each cron job APScheduler holds now (empty unless started and leading)."""
         if self._aps is None:
             return {}
-        return {job.id.removeprefix("job:"): job.next_run_time for job in self._aps.get_jobs()
-                if job.id.startswith("job:")}
+        return {
+            job.id.removeprefix("job:"): job.next_run_time
+            for job in self._aps.get_jobs()
+            if job.id.startswith("job:")
+        }
 
     def start(self) -> JobScheduler:
         from apscheduler.schedulers.background import BackgroundScheduler
 
         config = self._core.config.jobs
-        self._aps = BackgroundScheduler(timezone=ZoneInfo(config.timezone), job_defaults={
-            "coalesce": True, "max_instances": 1, "misfire_grace_time": config.misfire_grace_minutes * 60})
+        self._aps = BackgroundScheduler(
+            timezone=ZoneInfo(config.timezone),
+            job_defaults={
+                "coalesce": True,
+                "max_instances": 1,
+                "misfire_grace_time": config.misfire_grace_minutes * 60,
+            },
+        )
         self._aps.start()
         self.tick()
-        self._aps.add_job(self.tick, "interval", seconds=max(1.0, self.lease_ttl.total_seconds() / 3),
-                          id="scheduler:lease", replace_existing=True)
+        self._aps.add_job(
+            self.tick,
+            "interval",
+            seconds=max(1.0, self.lease_ttl.total_seconds() / 3),
+            id="scheduler:lease",
+            replace_existing=True,
+        )
         log.info("scheduler_started", holder=self.holder, leader=self._leader, jobs=sorted(self._triggers))
         return self
 
@@ -553,8 +707,9 @@ class JobScheduler:
         with self._lock:
             now = self._core.clock.now()
             try:
-                held = self._leases.renew(env=LEADER_KEY, holder=self.holder, now=now, ttl=self.lease_ttl) or \
-                    self._take(now)
+                held = self._leases.renew(
+                    env=LEADER_KEY, holder=self.holder, now=now, ttl=self.lease_ttl
+                ) or self._take(now)
             except SQLAlchemyError as exc:
                 # Cannot vouch for the lease: stop scheduling rather than risk running beside a new leader.
                 log.warning("scheduler_lease_unreachable", error=type(exc).__name__)
@@ -591,7 +746,7 @@ class JobScheduler:
             return None
         try:
             return self._runner.run(name, trigger=trigger, scheduled_for=scheduled_for)
-        except Exception:  # noqa: BLE001 - e.g. the database went away: log it, the next fire comes anyway
+        except Exception:
             log.exception("job_fire_failed", job=name)
             return None
 
@@ -599,8 +754,14 @@ class JobScheduler:
 
     def _take(self, now: datetime) -> bool:
         try:
-            self._leases.acquire(env=LEADER_KEY, holder=self.holder, action="scheduler", user=self.holder[:64],
-                                 now=now, ttl=self.lease_ttl)
+            self._leases.acquire(
+                env=LEADER_KEY,
+                holder=self.holder,
+                action="scheduler",
+                user=self.holder[:64],
+                now=now,
+                ttl=self.lease_ttl,
+            )
         except PolicyViolation:
             return False
         return True
@@ -617,8 +778,9 @@ class JobScheduler:
             return
         for name, trigger in self._triggers.items():
             if leading:
-                self._aps.add_job(self._on_cron, trigger, args=(name,), id=f"job:{name}", name=name,
-                                  replace_existing=True)
+                self._aps.add_job(
+                    self._on_cron, trigger, args=(name,), id=f"job:{name}", name=name, replace_existing=True
+                )
             elif self._aps.get_job(f"job:{name}") is not None:
                 self._aps.remove_job(f"job:{name}")
 
@@ -626,13 +788,16 @@ class JobScheduler:
         if self._submit is not None:
             self._submit(work)
         elif self._aps is not None:
-            self._aps.add_job(work)  # now, on APScheduler's pool: never inside tick(), which must keep renewing
+            self._aps.add_job(
+                work
+            )  # now, on APScheduler's pool: never inside tick(), which must keep renewing
         else:
             work()
 
 
-def start_job(core: Core, *, name: str, requested_by: str, dry_run: bool = False,
-              override: bool = False) -> JobStartedResult:
+def start_job(
+    core: Core, *, name: str, requested_by: str, dry_run: bool = False, override: bool = False
+) -> JobStartedResult:
     """`/menotime jobs run`: checks what can be checked at once, runs the job with
     ``core.run_background`` and answers straight away; the report goes to the ops channel."""
     runner = JobRunner(core)
@@ -645,10 +810,17 @@ def start_job(core: Core, *, name: str, requested_by: str, dry_run: bool = False
 
     def work() -> None:
         try:
-            runner.run(spec.name, trigger="manual", dry_run=dry_run, override=override, requested_by=requested_by)
-        except Exception:  # noqa: BLE001 - nobody waits on this thread: the log is where it can be seen
+            runner.run(
+                spec.name, trigger="manual", dry_run=dry_run, override=override, requested_by=requested_by
+            )
+        except Exception:
             log.exception("job_background_run_failed", job=spec.name)
 
     core.run_background(work)
-    return JobStartedResult(job=spec.name, requested_by=requested_by, channel=core.config.channels.ops,
-                            dry_run=dry_run, override=override)
+    return JobStartedResult(
+        job=spec.name,
+        requested_by=requested_by,
+        channel=core.config.channels.ops,
+        dry_run=dry_run,
+        override=override,
+    )

@@ -49,8 +49,9 @@ class CommandService:
     def __init__(self, *, core: Core) -> None:
         self._core = core
 
-    def handle(self, *, user_id: str, text: str, source: str, request_id: str | None = None,
-               actor: str | None = None) -> Reply:
+    def handle(
+        self, *, user_id: str, text: str, source: str, request_id: str | None = None, actor: str | None = None
+    ) -> Reply:
         """The answer to ``text`` typed by ``user_id``. Never raises. ``actor`` is who the audit trail
         names (default: the user; the console says who typed as that user)."""
         request_id = request_id or new_request_id()
@@ -62,21 +63,44 @@ class CommandService:
         except SQLAlchemyError:
             # The audit record could not be written, so nothing ran: audit comes before action.
             bound.exception("store_unavailable")
-            message = (f"The bot's database is not answering (reference `{request_id}`); nothing was changed. "
-                       "Try again in a minute.")
-            return self._finish(bound, started, Reply(ErrorResult("store_unavailable", message, request_id),
-                                                      _first_word(text), None, "error", at))
+            message = (
+                f"The bot's database is not answering (reference `{request_id}`); nothing was changed. "
+                "Try again in a minute."
+            )
+            return self._finish(
+                bound,
+                started,
+                Reply(
+                    ErrorResult("store_unavailable", message, request_id),
+                    _first_word(text),
+                    None,
+                    "error",
+                    at,
+                ),
+            )
 
-    def _handle(self, user_id: str, text: str, source: str, request_id: str, started: float, at: Any,
-                bound: Any, actor: str) -> Reply:
+    def _handle(
+        self,
+        user_id: str,
+        text: str,
+        source: str,
+        request_id: str,
+        started: float,
+        at: Any,
+        bound: Any,
+        actor: str,
+    ) -> Reply:
         core = self._core
         try:
             command = core.registry.parse(text, environments=core.config.env_names)
         except BadInput as exc:
             verb = _first_word(text)
-            self._audit(actor, source, verb, None, {"text": text[:200]}, "parse", "invalid", exc.message,
-                        request_id)
-            return self._finish(bound, started, Reply(ErrorResult(exc.kind, exc.message), verb, None, "invalid", at))
+            self._audit(
+                actor, source, verb, None, {"text": text[:200]}, "parse", "invalid", exc.message, request_id
+            )
+            return self._finish(
+                bound, started, Reply(ErrorResult(exc.kind, exc.message), verb, None, "invalid", at)
+            )
 
         verb, env = command.verb.name, command.env
         args = {**command.args, **{f"--{k}": v for k, v in command.flags.items()}}
@@ -85,12 +109,16 @@ class CommandService:
             action, env = self._target(command)
         except BotError as exc:  # a request id that names nothing
             self._audit(actor, source, verb, None, args, "request", "invalid", exc.message, request_id)
-            return self._finish(bound, started, Reply(ErrorResult(exc.kind, exc.message), verb, None, "invalid", at))
+            return self._finish(
+                bound, started, Reply(ErrorResult(exc.kind, exc.message), verb, None, "invalid", at)
+            )
         decision, envs = self._decide(identity, command, action, env)
         if not decision.allowed:
             message = decision.explain(verb=verb, env=env, identity=identity)
             self._audit(actor, source, verb, env, args, decision.rule, "denied", message, request_id)
-            return self._finish(bound, started, Reply(ErrorResult(AccessDenied.kind, message), verb, env, "denied", at))
+            return self._finish(
+                bound, started, Reply(ErrorResult(AccessDenied.kind, message), verb, env, "denied", at)
+            )
 
         self._audit(actor, source, verb, env, args, decision.rule, "allowed", None, request_id)
         context = CommandContext(core=core, identity=identity, request_id=request_id, envs=envs)
@@ -98,15 +126,29 @@ class CommandService:
             result = command.verb.run(context, command)
         except BotError as exc:
             self._audit(actor, source, verb, env, args, decision.rule, "failed", exc.message, request_id)
-            return self._finish(bound, started, Reply(ErrorResult(exc.kind, exc.message), verb, env, "failed", at))
+            return self._finish(
+                bound, started, Reply(ErrorResult(exc.kind, exc.message), verb, env, "failed", at)
+            )
         except Exception:  # noqa: BLE001 - the one place where the unexpected is caught
             bound.exception("command_crashed", verb=verb, env=env)
-            message = (f"Something went wrong on our side (reference `{request_id}`); nothing more was done. "
-                       "Quote the reference to the MenoTime Ops maintainers.")
-            self._audit(actor, source, verb, env, args, decision.rule, "error", f"internal error {request_id}",
-                        request_id)
-            return self._finish(bound, started, Reply(ErrorResult("internal", message, request_id), verb, env,
-                                                      "error", at))
+            message = (
+                f"Something went wrong on our side (reference `{request_id}`); nothing more was done. "
+                "Quote the reference to the MenoTime Ops maintainers."
+            )
+            self._audit(
+                actor,
+                source,
+                verb,
+                env,
+                args,
+                decision.rule,
+                "error",
+                f"internal error {request_id}",
+                request_id,
+            )
+            return self._finish(
+                bound, started, Reply(ErrorResult("internal", message, request_id), verb, env, "error", at)
+            )
         return self._finish(bound, started, Reply(result, verb, env, "ok", at))
 
     def _target(self, command: Command) -> tuple[str, str | None]:
@@ -115,8 +157,9 @@ class CommandService:
             return command.verb.resolve(self._core, command)
         return command.verb.action, command.env
 
-    def _decide(self, identity: Identity, command: Command, action: str,
-                env: str | None) -> tuple[Decision, tuple[str, ...]]:
+    def _decide(
+        self, identity: Identity, command: Command, action: str, env: str | None
+    ) -> tuple[Decision, tuple[str, ...]]:
         """The decision, and the environments the command may touch.
 
         A named environment is decided alone; `all` needs every environment to be allowed (the
@@ -140,10 +183,30 @@ class CommandService:
         decision = policy.decide(identity, action, None)
         return decision, (every if action == OPEN else policy.permitted_envs(identity, action))
 
-    def _audit(self, actor: str, source: str, verb: str, env: str | None, args: dict[str, Any], rule: str,
-               outcome: str, detail: str | None, request_id: str) -> None:
-        self._core.audit.append(at=self._core.clock.now(), actor=actor, source=source, verb=verb, env=env,
-                                args=args, rule=rule, outcome=outcome, detail=detail, request_id=request_id)
+    def _audit(
+        self,
+        actor: str,
+        source: str,
+        verb: str,
+        env: str | None,
+        args: dict[str, Any],
+        rule: str,
+        outcome: str,
+        detail: str | None,
+        request_id: str,
+    ) -> None:
+        self._core.audit.append(
+            at=self._core.clock.now(),
+            actor=actor,
+            source=source,
+            verb=verb,
+            env=env,
+            args=args,
+            rule=rule,
+            outcome=outcome,
+            detail=detail,
+            request_id=request_id,
+        )
 
     def _finish(self, bound: Any, started: float, reply: Reply) -> Reply:
         elapsed = time.perf_counter() - started
@@ -152,8 +215,13 @@ class CommandService:
         label = reply.verb if reply.verb in self._core.registry else "(unknown)"
         metrics.commands.labels(verb=label, outcome=reply.outcome).inc()
         metrics.command_seconds.labels(verb=label).observe(elapsed)
-        bound.info("command", verb=reply.verb, env=reply.env, outcome=reply.outcome,
-                   latency_ms=round(elapsed * 1000, 1))
+        bound.info(
+            "command",
+            verb=reply.verb,
+            env=reply.env,
+            outcome=reply.outcome,
+            latency_ms=round(elapsed * 1000, 1),
+        )
         return reply
 
 

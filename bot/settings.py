@@ -42,17 +42,26 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
 
     slack_bot_token: SecretStr | None = Field(default=None, description="xoxb- token of the Slack app")
-    slack_signing_secret: SecretStr | None = Field(default=None, description="verifies inbound Slack requests")
+    slack_signing_secret: SecretStr | None = Field(
+        default=None, description="verifies inbound Slack requests"
+    )
     slack_app_token: SecretStr | None = Field(default=None, description="xapp- token, Socket Mode only")
-    slack_api_url: str | None = Field(default=None, description="Slack Web API base URL override (tests, proxies)")
-    database_url: str = Field(default="sqlite:///./menotime-ops.db", description="SQLAlchemy URL of the store")
+    slack_api_url: str | None = Field(
+        default=None, description="Slack Web API base URL override (tests, proxies)"
+    )
+    database_url: str = Field(
+        default="sqlite:///./menotime-ops.db", description="SQLAlchemy URL of the store"
+    )
     aws_region: str = Field(default="us-west-1", description="region of MenoTime's resources")
     aws_endpoint_url: str | None = Field(default=None, description="AWS endpoint override (simulator, tests)")
     menotime_config: Path | None = Field(default=None, description="YAML merged over the shipped defaults")
     sns_topic_arns: Annotated[tuple[str, ...], NoDecode] = Field(
-        default=(), description="SNS topics the bot hears, with the alarm_topics of environments; none: alarm path closed"
+        default=(),
+        description="SNS topics the bot hears, with the alarm_topics of environments; none: alarm path closed",
     )
-    sns_cert_host_pattern: str = Field(default=DEFAULT_SNS_CERT_HOST_PATTERN, description="allowed cert hosts")
+    sns_cert_host_pattern: str = Field(
+        default=DEFAULT_SNS_CERT_HOST_PATTERN, description="allowed cert hosts"
+    )
     sns_cert_cache_dir: Path | None = Field(default=None, description="on-disk SNS signing certificate cache")
     sns_max_age_seconds: int = Field(default=3600, ge=1, description="older SNS messages are refused")
     sns_queue_url: str | None = Field(default=None, description="SQS queue to long-poll (socket mode)")
@@ -60,16 +69,25 @@ class Settings(BaseSettings):
     log_level: str = Field(default="INFO", description="minimum log level")
     port: int = Field(default=3000, ge=1, le=65535, description="HTTP port of `serve`")
     secrets_manager_secret_id: str | None = Field(default=None, description="secret holding more settings")
-    group_cache_ttl_seconds: int = Field(default=300, ge=0, description="how long user-group members are cached")
+    group_cache_ttl_seconds: int = Field(
+        default=300, ge=0, description="how long user-group members are cached"
+    )
     migrate_on_start: bool = Field(default=True, description="`serve`/`socket` apply migrations at start")
     aws_connect_timeout: float = Field(default=3.0, gt=0, description="seconds to connect to an AWS endpoint")
     aws_read_timeout: float = Field(default=10.0, gt=0, description="seconds to wait for an AWS answer")
-    aws_max_attempts: int = Field(default=3, ge=1, le=10, description="attempts per AWS call (adaptive retry)")
+    aws_max_attempts: int = Field(
+        default=3, ge=1, le=10, description="attempts per AWS call (adaptive retry)"
+    )
     metrics_port: int | None = Field(
-        default=None, ge=1, le=65535, description="serve /metrics on this port only (not on PORT); unset: on PORT"
+        default=None,
+        ge=1,
+        le=65535,
+        description="serve /metrics on this port only (not on PORT); unset: on PORT",
     )
     group_cache_max_stale_seconds: int = Field(
-        default=900, ge=0, description="a cached group grant older than this is dropped when Slack cannot be asked"
+        default=900,
+        ge=0,
+        description="a cached group grant older than this is dropped when Slack cannot be asked",
     )
     audit_key: SecretStr | None = Field(
         default=None, description="HMAC-SHA256 key of the audit chain (never stored in the database)"
@@ -77,9 +95,15 @@ class Settings(BaseSettings):
     audit_anchor_bucket: str | None = Field(
         default=None, description="S3 bucket (Object Lock, compliance mode) holding the audit chain's head"
     )
-    audit_anchor_prefix: str = Field(default="menotime-ops/audit-head/", description="key prefix of the anchors")
-    audit_anchor_retention_days: int = Field(default=2190, ge=1, description="Object Lock retention of an anchor")
-    audit_anchor_interval_seconds: int = Field(default=300, ge=30, description="how often the head is anchored")
+    audit_anchor_prefix: str = Field(
+        default="menotime-ops/audit-head/", description="key prefix of the anchors"
+    )
+    audit_anchor_retention_days: int = Field(
+        default=2190, ge=1, description="Object Lock retention of an anchor"
+    )
+    audit_anchor_interval_seconds: int = Field(
+        default=300, ge=30, description="how often the head is anchored"
+    )
     anonymize_salt: SecretStr | None = Field(
         default=None, description="secret key of the anonymization pseudonyms (HMAC); unset: random per run"
     )

@@ -61,11 +61,17 @@ class _Profile:
 
 
 _PROFILES: tuple[_Profile, ...] = (
-    _Profile(tags=("3f9c2a1b7d4e", "feature-login", "develop"), cpu=512, memory=1024, storage_gb=100,
-             alarm_in_alarm=None),
+    _Profile(
+        tags=("3f9c2a1b7d4e", "feature-login", "develop"),
+        cpu=512,
+        memory=1024,
+        storage_gb=100,
+        alarm_in_alarm=None,
+    ),
     _Profile(tags=("PR-41", "PR-42", "main"), cpu=512, memory=1024, storage_gb=500, alarm_in_alarm=None),
-    _Profile(tags=("v1.4.1", "v1.4.2", "v1.5.0"), cpu=1024, memory=2048, storage_gb=1000,
-             alarm_in_alarm="api-5xx"),
+    _Profile(
+        tags=("v1.4.1", "v1.4.2", "v1.5.0"), cpu=1024, memory=2048, storage_gb=1000, alarm_in_alarm="api-5xx"
+    ),
 )
 
 # (suffix, namespace, metric, statistic or pNN, threshold, comparison); dimensions added per env.
@@ -125,8 +131,12 @@ def seed_environments(gateway: AwsGateway, config: Config, *, at: datetime | Non
         _seed_env(gateway, env, repository_uri=str(repository["repositoryUri"]), account_id=account_id, at=at)
         for env in config.environments.values()
     )
-    return SeedReport(account_id=account_id, region=gateway.region, repository_uri=str(repository["repositoryUri"]),
-                      envs=seeded)
+    return SeedReport(
+        account_id=account_id,
+        region=gateway.region,
+        repository_uri=str(repository["repositoryUri"]),
+        envs=seeded,
+    )
 
 
 def _ensure_repository(gateway: AwsGateway) -> dict[str, Any]:
@@ -144,8 +154,14 @@ def _ensure_repository(gateway: AwsGateway) -> dict[str, Any]:
         return gateway.call("ecr", "describe_repositories", repositoryNames=[REPOSITORY])["repositories"][0]
 
 
-def _seed_env(gateway: AwsGateway, env: EnvironmentConfig, *, repository_uri: str, account_id: str,
-              at: datetime | None = None) -> SeededEnv:
+def _seed_env(
+    gateway: AwsGateway,
+    env: EnvironmentConfig,
+    *,
+    repository_uri: str,
+    account_id: str,
+    at: datetime | None = None,
+) -> SeededEnv:
     profile = _profile_for(env)
     tags = [{"key": "Environment", "value": env.name}]  # ECS spells tag keys in lower case
     for tag in dict.fromkeys(profile.tags):  # a tag may run in more than one revision
@@ -153,7 +169,9 @@ def _seed_env(gateway: AwsGateway, env: EnvironmentConfig, *, repository_uri: st
 
     gateway.call("ecs", "create_cluster", clusterName=env.cluster, tags=tags)
     arns = tuple(
-        _register_task_definition(gateway, env, profile, image=f"{repository_uri}:{tag}", account_id=account_id)
+        _register_task_definition(
+            gateway, env, profile, image=f"{repository_uri}:{tag}", account_id=account_id
+        )
         for tag in profile.tags
     )
     gateway.call(
@@ -192,6 +210,7 @@ def _seed_env(gateway: AwsGateway, env: EnvironmentConfig, *, repository_uri: st
 
 def image_manifest(tag: str) -> str:
     """A docker manifest v2 whose config and top layer depend on ``tag``: distinct digests per tag."""
+
     def digest(text: str) -> str:
         return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
@@ -204,10 +223,16 @@ def image_manifest(tag: str) -> str:
             "digest": digest(f"{REPOSITORY}:{tag}:config"),
         },
         "layers": [
-            {"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "size": 29126484,
-             "digest": digest("python:3.11-slim base layer")},
-            {"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "size": 5242880,
-             "digest": digest(f"{REPOSITORY}:{tag}:app")},
+            {
+                "mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip",
+                "size": 29126484,
+                "digest": digest("python:3.11-slim base layer"),
+            },
+            {
+                "mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip",
+                "size": 5242880,
+                "digest": digest(f"{REPOSITORY}:{tag}:app"),
+            },
         ],
     }
     return json.dumps(manifest, indent=3)
@@ -215,8 +240,14 @@ def image_manifest(tag: str) -> str:
 
 def _put_image(gateway: AwsGateway, tag: str) -> None:
     try:
-        gateway.call("ecr", "put_image", repositoryName=REPOSITORY, imageTag=tag, imageManifest=image_manifest(tag),
-                     imageManifestMediaType="application/vnd.docker.distribution.manifest.v2+json")
+        gateway.call(
+            "ecr",
+            "put_image",
+            repositoryName=REPOSITORY,
+            imageTag=tag,
+            imageManifest=image_manifest(tag),
+            imageManifestMediaType="application/vnd.docker.distribution.manifest.v2+json",
+        )
     except ClientError as exc:
         if error_code(exc) != "ImageAlreadyExistsException":
             raise
@@ -255,8 +286,11 @@ def _register_task_definition(
                 "firelensConfiguration": {"type": "fluentbit"},
                 "logConfiguration": {
                     "logDriver": "awslogs",
-                    "options": {"awslogs-group": log_group, "awslogs-region": gateway.region,
-                                "awslogs-stream-prefix": "firelens"},
+                    "options": {
+                        "awslogs-group": log_group,
+                        "awslogs-region": gateway.region,
+                        "awslogs-stream-prefix": "firelens",
+                    },
                 },
             },
         ],
@@ -268,8 +302,14 @@ def _register_task_definition(
 def _settle(gateway: AwsGateway, env: EnvironmentConfig, *, account_id: str, at: datetime | None) -> bool:
     """The seeded platform is at rest: its first rollout finished long ago."""
     try:
-        set_rollout(region=gateway.region, cluster=env.cluster, service=env.service, state="COMPLETED",
-                    account_id=account_id, at=at)
+        set_rollout(
+            region=gateway.region,
+            cluster=env.cluster,
+            service=env.service,
+            state="COMPLETED",
+            account_id=account_id,
+            at=at,
+        )
     except LookupError:  # a moto server in another process: leave the service as moto made it
         return False
     return True
@@ -335,8 +375,13 @@ def _create_alarms(
 ) -> tuple[tuple[str, ...], tuple[str, ...]]:
     prefix = env.alarm_name_prefix
     dimensions = {
-        "AWS/ApplicationELB": [{"Name": "LoadBalancer", "Value": f"app/menotime-{env.name}-alb/50dc6c495c0c9188"}],
-        "AWS/ECS": [{"Name": "ClusterName", "Value": env.cluster}, {"Name": "ServiceName", "Value": env.service}],
+        "AWS/ApplicationELB": [
+            {"Name": "LoadBalancer", "Value": f"app/menotime-{env.name}-alb/50dc6c495c0c9188"}
+        ],
+        "AWS/ECS": [
+            {"Name": "ClusterName", "Value": env.cluster},
+            {"Name": "ServiceName", "Value": env.service},
+        ],
         "AWS/RDS": [{"Name": "DBInstanceIdentifier", "Value": env.rds_instance}],
     }
     names: list[str] = []
@@ -363,12 +408,18 @@ def _create_alarms(
         names.append(name)
         if suffix == profile.alarm_in_alarm:
             in_alarm.append(name)
-            state, reason = "ALARM", (
-                f"Threshold Crossed: 2 datapoints [37.0, 24.0] were greater than the threshold ({threshold:g})."
+            state, reason = (
+                "ALARM",
+                (
+                    f"Threshold Crossed: 2 datapoints [37.0, 24.0] were greater than the threshold ({threshold:g})."
+                ),
             )
         else:
             # Set explicitly: a new alarm is INSUFFICIENT_DATA in AWS and OK in moto.
-            state, reason = "OK", f"Threshold Crossed: no datapoints were greater than the threshold ({threshold:g})."
+            state, reason = (
+                "OK",
+                f"Threshold Crossed: no datapoints were greater than the threshold ({threshold:g}).",
+            )
         gateway.call("cloudwatch", "set_alarm_state", AlarmName=name, StateValue=state, StateReason=reason)
     return tuple(names), tuple(in_alarm)
 
@@ -411,7 +462,7 @@ def set_rollout(
         for deployment in simulated.deployments:
             deployment["status"] = "ACTIVE"
         primary = {
-            "id": f"ecs-svc/{random.randrange(10 ** 18, 10 ** 19)}",  # ECS's: unique in the account
+            "id": f"ecs-svc/{random.randrange(10**18, 10**19)}",  # ECS's: unique in the account
             "status": "PRIMARY",
             "taskDefinition": simulated.task_definition,
             "desiredCount": simulated.desired_count,
@@ -429,19 +480,25 @@ def set_rollout(
     primary["updatedAt"] = now
     primary["rolloutState"] = state
     if state == "COMPLETED":
-        primary.update(taskDefinition=simulated.task_definition, desiredCount=simulated.desired_count,
-                       runningCount=simulated.desired_count, pendingCount=0)
+        primary.update(
+            taskDefinition=simulated.task_definition,
+            desiredCount=simulated.desired_count,
+            runningCount=simulated.desired_count,
+            pendingCount=0,
+        )
         primary["rolloutStateReason"] = reason or f"ECS deployment {primary['id']} completed."
         simulated.deployments[:] = [primary]
         simulated.running_count = simulated.desired_count
         simulated.pending_count = 0
         _add_event(simulated, f"(service {service}) has reached a steady state.", now)
     elif state == "FAILED":
-        primary["rolloutStateReason"] = reason or (
-            "ECS deployment circuit breaker: tasks failed to start."
+        primary["rolloutStateReason"] = reason or ("ECS deployment circuit breaker: tasks failed to start.")
+        _add_event(
+            simulated,
+            f"(service {service}) deployment {primary['id']} deployment failed: "
+            f"{primary['rolloutStateReason']}",
+            now,
         )
-        _add_event(simulated, f"(service {service}) deployment {primary['id']} deployment failed: "
-                              f"{primary['rolloutStateReason']}", now)
     else:
         primary["rolloutStateReason"] = reason or f"ECS deployment {primary['id']} in progress."
         _add_event(simulated, f"(service {service}) has started {simulated.desired_count} tasks.", now)
@@ -454,8 +511,15 @@ def _add_event(simulated: Any, message: str, at: datetime) -> None:
     del simulated.events[100:]
 
 
-def deploy_as_ci(gateway: AwsGateway, env: EnvironmentConfig, *, tag: str, at: datetime | None = None,
-                 outcome: RolloutState = "COMPLETED", account_id: str | None = None) -> str:
+def deploy_as_ci(
+    gateway: AwsGateway,
+    env: EnvironmentConfig,
+    *,
+    tag: str,
+    at: datetime | None = None,
+    outcome: RolloutState = "COMPLETED",
+    account_id: str | None = None,
+) -> str:
     """What MenoTime's CI/CD does, straight through the AWS API: a new revision of the family with
     the image ``tag`` (pushed first if missing), the service pointed at it, and (in-process moto)
     its deployment moved to ``outcome`` at ``at``. The new task-definition ARN."""
@@ -465,23 +529,53 @@ def deploy_as_ci(gateway: AwsGateway, env: EnvironmentConfig, *, tag: str, at: d
         if error_code(exc) != "ImageNotFoundException":
             raise
         _put_image(gateway, tag)
-    current = gateway.call("ecs", "describe_services", cluster=env.cluster, services=[env.service])["services"][0]
-    base = gateway.call("ecs", "describe_task_definition", taskDefinition=current["taskDefinition"])["taskDefinition"]
+    current = gateway.call("ecs", "describe_services", cluster=env.cluster, services=[env.service])[
+        "services"
+    ][0]
+    base = gateway.call("ecs", "describe_task_definition", taskDefinition=current["taskDefinition"])[
+        "taskDefinition"
+    ]
     containers = []
     for container in base["containerDefinitions"]:
         if container.get("essential", True):
             container = {**container, "image": f"{container['image'].rsplit(':', 1)[0]}:{tag}"}
         containers.append(container)
-    keep = ("family", "taskRoleArn", "executionRoleArn", "networkMode", "requiresCompatibilities", "cpu", "memory")
-    arn = str(gateway.call("ecs", "register_task_definition", containerDefinitions=containers,
-                           **{k: base[k] for k in keep if k in base})["taskDefinition"]["taskDefinitionArn"])
+    keep = (
+        "family",
+        "taskRoleArn",
+        "executionRoleArn",
+        "networkMode",
+        "requiresCompatibilities",
+        "cpu",
+        "memory",
+    )
+    arn = str(
+        gateway.call(
+            "ecs",
+            "register_task_definition",
+            containerDefinitions=containers,
+            **{k: base[k] for k in keep if k in base},
+        )["taskDefinition"]["taskDefinitionArn"]
+    )
     gateway.call("ecs", "update_service", cluster=env.cluster, service=env.service, taskDefinition=arn)
     try:
-        set_rollout(region=gateway.region, cluster=env.cluster, service=env.service, state="IN_PROGRESS",
-                    account_id=account_id, at=at)
+        set_rollout(
+            region=gateway.region,
+            cluster=env.cluster,
+            service=env.service,
+            state="IN_PROGRESS",
+            account_id=account_id,
+            at=at,
+        )
         if outcome != "IN_PROGRESS":
-            set_rollout(region=gateway.region, cluster=env.cluster, service=env.service, state=outcome,
-                        account_id=account_id, at=at)
+            set_rollout(
+                region=gateway.region,
+                cluster=env.cluster,
+                service=env.service,
+                state=outcome,
+                account_id=account_id,
+                at=at,
+            )
     except LookupError:
         pass  # a moto server in another process: the service stays as moto left it
     return arn
@@ -532,7 +626,7 @@ class Simulator:
             host, port = self._server.get_host_and_port()
             self.endpoint_url = f"http://{host}:{port}"
             request = urllib.request.Request(f"{self.endpoint_url}/moto-api/reset", method="POST")
-            with urllib.request.urlopen(request, timeout=10):  # noqa: S310 - our own local server
+            with urllib.request.urlopen(request, timeout=10):
                 pass
         except BaseException:
             self.__exit__(None, None, None)
@@ -544,14 +638,18 @@ class Simulator:
             probe.bind(("127.0.0.1", 0))
             port = probe.getsockname()[1]
         env = {**os.environ, _AMI_SETTING: os.environ.get(_AMI_SETTING, "false")}
-        self._process = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                                         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         self.endpoint_url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 30
         while True:
             try:
                 request = urllib.request.Request(f"{self.endpoint_url}/moto-api/reset", method="POST")
-                with urllib.request.urlopen(request, timeout=2):  # noqa: S310 - our own local server
+                with urllib.request.urlopen(request, timeout=2):
                     return self
             except OSError:
                 if time.monotonic() > deadline or self._process.poll() is not None:
@@ -603,8 +701,13 @@ class Simulator:
         return seed_environments(self.gateway(), config, at=at)
 
 
-def advance_rollouts(*, region: str, envs: list[EnvironmentConfig] | tuple[EnvironmentConfig, ...],
-                     account_id: str | None = None, at: datetime | None = None) -> None:
+def advance_rollouts(
+    *,
+    region: str,
+    envs: list[EnvironmentConfig] | tuple[EnvironmentConfig, ...],
+    account_id: str | None = None,
+    at: datetime | None = None,
+) -> None:
     """One step of what ECS would do next, for every simulated service: a service whose task
     definition changed starts a deployment; a deployment in progress completes."""
     from moto.core import DEFAULT_ACCOUNT_ID
@@ -617,15 +720,32 @@ def advance_rollouts(*, region: str, envs: list[EnvironmentConfig] | tuple[Envir
             continue
         primary = next((d for d in simulated.deployments if d.get("status") == "PRIMARY"), None)
         if primary is None or primary.get("taskDefinition") != simulated.task_definition:
-            set_rollout(region=region, cluster=env.cluster, service=env.service, state="IN_PROGRESS",
-                        account_id=account_id, at=at)
+            set_rollout(
+                region=region,
+                cluster=env.cluster,
+                service=env.service,
+                state="IN_PROGRESS",
+                account_id=account_id,
+                at=at,
+            )
         elif primary.get("rolloutState") == "IN_PROGRESS":
-            set_rollout(region=region, cluster=env.cluster, service=env.service, state="COMPLETED",
-                        account_id=account_id, at=at)
+            set_rollout(
+                region=region,
+                cluster=env.cluster,
+                service=env.service,
+                state="COMPLETED",
+                account_id=account_id,
+                at=at,
+            )
 
 
-def autopilot(*, region: str, envs: list[EnvironmentConfig] | tuple[EnvironmentConfig, ...],
-              pause: float = 0.05, clock: Any = None) -> Any:
+def autopilot(
+    *,
+    region: str,
+    envs: list[EnvironmentConfig] | tuple[EnvironmentConfig, ...],
+    pause: float = 0.05,
+    clock: Any = None,
+) -> Any:
     """A `sleep` for the bot's rollout follower that moves the simulated ECS on while it waits,
     so the demo and `console --simulate` see rollouts finish as they would on AWS (at ``clock``'s
     time, when given: one clock for the bot and the simulated AWS)."""
@@ -641,8 +761,11 @@ def autopilot(*, region: str, envs: list[EnvironmentConfig] | tuple[EnvironmentC
 # --------------------------------------------------------------------------------------------
 # Alarm notifications, as CloudWatch publishes them to SNS (moto's CloudWatch does not publish)
 
-_REGION_NAMES = {"us-west-1": "US West (N. California)", "us-west-2": "US West (Oregon)",
-                 "us-east-1": "US East (N. Virginia)"}
+_REGION_NAMES = {
+    "us-west-1": "US West (N. California)",
+    "us-west-2": "US West (Oregon)",
+    "us-east-1": "US East (N. Virginia)",
+}
 
 
 def alarm_notification(gateway: AwsGateway, *, name: str, state: str, reason: str, at: datetime) -> str:
@@ -652,20 +775,30 @@ def alarm_notification(gateway: AwsGateway, *, name: str, state: str, reason: st
     gateway.call("cloudwatch", "set_alarm_state", AlarmName=name, StateValue=state, StateReason=reason)
     region = alarm["AlarmArn"].split(":")[3]
     trigger: dict[str, Any] = {
-        "MetricName": alarm["MetricName"], "Namespace": alarm["Namespace"],
+        "MetricName": alarm["MetricName"],
+        "Namespace": alarm["Namespace"],
         "Dimensions": [{"name": d["Name"], "value": d["Value"]} for d in alarm.get("Dimensions", [])],
-        "Period": alarm["Period"], "EvaluationPeriods": alarm["EvaluationPeriods"],
-        "ComparisonOperator": alarm["ComparisonOperator"], "Threshold": alarm["Threshold"],
+        "Period": alarm["Period"],
+        "EvaluationPeriods": alarm["EvaluationPeriods"],
+        "ComparisonOperator": alarm["ComparisonOperator"],
+        "Threshold": alarm["Threshold"],
         "TreatMissingData": alarm.get("TreatMissingData", "missing"),
     }
     if alarm.get("Statistic"):
         trigger.update(StatisticType="Statistic", Statistic=alarm["Statistic"].upper())
     else:
         trigger.update(StatisticType="ExtendedStatistic", ExtendedStatistic=alarm.get("ExtendedStatistic"))
-    return json.dumps({
-        "AlarmName": name, "AlarmDescription": alarm.get("AlarmDescription"),
-        "AWSAccountId": alarm["AlarmArn"].split(":")[4], "NewStateValue": state, "NewStateReason": reason,
-        "StateChangeTime": at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000+0000"),
-        "Region": _REGION_NAMES.get(region, region), "AlarmArn": alarm["AlarmArn"],
-        "OldStateValue": alarm["StateValue"], "Trigger": trigger,
-    })
+    return json.dumps(
+        {
+            "AlarmName": name,
+            "AlarmDescription": alarm.get("AlarmDescription"),
+            "AWSAccountId": alarm["AlarmArn"].split(":")[4],
+            "NewStateValue": state,
+            "NewStateReason": reason,
+            "StateChangeTime": at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000+0000"),
+            "Region": _REGION_NAMES.get(region, region),
+            "AlarmArn": alarm["AlarmArn"],
+            "OldStateValue": alarm["StateValue"],
+            "Trigger": trigger,
+        }
+    )

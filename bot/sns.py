@@ -43,7 +43,16 @@ NOTIFICATION = "Notification"
 SUBSCRIPTION_CONFIRMATION = "SubscriptionConfirmation"
 UNSUBSCRIBE_CONFIRMATION = "UnsubscribeConfirmation"
 
-_COMMON = ("Type", "MessageId", "TopicArn", "Message", "Timestamp", "SignatureVersion", "Signature", "SigningCertURL")
+_COMMON = (
+    "Type",
+    "MessageId",
+    "TopicArn",
+    "Message",
+    "Timestamp",
+    "SignatureVersion",
+    "Signature",
+    "SigningCertURL",
+)
 _REQUIRED: dict[str, tuple[str, ...]] = {
     NOTIFICATION: _COMMON,
     SUBSCRIPTION_CONFIRMATION: (*_COMMON, "SubscribeURL", "Token"),
@@ -57,19 +66,27 @@ _HASHES: dict[str, type[hashes.HashAlgorithm]] = {"1": hashes.SHA1, "2": hashes.
 FUTURE_SKEW = timedelta(minutes=5)  # clocks drift; an SNS timestamp further ahead than this is forged
 FETCH_TIMEOUT_SECONDS = 5.0
 _MAX_CERT_BYTES = 64 * 1024  # a signing certificate is ~2 KiB; never read an endless body
-FAILURE_TTL = timedelta(minutes=5)  # a certificate URL that failed for good is not fetched again for this long
-TRANSIENT_FAILURE_TTL = timedelta(seconds=15)  # after a timeout, a network error or a 5xx: 503s, then a new try
+FAILURE_TTL = timedelta(
+    minutes=5
+)  # a certificate URL that failed for good is not fetched again for this long
+TRANSIENT_FAILURE_TTL = timedelta(
+    seconds=15
+)  # after a timeout, a network error or a 5xx: 503s, then a new try
 _MAX_REMEMBERED_FAILURES = 1024  # distinct failed URLs remembered (oldest forgotten first)
 
-ALARM_PATH_CLOSED = ("the SNS alarm path is closed: every notification is refused until SNS_TOPIC_ARNS or an "
-                     "environment's alarm_topics names the topics the bot may hear")
+ALARM_PATH_CLOSED = (
+    "the SNS alarm path is closed: every notification is refused until SNS_TOPIC_ARNS or an "
+    "environment's alarm_topics names the topics the bot may hear"
+)
 
 
 def allowed_topics(*, settings: Settings, config: Config) -> frozenset[str]:
     """The SNS topics the bot hears: ``SNS_TOPIC_ARNS`` plus every environment's ``alarm_topics``.
     Empty means none: the alarm path is closed (a genuinely AWS-signed message from anyone's topic
     must not resolve an alarm thread)."""
-    return frozenset(settings.sns_topic_arns).union(*(env.alarm_topics for env in config.environments.values()))
+    return frozenset(settings.sns_topic_arns).union(
+        *(env.alarm_topics for env in config.environments.values())
+    )
 
 
 class SnsRejected(Exception):
@@ -233,10 +250,15 @@ def _fetch_refusal(url: str, exc: Exception) -> SnsRejected:
         return exc
     if isinstance(exc, urllib.error.HTTPError):
         status = 503 if exc.code >= 500 else 403
-        return SnsRejected(f"could not fetch SigningCertURL {url!r}: HTTP {exc.code}", status, kind="certificate")
+        return SnsRejected(
+            f"could not fetch SigningCertURL {url!r}: HTTP {exc.code}", status, kind="certificate"
+        )
     definitive = isinstance(exc, ResponseTooLarge)
-    return SnsRejected(f"could not fetch SigningCertURL {url!r}: {type(exc).__name__}", 403 if definitive else 503,
-                       kind="certificate")
+    return SnsRejected(
+        f"could not fetch SigningCertURL {url!r}: {type(exc).__name__}",
+        403 if definitive else 503,
+        kind="certificate",
+    )
 
 
 def _default_fetch(url: str) -> bytes:
@@ -255,8 +277,13 @@ class CertificateStore:
     """
 
     def __init__(
-        self, *, host_pattern: str, cache_dir: Path | None, fetch: Callable[[str], bytes] | None = None,
-        clock: Clock | None = None, failure_ttl: timedelta = FAILURE_TTL,
+        self,
+        *,
+        host_pattern: str,
+        cache_dir: Path | None,
+        fetch: Callable[[str], bytes] | None = None,
+        clock: Clock | None = None,
+        failure_ttl: timedelta = FAILURE_TTL,
         transient_ttl: timedelta = TRANSIENT_FAILURE_TTL,
     ) -> None:
         self.host = re.compile(host_pattern)
@@ -324,8 +351,13 @@ class CertificateStore:
         self._failures[url] = (self._clock.now() + ttl, rejected)
         while len(self._failures) > _MAX_REMEMBERED_FAILURES:
             self._failures.popitem(last=False)  # bounded: URLs are attacker-chosen
-        log.warning("sns_cert_fetch_failed", url=url[:200], reason=rejected.reason,
-                    status=rejected.status, refused_for_seconds=int(ttl.total_seconds()))
+        log.warning(
+            "sns_cert_fetch_failed",
+            url=url[:200],
+            reason=rejected.reason,
+            status=rejected.status,
+            refused_for_seconds=int(ttl.total_seconds()),
+        )
 
     @staticmethod
     def _load(pem: bytes, what: str) -> x509.Certificate:
@@ -400,10 +432,15 @@ class SnsVerifier:
             return
         topic = msg.topic_arn[:256]
         if not self._topics:
-            raise SnsRejected(f"topic {topic!r} refused: no topic is allowed (SNS_TOPIC_ARNS and every "
-                              "environment's alarm_topics are empty)", kind="topic_not_allowed")
-        raise SnsRejected(f"topic {topic!r} is not in SNS_TOPIC_ARNS or an environment's alarm_topics",
-                          kind="topic_not_allowed")
+            raise SnsRejected(
+                f"topic {topic!r} refused: no topic is allowed (SNS_TOPIC_ARNS and every "
+                "environment's alarm_topics are empty)",
+                kind="topic_not_allowed",
+            )
+        raise SnsRejected(
+            f"topic {topic!r} is not in SNS_TOPIC_ARNS or an environment's alarm_topics",
+            kind="topic_not_allowed",
+        )
 
     def check_subscribe_url(self, msg: SnsMessage) -> str:
         """The SubscribeURL, once it passes the same rule as SigningCertURL; SnsRejected(403) otherwise."""

@@ -25,8 +25,15 @@ MAX_EVENTS = 3
 _MAX_WORKERS = 4  # a handful of environments; more threads would only queue on AWS's rate limits
 _SCALABLE_DIMENSION = "ecs:service:DesiredCount"
 _DB_NOT_FOUND = {"DBInstanceNotFound", "DBInstanceNotFoundFault"}
-_DB_FAILING = {"failed", "storage-full", "inaccessible-encryption-credentials", "incompatible-parameters",
-               "incompatible-restore", "incompatible-network", "stopped"}
+_DB_FAILING = {
+    "failed",
+    "storage-full",
+    "inaccessible-encryption-credentials",
+    "incompatible-parameters",
+    "incompatible-restore",
+    "incompatible-network",
+    "stopped",
+}
 
 
 @dataclass(frozen=True)
@@ -148,7 +155,9 @@ class EnvStatus:
             if self.service.running < self.service.desired:
                 degraded.append(f"{self.service.running} of {self.service.desired} tasks running")
         if self.database is not None and self.database.status != "available":
-            (failing if self.database.status in _DB_FAILING else degraded).append(f"database {self.database.status}")
+            (failing if self.database.status in _DB_FAILING else degraded).append(
+                f"database {self.database.status}"
+            )
         if self.scaling.problem:
             degraded.append(self.scaling.problem)
         if self.alarms_problem:
@@ -179,14 +188,18 @@ def status(
     if not envs:
         return StatusResult(envs=(), asked_by=asked_by, at=at)
     with ThreadPoolExecutor(max_workers=min(_MAX_WORKERS, len(envs)), thread_name_prefix="status") as pool:
-        futures = [pool.submit(env_status, env=env, aws=aws, last_deploy=last_deploys.get(env.name)) for env in envs]
+        futures = [
+            pool.submit(env_status, env=env, aws=aws, last_deploy=last_deploys.get(env.name)) for env in envs
+        ]
         results = tuple(future.result() for future in futures)
     if notes:
         results = tuple(replace(r, notes=notes.get(r.env, ())) for r in results)
     return StatusResult(envs=results, asked_by=asked_by, at=at)
 
 
-def env_status(*, env: EnvironmentConfig, aws: AwsGateway, last_deploy: DeploySummary | None = None) -> EnvStatus:
+def env_status(
+    *, env: EnvironmentConfig, aws: AwsGateway, last_deploy: DeploySummary | None = None
+) -> EnvStatus:
     service, service_problem = _service(env=env, aws=aws)
     database, database_problem = _database(env=env, aws=aws)
     return EnvStatus(
@@ -226,8 +239,9 @@ def _service(*, env: EnvironmentConfig, aws: AwsGateway) -> tuple[ServiceStatus 
 
     deployments = svc.get("deployments") or []
     primary = next((d for d in deployments if d.get("status") == "PRIMARY"), None)
-    family, revision, image = _task_definition(aws=aws, arn=str(svc.get("taskDefinition") or ""),
-                                               container=env.app_container)
+    family, revision, image = _task_definition(
+        aws=aws, arn=str(svc.get("taskDefinition") or ""), container=env.app_container
+    )
     events = tuple(
         ServiceEvent(at=_utc(e["createdAt"]), message=inert(str(e.get("message", ""))))
         for e in sorted(svc.get("events") or [], key=lambda e: e["createdAt"], reverse=True)[:MAX_EVENTS]
@@ -247,7 +261,9 @@ def _service(*, env: EnvironmentConfig, aws: AwsGateway) -> tuple[ServiceStatus 
     ), None
 
 
-def _task_definition(*, aws: AwsGateway, arn: str, container: str | None) -> tuple[str | None, int | None, str | None]:
+def _task_definition(
+    *, aws: AwsGateway, arn: str, container: str | None
+) -> tuple[str | None, int | None, str | None]:
     """(family, revision, image of the application container); the image is None if unreadable."""
     family, revision = _family_revision(arn)
     if not arn:
@@ -263,7 +279,11 @@ def _task_definition(*, aws: AwsGateway, arn: str, container: str | None) -> tup
     else:
         # ECS treats a container without "essential" as essential.
         chosen = next((c for c in containers if c.get("essential", True)), None)
-    return taskdef.get("family", family), taskdef.get("revision", revision), chosen.get("image") if chosen else None
+    return (
+        taskdef.get("family", family),
+        taskdef.get("revision", revision),
+        chosen.get("image") if chosen else None,
+    )
 
 
 def _family_revision(arn: str) -> tuple[str | None, int | None]:
@@ -303,8 +323,12 @@ def _scaling(*, env: EnvironmentConfig, aws: AwsGateway) -> ScalingStatus:
             ScalableDimension=_SCALABLE_DIMENSION,
         )
     except ClientError as exc:
-        return ScalingStatus(autoscaled=False, min=env.tasks.min, max=env.tasks.max,
-                             problem=_refused("read the scaling target", exc) + "; showing the configured bounds")
+        return ScalingStatus(
+            autoscaled=False,
+            min=env.tasks.min,
+            max=env.tasks.max,
+            problem=_refused("read the scaling target", exc) + "; showing the configured bounds",
+        )
     target = next((t for t in targets if t.get("ResourceId") == resource_id), None)
     if target is None:
         return ScalingStatus(

@@ -10,6 +10,8 @@ from typing import Any
 from bot import changes, watch
 from bot.commands import OPEN, REQUEST, Arg, Command, Flag, Registry, Verb
 from bot.errors import BadInput
+from bot.notify import MessageRef
+from bot.render import when
 from bot.results import (
     ChangeEntry,
     ChangeResult,
@@ -19,8 +21,6 @@ from bot.results import (
     VerbHelp,
     WhoamiResult,
 )
-from bot.notify import MessageRef
-from bot.render import when
 from bot.service import CommandContext
 from bot.status import DeploySummary, StatusResult, status
 from bot.store.changes import Requests
@@ -34,7 +34,9 @@ def _verb_help(ctx: CommandContext, verb: Verb) -> VerbHelp | None:
     if verb.action == OPEN:
         envs: tuple[str, ...] = ()
     else:
-        allowed = {e for action in verb.policy_actions for e in ctx.core.policy.permitted_envs(ctx.identity, action)}
+        allowed = {
+            e for action in verb.policy_actions for e in ctx.core.policy.permitted_envs(ctx.identity, action)
+        }
         envs = tuple(e for e in ctx.core.config.env_names if e in allowed)
         if not envs:
             return None
@@ -55,11 +57,19 @@ def run_help(ctx: CommandContext, cmd: Command) -> HelpResult:
     if name := cmd.args.get("verb"):
         verb = ctx.core.registry.get(name.lower())
         if verb is None:
-            raise BadInput(f"There is no command `{name[:40]}`. Type `/menotime help` to see the ones you can use.")
+            raise BadInput(
+                f"There is no command `{name[:40]}`. Type `/menotime help` to see the ones you can use."
+            )
         detail = _verb_help(ctx, verb)
         if detail is None:
-            roles = sorted({r for e in ctx.core.config.env_names for a in verb.policy_actions
-                            for r in ctx.core.policy.roles_allowed(a, e)})
+            roles = sorted(
+                {
+                    r
+                    for e in ctx.core.config.env_names
+                    for a in verb.policy_actions
+                    for r in ctx.core.policy.roles_allowed(a, e)
+                }
+            )
             raise BadInput(f"`{verb.name}` needs the role {' or '.join(roles)}, which you do not have.")
     return HelpResult(verbs=visible, detail=detail, has_role=bool(ctx.identity.roles))
 
@@ -68,7 +78,8 @@ def run_whoami(ctx: CommandContext, cmd: Command) -> WhoamiResult:
     per_env = []
     for env in ctx.core.config.env_names:
         allowed = tuple(
-            v.name for v in ctx.core.registry
+            v.name
+            for v in ctx.core.registry
             if v.action != OPEN
             and any(ctx.core.policy.decide(ctx.identity, a, env).allowed for a in v.policy_actions)
         )
@@ -80,9 +91,15 @@ def _last_deploy(ctx: CommandContext, env: str) -> DeploySummary | None:
     last = DeployLog(ctx.core.db).last(env)
     if last is None:
         return None
-    return DeploySummary(who=None if last.external else last.requested_by, actor=watch.who(last) if last.external
-                         else None, image_tag=last.image_tag or "untagged", revision=last.to_revision,
-                         finished_at=last.finished_at or last.started_at, outcome=last.outcome, kind=last.kind)
+    return DeploySummary(
+        who=None if last.external else last.requested_by,
+        actor=watch.who(last) if last.external else None,
+        image_tag=last.image_tag or "untagged",
+        revision=last.to_revision,
+        finished_at=last.finished_at or last.started_at,
+        outcome=last.outcome,
+        kind=last.kind,
+    )
 
 
 def _refresh(ctx: CommandContext, names: tuple[str, ...]) -> None:
@@ -112,10 +129,18 @@ def run_history(ctx: CommandContext, cmd: Command) -> HistoryResult:
     _refresh(ctx, ctx.envs)
     records = DeployLog(ctx.core.db).changes(envs=ctx.envs, limit=limit)
     entries = tuple(
-        ChangeEntry(at=r.started_at, env=r.env, kind=r.kind, what=watch.what(r),
-                    user=None if r.external else r.requested_by, actor=watch.who(r) if r.external else None,
-                    outcome=r.outcome, detail=r.detail)
-        for r in records)
+        ChangeEntry(
+            at=r.started_at,
+            env=r.env,
+            kind=r.kind,
+            what=watch.what(r),
+            user=None if r.external else r.requested_by,
+            actor=watch.who(r) if r.external else None,
+            outcome=r.outcome,
+            detail=r.detail,
+        )
+        for r in records
+    )
     return HistoryResult(entries=entries, env=cmd.env, limit=limit)
 
 
@@ -128,14 +153,25 @@ def run_alarms(ctx: CommandContext, cmd: Command) -> ChangeResult:
 
     listed = list_alarms(core=ctx.core, envs=ctx.envs, include_unrouted=cmd.env is None)
     where = cmd.env or "the environments you may see"
-    notice = (f"CloudWatch could not be read ({listed.cloudwatch_problem}): only the bot's own threads are "
-              "listed, as it last heard them.",) if listed.cloudwatch_problem else ()
+    notice = (
+        (
+            f"CloudWatch could not be read ({listed.cloudwatch_problem}): only the bot's own threads are "
+            "listed, as it last heard them.",
+        )
+        if listed.cloudwatch_problem
+        else ()
+    )
     if not listed.alarms:
         if notice:
-            return ChangeResult(headline=f"No alarm threads in ALARM for {where}; CloudWatch could not be read.",
-                                emoji=":warning:", details=notice, public=False)
-        return ChangeResult(headline=f"No alarms in ALARM for {where}.", emoji=":large_green_circle:",
-                            public=False)
+            return ChangeResult(
+                headline=f"No alarm threads in ALARM for {where}; CloudWatch could not be read.",
+                emoji=":warning:",
+                details=notice,
+                public=False,
+            )
+        return ChangeResult(
+            headline=f"No alarms in ALARM for {where}.", emoji=":large_green_circle:", public=False
+        )
     now = ctx.core.clock.now()
     lines: list[str] = []
     budget = 2800 - sum(len(n) + 1 for n in notice)  # the change template cuts the details at 2,900
@@ -158,8 +194,12 @@ def run_alarms(ctx: CommandContext, cmd: Command) -> ChangeResult:
         lines.append(line)
         budget -= len(line) + 1
     more = (f"…and {len(listed.alarms) - len(lines)} more",) if len(lines) < len(listed.alarms) else ()
-    return ChangeResult(headline=f"{plural(len(listed.alarms), 'alarm')} in ALARM for {where}", emoji=":red_circle:",
-                        details=(*notice, *lines, *more), public=False)
+    return ChangeResult(
+        headline=f"{plural(len(listed.alarms), 'alarm')} in ALARM for {where}",
+        emoji=":red_circle:",
+        details=(*notice, *lines, *more),
+        public=False,
+    )
 
 
 def _alarm_target(core: Any, cmd: Command) -> tuple[str, str | None]:
@@ -177,16 +217,20 @@ def run_ack(ctx: CommandContext, cmd: Command) -> ChangeResult:
     from bot.alarms import acknowledge
 
     view = acknowledge(ctx.core, short=cmd.args["id"], user=ctx.user_id)
-    return ChangeResult(headline=f"You acknowledged `{view.title}`; it is noted in its thread.", emoji=":eyes:",
-                        public=False)
+    return ChangeResult(
+        headline=f"You acknowledged `{view.title}`; it is noted in its thread.", emoji=":eyes:", public=False
+    )
 
 
 def run_snooze(ctx: CommandContext, cmd: Command) -> ChangeResult:
     from bot.alarms import snooze
 
     view = snooze(ctx.core, short=cmd.args["id"], user=ctx.user_id, minutes=cmd.args.get("minutes"))
-    return ChangeResult(headline=f"You snoozed `{view.title}` until {when(view.snoozed_until)}; it is noted in its "
-                                 "thread.", emoji=":zzz:", public=False)
+    return ChangeResult(
+        headline=f"You snoozed `{view.title}` until {when(view.snoozed_until)}; it is noted in its thread.",
+        emoji=":zzz:",
+        public=False,
+    )
 
 
 def _thread_link(ref: MessageRef | None) -> str:
@@ -208,13 +252,24 @@ def _request_target(core: Any, cmd: Command) -> tuple[str, str]:
 
 
 def run_deploy(ctx: CommandContext, cmd: Command) -> ChangeResult:
-    return changes.ask_deploy(ctx, env_name=cmd.env, tag=cmd.args["tag"], reason=cmd.flags.get("reason"),
-                              plan=bool(cmd.flags.get("plan")), emergency=cmd.flags.get("emergency"))
+    return changes.ask_deploy(
+        ctx,
+        env_name=cmd.env,
+        tag=cmd.args["tag"],
+        reason=cmd.flags.get("reason"),
+        plan=bool(cmd.flags.get("plan")),
+        emergency=cmd.flags.get("emergency"),
+    )
 
 
 def run_rollback(ctx: CommandContext, cmd: Command) -> ChangeResult:
-    return changes.ask_rollback(ctx, env_name=cmd.env, spec=cmd.args.get("target"), reason=cmd.flags.get("reason"),
-                                plan=bool(cmd.flags.get("plan")))
+    return changes.ask_rollback(
+        ctx,
+        env_name=cmd.env,
+        spec=cmd.args.get("target"),
+        reason=cmd.flags.get("reason"),
+        plan=bool(cmd.flags.get("plan")),
+    )
 
 
 def run_scale(ctx: CommandContext, cmd: Command) -> ChangeResult:
@@ -251,20 +306,25 @@ COST_PERIODS = ("week", "month")
 def run_cost(ctx: CommandContext, cmd: Command) -> Any:
     """The weekly digest's figures (default) or last month's report, for the environments asked about."""
     from bot.cost.reports import cost_digest, cost_report
-
     from bot.errors import BotError, ConfigError
 
     core = ctx.core
     period = (cmd.args.get("period") or "week").lower()
     if period not in COST_PERIODS:
         envs = ", ".join(f"`{e}`" for e in core.config.env_names)
-        raise BadInput(f"`{period[:20]}` is neither a cost period nor an environment; choose `week` (the last 7 days "
-                       f"and the month so far) or `month` (last month), after an environment ({envs}) if you like.")
+        raise BadInput(
+            f"`{period[:20]}` is neither a cost period nor an environment; choose `week` (the last 7 days "
+            f"and the month so far) or `month` (last month), after an environment ({envs}) if you like."
+        )
     build = cost_report if period == "month" else cost_digest
     try:
-        return build(config=core.config, db=core.db, aws=core.aws, clock=core.clock, envs=ctx.envs, answer=True)
+        return build(
+            config=core.config, db=core.db, aws=core.aws, clock=core.clock, envs=ctx.envs, answer=True
+        )
     except ConfigError as exc:
-        raise BotError(f"The cost settings are wrong ({exc}); ask an operator to fix the configuration.") from None
+        raise BotError(
+            f"The cost settings are wrong ({exc}); ask an operator to fix the configuration."
+        ) from None
 
 
 def _jobs_target(core: Any, cmd: Command) -> tuple[str, str | None]:
@@ -277,10 +337,14 @@ def _jobs_target(core: Any, cmd: Command) -> tuple[str, str | None]:
             raise BadInput("`--dry-run` and `--override` go with `/menotime jobs run <name>`.")
         return "status", None
     if sub.lower() != "run":
-        raise BadInput(f"`jobs {sub[:40]}` is not a jobs command: `/menotime jobs` lists the jobs, "
-                       f"`/menotime jobs run <name>` runs one.")
+        raise BadInput(
+            f"`jobs {sub[:40]}` is not a jobs command: `/menotime jobs` lists the jobs, "
+            f"`/menotime jobs run <name>` runs one."
+        )
     if not name:
-        raise BadInput(f"`jobs run` needs a job name: {', '.join(f'`{s.name}`' for s in core.jobs) or 'none'}.")
+        raise BadInput(
+            f"`jobs run` needs a job name: {', '.join(f'`{s.name}`' for s in core.jobs) or 'none'}."
+        )
     return "jobs_run", find_job(core.jobs, name).env
 
 
@@ -289,8 +353,13 @@ def run_jobs(ctx: CommandContext, cmd: Command) -> Any:
 
     if cmd.args.get("run") is None:
         return list_jobs(ctx.core)
-    return start_job(ctx.core, name=cmd.args["job"], requested_by=ctx.user_id,
-                     dry_run=bool(cmd.flags.get("dry-run")), override=bool(cmd.flags.get("override")))
+    return start_job(
+        ctx.core,
+        name=cmd.args["job"],
+        requested_by=ctx.user_id,
+        dry_run=bool(cmd.flags.get("dry-run")),
+        override=bool(cmd.flags.get("override")),
+    )
 
 
 _REASON = Flag("reason", "why, for the record", takes_value=True)
@@ -300,121 +369,228 @@ _REQUEST_ID = Arg("id", "word", "the request id, like REQ-7K3M9Q")
 
 
 def build_registry() -> Registry:
-    return Registry([
-        Verb(
-            name="help",
-            summary="what you can do here, or how to use one command",
-            action=OPEN,
-            args=(Arg("verb", "word", "a command name", required=False),),
-            run=run_help,
-            examples=("/menotime help", "/menotime help status"),
-        ),
-        Verb(
-            name="whoami",
-            summary="your roles and what you may do in each environment",
-            action=OPEN,
-            run=run_whoami,
-            examples=("/menotime whoami",),
-        ),
-        Verb(
-            name="status",
-            summary="tasks, image, rollout, scaling, database, alarms and last deploy",
-            args=(Arg("env", "env_or_all", "an environment, or all of them (default: those you may see)",
-                      required=False),),
-            action="status",
-            run=run_status,
-            examples=("/menotime status prod", "/menotime status all"),
-        ),
-        Verb(
-            name="history",
-            summary="what changed: deployments, rollbacks and scalings, by the bot and by others",
-            args=(
-                Arg("env", "env", "an environment (default: all you may see)", required=False),
-                Arg("n", "int", f"how many entries (default {HISTORY_DEFAULT})", required=False,
-                    minimum=1, maximum=HISTORY_MAX),
+    return Registry(
+        [
+            Verb(
+                name="help",
+                summary="what you can do here, or how to use one command",
+                action=OPEN,
+                args=(Arg("verb", "word", "a command name", required=False),),
+                run=run_help,
+                examples=("/menotime help", "/menotime help status"),
             ),
-            action="history",
-            run=run_history,
-            examples=("/menotime history prod", "/menotime history prod 20"),
-        ),
-        Verb(
-            name="alarms",
-            summary="alarms now in ALARM, in CloudWatch or in the bot's threads, with links",
-            action="alarms",
-            args=(Arg("env", "env", "an environment (default: those you may see)", required=False),),
-            run=run_alarms,
-            examples=("/menotime alarms", "/menotime alarms prod"),
-        ),
-        Verb(name="ack", summary="acknowledge an alarm (same as its Acknowledge button)", action=REQUEST,
-             args=(Arg("id", "word", "the alarm thread's id, shown on its message"),), resolve=_alarm_target,
-             shown_for=("acknowledge",), run=run_ack),
-        Verb(name="snooze", summary="hold an alarm's reminders and replies for a while (same as its Snooze button)",
-             action=REQUEST, args=(Arg("id", "word", "the alarm thread's id, shown on its message"),
-                                   Arg("minutes", "int", "how long, in minutes (default: alarms.snooze_minutes)",
-                                       required=False, minimum=1, maximum=24 * 60)),
-             resolve=_alarm_target, shown_for=("acknowledge",), run=run_snooze,
-             examples=("/menotime snooze 3f9a2b1c4d5e", "/menotime snooze 3f9a2b1c4d5e 30")),
-        Verb(
-            name="deploy",
-            summary="deploy an image tag (checked against ECR, the change window, the soak and approvals)",
-            action="deploy",
-            args=(Arg("env", "env", "the environment"), Arg("tag", "word", "the image tag, e.g. v1.2.3")),
-            flags=(_REASON, _PLAN, Flag("emergency", "on call, break-glass: outside the window or soak; say why",
-                                        takes_value=True)),
-            break_glass="emergency",
-            run=run_deploy,
-            examples=("/menotime deploy dev develop", "/menotime deploy prod v1.5.1 --reason \"fix login\"",
-                      "/menotime deploy staging main --plan"),
-        ),
-        Verb(
-            name="rollback",
-            summary="go back to the previous revision (or a given revision or version)",
-            action="rollback",
-            args=(Arg("env", "env", "the environment"),
-                  Arg("target", "word", "a revision number or version (default: what ran before)", required=False)),
-            flags=(_REASON, _PLAN),
-            run=run_rollback,
-            examples=("/menotime rollback prod", "/menotime rollback prod v1.4.2", "/menotime rollback staging --plan"),
-        ),
-        Verb(
-            name="scale",
-            summary="set the number of tasks (within the environment's bounds)",
-            action="scale",
-            args=(Arg("env", "env", "the environment"), Arg("count", "int", "how many tasks", minimum=0,
-                                                           maximum=100)),
-            flags=(_PLAN,),
-            run=run_scale,
-            examples=("/menotime scale dev 2", "/menotime scale prod 3 --plan"),
-        ),
-        Verb(name="confirm", summary="run a change you asked for (same as its Confirm button)", action=REQUEST,
-             args=(_REQUEST_ID,), resolve=_request_target, shown_for=_CHANGES, run=run_confirm),
-        Verb(name="cancel", summary="drop a change you asked for", action=REQUEST, args=(_REQUEST_ID,),
-             resolve=_request_target, shown_for=_CHANGES, run=run_cancel),
-        Verb(name="approve", summary="approve someone else's prod deploy (same as its Approve button)",
-             action=REQUEST, args=(_REQUEST_ID,), resolve=_request_target, shown_for=("approve",), run=run_approve),
-        Verb(name="deny", summary="refuse someone else's prod deploy", action=REQUEST, args=(_REQUEST_ID,),
-             flags=(_REASON,), resolve=_request_target, shown_for=("approve",), run=run_deny),
-        Verb(
-            name="lock",
-            summary="freeze deploys and scaling of an environment (incident); rollback still works",
-            action="lock",
-            args=(Arg("env", "env", "the environment"), Arg("reason", "text", "why")),
-            run=run_lock,
-            examples=("/menotime lock prod database failover in progress",),
-        ),
-        Verb(name="unlock", summary="lift an environment's freeze", action="unlock",
-             args=(Arg("env", "env", "the environment"),), run=run_unlock, examples=("/menotime unlock prod",)),
-        Verb(name="cost", summary="AWS cost against budget: the last 7 days and month so far, or last month",
-             action="status",
-             args=(Arg("env", "env", "an environment (default: all you may see)", required=False),
-                   Arg("period", "word", "`week` (default) or `month`", required=False)),
-             run=run_cost, examples=("/menotime cost", "/menotime cost prod month", "/menotime cost week")),
-        Verb(name="jobs", summary="scheduled jobs: schedule, next and last run; run one now", action=REQUEST,
-             args=(Arg("run", "word", "`run` to start a job now", required=False),
-                   Arg("job", "word", "the job to run, e.g. dev-cleanup", required=False)),
-             flags=(Flag("dry-run", "change nothing; report what would be done"),
-                    Flag("override", "go past the job's safety caps (dev-cleanup)")),
-             resolve=_jobs_target, shown_for=("status", "jobs_run"), run=run_jobs,
-             examples=("/menotime jobs", "/menotime jobs run dev-cleanup --dry-run")),
-    ])
-
+            Verb(
+                name="whoami",
+                summary="your roles and what you may do in each environment",
+                action=OPEN,
+                run=run_whoami,
+                examples=("/menotime whoami",),
+            ),
+            Verb(
+                name="status",
+                summary="tasks, image, rollout, scaling, database, alarms and last deploy",
+                args=(
+                    Arg(
+                        "env",
+                        "env_or_all",
+                        "an environment, or all of them (default: those you may see)",
+                        required=False,
+                    ),
+                ),
+                action="status",
+                run=run_status,
+                examples=("/menotime status prod", "/menotime status all"),
+            ),
+            Verb(
+                name="history",
+                summary="what changed: deployments, rollbacks and scalings, by the bot and by others",
+                args=(
+                    Arg("env", "env", "an environment (default: all you may see)", required=False),
+                    Arg(
+                        "n",
+                        "int",
+                        f"how many entries (default {HISTORY_DEFAULT})",
+                        required=False,
+                        minimum=1,
+                        maximum=HISTORY_MAX,
+                    ),
+                ),
+                action="history",
+                run=run_history,
+                examples=("/menotime history prod", "/menotime history prod 20"),
+            ),
+            Verb(
+                name="alarms",
+                summary="alarms now in ALARM, in CloudWatch or in the bot's threads, with links",
+                action="alarms",
+                args=(Arg("env", "env", "an environment (default: those you may see)", required=False),),
+                run=run_alarms,
+                examples=("/menotime alarms", "/menotime alarms prod"),
+            ),
+            Verb(
+                name="ack",
+                summary="acknowledge an alarm (same as its Acknowledge button)",
+                action=REQUEST,
+                args=(Arg("id", "word", "the alarm thread's id, shown on its message"),),
+                resolve=_alarm_target,
+                shown_for=("acknowledge",),
+                run=run_ack,
+            ),
+            Verb(
+                name="snooze",
+                summary="hold an alarm's reminders and replies for a while (same as its Snooze button)",
+                action=REQUEST,
+                args=(
+                    Arg("id", "word", "the alarm thread's id, shown on its message"),
+                    Arg(
+                        "minutes",
+                        "int",
+                        "how long, in minutes (default: alarms.snooze_minutes)",
+                        required=False,
+                        minimum=1,
+                        maximum=24 * 60,
+                    ),
+                ),
+                resolve=_alarm_target,
+                shown_for=("acknowledge",),
+                run=run_snooze,
+                examples=("/menotime snooze 3f9a2b1c4d5e", "/menotime snooze 3f9a2b1c4d5e 30"),
+            ),
+            Verb(
+                name="deploy",
+                summary="deploy an image tag (checked against ECR, the change window, the soak and approvals)",
+                action="deploy",
+                args=(Arg("env", "env", "the environment"), Arg("tag", "word", "the image tag, e.g. v1.2.3")),
+                flags=(
+                    _REASON,
+                    _PLAN,
+                    Flag(
+                        "emergency",
+                        "on call, break-glass: outside the window or soak; say why",
+                        takes_value=True,
+                    ),
+                ),
+                break_glass="emergency",
+                run=run_deploy,
+                examples=(
+                    "/menotime deploy dev develop",
+                    '/menotime deploy prod v1.5.1 --reason "fix login"',
+                    "/menotime deploy staging main --plan",
+                ),
+            ),
+            Verb(
+                name="rollback",
+                summary="go back to the previous revision (or a given revision or version)",
+                action="rollback",
+                args=(
+                    Arg("env", "env", "the environment"),
+                    Arg(
+                        "target",
+                        "word",
+                        "a revision number or version (default: what ran before)",
+                        required=False,
+                    ),
+                ),
+                flags=(_REASON, _PLAN),
+                run=run_rollback,
+                examples=(
+                    "/menotime rollback prod",
+                    "/menotime rollback prod v1.4.2",
+                    "/menotime rollback staging --plan",
+                ),
+            ),
+            Verb(
+                name="scale",
+                summary="set the number of tasks (within the environment's bounds)",
+                action="scale",
+                args=(
+                    Arg("env", "env", "the environment"),
+                    Arg("count", "int", "how many tasks", minimum=0, maximum=100),
+                ),
+                flags=(_PLAN,),
+                run=run_scale,
+                examples=("/menotime scale dev 2", "/menotime scale prod 3 --plan"),
+            ),
+            Verb(
+                name="confirm",
+                summary="run a change you asked for (same as its Confirm button)",
+                action=REQUEST,
+                args=(_REQUEST_ID,),
+                resolve=_request_target,
+                shown_for=_CHANGES,
+                run=run_confirm,
+            ),
+            Verb(
+                name="cancel",
+                summary="drop a change you asked for",
+                action=REQUEST,
+                args=(_REQUEST_ID,),
+                resolve=_request_target,
+                shown_for=_CHANGES,
+                run=run_cancel,
+            ),
+            Verb(
+                name="approve",
+                summary="approve someone else's prod deploy (same as its Approve button)",
+                action=REQUEST,
+                args=(_REQUEST_ID,),
+                resolve=_request_target,
+                shown_for=("approve",),
+                run=run_approve,
+            ),
+            Verb(
+                name="deny",
+                summary="refuse someone else's prod deploy",
+                action=REQUEST,
+                args=(_REQUEST_ID,),
+                flags=(_REASON,),
+                resolve=_request_target,
+                shown_for=("approve",),
+                run=run_deny,
+            ),
+            Verb(
+                name="lock",
+                summary="freeze deploys and scaling of an environment (incident); rollback still works",
+                action="lock",
+                args=(Arg("env", "env", "the environment"), Arg("reason", "text", "why")),
+                run=run_lock,
+                examples=("/menotime lock prod database failover in progress",),
+            ),
+            Verb(
+                name="unlock",
+                summary="lift an environment's freeze",
+                action="unlock",
+                args=(Arg("env", "env", "the environment"),),
+                run=run_unlock,
+                examples=("/menotime unlock prod",),
+            ),
+            Verb(
+                name="cost",
+                summary="AWS cost against budget: the last 7 days and month so far, or last month",
+                action="status",
+                args=(
+                    Arg("env", "env", "an environment (default: all you may see)", required=False),
+                    Arg("period", "word", "`week` (default) or `month`", required=False),
+                ),
+                run=run_cost,
+                examples=("/menotime cost", "/menotime cost prod month", "/menotime cost week"),
+            ),
+            Verb(
+                name="jobs",
+                summary="scheduled jobs: schedule, next and last run; run one now",
+                action=REQUEST,
+                args=(
+                    Arg("run", "word", "`run` to start a job now", required=False),
+                    Arg("job", "word", "the job to run, e.g. dev-cleanup", required=False),
+                ),
+                flags=(
+                    Flag("dry-run", "change nothing; report what would be done"),
+                    Flag("override", "go past the job's safety caps (dev-cleanup)"),
+                ),
+                resolve=_jobs_target,
+                shown_for=("status", "jobs_run"),
+                run=run_jobs,
+                examples=("/menotime jobs", "/menotime jobs run dev-cleanup --dry-run"),
+            ),
+        ]
+    )

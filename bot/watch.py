@@ -65,8 +65,9 @@ def deployment_event(core: Core, env: EnvironmentConfig, event: Event) -> None:
         return
     deploys = DeployLog(core.db)
     record = deploys.by_deployment_id(deployment_id)
-    if record is not None and deploys.settle(id=record.id, outcome=outcome, at=event.at or core.clock.now(),
-                                             detail=event.reason):
+    if record is not None and deploys.settle(
+        id=record.id, outcome=outcome, at=event.at or core.clock.now(), detail=event.reason
+    ):
         start_due(core, env)
 
 
@@ -83,11 +84,15 @@ def start_due(core: Core, env: EnvironmentConfig) -> int:
         deploys.start_watch(id=record.id, until=record.finished_at + window)
         started += 1
         if record.external and record.channel is None:
-            ref = core.notifier.post(channel=core.config.announce_channel(env), result=ChangeResult(
-                headline=f"{what(record)} now runs in {env.name}, deployed by {who(record)} "
-                         f"(completed {when(record.finished_at)})",
-                emoji=":package:",
-                footer=f"Watching {env.name}'s alarms until {when(record.finished_at + window)}."))
+            ref = core.notifier.post(
+                channel=core.config.announce_channel(env),
+                result=ChangeResult(
+                    headline=f"{what(record)} now runs in {env.name}, deployed by {who(record)} "
+                    f"(completed {when(record.finished_at)})",
+                    emoji=":package:",
+                    footer=f"Watching {env.name}'s alarms until {when(record.finished_at + window)}.",
+                ),
+            )
             if ref:
                 deploys.set_message(id=record.id, channel=ref.channel, ts=ref.ts)
     return started
@@ -100,8 +105,14 @@ def deployment_behind(core: Core, *, env: str | None, at: datetime) -> dict[str,
     record = DeployLog(core.db).watched_at(env=env, at=at)
     if record is None or record.finished_at is None:
         return None
-    return {"record": record.id, "env": env, "what": what(record), "who": who(record),
-            "after": duration(record.finished_at, at), "rollback_to": record.from_revision}
+    return {
+        "record": record.id,
+        "env": env,
+        "what": what(record),
+        "who": who(record),
+        "after": duration(record.finished_at, at),
+        "rollback_to": record.from_revision,
+    }
 
 
 def fired_note(after: dict[str, Any]) -> str:
@@ -116,10 +127,15 @@ def note_alarm(core: Core, *, after: dict[str, Any], title: str, channel: str) -
         return
     deploys.set_watch_state(id=record.id, state="alarmed", expect="watching")
     if record.channel and record.message_ts:
-        core.notifier.post(channel=record.channel, thread=MessageRef(record.channel, record.message_ts),
-                           result=ChangeResult(
-                               headline=f"`{title}` fired {after['after']} after this deployment; see its thread "
-                                        f"in {channel}", emoji=":rotating_light:"))
+        core.notifier.post(
+            channel=record.channel,
+            thread=MessageRef(record.channel, record.message_ts),
+            result=ChangeResult(
+                headline=f"`{title}` fired {after['after']} after this deployment; see its thread "
+                f"in {channel}",
+                emoji=":rotating_light:",
+            ),
+        )
 
 
 def end_due(core: Core) -> int:
@@ -127,17 +143,23 @@ def end_due(core: Core) -> int:
     deploys, now, ended = DeployLog(core.db), core.clock.now(), 0
     for record in deploys.watches_ended(now=now):
         quiet = record.watch_state == "watching"
-        if not deploys.set_watch_state(id=record.id, state="quiet" if quiet else "over",
-                                       expect=record.watch_state):
+        if not deploys.set_watch_state(
+            id=record.id, state="quiet" if quiet else "over", expect=record.watch_state
+        ):
             continue  # another replica ended it
         ended += 1
         if quiet and record.channel and record.message_ts:
             env = core.config.environments.get(record.env)
             minutes = env.watch_minutes if env else 0
-            core.notifier.post(channel=record.channel, thread=MessageRef(record.channel, record.message_ts),
-                               result=ChangeResult(
-                                   headline=f"Quiet: no alarm fired in {record.env} in the {minutes} min after "
-                                            f"{what(record)} completed.", emoji=":white_check_mark:"))
+            core.notifier.post(
+                channel=record.channel,
+                thread=MessageRef(record.channel, record.message_ts),
+                result=ChangeResult(
+                    headline=f"Quiet: no alarm fired in {record.env} in the {minutes} min after "
+                    f"{what(record)} completed.",
+                    emoji=":white_check_mark:",
+                ),
+            )
     return ended
 
 
@@ -146,4 +168,3 @@ def housekeep(core: Core) -> None:
     for env in core.config.environments.values():
         refresh(core, env)
     end_due(core)
-

@@ -46,12 +46,17 @@ def register(app: App, core: Core) -> None:
             line = template.format(**match.groupdict()) if match else "rollback (invalid)"
         else:
             line = template.format(value=value if _VALUE.match(value) else "(invalid)")
-        reply = core.service.handle(user_id=str(body.get("user", {}).get("id", "")), text=line,
-                                    source="slack-button", request_id=request_id)
+        reply = core.service.handle(
+            user_id=str(body.get("user", {}).get("id", "")),
+            text=line,
+            source="slack-button",
+            request_id=request_id,
+        )
         if body.get("response_url"):
             send_reply(str(body["response_url"]), reply, request_id=request_id, replace_original=replace)
 
     app.action(re.compile("^menotime_(confirm|cancel|approve|deny|rollback|ack|snooze|alarm_rollback)$"))(
-        ack=acknowledge, lazy=[click])
+        ack=acknowledge, lazy=[click]
+    )
     # A link button (the runbook) opens in the browser; Slack still tells the app it was clicked.
     app.action("menotime_runbook")(acknowledge)

@@ -14,6 +14,7 @@ from slack_sdk.http_retry.builtin_handlers import (
     ServerErrorRetryHandler,
 )
 
+import jobs
 from bot.changes import finish_orphaned_rollouts
 from bot.core import Core, build_core
 from bot.errors import ConfigError
@@ -23,7 +24,6 @@ from bot.service import new_request_id
 from bot.settings import Settings
 from handlers import actions, commands
 from handlers.replay import RunOnce
-import jobs
 
 log = structlog.get_logger("menotime.slack")
 
@@ -33,22 +33,31 @@ def slack_client(settings: Settings, *, retries: bool = True) -> WebClient:
     except for the outbox's sender (``retries=False``), which does its own retrying without
     blocking the other channels' messages."""
     token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
-    kwargs: dict[str, Any] = {"token": token, "timeout": 10, "retry_handlers": [
-        ConnectionErrorRetryHandler(max_retry_count=2),
-        RateLimitErrorRetryHandler(max_retry_count=2),
-        ServerErrorRetryHandler(max_retry_count=2),
-    ] if retries else []}
+    kwargs: dict[str, Any] = {
+        "token": token,
+        "timeout": 10,
+        "retry_handlers": [
+            ConnectionErrorRetryHandler(max_retry_count=2),
+            RateLimitErrorRetryHandler(max_retry_count=2),
+            ServerErrorRetryHandler(max_retry_count=2),
+        ]
+        if retries
+        else [],
+    }
     if settings.slack_api_url:
         kwargs["base_url"] = settings.slack_api_url.rstrip("/") + "/"
     return WebClient(**kwargs)
 
 
-def create_app(settings: Settings, *, core: Core | None = None, socket_mode: bool = False,
-               **core_kwargs: Any) -> tuple[App, Core]:
+def create_app(
+    settings: Settings, *, core: Core | None = None, socket_mode: bool = False, **core_kwargs: Any
+) -> tuple[App, Core]:
     if not settings.slack_bot_token or not (settings.slack_signing_secret or socket_mode):
         needed = "SLACK_BOT_TOKEN" if socket_mode else "SLACK_SIGNING_SECRET and SLACK_BOT_TOKEN"
-        raise ConfigError(f"{needed} must be set to talk to Slack "
-                          "(try `menotime-bot demo` or `menotime-bot console --simulate` without Slack).")
+        raise ConfigError(
+            f"{needed} must be set to talk to Slack "
+            "(try `menotime-bot demo` or `menotime-bot console --simulate` without Slack)."
+        )
     client = slack_client(settings)
     if core is None:
         core_kwargs.setdefault("jobs", jobs.all_jobs())
@@ -66,7 +75,9 @@ def create_app(settings: Settings, *, core: Core | None = None, socket_mode: boo
     app = App(
         client=client,
         authorize=authorize,
-        signing_secret=settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None,
+        signing_secret=settings.slack_signing_secret.get_secret_value()
+        if settings.slack_signing_secret
+        else None,
         # handlers/web.py verifies every signature on the raw bytes before dispatch (the only way in
         # over HTTP); Socket Mode has none. Bolt checking again would cost each ack a second HMAC.
         request_verification_enabled=False,
@@ -78,7 +89,7 @@ def create_app(settings: Settings, *, core: Core | None = None, socket_mode: boo
     )
 
     @app.middleware
-    def request_id(context: dict[str, Any], next: Any) -> BoltResponse:  # noqa: A002 - Bolt's name
+    def request_id(context: dict[str, Any], next: Any) -> BoltResponse:
         context["request_id"] = new_request_id()
         return next()
 
@@ -86,8 +97,11 @@ def create_app(settings: Settings, *, core: Core | None = None, socket_mode: boo
     def on_error(error: Exception, context: dict[str, Any]) -> None:
         # Only the type: a traceback's frames and an error's message can carry the request's
         # values (a message, a response_url). The request id finds the rest in the audit trail.
-        log.error("slack_handler_error", error=type(error).__name__,
-                  request_id=context.get("request_id") or new_request_id())
+        log.error(
+            "slack_handler_error",
+            error=type(error).__name__,
+            request_id=context.get("request_id") or new_request_id(),
+        )
 
     once = RunOnce(core)
 

@@ -19,7 +19,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 log = structlog.get_logger("menotime.http")
 
 MAX_BODY_BYTES = 1024 * 1024
-BODY_TIMEOUT_SECONDS = 10.0  # Slack and SNS send their few KiB at once; a body trickling in longer is an attack
+BODY_TIMEOUT_SECONDS = (
+    10.0  # Slack and SNS send their few KiB at once; a body trickling in longer is an attack
+)
 
 
 async def read_capped(request: Request, limit: int) -> bytes | None:
@@ -41,7 +43,9 @@ class BodyLimit:
     """ASGI middleware: every POST body is read here under ``limit`` (413 and one log line beyond
     it; the connection is closed rather than drained) and handed to the app as read."""
 
-    def __init__(self, app: ASGIApp, *, limit: int = MAX_BODY_BYTES, timeout: float = BODY_TIMEOUT_SECONDS) -> None:
+    def __init__(
+        self, app: ASGIApp, *, limit: int = MAX_BODY_BYTES, timeout: float = BODY_TIMEOUT_SECONDS
+    ) -> None:
         self._app = app
         self._limit = limit
         self._timeout = timeout
@@ -55,10 +59,14 @@ class BodyLimit:
         except TimeoutError:
             reason = f"body not received within {self._timeout:g} s"
             log.warning("request_refused", status=408, path=scope["path"][:200], reason=reason)
-            await PlainTextResponse(reason, status_code=408, headers={"Connection": "close"})(scope, receive, send)
+            await PlainTextResponse(reason, status_code=408, headers={"Connection": "close"})(
+                scope, receive, send
+            )
             return
         except ClientDisconnect:
-            log.info("request_abandoned", path=scope["path"][:200])  # the client went away mid-body: no one to answer
+            log.info(
+                "request_abandoned", path=scope["path"][:200]
+            )  # the client went away mid-body: no one to answer
             return
         if body is None:
             reason = f"body larger than {self._limit} bytes"

@@ -9,8 +9,8 @@ import click
 import structlog
 
 from bot.cli import cli, cli_actor, friendly, load_settings, os_user
-from bot.logs import configure_logging
 from bot.core import Core
+from bot.logs import configure_logging
 from bot.scheduler import JobScheduler
 from handlers.sns import warn_if_closed
 from handlers.workers import Workers, start_workers
@@ -26,7 +26,7 @@ MAX_CONNECTIONS = 256
 
 
 @cli.command()
-@click.option("--host", default="0.0.0.0", show_default=True, help="Interface to listen on.")  # noqa: S104
+@click.option("--host", default="0.0.0.0", show_default=True, help="Interface to listen on.")
 @click.option("--port", type=int, default=None, help="Port (default: PORT, else 3000).")
 @friendly
 def serve(host: str, port: int | None) -> None:
@@ -41,18 +41,28 @@ def serve(host: str, port: int | None) -> None:
     port = port or settings.port
     slack_app, core = create_app(settings, migrate_schema=settings.migrate_on_start)
     warn_if_closed(core)  # no SNS topic allow-listed: every alarm is refused until one is
-    metrics_server = _serve_metrics(core, host=host, port=settings.metrics_port, main_port=port) \
-        if settings.metrics_port else None
+    metrics_server = (
+        _serve_metrics(core, host=host, port=settings.metrics_port, main_port=port)
+        if settings.metrics_port
+        else None
+    )
     scheduler = JobScheduler(core)  # checks schedules and job options before anything starts
     workers = start_workers(core)
     scheduler.start()  # runs jobs only while this replica holds the leader lease
     _exit_on_sigterm()
     try:
         # log_config=None: uvicorn keeps our logging set-up (JSON lines) instead of installing its own.
-        uvicorn.run(create_web_app(core, slack_app, on_sns_stored=workers.inbox.poke,
-                                   serve_metrics=metrics_server is None), host=host,
-                    port=port, log_level=settings.log_level.lower(), access_log=False, log_config=None,
-                    limit_concurrency=MAX_CONNECTIONS)
+        uvicorn.run(
+            create_web_app(
+                core, slack_app, on_sns_stored=workers.inbox.poke, serve_metrics=metrics_server is None
+            ),
+            host=host,
+            port=port,
+            log_level=settings.log_level.lower(),
+            access_log=False,
+            log_config=None,
+            limit_concurrency=MAX_CONNECTIONS,
+        )
     finally:
         if metrics_server is not None:
             metrics_server.should_exit = True
@@ -70,8 +80,16 @@ def _serve_metrics(core: Core, *, host: str, port: int, main_port: int) -> uvico
 
     if port == main_port:
         raise ConfigError(f"METRICS_PORT ({port}) must differ from the port Slack is served on.")
-    server = uvicorn.Server(uvicorn.Config(create_metrics_app(core.metrics), host=host, port=port,
-                                           log_level="warning", access_log=False, log_config=None))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_metrics_app(core.metrics),
+            host=host,
+            port=port,
+            log_level="warning",
+            access_log=False,
+            log_config=None,
+        )
+    )
     thread = threading.Thread(target=server.run, name="metrics-http", daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
@@ -84,7 +102,7 @@ def _serve_metrics(core: Core, *, host: str, port: int, main_port: int) -> uvico
 
 
 @cli.command()
-@click.option("--host", default="0.0.0.0", show_default=True, help="Interface for /healthz and /metrics.")  # noqa: S104
+@click.option("--host", default="0.0.0.0", show_default=True, help="Interface for /healthz and /metrics.")
 @friendly
 def socket(host: str) -> None:
     """Slack over Socket Mode (no public URL); health and metrics still served on PORT."""
@@ -102,16 +120,30 @@ def socket(host: str) -> None:
     slack_app, core = create_app(settings, socket_mode=True, migrate_schema=settings.migrate_on_start)
     warn_if_closed(core)  # the queue hears the same topics as POST /sns
     if not settings.sns_queue_url:
-        log.warning("socket_mode_without_sqs", hint="with no public URL, alarms reach the bot through SQS: "
-                    "set SNS_QUEUE_URL")
-    metrics_server = _serve_metrics(core, host=host, port=settings.metrics_port, main_port=settings.port) \
-        if settings.metrics_port else None
+        log.warning(
+            "socket_mode_without_sqs",
+            hint="with no public URL, alarms reach the bot through SQS: set SNS_QUEUE_URL",
+        )
+    metrics_server = (
+        _serve_metrics(core, host=host, port=settings.metrics_port, main_port=settings.port)
+        if settings.metrics_port
+        else None
+    )
     scheduler = JobScheduler(core)
     workers = start_workers(core)  # with no public URL, SNS reaches the bot through SQS (SNS_QUEUE_URL)
     scheduler.start()
-    health = uvicorn.Server(uvicorn.Config(create_web_app(core, None, on_sns_stored=workers.inbox.poke,
-                                                          serve_metrics=metrics_server is None), host=host,
-                                           port=settings.port, log_level="warning", access_log=False, log_config=None))
+    health = uvicorn.Server(
+        uvicorn.Config(
+            create_web_app(
+                core, None, on_sns_stored=workers.inbox.poke, serve_metrics=metrics_server is None
+            ),
+            host=host,
+            port=settings.port,
+            log_level="warning",
+            access_log=False,
+            log_config=None,
+        )
+    )
     threading.Thread(target=health.run, name="health-http", daemon=True).start()
     handler = SocketModeHandler(slack_app, settings.slack_app_token.get_secret_value())
     _exit_on_sigterm()
@@ -157,8 +189,11 @@ def demo(interactive: bool) -> None:
 
 @cli.command()
 @click.option("--simulate", is_flag=True, help="Use the embedded AWS simulator instead of configured AWS.")
-@click.option("--user", default=None, help="Slack user ID to act as (default: the simulator's developer, "
-                                           "else U0CONSOLE).")
+@click.option(
+    "--user",
+    default=None,
+    help="Slack user ID to act as (default: the simulator's developer, else U0CONSOLE).",
+)
 @friendly
 def console(simulate: bool, user: str | None) -> None:
     """Type /menotime lines and read the answers as text."""
@@ -172,12 +207,17 @@ def console(simulate: bool, user: str | None) -> None:
         from pathlib import Path
 
         from bot.demo import DEVELOPER, demo_core, people
-
         from handlers.demo_jobs import extension
 
-        with tempfile.TemporaryDirectory(prefix="menotime-console-") as tmp, demo_core(
-            Path(tmp), config_path=settings.menotime_config, notifier=ConsoleNotifier(), extension=extension()
-        ) as (core, _sim):
+        with (
+            tempfile.TemporaryDirectory(prefix="menotime-console-") as tmp,
+            demo_core(
+                Path(tmp),
+                config_path=settings.menotime_config,
+                notifier=ConsoleNotifier(),
+                extension=extension(),
+            ) as (core, _sim),
+        ):
             click.echo(f"Simulated AWS, SQLite in a temporary folder. {people()}")
             Console(core, user_id=user or DEVELOPER, operator=os_user()).interact()
         return
@@ -186,8 +226,13 @@ def console(simulate: bool, user: str | None) -> None:
 
     # Work that outlives an answer (a rollout, a job) runs before the prompt returns: `:quit` must
     # not cut it off half-way.
-    core = build_core(settings, migrate_schema=True, notifier=ConsoleNotifier(), jobs=all_jobs(),
-                      run_background=lambda work: work())
+    core = build_core(
+        settings,
+        migrate_schema=True,
+        notifier=ConsoleNotifier(),
+        jobs=all_jobs(),
+        run_background=lambda work: work(),
+    )
     try:
         Console(core, user_id=user or "U0CONSOLE", operator=os_user()).interact()
     finally:
@@ -221,7 +266,9 @@ def jobs_list() -> None:
 @click.argument("name")
 @click.option("--dry-run", is_flag=True, help="Change nothing; report what would be done.")
 @click.option("--override", is_flag=True, help="Go past the job's safety caps (dev-cleanup).")
-@click.option("--simulate", is_flag=True, help="Run against the embedded AWS simulator (as `console --simulate`).")
+@click.option(
+    "--simulate", is_flag=True, help="Run against the embedded AWS simulator (as `console --simulate`)."
+)
 @friendly
 def jobs_run(name: str, dry_run: bool, override: bool, simulate: bool) -> None:
     """Run job NAME now and print its report; exit 1 if it failed or was refused, 2 for an unknown job
@@ -246,8 +293,9 @@ def jobs_run(name: str, dry_run: bool, override: bool, simulate: bool) -> None:
 
     def run(core: Core) -> bool:
         try:
-            view = JobRunner(core, jobs=specs).run(name, trigger="manual", dry_run=dry_run, override=override,
-                                                   requested_by=who)
+            view = JobRunner(core, jobs=specs).run(
+                name, trigger="manual", dry_run=dry_run, override=override, requested_by=who
+            )
         except BadInput as exc:
             click.echo(exc.message.replace("`", ""), err=True)
             sys.exit(2)
@@ -259,9 +307,15 @@ def jobs_run(name: str, dry_run: bool, override: bool, simulate: bool) -> None:
     if simulate:
         from handlers.demo_jobs import extension
 
-        with tempfile.TemporaryDirectory(prefix="menotime-jobs-") as tmp, demo_core(
-            Path(tmp), config_path=settings.menotime_config, notifier=NullNotifier(), extension=extension()
-        ) as (core, _sim):
+        with (
+            tempfile.TemporaryDirectory(prefix="menotime-jobs-") as tmp,
+            demo_core(
+                Path(tmp),
+                config_path=settings.menotime_config,
+                notifier=NullNotifier(),
+                extension=extension(),
+            ) as (core, _sim),
+        ):
             ok = run(core)
     else:
         # With Slack configured the report also lands in the ops channel, as a scheduled run's would.

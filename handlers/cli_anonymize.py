@@ -21,12 +21,22 @@ _PROD = re.compile(r"prod", re.IGNORECASE)
 
 
 @cli.command()
-@click.option("--dsn", required=True, help="The PostgreSQL database to anonymize IN PLACE (libpq or SQLAlchemy URL).")
-@click.option("--rules", "rules_path", type=click.Path(dir_okay=False), default=None,
-              help="Rules YAML (default: the packaged MenoTime rules).")
-@click.option("--verify-only", is_flag=True,
-              help="Change nothing: check coverage, that masked columns hold only masked-shaped values, PHI "
-                   "patterns in free text, row counts and foreign keys.")
+@click.option(
+    "--dsn", required=True, help="The PostgreSQL database to anonymize IN PLACE (libpq or SQLAlchemy URL)."
+)
+@click.option(
+    "--rules",
+    "rules_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Rules YAML (default: the packaged MenoTime rules).",
+)
+@click.option(
+    "--verify-only",
+    is_flag=True,
+    help="Change nothing: check coverage, that masked columns hold only masked-shaped values, PHI "
+    "patterns in free text, row counts and foreign keys.",
+)
 @friendly
 def anonymize(dsn: str, rules_path: str | None, verify_only: bool) -> None:
     """Anonymize a database with set-based SQL and verify it. Salt: ANONYMIZE_SALT (else random).
@@ -40,8 +50,11 @@ def anonymize(dsn: str, rules_path: str | None, verify_only: bool) -> None:
 
     settings = load_settings()
     if not verify_only and _PROD.search(_target(libpq_dsn(dsn))):
-        click.echo("Refusing to anonymize in place a database whose host or name mentions prod; anonymize a "
-                   "restored copy (the staging refresh does), or use --verify-only.", err=True)
+        click.echo(
+            "Refusing to anonymize in place a database whose host or name mentions prod; anonymize a "
+            "restored copy (the staging refresh does), or use --verify-only.",
+            err=True,
+        )
         sys.exit(EXIT_REFUSED)
     try:
         rules = load_rules(rules_path)
@@ -54,15 +67,30 @@ def anonymize(dsn: str, rules_path: str | None, verify_only: bool) -> None:
             salt = settings.anonymize_salt.get_secret_value().encode()
         else:
             salt = secrets.token_bytes(SALT_BYTES)
-            click.echo("ANONYMIZE_SALT is not set: this run uses a random salt (not shown, not kept), so its "
-                       "pseudonyms match no other run.", err=True)
+            click.echo(
+                "ANONYMIZE_SALT is not set: this run uses a random salt (not shown, not kept), so its "
+                "pseudonyms match no other run.",
+                err=True,
+            )
     # Audited before it runs (a trail that cannot be written stops it) and with its outcome.
-    audit = cli_audit(settings, verb="anonymize", args={"target": _target(libpq_dsn(dsn)), "verify_only": verify_only,
-                                                        "rules": rules_path or "(packaged)"})
+    audit = cli_audit(
+        settings,
+        verb="anonymize",
+        args={
+            "target": _target(libpq_dsn(dsn)),
+            "verify_only": verify_only,
+            "rules": rules_path or "(packaged)",
+        },
+    )
     audit("started")
     try:
-        report = run(dsn=dsn, rules=rules, salt=salt, verify_only=verify_only,
-                     on_progress=lambda message: click.echo(f"... {message}", err=True))
+        report = run(
+            dsn=dsn,
+            rules=rules,
+            salt=salt,
+            verify_only=verify_only,
+            on_progress=lambda message: click.echo(f"... {message}", err=True),
+        )
     except DatabaseUnreachable as exc:
         click.echo(str(exc), err=True)
         audit("failed", "the database could not be reached")

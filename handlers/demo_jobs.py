@@ -10,14 +10,14 @@ from contextlib import ExitStack
 from datetime import timedelta
 from typing import TextIO
 
+import jobs
+from bot.clock import FrozenClock
 from bot.console import Console
 from bot.core import Core
+from bot.cost.simdata import SIMULATOR_CONFIG_OVERRIDES, demo_cost_data
 from bot.demo import OPERATOR, Extension, Scene, Step
-from bot.clock import FrozenClock
 from bot.render import PACIFIC, when
 from bot.simulator import Simulator
-from bot.cost.simdata import SIMULATOR_CONFIG_OVERRIDES, demo_cost_data
-import jobs
 from jobs.dev_cleanup.clutter import seed_dev_clutter
 from jobs.staging_refresh import prepare_simulated_refresh
 from jobs.staging_refresh.simulated import postgres_unreachable, synthetic_copy
@@ -27,7 +27,11 @@ DEFAULT_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 
 
 def postgres_url() -> str:
-    return os.environ.get("MENOTIME_DEMO_POSTGRES_URL") or os.environ.get("TEST_DATABASE_URL") or DEFAULT_POSTGRES
+    return (
+        os.environ.get("MENOTIME_DEMO_POSTGRES_URL")
+        or os.environ.get("TEST_DATABASE_URL")
+        or DEFAULT_POSTGRES
+    )
 
 
 def prepare(core: Core, sim: Simulator) -> Callable[[], None] | None:
@@ -70,10 +74,16 @@ def extension() -> Extension:
         config_overrides=SIMULATOR_CONFIG_OVERRIDES,
         prepare=prepare,
         steps=(
-            Step("Operations dry-runs Sunday's dev cleanup: what it would mark and delete; nothing changes",
-                 OPERATOR, "jobs run dev-cleanup --dry-run"),
-            Scene("Sunday 04:00's staging refresh, started by hand: prod's snapshot restored, anonymized, "
-                  "verified, swapped in", _refresh),
+            Step(
+                "Operations dry-runs Sunday's dev cleanup: what it would mark and delete; nothing changes",
+                OPERATOR,
+                "jobs run dev-cleanup --dry-run",
+            ),
+            Scene(
+                "Sunday 04:00's staging refresh, started by hand: prod's snapshot restored, anonymized, "
+                "verified, swapped in",
+                _refresh,
+            ),
             Step("The jobs, when they run next and how they last ended", OPERATOR, "jobs"),
             Scene("Monday 09:00: the weekly cost digest lands in #menotime-ops", _cost_digest),
         ),

@@ -45,7 +45,7 @@ class WorkerLoop:
             self._wake.clear()  # before the round: a poke during it means "look again", not lost
             try:
                 wait = self._work()
-            except Exception:  # noqa: BLE001 - a bad round must not end the worker; nothing is lost
+            except Exception:
                 log.exception("worker_round_failed", worker=self._name)
                 wait = None
             self._wake.wait(self._idle if wait is None else min(wait, self._idle))

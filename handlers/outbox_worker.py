@@ -24,5 +24,7 @@ class OutboxWorker(WorkerLoop):
             return None
         wait = (due - self._clock.now()).total_seconds()
         if wait <= 0 and not sent:
-            return None  # due but claimed by another replica (or lost to it): look again when idle, not at once
+            return (
+                None  # due but claimed by another replica (or lost to it): look again when idle, not at once
+            )
         return max(0.05, wait)

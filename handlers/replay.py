@@ -45,8 +45,9 @@ class RunOnce:
         timestamp, signature, retry = str(signed[0]), str(signed[1]), bool(signed[2])
         core = self._core
         try:
-            copies = core.db.retrying(lambda: self._seen_before(body, int(timestamp), signature),
-                                      what="slack replay check")
+            copies = core.db.retrying(
+                lambda: self._seen_before(body, int(timestamp), signature), what="slack replay check"
+            )
         except SQLAlchemyError as exc:
             log.error("slack_replay_check_failed", error=type(exc).__name__)
             return False
@@ -69,14 +70,24 @@ class RunOnce:
     def _audit(self, body: dict[str, Any], context: dict[str, Any], *, timestamp: str, retry: bool) -> None:
         core = self._core
         event = body.get("event")
-        kind = body.get("command") or (event.get("type") if isinstance(event, dict) else None) or body.get("type")
+        kind = (
+            body.get("command")
+            or (event.get("type") if isinstance(event, dict) else None)
+            or body.get("type")
+        )
         what = "Slack's retry of a request" if retry else "a signed Slack request"
         try:
-            core.audit.append(at=core.clock.now(), actor=str(context.get("user_id") or "slack"),
-                              source="slack", verb="replay", env=None,
-                              args={"kind": str(kind or "unknown")[:64], "slack_timestamp": timestamp},
-                              rule="slack-retry" if retry else "slack-replay", outcome="replay",
-                              detail=f"{what} received before; answered, not run again",
-                              request_id=context.get("request_id") or new_request_id())
+            core.audit.append(
+                at=core.clock.now(),
+                actor=str(context.get("user_id") or "slack"),
+                source="slack",
+                verb="replay",
+                env=None,
+                args={"kind": str(kind or "unknown")[:64], "slack_timestamp": timestamp},
+                rule="slack-retry" if retry else "slack-replay",
+                outcome="replay",
+                detail=f"{what} received before; answered, not run again",
+                request_id=context.get("request_id") or new_request_id(),
+            )
         except SQLAlchemyError as exc:
             log.error("slack_replay_audit_failed", error=type(exc).__name__)

@@ -30,16 +30,23 @@ def _rendered(result: object, *, request_id: str) -> dict[str, Any]:
     try:
         message = render_slack(result)
         message["response_type"] = getattr(result, "audience", "ephemeral")
-    except Exception:  # noqa: BLE001 - a template bug must still leave the user with an answer
+    except Exception:
         log.exception("render_failed", request_id=request_id, result=type(result).__name__)
-        message = render_slack(ErrorResult("internal", f"Something went wrong showing the answer (reference "
-                                                       f"`{request_id}`). Quote it to the MenoTime Ops maintainers.",
-                                           request_id))
+        message = render_slack(
+            ErrorResult(
+                "internal",
+                f"Something went wrong showing the answer (reference "
+                f"`{request_id}`). Quote it to the MenoTime Ops maintainers.",
+                request_id,
+            )
+        )
         message["response_type"] = "ephemeral"
     return message
 
 
-def send_reply(response_url: str, reply: Reply, *, request_id: str, replace_original: bool | None = None) -> bool:
+def send_reply(
+    response_url: str, reply: Reply, *, request_id: str, replace_original: bool | None = None
+) -> bool:
     """Post the rendered reply; True when Slack took it. Failures are logged, never raised.
     ``replace_original``: a button's answer takes the place of the message clicked."""
     message = _rendered(reply.result, request_id=request_id)

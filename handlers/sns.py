@@ -50,11 +50,16 @@ def build_verifier(core: Core, *, age_limit: bool = True) -> SnsVerifier:
     """The verifier of both SNS paths: the allow-listed topics, the certificate rules, and (for
     ``POST /sns``, not for the queue, where messages may wait) the age limit."""
     settings = core.settings
-    certificates = CertificateStore(host_pattern=settings.sns_cert_host_pattern, cache_dir=settings.sns_cert_cache_dir,
-                                    clock=core.clock)
+    certificates = CertificateStore(
+        host_pattern=settings.sns_cert_host_pattern, cache_dir=settings.sns_cert_cache_dir, clock=core.clock
+    )
     max_age = timedelta(seconds=settings.sns_max_age_seconds) if age_limit else None
-    return SnsVerifier(certificates=certificates, max_age=max_age,
-                       topics=allowed_topics(settings=settings, config=core.config), clock=core.clock)
+    return SnsVerifier(
+        certificates=certificates,
+        max_age=max_age,
+        topics=allowed_topics(settings=settings, config=core.config),
+        clock=core.clock,
+    )
 
 
 def warn_if_closed(core: Core) -> bool:
@@ -74,10 +79,17 @@ def sns_endpoint(
     verifier = build_verifier(core)
     writer = InboxWriter(core.db)  # group commit: one INSERT and one commit for a burst of messages
 
-    def refuse(status: int, reason: str, msg: SnsMessage | None = None, *, kind: str | None = None) -> Response:
+    def refuse(
+        status: int, reason: str, msg: SnsMessage | None = None, *, kind: str | None = None
+    ) -> Response:
         core.metrics.sns_refusals.labels(kind or refusal_kind(status, reason)).inc()
-        log.warning("sns_refused", status=status, reason=reason,
-                    message_id=msg.message_id[:100] if msg else None, topic_arn=msg.topic_arn[:256] if msg else None)
+        log.warning(
+            "sns_refused",
+            status=status,
+            reason=reason,
+            message_id=msg.message_id[:100] if msg else None,
+            topic_arn=msg.topic_arn[:256] if msg else None,
+        )
         return PlainTextResponse(reason, status_code=status)
 
     async def endpoint(request: Request) -> Response:
@@ -107,8 +119,11 @@ def sns_endpoint(
 
         # Notification or UnsubscribeConfirmation: stored first, answered after the commit.
         try:
-            new = await asyncio.wrap_future(writer.submit(row_values(
-                msg=msg, source=HTTP, received_at=core.clock.now(), body=body.decode("utf-8"))))
+            new = await asyncio.wrap_future(
+                writer.submit(
+                    row_values(msg=msg, source=HTTP, received_at=core.clock.now(), body=body.decode("utf-8"))
+                )
+            )
         except SQLAlchemyError as exc:
             log.error("sns_store_failed", message_id=msg.message_id, error=type(exc).__name__)
             return PlainTextResponse("could not store the message; retry", status_code=503)
@@ -128,10 +143,18 @@ def sns_endpoint(
 
 # Bounded labels for the refusals metric (the reasons themselves are free text, for the log).
 _REFUSAL_KINDS = (
-    ("larger than", "oversize"), ("signature", "signature"), ("certificate", "certificate"),
-    ("signingcerturl", "certificate"), ("old", "too_old"), ("future", "clock_skew"), ("raw", "raw_delivery"),
-    ("sns_topic_arns", "topic_not_allowed"), ("subscribeurl", "subscribe_url"), ("json", "malformed"),
-    ("message type", "message_type"), ("x-amz-sns", "message_type"),
+    ("larger than", "oversize"),
+    ("signature", "signature"),
+    ("certificate", "certificate"),
+    ("signingcerturl", "certificate"),
+    ("old", "too_old"),
+    ("future", "clock_skew"),
+    ("raw", "raw_delivery"),
+    ("sns_topic_arns", "topic_not_allowed"),
+    ("subscribeurl", "subscribe_url"),
+    ("json", "malformed"),
+    ("message type", "message_type"),
+    ("x-amz-sns", "message_type"),
 )
 
 

@@ -78,8 +78,11 @@ class SqsConsumer:
         AWS failures of the receive propagate (AwsUnavailable, ClientError); the loop logs and retries.
         """
         response = self._core.aws.call(
-            "sqs", "receive_message", QueueUrl=self._queue_url,
-            MaxNumberOfMessages=self._batch, WaitTimeSeconds=self._wait_seconds,
+            "sqs",
+            "receive_message",
+            QueueUrl=self._queue_url,
+            MaxNumberOfMessages=self._batch,
+            WaitTimeSeconds=self._wait_seconds,
         )
         stored = 0
         for message in response.get("Messages", []):
@@ -98,23 +101,37 @@ class SqsConsumer:
             self._verifier.check_topic(msg)  # first: a topic the bot does not hear costs no certificate fetch
             self._verifier.verify(msg)
         except SnsRejected as rejected:
-            log.warning("sqs_message_rejected", sqs_message_id=sqs_id, reason=rejected.reason, kind=rejected.kind,
-                        action="left in the queue for its redrive policy")
+            log.warning(
+                "sqs_message_rejected",
+                sqs_message_id=sqs_id,
+                reason=rejected.reason,
+                kind=rejected.kind,
+                action="left in the queue for its redrive policy",
+            )
             return False
 
         if msg.type == SUBSCRIPTION_CONFIRMATION:
             # SNS confirms same-account SQS subscriptions by itself; the bot never follows a
             # SubscribeURL from the queue. Left for the dead-letter queue, where an operator can see it.
-            log.warning("sqs_subscription_confirmation_not_handled", sqs_message_id=sqs_id,
-                        message_id=msg.message_id[:100], topic_arn=msg.topic_arn[:256],
-                        action="left in the queue for its redrive policy; confirm the subscription in AWS")
+            log.warning(
+                "sqs_subscription_confirmation_not_handled",
+                sqs_message_id=sqs_id,
+                message_id=msg.message_id[:100],
+                topic_arn=msg.topic_arn[:256],
+                action="left in the queue for its redrive policy; confirm the subscription in AWS",
+            )
             return False
 
         try:
             new = self._inbox.store(msg=msg, source=SQS, received_at=self._core.clock.now(), body=body)
         except SQLAlchemyError as exc:
-            log.error("sqs_store_failed", sqs_message_id=sqs_id, message_id=msg.message_id,
-                      error=type(exc).__name__, action="left in the queue; received again after its visibility timeout")
+            log.error(
+                "sqs_store_failed",
+                sqs_message_id=sqs_id,
+                message_id=msg.message_id,
+                error=type(exc).__name__,
+                action="left in the queue; received again after its visibility timeout",
+            )
             return False
         if new:
             if msg.type == NOTIFICATION:
@@ -128,11 +145,16 @@ class SqsConsumer:
 
     def _delete(self, message: dict[str, Any], message_id: str) -> None:
         try:
-            self._core.aws.call("sqs", "delete_message", QueueUrl=self._queue_url,
-                                ReceiptHandle=message["ReceiptHandle"])
+            self._core.aws.call(
+                "sqs", "delete_message", QueueUrl=self._queue_url, ReceiptHandle=message["ReceiptHandle"]
+            )
         except Exception as exc:  # noqa: BLE001 - stored already: a redelivery is dropped as a duplicate
-            log.warning("sqs_delete_failed", message_id=message_id, error=type(exc).__name__,
-                        action="it is stored; its redelivery will be dropped as a duplicate")
+            log.warning(
+                "sqs_delete_failed",
+                message_id=message_id,
+                error=type(exc).__name__,
+                action="it is stored; its redelivery will be dropped as a duplicate",
+            )
 
     # --- the loop ------------------------------------------------------------------------------
 
@@ -155,8 +177,13 @@ class SqsConsumer:
             try:
                 stored = self.poll_once()
             except Exception as exc:  # noqa: BLE001 - a failed poll must not end the consumer
-                log.error("sqs_poll_failed", queue_url=self._queue_url, error=type(exc).__name__, detail=str(exc)[:300],
-                          retry_in_seconds=self._retry_pause)
+                log.error(
+                    "sqs_poll_failed",
+                    queue_url=self._queue_url,
+                    error=type(exc).__name__,
+                    detail=str(exc)[:300],
+                    retry_in_seconds=self._retry_pause,
+                )
                 self._stop.wait(self._retry_pause)
             else:
                 if self._wait_seconds == 0 and not stored:

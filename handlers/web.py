@@ -43,8 +43,13 @@ log = structlog.get_logger("menotime.slack")
 _TIMESTAMP = re.compile(r"[0-9]{1,12}")
 
 
-def create_web_app(core: Core, slack_app: App | None, *, on_sns_stored: Callable[[], None] | None = None,
-                   serve_metrics: bool = True) -> Starlette:
+def create_web_app(
+    core: Core,
+    slack_app: App | None,
+    *,
+    on_sns_stored: Callable[[], None] | None = None,
+    serve_metrics: bool = True,
+) -> Starlette:
     """The app on PORT. ``serve_metrics=False`` when /metrics has a port of its own (METRICS_PORT)."""
     routes = [
         Route("/healthz", lambda _request: JSONResponse({"status": "ok"}), methods=["GET"]),
@@ -57,8 +62,13 @@ def create_web_app(core: Core, slack_app: App | None, *, on_sns_stored: Callable
         secret = core.settings.slack_signing_secret
         if secret is None or not secret.get_secret_value():
             raise ValueError("the Slack endpoint needs SLACK_SIGNING_SECRET")
-        routes.append(Route("/slack/events", slack_endpoint(core, slack_app, signing_secret=secret.get_secret_value()),
-                            methods=["POST"]))
+        routes.append(
+            Route(
+                "/slack/events",
+                slack_endpoint(core, slack_app, signing_secret=secret.get_secret_value()),
+                methods=["POST"],
+            )
+        )
     return Starlette(routes=routes, middleware=[Middleware(BodyLimit)])
 
 
@@ -68,8 +78,11 @@ def create_metrics_app(metrics: Metrics) -> Starlette:
 
 
 def _metrics_route(metrics: Metrics) -> Route:
-    return Route("/metrics", lambda _request: Response(metrics.exposition(), media_type=metrics.content_type),
-                 methods=["GET"])
+    return Route(
+        "/metrics",
+        lambda _request: Response(metrics.exposition(), media_type=metrics.content_type),
+        methods=["GET"],
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -85,7 +98,10 @@ def signed_by_slack(secret: str, *, body: bytes, timestamp: str, signature: str,
     timestamp within five minutes of now. ``timestamp`` must be digits."""
     if abs(now - int(timestamp)) > SIGNATURE_WINDOW.total_seconds():
         return False
-    expected = "v0=" + hmac.new(secret.encode(), b"v0:" + timestamp.encode() + b":" + body, hashlib.sha256).hexdigest()
+    expected = (
+        "v0="
+        + hmac.new(secret.encode(), b"v0:" + timestamp.encode() + b":" + body, hashlib.sha256).hexdigest()
+    )
     return hmac.compare_digest(expected.encode(), signature.encode("latin-1"))  # header values are latin-1
 
 
@@ -103,7 +119,11 @@ def is_ssl_check(body: bytes) -> bool:
     except (UnicodeDecodeError, ValueError):
         return False
     names = [name for name, _value in fields]
-    return dict(fields).get("ssl_check") == "1" and len(names) == len(set(names)) and set(names) <= {"ssl_check", "token"}
+    return (
+        dict(fields).get("ssl_check") == "1"
+        and len(names) == len(set(names))
+        and set(names) <= {"ssl_check", "token"}
+    )
 
 
 def parse_slack_request(request: Request, body: bytes) -> BoltRequest:
@@ -117,7 +137,9 @@ def parse_slack_request(request: Request, body: bytes) -> BoltRequest:
     except json.JSONDecodeError:
         raise MalformedSlackRequest("the body (or its payload=) is not JSON") from None
     except Exception as exc:  # noqa: BLE001 - Bolt's parsing assumed a shape this body lacks
-        raise MalformedSlackRequest(f"a body of a shape the bot does not handle ({type(exc).__name__})") from None
+        raise MalformedSlackRequest(
+            f"a body of a shape the bot does not handle ({type(exc).__name__})"
+        ) from None
     check_slack_body(bolt_request.body)
     return bolt_request
 
@@ -139,14 +161,19 @@ def check_slack_body(body: Any) -> None:
             raise MalformedSlackRequest("an event_callback without an event")
     elif kind == "block_actions":
         actions = body.get("actions")
-        if not isinstance(actions, list) or not actions or not all(
-                isinstance(a, dict) and isinstance(a.get("action_id"), str) for a in actions):
+        if (
+            not isinstance(actions, list)
+            or not actions
+            or not all(isinstance(a, dict) and isinstance(a.get("action_id"), str) for a in actions)
+        ):
             raise MalformedSlackRequest("a block_actions payload without actions")
     elif kind in ("view_submission", "view_closed") and not isinstance(body.get("view"), dict):
         raise MalformedSlackRequest(f"a {kind} payload without a view")
 
 
-def slack_endpoint(core: Core, slack_app: App, *, signing_secret: str) -> Callable[[Request], Awaitable[Response]]:
+def slack_endpoint(
+    core: Core, slack_app: App, *, signing_secret: str
+) -> Callable[[Request], Awaitable[Response]]:
     metrics = core.metrics
 
     def refuse(status: int, reason: str, **fields: Any) -> Response:
@@ -163,7 +190,9 @@ def slack_endpoint(core: Core, slack_app: App, *, signing_secret: str) -> Callab
             return refuse(401, "not signed: X-Slack-Signature and X-Slack-Request-Timestamp are required")
         if not _TIMESTAMP.fullmatch(timestamp):
             return refuse(400, "X-Slack-Request-Timestamp is not a Unix time")
-        if not signed_by_slack(signing_secret, body=body, timestamp=timestamp, signature=signature, now=time.time()):
+        if not signed_by_slack(
+            signing_secret, body=body, timestamp=timestamp, signature=signature, now=time.time()
+        ):
             return refuse(401, "invalid signature, or a timestamp more than 5 minutes from now")
         try:
             bolt_request = parse_slack_request(request, body)
@@ -178,7 +207,9 @@ def slack_endpoint(core: Core, slack_app: App, *, signing_secret: str) -> Callab
         try:
             return to_starlette_response(slack_app.dispatch(bolt_request))
         except Exception as exc:  # noqa: BLE001 - Bolt gave up on a body it parsed: the sender's, not ours
-            return refuse(400, "a signed request of a shape the bot does not handle", error=type(exc).__name__)
+            return refuse(
+                400, "a signed request of a shape the bot does not handle", error=type(exc).__name__
+            )
 
     async def endpoint(request: Request) -> Response:
         started = time.perf_counter()
@@ -194,7 +225,7 @@ def slack_endpoint(core: Core, slack_app: App, *, signing_secret: str) -> Callab
 # GET /readyz
 
 
-def _readiness(core: Core):  # noqa: ANN202
+def _readiness(core: Core):
     def check() -> tuple[bool, str]:
         try:
             core.db.ping()
@@ -205,11 +236,16 @@ def _readiness(core: Core):  # noqa: ANN202
         except Exception as exc:  # noqa: BLE001
             return False, f"cannot read the migration state ({type(exc).__name__})"
         if current != head:
-            return False, f"database at migration {current or 'none'}, code expects {head}; run `menotime-bot migrate`"
+            return (
+                False,
+                f"database at migration {current or 'none'}, code expects {head}; run `menotime-bot migrate`",
+            )
         return True, "ready"
 
     async def readyz(_request: Request) -> JSONResponse:
         ok, reason = await run_in_threadpool(check)
-        return JSONResponse({"status": "ready" if ok else "not ready", "reason": reason}, status_code=200 if ok else 503)
+        return JSONResponse(
+            {"status": "ready" if ok else "not ready", "reason": reason}, status_code=200 if ok else 503
+        )
 
     return readyz

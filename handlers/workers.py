@@ -25,7 +25,6 @@ from handlers.loop import WorkerLoop
 from handlers.outbox_worker import OutboxWorker
 from handlers.sqs import SqsConsumer
 
-
 HOUSEKEEPING_SECONDS = 60.0
 
 
@@ -55,14 +54,19 @@ def start_workers(core: Core) -> Workers:
 
     outbox = None
     if isinstance(core.notifier, OutboxNotifier):
-        sender = OutboxSender(db=core.db, client=slack_client(core.settings, retries=False), clock=core.clock,
-                              metrics=core.metrics)
+        sender = OutboxSender(
+            db=core.db,
+            client=slack_client(core.settings, retries=False),
+            clock=core.clock,
+            metrics=core.metrics,
+        )
         outbox = OutboxWorker(sender, core.clock).start()
         core.notifier.on_enqueue = outbox.poke
     inbox = InboxWorker(core).start()
     sqs = None
     if core.settings.sns_queue_url:
         sqs = SqsConsumer(core, queue_url=core.settings.sns_queue_url, on_stored=inbox.poke).start()
+
     def housekeep() -> None:
         expire_requests(core)
         watch.housekeep(core)  # deployments made by others, and the post-deploy watches
@@ -72,6 +76,13 @@ def start_workers(core: Core) -> Workers:
 
     housekeeping = WorkerLoop("housekeeping", housekeep, idle_seconds=HOUSEKEEPING_SECONDS).start()
     anchors = AnchorStore.from_settings(core.settings, aws=core.aws, clock=core.clock)
-    anchoring = WorkerLoop("audit-anchor", lambda: anchor_round(audit=core.audit, anchors=anchors),
-                           idle_seconds=core.settings.audit_anchor_interval_seconds).start() if anchors else None
+    anchoring = (
+        WorkerLoop(
+            "audit-anchor",
+            lambda: anchor_round(audit=core.audit, anchors=anchors),
+            idle_seconds=core.settings.audit_anchor_interval_seconds,
+        ).start()
+        if anchors
+        else None
+    )
     return Workers(inbox=inbox, outbox=outbox, sqs=sqs, housekeeping=housekeeping, anchoring=anchoring)

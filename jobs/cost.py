@@ -24,30 +24,52 @@ def _options(ctx: JobContext) -> CostOptions:
 def run_cost_report(ctx: JobContext) -> CostReport:
     report = cost_report(config=ctx.config, db=ctx.db, aws=ctx.aws, clock=ctx.clock, options=_options(ctx))
     if report.chart is not None:
-        ctx.attach(Attachment(filename=f"menotime-cost-{report.month:%Y-%m}.png", content=render_chart(report.chart),
-                              title=report.chart.title))
+        ctx.attach(
+            Attachment(
+                filename=f"menotime-cost-{report.month:%Y-%m}.png",
+                content=render_chart(report.chart),
+                title=report.chart.title,
+            )
+        )
     return report
 
 
-def make_digest(forecast_call: ForecastCall | None = None):  # noqa: ANN201 - a JobSpec.run
+def make_digest(forecast_call: ForecastCall | None = None):
     """The digest job; ``forecast_call`` stands in for Cost Explorer's GetCostForecast (tests)."""
 
     def run_cost_digest(ctx: JobContext) -> CostDigest:
-        return cost_digest(config=ctx.config, db=ctx.db, aws=ctx.aws, clock=ctx.clock, options=_options(ctx),
-                           forecast_call=forecast_call)
+        return cost_digest(
+            config=ctx.config,
+            db=ctx.db,
+            aws=ctx.aws,
+            clock=ctx.clock,
+            options=_options(ctx),
+            forecast_call=forecast_call,
+        )
 
     return run_cost_digest
 
 
 def make_specs(*, forecast_call: ForecastCall | None = None) -> tuple[JobSpec, ...]:
     return (
-        JobSpec(name="cost-report", summary="last month's cost per environment against budget, with a chart",
-                env="prod", run=run_cost_report, options_model=CostOptions, options_key=OPTIONS_KEY,
-                iam_actions=IAM_ACTIONS[:1]),
-        JobSpec(name="cost-digest",
-                summary="last 7 days and month to date against prorated budgets, forecast, movers, spikes",
-                env="prod", run=make_digest(forecast_call), options_model=CostOptions, options_key=OPTIONS_KEY,
-                iam_actions=IAM_ACTIONS),
+        JobSpec(
+            name="cost-report",
+            summary="last month's cost per environment against budget, with a chart",
+            env="prod",
+            run=run_cost_report,
+            options_model=CostOptions,
+            options_key=OPTIONS_KEY,
+            iam_actions=IAM_ACTIONS[:1],
+        ),
+        JobSpec(
+            name="cost-digest",
+            summary="last 7 days and month to date against prorated budgets, forecast, movers, spikes",
+            env="prod",
+            run=make_digest(forecast_call),
+            options_model=CostOptions,
+            options_key=OPTIONS_KEY,
+            iam_actions=IAM_ACTIONS,
+        ),
     )
 
 

@@ -80,7 +80,9 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 def moto_session() -> boto3.session.Session:
-    return boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION)
+    return boto3.session.Session(
+        aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION
+    )
 
 
 def postgres_url() -> str | None:
@@ -93,7 +95,9 @@ def _require_postgres() -> str:
         return url
     if os.environ.get("CI"):
         pytest.fail("TEST_DATABASE_URL is not set: CI requires PostgreSQL (see .ci/run)")
-    pytest.skip("PostgreSQL tests skipped: set TEST_DATABASE_URL=postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+    pytest.skip(
+        "PostgreSQL tests skipped: set TEST_DATABASE_URL=postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+    )
 
 
 @pytest.fixture(scope="session")
@@ -183,13 +187,23 @@ def platform() -> Iterator[Platform]:
         _scrub_environment(monkeypatch)
         with mock_aws():
             gateway = AwsGateway(session=moto_session(), region=REGION)
-            yield gateway, seed_environments(gateway, load_config(overrides=TEST_ROLES),
-                                             at=datetime(2026, 11, 17, 18, 0, tzinfo=UTC))
+            yield (
+                gateway,
+                seed_environments(
+                    gateway, load_config(overrides=TEST_ROLES), at=datetime(2026, 11, 17, 18, 0, tzinfo=UTC)
+                ),
+            )
 
 
 @pytest.fixture
 def core(sqlite_url: str, config: Config, seeded_aws: AwsGateway, clock: FrozenClock) -> Iterator[Core]:
-    built = build_core(Settings(database_url=sqlite_url), config=config, aws=seeded_aws,
-                       groups=StaticGroups(STATIC_GROUPS), clock=clock, migrate_schema=True)
+    built = build_core(
+        Settings(database_url=sqlite_url),
+        config=config,
+        aws=seeded_aws,
+        groups=StaticGroups(STATIC_GROUPS),
+        clock=clock,
+        migrate_schema=True,
+    )
     yield built
     built.close()

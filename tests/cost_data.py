@@ -27,9 +27,13 @@ def answer(periods: list[tuple[date, date, Costs]], *, tag_key: str = "Environme
             {
                 "TimePeriod": {"Start": start.isoformat(), "End": end.isoformat()},
                 "Total": {},
-                "Groups": [{"Keys": [f"{tag_key}${env or ''}", service],
-                            "Metrics": {"UnblendedCost": {"Amount": f"{amount:.4f}", "Unit": "USD"}}}
-                           for (env, service), amount in costs.items()],
+                "Groups": [
+                    {
+                        "Keys": [f"{tag_key}${env or ''}", service],
+                        "Metrics": {"UnblendedCost": {"Amount": f"{amount:.4f}", "Unit": "USD"}},
+                    }
+                    for (env, service), amount in costs.items()
+                ],
                 "Estimated": False,
             }
             for start, end, costs in periods
@@ -41,9 +45,16 @@ def answer(periods: list[tuple[date, date, Costs]], *, tag_key: str = "Environme
 # The monthly report of November 2026, run on 1 December: June to November.
 MONTHS = [date(2026, m, 1) for m in range(6, 13)]
 NOVEMBER: Costs = {
-    ("dev", RDS): 140.0, ("dev", ELB): 20.0, ("dev", NAT): 10.0,  # 170 of 200: under
-    ("staging", RDS): 180.0, ("staging", ELB): 50.0,  # 230 of 250: 92 %, near
-    ("prod", RDS): 490.0, ("prod", ELB): 80.0, ("prod", NAT): 60.0, ("prod", ECS): 40.0, ("prod", CW): 30.0,  # 700
+    ("dev", RDS): 140.0,
+    ("dev", ELB): 20.0,
+    ("dev", NAT): 10.0,  # 170 of 200: under
+    ("staging", RDS): 180.0,
+    ("staging", ELB): 50.0,  # 230 of 250: 92 %, near
+    ("prod", RDS): 490.0,
+    ("prod", ELB): 80.0,
+    ("prod", NAT): 60.0,
+    ("prod", ECS): 40.0,
+    ("prod", CW): 30.0,  # 700
     (None, KMS): 25.0,
 }
 OCTOBER: Costs = {("dev", RDS): 160.0, ("staging", RDS): 250.0, ("prod", RDS): 625.0}
@@ -61,8 +72,13 @@ SPIKE_DAY = date(2026, 11, 27)
 
 def november_day(day: date) -> Costs:
     this_week = day >= date(2026, 11, 23)
-    costs: Costs = {("dev", RDS): 6.0, ("staging", RDS): 7.0, ("prod", RDS): 20.0,
-                    ("prod", ELB): 4.0 if this_week else 2.0, (None, KMS): 1.0}
+    costs: Costs = {
+        ("dev", RDS): 6.0,
+        ("staging", RDS): 7.0,
+        ("prod", RDS): 20.0,
+        ("prod", ELB): 4.0 if this_week else 2.0,
+        (None, KMS): 1.0,
+    }
     if day == SPIKE_DAY:
         costs[("dev", NAT)] = 20.0
     return costs
@@ -79,7 +95,9 @@ FORECAST_REST = {"dev": 6.0, "staging": 7.0, "prod": 24.0}  # 30 November, still
 
 
 def cost_config(**options: Any) -> Config:
-    return load_config(overrides=deep_merge(TEST_ROLES, {"jobs": {"options": {"cost": {"patients": 400, **options}}}}))
+    return load_config(
+        overrides=deep_merge(TEST_ROLES, {"jobs": {"options": {"cost": {"patients": 400, **options}}}})
+    )
 
 
 class ForecastStub:
@@ -92,5 +110,7 @@ class ForecastStub:
         self.queries.append(query)
         env = query["Filter"]["Tags"]["Values"][0]
         if env == self.fail_for:
-            raise ClientError({"Error": {"Code": "LimitExceededException", "Message": "slow down"}}, "GetCostForecast")
+            raise ClientError(
+                {"Error": {"Code": "LimitExceededException", "Message": "slow down"}}, "GetCostForecast"
+            )
         return {"Total": {"Amount": str(self.rest[env]), "Unit": "USD"}, "ForecastResultsByTime": []}

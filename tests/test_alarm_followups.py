@@ -28,10 +28,24 @@ def notifier() -> RecordingNotifier:
 
 @pytest.fixture
 def core(database_url: str, notifier: RecordingNotifier) -> Iterator[Core]:
-    config = load_config(overrides={"roles": ROLES, "alarms": {"storm_threshold": 3, "flap_threshold": 4,
-                                                               "flap_window_minutes": 30, "reminder_minutes": 30}})
-    core = build_core(Settings(database_url=database_url), config=config, clock=FrozenClock(START),
-                      notifier=notifier, migrate_schema=True)
+    config = load_config(
+        overrides={
+            "roles": ROLES,
+            "alarms": {
+                "storm_threshold": 3,
+                "flap_threshold": 4,
+                "flap_window_minutes": 30,
+                "reminder_minutes": 30,
+            },
+        }
+    )
+    core = build_core(
+        Settings(database_url=database_url),
+        config=config,
+        clock=FrozenClock(START),
+        notifier=notifier,
+        migrate_schema=True,
+    )
     yield core
     core.close()
 
@@ -40,7 +54,9 @@ def arn(name: str) -> str:
     return f"arn:aws:cloudwatch:us-west-1:123456789012:alarm:{name}"
 
 
-def fire(core: Core, name: str, state: str, old: str, *, minutes: float = 0, message: str | None = None) -> None:
+def fire(
+    core: Core, name: str, state: str, old: str, *, minutes: float = 0, message: str | None = None
+) -> None:
     at = START + timedelta(minutes=minutes)
     store(core, message or alarm_message(name=name, arn=arn(name), state=state, old=old, at=at))
     process_inbox(core=core)
@@ -50,7 +66,9 @@ def say(core: Core, user: str, line: str):
     return core.service.handle(user_id=user, text=line, source="test")
 
 
-def test_a_storm_becomes_one_grouped_message_that_keeps_count(core: Core, notifier: RecordingNotifier) -> None:
+def test_a_storm_becomes_one_grouped_message_that_keeps_count(
+    core: Core, notifier: RecordingNotifier
+) -> None:
     names = [f"menotime-prod-db-{i}" for i in range(7)]
     for name in names:
         fire(core, name, "ALARM", "OK")
@@ -83,7 +101,9 @@ def test_a_flapping_alarm_is_summarised_not_replayed(core: Core, notifier: Recor
     # Four changes are replied (the root's ALARM counts as the first), then one summary, then quiet.
     assert len(replies) == 4
     assert replies[-1].startswith("Flapping: 5 state changes in 30 min")
-    assert notifier.updates[-1][1].headline.startswith("ALARM — menotime-prod-api-latency")  # root still current
+    assert notifier.updates[-1][1].headline.startswith(
+        "ALARM — menotime-prod-api-latency"
+    )  # root still current
     # Once it calms down for a window, changes are replied again.
     fire(core, name, "OK", "ALARM", minutes=2 * len(states) + 60)
     assert notifier.replies()[-1][1].headline.startswith("OK — resolved")
@@ -115,21 +135,32 @@ def test_snooze_holds_replies_and_reminders_then_they_resume(core: Core, notifie
 
     # Like ack: seeing the alarm is not enough (DESIGN §5 acknowledge / snooze: on-call, operations, release_manager).
     viewer = say(core, "U0VIEWER", f"snooze {sid}")
-    assert viewer.outcome == "denied" and "oncall, operations, release_manager or admin" in viewer.result.message
+    assert (
+        viewer.outcome == "denied" and "oncall, operations, release_manager or admin" in viewer.result.message
+    )
     assert "no alarm thread" in say(core, "U0ONCALL1", "snooze ffffffffffff").result.message
     assert "between 1 and 1440" in say(core, "U0ONCALL1", f"snooze {sid} 99999").result.message
 
 
 def test_prod_service_alarms_offer_a_guarded_roll_back(core: Core, notifier: RecordingNotifier) -> None:
-    data = json.loads(alarm_message(name="menotime-prod-api-5xx", arn=arn("menotime-prod-api-5xx"), state="ALARM",
-                                    old="OK", at=START))
-    data["Trigger"].update(Namespace="AWS/ApplicationELB",
-                           Dimensions=[{"name": "LoadBalancer", "value": "app/menotime-prod/123"}])
+    data = json.loads(
+        alarm_message(
+            name="menotime-prod-api-5xx", arn=arn("menotime-prod-api-5xx"), state="ALARM", old="OK", at=START
+        )
+    )
+    data["Trigger"].update(
+        Namespace="AWS/ApplicationELB",
+        Dimensions=[{"name": "LoadBalancer", "value": "app/menotime-prod/123"}],
+    )
     fire(core, "menotime-prod-api-5xx", "ALARM", "OK", message=json.dumps(data))
     root: ChangeResult = notifier.roots()[0][1]
     button = next(b for b in root.buttons if b.label == "Roll back")
     assert (button.action_id, button.value, button.command, button.style) == (
-        "menotime_alarm_rollback", "prod", "rollback prod", "danger")
+        "menotime_alarm_rollback",
+        "prod",
+        "rollback prod",
+        "danger",
+    )
 
     # The same alarm in staging has no such button: the seed lets on-call roll back prod any time.
     data["AlarmName"], data["AlarmArn"] = "menotime-staging-api-5xx", arn("menotime-staging-api-5xx")
@@ -139,7 +170,8 @@ def test_prod_service_alarms_offer_a_guarded_roll_back(core: Core, notifier: Rec
 
 
 def test_a_new_incident_starts_unacknowledged_but_a_flap_keeps_the_acknowledgement(
-        core: Core, notifier: RecordingNotifier) -> None:
+    core: Core, notifier: RecordingNotifier
+) -> None:
     name = "menotime-prod-api-5xx"
     sid = short_id(arn(name))
     fire(core, name, "ALARM", "OK")
@@ -156,12 +188,13 @@ def test_a_new_incident_starts_unacknowledged_but_a_flap_keeps_the_acknowledgeme
 
 
 def test_a_message_that_cannot_be_processed_is_set_aside_and_the_rest_go_on(
-        core: Core, notifier: RecordingNotifier, monkeypatch: pytest.MonkeyPatch) -> None:
+    core: Core, notifier: RecordingNotifier, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import bot.alarms
 
     real = bot.alarms.record_event
 
-    def broken_for_one(core_: Core, event, env, channel, **kw):  # noqa: ANN001 - the real signature
+    def broken_for_one(core_: Core, event, env, channel, **kw):
         if event.title == "menotime-prod-broken":
             raise KeyError("a payload shape nobody foresaw")
         return real(core_, event, env, channel, **kw)
@@ -187,7 +220,9 @@ def test_acknowledging_and_snoozing_redraw_the_root_at_once(core: Core, notifier
     assert len(notifier.updates) == edits + 1 and ref.ts == f"{notifier.posts.index(root_ref) + 1}.0"
     assert "Acknowledge" not in [b.label for b in redrawn.buttons]
     assert dict(redrawn.facts)["Acknowledged"].startswith("<@U0ONCALL1> at")
-    assert redrawn.headline == f"ALARM — {name}" and "Threshold" in dict(redrawn.facts)  # the alarm's own facts
+    assert redrawn.headline == f"ALARM — {name}" and "Threshold" in dict(
+        redrawn.facts
+    )  # the alarm's own facts
     assert say(core, "U0ONCALL1", f"snooze {sid}").outcome == "ok"
     snoozed = notifier.updates[-1][1]
     assert "Snooze 1h" not in [b.label for b in snoozed.buttons] and "Snoozed" in dict(snoozed.facts)

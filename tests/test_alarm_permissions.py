@@ -16,8 +16,14 @@ from bot.settings import Settings
 from handlers.actions import BUTTONS
 from tests.test_alarm_threads import START, RecordingNotifier, alarm_message, store
 
-USERS = {"developer": "U0DEV", "qa": "U0QA", "viewer": "U0VIEWER", "oncall": "U0ONCALL1", "operations": "U0OPS",
-         "release_manager": "U0RELMGR"}
+USERS = {
+    "developer": "U0DEV",
+    "qa": "U0QA",
+    "viewer": "U0VIEWER",
+    "oncall": "U0ONCALL1",
+    "operations": "U0OPS",
+    "release_manager": "U0RELMGR",
+}
 ROLES = {role: {"users": [user]} for role, user in USERS.items()}
 OTHER_TOPIC = "arn:aws:sns:us-west-1:123456789012:something-else"  # its name says no environment
 
@@ -33,8 +39,13 @@ def notifier() -> RecordingNotifier:
 
 @pytest.fixture
 def core(database_url: str, notifier: RecordingNotifier) -> Iterator[Core]:
-    core = build_core(Settings(database_url=database_url), config=load_config(overrides={"roles": ROLES}),
-                      clock=FrozenClock(START), notifier=notifier, migrate_schema=True)
+    core = build_core(
+        Settings(database_url=database_url),
+        config=load_config(overrides={"roles": ROLES}),
+        clock=FrozenClock(START),
+        notifier=notifier,
+        migrate_schema=True,
+    )
     yield core
     core.close()
 
@@ -52,8 +63,9 @@ def say(core: Core, role: str, line: str):
 
 @pytest.mark.parametrize("verb", ["ack", "snooze"])
 @pytest.mark.parametrize("role", ["developer", "qa"])
-def test_developers_and_qa_may_not_ack_or_snooze_a_prod_alarm(core: Core, notifier: RecordingNotifier,
-                                                              role: str, verb: str) -> None:
+def test_developers_and_qa_may_not_ack_or_snooze_a_prod_alarm(
+    core: Core, notifier: RecordingNotifier, role: str, verb: str
+) -> None:
     sid = fire(core, "menotime-prod-api-5xx")
     assert thread_by_short_id(core, sid).env == "prod"
     posts, edits = len(notifier.posts), len(notifier.updates)
@@ -62,15 +74,24 @@ def test_developers_and_qa_may_not_ack_or_snooze_a_prod_alarm(core: Core, notifi
     assert reply.outcome == "denied" and reply.env == "prod"
     assert reply.result.message == (
         f"`{verb}` on prod needs the role oncall, operations, release_manager or admin; you have {role}. "
-        "Ask someone with that role, or an admin to add you.")
+        "Ask someone with that role, or an admin to add you."
+    )
     # Nothing was recorded on the thread, nor said in it.
     [thread] = open_alarms(core, env="prod")
     assert (thread.acknowledged_by, thread.acknowledged_at, thread.snoozed_by, thread.snoozed_until) == (
-        None, None, None, None)
+        None,
+        None,
+        None,
+        None,
+    )
     assert (len(notifier.posts), len(notifier.updates)) == (posts, edits)
     [entry] = [e for e in core.audit.recent() if e.verb == verb]
-    assert (entry.actor, entry.env, entry.outcome, entry.rule) == (USERS[role], "prod", "denied",
-                                                                   "matrix:acknowledge/prod")
+    assert (entry.actor, entry.env, entry.outcome, entry.rule) == (
+        USERS[role],
+        "prod",
+        "denied",
+        "matrix:acknowledge/prod",
+    )
 
 
 @pytest.mark.parametrize("role", ["oncall", "operations", "release_manager"])
@@ -95,9 +116,10 @@ def test_a_developer_may_ack_and_snooze_a_dev_alarm(core: Core, notifier: Record
     assert say(core, "viewer", f"snooze {sid}").outcome == "denied"
 
 
-def test_the_alarm_buttons_are_the_same_commands_and_are_refused_alike(core: Core,
-                                                                       notifier: RecordingNotifier) -> None:
-    sid = fire(core, "menotime-prod-api-5xx")
+def test_the_alarm_buttons_are_the_same_commands_and_are_refused_alike(
+    core: Core, notifier: RecordingNotifier
+) -> None:
+    fire(core, "menotime-prod-api-5xx")
     buttons = {b.action_id: b for b in notifier.roots()[0][1].buttons}
     for action_id in ("menotime_ack", "menotime_snooze"):
         button = buttons[action_id]
@@ -107,8 +129,12 @@ def test_the_alarm_buttons_are_the_same_commands_and_are_refused_alike(core: Cor
         refused = core.service.handle(user_id=USERS["developer"], text=line, source="slack-button")
         assert refused.outcome == "denied" and "oncall, operations, release_manager" in refused.result.message
     assert open_alarms(core, env="prod")[0].acknowledged_by is None
-    assert core.service.handle(user_id=USERS["oncall"], text=buttons["menotime_ack"].command,
-                               source="slack-button").outcome == "ok"
+    assert (
+        core.service.handle(
+            user_id=USERS["oncall"], text=buttons["menotime_ack"].command, source="slack-button"
+        ).outcome
+        == "ok"
+    )
 
 
 def test_an_unrouted_alarm_needs_acknowledge_on_every_environment(core: Core) -> None:
@@ -118,7 +144,8 @@ def test_an_unrouted_alarm_needs_acknowledge_on_every_environment(core: Core) ->
     refused = say(core, "developer", f"snooze {sid}")
     assert refused.outcome == "denied"
     assert refused.result.message.startswith(
-        "`snooze` on every environment needs the role oncall, operations, release_manager or admin")
+        "`snooze` on every environment needs the role oncall, operations, release_manager or admin"
+    )
     assert open_alarms(core)[0].snoozed_by is None
     assert say(core, "oncall", f"ack {sid}").outcome == "ok"
     assert open_alarms(core)[0].acknowledged_by == USERS["oncall"]

@@ -38,8 +38,14 @@ class RecordingNotifier:
         self.updates: list[tuple[MessageRef, Any]] = []
         self.fail: bool | str = False  # True: answer None; "raise": raise
 
-    def post(self, *, channel: str, result: Any, thread: MessageRef | None = None,
-             origin_at: datetime | None = None) -> MessageRef | None:
+    def post(
+        self,
+        *,
+        channel: str,
+        result: Any,
+        thread: MessageRef | None = None,
+        origin_at: datetime | None = None,
+    ) -> MessageRef | None:
         if self.fail == "raise":
             raise ConnectionError("slack is down")
         if self.fail:
@@ -66,42 +72,76 @@ def notifier() -> RecordingNotifier:
 
 @pytest.fixture
 def alarm_core(database_url: str, notifier: RecordingNotifier) -> Core:
-    core = build_core(Settings(database_url=database_url), config=load_config(), clock=FrozenClock(START),
-                      notifier=notifier, migrate_schema=True)
+    core = build_core(
+        Settings(database_url=database_url),
+        config=load_config(),
+        clock=FrozenClock(START),
+        notifier=notifier,
+        migrate_schema=True,
+    )
     yield core
     core.close()
 
 
-def alarm_message(*, name: str = "menotime-prod-api-5xx", state: str, old: str, at: datetime,
-                  arn: str | None = PROD_ARN) -> str:
+def alarm_message(
+    *, name: str = "menotime-prod-api-5xx", state: str, old: str, at: datetime, arn: str | None = PROD_ARN
+) -> str:
     """The real CloudWatch fixture's Message, renamed and moved to ``state`` at ``at``."""
     data = json.loads(json.loads(FIXTURE.read_text())["Message"])
-    data.update(AlarmName=name, NewStateValue=state, OldStateValue=old,
-                StateChangeTime=at.strftime("%Y-%m-%dT%H:%M:%S.000+0000"), Region="US West (N. California)",
-                AWSAccountId="123456789012")
+    data.update(
+        AlarmName=name,
+        NewStateValue=state,
+        OldStateValue=old,
+        StateChangeTime=at.strftime("%Y-%m-%dT%H:%M:%S.000+0000"),
+        Region="US West (N. California)",
+        AWSAccountId="123456789012",
+    )
     if arn is None:
         data.pop("AlarmArn")
     else:
         data["AlarmArn"] = arn
     if state == "OK":
-        data["NewStateReason"] = "Threshold Crossed: 1 datapoint [0.0] was not greater than or equal to the threshold (1.0)."
+        data["NewStateReason"] = (
+            "Threshold Crossed: 1 datapoint [0.0] was not greater than or equal to the threshold (1.0)."
+        )
     return json.dumps(data)
 
 
-def store(core: Core, message: str, *, subject: str | None = None, topic: str = PROD_TOPIC,
-          message_id: str | None = None) -> bool:
+def store(
+    core: Core,
+    message: str,
+    *,
+    subject: str | None = None,
+    topic: str = PROD_TOPIC,
+    message_id: str | None = None,
+) -> bool:
     envelope = {
-        "Type": "Notification", "MessageId": message_id or f"msg-{next(_ids)}", "TopicArn": topic, "Message": message,
-        "Timestamp": core.clock.now().strftime("%Y-%m-%dT%H:%M:%S.000Z"), "SignatureVersion": "1",
-        "Signature": "sig", "SigningCertURL": "https://sns.us-west-1.amazonaws.com/cert.pem",
+        "Type": "Notification",
+        "MessageId": message_id or f"msg-{next(_ids)}",
+        "TopicArn": topic,
+        "Message": message,
+        "Timestamp": core.clock.now().strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+        "SignatureVersion": "1",
+        "Signature": "sig",
+        "SigningCertURL": "https://sns.us-west-1.amazonaws.com/cert.pem",
     }
     if subject is not None:
         envelope["Subject"] = subject
     msg = SnsMessage(
-        type="Notification", message_id=envelope["MessageId"], topic_arn=topic, subject=subject, message=message,
-        timestamp=core.clock.now(), signature_version="1", signature="sig",
-        signing_cert_url=envelope["SigningCertURL"], subscribe_url=None, token=None, unsubscribe_url=None,
-        message_attributes={}, raw=envelope,
+        type="Notification",
+        message_id=envelope["MessageId"],
+        topic_arn=topic,
+        subject=subject,
+        message=message,
+        timestamp=core.clock.now(),
+        signature_version="1",
+        signature="sig",
+        signing_cert_url=envelope["SigningCertURL"],
+        subscribe_url=None,
+        token=None,
+        unsubscribe_url=None,
+        message_attributes={},
+        raw=envelope,
     )
     stored = Inbox(core.db).store(msg=msg, source="http", received_at=core.clock.now())
     assert stored or message_id is not None  # only a deliberate redelivery may be a duplicate
@@ -113,9 +153,13 @@ def outcomes(core: Core) -> list[str | None]:
         return [row.outcome for row in session.query(SnsInboxMessage).order_by(SnsInboxMessage.id)]
 
 
-def test_an_alarm_opens_a_thread_and_its_recovery_replies_in_it(alarm_core: Core, notifier: RecordingNotifier) -> None:
+def test_an_alarm_opens_a_thread_and_its_recovery_replies_in_it(
+    alarm_core: Core, notifier: RecordingNotifier
+) -> None:
     clock: FrozenClock = alarm_core.clock  # type: ignore[assignment]
-    store(alarm_core, alarm_message(state="ALARM", old="OK", at=START), subject='ALARM: "menotime-prod-api-5xx"')
+    store(
+        alarm_core, alarm_message(state="ALARM", old="OK", at=START), subject='ALARM: "menotime-prod-api-5xx"'
+    )
     assert process_inbox(core=alarm_core) == 1
 
     assert len(notifier.posts) == 1
@@ -123,11 +167,17 @@ def test_an_alarm_opens_a_thread_and_its_recovery_replies_in_it(alarm_core: Core
     assert (channel, thread) == ("#menotime-prod-alerts", None)
     assert root.headline == "ALARM — menotime-prod-api-5xx" and root.emoji == ":red_circle:"
     facts = dict(root.facts)
-    assert facts["State"] == "ALARM" and facts["Threshold"] == "≥ 1" and "IExecutionFailureHook" in facts["Metric"]
+    assert (
+        facts["State"] == "ALARM"
+        and facts["Threshold"] == "≥ 1"
+        and "IExecutionFailureHook" in facts["Metric"]
+    )
     assert "PST" in facts["Time"] and "(18:00 UTC)" in facts["Time"] and facts["Region"] == "us-west-1"
     assert [(b.label, b.action_id, b.value) for b in root.buttons] == [
-        ("Acknowledge", "menotime_ack", short_id(PROD_ARN)), ("Snooze 1h", "menotime_snooze", short_id(PROD_ARN)),
-        ("Runbook", "menotime_runbook", short_id(PROD_ARN))]
+        ("Acknowledge", "menotime_ack", short_id(PROD_ARN)),
+        ("Snooze 1h", "menotime_snooze", short_id(PROD_ARN)),
+        ("Runbook", "menotime_runbook", short_id(PROD_ARN)),
+    ]
     assert root.buttons[-1].url == "https://runbooks.menotime.internal/prod"
     assert len(short_id(PROD_ARN)) == 12
     assert "console.aws.amazon.com/cloudwatch" in root.footer
@@ -145,7 +195,10 @@ def test_an_alarm_opens_a_thread_and_its_recovery_replies_in_it(alarm_core: Core
     assert "resolved after 17 min" in render_text(reply) and reply.emoji == ":large_green_circle:"
     ref, updated = notifier.updates[-1]
     assert ref == MessageRef("#menotime-prod-alerts", "1.0")
-    assert updated.headline.startswith("OK — menotime-prod-api-5xx") and "resolved after 17 min" in updated.headline
+    assert (
+        updated.headline.startswith("OK — menotime-prod-api-5xx")
+        and "resolved after 17 min" in updated.headline
+    )
     assert updated.emoji == ":large_green_circle:"
     assert open_alarms(alarm_core) == []
 
@@ -170,8 +223,9 @@ def test_an_alarm_opens_a_thread_and_its_recovery_replies_in_it(alarm_core: Core
     assert Inbox(alarm_core.db).pending() == []
 
 
-def test_a_generic_message_gets_its_own_post_in_the_default_channel(alarm_core: Core,
-                                                                    notifier: RecordingNotifier) -> None:
+def test_a_generic_message_gets_its_own_post_in_the_default_channel(
+    alarm_core: Core, notifier: RecordingNotifier
+) -> None:
     topic = "arn:aws:sns:us-west-1:123456789012:something-else"
     store(alarm_core, "Backup job 42 finished with warnings", subject="AWS Backup notification", topic=topic)
     store(alarm_core, "Backup job 42 finished with warnings", subject="AWS Backup notification", topic=topic)
@@ -187,7 +241,8 @@ def test_a_generic_message_gets_its_own_post_in_the_default_channel(alarm_core: 
 
 @pytest.mark.parametrize("failure", [True, "raise"])
 def test_a_failed_post_leaves_the_message_pending_and_a_later_run_posts_it_once(
-        alarm_core: Core, notifier: RecordingNotifier, failure: bool | str) -> None:
+    alarm_core: Core, notifier: RecordingNotifier, failure: bool | str
+) -> None:
     store(alarm_core, alarm_message(state="ALARM", old="OK", at=START))
     store(alarm_core, alarm_message(state="OK", old="ALARM", at=START + timedelta(minutes=17)))
     notifier.fail = failure
@@ -204,7 +259,9 @@ def test_a_failed_post_leaves_the_message_pending_and_a_later_run_posts_it_once(
     assert outcomes(alarm_core) == ["posted", "threaded"]
 
 
-def test_a_failed_reply_is_retried_without_a_second_root(alarm_core: Core, notifier: RecordingNotifier) -> None:
+def test_a_failed_reply_is_retried_without_a_second_root(
+    alarm_core: Core, notifier: RecordingNotifier
+) -> None:
     store(alarm_core, alarm_message(state="ALARM", old="OK", at=START))
     assert process_inbox(core=alarm_core) == 1
     store(alarm_core, alarm_message(state="OK", old="ALARM", at=START + timedelta(minutes=17)))
@@ -219,21 +276,35 @@ def test_a_failed_reply_is_retried_without_a_second_root(alarm_core: Core, notif
 def test_open_alarms_lists_only_the_alarms_in_alarm(alarm_core: Core, notifier: RecordingNotifier) -> None:
     staging_arn = "arn:aws:cloudwatch:us-west-1:123456789012:alarm:menotime-staging-cpu"
     store(alarm_core, alarm_message(state="ALARM", old="OK", at=START))
-    store(alarm_core, alarm_message(name="menotime-staging-cpu", state="ALARM", old="OK", at=START, arn=staging_arn))
-    store(alarm_core, alarm_message(name="menotime-staging-disk", state="OK", old="ALARM", at=START,
-                                    arn="arn:aws:cloudwatch:us-west-1:123456789012:alarm:menotime-staging-disk"))
+    store(
+        alarm_core,
+        alarm_message(name="menotime-staging-cpu", state="ALARM", old="OK", at=START, arn=staging_arn),
+    )
+    store(
+        alarm_core,
+        alarm_message(
+            name="menotime-staging-disk",
+            state="OK",
+            old="ALARM",
+            at=START,
+            arn="arn:aws:cloudwatch:us-west-1:123456789012:alarm:menotime-staging-disk",
+        ),
+    )
     store(alarm_core, "plain text", subject="hello")
     assert process_inbox(core=alarm_core) == 4
     assert sorted(a.key for a in open_alarms(alarm_core)) == sorted([PROD_ARN, staging_arn])
     staging = open_alarms(alarm_core, env="staging")
     assert [(a.key, a.channel, a.state, a.env) for a in staging] == [
-        (staging_arn, "#menotime-staging-alerts", "ALARM", "staging")]
+        (staging_arn, "#menotime-staging-alerts", "ALARM", "staging")
+    ]
     assert staging[0].since == START and staging[0].short_id == short_id(staging_arn)
     # The OK-only staging alarm started a thread too, without an open alarm.
     assert notifier.roots()[2][1].headline == "OK — menotime-staging-disk"
 
 
-def test_a_late_older_notification_does_not_rewind_the_thread(alarm_core: Core, notifier: RecordingNotifier) -> None:
+def test_a_late_older_notification_does_not_rewind_the_thread(
+    alarm_core: Core, notifier: RecordingNotifier
+) -> None:
     store(alarm_core, alarm_message(state="OK", old="ALARM", at=START + timedelta(minutes=17)))
     store(alarm_core, alarm_message(state="ALARM", old="OK", at=START))
     assert process_inbox(core=alarm_core) == 2
@@ -255,19 +326,39 @@ def test_the_alarms_verb_lists_open_threads_the_user_may_see(alarm_core: Core) -
     with mock_aws():
         # `alarms` reads CloudWatch too: there, the alarm of the thread is in ALARM as well.
         aws = AwsGateway(session=moto_session(), region=REGION)
-        aws.call("cloudwatch", "put_metric_alarm", AlarmName="menotime-prod-api-5xx", Namespace="AWS/ApplicationELB",
-                 MetricName="HTTPCode_Target_5XX_Count", Statistic="Sum", Period=300, EvaluationPeriods=1,
-                 Threshold=1.0, ComparisonOperator="GreaterThanOrEqualToThreshold")
-        aws.call("cloudwatch", "set_alarm_state", AlarmName="menotime-prod-api-5xx", StateValue="ALARM",
-                 StateReason="Threshold Crossed")
-        core = build_core(Settings(database_url=alarm_core.settings.database_url), config=config,
-                          clock=FrozenClock(START), aws=aws)
+        aws.call(
+            "cloudwatch",
+            "put_metric_alarm",
+            AlarmName="menotime-prod-api-5xx",
+            Namespace="AWS/ApplicationELB",
+            MetricName="HTTPCode_Target_5XX_Count",
+            Statistic="Sum",
+            Period=300,
+            EvaluationPeriods=1,
+            Threshold=1.0,
+            ComparisonOperator="GreaterThanOrEqualToThreshold",
+        )
+        aws.call(
+            "cloudwatch",
+            "set_alarm_state",
+            AlarmName="menotime-prod-api-5xx",
+            StateValue="ALARM",
+            StateReason="Threshold Crossed",
+        )
+        core = build_core(
+            Settings(database_url=alarm_core.settings.database_url),
+            config=config,
+            clock=FrozenClock(START),
+            aws=aws,
+        )
 
         def say(user: str, line: str):
             return core.service.handle(user_id=user, text=line, source="test")
 
         everything = say("U0ONCALL1", "alarms")
-        assert "1 alarm in ALARM" in render_text(everything.result)  # the thread and CloudWatch's alarm are one
+        assert "1 alarm in ALARM" in render_text(
+            everything.result
+        )  # the thread and CloudWatch's alarm are one
         assert "menotime-prod-api-5xx" in render_text(everything.result)
         assert "thread in #menotime-prod-alerts" in str(render_slack(everything.result))
         assert "No alarms in ALARM for dev" in render_text(say("U0ONCALL1", "alarms dev").result)
@@ -279,8 +370,12 @@ def test_acknowledge_records_who_once_in_the_thread(alarm_core: Core, notifier: 
     store(alarm_core, alarm_message(state="ALARM", old="OK", at=START))
     process_inbox(core=alarm_core)
     config = load_config(overrides={"roles": {"oncall": {"users": ["U0ONCALL1", "U0ONCALL2"]}}})
-    core = build_core(Settings(database_url=alarm_core.settings.database_url), config=config,
-                      clock=FrozenClock(START + timedelta(minutes=3)), notifier=notifier)
+    core = build_core(
+        Settings(database_url=alarm_core.settings.database_url),
+        config=config,
+        clock=FrozenClock(START + timedelta(minutes=3)),
+        notifier=notifier,
+    )
     [root] = notifier.roots()
     button = root[1].buttons[0]
     assert button.action_id == "menotime_ack"
@@ -300,7 +395,8 @@ def test_acknowledge_records_who_once_in_the_thread(alarm_core: Core, notifier: 
 
 
 def test_an_alarm_with_a_long_name_gets_its_thread_and_does_not_block_the_inbox(
-        alarm_core: Core, notifier: RecordingNotifier) -> None:
+    alarm_core: Core, notifier: RecordingNotifier
+) -> None:
     """CloudWatch allows 255-character alarm names, so an AlarmArn can pass the thread key's 300
     characters: on PostgreSQL that row failed on every run, and every alarm after it waited forever."""
     name = "menotime-prod-" + "x" * 240
@@ -309,7 +405,10 @@ def test_an_alarm_with_a_long_name_gets_its_thread_and_does_not_block_the_inbox(
     store(alarm_core, alarm_message(state="ALARM", old="OK", at=START))
     assert process_inbox(core=alarm_core) == 2
     alarm_core.clock.advance(minutes=5)  # type: ignore[attr-defined]
-    store(alarm_core, alarm_message(name=name, arn=arn, state="OK", old="ALARM", at=START + timedelta(minutes=5)))
+    store(
+        alarm_core,
+        alarm_message(name=name, arn=arn, state="OK", old="ALARM", at=START + timedelta(minutes=5)),
+    )
     assert process_inbox(core=alarm_core) == 1
     assert len(notifier.roots()) == 2 and len(notifier.replies()) == 1  # the OK found the long alarm's thread
     assert [a.title for a in open_alarms(alarm_core)] == ["menotime-prod-api-5xx"]

@@ -51,8 +51,14 @@ class SlackIdNotifier:
     def __init__(self) -> None:
         self.posts = 0
 
-    def post(self, *, channel: str, result: Any, thread: MessageRef | None = None,
-             origin_at: datetime | None = None) -> MessageRef | None:
+    def post(
+        self,
+        *,
+        channel: str,
+        result: Any,
+        thread: MessageRef | None = None,
+        origin_at: datetime | None = None,
+    ) -> MessageRef | None:
         self.posts += 1
         return MessageRef("C0ALERTS", f"1764007200.{self.posts:06d}")
 
@@ -70,8 +76,14 @@ def core(sqlite_url: str, alarms_config: Config, aws: AwsGateway) -> Iterator[Co
     from bot.simulator import seed_environments
 
     seed_environments(aws, alarms_config)
-    built = build_core(Settings(database_url=sqlite_url), config=alarms_config, aws=aws, clock=FrozenClock(START),
-                       notifier=SlackIdNotifier(), migrate_schema=True)
+    built = build_core(
+        Settings(database_url=sqlite_url),
+        config=alarms_config,
+        aws=aws,
+        clock=FrozenClock(START),
+        notifier=SlackIdNotifier(),
+        migrate_schema=True,
+    )
     yield built
     built.close()
 
@@ -107,7 +119,9 @@ def notify(core: Core, name: str, state: str, *, minutes: float = 0, topic: str 
 def set_state(core: Core, name: str, state: str) -> None:
     """CloudWatch moves ``name`` to ``state``; no notification reaches the bot."""
     time.sleep(0.005)  # moto stamps the change to the millisecond: orders by time stay unambiguous
-    core.aws.call("cloudwatch", "set_alarm_state", AlarmName=name, StateValue=state, StateReason=f"went {state}")
+    core.aws.call(
+        "cloudwatch", "set_alarm_state", AlarmName=name, StateValue=state, StateReason=f"went {state}"
+    )
 
 
 # ------------------------------------------------------------------------------------------ tests
@@ -117,7 +131,8 @@ def test_an_alarm_in_alarm_without_a_thread_is_listed_with_no_thread_yet(core: C
     result = alarms(core, ONCALL, "alarms prod")
 
     assert alarm_lines(result) == [
-        f"prod · `menotime-prod-api-5xx` since {_since_of(core, 'menotime-prod-api-5xx')} · no thread yet"]
+        f"prod · `menotime-prod-api-5xx` since {_since_of(core, 'menotime-prod-api-5xx')} · no thread yet"
+    ]
     assert result.headline == "1 alarm in ALARM for prod" and result.emoji == ":red_circle:"
     # `status prod` tells the same story: as many alarms in ALARM.
     status = say(core, ONCALL, "status prod").result
@@ -158,7 +173,10 @@ def test_production_like_environments_come_first_then_the_oldest_alarm(core: Cor
 
     assert [line.split(" · ")[:2] for line in lines] == [
         ["prod", "`menotime-prod-api-5xx` since " + _since_of(core, "menotime-prod-api-5xx")],
-        ["staging", "`menotime-staging-ecs-cpu-high` since " + _since_of(core, "menotime-staging-ecs-cpu-high")],
+        [
+            "staging",
+            "`menotime-staging-ecs-cpu-high` since " + _since_of(core, "menotime-staging-ecs-cpu-high"),
+        ],
         ["dev", "`menotime-dev-rds-cpu-high` since " + _since_of(core, "menotime-dev-rds-cpu-high")],
         ["dev", "`menotime-dev-api-latency` since " + _since_of(core, "menotime-dev-api-latency")],
     ]
@@ -180,11 +198,16 @@ def test_a_developer_sees_only_the_environments_they_may_see(core: Core) -> None
     assert say(core, DEV, "alarms prod").outcome == "denied"
     # On-call, asking the same, sees all four.
     assert [line.split(" · ")[0] for line in alarm_lines(alarms(core, ONCALL, "alarms"))] == [
-        "prod", "staging", "dev", "dev"]
+        "prod",
+        "staging",
+        "dev",
+        "dev",
+    ]
 
 
 def test_cloudwatch_not_answering_still_lists_the_threads_with_one_notice(
-        core: Core, monkeypatch: pytest.MonkeyPatch) -> None:
+    core: Core, monkeypatch: pytest.MonkeyPatch
+) -> None:
     notify(core, "menotime-prod-api-5xx", "ALARM")
     assert say(core, ONCALL, f"ack {short_id(arn('menotime-prod-api-5xx'))}").outcome == "ok"
     notify(core, "menotime-dev-api-5xx", "ALARM", minutes=2, topic=DEV_TOPIC)
@@ -193,8 +216,10 @@ def test_cloudwatch_not_answering_still_lists_the_threads_with_one_notice(
     result = alarms(core, ONCALL, "alarms")
 
     notices = [line for line in result.details if "CloudWatch could not be read" in line]
-    assert notices == ["CloudWatch could not be read (AWS did not answer): only the bot's own threads are listed, "
-                       "as it last heard them."]
+    assert notices == [
+        "CloudWatch could not be read (AWS did not answer): only the bot's own threads are listed, "
+        "as it last heard them."
+    ]
     assert result.details[0] == notices[0]
     assert alarm_lines(result) == [
         "prod · `menotime-prod-api-5xx` since 2026-11-24 10:00 PST (18:00 UTC) · "
@@ -206,33 +231,50 @@ def test_cloudwatch_not_answering_still_lists_the_threads_with_one_notice(
 
 
 def test_cloudwatch_refusing_says_so_and_an_empty_list_is_not_all_clear(
-        core: Core, monkeypatch: pytest.MonkeyPatch) -> None:
-    denied = ClientError({"Error": {"Code": "AccessDenied", "Message": "arn:aws:iam::123456789012:role/x"}},
-                         "DescribeAlarms")
+    core: Core, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    denied = ClientError(
+        {"Error": {"Code": "AccessDenied", "Message": "arn:aws:iam::123456789012:role/x"}}, "DescribeAlarms"
+    )
     _cloudwatch_fails(core, monkeypatch, denied)
 
     result = alarms(core, ONCALL, "alarms staging")
 
     assert result.emoji == ":warning:" and "CloudWatch could not be read" in result.headline
-    assert result.details == ("CloudWatch could not be read (AWS answered AccessDenied): only the bot's own threads "
-                              "are listed, as it last heard them.",)
+    assert result.details == (
+        "CloudWatch could not be read (AWS answered AccessDenied): only the bot's own threads "
+        "are listed, as it last heard them.",
+    )
     assert "123456789012" not in render_text(result)
 
 
 def test_a_thread_cloudwatch_no_longer_has_in_alarm_is_listed_with_cloudwatchs_state(core: Core) -> None:
-    notify(core, "menotime-staging-api-latency", "ALARM", topic="arn:aws:sns:us-west-1:123456789012:menotime-staging")
+    notify(
+        core,
+        "menotime-staging-api-latency",
+        "ALARM",
+        topic="arn:aws:sns:us-west-1:123456789012:menotime-staging",
+    )
     set_state(core, "menotime-staging-api-latency", "OK")  # the OK notification has not arrived
 
     lines = alarm_lines(alarms(core, ONCALL, "alarms staging"))
 
-    assert lines == ["staging · `menotime-staging-api-latency` since 2026-11-24 10:00 PST (18:00 UTC) · "
-                     "<https://slack.com/archives/C0ALERTS/p1764007200000001|thread> · (CloudWatch: OK)"]
+    assert lines == [
+        "staging · `menotime-staging-api-latency` since 2026-11-24 10:00 PST (18:00 UTC) · "
+        "<https://slack.com/archives/C0ALERTS/p1764007200000001|thread> · (CloudWatch: OK)"
+    ]
 
 
 def test_a_refused_lookup_of_a_stale_thread_marks_only_that_thread(
-        core: Core, monkeypatch: pytest.MonkeyPatch) -> None:
+    core: Core, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A policy may let the bot read alarms by its prefixes but not by name: the list still stands."""
-    notify(core, "menotime-staging-api-latency", "ALARM", topic="arn:aws:sns:us-west-1:123456789012:menotime-staging")
+    notify(
+        core,
+        "menotime-staging-api-latency",
+        "ALARM",
+        topic="arn:aws:sns:us-west-1:123456789012:menotime-staging",
+    )
     set_state(core, "menotime-staging-api-latency", "OK")
     set_state(core, "menotime-staging-ecs-cpu-high", "ALARM")
     real = core.aws.call
@@ -262,17 +304,38 @@ def test_an_alarm_whose_thread_missed_the_alarm_links_the_thread_and_says_so(cor
 
     lines = alarm_lines(alarms(core, ONCALL, "alarms dev"))
 
-    assert lines == [f"dev · `menotime-dev-api-5xx` since {_since_of(core, 'menotime-dev-api-5xx')} · "
-                     "<https://slack.com/archives/C0ALERTS/p1764007200000001|thread> · (thread says OK)"]
+    assert lines == [
+        f"dev · `menotime-dev-api-5xx` since {_since_of(core, 'menotime-dev-api-5xx')} · "
+        "<https://slack.com/archives/C0ALERTS/p1764007200000001|thread> · (thread says OK)"
+    ]
 
 
 def test_an_alarm_belongs_to_the_environment_claiming_its_topic(core: Core) -> None:
-    core.aws.call("cloudwatch", "put_metric_alarm", AlarmName="billing-spike", Namespace="AWS/Billing",
-                  MetricName="EstimatedCharges", Statistic="Maximum", Period=21600, EvaluationPeriods=1,
-                  Threshold=1000.0, ComparisonOperator="GreaterThanThreshold", AlarmActions=[PROD_TOPIC])
-    core.aws.call("cloudwatch", "put_metric_alarm", AlarmName="someone-elses", Namespace="AWS/Billing",
-                  MetricName="EstimatedCharges", Statistic="Maximum", Period=21600, EvaluationPeriods=1,
-                  Threshold=1000.0, ComparisonOperator="GreaterThanThreshold")
+    core.aws.call(
+        "cloudwatch",
+        "put_metric_alarm",
+        AlarmName="billing-spike",
+        Namespace="AWS/Billing",
+        MetricName="EstimatedCharges",
+        Statistic="Maximum",
+        Period=21600,
+        EvaluationPeriods=1,
+        Threshold=1000.0,
+        ComparisonOperator="GreaterThanThreshold",
+        AlarmActions=[PROD_TOPIC],
+    )
+    core.aws.call(
+        "cloudwatch",
+        "put_metric_alarm",
+        AlarmName="someone-elses",
+        Namespace="AWS/Billing",
+        MetricName="EstimatedCharges",
+        Statistic="Maximum",
+        Period=21600,
+        EvaluationPeriods=1,
+        Threshold=1000.0,
+        ComparisonOperator="GreaterThanThreshold",
+    )
     set_state(core, "billing-spike", "ALARM")
     set_state(core, "someone-elses", "ALARM")
 
@@ -287,14 +350,21 @@ def test_an_alarm_belongs_to_the_environment_claiming_its_topic(core: Core) -> N
 def test_unrouted_threads_show_only_when_no_environment_is_named(core: Core) -> None:
     from tests.test_alarm_threads import alarm_message
 
-    store(core, alarm_message(name="legacy-queue-depth", arn=arn("legacy-queue-depth"), state="ALARM", old="OK",
-                              at=START), topic=f"arn:aws:sns:{REGION}:{ACCOUNT}:ops-misc")
+    store(
+        core,
+        alarm_message(
+            name="legacy-queue-depth", arn=arn("legacy-queue-depth"), state="ALARM", old="OK", at=START
+        ),
+        topic=f"arn:aws:sns:{REGION}:{ACCOUNT}:ops-misc",
+    )
     assert process_inbox(core=core) == 1
 
     lines = alarm_lines(alarms(core, DEV, "alarms"))
-    assert lines[-1] == ("unrouted · `legacy-queue-depth` since 2026-11-24 10:00 PST (18:00 UTC) · "
-                         "<https://slack.com/archives/C0ALERTS/p1764007200000001|thread> · "
-                         "(CloudWatch: no such alarm)")
+    assert lines[-1] == (
+        "unrouted · `legacy-queue-depth` since 2026-11-24 10:00 PST (18:00 UTC) · "
+        "<https://slack.com/archives/C0ALERTS/p1764007200000001|thread> · "
+        "(CloudWatch: no such alarm)"
+    )
     assert all("legacy" not in line for line in alarm_lines(alarms(core, DEV, "alarms dev")))
 
 
@@ -311,35 +381,77 @@ def test_every_page_and_composite_alarms_are_read_by_prefix_and_claimed_topic(al
             self.calls.append(params)
             alarm = {"StateValue": "ALARM", "StateUpdatedTimestamp": at + timedelta(hours=1)}
             if "ActionPrefix" in params:  # the claimed topic: an alarm of another name, and one read twice
-                return {"MetricAlarms": [
-                    {**alarm, "AlarmName": "billing", "AlarmArn": arn("billing"), "AlarmActions": [PROD_TOPIC]},
-                    {**alarm, "AlarmName": "menotime-prod-a", "AlarmArn": arn("menotime-prod-a")}]}
+                return {
+                    "MetricAlarms": [
+                        {
+                            **alarm,
+                            "AlarmName": "billing",
+                            "AlarmArn": arn("billing"),
+                            "AlarmActions": [PROD_TOPIC],
+                        },
+                        {**alarm, "AlarmName": "menotime-prod-a", "AlarmArn": arn("menotime-prod-a")},
+                    ]
+                }
             if "NextToken" not in params:
-                return {"MetricAlarms": [{**alarm, "AlarmName": "menotime-prod-a", "AlarmArn": arn("menotime-prod-a")},
-                                         {**alarm, "AlarmName": "menotime-prod-ok", "AlarmArn": arn("menotime-prod-ok"),
-                                          "StateValue": "OK"}],
-                        "NextToken": "page-2"}
-            return {"CompositeAlarms": [{**alarm, "AlarmName": "menotime-prod-composite",
-                                         "StateTransitionedTimestamp": at, "AlarmArn": arn("menotime-prod-composite")}]}
+                return {
+                    "MetricAlarms": [
+                        {**alarm, "AlarmName": "menotime-prod-a", "AlarmArn": arn("menotime-prod-a")},
+                        {
+                            **alarm,
+                            "AlarmName": "menotime-prod-ok",
+                            "AlarmArn": arn("menotime-prod-ok"),
+                            "StateValue": "OK",
+                        },
+                    ],
+                    "NextToken": "page-2",
+                }
+            return {
+                "CompositeAlarms": [
+                    {
+                        **alarm,
+                        "AlarmName": "menotime-prod-composite",
+                        "StateTransitionedTimestamp": at,
+                        "AlarmArn": arn("menotime-prod-composite"),
+                    }
+                ]
+            }
 
     fake = Paged()
     found = cloudwatch_in_alarm(aws=fake, config=alarms_config, envs=("prod",))  # type: ignore[arg-type]
 
     assert [(a.name, a.env, a.since) for a in found] == [
-        ("menotime-prod-a", "prod", at + timedelta(hours=1)), ("menotime-prod-composite", "prod", at),
-        ("billing", "prod", at + timedelta(hours=1))]
-    assert [{k: v for k, v in c.items() if k in ("AlarmNamePrefix", "ActionPrefix", "NextToken")}
-            for c in fake.calls] == [{"AlarmNamePrefix": "menotime-prod-"},
-                                     {"AlarmNamePrefix": "menotime-prod-", "NextToken": "page-2"},
-                                     {"ActionPrefix": PROD_TOPIC}]
-    assert all(c["StateValue"] == "ALARM" and c["AlarmTypes"] == ["MetricAlarm", "CompositeAlarm"] for c in fake.calls)
+        ("menotime-prod-a", "prod", at + timedelta(hours=1)),
+        ("menotime-prod-composite", "prod", at),
+        ("billing", "prod", at + timedelta(hours=1)),
+    ]
+    assert [
+        {k: v for k, v in c.items() if k in ("AlarmNamePrefix", "ActionPrefix", "NextToken")}
+        for c in fake.calls
+    ] == [
+        {"AlarmNamePrefix": "menotime-prod-"},
+        {"AlarmNamePrefix": "menotime-prod-", "NextToken": "page-2"},
+        {"ActionPrefix": PROD_TOPIC},
+    ]
+    assert all(
+        c["StateValue"] == "ALARM" and c["AlarmTypes"] == ["MetricAlarm", "CompositeAlarm"]
+        for c in fake.calls
+    )
 
 
 def test_a_long_list_stops_short_of_slacks_limit_and_counts_the_rest(core: Core) -> None:
     for i in range(40):
-        core.aws.call("cloudwatch", "put_metric_alarm", AlarmName=f"menotime-dev-queue-{i:02d}-" + "x" * 60,
-                      Namespace="AWS/SQS", MetricName="ApproximateNumberOfMessagesVisible", Statistic="Maximum",
-                      Period=60, EvaluationPeriods=1, Threshold=100.0, ComparisonOperator="GreaterThanThreshold")
+        core.aws.call(
+            "cloudwatch",
+            "put_metric_alarm",
+            AlarmName=f"menotime-dev-queue-{i:02d}-" + "x" * 60,
+            Namespace="AWS/SQS",
+            MetricName="ApproximateNumberOfMessagesVisible",
+            Statistic="Maximum",
+            Period=60,
+            EvaluationPeriods=1,
+            Threshold=100.0,
+            ComparisonOperator="GreaterThanThreshold",
+        )
         set_state(core, f"menotime-dev-queue-{i:02d}-" + "x" * 60, "ALARM")
 
     result = alarms(core, ONCALL, "alarms dev")

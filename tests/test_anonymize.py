@@ -63,9 +63,13 @@ def rows(dsn: str, query: str, params: Any = None) -> list[tuple[Any, ...]]:
 
 def checksum(dsn: str) -> str:
     """One digest of every row of every table: equal means untouched."""
-    tables = [t for (t,) in rows(dsn, "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1")]
-    parts = [rows(dsn, f'SELECT md5(coalesce(string_agg(t::text, \'|\' ORDER BY t::text), \'\')) FROM "{t}" t')[0][0]
-             for t in tables]
+    tables = [
+        t for (t,) in rows(dsn, "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1")
+    ]
+    parts = [
+        rows(dsn, f"SELECT md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), '')) FROM \"{t}\" t")[0][0]
+        for t in tables
+    ]
     return hashlib.sha256("".join(parts).encode()).hexdigest()
 
 
@@ -83,15 +87,25 @@ def test_synthetic_database_is_deterministic_by_seed(make_db: MakeDb) -> None:
     counts = create_synthetic(dsn=first, patients=50, seed=3)
     assert create_synthetic(dsn=again, patients=50, seed=3) == counts
     create_synthetic(dsn=other, patients=50, seed=4)
-    assert counts == {"providers": 10, "patients": 50, "appointments": 100, "symptom_logs": 150, "messages": 100,
-                      "prescriptions": 50, "payments": 50}
+    assert counts == {
+        "providers": 10,
+        "patients": 50,
+        "appointments": 100,
+        "symptom_logs": 150,
+        "messages": 100,
+        "prescriptions": 50,
+        "payments": 50,
+    }
     assert checksum(first) == checksum(again)
     assert checksum(first) != checksum(other)
 
 
 def test_synthetic_database_holds_plausible_phi(synthetic: str) -> None:
-    email, phone, customer = rows(synthetic, "SELECT email, phone, processor_customer_id FROM patients "
-                                             "WHERE phone IS NOT NULL ORDER BY id LIMIT 1")[0]
+    email, phone, customer = rows(
+        synthetic,
+        "SELECT email, phone, processor_customer_id FROM patients "
+        "WHERE phone IS NOT NULL ORDER BY id LIMIT 1",
+    )[0]
     assert "@" in email and phone.startswith("(") and customer.startswith("cus_")
     notes = " ".join(n for (n,) in rows(synthetic, "SELECT notes FROM symptom_logs"))
     assert "@" in notes and "SSN" in notes and "DOB" in notes
@@ -112,13 +126,31 @@ def test_refuses_to_fill_a_database_that_has_the_tables(synthetic: str) -> None:
 
 def _originals(dsn: str) -> dict[str, Any]:
     return {
-        "patients": {r[0]: r for r in rows(dsn, "SELECT id, mrn, first_name, last_name, dob, email, phone, "
-                                                "address_line, processor_customer_id, created_at FROM patients")},
-        "providers": {r[0]: r for r in rows(dsn, "SELECT id, npi, first_name, last_name, email FROM providers")},
+        "patients": {
+            r[0]: r
+            for r in rows(
+                dsn,
+                "SELECT id, mrn, first_name, last_name, dob, email, phone, "
+                "address_line, processor_customer_id, created_at FROM patients",
+            )
+        },
+        "providers": {
+            r[0]: r for r in rows(dsn, "SELECT id, npi, first_name, last_name, email FROM providers")
+        },
         "notes": [n for (n,) in rows(dsn, "SELECT notes FROM symptom_logs")],
         "appointments": dict(rows(dsn, "SELECT id, starts_at FROM appointments")),
-        "counts": {t: rows(dsn, f"SELECT count(*) FROM {t}")[0][0] for t in
-                   ("patients", "providers", "appointments", "symptom_logs", "messages", "prescriptions", "payments")},
+        "counts": {
+            t: rows(dsn, f"SELECT count(*) FROM {t}")[0][0]
+            for t in (
+                "patients",
+                "providers",
+                "appointments",
+                "symptom_logs",
+                "messages",
+                "prescriptions",
+                "payments",
+            )
+        },
     }
 
 
@@ -139,15 +171,23 @@ def test_anonymize_leaves_no_original_and_verifies(synthetic: str) -> None:
             assert value is None or value not in text
     for p in before["providers"].values():
         assert p[1] not in text and p[4] not in text
-    after = {r[0]: r for r in rows(synthetic, "SELECT id, mrn, first_name, last_name, dob, email, phone, "
-                                              "address_line, processor_customer_id, created_at FROM patients")}
+    after = {
+        r[0]: r
+        for r in rows(
+            synthetic,
+            "SELECT id, mrn, first_name, last_name, dob, email, phone, "
+            "address_line, processor_customer_id, created_at FROM patients",
+        )
+    }
     for pid, old in before["patients"].items():
         new = after[pid]
         assert all(new[i] != old[i] for i in (1, 2, 3, 4, 5, 8, 9)), pid
         assert new[5].endswith("@example.invalid") and new[8].startswith("cus_")
         assert new[6] is None if old[6] is None else new[6].startswith("+1-") and "-555-01" in new[6]
     assert rows(synthetic, "SELECT count(*) FROM payments WHERE card_last4 IS NOT NULL") == [(0,)]
-    assert rows(synthetic, "SELECT count(*) FROM messages WHERE body NOT LIKE '[message text removed%%'") == [(0,)]
+    assert rows(synthetic, "SELECT count(*) FROM messages WHERE body NOT LIKE '[message text removed%%'") == [
+        (0,)
+    ]
     redacted = " ".join(n for (n,) in rows(synthetic, "SELECT notes FROM symptom_logs"))
     assert "[EMAIL]" in redacted and "[SSN]" in redacted and "[DATE]" in redacted and "[PHONE]" in redacted
     assert "Hot flashes" in redacted  # the clinical text itself is kept
@@ -155,27 +195,56 @@ def test_anonymize_leaves_no_original_and_verifies(synthetic: str) -> None:
 
 
 def test_joins_and_unique_keys_survive(synthetic: str) -> None:
-    pairs_before = rows(synthetic, "SELECT m.id, m.sender_email = p.email OR m.recipient_email = p.email "
-                                   "FROM messages m JOIN patients p ON p.id = m.patient_id")
+    pairs_before = rows(
+        synthetic,
+        "SELECT m.id, m.sender_email = p.email OR m.recipient_email = p.email "
+        "FROM messages m JOIN patients p ON p.id = m.patient_id",
+    )
     assert all(same for _, same in pairs_before)
-    shifts_before = {r[0]: r[1:] for r in rows(synthetic, "SELECT p.id, p.created_at, a.starts_at, p.dob "
-                                                           "FROM patients p JOIN appointments a ON a.patient_id = p.id")}
+    shifts_before = {
+        r[0]: r[1:]
+        for r in rows(
+            synthetic,
+            "SELECT p.id, p.created_at, a.starts_at, p.dob "
+            "FROM patients p JOIN appointments a ON a.patient_id = p.id",
+        )
+    }
     assert anonymize(dsn=synthetic, rules=load_rules(), salt=SALT).ok
 
     # Same patient, same pseudonym in every table that carries the value.
-    assert rows(synthetic, "SELECT count(*) FROM payments y JOIN patients p ON p.id = y.patient_id "
-                           "WHERE y.processor_customer_id <> p.processor_customer_id") == [(0,)]
-    assert rows(synthetic, "SELECT count(*) FROM messages m JOIN patients p ON p.id = m.patient_id "
-                           "WHERE p.email NOT IN (m.sender_email, m.recipient_email)") == [(0,)]
-    assert rows(synthetic, "SELECT count(*) FROM messages m JOIN providers d ON d.id = m.provider_id "
-                           "WHERE d.email NOT IN (m.sender_email, m.recipient_email)") == [(0,)]
+    assert rows(
+        synthetic,
+        "SELECT count(*) FROM payments y JOIN patients p ON p.id = y.patient_id "
+        "WHERE y.processor_customer_id <> p.processor_customer_id",
+    ) == [(0,)]
+    assert rows(
+        synthetic,
+        "SELECT count(*) FROM messages m JOIN patients p ON p.id = m.patient_id "
+        "WHERE p.email NOT IN (m.sender_email, m.recipient_email)",
+    ) == [(0,)]
+    assert rows(
+        synthetic,
+        "SELECT count(*) FROM messages m JOIN providers d ON d.id = m.provider_id "
+        "WHERE d.email NOT IN (m.sender_email, m.recipient_email)",
+    ) == [(0,)]
     # Unique columns are still unique, and still complete.
-    for table, column in (("patients", "email"), ("patients", "mrn"), ("patients", "processor_customer_id"),
-                          ("providers", "email"), ("providers", "npi")):
+    for table, column in (
+        ("patients", "email"),
+        ("patients", "mrn"),
+        ("patients", "processor_customer_id"),
+        ("providers", "email"),
+        ("providers", "npi"),
+    ):
         assert rows(synthetic, f"SELECT count(DISTINCT {column}) = count(*) FROM {table}") == [(True,)]
     # One shift per patient, the same in every table, never zero, within ±30 days.
-    after = {r[0]: r[1:] for r in rows(synthetic, "SELECT p.id, p.created_at, a.starts_at, p.dob "
-                                                  "FROM patients p JOIN appointments a ON a.patient_id = p.id")}
+    after = {
+        r[0]: r[1:]
+        for r in rows(
+            synthetic,
+            "SELECT p.id, p.created_at, a.starts_at, p.dob "
+            "FROM patients p JOIN appointments a ON a.patient_id = p.id",
+        )
+    }
     for pid, (created, starts, dob) in shifts_before.items():
         shift = after[pid][0] - created
         assert after[pid][1] - starts == shift and (after[pid][2] - dob).days == shift.days
@@ -197,7 +266,7 @@ def test_same_salt_same_pseudonyms_other_salt_others(make_db: MakeDb) -> None:
 def test_keyed_hash_in_sql_is_hmac_sha256() -> None:
     keys = Keys.from_salt(SALT)
     key = hmac.new(SALT, b"menotime-anonymize:p", hashlib.sha256).digest()
-    expected = hmac.new(key, "patient:42".encode(), hashlib.sha256).digest()
+    expected = hmac.new(key, b"patient:42", hashlib.sha256).digest()
     assert Keys.python_hmac(SALT, "p", b"patient:42") == expected
     assert keys.params["kp_i"] != keys.params["kv_i"]
 
@@ -222,7 +291,8 @@ def test_an_unruled_column_refuses_the_run_and_changes_nothing(synthetic: str) -
     report = anonymize(dsn=synthetic, rules=load_rules(), salt=SALT)
     assert report.refused and not report.ok and report.outcome == "refused"
     assert report.coverage_problems == (
-        "patients.insurance_member_id: column is not ruled: give it a strategy, or declare it safe with `keep`",)
+        "patients.insurance_member_id: column is not ruled: give it a strategy, or declare it safe with `keep`",
+    )
     assert checksum(synthetic) == before
     with pytest.raises(RulesError) as raised:
         plan(dsn=synthetic, rules=load_rules())
@@ -264,14 +334,23 @@ def test_rules_naming_missing_tables_and_columns_are_refused(synthetic: str) -> 
     assert checksum(synthetic) == before
 
 
-@pytest.mark.parametrize(("column", "spec", "problem"), [
-    ("phone", "fake_name", "patients.phone: has a unique constraint, which fake_name cannot keep"),
-    ("dob", "email", "patients.dob: email needs a text column, this one is date"),
-    ("first_name", "null", "patients.first_name: null on a NOT NULL column"),
-    ("id", {"strategy": "hmac"}, "patients.id: hmac needs a text column"),
-    ("city", {"strategy": "date_shift", "key": "nope"}, "patients.city: key column `nope` does not exist"),
-])
-def test_rules_the_schema_cannot_take_are_refused(synthetic: str, column: str, spec: Any, problem: str) -> None:
+@pytest.mark.parametrize(
+    ("column", "spec", "problem"),
+    [
+        ("phone", "fake_name", "patients.phone: has a unique constraint, which fake_name cannot keep"),
+        ("dob", "email", "patients.dob: email needs a text column, this one is date"),
+        ("first_name", "null", "patients.first_name: null on a NOT NULL column"),
+        ("id", {"strategy": "hmac"}, "patients.id: hmac needs a text column"),
+        (
+            "city",
+            {"strategy": "date_shift", "key": "nope"},
+            "patients.city: key column `nope` does not exist",
+        ),
+    ],
+)
+def test_rules_the_schema_cannot_take_are_refused(
+    synthetic: str, column: str, spec: Any, problem: str
+) -> None:
     with connect(synthetic) as conn:
         conn.execute("CREATE UNIQUE INDEX ON patients (phone)")
 
@@ -289,7 +368,9 @@ def test_foreign_key_columns_cannot_be_rewritten(synthetic: str) -> None:
 
     with pytest.raises(RulesError) as raised:
         plan(dsn=synthetic, rules=_rules_with(change))
-    assert any(p.startswith("appointments.patient_id: is a key of foreign key") for p in raised.value.problems)
+    assert any(
+        p.startswith("appointments.patient_id: is a key of foreign key") for p in raised.value.problems
+    )
 
 
 def test_a_failure_while_masking_is_reported_without_values(synthetic: str) -> None:
@@ -299,7 +380,9 @@ def test_a_failure_while_masking_is_reported_without_values(synthetic: str) -> N
     report = anonymize(dsn=synthetic, rules=load_rules(), salt=SALT)
     assert not report.ok and report.outcome == "failed"
     assert report.error == "masking patients failed: SQLSTATE 23514 (CheckViolation, constraint real_emails)"
-    assert {e for (e,) in rows(synthetic, "SELECT email FROM patients")} == emails  # its transaction rolled back
+    assert {
+        e for (e,) in rows(synthetic, "SELECT email FROM patients")
+    } == emails  # its transaction rolled back
     assert not any(e in report.summary for e in emails)
     assert rows(synthetic, "SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'anon_scratch%%'") == [(0,)]
 
@@ -329,9 +412,19 @@ def test_report_is_typed_for_the_refresh_job(synthetic: str) -> None:
     messages: list[str] = []
     report = anonymize(dsn=synthetic, rules=load_rules(), salt=SALT, on_progress=messages.append)
     assert isinstance(report, AnonymizationReport)
-    assert report.outcome == "succeeded" and report.summary.startswith(f"anonymization of {make_url(synthetic).database} verified")
-    assert [phase for phase, _ in report.durations] == ["plan", "count", "snapshot", "mask", "verify leaks",
-                                                         "verify shapes", "verify patterns", "verify counts and keys"]
+    assert report.outcome == "succeeded" and report.summary.startswith(
+        f"anonymization of {make_url(synthetic).database} verified"
+    )
+    assert [phase for phase, _ in report.durations] == [
+        "plan",
+        "count",
+        "snapshot",
+        "mask",
+        "verify leaks",
+        "verify shapes",
+        "verify patterns",
+        "verify counts and keys",
+    ]
     assert "masking patients (11 columns)" in messages
 
 
@@ -340,8 +433,12 @@ def test_a_second_run_on_an_anonymized_database_still_verifies(synthetic: str) -
     once = rows(synthetic, "SELECT mrn, email, dob FROM patients ORDER BY id")
     report = anonymize(dsn=synthetic, rules=load_rules(), salt=SALT)
     assert report.ok, report.leaking_columns  # replaced constants that were already constants are no leak
-    assert all(a != b for a, b in zip(once, rows(synthetic, "SELECT mrn, email, dob FROM patients ORDER BY id"),
-                                      strict=True))
+    assert all(
+        a != b
+        for a, b in zip(
+            once, rows(synthetic, "SELECT mrn, email, dob FROM patients ORDER BY id"), strict=True
+        )
+    )
 
 
 def test_a_patients_hash_is_computed_once_per_row(synthetic: str) -> None:
@@ -374,7 +471,10 @@ def test_a_table_in_a_schema_the_rules_do_not_list_is_unruled(synthetic: str) ->
     report = anonymize(dsn=synthetic, rules=load_rules(), salt=SALT)
     assert report.refused and not report.ok
     assert [p.split(":")[0] for p in report.coverage_problems] == [
-        "archive.patients_2019.id", "archive.patients_2019.email", "archive.patients_2019.dob"]
+        "archive.patients_2019.id",
+        "archive.patients_2019.email",
+        "archive.patients_2019.dob",
+    ]
     assert checksum(synthetic) == before
 
 
@@ -383,15 +483,20 @@ def test_a_materialized_view_must_be_ruled_and_cannot_be_masked(synthetic: str) 
         conn.execute("CREATE MATERIALIZED VIEW patient_contacts AS SELECT id, email FROM patients")
     with pytest.raises(RulesError) as raised:
         plan(dsn=synthetic, rules=load_rules())
-    assert [p.split(":")[0] for p in raised.value.problems] == ["patient_contacts.id", "patient_contacts.email"]
+    assert [p.split(":")[0] for p in raised.value.problems] == [
+        "patient_contacts.id",
+        "patient_contacts.email",
+    ]
 
     def change(data: dict[str, Any]) -> None:
         data["tables"]["patient_contacts"] = {"id": "keep", "email": "email"}
 
     with pytest.raises(RulesError) as raised:
         plan(dsn=synthetic, rules=_rules_with(change))
-    assert raised.value.problems == ("patient_contacts: is a materialized view, which cannot be masked in place; "
-                                     "rule its columns `keep` only if it holds no PHI, or drop it",)
+    assert raised.value.problems == (
+        "patient_contacts: is a materialized view, which cannot be masked in place; "
+        "rule its columns `keep` only if it holds no PHI, or drop it",
+    )
 
 
 def test_a_foreign_table_is_refused(synthetic: str) -> None:
@@ -432,7 +537,9 @@ def test_rows_the_leak_check_cannot_match_to_their_originals_count_as_leaks(make
         the_plan, params = build_plan(conn, rules), Keys.from_salt(SALT).params
         verify.create_scratch(conn, "anon_scratch_test")
         verify.snapshot(conn, the_plan, "anon_scratch_test", params)
-        conn.execute("UPDATE charts SET id = id + 10")  # nothing masked, and no row matches its original by key
+        conn.execute(
+            "UPDATE charts SET id = id + 10"
+        )  # nothing masked, and no row matches its original by key
         [leak] = verify.leaks(conn, the_plan, "anon_scratch_test", params)
         verify.drop_scratch(conn, "anon_scratch_test")
     assert (leak.checked, leak.leaks) == (2, 2)  # not "0 compared, 0 leaked"
@@ -468,22 +575,33 @@ def old_style_db(make_db: MakeDb) -> str:
 
 def test_replacements_with_quotes_and_backslashes_are_written_exactly(old_style_db: str) -> None:
     with connect(old_style_db) as conn:
-        conn.execute("CREATE TABLE people (id int PRIMARY KEY, surname text, note text, motto text, code text)")
-        conn.execute("INSERT INTO people SELECT g, 'Smith', 'note ' || g, 'motto', 'C' || g "
-                     "FROM generate_series(1, 5) g")
-    rules = parse_rules({"tables": {"people": {
-        "id": "keep",
-        "surname": {"strategy": "replace", "value": HOSTILE_TEXT[0]},
-        "note": {"strategy": "replace", "value": HOSTILE_TEXT[1]},
-        "motto": {"strategy": "replace", "value": HOSTILE_TEXT[2]},
-        "code": {"strategy": "hmac", "prefix": HOSTILE_TEXT[3], "domain": "d\\'x"},
-    }}})
+        conn.execute(
+            "CREATE TABLE people (id int PRIMARY KEY, surname text, note text, motto text, code text)"
+        )
+        conn.execute(
+            "INSERT INTO people SELECT g, 'Smith', 'note ' || g, 'motto', 'C' || g "
+            "FROM generate_series(1, 5) g"
+        )
+    rules = parse_rules(
+        {
+            "tables": {
+                "people": {
+                    "id": "keep",
+                    "surname": {"strategy": "replace", "value": HOSTILE_TEXT[0]},
+                    "note": {"strategy": "replace", "value": HOSTILE_TEXT[1]},
+                    "motto": {"strategy": "replace", "value": HOSTILE_TEXT[2]},
+                    "code": {"strategy": "hmac", "prefix": HOSTILE_TEXT[3], "domain": "d\\'x"},
+                }
+            }
+        }
+    )
 
     report = anonymize(dsn=old_style_db, rules=rules, salt=SALT)
 
     assert report.ok, report.error or report.summary
-    expected_codes = {HOSTILE_TEXT[3] + Keys.python_hmac(SALT, "p", f"d\\'x:C{i}".encode()).hex()[:16]
-                      for i in range(1, 6)}
+    expected_codes = {
+        HOSTILE_TEXT[3] + Keys.python_hmac(SALT, "p", f"d\\'x:C{i}".encode()).hex()[:16] for i in range(1, 6)
+    }
     assert set(rows(old_style_db, "SELECT surname, note, motto FROM people")) == {HOSTILE_TEXT[:3]}
     assert {c for (c,) in rows(old_style_db, "SELECT code FROM people")} == expected_codes
     assert anonymize(dsn=old_style_db, rules=rules, salt=None, verify_only=True).ok

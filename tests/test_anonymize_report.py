@@ -7,45 +7,77 @@ import json
 import pytest
 
 from bot.render import render_slack, render_text
-from jobs.anonymize import AnonymizationReport, ColumnLeak, ColumnShape, ForeignKeyCheck, PatternHits, TableCount
+from jobs.anonymize import (
+    AnonymizationReport,
+    ColumnLeak,
+    ColumnShape,
+    ForeignKeyCheck,
+    PatternHits,
+    TableCount,
+)
 from tests.blockkit import assert_valid_message
 
 HOSTILE = 'weird "col" <!channel> & `x` *y*'
 DURATIONS = (("plan", 0.01), ("mask", 1.5))
 
 VERIFIED = AnonymizationReport(
-    database="menotime_staging", verify_only=False,
+    database="menotime_staging",
+    verify_only=False,
     tables=(TableCount("patients", 300, 300, 11, 0.2), TableCount("payments", 300, 300, 3, 0.1)),
     leaks=(ColumnLeak("patients", "email", "email", "set", 300, 0),),
     patterns=(PatternHits("symptom_logs", "notes"),),
     foreign_keys=(ForeignKeyCheck("payments_patient_id_fkey", "payments", ("patient_id",), "patients", 0),),
-    durations=DURATIONS)
+    durations=DURATIONS,
+)
 FAILED = AnonymizationReport(
-    database="menotime_staging", verify_only=False,
+    database="menotime_staging",
+    verify_only=False,
     tables=tuple(TableCount(f"t{i}", 10, 9 if i == 3 else 10, 1, 0.1) for i in range(40)),
     leaks=tuple(ColumnLeak("patients", f"{HOSTILE}{i}", "hmac", "set", 10, 2) for i in range(30)),
     patterns=tuple(PatternHits("notes", f"c{i}", email=1, ssn=2) for i in range(30)),
     foreign_keys=tuple(ForeignKeyCheck(f"fk{i}", "a", ("b",), "c", 4) for i in range(30)),
-    durations=DURATIONS)
+    durations=DURATIONS,
+)
 REFUSED = AnonymizationReport(
-    database="menotime_staging", verify_only=False,
-    coverage_problems=tuple(f"patients.{HOSTILE}{i}: column is not ruled: give it a strategy" for i in range(60)))
-ERROR = AnonymizationReport(database="x", verify_only=False, error="masking patients failed: SQLSTATE 23505",
-                            tables=VERIFIED.tables, durations=DURATIONS)
-VERIFY_ONLY = AnonymizationReport(database="x", verify_only=True, tables=(TableCount("patients", None, 300, 11),),
-                                  patterns=(PatternHits("symptom_logs", "notes", email=3),))
+    database="menotime_staging",
+    verify_only=False,
+    coverage_problems=tuple(
+        f"patients.{HOSTILE}{i}: column is not ruled: give it a strategy" for i in range(60)
+    ),
+)
+ERROR = AnonymizationReport(
+    database="x",
+    verify_only=False,
+    error="masking patients failed: SQLSTATE 23505",
+    tables=VERIFIED.tables,
+    durations=DURATIONS,
+)
+VERIFY_ONLY = AnonymizationReport(
+    database="x",
+    verify_only=True,
+    tables=(TableCount("patients", None, 300, 11),),
+    patterns=(PatternHits("symptom_logs", "notes", email=3),),
+)
 
 UNMASKED = AnonymizationReport(
-    database="x", verify_only=True, tables=(TableCount("patients", None, 1204, 11),),
-    shapes=(ColumnShape("patients", "email", "email", "p<16 hex>@example.invalid", 1204, 1204),
-            ColumnShape("patients", HOSTILE, "null", "NULL", 1204, 3),
-            ColumnShape("patients", "phone", "phone", "+1-<200..999>-555-01xx", 1204, 0),
-            ColumnShape("patients", "dob", "date_shift", "a date moved by a few days", None),
-            *(ColumnShape("t", f"c{i}", "hmac", "<16 hex>", 10, 10) for i in range(30))))
+    database="x",
+    verify_only=True,
+    tables=(TableCount("patients", None, 1204, 11),),
+    shapes=(
+        ColumnShape("patients", "email", "email", "p<16 hex>@example.invalid", 1204, 1204),
+        ColumnShape("patients", HOSTILE, "null", "NULL", 1204, 3),
+        ColumnShape("patients", "phone", "phone", "+1-<200..999>-555-01xx", 1204, 0),
+        ColumnShape("patients", "dob", "date_shift", "a date moved by a few days", None),
+        *(ColumnShape("t", f"c{i}", "hmac", "<16 hex>", 10, 10) for i in range(30)),
+    ),
+)
 
 
-@pytest.mark.parametrize("report", [VERIFIED, FAILED, REFUSED, ERROR, VERIFY_ONLY, UNMASKED],
-                         ids=["verified", "failed", "refused", "error", "verify_only", "unmasked"])
+@pytest.mark.parametrize(
+    "report",
+    [VERIFIED, FAILED, REFUSED, ERROR, VERIFY_ONLY, UNMASKED],
+    ids=["verified", "failed", "refused", "error", "verify_only", "unmasked"],
+)
 def test_renders_valid_block_kit_and_text(report: AnonymizationReport) -> None:
     message = render_slack(report)
     assert_valid_message(message)

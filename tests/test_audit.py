@@ -5,9 +5,8 @@ from __future__ import annotations
 import csv
 import io
 import json
-from datetime import UTC, datetime, timedelta
-
 import threading
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import text
@@ -32,9 +31,17 @@ def tamper(db: Database, sql: str, **params: object) -> None:
 
 def _fill(log: AuditLog, n: int = 5) -> None:
     for i in range(n):
-        log.append(at=T0 + timedelta(seconds=i), actor=f"U0USER{i}", source="test", verb="status",
-                   env="prod" if i % 2 else "dev", args={"env": "prod", "i": i}, rule="matrix:status/prod:oncall",
-                   outcome="allowed", request_id=f"req{i}")
+        log.append(
+            at=T0 + timedelta(seconds=i),
+            actor=f"U0USER{i}",
+            source="test",
+            verb="status",
+            env="prod" if i % 2 else "dev",
+            args={"env": "prod", "i": i},
+            rule="matrix:status/prod:oncall",
+            outcome="allowed",
+            request_id=f"req{i}",
+        )
 
 
 def test_an_intact_trail_verifies(db: Database) -> None:
@@ -121,8 +128,11 @@ def test_postgres_refuses_to_change_or_delete_audit_rows(postgres_server: str) -
     db = Database(postgres_server)
     migrate.upgrade(db)
     _fill(AuditLog(db), 2)
-    for statement in ("UPDATE audit_events SET actor = 'U0MALLORY'", "DELETE FROM audit_events",
-                      "TRUNCATE audit_events"):
+    for statement in (
+        "UPDATE audit_events SET actor = 'U0MALLORY'",
+        "DELETE FROM audit_events",
+        "TRUNCATE audit_events",
+    ):
         with pytest.raises(DBAPIError, match="append-only"), db.engine.begin() as conn:
             conn.execute(text(statement))
     assert AuditLog(db).verify().ok
@@ -166,8 +176,16 @@ def test_concurrent_appends_from_many_replicas_keep_one_chain(postgres_server: s
         barrier.wait()
         try:
             for i in range(20):
-                log.append(at=T0, actor=f"U0R{n}", source="test", verb="status", env="prod", args={"i": i},
-                           rule="r", outcome="allowed")
+                log.append(
+                    at=T0,
+                    actor=f"U0R{n}",
+                    source="test",
+                    verb="status",
+                    env="prod",
+                    args={"i": i},
+                    rule="r",
+                    outcome="allowed",
+                )
         except BaseException as exc:  # noqa: BLE001
             errors.append(exc)
 

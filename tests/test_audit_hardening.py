@@ -52,12 +52,26 @@ OPERATOR = pwd.getpwuid(os.geteuid()).pw_name  # who runs the CLI, whatever LOGN
 
 def _fill(log: AuditLog, n: int, start: int = 0) -> None:
     for i in range(start, start + n):
-        log.append(at=T0 + timedelta(seconds=i), actor="U0ONCALL1", source="slack", verb="scale", env="dev",
-                   args={"count": i}, rule="matrix:scale/dev:oncall", outcome="allowed", request_id=f"req{i}")
+        log.append(
+            at=T0 + timedelta(seconds=i),
+            actor="U0ONCALL1",
+            source="slack",
+            verb="scale",
+            env="dev",
+            args={"count": i},
+            rule="matrix:scale/dev:oncall",
+            outcome="allowed",
+            request_id=f"req{i}",
+        )
 
 
 def _env(db: Database, **extra: str) -> dict[str, str]:
-    return {"DATABASE_URL": db.url, "LOGNAME": "mallory", "USER": "mallory", **extra}  # self-asserted: ignored
+    return {
+        "DATABASE_URL": db.url,
+        "LOGNAME": "mallory",
+        "USER": "mallory",
+        **extra,
+    }  # self-asserted: ignored
 
 
 def _verify(db: Database, **extra: str) -> Result:
@@ -73,22 +87,56 @@ def _replace_rows(db: Database, rows: list[dict[str, Any]], head: tuple[int, str
         conn.execute(table.delete())
         if rows:
             conn.execute(table.insert(), rows)
-        conn.execute(text("UPDATE audit_head SET seq = :seq, hash = :hash"), {"seq": head[0], "hash": head[1]})
+        conn.execute(
+            text("UPDATE audit_head SET seq = :seq, hash = :hash"), {"seq": head[0], "hash": head[1]}
+        )
         if db.dialect == "postgresql":
             conn.execute(text("ALTER TABLE audit_events ENABLE TRIGGER audit_events_append_only"))
 
 
 def _row(e: AuditEntry, **changes: Any) -> dict[str, Any]:
-    return {**{k: getattr(e, k) for k in ("seq", "at", "actor", "source", "verb", "env", "args", "rule", "outcome",
-                                          "detail", "request_id", "prev_hash", "hash")}, **changes}
+    return {
+        **{
+            k: getattr(e, k)
+            for k in (
+                "seq",
+                "at",
+                "actor",
+                "source",
+                "verb",
+                "env",
+                "args",
+                "rule",
+                "outcome",
+                "detail",
+                "request_id",
+                "prev_hash",
+                "hash",
+            )
+        },
+        **changes,
+    }
 
 
 def _rechained(entries: list[AuditEntry], *, prev: str = GENESIS) -> list[dict[str, Any]]:
     """The attack: ``entries`` renumbered and re-chained with the project's own plain digest."""
     rows = []
     for seq, e in enumerate(entries, 1):
-        digest = _digest(prev, None, seq=seq, at=e.at, actor=e.actor, source=e.source, verb=e.verb, env=e.env,
-                         args=e.args, rule=e.rule, outcome=e.outcome, detail=e.detail, request_id=e.request_id)
+        digest = _digest(
+            prev,
+            None,
+            seq=seq,
+            at=e.at,
+            actor=e.actor,
+            source=e.source,
+            verb=e.verb,
+            env=e.env,
+            args=e.args,
+            rule=e.rule,
+            outcome=e.outcome,
+            detail=e.detail,
+            request_id=e.request_id,
+        )
         rows.append(_row(e, seq=seq, prev_hash=prev, hash=digest))
         prev = digest
     return rows
@@ -105,19 +153,24 @@ def test_a_trail_rewritten_with_the_plain_digest_fails_verify(db: Database, drop
     assert intact.exit_code == 0, intact.output
     assert "6 events verified (HMAC-SHA256 from event 1)" in intact.output  # the keying marker, then 5
 
-    kept = [e for e in log.entries() if e.args.get("count") != 2 and not (drop_marker and e.verb == MARKER_VERB)]
+    kept = [
+        e for e in log.entries() if e.args.get("count") != 2 and not (drop_marker and e.verb == MARKER_VERB)
+    ]
     rows = _rechained(kept)
     _replace_rows(db, rows, (rows[-1]["seq"], rows[-1]["hash"]))
     assert AuditLog(db).verify().problems == (), "the forgery is consistent under the plain digest"
 
     broken = _verify(db, AUDIT_KEY=KEY)
     assert broken.exit_code == 1
-    expected = "none of the 4 events is keyed although AUDIT_KEY is set" if drop_marker else \
-        "event 1, where the trail became keyed, does not verify under AUDIT_KEY"
+    expected = (
+        "none of the 4 events is keyed although AUDIT_KEY is set"
+        if drop_marker
+        else "event 1, where the trail became keyed, does not verify under AUDIT_KEY"
+    )
     assert expected in broken.output
 
 
-def _key_trail(db: Database, *args: str, input: str | None = None, **extra: str) -> Result:  # noqa: A002
+def _key_trail(db: Database, *args: str, input: str | None = None, **extra: str) -> Result:
     return CliRunner().invoke(cli, ["audit", "key", *args], env=_env(db, AUDIT_KEY=KEY, **extra), input=input)
 
 
@@ -185,8 +238,11 @@ def test_serve_start_up_warns_once_without_a_key_and_refuses_a_wrong_one(db: Dat
 def bucket() -> Iterator[Any]:
     with mock_aws():
         s3 = boto3.client("s3", region_name=REGION)
-        s3.create_bucket(Bucket=BUCKET, ObjectLockEnabledForBucket=True,
-                         CreateBucketConfiguration={"LocationConstraint": REGION})
+        s3.create_bucket(
+            Bucket=BUCKET,
+            ObjectLockEnabledForBucket=True,
+            CreateBucketConfiguration={"LocationConstraint": REGION},
+        )
         yield s3
 
 
@@ -223,12 +279,19 @@ def test_a_truncated_trail_fails_verify_thanks_to_the_anchor(db: Database, bucke
 
 
 def _store(key: str | None = KEY) -> AnchorStore:
-    return AnchorStore(aws=AwsGateway(session=moto_session(), region=REGION), bucket=BUCKET,
-                       prefix="menotime-ops/audit-head/", retention=timedelta(days=1),
-                       key=key.encode() if key else None, clock=FrozenClock(datetime.now(UTC)))
+    return AnchorStore(
+        aws=AwsGateway(session=moto_session(), region=REGION),
+        bucket=BUCKET,
+        prefix="menotime-ops/audit-head/",
+        retention=timedelta(days=1),
+        key=key.encode() if key else None,
+        clock=FrozenClock(datetime.now(UTC)),
+    )
 
 
-def test_the_periodic_anchor_follows_the_head_and_never_anchors_a_truncation(db: Database, bucket: Any) -> None:
+def test_the_periodic_anchor_follows_the_head_and_never_anchors_a_truncation(
+    db: Database, bucket: Any
+) -> None:
     log = AuditLog(db, key=KEY.encode())
     store_ = _store()
     _fill(log, 3)
@@ -265,7 +328,9 @@ def test_jobs_run_dev_cleanup_audits_each_deletion_as_the_os_user(db: Database, 
     assert marked.exit_code == 0, marked.output
     assert _events(db, verb="delete") == [], "the first run only marks"
     with db.engine.begin() as conn:  # a week later
-        conn.execute(text("UPDATE cleanup_marks SET marked_at = :at"), {"at": datetime.now(UTC) - timedelta(days=8)})
+        conn.execute(
+            text("UPDATE cleanup_marks SET marked_at = :at"), {"at": datetime.now(UTC) - timedelta(days=8)}
+        )
 
     deleted = CliRunner().invoke(cli, ["jobs", "run", "dev-cleanup"], env=env)
     assert deleted.exit_code == 0, deleted.output
@@ -274,7 +339,9 @@ def test_jobs_run_dev_cleanup_audits_each_deletion_as_the_os_user(db: Database, 
     assert len(events) == len(clutter.candidates) == 11
     assert {e.actor for e in events} == {f"cli:{OPERATOR}"}
     assert {e.env for e in events} == {"dev"}
-    assert {e.args["resource"] for e in events if e.args["kind"] == "rds_snapshots"} == {"menotime-dev-before-migration"}
+    assert {e.args["resource"] for e in events if e.args["kind"] == "rds_snapshots"} == {
+        "menotime-dev-before-migration"
+    }
     runs = [(e.outcome, e.actor) for e in _events(db, verb="dev-cleanup")]
     assert runs == [("started", f"cli:{OPERATOR}"), ("succeeded", f"cli:{OPERATOR}")] * 2
     assert AuditLog(db).verify().ok
@@ -286,12 +353,18 @@ def _sweep(ctx: JobContext) -> FakeReport:
 
 
 def test_a_scheduled_run_is_audited_as_the_scheduler(database_url: str, config: Config) -> None:
-    spec = JobSpec(name="sweep", summary="sweeps", env="dev", run=_sweep, options_model=NoOptions,
-                   options_key="sweep")
+    spec = JobSpec(
+        name="sweep", summary="sweeps", env="dev", run=_sweep, options_model=NoOptions, options_key="sweep"
+    )
     sunday = FrozenClock(datetime(2026, 11, 29, 11, 30, tzinfo=UTC))  # 30 min after its 03:00 PT fire
-    core = build_core(Settings(database_url=database_url),
-                      config=config.model_copy(update={"jobs": JobsConfig(schedules={"sweep": "0 3 * * sun"})}),
-                      clock=sunday, jobs=(spec,), migrate_schema=True, run_background=lambda work: work())
+    core = build_core(
+        Settings(database_url=database_url),
+        config=config.model_copy(update={"jobs": JobsConfig(schedules={"sweep": "0 3 * * sun"})}),
+        clock=sunday,
+        jobs=(spec,),
+        migrate_schema=True,
+        run_background=lambda work: work(),
+    )
     try:
         JobScheduler(core, submit=lambda work: work()).tick()  # leader: catches the missed fire up
         events = _events(core.db, request_id="job-run-1")
@@ -304,12 +377,24 @@ def test_a_scheduled_run_is_audited_as_the_scheduler(database_url: str, config: 
         core.close()
 
 
-def test_each_step_of_a_scheduled_staging_refresh_is_audited(harness: Harness, sqlite_url: str) -> None:  # noqa: F811
-    config = harness.config.model_copy(update={"jobs": JobsConfig(
-        schedules={"staging-refresh": "0 4 * * sun"}, options={"staging-refresh": harness.options.model_dump()})})
+def test_each_step_of_a_scheduled_staging_refresh_is_audited(harness: Harness, sqlite_url: str) -> None:
+    config = harness.config.model_copy(
+        update={
+            "jobs": JobsConfig(
+                schedules={"staging-refresh": "0 4 * * sun"},
+                options={"staging-refresh": harness.options.model_dump()},
+            )
+        }
+    )
     spec = job_spec(anonymize_step=harness.anonymizer, database_gate=harness.gate)
-    core = build_core(Settings(database_url=sqlite_url), config=config, aws=harness.aws, clock=harness.clock,
-                      jobs=(spec,), migrate_schema=True)
+    core = build_core(
+        Settings(database_url=sqlite_url),
+        config=config,
+        aws=harness.aws,
+        clock=harness.clock,
+        jobs=(spec,),
+        migrate_schema=True,
+    )
     try:
         scheduler = JobScheduler(core, submit=lambda work: work())
         assert scheduler.tick()
@@ -323,13 +408,20 @@ def test_each_step_of_a_scheduled_staging_refresh_is_audited(harness: Harness, s
 
 
 def test_console_lines_are_audited_as_the_os_user_acting_as_the_slack_user(
-        db: Database, seeded_aws: AwsGateway) -> None:
-    typed = CliRunner().invoke(cli, ["console", "--user", PEOPLE["operations"]], env=_env(db, AWS_REGION=REGION),
-                               input="status dev\n:as U0OTHER\nhelp\n:quit\n")
+    db: Database, seeded_aws: AwsGateway
+) -> None:
+    typed = CliRunner().invoke(
+        cli,
+        ["console", "--user", PEOPLE["operations"]],
+        env=_env(db, AWS_REGION=REGION),
+        input="status dev\n:as U0OTHER\nhelp\n:quit\n",
+    )
     assert typed.exit_code == 0, typed.output
     actors = [(e.verb, e.actor) for e in _events(db, source="console")]
-    assert actors == [("status", f"console:{OPERATOR} as {PEOPLE['operations']}"),
-                      ("help", f"console:{OPERATOR} as U0OTHER")]
+    assert actors == [
+        ("status", f"console:{OPERATOR} as {PEOPLE['operations']}"),
+        ("help", f"console:{OPERATOR} as U0OTHER"),
+    ]
 
 
 def test_console_without_an_operator_audits_the_slack_user_as_before(core: Core) -> None:
@@ -365,31 +457,42 @@ def _serve(db: Database, monkeypatch: pytest.MonkeyPatch) -> Result:
         raise AssertionError("serve got as far as listening")
 
     monkeypatch.setattr(uvicorn, "run", listen)
-    return CliRunner().invoke(cli, ["serve"], env=_env(db, AUDIT_KEY=KEY, SLACK_BOT_TOKEN="xoxb-x",
-                                                       SLACK_SIGNING_SECRET="s", AWS_REGION=REGION))
+    return CliRunner().invoke(
+        cli,
+        ["serve"],
+        env=_env(db, AUDIT_KEY=KEY, SLACK_BOT_TOKEN="xoxb-x", SLACK_SIGNING_SECRET="s", AWS_REGION=REGION),
+    )
 
 
-def test_no_keyed_process_keys_a_trail_rewritten_without_its_marker(db: Database,
-                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_no_keyed_process_keys_a_trail_rewritten_without_its_marker(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
     _fill(AuditLog(db, key=KEY.encode()), 5)
     _launder(db)
     forged = [e.hash for e in AuditLog(db).entries()]
 
     started = _serve(db, monkeypatch)  # a restart, another replica
     assert started.exit_code == 2, started.output
-    assert "4 events were written without it and nobody has keyed it yet: run `menotime-bot audit key`" \
+    assert (
+        "4 events were written without it and nobody has keyed it yet: run `menotime-bot audit key`"
         in started.output
+    )
     with pytest.raises(AuditKeyError, match="run `menotime-bot audit key`"):
         _fill(AuditLog(db, key=KEY.encode()), 1)  # any action, any CLI command
     with pytest.raises(AuditKeyError, match="run `menotime-bot audit key`"):
-        start_trail(audit=AuditLog(db, key=KEY.encode()), settings=Settings(database_url=db.url),
-                    clock=FrozenClock(T0))
+        start_trail(
+            audit=AuditLog(db, key=KEY.encode()),
+            settings=Settings(database_url=db.url),
+            clock=FrozenClock(T0),
+        )
     assert [e.hash for e in AuditLog(db).entries()] == forged, "nothing was written over the forgery"
     still = _verify(db, AUDIT_KEY=KEY)
     assert still.exit_code == 1 and "none of the 4 events is keyed although AUDIT_KEY is set" in still.output
 
 
-def test_audit_key_asks_first_and_refuses_a_trail_that_was_anchored_under_the_key(db: Database, bucket: Any) -> None:
+def test_audit_key_asks_first_and_refuses_a_trail_that_was_anchored_under_the_key(
+    db: Database, bucket: Any
+) -> None:
     _fill(AuditLog(db), 3)  # before AUDIT_KEY existed
     asked = _key_trail(db, input="n\n", AUDIT_ANCHOR_BUCKET=BUCKET, AWS_REGION=REGION)
     assert asked.exit_code == 1 and "Key the trail now?" in asked.output
@@ -421,8 +524,11 @@ def test_a_replica_without_the_key_stops_appending_once_another_keys_the_trail(d
 
 def _put_anchor(s3: Any, seq: int, digest: str, mac: str | None) -> None:
     body = {"seq": seq, "hash": digest, "at": None, "anchored_at": datetime.now(UTC).isoformat(), "mac": mac}
-    s3.put_object(Bucket=BUCKET, Key=f"menotime-ops/audit-head/{seq:012d}-{digest[:12]}.json",
-                  Body=json.dumps(body).encode())
+    s3.put_object(
+        Bucket=BUCKET,
+        Key=f"menotime-ops/audit-head/{seq:012d}-{digest[:12]}.json",
+        Body=json.dumps(body).encode(),
+    )
 
 
 def test_an_anchor_without_a_valid_mac_is_reported_and_ignored(db: Database, bucket: Any) -> None:
@@ -435,8 +541,13 @@ def test_an_anchor_without_a_valid_mac_is_reported_and_ignored(db: Database, buc
     tamper(db, "UPDATE audit_head SET seq = 4, hash = :h", h=log.hash_at(4))
     _fill(AuditLog(db, key=KEY.encode()), 3, start=10)
     head = log.head()
-    wrong = AnchorStore(aws=AwsGateway(session=moto_session(), region=REGION), bucket=BUCKET,
-                        prefix="menotime-ops/audit-head/", retention=timedelta(days=1), key=b"w" * 40)
+    wrong = AnchorStore(
+        aws=AwsGateway(session=moto_session(), region=REGION),
+        bucket=BUCKET,
+        prefix="menotime-ops/audit-head/",
+        retention=timedelta(days=1),
+        key=b"w" * 40,
+    )
     wrong.write(head)  # signed under another key
     _put_anchor(bucket, head.seq, head.hash, None)  # not signed at all
 
@@ -458,18 +569,26 @@ def test_the_periodic_anchor_refuses_a_trail_with_no_keying_marker(db: Database,
 
 
 def test_a_scheduled_job_whose_start_cannot_be_audited_waits_for_the_next_tick(
-        database_url: str, config: Config, monkeypatch: pytest.MonkeyPatch) -> None:
+    database_url: str, config: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
     ran: list[int] = []
 
     def sweep(ctx: JobContext) -> FakeReport:
         ran.append(ctx.run_id)
         return FakeReport(headline="swept", summary="swept")
 
-    spec = JobSpec(name="sweep", summary="sweeps", env="dev", run=sweep, options_model=NoOptions, options_key="sweep")
+    spec = JobSpec(
+        name="sweep", summary="sweeps", env="dev", run=sweep, options_model=NoOptions, options_key="sweep"
+    )
     sunday = FrozenClock(datetime(2026, 11, 29, 11, 30, tzinfo=UTC))
-    core = build_core(Settings(database_url=database_url),
-                      config=config.model_copy(update={"jobs": JobsConfig(schedules={"sweep": "0 3 * * sun"})}),
-                      clock=sunday, jobs=(spec,), migrate_schema=True, run_background=lambda work: work())
+    core = build_core(
+        Settings(database_url=database_url),
+        config=config.model_copy(update={"jobs": JobsConfig(schedules={"sweep": "0 3 * * sun"})}),
+        clock=sunday,
+        jobs=(spec,),
+        migrate_schema=True,
+        run_background=lambda work: work(),
+    )
     try:
         scheduler = JobScheduler(core, submit=lambda work: work())
         real = core.audit.append
@@ -482,7 +601,8 @@ def test_a_scheduled_job_whose_start_cannot_be_audited_waits_for_the_next_tick(
             scheduler.tick()
         assert ran == [], "a job never runs unaudited"
         assert [(e["event"], e.get("error")) for e in logs if e["log_level"] == "error"] == [
-            ("job_not_run_unaudited", "OperationalError")]
+            ("job_not_run_unaudited", "OperationalError")
+        ]
 
         monkeypatch.setattr(core.audit, "append", real)
         scheduler.tick()  # the next tick catches the fire up

@@ -41,8 +41,14 @@ def test_a_body_that_trickles_in_is_refused_408_after_the_timeout() -> None:
 
 def test_a_body_sent_at_once_reaches_the_app_whole() -> None:
     app = BodyLimit(_echo, timeout=0.2)
-    sent = _call(app, [{"type": "http.request", "body": b"x" * 10, "more_body": True},
-                       {"type": "http.request", "body": b"y" * 5, "more_body": False}], stall=False)
+    sent = _call(
+        app,
+        [
+            {"type": "http.request", "body": b"x" * 10, "more_body": True},
+            {"type": "http.request", "body": b"y" * 5, "more_body": False},
+        ],
+        stall=False,
+    )
     assert sent[0]["status"] == 200 and sent[1]["body"] == b"got 15"
 
 

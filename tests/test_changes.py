@@ -24,7 +24,9 @@ from bot.store.deploys import DeployLog
 from tests.blockkit import assert_valid_message
 from tests.conftest import PEOPLE, REGION, STATIC_GROUPS
 
-DEV, ONCALL, RM, OPS, ADMIN = (PEOPLE[r] for r in ("developer", "oncall", "release_manager", "operations", "admin"))
+DEV, ONCALL, RM, OPS, ADMIN = (
+    PEOPLE[r] for r in ("developer", "oncall", "release_manager", "operations", "admin")
+)
 
 
 class RecordingNotifier:
@@ -57,26 +59,48 @@ def rollout_steps(config: Config) -> list[str]:
 
 
 @pytest.fixture
-def make_core(sqlite_url: str, config: Config, seeded_aws: AwsGateway, clock: FrozenClock,
-              notifier: RecordingNotifier, rollout_steps: list[str]):
+def make_core(
+    sqlite_url: str,
+    config: Config,
+    seeded_aws: AwsGateway,
+    clock: FrozenClock,
+    notifier: RecordingNotifier,
+    rollout_steps: list[str],
+):
     built: list[Core] = []
 
     def sleep(_seconds: float) -> None:
         if rollout_steps:
             for env in config.environments.values():
                 primary = _service(seeded_aws, env.name)["deployments"][0]
-                if primary["taskDefinition"] != _service(seeded_aws, env.name)["taskDefinition"] or \
-                        primary.get("rolloutState") == "IN_PROGRESS":
+                if (
+                    primary["taskDefinition"] != _service(seeded_aws, env.name)["taskDefinition"]
+                    or primary.get("rolloutState") == "IN_PROGRESS"
+                ):
                     state, _, reason = rollout_steps.pop(0).partition(":")
-                    set_rollout(region=REGION, cluster=env.cluster, service=env.service, state=state,
-                                reason=reason or None, at=clock.now())
+                    set_rollout(
+                        region=REGION,
+                        cluster=env.cluster,
+                        service=env.service,
+                        state=state,
+                        reason=reason or None,
+                        at=clock.now(),
+                    )
                     return
         advance_rollouts(region=REGION, envs=tuple(config.environments.values()), at=clock.now())
 
     def make(*, database_url: str = sqlite_url, run_background: Any = None) -> Core:
-        core = build_core(Settings(database_url=database_url), config=config, aws=seeded_aws,
-                          groups=StaticGroups(STATIC_GROUPS), clock=clock, migrate_schema=True, notifier=notifier,
-                          run_background=run_background or (lambda work: work()), sleep=sleep)
+        core = build_core(
+            Settings(database_url=database_url),
+            config=config,
+            aws=seeded_aws,
+            groups=StaticGroups(STATIC_GROUPS),
+            clock=clock,
+            migrate_schema=True,
+            notifier=notifier,
+            run_background=run_background or (lambda work: work()),
+            sleep=sleep,
+        )
         built.append(core)
         return core
 
@@ -95,8 +119,9 @@ def run(core: Core, user: str, line: str):
 
 
 def _service(aws: AwsGateway, env: str) -> dict[str, Any]:
-    return aws.call("ecs", "describe_services", cluster=f"menotime-{env}-cluster",
-                    services=[f"menotime-{env}-service"])["services"][0]
+    return aws.call(
+        "ecs", "describe_services", cluster=f"menotime-{env}-cluster", services=[f"menotime-{env}-service"]
+    )["services"][0]
 
 
 def _revision(aws: AwsGateway, env: str) -> int:
@@ -109,7 +134,11 @@ def _image(aws: AwsGateway, env: str) -> str:
 
 
 def _revisions(aws: AwsGateway, env: str) -> int:
-    return len(aws.paginate("ecs", "list_task_definitions", "taskDefinitionArns", familyPrefix=f"menotime-backend-{env}"))
+    return len(
+        aws.paginate(
+            "ecs", "list_task_definitions", "taskDefinitionArns", familyPrefix=f"menotime-backend-{env}"
+        )
+    )
 
 
 def _request_id(result: ChangeResult) -> str:
@@ -125,19 +154,25 @@ def _text(reply) -> str:
 
 
 def test_deploy_dev_registers_a_revision_moves_the_service_and_follows_the_rollout(
-        core: Core, seeded_aws: AwsGateway, notifier: RecordingNotifier) -> None:
+    core: Core, seeded_aws: AwsGateway, notifier: RecordingNotifier
+) -> None:
     before = _revision(seeded_aws, "dev")
     reply = run(core, DEV, "deploy dev feature-login --reason 'try the login fix'")
     assert reply.outcome == "ok", _text(reply)
     assert _revision(seeded_aws, "dev") == before + 1
-    digest = seeded_aws.call("ecr", "describe_images", repositoryName="menotime-backend",
-                             imageIds=[{"imageTag": "feature-login"}])["imageDetails"][0]["imageDigest"]
+    digest = seeded_aws.call(
+        "ecr", "describe_images", repositoryName="menotime-backend", imageIds=[{"imageTag": "feature-login"}]
+    )["imageDetails"][0]["imageDigest"]
     # Pinned: the tag for people, the digest for ECS, so moving the tag later changes nothing here.
     assert _image(seeded_aws, "dev").endswith(f"menotime-backend:feature-login@{digest}")
     assert "Deploying `feature-login` to dev" in reply.result.headline
     record = DeployLog(core.db).last("dev")
     assert (record.kind, record.outcome, record.from_revision, record.to_revision) == (
-        "deploy", "completed", before, before + 1)
+        "deploy",
+        "completed",
+        before,
+        before + 1,
+    )
     assert record.requested_by == DEV and record.image_digest.startswith("sha256:")
     channel, first = notifier.posts[0]
     assert channel == "#menotime-ops" and "Deploying" in first.headline
@@ -158,14 +193,20 @@ def test_deploy_dev_registers_a_revision_moves_the_service_and_follows_the_rollo
         ("scale dev two", "must be a whole number"),
     ],
 )
-def test_bad_changes_are_one_sentence_and_change_nothing(core: Core, seeded_aws: AwsGateway, line: str,
-                                                        expected: str) -> None:
-    before = {env: (_revisions(seeded_aws, env), _service(seeded_aws, env)["desiredCount"]) for env in ("dev", "prod")}
+def test_bad_changes_are_one_sentence_and_change_nothing(
+    core: Core, seeded_aws: AwsGateway, line: str, expected: str
+) -> None:
+    before = {
+        env: (_revisions(seeded_aws, env), _service(seeded_aws, env)["desiredCount"])
+        for env in ("dev", "prod")
+    }
     reply = run(core, ONCALL if "prod" in line else DEV, line)
     assert isinstance(reply.result, ErrorResult), _text(reply)
     assert expected in reply.result.message
-    assert before == {env: (_revisions(seeded_aws, env), _service(seeded_aws, env)["desiredCount"])
-                      for env in ("dev", "prod")}
+    assert before == {
+        env: (_revisions(seeded_aws, env), _service(seeded_aws, env)["desiredCount"])
+        for env in ("dev", "prod")
+    }
 
 
 def test_scale_dev_within_bounds(core: Core, seeded_aws: AwsGateway) -> None:
@@ -197,8 +238,9 @@ def test_wrong_role_is_refused_and_audited(core: Core, seeded_aws: AwsGateway) -
 # confirmations (staging and prod)
 
 
-def test_prod_scale_needs_the_askers_click_and_moves_the_autoscaling_bounds(core: Core,
-                                                                           seeded_aws: AwsGateway) -> None:
+def test_prod_scale_needs_the_askers_click_and_moves_the_autoscaling_bounds(
+    core: Core, seeded_aws: AwsGateway
+) -> None:
     asked = run(core, ONCALL, "scale prod 3")
     assert asked.outcome == "ok" and asked.result.headline.startswith("Confirm: scale prod to 3 tasks")
     assert [b.label for b in asked.result.buttons] == ["Confirm", "Cancel"]
@@ -207,8 +249,12 @@ def test_prod_scale_needs_the_askers_click_and_moves_the_autoscaling_bounds(core
     assert "Only <@" in run(core, OPS, f"confirm {request_id}").result.message  # not theirs to click
     done = run(core, ONCALL, f"confirm {request_id}")
     assert done.outcome == "ok", _text(done)
-    target = seeded_aws.call("application-autoscaling", "describe_scalable_targets", ServiceNamespace="ecs",
-                             ResourceIds=["service/menotime-prod-cluster/menotime-prod-service"])["ScalableTargets"][0]
+    target = seeded_aws.call(
+        "application-autoscaling",
+        "describe_scalable_targets",
+        ServiceNamespace="ecs",
+        ResourceIds=["service/menotime-prod-cluster/menotime-prod-service"],
+    )["ScalableTargets"][0]
     assert (target["MinCapacity"], target["MaxCapacity"]) == (3, 4)
     assert _service(seeded_aws, "prod")["desiredCount"] == 3
     assert "already" in run(core, ONCALL, f"confirm {request_id}").result.message  # used once
@@ -223,7 +269,8 @@ def test_a_confirmation_expires(core: Core, clock: FrozenClock, seeded_aws: AwsG
 
 
 def test_rollback_prod_shows_from_and_to_and_goes_back_after_the_click(
-        core: Core, seeded_aws: AwsGateway) -> None:
+    core: Core, seeded_aws: AwsGateway
+) -> None:
     asked = run(core, ONCALL, "rollback prod --reason 'errors after v1.5.0'")
     shown = _text(asked)
     assert "menotime-backend-prod:3" in shown and "menotime-backend-prod:2" in shown and "v1.4.2" in shown
@@ -232,7 +279,12 @@ def test_rollback_prod_shows_from_and_to_and_goes_back_after_the_click(
     assert done.outcome == "ok", _text(done)
     assert _revision(seeded_aws, "prod") == 2
     record = DeployLog(core.db).last("prod")
-    assert (record.kind, record.from_revision, record.to_revision, record.outcome) == ("rollback", 3, 2, "completed")
+    assert (record.kind, record.from_revision, record.to_revision, record.outcome) == (
+        "rollback",
+        3,
+        2,
+        "completed",
+    )
 
 
 def test_rollback_to_a_named_version_and_refusals(core: Core, seeded_aws: AwsGateway) -> None:
@@ -259,14 +311,17 @@ def test_cancel_drops_the_request(core: Core, seeded_aws: AwsGateway) -> None:
 def _release_candidate(core: Core, aws: AwsGateway, clock: FrozenClock, *, hours_in_staging: float) -> None:
     """`v1.6.0` is the image staging runs as `main` (same digest), deployed there by CI/CD (straight
     through the AWS API, as the seed's pipeline does) hours ago."""
-    aws.call("ecr", "put_image", repositoryName=REPOSITORY, imageTag="v1.6.0", imageManifest=image_manifest("main"))
+    aws.call(
+        "ecr", "put_image", repositoryName=REPOSITORY, imageTag="v1.6.0", imageManifest=image_manifest("main")
+    )
     deploy_as_ci(aws, core.config.env("staging"), tag="main", at=clock.now())
     watch.housekeep(core)  # the bot, running meanwhile, sees it within the minute
     clock.advance(hours=hours_in_staging)
 
 
-def test_prod_deploy_needs_another_persons_approval(core: Core, seeded_aws: AwsGateway, clock: FrozenClock,
-                                                    notifier: RecordingNotifier) -> None:
+def test_prod_deploy_needs_another_persons_approval(
+    core: Core, seeded_aws: AwsGateway, clock: FrozenClock, notifier: RecordingNotifier
+) -> None:
     _release_candidate(core, seeded_aws, clock, hours_in_staging=25)
     before = _revision(seeded_aws, "prod")
     asked = run(core, RM, "deploy prod v1.6.0 --reason 'release 1.6'")
@@ -285,30 +340,37 @@ def test_prod_deploy_needs_another_persons_approval(core: Core, seeded_aws: AwsG
     record = DeployLog(core.db).last("prod")
     assert (record.requested_by, record.approval_id, record.outcome) == (RM, request_id, "completed")
     assert "Approved by <@" in notifier.updates[0][1].headline or any(
-        "Approved by" in u[1].headline for u in notifier.updates)
+        "Approved by" in u[1].headline for u in notifier.updates
+    )
     assert "already" in run(core, PEOPLE["admin"], f"approve {request_id}").result.message
 
 
-def test_the_requester_cannot_approve_even_as_admin(core: Core, seeded_aws: AwsGateway, clock: FrozenClock,
-                                                    notifier: RecordingNotifier) -> None:
+def test_the_requester_cannot_approve_even_as_admin(
+    core: Core, seeded_aws: AwsGateway, clock: FrozenClock, notifier: RecordingNotifier
+) -> None:
     _release_candidate(core, seeded_aws, clock, hours_in_staging=25)
     run(core, ADMIN, "deploy prod v1.6.0")
     request_id = notifier.posts[-1][1].buttons[0].value
     assert "another person must approve" in run(core, ADMIN, f"approve {request_id}").result.message
 
 
-def test_prod_deploy_without_the_soak_is_refused(core: Core, seeded_aws: AwsGateway, clock: FrozenClock) -> None:
+def test_prod_deploy_without_the_soak_is_refused(
+    core: Core, seeded_aws: AwsGateway, clock: FrozenClock
+) -> None:
     _release_candidate(core, seeded_aws, clock, hours_in_staging=3)
     reply = run(core, RM, "deploy prod v1.6.0")
     assert reply.outcome == "failed"
-    assert ("has been in staging since 2026-11-24 10:00 PST (18:00 UTC), 3 h; prod needs 24 h there: soaked at "
-            "2026-11-25 10:00 PST (18:00 UTC)") in reply.result.message
+    assert (
+        "has been in staging since 2026-11-24 10:00 PST (18:00 UTC), 3 h; prod needs 24 h there: soaked at "
+        "2026-11-25 10:00 PST (18:00 UTC)"
+    ) in reply.result.message
     never = run(core, RM, "deploy prod v1.4.2")
     assert "has not run in staging" in never.result.message
 
 
 def test_prod_deploy_outside_the_window_is_refused_unless_emergency(
-        core: Core, seeded_aws: AwsGateway, clock: FrozenClock, notifier: RecordingNotifier) -> None:
+    core: Core, seeded_aws: AwsGateway, clock: FrozenClock, notifier: RecordingNotifier
+) -> None:
     _release_candidate(core, seeded_aws, clock, hours_in_staging=24 * 4 + 2)  # Sat 12:00 PT
     reply = run(core, RM, "deploy prod v1.6.0")
     assert reply.outcome == "failed"
@@ -321,8 +383,9 @@ def test_prod_deploy_outside_the_window_is_refused_unless_emergency(
     assert event.rule.startswith("matrix:emergency/prod:oncall")
 
 
-def test_an_approval_expires(core: Core, seeded_aws: AwsGateway, clock: FrozenClock,
-                             notifier: RecordingNotifier) -> None:
+def test_an_approval_expires(
+    core: Core, seeded_aws: AwsGateway, clock: FrozenClock, notifier: RecordingNotifier
+) -> None:
     _release_candidate(core, seeded_aws, clock, hours_in_staging=25)
     run(core, RM, "deploy prod v1.6.0")
     request_id = notifier.posts[-1][1].buttons[0].value
@@ -331,7 +394,8 @@ def test_an_approval_expires(core: Core, seeded_aws: AwsGateway, clock: FrozenCl
 
 
 def test_an_undecided_approval_is_swept_expired_audited_and_its_buttons_removed(
-        core: Core, seeded_aws: AwsGateway, clock: FrozenClock, notifier: RecordingNotifier) -> None:
+    core: Core, seeded_aws: AwsGateway, clock: FrozenClock, notifier: RecordingNotifier
+) -> None:
     from bot.changes import expire_requests
 
     _release_candidate(core, seeded_aws, clock, hours_in_staging=25)
@@ -345,7 +409,12 @@ def test_an_undecided_approval_is_swept_expired_audited_and_its_buttons_removed(
     closed = notifier.updates[-1][1]
     assert closed.headline.startswith(f"Expired: nobody decided {request_id}") and closed.buttons == ()
     [entry] = [e for e in core.audit.recent(limit=5) if e.outcome == "expired"]
-    assert (entry.actor, entry.env, entry.rule, entry.request_id) == ("menotime-bot", "prod", "expiry", request_id)
+    assert (entry.actor, entry.env, entry.rule, entry.request_id) == (
+        "menotime-bot",
+        "prod",
+        "expiry",
+        request_id,
+    )
     assert core.audit.verify().ok
     assert "expired" in run(core, OPS, f"approve {request_id}").result.message
     assert _revision(seeded_aws, "prod") == live  # nothing deployed
@@ -358,7 +427,10 @@ def test_an_undecided_approval_is_swept_expired_audited_and_its_buttons_removed(
 def test_lock_freezes_deploys_and_scaling_but_not_rollback(core: Core, seeded_aws: AwsGateway) -> None:
     assert run(core, ONCALL, "lock dev database failover in progress").outcome == "ok"
     refused = run(core, DEV, "deploy dev feature-login")
-    assert "dev is locked by <@" in refused.result.message and "database failover in progress" in refused.result.message
+    assert (
+        "dev is locked by <@" in refused.result.message
+        and "database failover in progress" in refused.result.message
+    )
     assert "locked" in run(core, DEV, "scale dev 2").result.message
     assert _service(seeded_aws, "dev")["desiredCount"] == 1
     assert "locked by" in _text(run(core, DEV, "status dev"))
@@ -377,8 +449,9 @@ def test_a_change_in_flight_refuses_the_next(make_core, seeded_aws: AwsGateway) 
 
 
 @pytest.mark.postgres
-def test_ten_simultaneous_deploys_exactly_one_proceeds(make_core, postgres_server: str,
-                                                       seeded_aws: AwsGateway) -> None:
+def test_ten_simultaneous_deploys_exactly_one_proceeds(
+    make_core, postgres_server: str, seeded_aws: AwsGateway
+) -> None:
     from tests.conftest import _reset_postgres
 
     _reset_postgres(postgres_server)
@@ -400,7 +473,9 @@ def test_ten_simultaneous_deploys_exactly_one_proceeds(make_core, postgres_serve
         t.join()
     outcomes = sorted(r.outcome for r in replies)
     assert outcomes == ["failed"] * 9 + ["ok"], [_text(r) for r in replies]
-    assert all("Another change is in flight on dev" in r.result.message for r in replies if r.outcome == "failed")
+    assert all(
+        "Another change is in flight on dev" in r.result.message for r in replies if r.outcome == "failed"
+    )
     assert _revisions(seeded_aws, "dev") == 4  # exactly one new revision
 
 
@@ -410,7 +485,8 @@ def test_ten_simultaneous_deploys_exactly_one_proceeds(make_core, postgres_serve
 
 @pytest.mark.parametrize("rollout_steps", [["IN_PROGRESS", "FAILED"]])
 def test_a_circuit_breaker_rollback_is_reported_as_such_and_offers_nothing_to_undo(
-        core: Core, notifier: RecordingNotifier, rollout_steps: list[str]) -> None:
+    core: Core, notifier: RecordingNotifier, rollout_steps: list[str]
+) -> None:
     assert run(core, DEV, "deploy dev feature-login").outcome == "ok"
     final = notifier.updates[-1][1]
     assert "ROLLED BACK by ECS" in render_text(final)
@@ -420,7 +496,8 @@ def test_a_circuit_breaker_rollback_is_reported_as_such_and_offers_nothing_to_un
 
 @pytest.mark.parametrize("rollout_steps", [["IN_PROGRESS", "FAILED:tasks failed their health checks"]])
 def test_a_failed_rollout_offers_a_roll_back_to_exactly_what_ran_before(
-        core: Core, notifier: RecordingNotifier, seeded_aws: AwsGateway, rollout_steps: list[str]) -> None:
+    core: Core, notifier: RecordingNotifier, seeded_aws: AwsGateway, rollout_steps: list[str]
+) -> None:
     assert run(core, DEV, "deploy dev feature-login").outcome == "ok"
     final = notifier.updates[-1][1]
     assert "FAILED" in render_text(final) and "health checks" in render_text(final)
@@ -439,14 +516,14 @@ def test_a_failed_rollout_offers_a_roll_back_to_exactly_what_ran_before(
     ("utc", "inside"),
     [
         (datetime(2026, 3, 6, 16, 59, tzinfo=UTC), False),  # Fri 08:59 PST
-        (datetime(2026, 3, 6, 17, 0, tzinfo=UTC), True),    # Fri 09:00 PST
+        (datetime(2026, 3, 6, 17, 0, tzinfo=UTC), True),  # Fri 09:00 PST
         (datetime(2026, 3, 9, 15, 59, tzinfo=UTC), False),  # Mon 08:59 PDT (after spring forward)
-        (datetime(2026, 3, 9, 16, 0, tzinfo=UTC), True),    # Mon 09:00 PDT
-        (datetime(2026, 3, 9, 23, 59, tzinfo=UTC), True),   # Mon 16:59 PDT
-        (datetime(2026, 3, 10, 0, 0, tzinfo=UTC), False),   # Mon 17:00 PDT
+        (datetime(2026, 3, 9, 16, 0, tzinfo=UTC), True),  # Mon 09:00 PDT
+        (datetime(2026, 3, 9, 23, 59, tzinfo=UTC), True),  # Mon 16:59 PDT
+        (datetime(2026, 3, 10, 0, 0, tzinfo=UTC), False),  # Mon 17:00 PDT
         (datetime(2026, 10, 30, 23, 59, tzinfo=UTC), True),  # Fri 16:59 PDT
         (datetime(2026, 11, 2, 16, 30, tzinfo=UTC), False),  # Mon 08:30 PST (after fall back)
-        (datetime(2026, 11, 2, 17, 0, tzinfo=UTC), True),   # Mon 09:00 PST
+        (datetime(2026, 11, 2, 17, 0, tzinfo=UTC), True),  # Mon 09:00 PST
         (datetime(2026, 11, 7, 18, 0, tzinfo=UTC), False),  # Sat 10:00 PST
     ],
 )
@@ -472,12 +549,9 @@ def test_history_lists_changes_not_reads(core: Core) -> None:
     assert not any("status" in line or "history" in line for line in shown)
 
 
-
-
-
-def test_an_approval_is_refused_when_the_requester_lost_the_role(make_core, seeded_aws: AwsGateway,
-                                                                 clock: FrozenClock, notifier: RecordingNotifier,
-                                                                 config: Config) -> None:
+def test_an_approval_is_refused_when_the_requester_lost_the_role(
+    make_core, seeded_aws: AwsGateway, clock: FrozenClock, notifier: RecordingNotifier, config: Config
+) -> None:
     core = make_core()
     _release_candidate(core, seeded_aws, clock, hours_in_staging=25)
     run(core, RM, "deploy prod v1.6.0")
@@ -490,8 +564,9 @@ def test_an_approval_is_refused_when_the_requester_lost_the_role(make_core, seed
     assert _revision(seeded_aws, "prod") == 3
 
 
-def test_a_failed_aws_call_midway_is_recorded_truthfully(core: Core, seeded_aws: AwsGateway,
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failed_aws_call_midway_is_recorded_truthfully(
+    core: Core, seeded_aws: AwsGateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from bot import ecs
     from bot.errors import AwsUnavailable
 
@@ -508,8 +583,9 @@ def test_a_failed_aws_call_midway_is_recorded_truthfully(core: Core, seeded_aws:
     assert run(core, DEV, "scale dev 2").outcome == "ok"  # the lease was released
 
 
-
-def test_emergency_is_on_calls_permission_alone(core: Core, seeded_aws: AwsGateway, clock: FrozenClock) -> None:
+def test_emergency_is_on_calls_permission_alone(
+    core: Core, seeded_aws: AwsGateway, clock: FrozenClock
+) -> None:
     _release_candidate(core, seeded_aws, clock, hours_in_staging=1)
     refused = run(core, RM, "deploy prod v1.6.0 --emergency 'just because'")
     assert refused.outcome == "denied" and "oncall" in refused.result.message
@@ -526,7 +602,8 @@ def test_a_second_rollback_goes_further_back_not_forward(core: Core, seeded_aws:
 
 
 def test_an_approval_refused_when_it_runs_ends_failed_and_says_so(
-        core: Core, seeded_aws: AwsGateway, clock: FrozenClock, notifier: RecordingNotifier) -> None:
+    core: Core, seeded_aws: AwsGateway, clock: FrozenClock, notifier: RecordingNotifier
+) -> None:
     _release_candidate(core, seeded_aws, clock, hours_in_staging=25)  # Wed 11:00 PT
     run(core, RM, "deploy prod v1.6.0")
     request_id = notifier.posts[-1][1].buttons[0].value
@@ -542,7 +619,8 @@ def test_an_approval_refused_when_it_runs_ends_failed_and_says_so(
 
 
 def test_an_incident_rollback_takes_the_lock_from_a_deploy_still_rolling_out(
-        make_core, seeded_aws: AwsGateway) -> None:
+    make_core, seeded_aws: AwsGateway
+) -> None:
     held = make_core(run_background=lambda work: None)
     assert run(held, DEV, "deploy dev feature-login").outcome == "ok"
     assert "in flight" in run(held, DEV, "scale dev 2").result.message
@@ -564,8 +642,9 @@ def test_scaling_an_autoscaled_env_down_says_what_really_happens(core: Core, see
     assert "autoscaling minimum is now 2" in down.result.headline and "4 tasks run" in down.result.headline
 
 
-def test_rollouts_left_open_by_a_stopped_bot_are_ended_at_start_up(make_core, seeded_aws: AwsGateway,
-                                                                   clock: FrozenClock) -> None:
+def test_rollouts_left_open_by_a_stopped_bot_are_ended_at_start_up(
+    make_core, seeded_aws: AwsGateway, clock: FrozenClock
+) -> None:
     from bot.changes import finish_orphaned_rollouts
     from bot.store.changes import Leases
 

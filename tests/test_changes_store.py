@@ -52,7 +52,7 @@ def test_a_second_freeze_is_refused_and_names_the_first(db: Database) -> None:
 
 
 def test_unfreezing_what_is_not_frozen_is_not_found(db: Database) -> None:
-    with pytest.raises(NotFound, match="^prod is not locked$"):
+    with pytest.raises(NotFound, match=r"^prod is not locked$"):
         Freezes(db).unfreeze(env="prod")
 
 
@@ -66,17 +66,26 @@ def test_naive_datetimes_are_refused(db: Database) -> None:
 
 def test_a_lease_is_taken_once_and_refused_while_held(db: Database) -> None:
     leases = Leases(db)
-    lease = leases.acquire(env="prod", holder="REQ-AAAAAA", action="deploy", user="U0RELMGR", now=NOW, ttl=TTL)
+    lease = leases.acquire(
+        env="prod", holder="REQ-AAAAAA", action="deploy", user="U0RELMGR", now=NOW, ttl=TTL
+    )
     assert (lease.env, lease.holder, lease.action, lease.user) == ("prod", "REQ-AAAAAA", "deploy", "U0RELMGR")
     assert lease.acquired_at == NOW and lease.expires_at == NOW + TTL
     assert leases.get("prod", now=NOW) == lease
 
     with pytest.raises(PolicyViolation) as refused:
-        leases.acquire(env="prod", holder="REQ-BBBBBB", action="scale", user="U0OPS",
-                       now=NOW + timedelta(minutes=1), ttl=TTL)
+        leases.acquire(
+            env="prod",
+            holder="REQ-BBBBBB",
+            action="scale",
+            user="U0OPS",
+            now=NOW + timedelta(minutes=1),
+            ttl=TTL,
+        )
     assert refused.value.message == (
         "Another change is in flight on prod: deploy by <@U0RELMGR> since 10:02 PT; try again when it ends "
-        "(the lock expires at 10:32 PT).")
+        "(the lock expires at 10:32 PT)."
+    )
 
     # the same holder does not get in twice either (a double-clicked button)
     with pytest.raises(PolicyViolation, match="already running on prod"):
@@ -94,7 +103,9 @@ def test_an_expired_lease_is_taken_over(db: Database) -> None:
     assert leases.get("prod", now=later) is None  # expired: nobody holds it
     assert leases.all(now=later) == {}
 
-    taken = leases.acquire(env="prod", holder="REQ-BBBBBB", action="rollback", user="U0ONCALL1", now=later, ttl=TTL)
+    taken = leases.acquire(
+        env="prod", holder="REQ-BBBBBB", action="rollback", user="U0ONCALL1", now=later, ttl=TTL
+    )
     assert (taken.holder, taken.acquired_at, taken.expires_at) == ("REQ-BBBBBB", later, later + TTL)
     assert leases.get("prod", now=later) == taken
     # the old holder's release does not free the new holder's lease
@@ -121,19 +132,25 @@ def test_only_the_holder_releases_and_renews(db: Database) -> None:
 
 def test_held_releases_on_exit_even_on_errors(db: Database) -> None:
     leases = Leases(db)
-    with leases.held(env="prod", holder="REQ-AAAAAA", action="deploy", user="U0RELMGR", now=NOW, ttl=TTL) as lease:
+    with leases.held(
+        env="prod", holder="REQ-AAAAAA", action="deploy", user="U0RELMGR", now=NOW, ttl=TTL
+    ) as lease:
         assert leases.get("prod", now=NOW) == lease
     assert leases.get("prod", now=NOW) is None
 
-    with (pytest.raises(RuntimeError, match="boom"),
-          leases.held(env="prod", holder="REQ-BBBBBB", action="scale", user="U0OPS", now=NOW, ttl=TTL)):
+    with (
+        pytest.raises(RuntimeError, match="boom"),
+        leases.held(env="prod", holder="REQ-BBBBBB", action="scale", user="U0OPS", now=NOW, ttl=TTL),
+    ):
         raise RuntimeError("boom")
     assert leases.get("prod", now=NOW) is None
 
     # a refused acquire leaves the holder's lease alone
     leases.acquire(env="prod", holder="REQ-AAAAAA", action="deploy", user="U0RELMGR", now=NOW, ttl=TTL)
-    with (pytest.raises(PolicyViolation),
-          leases.held(env="prod", holder="REQ-CCCCCC", action="scale", user="U0OPS", now=NOW, ttl=TTL)):
+    with (
+        pytest.raises(PolicyViolation),
+        leases.held(env="prod", holder="REQ-CCCCCC", action="scale", user="U0OPS", now=NOW, ttl=TTL),
+    ):
         pytest.fail("must not run")
     assert leases.get("prod", now=NOW).holder == "REQ-AAAAAA"
 
@@ -141,10 +158,25 @@ def test_held_releases_on_exit_even_on_errors(db: Database) -> None:
 # -- requests ----------------------------------------------------------------------------------------
 
 
-def _create(requests: Requests, *, by: str = "U0RELMGR", kind: str = "approval", env: str = "prod",
-            now: datetime = NOW, ttl: timedelta = timedelta(hours=2)) -> Any:
-    return requests.create(kind=kind, env=env, action="deploy", params=PARAMS, requested_by=by,
-                           reason="release 1.4.2", now=now, ttl=ttl)
+def _create(
+    requests: Requests,
+    *,
+    by: str = "U0RELMGR",
+    kind: str = "approval",
+    env: str = "prod",
+    now: datetime = NOW,
+    ttl: timedelta = timedelta(hours=2),
+) -> Any:
+    return requests.create(
+        kind=kind,
+        env=env,
+        action="deploy",
+        params=PARAMS,
+        requested_by=by,
+        reason="release 1.4.2",
+        now=now,
+        ttl=ttl,
+    )
 
 
 def test_create_and_get(db: Database) -> None:
@@ -235,8 +267,9 @@ def test_expire_due_and_pending(db: Database) -> None:
     requests = Requests(db)
     short = _create(requests, ttl=timedelta(minutes=5))
     long = _create(requests, ttl=timedelta(hours=2), now=NOW + timedelta(seconds=1))
-    staging = _create(requests, env="staging", kind="confirmation", ttl=timedelta(hours=2),
-                      now=NOW + timedelta(seconds=2))
+    staging = _create(
+        requests, env="staging", kind="confirmation", ttl=timedelta(hours=2), now=NOW + timedelta(seconds=2)
+    )
     decided = _create(requests, ttl=timedelta(minutes=5))
     requests.decide(id=decided.id, status="cancelled", by="U0RELMGR", now=NOW)
 
@@ -267,8 +300,9 @@ def test_the_params_hash_ignores_key_order_and_nothing_else() -> None:
 # -- races: one winner, across engines (as across processes and replicas) ----------------------------
 
 
-def _race(url: str, attempt: Callable[[Database, int], Any],
-          contenders: int = 10) -> tuple[list[Any], list[Exception]]:
+def _race(
+    url: str, attempt: Callable[[Database, int], Any], contenders: int = 10
+) -> tuple[list[Any], list[Exception]]:
     """Runs ``attempt(database, i)`` on ``contenders`` threads at once, each with its own engine."""
     databases = [Database(url) for _ in range(contenders)]
     for database in databases:
@@ -304,8 +338,12 @@ def _race(url: str, attempt: Callable[[Database, int], Any],
 def test_ten_contenders_one_lease(database_url: str, db: Database) -> None:
     for round_ in range(3):
         env = f"prod{round_}"
-        wins, losses = _race(database_url, lambda d, i, env=env: Leases(d).acquire(
-            env=env, holder=f"{env}-{i}", action="deploy", user=f"U0USER{i}", now=NOW, ttl=TTL))
+        wins, losses = _race(
+            database_url,
+            lambda d, i, env=env: Leases(d).acquire(
+                env=env, holder=f"{env}-{i}", action="deploy", user=f"U0USER{i}", now=NOW, ttl=TTL
+            ),
+        )
         assert len(wins) == 1 and len(losses) == 9, losses
         assert all(isinstance(exc, PolicyViolation) for exc in losses), losses
         assert all(f"deploy by <@{wins[0].user}>" in exc.message for exc in losses), losses
@@ -313,8 +351,12 @@ def test_ten_contenders_one_lease(database_url: str, db: Database) -> None:
 
     # and the same for taking over an expired lease
     later = NOW + TTL
-    wins, losses = _race(database_url, lambda d, i: Leases(d).acquire(
-        env="prod0", holder=f"TAKE-{i}", action="rollback", user=f"U0USER{i}", now=later, ttl=TTL))
+    wins, losses = _race(
+        database_url,
+        lambda d, i: Leases(d).acquire(
+            env="prod0", holder=f"TAKE-{i}", action="rollback", user=f"U0USER{i}", now=later, ttl=TTL
+        ),
+    )
     assert len(wins) == 1 and len(losses) == 9, losses
     assert all(isinstance(exc, PolicyViolation) for exc in losses), losses
     assert Leases(db).get("prod0", now=later) == wins[0]
@@ -324,10 +366,16 @@ def test_ten_deciders_one_decision(database_url: str, db: Database) -> None:
     requests = Requests(db)
     for round_ in range(3):
         made = _create(requests)
-        wins, losses = _race(database_url, lambda d, i, rid=made.id: Requests(d).decide(
-            id=rid, status="approved" if i % 2 else "denied", by=f"U0USER{i}", now=NOW))
+        wins, losses = _race(
+            database_url,
+            lambda d, i, rid=made.id: Requests(d).decide(
+                id=rid, status="approved" if i % 2 else "denied", by=f"U0USER{i}", now=NOW
+            ),
+        )
         assert len(wins) == 1 and len(losses) == 9, (round_, losses)
-        assert all(isinstance(exc, PolicyViolation) and "was already" in exc.message for exc in losses), losses
+        assert all(isinstance(exc, PolicyViolation) and "was already" in exc.message for exc in losses), (
+            losses
+        )
         final = requests.get(made.id)
         assert (final.status, final.decided_by) == (wins[0].status, wins[0].decided_by)
 

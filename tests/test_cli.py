@@ -24,8 +24,9 @@ def runner() -> CliRunner:
 def test_config_check_prints_environments_and_matrix(runner: CliRunner, tmp_path: Path) -> None:
     path = tmp_path / "menotime.yaml"
     path.write_text("roles:\n  oncall: {users: [U0ONCALL1], groups: [S0ONCALL]}\n")
-    result = runner.invoke(cli, ["config", "check"], env={"MENOTIME_CONFIG": str(path),
-                                                          "SLACK_BOT_TOKEN": "xoxb-do-not-print"})
+    result = runner.invoke(
+        cli, ["config", "check"], env={"MENOTIME_CONFIG": str(path), "SLACK_BOT_TOKEN": "xoxb-do-not-print"}
+    )
     assert result.exit_code == 0, result.output
     assert "menotime-prod-cluster/menotime-prod-service" in result.output
     assert "allowed 2-4 (autoscaling)" in result.output
@@ -57,8 +58,16 @@ def test_migrate_then_audit_verify_export_and_tamper(runner: CliRunner, tmp_path
 
     log = AuditLog(Database(url))
     for i in range(3):
-        log.append(at=datetime(2026, 11, 24, 18, i, tzinfo=UTC), actor="U0ONCALL1", source="test", verb="status",
-                   env="prod", args={}, rule="matrix:status/prod:oncall", outcome="allowed")
+        log.append(
+            at=datetime(2026, 11, 24, 18, i, tzinfo=UTC),
+            actor="U0ONCALL1",
+            source="test",
+            verb="status",
+            env="prod",
+            args={},
+            rule="matrix:status/prod:oncall",
+            outcome="allowed",
+        )
 
     verified = runner.invoke(cli, ["audit", "verify"], env=env)
     assert verified.exit_code == 0 and "3 events verified" in verified.output
@@ -102,8 +111,10 @@ def test_the_demo_tour_runs_to_the_end_offline() -> None:
     # issue 11's tour: CI/CD deploys staging itself, the bot sees it, the soak counts it, the alarm
     # after the prod deploy names that deployment and rolls back to the revision before it
     assert "staging  deploy main (rev 4) by CI/CD or console -> completed" in shown
-    assert "v1.6.0 (digest b4437d0d132c) has been in staging since" in shown and "prod needs 24 h there: soaked at" \
-        in shown
+    assert (
+        "v1.6.0 (digest b4437d0d132c) has been in staging since" in shown
+        and "prod needs 24 h there: soaked at" in shown
+    )
     assert "Releases this week 0 of 2 planned" in shown
     assert "After a deployment fired 5 min after v1.6.0 (rev 4) by @U0DEMORM" in shown
     assert "[Roll back] -> /menotime rollback prod 3" in shown
@@ -117,26 +128,40 @@ def test_the_demo_tour_runs_to_the_end_offline() -> None:
     assert "[#menotime-prod-alerts] ALARM — menotime-prod-api-5xx" in shown
     assert "[Acknowledge] -> /menotime ack" in shown
     assert "Acknowledged by @U0DEMOONCALL" in shown
-    assert "OK — resolved after 20 min" in shown and "updated] OK — menotime-prod-api-5xx (resolved after 20 min)" in shown
+    assert (
+        "OK — resolved after 20 min" in shown
+        and "updated] OK — menotime-prod-api-5xx (resolved after 20 min)" in shown
+    )
     # the scheduled jobs, run by operations
     assert "Dev cleanup (dry run: nothing was changed): succeeded" in shown
     assert "would mark: menotime-backend:feature-old-search" in shown
-    assert ("Staging refreshed: menotime-staging is now an anonymized, verified copy" in shown
-            or "skipped: the refresh needs PostgreSQL" in shown)
+    assert (
+        "Staging refreshed: menotime-staging is now an anonymized, verified copy" in shown
+        or "skipped: the refresh needs PostgreSQL" in shown
+    )
     assert "schedule  Sundays 03:00 PT" in shown and "succeeded (dry run)" in shown
     assert "[#menotime-ops] Cost digest" in shown and "forecast $" in shown
 
 
 def test_the_demo_can_stay_interactive() -> None:
     out = io.StringIO()
-    assert run_demo(interactive=True, out=out, stdin=io.StringIO("whoami\n:as U0DEMOONCALL\nstatus prod\n:quit\n")) == 0
+    assert (
+        run_demo(
+            interactive=True, out=out, stdin=io.StringIO("whoami\n:as U0DEMOONCALL\nstatus prod\n:quit\n")
+        )
+        == 0
+    )
     shown = out.getvalue().split("Type /menotime commands", 1)[1]
     assert "You are U0DEMODEV" in shown
     assert "v1.5.0" in shown
 
 
-def test_audit_verify_that_cannot_read_says_so_with_its_own_exit_code(runner: CliRunner, tmp_path: Path) -> None:
-    result = runner.invoke(cli, ["audit", "verify"], env={"DATABASE_URL": f"sqlite:///{tmp_path / 'never.db'}"})
+def test_audit_verify_that_cannot_read_says_so_with_its_own_exit_code(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    result = runner.invoke(
+        cli, ["audit", "verify"], env={"DATABASE_URL": f"sqlite:///{tmp_path / 'never.db'}"}
+    )
     assert result.exit_code == 3
     assert "NOT CHECKED" in result.output and "Traceback" not in result.output
 
@@ -149,8 +174,9 @@ def test_a_bad_setting_in_the_file_is_reported_with_file_and_line(runner: CliRun
 
 
 def test_console_simulate_answers_typed_lines_as_the_demo_people(runner: CliRunner) -> None:
-    result = runner.invoke(cli, ["console", "--simulate"],
-                           input="status dev\nscale dev 2\n:as U0DEMOGUEST\nstatus prod\n:quit\n")
+    result = runner.invoke(
+        cli, ["console", "--simulate"], input="status dev\nscale dev 2\n:as U0DEMOGUEST\nstatus prod\n:quit\n"
+    )
     assert result.exit_code == 0, result.output
     assert "menotime-backend-dev:3, image develop" in result.output
     assert "Scaled dev to 2 tasks (asked by @U0DEMODEV)" in result.output
@@ -158,8 +184,13 @@ def test_console_simulate_answers_typed_lines_as_the_demo_people(runner: CliRunn
 
 
 def test_console_simulate_runs_the_jobs_too(runner: CliRunner) -> None:
-    result = runner.invoke(cli, ["console", "--simulate", "--user", "U0DEMOOPS"],
-                           input="jobs run nope\njobs run dev-cleanup --dry-run\n:quit\n")
+    result = runner.invoke(
+        cli,
+        ["console", "--simulate", "--user", "U0DEMOOPS"],
+        input="jobs run nope\njobs run dev-cleanup --dry-run\n:quit\n",
+    )
     assert result.exit_code == 0, result.output
-    assert "There is no job nope. Jobs: dev-cleanup, staging-refresh, cost-report, cost-digest." in result.output
+    assert (
+        "There is no job nope. Jobs: dev-cleanup, staging-refresh, cost-report, cost-digest." in result.output
+    )
     assert "Dev cleanup (dry run: nothing was changed): succeeded" in result.output

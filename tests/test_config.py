@@ -19,7 +19,10 @@ def test_shipped_defaults_follow_the_seed() -> None:
     assert config.env_names == ("dev", "staging", "prod")
     prod = config.env("prod")
     assert (prod.cluster, prod.service, prod.task_family) == (
-        "menotime-prod-cluster", "menotime-prod-service", "menotime-backend-prod")
+        "menotime-prod-cluster",
+        "menotime-prod-service",
+        "menotime-backend-prod",
+    )
     assert (prod.rds_instance, prod.database) == ("menotime-prod", "menotime_prod")
     assert (prod.tasks.default, prod.tasks.min, prod.tasks.max, prod.autoscaling) == (2, 2, 4, True)
     assert (config.env("dev").tasks.min, config.env("dev").tasks.max) == (1, 2)
@@ -34,10 +37,17 @@ def test_shipped_defaults_follow_the_seed() -> None:
 @pytest.mark.parametrize(
     ("env", "accepted", "refused"),
     [
-        ("dev", ["develop", "feature-login", "3f9c2a1", "3f9c2a1b7d4e8f90a1b2c3d4e5f60718293a4b5c"],
-         ["main", "v1.2.3", "feature-", "DEVELOP", "3f9c2"]),
+        (
+            "dev",
+            ["develop", "feature-login", "3f9c2a1", "3f9c2a1b7d4e8f90a1b2c3d4e5f60718293a4b5c"],
+            ["main", "v1.2.3", "feature-", "DEVELOP", "3f9c2"],
+        ),
         ("staging", ["main", "PR-1", "PR-4821"], ["develop", "PR-", "pr-12", "v1.2.3", "main2"]),
-        ("prod", ["v1.2.3", "v0.0.1", "v10.20.30"], ["1.2.3", "v1.2", "v01.2.3", "v1.2.3-rc1", "main", "latest"]),
+        (
+            "prod",
+            ["v1.2.3", "v0.0.1", "v10.20.30"],
+            ["1.2.3", "v1.2", "v01.2.3", "v1.2.3-rc1", "main", "latest"],
+        ),
     ],
 )
 def test_image_tag_rules(env: str, accepted: list[str], refused: list[str]) -> None:
@@ -48,8 +58,10 @@ def test_image_tag_rules(env: str, accepted: list[str], refused: list[str]) -> N
 
 def test_an_operator_file_is_merged_over_the_defaults(tmp_path: Path) -> None:
     path = tmp_path / "menotime.yaml"
-    path.write_text("roles:\n  oncall: {users: [U0ONCALL1], groups: [S0ONCALL]}\n"
-                    "environments:\n  dev: {tasks: {default: 1, min: 1, max: 3}}\n")
+    path.write_text(
+        "roles:\n  oncall: {users: [U0ONCALL1], groups: [S0ONCALL]}\n"
+        "environments:\n  dev: {tasks: {default: 1, min: 1, max: 3}}\n"
+    )
     config = load_config(path)
     assert config.roles[Role.oncall].users == ("U0ONCALL1",)
     assert config.roles[Role.oncall].groups == ("S0ONCALL",)
@@ -60,16 +72,27 @@ def test_an_operator_file_is_merged_over_the_defaults(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("yaml_text", "expected"),
     [
-        ("environments:\n  prod:\n    tasks: {default: 2, min: 3, max: 4}\n",
-         ":3: environments.prod.tasks: needs min <= default <= max"),
-        ("roles:\n  oncall:\n    users: [someone]\n", ":3: roles.oncall.users: 'someone' is not a Slack user ID"),
+        (
+            "environments:\n  prod:\n    tasks: {default: 2, min: 3, max: 4}\n",
+            ":3: environments.prod.tasks: needs min <= default <= max",
+        ),
+        (
+            "roles:\n  oncall:\n    users: [someone]\n",
+            ":3: roles.oncall.users: 'someone' is not a Slack user ID",
+        ),
         ("roles:\n  oncall:\n    groups: [U0NOTAGROUP]\n", "is not a Slack user group ID"),
         ("roles:\n  superhero: {users: [U0X1]}\n", "roles.superhero"),
         ("permissions:\n  deploy:\n    prod: [release_manger]\n", "unknown role 'release_manger'"),
         ("permissions:\n  launch:\n    prod: [oncall]\n", "unknown action 'launch'"),
         ("permissions:\n  deploy:\n    qa: [oncall]\n", "unknown environment 'qa'"),
-        ("environments:\n  dev:\n    image_tags: {rule: x, patterns: ['(unclosed']}\n", "not a valid regular expression"),
-        ("environments:\n  dev:\n    colour: blue\n", ":3: environments.dev.colour: Extra inputs are not permitted"),
+        (
+            "environments:\n  dev:\n    image_tags: {rule: x, patterns: ['(unclosed']}\n",
+            "not a valid regular expression",
+        ),
+        (
+            "environments:\n  dev:\n    colour: blue\n",
+            ":3: environments.dev.colour: Extra inputs are not permitted",
+        ),
         ("environments:\n  dev: {tasks: [1, 2]\n", "not valid YAML"),
         ("- just\n- a list\n", "must be a mapping"),
         ("settings:\n  databse_url: sqlite:///x.db\n", ":1: settings: unknown setting 'databse_url'"),
@@ -110,8 +133,12 @@ def test_settings_from_environment_file_and_defaults(tmp_path: Path, monkeypatch
 def test_settings_from_secrets_manager(monkeypatch: pytest.MonkeyPatch) -> None:
     with mock_aws():
         client = boto3.client("secretsmanager", region_name="us-west-1")
-        client.create_secret(Name="menotime/bot", SecretString=json.dumps(
-            {"SLACK_SIGNING_SECRET": "from-secrets-manager", "SLACK_BOT_TOKEN": "xoxb-sm"}))
+        client.create_secret(
+            Name="menotime/bot",
+            SecretString=json.dumps(
+                {"SLACK_SIGNING_SECRET": "from-secrets-manager", "SLACK_BOT_TOKEN": "xoxb-sm"}
+            ),
+        )
         monkeypatch.setenv("SECRETS_MANAGER_SECRET_ID", "menotime/bot")
         monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-env-wins")
         settings = Settings()

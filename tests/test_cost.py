@@ -107,8 +107,9 @@ def test_monthly_report_figures(db: Database, aws: AwsGateway, spy: CeSpy) -> No
     assert ":white_check_mark: *dev*" in rows
 
 
-def test_second_report_in_the_same_window_asks_cost_explorer_nothing(db: Database, aws: AwsGateway,
-                                                                      spy: CeSpy) -> None:
+def test_second_report_in_the_same_window_asks_cost_explorer_nothing(
+    db: Database, aws: AwsGateway, spy: CeSpy
+) -> None:
     queue_usage_results(aws, [data.monthly_answer()])
     clock, config = FrozenClock(REPORT_DAY), cost_config(cache_ttl_hours=6)
     first = cost_report(config=config, db=db, aws=aws, clock=clock)
@@ -138,7 +139,9 @@ def test_tags_not_activated_says_so_and_how_to_fix_it(db: Database, aws: AwsGate
 
 
 def test_no_data_says_so_and_draws_no_chart(db: Database, aws: AwsGateway) -> None:
-    report = cost_report(config=cost_config(), db=db, aws=aws, clock=FrozenClock(REPORT_DAY))  # nothing queued
+    report = cost_report(
+        config=cost_config(), db=db, aws=aws, clock=FrozenClock(REPORT_DAY)
+    )  # nothing queued
 
     assert report.chart is None and report.total == 0.0 and report.outcome == "succeeded"
     text = _rendered(report)
@@ -147,8 +150,9 @@ def test_no_data_says_so_and_draws_no_chart(db: Database, aws: AwsGateway) -> No
     assert report.summary == "Cost report for November 2026: no cost data"
     assert report.rows == () and "$0.00" not in text  # a sentence, not a table of zeros
 
-    digest = cost_digest(config=cost_config(), db=db, aws=aws, clock=FrozenClock(DIGEST_DAY),
-                         forecast_call=ForecastStub())
+    digest = cost_digest(
+        config=cost_config(), db=db, aws=aws, clock=FrozenClock(DIGEST_DAY), forecast_call=ForecastStub()
+    )
     text = _rendered(digest)
     assert digest.rows == () and digest.summary == "Cost digest to 2026-11-29: no cost data"
     assert "Cost Explorer has no cost data from 2026-11-01 to 2026-11-29" in text and "$0.00" not in text
@@ -170,8 +174,10 @@ def test_throttling_is_retried_then_the_report_says_what_is_missing(db: Database
 
     assert len(attempts) == 2  # the gateway's retries, then a sentence
     assert report.rows == () and report.outcome == "failed"
-    assert report.missing == ("monthly costs by environment and service (AWS did not answer (Cost Explorer: it kept "
-                              "throttling the bot); nothing was changed.)",)
+    assert report.missing == (
+        "monthly costs by environment and service (AWS did not answer (Cost Explorer: it kept "
+        "throttling the bot); nothing was changed.)",
+    )
     text = _rendered(report)
     assert "Missing figures (not zero: Cost Explorer did not give them)" in text and "$0.00" not in text
 
@@ -195,8 +201,21 @@ def test_patient_count_from_a_database_query(db: Database, aws: AwsGateway, tmp_
         conn.execute("CREATE TABLE patients (id INTEGER PRIMARY KEY, active INTEGER)")
         conn.executemany("INSERT INTO patients (active) VALUES (?)", [(1,)] * 625 + [(0,)] * 75)
     queue_usage_results(aws, [data.monthly_answer()])
-    config = load_config(overrides=deep_merge(TEST_ROLES, {"jobs": {"options": {"cost": {
-        "patients_dsn": f"sqlite:///{path}", "patients_query": "SELECT count(*) FROM patients WHERE active = 1"}}}}))
+    config = load_config(
+        overrides=deep_merge(
+            TEST_ROLES,
+            {
+                "jobs": {
+                    "options": {
+                        "cost": {
+                            "patients_dsn": f"sqlite:///{path}",
+                            "patients_query": "SELECT count(*) FROM patients WHERE active = 1",
+                        }
+                    }
+                }
+            },
+        )
+    )
     report = cost_report(config=config, db=db, aws=aws, clock=FrozenClock(REPORT_DAY))
 
     assert report.patients == 625 and report.patients_source == "database"
@@ -204,25 +223,44 @@ def test_patient_count_from_a_database_query(db: Database, aws: AwsGateway, tmp_
     assert report.cost_per_patient == pytest.approx(700 / 625)
 
 
-def test_a_failing_patient_query_keeps_the_lowest_budget_and_says_why(db: Database, aws: AwsGateway,
-                                                                     tmp_path: Any) -> None:
+def test_a_failing_patient_query_keeps_the_lowest_budget_and_says_why(
+    db: Database, aws: AwsGateway, tmp_path: Any
+) -> None:
     queue_usage_results(aws, [data.monthly_answer()])
-    config = load_config(overrides=deep_merge(TEST_ROLES, {"jobs": {"options": {"cost": {
-        "patients_dsn": f"sqlite:///{tmp_path / 'empty.db'}", "patients_query": "SELECT count(*) FROM patients"}}}}))
+    config = load_config(
+        overrides=deep_merge(
+            TEST_ROLES,
+            {
+                "jobs": {
+                    "options": {
+                        "cost": {
+                            "patients_dsn": f"sqlite:///{tmp_path / 'empty.db'}",
+                            "patients_query": "SELECT count(*) FROM patients",
+                        }
+                    }
+                }
+            },
+        )
+    )
     report = cost_report(config=config, db=db, aws=aws, clock=FrozenClock(REPORT_DAY))
 
     assert report.patients is None and report.cost_per_patient is None
     assert _row(report, "prod").budget == 616.0
-    assert any("the patient query failed (OperationalError)" in note and "$616" in note for note in report.notes)
+    assert any(
+        "the patient query failed (OperationalError)" in note and "$616" in note for note in report.notes
+    )
     assert "empty.db" not in _rendered(report)  # the DSN never reaches a message
 
 
-@pytest.mark.parametrize(("options", "message"), [
-    ({"patients_dsn": "sqlite://"}, "patients_dsn and patients_query go together"),
-    ({"patients": 3, "patients_dsn": "sqlite://", "patients_query": "SELECT 1"}, "not both"),
-    ({"forecast": "crystal_ball"}, "jobs.options.cost.forecast"),
-    ({"top_n": 0}, "jobs.options.cost.top_n"),
-])
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"patients_dsn": "sqlite://"}, "patients_dsn and patients_query go together"),
+        ({"patients": 3, "patients_dsn": "sqlite://", "patients_query": "SELECT 1"}, "not both"),
+        ({"forecast": "crystal_ball"}, "jobs.options.cost.forecast"),
+        ({"top_n": 0}, "jobs.options.cost.top_n"),
+    ],
+)
 def test_bad_options_are_a_config_error_naming_the_field(options: dict[str, Any], message: str) -> None:
     from jobs.cost import SPECS
 
@@ -238,26 +276,50 @@ def test_bad_options_are_a_config_error_naming_the_field(options: dict[str, Any]
 
 def test_weekly_digest_figures(db: Database, aws: AwsGateway, spy: CeSpy) -> None:
     audit = AuditLog(db)
-    for days_ago, outcome, args in ((2, "allowed", {"env": "prod", "tag": "v1.5.1", "--emergency": "login outage <!channel>"}),
-                                    (9, "allowed", {"env": "prod", "tag": "v1.5.0", "--emergency": "last week's"}),
-                                    (1, "denied", {"env": "prod", "tag": "v1.5.2", "--emergency": "not allowed"}),
-                                    (1, "allowed", {"env": "prod", "tag": "v1.5.2"})):
-        audit.append(at=DIGEST_DAY - timedelta(days=days_ago), actor="U0ONCALL1", source="slack", verb="deploy",
-                     env="prod", args=args, rule="test", outcome=outcome)
+    for days_ago, outcome, args in (
+        (2, "allowed", {"env": "prod", "tag": "v1.5.1", "--emergency": "login outage <!channel>"}),
+        (9, "allowed", {"env": "prod", "tag": "v1.5.0", "--emergency": "last week's"}),
+        (1, "denied", {"env": "prod", "tag": "v1.5.2", "--emergency": "not allowed"}),
+        (1, "allowed", {"env": "prod", "tag": "v1.5.2"}),
+    ):
+        audit.append(
+            at=DIGEST_DAY - timedelta(days=days_ago),
+            actor="U0ONCALL1",
+            source="slack",
+            verb="deploy",
+            env="prod",
+            args=args,
+            rule="test",
+            outcome=outcome,
+        )
     queue_usage_results(aws, [data.daily_answer()])
     forecast = ForecastStub()
-    digest = cost_digest(config=cost_config(), db=db, aws=aws, clock=FrozenClock(DIGEST_DAY), forecast_call=forecast)
+    digest = cost_digest(
+        config=cost_config(), db=db, aws=aws, clock=FrozenClock(DIGEST_DAY), forecast_call=forecast
+    )
 
     assert spy.calls == ["get_cost_and_usage"]  # the forecast went through the stub
     assert (digest.week_start, digest.through, digest.days_elapsed, digest.days_in_month) == (
-        date(2026, 11, 23), date(2026, 11, 29), 29, 30)
+        date(2026, 11, 23),
+        date(2026, 11, 29),
+        29,
+        30,
+    )
     dev, staging, prod, untagged = (_row(digest, e) for e in ("dev", "staging", "prod", UNTAGGED))
     # Last 7 days against the budget prorated to 7 of November's 30 days.
     assert (dev.week, dev.week_budget, dev.week_status) == (62.0, pytest.approx(200 * 7 / 30), "over")
-    assert (staging.week, staging.week_budget, staging.week_status) == (49.0, pytest.approx(250 * 7 / 30), "under")
+    assert (staging.week, staging.week_budget, staging.week_status) == (
+        49.0,
+        pytest.approx(250 * 7 / 30),
+        "under",
+    )
     assert (prod.week, prod.week_budget, prod.week_status) == (168.0, pytest.approx(672 * 7 / 30), "over")
     # Month to date against 29/30 of the budget.
-    assert (dev.month_to_date, dev.mtd_budget, dev.mtd_status) == (194.0, pytest.approx(200 * 29 / 30), "over")
+    assert (dev.month_to_date, dev.mtd_budget, dev.mtd_status) == (
+        194.0,
+        pytest.approx(200 * 29 / 30),
+        "over",
+    )
     assert (staging.month_to_date, staging.mtd_status) == (203.0, "under")
     assert (prod.month_to_date, prod.mtd_budget) == (652.0, pytest.approx(672 * 29 / 30))
     assert (untagged.week, untagged.month_to_date, untagged.mtd_budget) == (7.0, 29.0, None)
@@ -268,25 +330,33 @@ def test_weekly_digest_figures(db: Database, aws: AwsGateway, spy: CeSpy) -> Non
     assert untagged.forecast is None
     assert [q["TimePeriod"] for q in forecast.queries] == [{"Start": "2026-11-30", "End": "2026-12-01"}] * 3
     # Movers week over week, by service; the unchanged ones are not movers.
-    assert [(m.service, m.last_week, m.this_week) for m in digest.movers] == [(data.NAT, 0.0, 20.0),
-                                                                             (data.ELB, 14.0, 28.0)]
+    assert [(m.service, m.last_week, m.this_week) for m in digest.movers] == [
+        (data.NAT, 0.0, 20.0),
+        (data.ELB, 14.0, 28.0),
+    ]
     # Days above the trailing average: dev's NAT day only.
     assert [(s.day, s.env, s.cost, s.trailing_average) for s in digest.spikes] == [
-        (data.SPIKE_DAY, "dev", 26.0, 6.0)]
+        (data.SPIKE_DAY, "dev", 26.0, 6.0)
+    ]
     # This week's allowed break-glass actions, for review.
-    assert [(e.verb, e.env, e.reason) for e in digest.emergencies] == [("deploy", "prod", "login outage <!channel>")]
+    assert [(e.verb, e.env, e.reason) for e in digest.emergencies] == [
+        ("deploy", "prod", "login outage <!channel>")
+    ]
     assert not digest.missing and digest.outcome == "succeeded"
 
     text = _rendered(digest)
-    assert "OVER dev        week $62.00 of $47 (133 %); month to date $194.00 of $193 (100 %); forecast $200.00" \
-           " of $200 (100 %) NEAR" in text
+    assert (
+        "OVER dev        week $62.00 of $47 (133 %); month to date $194.00 of $193 (100 %); forecast $200.00"
+        " of $200 (100 %) NEAR" in text
+    )
     assert "Fri 27 Nov dev $26.00 vs $6.00 average (x4.3)" in text
     assert "@U0ONCALL1 deploy prod: login outage" in text
     review = next(b["text"]["text"] for b in render_slack(digest)["blocks"] if "Break-glass" in str(b))
     assert "<@U0ONCALL1> *deploy* prod: login outage &lt;!channel&gt;" in review  # no ping from audit text
     assert "Forecast: Cost Explorer forecast." in text
-    assert digest.summary == ("Cost digest to 2026-11-29: $286.00 this week, $1,078.00 month to date; "
-                              "over budget: dev, prod")
+    assert digest.summary == (
+        "Cost digest to 2026-11-29: $286.00 this week, $1,078.00 month to date; over budget: dev, prod"
+    )
 
     # The same digest again: every answer comes from the cache.
     cost_digest(config=cost_config(), db=db, aws=aws, clock=FrozenClock(DIGEST_DAY), forecast_call=forecast)
@@ -295,18 +365,27 @@ def test_weekly_digest_figures(db: Database, aws: AwsGateway, spy: CeSpy) -> Non
 
 def test_a_failed_forecast_is_listed_as_missing_not_zero(db: Database, aws: AwsGateway) -> None:
     queue_usage_results(aws, [data.daily_answer()])
-    digest = cost_digest(config=cost_config(), db=db, aws=aws, clock=FrozenClock(DIGEST_DAY),
-                         forecast_call=ForecastStub(fail_for="prod"))
+    digest = cost_digest(
+        config=cost_config(),
+        db=db,
+        aws=aws,
+        clock=FrozenClock(DIGEST_DAY),
+        forecast_call=ForecastStub(fail_for="prod"),
+    )
 
     assert _row(digest, "prod").forecast is None and _row(digest, "dev").forecast == 200.0
-    assert digest.missing == ("prod month-end forecast (Cost Explorer refused the query (LimitExceededException))",)
+    assert digest.missing == (
+        "prod month-end forecast (Cost Explorer refused the query (LimitExceededException))",
+    )
     text = _rendered(digest)
     assert "- prod month-end forecast (Cost Explorer refused the query (LimitExceededException))" in text
 
 
 def test_run_rate_forecast_and_forecast_off(db: Database, aws: AwsGateway) -> None:
     queue_usage_results(aws, [data.daily_answer()])
-    run_rate = cost_digest(config=cost_config(forecast="run_rate"), db=db, aws=aws, clock=FrozenClock(DIGEST_DAY))
+    run_rate = cost_digest(
+        config=cost_config(forecast="run_rate"), db=db, aws=aws, clock=FrozenClock(DIGEST_DAY)
+    )
     assert _row(run_rate, "staging").forecast == pytest.approx(203 / 29 * 30)
     assert "Forecast: run-rate estimate" in _rendered(run_rate)
 
@@ -317,8 +396,14 @@ def test_run_rate_forecast_and_forecast_off(db: Database, aws: AwsGateway) -> No
 
 def test_digest_for_one_environment(db: Database, aws: AwsGateway) -> None:
     queue_usage_results(aws, [data.daily_answer()])
-    digest = cost_digest(config=cost_config(), db=db, aws=aws, clock=FrozenClock(DIGEST_DAY), envs=("dev",),
-                         forecast_call=ForecastStub())
+    digest = cost_digest(
+        config=cost_config(),
+        db=db,
+        aws=aws,
+        clock=FrozenClock(DIGEST_DAY),
+        envs=("dev",),
+        forecast_call=ForecastStub(),
+    )
     assert [row.env for row in digest.rows] == ["dev"]
     assert [(m.service, m.change) for m in digest.movers] == [(data.NAT, 20.0)]
     assert digest.emergencies == ()
@@ -329,8 +414,10 @@ def test_paged_answers_are_joined_by_period(db: Database, aws: AwsGateway) -> No
     november = whole["ResultsByTime"][-1]
     first_half = {**november, "Groups": november["Groups"][:4]}
     second_half = {**november, "Groups": november["Groups"][4:]}
-    pages = [{"ResultsByTime": [*whole["ResultsByTime"][:-1], first_half], "NextPageToken": "page-2"},
-             {"ResultsByTime": [second_half]}]
+    pages = [
+        {"ResultsByTime": [*whole["ResultsByTime"][:-1], first_half], "NextPageToken": "page-2"},
+        {"ResultsByTime": [second_half]},
+    ]
     tokens: list[str | None] = []
 
     def call(service: str, operation: str, /, **params: Any) -> dict[str, Any]:
@@ -347,6 +434,10 @@ def test_the_cache_keeps_a_simulators_answers_apart_from_real_ones() -> None:
     from bot.cost.explorer import cache_key
 
     query = {"TimePeriod": {"Start": "2026-10-01", "End": "2026-11-01"}, "Granularity": "MONTHLY"}
-    real, simulated = cache_key("usage", query, source="us-west-1"), cache_key(
-        "usage", query, source="us-west-1@http://127.0.0.1:5000")
-    assert real != simulated and real == cache_key("usage", dict(reversed(list(query.items()))), source="us-west-1")
+    real, simulated = (
+        cache_key("usage", query, source="us-west-1"),
+        cache_key("usage", query, source="us-west-1@http://127.0.0.1:5000"),
+    )
+    assert real != simulated and real == cache_key(
+        "usage", dict(reversed(list(query.items()))), source="us-west-1"
+    )

@@ -17,7 +17,12 @@ from bot.config import Config, deep_merge, load_config
 from bot.core import Core
 from bot.cost.chart import render_chart
 from bot.cost.results import ChartData, CostDigestAnswer, CostReport, CostReportAnswer
-from bot.cost.simdata import SIMULATOR_CONFIG_OVERRIDES, demo_cost_data, print_cost_digest, queue_usage_results
+from bot.cost.simdata import (
+    SIMULATOR_CONFIG_OVERRIDES,
+    demo_cost_data,
+    print_cost_digest,
+    queue_usage_results,
+)
 from bot.jobkit import Attachment, JobContext, JobSpec
 from bot.notify import NullNotifier, SlackNotifier
 from bot.render import render_slack, render_text
@@ -27,8 +32,8 @@ from jobs.cost import SPECS, make_specs
 from tests import cost_data as data
 from tests.blockkit import assert_valid_message
 from tests.conftest import PEOPLE, TEST_ROLES
-from tests.fakes.slack_api import UPLOAD, FakeSlack
 from tests.cost_data import DIGEST_DAY, REPORT_DAY, ForecastStub, cost_config
+from tests.fakes.slack_api import UPLOAD, FakeSlack
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -40,11 +45,20 @@ def _png_size(content: bytes) -> tuple[int, int]:
     return width, height
 
 
-def _context(*, config: Config, db: Database, aws: AwsGateway, at: datetime, spec: JobSpec,
-             files: list[Attachment]) -> JobContext:
-    return JobContext(settings=Settings(database_url=db.url), config=config,
-                      db=db, aws=aws, clock=FrozenClock(at), notifier=NullNotifier(), options=spec.options(config),
-                      run_id=1, attach=files.append)
+def _context(
+    *, config: Config, db: Database, aws: AwsGateway, at: datetime, spec: JobSpec, files: list[Attachment]
+) -> JobContext:
+    return JobContext(
+        settings=Settings(database_url=db.url),
+        config=config,
+        db=db,
+        aws=aws,
+        clock=FrozenClock(at),
+        notifier=NullNotifier(),
+        options=spec.options(config),
+        run_id=1,
+        attach=files.append,
+    )
 
 
 def _spec(specs: tuple[JobSpec, ...], name: str) -> JobSpec:
@@ -52,12 +66,16 @@ def _spec(specs: tuple[JobSpec, ...], name: str) -> JobSpec:
 
 
 def test_specs_declare_both_jobs() -> None:
-    assert [(s.name, s.env, s.options_key) for s in SPECS] == [("cost-report", "prod", "cost"),
-                                                              ("cost-digest", "prod", "cost")]
+    assert [(s.name, s.env, s.options_key) for s in SPECS] == [
+        ("cost-report", "prod", "cost"),
+        ("cost-digest", "prod", "cost"),
+    ]
     assert set(_spec(SPECS, "cost-digest").iam_actions) == {"ce:GetCostAndUsage", "ce:GetCostForecast"}
 
 
-def test_cost_report_job_attaches_a_valid_chart_and_the_upload_reaches_slack(db: Database, aws: AwsGateway) -> None:
+def test_cost_report_job_attaches_a_valid_chart_and_the_upload_reaches_slack(
+    db: Database, aws: AwsGateway
+) -> None:
     from slack_sdk import WebClient
 
     queue_usage_results(aws, [data.monthly_answer()])
@@ -68,7 +86,10 @@ def test_cost_report_job_attaches_a_valid_chart_and_the_upload_reaches_slack(db:
     assert isinstance(report, CostReport) and report.outcome == "succeeded"
     assert report.summary == "Cost report for November 2026: $1,125.00 of $1,122 budget"
     [chart] = files
-    assert chart.filename == "menotime-cost-2026-11.png" and chart.title == "AWS cost by environment, Jun 2026 – Nov 2026"
+    assert (
+        chart.filename == "menotime-cost-2026-11.png"
+        and chart.title == "AWS cost by environment, Jun 2026 – Nov 2026"
+    )
     assert len(chart.content) > 10_000 and _png_size(chart.content) == (900, 550)
 
     # What the runner does with it: post the report, then upload the chart in its thread.
@@ -102,9 +123,12 @@ def test_the_chart_of_empty_months_still_renders() -> None:
 def test_the_chart_is_an_image_matplotlib_reads_back() -> None:
     import matplotlib.image
 
-    chart = ChartData(months=(date(2026, 10, 1), date(2026, 11, 1)),
-                      series=(("dev", (100.0, 120.0)), ("prod", (600.0, 700.0)), ("untagged", (5.0, 0.0))),
-                      budgets=(("dev", 200.0), ("prod", 672.0)), title="two months")
+    chart = ChartData(
+        months=(date(2026, 10, 1), date(2026, 11, 1)),
+        series=(("dev", (100.0, 120.0)), ("prod", (600.0, 700.0)), ("untagged", (5.0, 0.0))),
+        budgets=(("dev", 200.0), ("prod", 672.0)),
+        title="two months",
+    )
     pixels = matplotlib.image.imread(io.BytesIO(render_chart(chart)), format="png")
     assert pixels.shape[:2] == (550, 900)
 
@@ -116,8 +140,12 @@ def test_cost_digest_job_with_the_forecast_stubbed(db: Database, aws: AwsGateway
     files: list[Attachment] = []
     digest = spec.run(_context(config=cost_config(), db=db, aws=aws, at=DIGEST_DAY, spec=spec, files=files))
     assert files == [] and digest.outcome == "succeeded"
-    assert [(r.env, r.forecast) for r in digest.rows] == [("dev", 200.0), ("staging", 210.0), ("prod", 676.0),
-                                                          ("untagged", None)]
+    assert [(r.env, r.forecast) for r in digest.rows] == [
+        ("dev", 200.0),
+        ("staging", 210.0),
+        ("prod", 676.0),
+        ("untagged", None),
+    ]
     assert_valid_message(render_slack(digest))
 
 
@@ -128,8 +156,11 @@ def test_cost_digest_job_with_the_forecast_stubbed(db: Database, aws: AwsGateway
 @pytest.fixture
 def config() -> Config:
     """The shared `core` fixture's configuration, with prod's patients and a run-rate forecast."""
-    return load_config(overrides=deep_merge(TEST_ROLES, {"jobs": {"options": {"cost": {
-        "patients": 400, "forecast": "run_rate"}}}}))
+    return load_config(
+        overrides=deep_merge(
+            TEST_ROLES, {"jobs": {"options": {"cost": {"patients": 400, "forecast": "run_rate"}}}}
+        )
+    )
 
 
 @pytest.fixture
@@ -151,7 +182,9 @@ def test_cost_verb_for_a_viewer(cost_core: Core, seeded_aws: AwsGateway) -> None
     assert_valid_message(render_slack(reply.result))
 
 
-def test_cost_verb_defaults_to_the_week_for_every_environment(cost_core: Core, seeded_aws: AwsGateway) -> None:
+def test_cost_verb_defaults_to_the_week_for_every_environment(
+    cost_core: Core, seeded_aws: AwsGateway
+) -> None:
     cost_core.clock = FrozenClock(DIGEST_DAY)  # type: ignore[misc]
     queue_usage_results(seeded_aws, [data.daily_answer()])
     reply = cost_core.service.handle(user_id=PEOPLE["viewer"], text="cost", source="test")
@@ -213,4 +246,3 @@ def test_demo_cost_data_in_process_answers_in_any_order(db: Database, aws: AwsGa
     report = cost_report(config=config, db=db, aws=aws, clock=clock)
     assert digest.has_data and digest.through == date(2026, 11, 29) and len(digest.spikes) == 1
     assert report.has_data and report.month == date(2026, 10, 1)
-

@@ -23,7 +23,7 @@ from bot import watch
 from bot.aws import AwsGateway
 from bot.clock import FrozenClock
 from bot.config import Config
-from bot.core import Core, build_core
+from bot.core import build_core
 from bot.identity import StaticGroups
 from bot.outbox import Outbox, OutboxNotifier, OutboxSender
 from bot.settings import Settings
@@ -55,8 +55,10 @@ def scratch_database() -> Iterator[tuple[str, Callable[[bool], None]]]:
         with admin.connect() as conn:
             conn.execute(text(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS {str(accept).lower()}'))
             if not accept:
-                conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :name"),
-                             {"name": name})
+                conn.execute(
+                    text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :name"),
+                    {"name": name},
+                )
 
     try:
         yield admin_url.set(database=name).render_as_string(hide_password=False), accept_connections
@@ -69,8 +71,11 @@ def scratch_database() -> Iterator[tuple[str, Callable[[bool], None]]]:
 
 @pytest.mark.postgres
 def test_an_outage_mid_rollout_ends_the_rollout_and_frees_the_environment_without_a_restart(
-        scratch_database: tuple[str, Callable[[bool], None]], config: Config, seeded_aws: AwsGateway,
-        clock: FrozenClock) -> None:
+    scratch_database: tuple[str, Callable[[bool], None]],
+    config: Config,
+    seeded_aws: AwsGateway,
+    clock: FrozenClock,
+) -> None:
     url, accept_connections = scratch_database
     ecs_moves = threading.Event()  # until set, ECS has not started the deployment: the rollout runs on
     followers: list[threading.Thread] = []
@@ -84,10 +89,20 @@ def test_an_outage_mid_rollout_ends_the_rollout_and_frees_the_environment_withou
         followers.append(threading.Thread(target=work, name="follower", daemon=True))
         followers[-1].start()
 
-    core = build_core(Settings(database_url=url), config=config, aws=seeded_aws, groups=StaticGroups(STATIC_GROUPS),
-                      clock=clock, migrate_schema=True, run_background=in_thread, sleep=poll_pause,
-                      db_retry=FAST_RETRY)
-    core.notifier = OutboxNotifier(Outbox(core.db, clock))  # as serve runs: every Slack message goes through the db
+    core = build_core(
+        Settings(database_url=url),
+        config=config,
+        aws=seeded_aws,
+        groups=StaticGroups(STATIC_GROUPS),
+        clock=clock,
+        migrate_schema=True,
+        run_background=in_thread,
+        sleep=poll_pause,
+        db_retry=FAST_RETRY,
+    )
+    core.notifier = OutboxNotifier(
+        Outbox(core.db, clock)
+    )  # as serve runs: every Slack message goes through the db
     try:
         assert run(core, DEV, "deploy dev feature-login").outcome == "ok"
         time.sleep(0.3)  # the follower is polling ECS and renewing the lease
@@ -108,19 +123,28 @@ def test_an_outage_mid_rollout_ends_the_rollout_and_frees_the_environment_withou
         assert scaled.outcome == "ok", scaled.result
         # And the channel was told how the rollout ended, though the database was down when it did.
         with FakeSlack() as slack:
-            OutboxSender(db=core.db, client=WebClient(token="xoxb-test", base_url=slack.api_url, timeout=5),
-                         clock=clock, metrics=core.metrics).send_due()
-            edits = [call.params.get("text", "") + str(call.params.get("blocks", ""))
-                     for call in slack.calls_to("chat.update")]
+            OutboxSender(
+                db=core.db,
+                client=WebClient(token="xoxb-test", base_url=slack.api_url, timeout=5),
+                clock=clock,
+                metrics=core.metrics,
+            ).send_due()
+            edits = [
+                call.params.get("text", "") + str(call.params.get("blocks", ""))
+                for call in slack.calls_to("chat.update")
+            ]
         assert edits and "COMPLETED" in edits[-1], edits
         felt = {entry["event"] for entry in logs}
-        assert {"rollout_write_deferred", "database_unavailable_retrying"} <= felt, felt  # it did meet the outage
+        assert {"rollout_write_deferred", "database_unavailable_retrying"} <= felt, (
+            felt
+        )  # it did meet the outage
     finally:
         core.close()
 
 
 def test_a_rollout_whose_follower_died_is_ended_by_housekeeping_once_its_lease_expired(
-        make_core: Any, seeded_aws: AwsGateway, clock: FrozenClock) -> None:
+    make_core: Any, seeded_aws: AwsGateway, clock: FrozenClock
+) -> None:
     core = make_core(run_background=lambda work: None)  # the follower dies before its first poll
     assert run(core, DEV, "deploy dev feature-login").outcome == "ok"
     envs = tuple(core.config.environments.values())

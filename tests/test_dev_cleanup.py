@@ -28,9 +28,17 @@ from tests.conftest import TEST_ROLES
 FAMILY = "menotime-backend-dev"
 # What the clutter holds that a cleanup with default options must delete, as `state` names it.
 DOOMED = {
-    f"td:{FAMILY}:1", f"td:{FAMILY}:2", f"td:{FAMILY}:4", f"td:{FAMILY}:6",
-    "img:feature-old-search", "img:feature-old-billing", "img:0badc0ffee42", "img:<untagged>",
-    "snap:menotime-dev-before-migration", "vol:menotime-dev-scratch", "log:/ecs/menotime-dev-old-worker",
+    f"td:{FAMILY}:1",
+    f"td:{FAMILY}:2",
+    f"td:{FAMILY}:4",
+    f"td:{FAMILY}:6",
+    "img:feature-old-search",
+    "img:feature-old-billing",
+    "img:0badc0ffee42",
+    "img:<untagged>",
+    "snap:menotime-dev-before-migration",
+    "vol:menotime-dev-scratch",
+    "log:/ecs/menotime-dev-old-worker",
 }
 
 
@@ -64,20 +72,53 @@ def clutter(seeded_aws: AwsGateway, config: Config, now: FrozenClock) -> DevClut
     aws, old = seeded_aws, now.now() - OLD
     back = Backdater(account_id="123456789012", region=aws.region)
     # Staging and prod look-alikes, old enough to go if the guards failed.
-    aws.call("rds", "create_db_snapshot", DBInstanceIdentifier="menotime-staging",
-             DBSnapshotIdentifier="menotime-staging-manual", Tags=[{"Key": "Environment", "Value": "staging"}])
+    aws.call(
+        "rds",
+        "create_db_snapshot",
+        DBInstanceIdentifier="menotime-staging",
+        DBSnapshotIdentifier="menotime-staging-manual",
+        Tags=[{"Key": "Environment", "Value": "staging"}],
+    )
     back.snapshot("menotime-staging-manual", old)
-    aws.call("rds", "create_db_snapshot", DBInstanceIdentifier="menotime-dev",
-             DBSnapshotIdentifier="menotime-dev-untagged")  # no Environment=dev tag
+    aws.call(
+        "rds",
+        "create_db_snapshot",
+        DBInstanceIdentifier="menotime-dev",
+        DBSnapshotIdentifier="menotime-dev-untagged",
+    )  # no Environment=dev tag
     back.snapshot("menotime-dev-untagged", old)
-    vol = aws.call("ec2", "create_volume", AvailabilityZone="us-west-1a", Size=50, TagSpecifications=[
-        {"ResourceType": "volume", "Tags": [{"Key": "Environment", "Value": "staging"},
-                                            {"Key": "Name", "Value": "menotime-staging-scratch"}]}])
+    vol = aws.call(
+        "ec2",
+        "create_volume",
+        AvailabilityZone="us-west-1a",
+        Size=50,
+        TagSpecifications=[
+            {
+                "ResourceType": "volume",
+                "Tags": [
+                    {"Key": "Environment", "Value": "staging"},
+                    {"Key": "Name", "Value": "menotime-staging-scratch"},
+                ],
+            }
+        ],
+    )
     back.volume(vol["VolumeId"], old)
     # Another team's dev-tagged volume in a shared account: the tag alone does not make it ours.
-    other = aws.call("ec2", "create_volume", AvailabilityZone="us-west-1a", Size=30, TagSpecifications=[
-        {"ResourceType": "volume", "Tags": [{"Key": "Environment", "Value": "dev"},
-                                            {"Key": "Name", "Value": "billing-team-scratch"}]}])
+    other = aws.call(
+        "ec2",
+        "create_volume",
+        AvailabilityZone="us-west-1a",
+        Size=30,
+        TagSpecifications=[
+            {
+                "ResourceType": "volume",
+                "Tags": [
+                    {"Key": "Environment", "Value": "dev"},
+                    {"Key": "Name", "Value": "billing-team-scratch"},
+                ],
+            }
+        ],
+    )
     back.volume(other["VolumeId"], old)
     for name in ("/ecs/menotime-backend-staging", "/ecs/menotime-dev-prod-mirror"):
         aws.call("logs", "create_log_group", logGroupName=name, tags={"Environment": "dev"})
@@ -109,11 +150,15 @@ def labels(report: DevCleanupReport, kind: str, field: str) -> set[str]:
 
 
 def test_first_run_marks_and_the_next_deletes_exactly_what_still_matches(
-    seeded_aws: AwsGateway, clutter: DevClutter, db: Database, config: Config, now: FrozenClock,
+    seeded_aws: AwsGateway,
+    clutter: DevClutter,
+    db: Database,
+    config: Config,
+    now: FrozenClock,
 ) -> None:
     aws = seeded_aws
     before = state(aws)
-    assert DOOMED <= before
+    assert before >= DOOMED
 
     first = run(aws, db, config, now)
 
@@ -126,13 +171,33 @@ def test_first_run_marks_and_the_next_deletes_exactly_what_still_matches(
     assert "marked 11 for next run" in first.summary
 
     # Between the runs: someone keeps a marked log group and a marked revision, and an old volume turns up.
-    aws.call("logs", "tag_resource", resourceArn=_log_arn(aws, "/ecs/menotime-dev-old-worker"),
-             tags={"menotime:keep": "true"})
-    aws.call("ecs", "tag_resource", resourceArn=f"arn:aws:ecs:us-west-1:123456789012:task-definition/{FAMILY}:6",
-             tags=[{"key": "menotime:keep", "value": "true"}])
-    late = aws.call("ec2", "create_volume", AvailabilityZone="us-west-1a", Size=8, TagSpecifications=[
-        {"ResourceType": "volume", "Tags": [{"Key": "Environment", "Value": "dev"},
-                                            {"Key": "Name", "Value": "menotime-dev-late"}]}])
+    aws.call(
+        "logs",
+        "tag_resource",
+        resourceArn=_log_arn(aws, "/ecs/menotime-dev-old-worker"),
+        tags={"menotime:keep": "true"},
+    )
+    aws.call(
+        "ecs",
+        "tag_resource",
+        resourceArn=f"arn:aws:ecs:us-west-1:123456789012:task-definition/{FAMILY}:6",
+        tags=[{"key": "menotime:keep", "value": "true"}],
+    )
+    late = aws.call(
+        "ec2",
+        "create_volume",
+        AvailabilityZone="us-west-1a",
+        Size=8,
+        TagSpecifications=[
+            {
+                "ResourceType": "volume",
+                "Tags": [
+                    {"Key": "Environment", "Value": "dev"},
+                    {"Key": "Name", "Value": "menotime-dev-late"},
+                ],
+            }
+        ],
+    )
     Backdater(account_id="123456789012", region=aws.region).volume(late["VolumeId"], now.now() - OLD)
 
     now.advance(days=7)
@@ -145,8 +210,10 @@ def test_first_run_marks_and_the_next_deletes_exactly_what_still_matches(
     assert dict(second.kind("task_definitions").spared)["keep tag"] == 2
     assert dict(second.kind("log_groups").spared)["keep tag"] == 2
     # Marked now, deleted next week: the late volume and the one that has just turned seven days old.
-    assert {r.label.split()[1] for r in second.kind("ebs_volumes").marked} == {"menotime-dev-late",
-                                                                              "menotime-dev-recent"}
+    assert {r.label.split()[1] for r in second.kind("ebs_volumes").marked} == {
+        "menotime-dev-late",
+        "menotime-dev-recent",
+    }
     assert {rid for _, rid in CleanupMarks(db).all()} == {r.id for r in second.kind("ebs_volumes").marked}
     snapshots = second.kind("rds_snapshots")
     assert snapshots.bytes_freed == 100 * 1024**3 and snapshots.monthly_saving_usd == pytest.approx(9.5)
@@ -158,21 +225,39 @@ def _log_arn(aws: AwsGateway, name: str) -> str:
     return group["logGroupArn"]
 
 
-def test_spared_resources_say_why(seeded_aws: AwsGateway, clutter: DevClutter, store: Database,
-                                  config: Config, now: FrozenClock) -> None:
+def test_spared_resources_say_why(
+    seeded_aws: AwsGateway, clutter: DevClutter, store: Database, config: Config, now: FrozenClock
+) -> None:
     report = run(seeded_aws, store, config, now)
 
     assert dict(report.kind("task_definitions").spared) == {"newest 5": 5, "in use": 1, "keep tag": 1}
-    assert dict(report.kind("ecr_images").spared) == {"in use": 9, "tag of another environment": 1, "too new": 1}
+    assert dict(report.kind("ecr_images").spared) == {
+        "in use": 9,
+        "tag of another environment": 1,
+        "too new": 1,
+    }
     assert dict(report.kind("rds_snapshots").spared) == {
-        "automated snapshot": 1, "keep tag": 1, "too new": 1, "not tagged Environment=dev": 1}
-    assert dict(report.kind("ebs_volumes").spared) == {"keep tag": 1, "too new": 1, "looks like staging/prod": 1,
-                                                         "name does not say dev": 1}
-    assert dict(report.kind("log_groups").spared) == {"keep tag": 1, "too new": 1, "looks like staging/prod": 1}
+        "automated snapshot": 1,
+        "keep tag": 1,
+        "too new": 1,
+        "not tagged Environment=dev": 1,
+    }
+    assert dict(report.kind("ebs_volumes").spared) == {
+        "keep tag": 1,
+        "too new": 1,
+        "looks like staging/prod": 1,
+        "name does not say dev": 1,
+    }
+    assert dict(report.kind("log_groups").spared) == {
+        "keep tag": 1,
+        "too new": 1,
+        "looks like staging/prod": 1,
+    }
 
 
-def test_a_mark_is_not_deleted_before_its_grace_period(seeded_aws: AwsGateway, clutter: DevClutter,
-                                                       store: Database, config: Config, now: FrozenClock) -> None:
+def test_a_mark_is_not_deleted_before_its_grace_period(
+    seeded_aws: AwsGateway, clutter: DevClutter, store: Database, config: Config, now: FrozenClock
+) -> None:
     before = state(seeded_aws)
     run(seeded_aws, store, config, now)
     now.advance(hours=1)
@@ -188,7 +273,11 @@ def test_a_mark_is_not_deleted_before_its_grace_period(seeded_aws: AwsGateway, c
 
 
 def test_dry_run_changes_nothing_and_lists_what_would_be_marked_and_deleted(
-    seeded_aws: AwsGateway, clutter: DevClutter, store: Database, config: Config, now: FrozenClock,
+    seeded_aws: AwsGateway,
+    clutter: DevClutter,
+    store: Database,
+    config: Config,
+    now: FrozenClock,
 ) -> None:
     aws = seeded_aws
     before = state(aws)
@@ -216,13 +305,22 @@ def test_dry_run_changes_nothing_and_lists_what_would_be_marked_and_deleted(
 # Caps
 
 
-@pytest.mark.parametrize(("caps", "kind", "words"), [
-    ({"ecr_images": {"max_count": 2}}, "ecr_images", "over the cap of 2 per run"),
-    ({"task_definitions": {"max_share": 0.3}}, "task_definitions", "4 of 11 (36%), over the cap of 30%"),
-])
+@pytest.mark.parametrize(
+    ("caps", "kind", "words"),
+    [
+        ({"ecr_images": {"max_count": 2}}, "ecr_images", "over the cap of 2 per run"),
+        ({"task_definitions": {"max_share": 0.3}}, "task_definitions", "4 of 11 (36%), over the cap of 30%"),
+    ],
+)
 def test_a_cap_exceeded_deletes_nothing_at_all_until_overridden(
-    seeded_aws: AwsGateway, clutter: DevClutter, store: Database, config: Config, now: FrozenClock,
-    caps: dict[str, Any], kind: str, words: str,
+    seeded_aws: AwsGateway,
+    clutter: DevClutter,
+    store: Database,
+    config: Config,
+    now: FrozenClock,
+    caps: dict[str, Any],
+    kind: str,
+    words: str,
 ) -> None:
     aws, options = seeded_aws, {"caps": caps}
     before = state(aws)
@@ -251,21 +349,41 @@ def test_a_cap_exceeded_deletes_nothing_at_all_until_overridden(
 # Guards
 
 
-@pytest.mark.parametrize(("options", "overrides", "words"), [
-    ({"rds_instance": "menotime-prod"}, {}, "RDS instance is `menotime-prod`"),
-    ({"task_family": "menotime-backend-staging"}, {}, "task family is `menotime-backend-staging`"),
-    ({"log_group_prefixes": ["/ecs/menotime-prod"]}, {}, "log group prefix"),
-    ({"cluster": "menotime-qa-cluster"}, {}, "does not name dev"),
-    ({"repositories": ["menotime-prod-backend"]}, {}, "ECR repository"),
-    ({"database": {"dsn": "postgresql+psycopg://ops@menotime-prod.xxxxx.us-west-1.rds.amazonaws.com/menotime_dev",
-                   "tables": [{"table": "events", "column": "created_at"}]}}, {}, "dev database's host"),
-    ({}, {"environments": {"dev": {"task_family": "menotime-backend-prod"}}}, "menotime-backend-prod"),
-    ({}, {"environments": {"dev": {"rds_instance": "menotime-staging"}}}, "menotime-staging"),
-    ({"allowed_account_ids": ["111122223333"]}, {}, "not in jobs.options.dev-cleanup.allowed_account_ids"),
-])
+@pytest.mark.parametrize(
+    ("options", "overrides", "words"),
+    [
+        ({"rds_instance": "menotime-prod"}, {}, "RDS instance is `menotime-prod`"),
+        ({"task_family": "menotime-backend-staging"}, {}, "task family is `menotime-backend-staging`"),
+        ({"log_group_prefixes": ["/ecs/menotime-prod"]}, {}, "log group prefix"),
+        ({"cluster": "menotime-qa-cluster"}, {}, "does not name dev"),
+        ({"repositories": ["menotime-prod-backend"]}, {}, "ECR repository"),
+        (
+            {
+                "database": {
+                    "dsn": "postgresql+psycopg://ops@menotime-prod.xxxxx.us-west-1.rds.amazonaws.com/menotime_dev",
+                    "tables": [{"table": "events", "column": "created_at"}],
+                }
+            },
+            {},
+            "dev database's host",
+        ),
+        ({}, {"environments": {"dev": {"task_family": "menotime-backend-prod"}}}, "menotime-backend-prod"),
+        ({}, {"environments": {"dev": {"rds_instance": "menotime-staging"}}}, "menotime-staging"),
+        (
+            {"allowed_account_ids": ["111122223333"]},
+            {},
+            "not in jobs.options.dev-cleanup.allowed_account_ids",
+        ),
+    ],
+)
 def test_a_target_that_looks_like_staging_or_prod_refuses_to_start(
-    seeded_aws: AwsGateway, clutter: DevClutter, store: Database, now: FrozenClock,
-    options: dict[str, Any], overrides: dict[str, Any], words: str,
+    seeded_aws: AwsGateway,
+    clutter: DevClutter,
+    store: Database,
+    now: FrozenClock,
+    options: dict[str, Any],
+    overrides: dict[str, Any],
+    words: str,
 ) -> None:
     config = load_config(overrides={**TEST_ROLES, **overrides})
     before = state(seeded_aws)
@@ -307,22 +425,31 @@ def _failing(aws: AwsGateway, operation: str, match: Callable[[dict[str, Any]], 
 
     def call(service: str, op: str, /, **params: Any) -> dict[str, Any]:
         if op == operation and match(params):
-            raise ClientError({"Error": {"Code": "InvalidParameterException", "Message": "simulated failure"}}, op)
+            raise ClientError(
+                {"Error": {"Code": "InvalidParameterException", "Message": "simulated failure"}}, op
+            )
         return real(service, op, **params)
 
     return call
 
 
 def test_an_aws_error_on_one_resource_is_reported_and_the_rest_continue(
-    seeded_aws: AwsGateway, clutter: DevClutter, store: Database, config: Config, now: FrozenClock,
+    seeded_aws: AwsGateway,
+    clutter: DevClutter,
+    store: Database,
+    config: Config,
+    now: FrozenClock,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     aws = seeded_aws
     before = state(aws)
     run(aws, store, config, now)
     now.advance(days=7)
-    monkeypatch.setattr(aws, "call", _failing(aws, "deregister_task_definition",
-                                              lambda p: p["taskDefinition"].endswith(f"{FAMILY}:2")))
+    monkeypatch.setattr(
+        aws,
+        "call",
+        _failing(aws, "deregister_task_definition", lambda p: p["taskDefinition"].endswith(f"{FAMILY}:2")),
+    )
 
     report = run(aws, store, config, now)
 
@@ -330,14 +457,20 @@ def test_an_aws_error_on_one_resource_is_reported_and_the_rest_continue(
     assert state(aws) == (before - DOOMED) | {f"td:{FAMILY}:2"}
     [error] = report.errors
     assert error.resource == f"{FAMILY}:2" and "simulated failure" in error.message
-    assert ("task_definitions", f"arn:aws:ecs:us-west-1:123456789012:task-definition/{FAMILY}:2") in \
-        CleanupMarks(store).all(), "a failed deletion keeps its mark for the next run"
+    assert (
+        "task_definitions",
+        f"arn:aws:ecs:us-west-1:123456789012:task-definition/{FAMILY}:2",
+    ) in CleanupMarks(store).all(), "a failed deletion keeps its mark for the next run"
     assert "1 error" in report.summary
     assert "simulated failure" in render_text(report)
 
 
 def test_a_kind_that_cannot_be_listed_is_reported_and_keeps_its_marks(
-    seeded_aws: AwsGateway, clutter: DevClutter, store: Database, config: Config, now: FrozenClock,
+    seeded_aws: AwsGateway,
+    clutter: DevClutter,
+    store: Database,
+    config: Config,
+    now: FrozenClock,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     aws = seeded_aws
@@ -366,8 +499,9 @@ def test_a_kind_that_cannot_be_listed_is_reported_and_keeps_its_marks(
 # The report and the job contract
 
 
-def test_the_slack_report_caps_its_lists(seeded_aws: AwsGateway, clutter: DevClutter, store: Database,
-                                        config: Config, now: FrozenClock) -> None:
+def test_the_slack_report_caps_its_lists(
+    seeded_aws: AwsGateway, clutter: DevClutter, store: Database, config: Config, now: FrozenClock
+) -> None:
     report = run(seeded_aws, store, config, now, options={"slack_list_limit": 2})
 
     slack = render_slack(report)
@@ -380,15 +514,28 @@ def test_the_slack_report_caps_its_lists(seeded_aws: AwsGateway, clutter: DevClu
 
 
 def test_the_job_runs_through_its_spec_and_uses_only_the_declared_iam_actions(
-    seeded_aws: AwsGateway, clutter: DevClutter, store: Database, config: Config, now: FrozenClock,
+    seeded_aws: AwsGateway,
+    clutter: DevClutter,
+    store: Database,
+    config: Config,
+    now: FrozenClock,
     sqlite_url: str,
 ) -> None:
     spec = SPECS[0]
     seeded_aws.iam_actions.clear()
 
     def context(**kw: Any) -> JobContext:
-        return JobContext(settings=Settings(database_url=sqlite_url), config=config, db=store, aws=seeded_aws,
-                          clock=now, notifier=NullNotifier(), options=spec.options(config), run_id=7, **kw)
+        return JobContext(
+            settings=Settings(database_url=sqlite_url),
+            config=config,
+            db=store,
+            aws=seeded_aws,
+            clock=now,
+            notifier=NullNotifier(),
+            options=spec.options(config),
+            run_id=7,
+            **kw,
+        )
 
     first = spec.run(context())
     now.advance(days=8)
@@ -402,7 +549,11 @@ def test_the_job_runs_through_its_spec_and_uses_only_the_declared_iam_actions(
 
 
 def test_the_untagged_children_of_a_multi_arch_image_are_never_deleted(
-    seeded_aws: AwsGateway, clutter: DevClutter, db: Database, config: Config, now: FrozenClock,
+    seeded_aws: AwsGateway,
+    clutter: DevClutter,
+    db: Database,
+    config: Config,
+    now: FrozenClock,
 ) -> None:
     """A multi-arch image is a tagged index listing untagged per-platform images: deleting those
     "untagged" images breaks the tagged one (here a prod release nobody's task definition names)."""
@@ -414,15 +565,39 @@ def test_the_untagged_children_of_a_multi_arch_image_are_never_deleted(
     aws, back = seeded_aws, Backdater(account_id="123456789012", region=seeded_aws.region)
     children = []
     for platform in ("amd64", "arm64"):
-        image = aws.call("ecr", "put_image", repositoryName=REPOSITORY, imageManifest=image_manifest(f"v9-{platform}"),
-                         imageManifestMediaType="application/vnd.docker.distribution.manifest.v2+json")["image"]
+        image = aws.call(
+            "ecr",
+            "put_image",
+            repositoryName=REPOSITORY,
+            imageManifest=image_manifest(f"v9-{platform}"),
+            imageManifestMediaType="application/vnd.docker.distribution.manifest.v2+json",
+        )["image"]
         children.append(image["imageId"]["imageDigest"])
-    index = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": [
-        {"mediaType": "application/vnd.docker.distribution.manifest.v2+json", "digest": d, "size": 100,
-         "platform": {"architecture": arch, "os": "linux"}} for d, arch in zip(children, ("amd64", "arm64"))]})
+    index = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "manifests": [
+                {
+                    "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+                    "digest": d,
+                    "size": 100,
+                    "platform": {"architecture": arch, "os": "linux"},
+                }
+                for d, arch in zip(children, ("amd64", "arm64"), strict=True)
+            ],
+        }
+    )
     index_digest = "sha256:" + hashlib.sha256(index.encode()).hexdigest()
-    aws.call("ecr", "put_image", repositoryName=REPOSITORY, imageTag="v9.0.0", imageManifest=index,
-             imageManifestMediaType="application/vnd.oci.image.index.v1+json", imageDigest=index_digest)
+    aws.call(
+        "ecr",
+        "put_image",
+        repositoryName=REPOSITORY,
+        imageTag="v9.0.0",
+        imageManifest=index,
+        imageManifestMediaType="application/vnd.oci.image.index.v1+json",
+        imageDigest=index_digest,
+    )
     back.images(REPOSITORY, {d: now.now() - OLD for d in [*children, index_digest]})
 
     first = run(aws, db, config, now)
@@ -433,5 +608,8 @@ def test_the_untagged_children_of_a_multi_arch_image_are_never_deleted(
     assert not ids & {f"{REPOSITORY}@{d}" for d in children}
     assert dict(second.kind("ecr_images").spared)["part of a multi-arch image"] == 2
     assert len(second.kind("ecr_images").deleted) == 4  # the clutter's own candidates still go
-    left = {i["imageDigest"] for i in aws.paginate("ecr", "describe_images", "imageDetails", repositoryName=REPOSITORY)}
+    left = {
+        i["imageDigest"]
+        for i in aws.paginate("ecr", "describe_images", "imageDetails", repositoryName=REPOSITORY)
+    }
     assert {*children, index_digest} <= left

@@ -38,21 +38,34 @@ def dev_dsn(postgres_server: str) -> Iterator[str]:
     dsn = admin_url.set(database=name).render_as_string(hide_password=False)
     engine = create_engine(dsn)
     with engine.begin() as conn:
-        conn.execute(text("CREATE TABLE events (id bigserial PRIMARY KEY, created_at timestamptz NOT NULL, "
-                          "body text)"))
+        conn.execute(
+            text("CREATE TABLE events (id bigserial PRIMARY KEY, created_at timestamptz NOT NULL, body text)")
+        )
         conn.execute(text("CREATE SCHEMA app"))
         # A column without a time zone: compared as UTC.
         conn.execute(text("CREATE TABLE app.sessions (id serial PRIMARY KEY, started timestamp NOT NULL)"))
-        conn.execute(text(
-            "INSERT INTO events (created_at, body) SELECT :now - make_interval(days => 31 + g % 200), 'old' "
-            "FROM generate_series(1, :n) g"), {"now": NOW, "n": OLD_EVENTS})
-        conn.execute(text(
-            "INSERT INTO events (created_at, body) SELECT :now - make_interval(days => g % 30), 'new' "
-            "FROM generate_series(1, :n) g"), {"now": NOW, "n": NEW_EVENTS})
-        conn.execute(text("INSERT INTO app.sessions (started) SELECT (:t)::timestamp FROM generate_series(1, :n)"),
-                     {"t": (NOW - timedelta(days=40)).replace(tzinfo=None), "n": OLD_SESSIONS})
-        conn.execute(text("INSERT INTO app.sessions (started) SELECT (:t)::timestamp FROM generate_series(1, :n)"),
-                     {"t": (NOW - timedelta(days=29, hours=23)).replace(tzinfo=None), "n": NEW_SESSIONS})
+        conn.execute(
+            text(
+                "INSERT INTO events (created_at, body) SELECT :now - make_interval(days => 31 + g % 200), 'old' "
+                "FROM generate_series(1, :n) g"
+            ),
+            {"now": NOW, "n": OLD_EVENTS},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO events (created_at, body) SELECT :now - make_interval(days => g % 30), 'new' "
+                "FROM generate_series(1, :n) g"
+            ),
+            {"now": NOW, "n": NEW_EVENTS},
+        )
+        conn.execute(
+            text("INSERT INTO app.sessions (started) SELECT (:t)::timestamp FROM generate_series(1, :n)"),
+            {"t": (NOW - timedelta(days=40)).replace(tzinfo=None), "n": OLD_SESSIONS},
+        )
+        conn.execute(
+            text("INSERT INTO app.sessions (started) SELECT (:t)::timestamp FROM generate_series(1, :n)"),
+            {"t": (NOW - timedelta(days=29, hours=23)).replace(tzinfo=None), "n": NEW_SESSIONS},
+        )
     engine.dispose()
     yield dsn
     with admin.connect() as conn:
@@ -73,9 +86,19 @@ def _counts(dsn: str) -> dict[str, int]:
 
 
 def _options(dsn: str) -> DevCleanupOptions:
-    return DevCleanupOptions.model_validate({"kinds": ["db_rows"], "database": {
-        "dsn": dsn, "batch_size": BATCH,
-        "tables": [{"table": "events", "column": "created_at"}, {"table": "app.sessions", "column": "started"}]}})
+    return DevCleanupOptions.model_validate(
+        {
+            "kinds": ["db_rows"],
+            "database": {
+                "dsn": dsn,
+                "batch_size": BATCH,
+                "tables": [
+                    {"table": "events", "column": "created_at"},
+                    {"table": "app.sessions", "column": "started"},
+                ],
+            },
+        }
+    )
 
 
 @pytest.fixture
@@ -86,7 +109,10 @@ def store(sqlite_url: str) -> Database:
 
 
 def test_old_rows_are_deleted_in_batches_and_new_rows_stay(
-    dev_dsn: str, aws: AwsGateway, store: Database, config: Config,
+    dev_dsn: str,
+    aws: AwsGateway,
+    store: Database,
+    config: Config,
 ) -> None:
     clock = FrozenClock(NOW)
 
@@ -118,11 +144,23 @@ def test_old_rows_are_deleted_in_batches_and_new_rows_stay(
 
 
 def test_a_missing_table_is_reported_and_the_other_tables_are_still_cleaned(
-    dev_dsn: str, aws: AwsGateway, store: Database, config: Config,
+    dev_dsn: str,
+    aws: AwsGateway,
+    store: Database,
+    config: Config,
 ) -> None:
-    options = DevCleanupOptions.model_validate({"kinds": ["db_rows"], "database": {
-        "dsn": dev_dsn, "tables": [{"table": "no_such_table", "column": "created_at"},
-                                   {"table": "events", "column": "created_at"}]}})
+    options = DevCleanupOptions.model_validate(
+        {
+            "kinds": ["db_rows"],
+            "database": {
+                "dsn": dev_dsn,
+                "tables": [
+                    {"table": "no_such_table", "column": "created_at"},
+                    {"table": "events", "column": "created_at"},
+                ],
+            },
+        }
+    )
 
     report = clean(aws=aws, db=store, config=config, options=options, now=NOW)
 
@@ -133,6 +171,11 @@ def test_a_missing_table_is_reported_and_the_other_tables_are_still_cleaned(
 
 def test_a_table_name_that_is_not_an_identifier_is_a_config_error() -> None:
     with pytest.raises(ValueError, match="not a plain SQL identifier"):
-        DevCleanupOptions.model_validate({"database": {
-            "dsn": "postgresql+psycopg://u@localhost/menotime_dev",
-            "tables": [{"table": "events; DROP TABLE patients", "column": "created_at"}]}})
+        DevCleanupOptions.model_validate(
+            {
+                "database": {
+                    "dsn": "postgresql+psycopg://u@localhost/menotime_dev",
+                    "tables": [{"table": "events; DROP TABLE patients", "column": "created_at"}],
+                }
+            }
+        )

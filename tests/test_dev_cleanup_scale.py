@@ -33,8 +33,13 @@ IMAGES = 10_000
 FAMILY = "menotime-backend-dev"
 SERVICES = ("ecs", "ecr", "rds", "ec2", "logs")
 _MEDIA_TYPE = "application/vnd.docker.distribution.manifest.v2+json"
-_MANIFEST = json.dumps({"schemaVersion": 2, "config": {"size": 7023, "digest": "sha256:" + "c" * 64},
-                        "layers": [{"size": 1, "digest": "sha256:" + "d" * 64}]})
+_MANIFEST = json.dumps(
+    {
+        "schemaVersion": 2,
+        "config": {"size": 7023, "digest": "sha256:" + "c" * 64},
+        "layers": [{"size": 1, "digest": "sha256:" + "d" * 64}],
+    }
+)
 
 
 def _digest(n: int) -> str:
@@ -51,13 +56,19 @@ def _build(aws: AwsGateway, seeded: SeedReport, now: datetime) -> dict[str, int]
     uri = seeded.repository_uri
     for i in range(REVISIONS):
         ecs.register_task_definition(
-            family=FAMILY, container_definitions=[{"name": "app", "image": f"{uri}:{i % 500:07x}", "essential": True}],
-            tags=[{"key": "Environment", "value": "dev"}], requires_compatibilities=["FARGATE"], cpu="512",
-            memory="1024")
+            family=FAMILY,
+            container_definitions=[{"name": "app", "image": f"{uri}:{i % 500:07x}", "essential": True}],
+            tags=[{"key": "Environment", "value": "dev"}],
+            requires_compatibilities=["FARGATE"],
+            cpu="512",
+            memory="1024",
+        )
     revisions = sorted(ecs.task_definitions[FAMILY])
     fresh_from = 1_000 + 3  # the seed's three revisions come first
     for position, revision in enumerate(revisions):
-        age = timedelta(days=2) if position >= fresh_from else timedelta(days=90) - timedelta(minutes=position)
+        age = (
+            timedelta(days=2) if position >= fresh_from else timedelta(days=90) - timedelta(minutes=position)
+        )
         ecs.task_definitions[FAMILY][revision].registered_at = now - age
 
     repo = ecr_backends[DEFAULT_ACCOUNT_ID][region].repositories[REPOSITORY]
@@ -69,8 +80,15 @@ def _build(aws: AwsGateway, seeded: SeedReport, now: datetime) -> dict[str, int]
         + [(f"feature-fresh-{k}", timedelta(days=3)) for k in range(7_000)]
     )
     for n, (tag, age) in enumerate(plan):
-        image = Image(DEFAULT_ACCOUNT_ID, tag, _MANIFEST, REPOSITORY, _MEDIA_TYPE, digest=_digest(n),
-                      registry_id=DEFAULT_ACCOUNT_ID)
+        image = Image(
+            DEFAULT_ACCOUNT_ID,
+            tag,
+            _MANIFEST,
+            REPOSITORY,
+            _MEDIA_TYPE,
+            digest=_digest(n),
+            registry_id=DEFAULT_ACCOUNT_ID,
+        )
         image.image_pushed_at = int((now - age).timestamp())
         repo.images.append(image)
     return {"revisions": len(revisions), "old_revisions": fresh_from, "images": len(repo.images)}
@@ -93,7 +111,10 @@ class CallCounter:
 
 
 def test_ten_thousand_images_and_five_thousand_revisions(
-    seeded_aws: AwsGateway, seeded: SeedReport, config: Config, sqlite_url: str,
+    seeded_aws: AwsGateway,
+    seeded: SeedReport,
+    config: Config,
+    sqlite_url: str,
 ) -> None:
     from bot.store import migrate
 
@@ -122,7 +143,9 @@ def test_ten_thousand_images_and_five_thousand_revisions(
     left = aws.paginate("ecr", "describe_images", "imageDetails", repositoryName=REPOSITORY)
     assert len(left) == sizes["images"] - 1_500
     left_tags = {t for image in left for t in image.get("imageTags") or []}
-    assert not any(t.startswith("feature-scale-") for t in left_tags) and all(image.get("imageTags") for image in left)
+    assert not any(t.startswith("feature-scale-") for t in left_tags) and all(
+        image.get("imageTags") for image in left
+    )
     assert {f"{k:07x}" for k in range(500)} <= left_tags and "PR-999" in left_tags
     assert CleanupMarks(db).all() == {}
     assert second.outcome == "succeeded" and not second.errors

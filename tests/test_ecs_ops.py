@@ -58,19 +58,31 @@ def _taskdef(aws: AwsGateway, ref: str) -> dict[str, Any]:
 
 
 def _active_arns(aws: AwsGateway, family: str) -> list[str]:
-    return aws.paginate("ecs", "list_task_definitions", "taskDefinitionArns", familyPrefix=family, status="ACTIVE")
+    return aws.paginate(
+        "ecs", "list_task_definitions", "taskDefinitionArns", familyPrefix=family, status="ACTIVE"
+    )
 
 
 def _target(aws: AwsGateway, env: EnvironmentConfig) -> tuple[int, int] | None:
-    targets = aws.call("application-autoscaling", "describe_scalable_targets", ServiceNamespace="ecs",
-                       ResourceIds=[f"service/{env.cluster}/{env.service}"])["ScalableTargets"]
+    targets = aws.call(
+        "application-autoscaling",
+        "describe_scalable_targets",
+        ServiceNamespace="ecs",
+        ResourceIds=[f"service/{env.cluster}/{env.service}"],
+    )["ScalableTargets"]
     return (targets[0]["MinCapacity"], targets[0]["MaxCapacity"]) if targets else None
 
 
 def _set_target(aws: AwsGateway, env: EnvironmentConfig, low: int, high: int) -> None:
-    aws.call("application-autoscaling", "register_scalable_target", ServiceNamespace="ecs",
-             ResourceId=f"service/{env.cluster}/{env.service}", ScalableDimension="ecs:service:DesiredCount",
-             MinCapacity=low, MaxCapacity=high)
+    aws.call(
+        "application-autoscaling",
+        "register_scalable_target",
+        ServiceNamespace="ecs",
+        ResourceId=f"service/{env.cluster}/{env.service}",
+        ScalableDimension="ecs:service:DesiredCount",
+        MinCapacity=low,
+        MaxCapacity=high,
+    )
 
 
 def _move(env: EnvironmentConfig, state: Any, reason: str | None = None) -> None:
@@ -88,10 +100,12 @@ class TestReading:
     def test_find_image_returns_digest_and_push_time(self, platform: Platform) -> None:
         aws, _ = platform
         ref = find_image(aws=aws, repository=REPOSITORY, tag="v1.4.2")
-        detail = aws.call("ecr", "describe_images", repositoryName=REPOSITORY,
-                          imageIds=[{"imageTag": "v1.4.2"}])["imageDetails"][0]
-        assert ref == ImageRef(repository=REPOSITORY, tag="v1.4.2", digest=detail["imageDigest"],
-                               pushed_at=ref.pushed_at)
+        detail = aws.call(
+            "ecr", "describe_images", repositoryName=REPOSITORY, imageIds=[{"imageTag": "v1.4.2"}]
+        )["imageDetails"][0]
+        assert ref == ImageRef(
+            repository=REPOSITORY, tag="v1.4.2", digest=detail["imageDigest"], pushed_at=ref.pushed_at
+        )
         assert ref.digest.startswith("sha256:") and len(ref.digest) == 71
         assert ref.pushed_at is not None and ref.pushed_at.tzinfo is not None
 
@@ -101,13 +115,17 @@ class TestReading:
             find_image(aws=aws, repository=REPOSITORY, tag="v9.9.9")
         assert caught.value.message == (
             "There is no image tagged `v9.9.9` in menotime-backend; push it first or pick one of: "
-            "v1.5.0, v1.4.2, v1.4.1, main, PR-42.")
+            "v1.5.0, v1.4.2, v1.4.1, main, PR-42."
+        )
         # Restricted to what the environment accepts, as deploy asks.
         with pytest.raises(NotFound) as caught:
-            find_image(aws=aws, repository=REPOSITORY, tag="v9.9.9", suggest_if=config.env("prod").image_tags.accepts)
+            find_image(
+                aws=aws, repository=REPOSITORY, tag="v9.9.9", suggest_if=config.env("prod").image_tags.accepts
+            )
         assert caught.value.message == (
             "There is no image tagged `v9.9.9` in menotime-backend; push it first or pick one of: "
-            "v1.5.0, v1.4.2, v1.4.1.")
+            "v1.5.0, v1.4.2, v1.4.1."
+        )
 
     def test_missing_repository_is_not_found(self, platform: Platform) -> None:
         aws, _ = platform
@@ -132,12 +150,16 @@ class TestReading:
         prod = config.env("prod")
         with pytest.raises(NotFound) as caught:
             service_snapshot(aws=aws, env=prod.model_copy(update={"cluster": "menotime-nope-cluster"}))
-        assert caught.value.message == ("Cluster menotime-nope-cluster of prod does not exist; check the cluster "
-                                        "named for prod in the configuration.")
+        assert caught.value.message == (
+            "Cluster menotime-nope-cluster of prod does not exist; check the cluster "
+            "named for prod in the configuration."
+        )
         with pytest.raises(NotFound) as caught:
             service_snapshot(aws=aws, env=prod.model_copy(update={"service": "menotime-nope-service"}))
-        assert caught.value.message == ("Service menotime-nope-service is not in cluster menotime-prod-cluster; "
-                                        "check the service named for prod in the configuration.")
+        assert caught.value.message == (
+            "Service menotime-nope-service is not in cluster menotime-prod-cluster; "
+            "check the service named for prod in the configuration."
+        )
 
     def test_plan_revision_registers_nothing(self, platform: Platform, config: Config) -> None:
         aws, seeded = platform
@@ -148,8 +170,13 @@ class TestReading:
         assert (plan.to_arn, plan.to_revision, plan.registered) == (None, None, False)
         assert (plan.from_revision, plan.container, plan.family) == (3, APP_CONTAINER, PROD_FAMILY)
         assert (plan.from_image, plan.to_image) == (_image(seeded, "v1.5.0"), _image(seeded, "v1.4.2"))
-        assert plan.differences == (Difference(field="containerDefinitions[app].image",
-                                               before=_image(seeded, "v1.5.0"), after=_image(seeded, "v1.4.2")),)
+        assert plan.differences == (
+            Difference(
+                field="containerDefinitions[app].image",
+                before=_image(seeded, "v1.5.0"),
+                after=_image(seeded, "v1.4.2"),
+            ),
+        )
         # The same image again: a plan with no differences.
         same = plan_revision(aws=aws, env=prod, base_arn=before[-1], image=_image(seeded, "v1.5.0"))
         assert same.differences == ()
@@ -164,7 +191,9 @@ class TestReading:
             assert ref.image == _image(seeded, "v1.4.2")
         with pytest.raises(NotFound) as caught:
             resolve_revision(aws=aws, env=prod, spec="41")
-        assert caught.value.message == f"{PROD_FAMILY} has no revision 41; `status prod` shows the current one."
+        assert (
+            caught.value.message == f"{PROD_FAMILY} has no revision 41; `status prod` shows the current one."
+        )
 
     def test_resolve_revision_by_tag(self, platform: Platform, config: Config) -> None:
         aws, seeded = platform
@@ -173,13 +202,21 @@ class TestReading:
         assert (ref.revision, ref.arn) == (1, seeded.env("prod").task_definition_arns[0])
         with pytest.raises(NotFound) as caught:
             resolve_revision(aws=aws, env=prod, spec="v1.3.0")
-        assert caught.value.message == (f"No active revision of {PROD_FAMILY} runs `v1.3.0`; name a revision number "
-                                        "instead or one of the versions it has: v1.5.0, v1.4.2, v1.4.1.")
+        assert caught.value.message == (
+            f"No active revision of {PROD_FAMILY} runs `v1.3.0`; name a revision number "
+            "instead or one of the versions it has: v1.5.0, v1.4.2, v1.4.1."
+        )
 
     def test_rollout_of_a_settled_service(self, platform: Platform, config: Config) -> None:
         aws, seeded = platform
         snap = rollout(aws=aws, env=config.env("prod"))
-        assert (snap.state, snap.rolled_back, snap.running, snap.desired, snap.pending) == ("COMPLETED", False, 2, 2, 0)
+        assert (snap.state, snap.rolled_back, snap.running, snap.desired, snap.pending) == (
+            "COMPLETED",
+            False,
+            2,
+            2,
+            0,
+        )
         assert snap.task_definition_arn == seeded.env("prod").task_definition_arns[-1]
         assert snap.finished
 
@@ -190,11 +227,18 @@ def test_repository_of_and_image_with_tag() -> None:
     assert repository_of(f"{host}/menotime-backend@sha256:{'a' * 64}") == "menotime-backend"
     assert repository_of(f"{host}/team/menotime-backend:v1.5.0") == "team/menotime-backend"
     assert repository_of(f"{host}/menotime-backend") == "menotime-backend"
-    for image in ("public.ecr.aws/aws-observability/aws-for-fluent-bit:stable", "nginx:1.27", "menotime-backend"):
+    for image in (
+        "public.ecr.aws/aws-observability/aws-for-fluent-bit:stable",
+        "nginx:1.27",
+        "menotime-backend",
+    ):
         with pytest.raises(BadInput, match="not an ECR image"):
             repository_of(image)
     assert image_with_tag(f"{host}/menotime-backend:v1.5.0", "v1.4.2") == f"{host}/menotime-backend:v1.4.2"
-    assert image_with_tag(f"{host}/menotime-backend@sha256:{'a' * 64}", "v1.4.2") == f"{host}/menotime-backend:v1.4.2"
+    assert (
+        image_with_tag(f"{host}/menotime-backend@sha256:{'a' * 64}", "v1.4.2")
+        == f"{host}/menotime-backend:v1.4.2"
+    )
     assert image_with_tag("localhost:5000/app:1", "2") == "localhost:5000/app:2"
     digest = f"sha256:{'b' * 64}"
     pinned = image_with_tag(f"{host}/menotime-backend:v1.5.0@sha256:{'a' * 64}", "v1.6.0", digest)
@@ -206,8 +250,10 @@ def test_repository_of_and_image_with_tag() -> None:
 
 def test_untagged_images_are_never_suggested(seeded_aws: AwsGateway) -> None:
     # moto answers the TAGGED filter with untagged images too; the newest push here is untagged.
-    manifest = '{"schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json", ' \
-               '"config": {"digest": "sha256:' + "b" * 64 + '", "size": 1, "mediaType": "x"}, "layers": []}'
+    manifest = (
+        '{"schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json", '
+        '"config": {"digest": "sha256:' + "b" * 64 + '", "size": 1, "mediaType": "x"}, "layers": []}'
+    )
     seeded_aws.call("ecr", "put_image", repositoryName=REPOSITORY, imageManifest=manifest)
     with pytest.raises(NotFound) as caught:
         find_image(aws=seeded_aws, repository=REPOSITORY, tag="v9.9.9")
@@ -238,7 +284,9 @@ def test_register_revision_changes_only_the_app_image(
 
     base, new = _taskdef(aws, base_arn), _taskdef(aws, change.to_arn)
     volatile = {"taskDefinitionArn", "revision", "registeredAt", "registeredBy", "containerDefinitions"}
-    assert {k: v for k, v in new.items() if k not in volatile} == {k: v for k, v in base.items() if k not in volatile}
+    assert {k: v for k, v in new.items() if k not in volatile} == {
+        k: v for k, v in base.items() if k not in volatile
+    }
     assert (new["cpu"], new["memory"], new["family"]) == ("1024", "2048", PROD_FAMILY)
     assert new["tags"] == [{"key": "Environment", "value": "prod"}]
     new_app, new_sidecar = new["containerDefinitions"]
@@ -254,23 +302,44 @@ def test_several_essential_containers_need_app_container(
     seeded_aws: AwsGateway, seeded: SeedReport, config: Config
 ) -> None:
     aws, prod = seeded_aws, config.env("prod")
-    containers = [{"name": name, "image": _image(seeded, "v1.5.0"), "essential": True} for name in ("api", "worker")]
-    arn = aws.call("ecs", "register_task_definition", family=PROD_FAMILY, containerDefinitions=containers,
-                   requiresCompatibilities=["FARGATE"], networkMode="awsvpc", cpu="256",
-                   memory="512")["taskDefinition"]["taskDefinitionArn"]
+    containers = [
+        {"name": name, "image": _image(seeded, "v1.5.0"), "essential": True} for name in ("api", "worker")
+    ]
+    arn = aws.call(
+        "ecs",
+        "register_task_definition",
+        family=PROD_FAMILY,
+        containerDefinitions=containers,
+        requiresCompatibilities=["FARGATE"],
+        networkMode="awsvpc",
+        cpu="256",
+        memory="512",
+    )["taskDefinition"]["taskDefinitionArn"]
     before = _active_arns(aws, PROD_FAMILY)
 
     with pytest.raises(BadInput) as caught:
         register_revision(aws=aws, env=prod, base_arn=arn, image=_image(seeded, "v1.4.2"))
-    assert caught.value.message == (f"{PROD_FAMILY}:4 has several essential containers (api, worker); "
-                                    "set app_container for prod to the one deploys should change.")
-    with pytest.raises(BadInput, match="no container named app; set app_container for prod to one of: api, worker"):
-        register_revision(aws=aws, env=prod.model_copy(update={"app_container": "app"}), base_arn=arn,
-                          image=_image(seeded, "v1.4.2"))
+    assert caught.value.message == (
+        f"{PROD_FAMILY}:4 has several essential containers (api, worker); "
+        "set app_container for prod to the one deploys should change."
+    )
+    with pytest.raises(
+        BadInput, match="no container named app; set app_container for prod to one of: api, worker"
+    ):
+        register_revision(
+            aws=aws,
+            env=prod.model_copy(update={"app_container": "app"}),
+            base_arn=arn,
+            image=_image(seeded, "v1.4.2"),
+        )
     assert _active_arns(aws, PROD_FAMILY) == before
 
-    chosen = register_revision(aws=aws, env=prod.model_copy(update={"app_container": "worker"}), base_arn=arn,
-                               image=_image(seeded, "v1.4.2"))
+    chosen = register_revision(
+        aws=aws,
+        env=prod.model_copy(update={"app_container": "worker"}),
+        base_arn=arn,
+        image=_image(seeded, "v1.4.2"),
+    )
     assert chosen.to_arn is not None
     images = {c["name"]: c["image"] for c in _taskdef(aws, chosen.to_arn)["containerDefinitions"]}
     assert images == {"api": _image(seeded, "v1.5.0"), "worker": _image(seeded, "v1.4.2")}
@@ -283,8 +352,12 @@ def test_register_revision_of_a_missing_base(seeded_aws: AwsGateway, config: Con
 
 def test_update_service_moves_the_service(seeded_aws: AwsGateway, seeded: SeedReport, config: Config) -> None:
     aws, prod = seeded_aws, config.env("prod")
-    change = register_revision(aws=aws, env=prod, base_arn=seeded.env("prod").task_definition_arns[-1],
-                               image=_image(seeded, "v1.4.2"))
+    change = register_revision(
+        aws=aws,
+        env=prod,
+        base_arn=seeded.env("prod").task_definition_arns[-1],
+        image=_image(seeded, "v1.4.2"),
+    )
     assert change.to_arn is not None
     deployment = update_service(aws=aws, env=prod, task_definition_arn=change.to_arn)
 
@@ -299,7 +372,9 @@ def test_update_service_moves_the_service(seeded_aws: AwsGateway, seeded: SeedRe
 
 def test_update_service_of_a_missing_service(seeded_aws: AwsGateway, config: Config) -> None:
     env = config.env("prod").model_copy(update={"service": "menotime-nope-service"})
-    with pytest.raises(NotFound, match="Service menotime-nope-service is not active in cluster menotime-prod-cluster"):
+    with pytest.raises(
+        NotFound, match="Service menotime-nope-service is not active in cluster menotime-prod-cluster"
+    ):
         update_service(aws=seeded_aws, env=env, task_definition_arn=f"{PROD_FAMILY}:1")
 
 
@@ -327,10 +402,14 @@ def test_rollback_target_from_records_and_from_the_family(
     assert rollback_target(aws=aws, env=prod, current_arn=current, previous_from_records=None).revision == 1
     with pytest.raises(NotFound) as caught:
         rollback_target(aws=aws, env=prod, current_arn=current, previous_from_records=2)
-    assert caught.value.message == (f"Revision {PROD_FAMILY}:2, which prod ran before the current one, has been "
-                                    "deregistered; name an active revision or version to roll back to, like "
-                                    "`rollback prod <revision>`.")
-    with pytest.raises(NotFound, match=f"Revision {PROD_FAMILY}:41, which prod ran before the current one, no longer"):
+    assert caught.value.message == (
+        f"Revision {PROD_FAMILY}:2, which prod ran before the current one, has been "
+        "deregistered; name an active revision or version to roll back to, like "
+        "`rollback prod <revision>`."
+    )
+    with pytest.raises(
+        NotFound, match=f"Revision {PROD_FAMILY}:41, which prod ran before the current one, no longer"
+    ):
         rollback_target(aws=aws, env=prod, current_arn=current, previous_from_records=41)
 
     aws.call("ecs", "deregister_task_definition", taskDefinition=arns[0])
@@ -351,9 +430,11 @@ def test_resolve_revision_prefers_the_newest_and_refuses_deregistered(
     aws.call("ecs", "deregister_task_definition", taskDefinition=arns[0])
     with pytest.raises(NotFound) as caught:
         resolve_revision(aws=aws, env=prod, spec="1")
-    assert caught.value.message == (f"Revision {PROD_FAMILY}:1 has been deregistered and cannot run again; pick "
-                                    "an active revision or a version instead.")
-    with pytest.raises(NotFound, match="No active revision of menotime-backend-prod runs `v1.4.1`"):
+    assert caught.value.message == (
+        f"Revision {PROD_FAMILY}:1 has been deregistered and cannot run again; pick "
+        "an active revision or a version instead."
+    )
+    with pytest.raises(NotFound, match=r"No active revision of menotime-backend-prod runs `v1\.4\.1`"):
         resolve_revision(aws=aws, env=prod, spec="v1.4.1")
 
 
@@ -363,13 +444,28 @@ def test_resolve_revision_prefers_the_newest_and_refuses_deregistered(
 def test_scale_dev_sets_desired_count(seeded_aws: AwsGateway, config: Config) -> None:
     aws, dev = seeded_aws, config.env("dev")
     plan = scale(aws=aws, env=dev, count=2, dry_run=True)
-    assert plan == ScaleChange(autoscaled=False, desired_before=1, desired_after=2, min_before=None,
-                               min_after=None, max_before=None, max_after=None, dry_run=True)
+    assert plan == ScaleChange(
+        autoscaled=False,
+        desired_before=1,
+        desired_after=2,
+        min_before=None,
+        min_after=None,
+        max_before=None,
+        max_after=None,
+        dry_run=True,
+    )
     assert _service(aws, dev)["desiredCount"] == 1
 
     change = scale(aws=aws, env=dev, count=2)
-    assert change == ScaleChange(autoscaled=False, desired_before=1, desired_after=2, min_before=None,
-                                 min_after=None, max_before=None, max_after=None)
+    assert change == ScaleChange(
+        autoscaled=False,
+        desired_before=1,
+        desired_after=2,
+        min_before=None,
+        min_after=None,
+        max_before=None,
+        max_after=None,
+    )
     assert change.changed
     assert _service(aws, dev)["desiredCount"] == 2
     assert _target(aws, dev) is None
@@ -387,8 +483,15 @@ def test_scale_prod_moves_the_scalable_target(seeded_aws: AwsGateway, config: Co
     assert (_target(aws, prod), _service(aws, prod)["desiredCount"]) == ((2, 4), 2)
 
     change = scale(aws=aws, env=prod, count=3)
-    assert change == ScaleChange(autoscaled=True, desired_before=2, desired_after=3, min_before=2, min_after=3,
-                                 max_before=4, max_after=4)
+    assert change == ScaleChange(
+        autoscaled=True,
+        desired_before=2,
+        desired_after=3,
+        min_before=2,
+        min_after=3,
+        max_before=4,
+        max_after=4,
+    )
     assert (_target(aws, prod), _service(aws, prod)["desiredCount"]) == ((3, 4), 3)
 
     # Lowering the minimum never lowers the maximum nor fights the autoscaler over the desired count.
@@ -401,18 +504,28 @@ def test_scale_prod_raises_the_max_when_needed(seeded_aws: AwsGateway, config: C
     aws, prod = seeded_aws, config.env("prod")
     _set_target(aws, prod, 2, 2)
     change = scale(aws=aws, env=prod, count=4)
-    assert change == ScaleChange(autoscaled=True, desired_before=2, desired_after=4, min_before=2, min_after=4,
-                                 max_before=2, max_after=4)
+    assert change == ScaleChange(
+        autoscaled=True,
+        desired_before=2,
+        desired_after=4,
+        min_before=2,
+        min_after=4,
+        max_before=2,
+        max_after=4,
+    )
     assert (_target(aws, prod), _service(aws, prod)["desiredCount"]) == ((4, 4), 4)
 
 
-@pytest.mark.parametrize(("env_name", "count", "message"), [
-    ("prod", 9, "prod allows 2–4 tasks; ask for a number in that range."),
-    ("prod", 1, "prod allows 2–4 tasks; ask for a number in that range."),
-    ("dev", 3, "dev allows 1–2 tasks; ask for a number in that range."),
-    ("dev", 0, "dev allows 1–2 tasks; ask for a number in that range."),
-    ("staging", -1, "staging allows 2–3 tasks; ask for a number in that range."),
-])
+@pytest.mark.parametrize(
+    ("env_name", "count", "message"),
+    [
+        ("prod", 9, "prod allows 2–4 tasks; ask for a number in that range."),
+        ("prod", 1, "prod allows 2–4 tasks; ask for a number in that range."),
+        ("dev", 3, "dev allows 1–2 tasks; ask for a number in that range."),
+        ("dev", 0, "dev allows 1–2 tasks; ask for a number in that range."),
+        ("staging", -1, "staging allows 2–3 tasks; ask for a number in that range."),
+    ],
+)
 def test_scale_out_of_bounds_changes_nothing(
     seeded_aws: AwsGateway, config: Config, env_name: str, count: int, message: str
 ) -> None:
@@ -427,13 +540,19 @@ def test_scale_out_of_bounds_changes_nothing(
 
 def test_scale_without_a_scalable_target_is_refused(seeded_aws: AwsGateway, config: Config) -> None:
     aws, prod = seeded_aws, config.env("prod")
-    aws.call("application-autoscaling", "deregister_scalable_target", ServiceNamespace="ecs",
-             ResourceId=f"service/{prod.cluster}/{prod.service}", ScalableDimension="ecs:service:DesiredCount")
+    aws.call(
+        "application-autoscaling",
+        "deregister_scalable_target",
+        ServiceNamespace="ecs",
+        ResourceId=f"service/{prod.cluster}/{prod.service}",
+        ScalableDimension="ecs:service:DesiredCount",
+    )
     with pytest.raises(NotFound) as caught:
         scale(aws=aws, env=prod, count=3)
     assert caught.value.message == (
         "prod is configured for autoscaling but service/menotime-prod-cluster/menotime-prod-service has no "
-        "scalable target; register one (or set autoscaling: false for it) before scaling.")
+        "scalable target; register one (or set autoscaling: false for it) before scaling."
+    )
     assert (_target(aws, prod), _service(aws, prod)["desiredCount"]) == (None, 2)
 
 
@@ -459,8 +578,9 @@ class FakeTime:
 
 
 def _deploy(aws: AwsGateway, seeded: SeedReport, env: EnvironmentConfig, tag: str) -> str:
-    change = register_revision(aws=aws, env=env, base_arn=_service(aws, env)["taskDefinition"],
-                               image=_image(seeded, tag))
+    change = register_revision(
+        aws=aws, env=env, base_arn=_service(aws, env)["taskDefinition"], image=_image(seeded, tag)
+    )
     assert change.to_arn is not None
     update_service(aws=aws, env=env, task_definition_arn=change.to_arn)
     return change.to_arn
@@ -472,16 +592,28 @@ def test_follow_rollout_to_completed(seeded_aws: AwsGateway, seeded: SeedReport,
     time = FakeTime([lambda: _move(prod, "IN_PROGRESS"), lambda: None, lambda: _move(prod, "COMPLETED")])
     seen: list[RolloutSnapshot] = []
 
-    final = follow_rollout(aws=aws, env=prod, task_definition_arn=new_arn, on_change=seen.append,
-                           sleep=time.sleep, now=time.now, interval=10.0)
+    final = follow_rollout(
+        aws=aws,
+        env=prod,
+        task_definition_arn=new_arn,
+        on_change=seen.append,
+        sleep=time.sleep,
+        now=time.now,
+        interval=10.0,
+    )
 
     assert [s.state for s in seen] == ["IN_PROGRESS", "IN_PROGRESS", "COMPLETED"]
     assert seen[0].reason == "Waiting for ECS to start the deployment."  # moto: no deployment yet
     assert (seen[1].running, seen[1].pending, seen[1].desired) == (0, 2, 2)
     assert "has started 2 tasks" in seen[1].events[0].message
     assert final is seen[-1]
-    assert (final.state, final.rolled_back, final.running, final.desired, final.pending) == ("COMPLETED", False,
-                                                                                              2, 2, 0)
+    assert (final.state, final.rolled_back, final.running, final.desired, final.pending) == (
+        "COMPLETED",
+        False,
+        2,
+        2,
+        0,
+    )
     assert final.task_definition_arn == new_arn
     assert "steady state" in final.events[0].message and len(final.events) <= 5
     assert time.slept == [10.0, 10.0, 10.0]  # the unchanged poll in the middle was not reported
@@ -500,8 +632,9 @@ def test_follow_rollout_to_a_circuit_breaker_rollback(
     time = FakeTime([lambda: _move(prod, "FAILED")])
     seen: list[RolloutSnapshot] = []
 
-    final = follow_rollout(aws=aws, env=prod, task_definition_arn=new_arn, on_change=seen.append,
-                           sleep=time.sleep, now=time.now)
+    final = follow_rollout(
+        aws=aws, env=prod, task_definition_arn=new_arn, on_change=seen.append, sleep=time.sleep, now=time.now
+    )
 
     assert [s.state for s in seen] == ["IN_PROGRESS", "FAILED"]
     assert final.state == "FAILED" and final.rolled_back
@@ -525,10 +658,20 @@ def test_a_failure_without_rollback_is_not_reported_as_one(
 ) -> None:
     aws, prod = seeded_aws, config.env("prod")
     new_arn = _deploy(aws, seeded, prod, "v1.4.2")
-    time = FakeTime([lambda: _move(prod, "IN_PROGRESS"),
-                     lambda: _move(prod, "FAILED", reason="Task failed to start: CannotPullContainerError")])
-    final = follow_rollout(aws=aws, env=prod, task_definition_arn=new_arn, on_change=lambda _: None,
-                           sleep=time.sleep, now=time.now)
+    time = FakeTime(
+        [
+            lambda: _move(prod, "IN_PROGRESS"),
+            lambda: _move(prod, "FAILED", reason="Task failed to start: CannotPullContainerError"),
+        ]
+    )
+    final = follow_rollout(
+        aws=aws,
+        env=prod,
+        task_definition_arn=new_arn,
+        on_change=lambda _: None,
+        sleep=time.sleep,
+        now=time.now,
+    )
     assert (final.state, final.rolled_back, final.task_definition_arn) == ("FAILED", False, new_arn)
     assert final.reason == "Task failed to start: CannotPullContainerError"
 
@@ -540,11 +683,22 @@ def test_follow_rollout_times_out(seeded_aws: AwsGateway, seeded: SeedReport, co
     time = FakeTime()
     seen: list[RolloutSnapshot] = []
 
-    final = follow_rollout(aws=aws, env=dev, task_definition_arn=new_arn, on_change=seen.append,
-                           sleep=time.sleep, now=time.now, interval=60.0, timeout=timedelta(minutes=5))
+    final = follow_rollout(
+        aws=aws,
+        env=dev,
+        task_definition_arn=new_arn,
+        on_change=seen.append,
+        sleep=time.sleep,
+        now=time.now,
+        interval=60.0,
+        timeout=timedelta(minutes=5),
+    )
 
     assert final.state == "TIMED_OUT" and not final.rolled_back
-    assert final.reason == "The rollout had not finished after 5 minutes; it may still complete — check `status dev`."
+    assert (
+        final.reason
+        == "The rollout had not finished after 5 minutes; it may still complete — check `status dev`."
+    )
     assert [s.state for s in seen] == ["IN_PROGRESS", "TIMED_OUT"]
     assert time.slept == [60.0] * 5
     assert time.at == datetime(2026, 11, 24, 18, 5, tzinfo=UTC)
@@ -564,17 +718,31 @@ class _Flaky:
         return self._aws.call(service, operation, **params)
 
 
-def test_follow_rollout_rides_out_a_short_outage(seeded_aws: AwsGateway, seeded: SeedReport, config: Config) -> None:
+def test_follow_rollout_rides_out_a_short_outage(
+    seeded_aws: AwsGateway, seeded: SeedReport, config: Config
+) -> None:
     aws, dev = seeded_aws, config.env("dev")
     new_arn = _deploy(aws, seeded, dev, "develop")
     _move(dev, "IN_PROGRESS")
     time = FakeTime([lambda: None, lambda: _move(dev, "COMPLETED")])
-    final = follow_rollout(aws=_Flaky(aws, 2), env=dev, task_definition_arn=new_arn,  # type: ignore[arg-type]
-                           on_change=lambda _: None, sleep=time.sleep, now=time.now)
+    final = follow_rollout(
+        aws=_Flaky(aws, 2),
+        env=dev,
+        task_definition_arn=new_arn,  # type: ignore[arg-type]
+        on_change=lambda _: None,
+        sleep=time.sleep,
+        now=time.now,
+    )
     assert final.state == "COMPLETED"
 
     time = FakeTime()
     with pytest.raises(AwsUnavailable):
-        follow_rollout(aws=_Flaky(aws, 3), env=dev, task_definition_arn=new_arn,  # type: ignore[arg-type]
-                       on_change=lambda _: None, sleep=time.sleep, now=time.now)
+        follow_rollout(
+            aws=_Flaky(aws, 3),
+            env=dev,
+            task_definition_arn=new_arn,  # type: ignore[arg-type]
+            on_change=lambda _: None,
+            sleep=time.sleep,
+            now=time.now,
+        )
     assert len(time.slept) == 2

@@ -26,8 +26,7 @@ EXPECTED_KIND: dict[str, str] = {
     "eventbridge/awsdocs-ecs__ECS_Deployment_State_Change__SERVICE_DEPLOYMENT_COMPLETED.json": "ecs_deployment",
     "eventbridge/awsdocs-ecs__ECS_Deployment_State_Change__SERVICE_DEPLOYMENT_FAILED.json": "ecs_deployment",
     "eventbridge/awsdocs-ecs__ECS_Deployment_State_Change__SERVICE_DEPLOYMENT_IN_PROGRESS.json": "ecs_deployment",
-    "eventbridge/awsdocs-ecs__ECS_Deployment_State_Change__SERVICE_DEPLOYMENT_IN_PROGRESS_rollback.json":
-        "ecs_deployment",
+    "eventbridge/awsdocs-ecs__ECS_Deployment_State_Change__SERVICE_DEPLOYMENT_IN_PROGRESS_rollback.json": "ecs_deployment",
     "eventbridge/awsdocs-ecs__ECS_Service_Action__CAPACITY_PROVIDER_STEADY_STATE.json": "ecs_service_action",
     "eventbridge/awsdocs-ecs__ECS_Service_Action__SERVICE_STEADY_STATE.json": "ecs_service_action",
     "eventbridge/awsdocs-ecs__ECS_Service_Action__SERVICE_TASK_PLACEMENT_FAILURE_cpu.json": "ecs_service_action",
@@ -116,7 +115,8 @@ def test_all_event_fixtures_are_covered() -> None:
     if not FIXTURES.is_dir():
         pytest.skip(MISSING)
     on_disk = {
-        str(p.relative_to(FIXTURES)) for folder in ("cloudwatch", "eventbridge", "notify-slack")
+        str(p.relative_to(FIXTURES))
+        for folder in ("cloudwatch", "eventbridge", "notify-slack")
         for p in (FIXTURES / folder).glob("*.json")
     }
     assert on_disk - set(EXPECTED_KIND) == set()
@@ -139,12 +139,20 @@ def test_metric_alarm() -> None:
     m = event.metric
     assert m is not None and m.expression is None
     assert (m.namespace, m.name, m.statistic, m.period) == (
-        "sim-app_427809481713_us-east-1", "IExecutionFailureHook", "SUM", 300)
+        "sim-app_427809481713_us-east-1",
+        "IExecutionFailureHook",
+        "SUM",
+        300,
+    )
     assert (m.threshold, m.comparison) == (1.0, "GreaterThanOrEqualToThreshold")
-    assert m.dimensions == (("MetricGroupId", "routing_table.receive.hook"), ("RouteID", "metric_emitting_node"))
+    assert m.dimensions == (
+        ("MetricGroupId", "routing_table.receive.hook"),
+        ("RouteID", "metric_emitting_node"),
+    )
     assert event.children == () and event.metrics == ()
     assert event.console_url == (
-        "https://us-east-1.console.aws.amazon.com/cloudwatch/home?region=us-east-1#alarmsV2:alarm/" + name)
+        "https://us-east-1.console.aws.amazon.com/cloudwatch/home?region=us-east-1#alarmsV2:alarm/" + name
+    )
 
 
 def test_metric_math_alarm() -> None:
@@ -152,7 +160,11 @@ def test_metric_math_alarm() -> None:
     assert event.kind == "alarm" and event.alarm_type == "metric_math"
     assert event.metric is not None
     assert event.metric.expression == "m1*1" and event.metric.name == "Expression1"
-    assert (event.metric.threshold, event.metric.comparison, event.metric.period) == (0.0, "GreaterThanThreshold", 60)
+    assert (event.metric.threshold, event.metric.comparison, event.metric.period) == (
+        0.0,
+        "GreaterThanThreshold",
+        60,
+    )
     assert len(event.metrics) == 1
     read = event.metrics[0]
     assert (read.namespace, read.name, read.statistic) == ("AWS/EC2", "NetworkOut", "Average")
@@ -180,18 +192,32 @@ def test_composite_alarm() -> None:
 
 
 def test_region_comes_from_the_arn_not_the_display_name() -> None:
-    message = json.dumps({
-        "AlarmName": "menotime-prod-api-5xx", "NewStateValue": "ALARM", "OldStateValue": "OK",
-        "NewStateReason": "Threshold Crossed", "StateChangeTime": "2026-01-02T03:04:05.000+0000",
-        "Region": "US East (N. Virginia)", "AWSAccountId": "111122223333",
-        "AlarmArn": "arn:aws:cloudwatch:us-west-1:111122223333:alarm:menotime-prod-api-5xx",
-        "Trigger": {"MetricName": "HTTPCode_Target_5XX_Count", "Namespace": "AWS/ApplicationELB",
-                    "Statistic": "SUM", "Period": 60, "Threshold": 5.0,
-                    "ComparisonOperator": "GreaterThanThreshold", "Dimensions": []},
-    })
+    message = json.dumps(
+        {
+            "AlarmName": "menotime-prod-api-5xx",
+            "NewStateValue": "ALARM",
+            "OldStateValue": "OK",
+            "NewStateReason": "Threshold Crossed",
+            "StateChangeTime": "2026-01-02T03:04:05.000+0000",
+            "Region": "US East (N. Virginia)",
+            "AWSAccountId": "111122223333",
+            "AlarmArn": "arn:aws:cloudwatch:us-west-1:111122223333:alarm:menotime-prod-api-5xx",
+            "Trigger": {
+                "MetricName": "HTTPCode_Target_5XX_Count",
+                "Namespace": "AWS/ApplicationELB",
+                "Statistic": "SUM",
+                "Period": 60,
+                "Threshold": 5.0,
+                "ComparisonOperator": "GreaterThanThreshold",
+                "Dimensions": [],
+            },
+        }
+    )
     event = parse_message('ALARM: "menotime-prod-api-5xx" in US East (N. Virginia)', message)
     assert event.region == "us-west-1"
-    assert event.console_url.startswith("https://us-west-1.console.aws.amazon.com/cloudwatch/home?region=us-west-1")
+    assert event.console_url.startswith(
+        "https://us-west-1.console.aws.amazon.com/cloudwatch/home?region=us-west-1"
+    )
 
 
 def test_alarm_without_arn_keys_on_name_and_reads_the_display_region() -> None:
@@ -207,19 +233,22 @@ def test_ok_alarm_state() -> None:
     assert event.metric.dimensions == ()
 
 
-@pytest.mark.parametrize("message", [
-    '{"AlarmName": "menotime-prod-x", "NewStateValue": "ALARM", "Trigger": {"Metrics": "nope"',  # cut short
-    '{"AlarmName": "menotime-prod-x", "NewStateValue": "ALARM", "Trigger": {"Metrics": [1, {"MetricStat": 3}]}}',
-    '{"AlarmName": ["x"], "NewStateValue": {"a": 1}, "StateChangeTime": 12, "AlarmArn": 5, "TriggeringChildren": 3}',
-    '{"AlarmName": "a", "NewStateValue": "ALARM", "Trigger": {"Dimensions": "bad", "Period": "x"}}',
-    '{"detail-type": "ECS Deployment State Change", "source": "aws.ecs", "detail": 7, "resources": 3}',
-    '{"detail-type": "GuardDuty Finding", "detail": {"severity": "high", "id": null}}',
-    '{"Event Source": "db-instance", "Event Message": 3, "Identifier Link": 4}',
-    "[1, 2, 3]",
-    "null",
-    "",
-    "\x00\xff not json",
-])
+@pytest.mark.parametrize(
+    "message",
+    [
+        '{"AlarmName": "menotime-prod-x", "NewStateValue": "ALARM", "Trigger": {"Metrics": "nope"',  # cut short
+        '{"AlarmName": "menotime-prod-x", "NewStateValue": "ALARM", "Trigger": {"Metrics": [1, {"MetricStat": 3}]}}',
+        '{"AlarmName": ["x"], "NewStateValue": {"a": 1}, "StateChangeTime": 12, "AlarmArn": 5, "TriggeringChildren": 3}',
+        '{"AlarmName": "a", "NewStateValue": "ALARM", "Trigger": {"Dimensions": "bad", "Period": "x"}}',
+        '{"detail-type": "ECS Deployment State Change", "source": "aws.ecs", "detail": 7, "resources": 3}',
+        '{"detail-type": "GuardDuty Finding", "detail": {"severity": "high", "id": null}}',
+        '{"Event Source": "db-instance", "Event Message": 3, "Identifier Link": 4}',
+        "[1, 2, 3]",
+        "null",
+        "",
+        "\x00\xff not json",
+    ],
+)
 def test_broken_messages_never_raise(message: str) -> None:
     event = parse_message("ALARM: broken", message)
     assert event.kind in KINDS
@@ -257,11 +286,17 @@ def test_ecs_deployment_events() -> None:
     assert failed.key == done.key == "ecs:default/servicetest:deployment"  # one thread per service
     assert failed.state == "SERVICE_DEPLOYMENT_FAILED" and done.state == "SERVICE_DEPLOYMENT_COMPLETED"
     assert failed.reason == "ECS deployment circuit breaker: task failed to start."
-    assert (failed.cluster, failed.service, failed.resource) == ("default", "servicetest", "default/servicetest")
+    assert (failed.cluster, failed.service, failed.resource) == (
+        "default",
+        "servicetest",
+        "default/servicetest",
+    )
     assert failed.region == "us-west-2" and failed.account == "111122223333"
     assert failed.at == datetime(2020, 5, 23, 12, 31, 14, tzinfo=UTC)
-    assert failed.console_url == ("https://us-west-2.console.aws.amazon.com/ecs/v2/clusters/default/services/"
-                                  "servicetest/deployments?region=us-west-2")
+    assert failed.console_url == (
+        "https://us-west-2.console.aws.amazon.com/ecs/v2/clusters/default/services/"
+        "servicetest/deployments?region=us-west-2"
+    )
 
 
 def test_ecs_service_action() -> None:
@@ -272,7 +307,9 @@ def test_ecs_service_action() -> None:
 
 
 def test_ecs_task_state_change() -> None:
-    event = _load("eventbridge/realworld__ECS_Task_State_Change__DEPROVISIONING_EssentialContainerExited.json")
+    event = _load(
+        "eventbridge/realworld__ECS_Task_State_Change__DEPROVISIONING_EssentialContainerExited.json"
+    )
     assert event.state == "DEPROVISIONING"
     assert event.key == "ecs:primary-cluster/voterintake:task"
     assert event.reason == "EssentialContainerExited: Essential container in task exited"
@@ -289,8 +326,10 @@ def test_rds_eventbridge_form() -> None:
     assert event.state == "RDS-EVENT-0087" and event.reason == "DB instance stopped"
     assert event.region == "us-east-1"
     assert event.at == datetime(2021, 3, 19, 19, 34, 9, 293000, tzinfo=UTC)
-    assert event.console_url == ("https://us-east-1.console.aws.amazon.com/rds/home?region=us-east-1"
-                                 "#database:id=testdb;is-cluster=false")
+    assert event.console_url == (
+        "https://us-east-1.console.aws.amazon.com/rds/home?region=us-east-1"
+        "#database:id=testdb;is-cluster=false"
+    )
 
 
 def test_rds_event_subscription_form() -> None:
@@ -306,12 +345,15 @@ def test_dms_notification_in_the_same_shape_is_generic() -> None:
     assert event.kind == "generic" and "Replication task has stopped." in event.text
 
 
-@pytest.mark.parametrize(("name", "band"), [
-    ("notify-slack/events__guardduty_finding_low.json", "low"),
-    ("notify-slack/events__guardduty_finding_medium.json", "medium"),
-    ("notify-slack/events__guardduty_finding_high.json", "critical"),  # severity 9
-    ("notify-slack/messages__guardduty_finding.json", "critical"),
-])
+@pytest.mark.parametrize(
+    ("name", "band"),
+    [
+        ("notify-slack/events__guardduty_finding_low.json", "low"),
+        ("notify-slack/events__guardduty_finding_medium.json", "medium"),
+        ("notify-slack/events__guardduty_finding_high.json", "critical"),  # severity 9
+        ("notify-slack/messages__guardduty_finding.json", "critical"),
+    ],
+)
 def test_guardduty_bands_from_fixtures(name: str, band: str) -> None:
     event = _load(name)
     assert event.kind == "guardduty" and event.severity == band and event.state == band
@@ -319,21 +361,46 @@ def test_guardduty_bands_from_fixtures(name: str, band: str) -> None:
     assert "fId=sample-id-2" in event.console_url
 
 
-@pytest.mark.parametrize(("value", "band"), [
-    (0, "low"), (1.0, "low"), (3.9, "low"), (4, "medium"), (6.9, "medium"), (7, "high"), (8.9, "high"),
-    (9, "critical"), (10, "critical"), ("5.5", "medium"), (None, None), ("x", None), (float("nan"), None),
-])
+@pytest.mark.parametrize(
+    ("value", "band"),
+    [
+        (0, "low"),
+        (1.0, "low"),
+        (3.9, "low"),
+        (4, "medium"),
+        (6.9, "medium"),
+        (7, "high"),
+        (8.9, "high"),
+        (9, "critical"),
+        (10, "critical"),
+        ("5.5", "medium"),
+        (None, None),
+        ("x", None),
+        (float("nan"), None),
+    ],
+)
 def test_severity_band(value: Any, band: str | None) -> None:
     assert severity_band(value) == band
 
 
 def test_guardduty_region_from_the_finding_arn() -> None:
-    message = json.dumps({
-        "detail-type": "GuardDuty Finding", "source": "aws.guardduty", "region": "us-east-1",
-        "time": "2026-01-01T00:00:00Z", "account": "111122223333",
-        "detail": {"id": "f1", "severity": 7.5, "title": "t", "type": "Recon:x", "accountId": "111122223333",
-                   "arn": "arn:aws:guardduty:us-west-1:111122223333:detector/d/finding/f1"},
-    })
+    message = json.dumps(
+        {
+            "detail-type": "GuardDuty Finding",
+            "source": "aws.guardduty",
+            "region": "us-east-1",
+            "time": "2026-01-01T00:00:00Z",
+            "account": "111122223333",
+            "detail": {
+                "id": "f1",
+                "severity": 7.5,
+                "title": "t",
+                "type": "Recon:x",
+                "accountId": "111122223333",
+                "arn": "arn:aws:guardduty:us-west-1:111122223333:detector/d/finding/f1",
+            },
+        }
+    )
     event = parse_message(None, message)
     assert event.region == "us-west-1" and event.severity == "high"
 
@@ -351,7 +418,9 @@ def test_health_event() -> None:
     assert event.state == "issue" and event.region == "us-west-2"
     assert event.reason == "A description of the event will be provided here"
     assert event.resource == "i-abcd1111"
-    assert event.console_url.startswith("https://health.aws.amazon.com/health/home#/account/event-log?eventID=")
+    assert event.console_url.startswith(
+        "https://health.aws.amazon.com/health/home#/account/event-log?eventID="
+    )
 
 
 # ------------------------------------------------------------------------------ generic
@@ -391,29 +460,59 @@ def test_generic_without_subject_titles_from_the_first_line() -> None:
 
 
 def _alarm(name: str, **extra: Any) -> Event:
-    return parse_message(None, json.dumps({
-        "AlarmName": name, "NewStateValue": "ALARM", "OldStateValue": "OK",
-        "StateChangeTime": "2026-01-02T03:04:05.000+0000",
-        "AlarmArn": f"arn:aws:cloudwatch:us-west-1:111122223333:alarm:{name}", **extra,
-    }))
+    return parse_message(
+        None,
+        json.dumps(
+            {
+                "AlarmName": name,
+                "NewStateValue": "ALARM",
+                "OldStateValue": "OK",
+                "StateChangeTime": "2026-01-02T03:04:05.000+0000",
+                "AlarmArn": f"arn:aws:cloudwatch:us-west-1:111122223333:alarm:{name}",
+                **extra,
+            }
+        ),
+    )
 
 
 def _ecs(cluster: str, service: str) -> Event:
-    return parse_message(None, json.dumps({
-        "version": "0", "detail-type": "ECS Deployment State Change", "source": "aws.ecs",
-        "account": "111122223333", "time": "2026-01-02T03:04:05Z", "region": "us-west-1",
-        "resources": [f"arn:aws:ecs:us-west-1:111122223333:service/{cluster}/{service}"],
-        "detail": {"eventType": "ERROR", "eventName": "SERVICE_DEPLOYMENT_FAILED", "reason": "r"},
-    }))
+    return parse_message(
+        None,
+        json.dumps(
+            {
+                "version": "0",
+                "detail-type": "ECS Deployment State Change",
+                "source": "aws.ecs",
+                "account": "111122223333",
+                "time": "2026-01-02T03:04:05Z",
+                "region": "us-west-1",
+                "resources": [f"arn:aws:ecs:us-west-1:111122223333:service/{cluster}/{service}"],
+                "detail": {"eventType": "ERROR", "eventName": "SERVICE_DEPLOYMENT_FAILED", "reason": "r"},
+            }
+        ),
+    )
 
 
 def _rds(ident: str) -> Event:
-    return parse_message(None, json.dumps({
-        "detail-type": "RDS DB Instance Event", "source": "aws.rds", "time": "2026-01-02T03:04:05Z",
-        "region": "us-west-1", "account": "111122223333",
-        "detail": {"SourceIdentifier": ident, "SourceArn": f"arn:aws:rds:us-west-1:111122223333:db:{ident}",
-                   "EventID": "RDS-EVENT-0087", "Message": "DB instance stopped", "SourceType": "DB_INSTANCE"},
-    }))
+    return parse_message(
+        None,
+        json.dumps(
+            {
+                "detail-type": "RDS DB Instance Event",
+                "source": "aws.rds",
+                "time": "2026-01-02T03:04:05Z",
+                "region": "us-west-1",
+                "account": "111122223333",
+                "detail": {
+                    "SourceIdentifier": ident,
+                    "SourceArn": f"arn:aws:rds:us-west-1:111122223333:db:{ident}",
+                    "EventID": "RDS-EVENT-0087",
+                    "Message": "DB instance stopped",
+                    "SourceType": "DB_INSTANCE",
+                },
+            }
+        ),
+    )
 
 
 def test_route_prod_alarm_by_prefix(config: Config) -> None:
@@ -427,7 +526,9 @@ def test_route_dev_alarm_goes_to_the_default_channel(config: Config) -> None:
 
 def test_route_ecs_event_by_cluster(config: Config) -> None:
     assert route(_ecs("menotime-staging-cluster", "menotime-staging-service"), config) == (
-        "staging", "#menotime-staging-alerts")
+        "staging",
+        "#menotime-staging-alerts",
+    )
 
 
 def test_route_rds_exact_and_dash_prefixed(config: Config) -> None:
@@ -437,11 +538,18 @@ def test_route_rds_exact_and_dash_prefixed(config: Config) -> None:
 
 
 def test_route_alarm_by_dimension(config: Config) -> None:
-    event = _alarm("db-cpu-high", Trigger={
-        "MetricName": "CPUUtilization", "Namespace": "AWS/RDS", "Statistic": "AVERAGE", "Period": 60,
-        "Threshold": 80.0, "ComparisonOperator": "GreaterThanThreshold",
-        "Dimensions": [{"name": "DBInstanceIdentifier", "value": "menotime-prod"}],
-    })
+    event = _alarm(
+        "db-cpu-high",
+        Trigger={
+            "MetricName": "CPUUtilization",
+            "Namespace": "AWS/RDS",
+            "Statistic": "AVERAGE",
+            "Period": 60,
+            "Threshold": 80.0,
+            "ComparisonOperator": "GreaterThanThreshold",
+            "Dimensions": [{"name": "DBInstanceIdentifier", "value": "menotime-prod"}],
+        },
+    )
     assert route(event, config) == ("prod", "#menotime-prod-alerts")
 
 
@@ -465,4 +573,6 @@ def test_route_unknown(config: Config) -> None:
     assert route(_alarm("someone-elses-alarm"), config) == (None, config.channels.default_alerts)
     assert route(parse_message(None, "hi"), config) == (None, config.channels.default_alerts)
     assert route(_load("eventbridge/awsdocs-ecs__ECS_Service_Action__SERVICE_STEADY_STATE.json"), config) == (
-        None, config.channels.default_alerts)
+        None,
+        config.channels.default_alerts,
+    )

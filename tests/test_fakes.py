@@ -131,12 +131,18 @@ def test_response_url_fault_is_seen_by_the_sender_and_still_recorded(fake: FakeS
 
 
 def test_files_upload_v2_round_trip(fake: FakeSlack) -> None:
-    answer = client_for(fake).files_upload_v2(channel="C1", content="report body", filename="r.txt", title="Report")
+    answer = client_for(fake).files_upload_v2(
+        channel="C1", content="report body", filename="r.txt", title="Report"
+    )
 
     assert answer["file"]["title"] == "Report"
     (upload,) = fake.calls_to("upload")
     assert upload.body == b"report body"
-    assert [c.method for c in fake.calls] == ["files.getUploadURLExternal", "upload", "files.completeUploadExternal"]
+    assert [c.method for c in fake.calls] == [
+        "files.getUploadURLExternal",
+        "upload",
+        "files.completeUploadExternal",
+    ]
 
 
 def test_wait_for_sees_calls_from_other_threads(fake: FakeSlack) -> None:
@@ -175,7 +181,9 @@ def test_reset_forgets_calls_and_faults(fake: FakeSlack) -> None:
 
 
 def test_signed_slash_command_verifies_with_slack_sdk() -> None:
-    body = slash_command_body(text="deploy staging", user_id="U1", response_url="http://127.0.0.1:1/response/x")
+    body = slash_command_body(
+        text="deploy staging", user_id="U1", response_url="http://127.0.0.1:1/response/x"
+    )
     headers = sign(body, SECRET)
 
     assert headers["Content-Type"] == "application/x-www-form-urlencoded"

@@ -29,9 +29,14 @@ MAX_STALE_SECONDS = 2  # the bound, at test speed (default 900)
 def bot(config: Config, seeded_aws: AwsGateway, tmp_path: Path) -> Iterator[Bot]:
     with FakeSlack(usergroups={DEV_GROUP: [GROUP_MEMBER]}) as slack:
         # No TTL: every command asks Slack, so a failing Slack is met at once.
-        settings = Settings(slack_bot_token="xoxb-test", slack_signing_secret=SECRET, slack_api_url=slack.api_url,
-                            database_url=f"sqlite:///{tmp_path / 'bot.db'}", group_cache_ttl_seconds=0,
-                            group_cache_max_stale_seconds=MAX_STALE_SECONDS)
+        settings = Settings(
+            slack_bot_token="xoxb-test",
+            slack_signing_secret=SECRET,
+            slack_api_url=slack.api_url,
+            database_url=f"sqlite:///{tmp_path / 'bot.db'}",
+            group_cache_ttl_seconds=0,
+            group_cache_max_stale_seconds=MAX_STALE_SECONDS,
+        )
         app, core = create_app(settings, config=config, aws=seeded_aws, migrate_schema=True)
         with serve_in_thread(create_web_app(core, app)) as url, httpx.Client(timeout=10) as http:
             yield Bot(url=url, slack=slack, core=core, http=http)
@@ -49,7 +54,9 @@ def test_a_group_grant_outlives_a_slack_hiccup_but_not_the_staleness_bound(bot: 
     bot.slack.fail_next("usergroups.users.list", error="internal_error", times=1000)
     with structlog.testing.capture_logs() as logs:
         within = _status_dev(bot)  # Slack fails; the members it gave a moment ago still stand
-        assert time.monotonic() - filled < MAX_STALE_SECONDS, "the test machine was too slow to check the bound"
+        assert time.monotonic() - filled < MAX_STALE_SECONDS, (
+            "the test machine was too slow to check the bound"
+        )
         assert "menotime-backend-dev" in within and "could not check" not in within
         time.sleep(MAX_STALE_SECONDS - (time.monotonic() - filled) + 0.2)
         beyond = _status_dev(bot)  # Slack still fails, and what it last said is too old to trust

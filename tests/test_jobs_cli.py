@@ -58,13 +58,18 @@ def test_a_refused_run_exits_1(fakes: FakeJobs, env: dict[str, str]) -> None:
 def test_an_unknown_job_lists_the_jobs_and_exits_2(fakes: FakeJobs, env: dict[str, str]) -> None:
     result = CliRunner().invoke(cli, ["jobs", "run", "tidi"], env=env)
     assert result.exit_code == 2
-    assert "There is no job tidi. Did you mean tidy? Jobs: tidy, boom, slow, picky, clusters." in result.output
+    assert (
+        "There is no job tidi. Did you mean tidy? Jobs: tidy, boom, slow, picky, clusters." in result.output
+    )
 
 
 def test_with_slack_configured_the_report_is_posted_to_ops_too(fakes: FakeJobs, env: dict[str, str]) -> None:
     with FakeSlack() as slack:
-        result = CliRunner().invoke(cli, ["jobs", "run", "tidy"], env={
-            **env, "SLACK_BOT_TOKEN": "xoxb-test", "SLACK_API_URL": slack.api_url})
+        result = CliRunner().invoke(
+            cli,
+            ["jobs", "run", "tidy"],
+            env={**env, "SLACK_BOT_TOKEN": "xoxb-test", "SLACK_API_URL": slack.api_url},
+        )
         assert result.exit_code == 0, result.output
         posts = slack.calls_to("chat.postMessage")
         assert [p.params["channel"] for p in posts] == ["#menotime-ops", "#menotime-ops"]  # progress, report
@@ -76,4 +81,6 @@ def test_with_slack_configured_the_report_is_posted_to_ops_too(fakes: FakeJobs, 
 def test_simulate_runs_against_the_embedded_simulator(fakes: FakeJobs, env: dict[str, str]) -> None:
     result = CliRunner().invoke(cli, ["jobs", "run", "clusters", "--simulate"], env=env)
     assert result.exit_code == 0, result.output
-    assert "3 clusters: menotime-dev-cluster, menotime-prod-cluster, menotime-staging-cluster" in result.output
+    assert (
+        "3 clusters: menotime-dev-cluster, menotime-prod-cluster, menotime-staging-cluster" in result.output
+    )

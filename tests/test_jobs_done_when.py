@@ -25,14 +25,20 @@ from tests.fakes.slack_api import FakeSlack
 
 @pytest.fixture
 def simulated(tmp_path: Path) -> Iterator[Core]:
-    with demo_core(tmp_path, clock=FrozenClock(datetime(2026, 11, 24, 18, 0, tzinfo=UTC)), extension=extension()) as (core, _sim):
+    with demo_core(
+        tmp_path, clock=FrozenClock(datetime(2026, 11, 24, 18, 0, tzinfo=UTC)), extension=extension()
+    ) as (core, _sim):
         yield core
 
 
 def remaining_dev_revisions(core: Core) -> list[str]:
     family = core.config.env("dev").task_family
-    return [arn.rsplit("/", 1)[1] for arn in core.aws.paginate("ecs", "list_task_definitions", "taskDefinitionArns",
-                                                               familyPrefix=family)]
+    return [
+        arn.rsplit("/", 1)[1]
+        for arn in core.aws.paginate(
+            "ecs", "list_task_definitions", "taskDefinitionArns", familyPrefix=family
+        )
+    ]
 
 
 def test_jobs_run_dev_cleanup_dry_run_against_the_simulator_lists_and_changes_nothing() -> None:
@@ -72,19 +78,26 @@ def test_the_cost_report_goes_to_ops_with_its_chart_uploaded(simulated: Core) ->
         core.notifier = OutboxNotifier(Outbox(core.db, core.clock))
         view = JobRunner(core).run("cost-report", trigger="manual")
         assert view is not None and view.ok
-        OutboxSender(db=core.db, client=WebClient(token="xoxb-test", base_url=slack.api_url), clock=core.clock,
-                     ).send_due()
+        OutboxSender(
+            db=core.db,
+            client=WebClient(token="xoxb-test", base_url=slack.api_url),
+            clock=core.clock,
+        ).send_due()
         [post] = slack.calls_to("chat.postMessage")
         assert post.params["channel"] == "#menotime-ops" and "Cost report for" in post.params["text"]
         [asked] = slack.calls_to("files.getUploadURLExternal")
-        assert asked.params["filename"].startswith("menotime-cost-") and asked.params["filename"].endswith(".png")
+        assert asked.params["filename"].startswith("menotime-cost-") and asked.params["filename"].endswith(
+            ".png"
+        )
         [uploaded] = slack.calls_to("upload")
         assert uploaded.body[:8] == b"\x89PNG\r\n\x1a\n"  # the chart itself
         [completed] = slack.calls_to("files.completeUploadExternal")
         assert completed.params["thread_ts"] == post.response["ts"]
 
 
-def test_jobs_run_cost_digest_against_the_simulator_gives_each_environment_against_budget_and_a_forecast() -> None:
+def test_jobs_run_cost_digest_against_the_simulator_gives_each_environment_against_budget_and_a_forecast() -> (
+    None
+):
     result = CliRunner().invoke(cli, ["jobs", "run", "cost-digest", "--simulate"])
     assert result.exit_code == 0, result.output
     assert result.output.startswith("Cost digest ")

@@ -21,8 +21,17 @@ from tests.test_alarm_followups import arn, core, notifier, say  # noqa: F401 - 
 from tests.test_alarm_threads import START, RecordingNotifier, alarm_message, store
 
 ONCALL = "U0ONCALL1"  # on-call in tests.test_alarm_followups' roles
-HOSTILE = ["<@U123ABC>", "<@W123ABC>", "<#C123ABC>", "<!here>", "<!everyone>", "<!channel>", "<!subteam^S123ABC>",
-           "<https://evil.example|click>", "<https://slack.com/archives/C1/p1|thread>"]
+HOSTILE = [
+    "<@U123ABC>",
+    "<@W123ABC>",
+    "<#C123ABC>",
+    "<!here>",
+    "<!everyone>",
+    "<!channel>",
+    "<!subteam^S123ABC>",
+    "<https://evil.example|click>",
+    "<https://slack.com/archives/C1/p1|thread>",
+]
 
 
 def _slack_text(result: Any) -> str:
@@ -44,8 +53,11 @@ def test_markup_in_an_alarm_is_posted_inert_while_the_bots_acknowledgement_menti
     message["AlarmDescription"] = "Page " + " ".join(HOSTILE) + " now"
     message["NewStateReason"] = "Threshold Crossed <@U123ABC>"
     # AWS may spell "<" as \u003c in the JSON it delivers: decoded, it is the same markup.
-    store(core, json.dumps(message).replace("Threshold Crossed <", "Threshold Crossed \\u003c"),
-          subject="ALARM: <!channel> <@U123ABC>")
+    store(
+        core,
+        json.dumps(message).replace("Threshold Crossed <", "Threshold Crossed \\u003c"),
+        subject="ALARM: <!channel> <@U123ABC>",
+    )
     process_inbox(core=core)
     [(_, root, _)] = notifier.roots()
     _assert_inert(_slack_text(root))
@@ -59,7 +71,9 @@ def test_markup_in_an_alarm_is_posted_inert_while_the_bots_acknowledgement_menti
     assert f"Acknowledged by <@{ONCALL}>" in _slack_text(reply)
 
 
-def test_markup_in_a_lock_reason_is_inert_in_the_bots_lock_message(core: Core, notifier: RecordingNotifier) -> None:
+def test_markup_in_a_lock_reason_is_inert_in_the_bots_lock_message(
+    core: Core, notifier: RecordingNotifier
+) -> None:
     reason = "failover, ask " + " ".join(HOSTILE)
     locked = say(core, ONCALL, f"lock prod '{reason}'")
     assert locked.outcome == "ok", render_text(locked.result)
@@ -79,6 +93,8 @@ def test_markup_in_a_lock_reason_is_inert_in_the_bots_lock_message(core: Core, n
 def test_inert_text_never_renders_as_markup_and_reads_the_same(markup: str) -> None:
     shown = mrkdwn_escape(inert(f"see {markup}"))
     assert "<" not in shown  # nothing Slack would read as markup
-    assert shown.replace("\u2060", "").replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&") == \
-        f"see {markup}"
+    assert (
+        shown.replace("\u2060", "").replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+        == f"see {markup}"
+    )
     assert inert(inert(markup)) == inert(markup)

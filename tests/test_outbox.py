@@ -33,8 +33,13 @@ def slack() -> Iterator[FakeSlack]:
 def outbox_core(database_url: str, *, storm_threshold: int = 5) -> Core:
     clock = FrozenClock(START)
     config = load_config(overrides={"alarms": {"storm_threshold": storm_threshold}})
-    core = build_core(Settings(database_url=database_url), config=config, clock=clock, metrics=Metrics(),
-                      migrate_schema=True)
+    core = build_core(
+        Settings(database_url=database_url),
+        config=config,
+        clock=clock,
+        metrics=Metrics(),
+        migrate_schema=True,
+    )
     core.notifier = OutboxNotifier(Outbox(core.db, clock))
     return core
 
@@ -77,7 +82,9 @@ def test_an_alarm_thread_goes_out_through_the_outbox_in_order(core: Core, slack:
     drain(core, sender(core, slack))
     root, reply = slack.calls_to("chat.postMessage")
     assert root.params["channel"] == "#menotime-prod-alerts" and "thread_ts" not in root.params
-    assert reply.params["thread_ts"] == root.response["ts"] and "resolved after 17 min" in reply.params["text"]
+    assert (
+        reply.params["thread_ts"] == root.response["ts"] and "resolved after 17 min" in reply.params["text"]
+    )
     [edit] = slack.calls_to("chat.update")
     assert edit.params["ts"] == root.response["ts"] and edit.params["channel"] == root.response["channel"]
     assert "resolved after 17 min" in edit.params["text"]
@@ -85,7 +92,9 @@ def test_an_alarm_thread_goes_out_through_the_outbox_in_order(core: Core, slack:
     assert core.metrics.alarm_latency.collect()[0].samples  # SNS Timestamp → Slack post observed
 
 
-def test_slack_down_then_rate_limiting_every_message_arrives_once_in_order(core: Core, slack: FakeSlack) -> None:
+def test_slack_down_then_rate_limiting_every_message_arrives_once_in_order(
+    core: Core, slack: FakeSlack
+) -> None:
     clock: FrozenClock = core.clock  # type: ignore[assignment]
     names = [f"menotime-prod-db-{i}" for i in range(3)] + [f"menotime-staging-api-{i}" for i in range(3)]
     for name in names:
@@ -94,7 +103,9 @@ def test_slack_down_then_rate_limiting_every_message_arrives_once_in_order(core:
     clock.advance(minutes=5)
     for name in names:
         arn = f"arn:aws:cloudwatch:us-west-1:123456789012:alarm:{name}"
-        store(core, alarm_message(name=name, arn=arn, state="OK", old="ALARM", at=START + timedelta(minutes=5)))
+        store(
+            core, alarm_message(name=name, arn=arn, state="OK", old="ALARM", at=START + timedelta(minutes=5))
+        )
     process_inbox(core=core)
 
     out = sender(core, slack)
@@ -121,7 +132,9 @@ def test_slack_down_then_rate_limiting_every_message_arrives_once_in_order(core:
     assert {row.status for row in Outbox(core.db, core.clock).rows()} == {SENT}
 
 
-def test_a_message_slack_will_never_take_is_set_aside_and_the_channel_moves_on(core: Core, slack: FakeSlack) -> None:
+def test_a_message_slack_will_never_take_is_set_aside_and_the_channel_moves_on(
+    core: Core, slack: FakeSlack
+) -> None:
     notifier = core.notifier
     first = notifier.post(channel="#gone", result=ChangeResult(headline="to an archived channel"))
     notifier.post(channel="#gone", result=ChangeResult(headline="the next one"))
@@ -130,7 +143,9 @@ def test_a_message_slack_will_never_take_is_set_aside_and_the_channel_moves_on(c
     drain(core, sender(core, slack))
     statuses = [row.status for row in Outbox(core.db, core.clock).rows()]
     assert statuses == [DEAD, SENT]
-    assert [c.params["text"] for c in slack.calls_to("chat.postMessage") if c.response.get("ok")] == ["the next one"]
+    assert [c.params["text"] for c in slack.calls_to("chat.postMessage") if c.response.get("ok")] == [
+        "the next one"
+    ]
 
 
 def test_two_senders_never_send_a_message_twice(database_url: str, slack: FakeSlack) -> None:
@@ -148,8 +163,11 @@ def test_two_senders_never_send_a_message_twice(database_url: str, slack: FakeSl
         texts = [c.params["text"] for c in slack.calls_to("chat.postMessage")]
         assert sorted(texts) == sorted(f"message {i}" for i in range(30))
         for channel in ("#c0", "#c1", "#c2"):
-            sent = [int(c.params["text"].split()[1]) for c in slack.calls_to("chat.postMessage")
-                    if c.params["channel"] == channel]
+            sent = [
+                int(c.params["text"].split()[1])
+                for c in slack.calls_to("chat.postMessage")
+                if c.params["channel"] == channel
+            ]
             assert sent == sorted(sent)  # per-channel order kept across senders
     finally:
         core.close()
@@ -167,8 +185,15 @@ def test_200_alarms_delivered_three_times_concurrently_are_each_processed_once(p
         messages = []
         for i in range(200):
             name = f"menotime-prod-load-{i}"
-            messages.append(alarm_message(name=name, arn=f"arn:aws:cloudwatch:us-west-1:123456789012:alarm:{name}",
-                                          state="ALARM", old="OK", at=START))
+            messages.append(
+                alarm_message(
+                    name=name,
+                    arn=f"arn:aws:cloudwatch:us-west-1:123456789012:alarm:{name}",
+                    state="ALARM",
+                    old="OK",
+                    at=START,
+                )
+            )
         ids = [f"dup-{i}" for i in range(200)]
 
         def deliver(copy: int) -> None:
@@ -176,7 +201,9 @@ def test_200_alarms_delivered_three_times_concurrently_are_each_processed_once(p
                 store(replicas[copy % 2], message, message_id=message_id)
 
         workers = [threading.Thread(target=deliver, args=(n,)) for n in range(3)]
-        workers += [threading.Thread(target=process_inbox, kwargs={"core": r, "limit": 1000}) for r in replicas]
+        workers += [
+            threading.Thread(target=process_inbox, kwargs={"core": r, "limit": 1000}) for r in replicas
+        ]
         for t in workers:
             t.start()
         for t in workers:
@@ -224,7 +251,7 @@ def test_a_slow_batch_keeps_its_claim_so_another_sender_never_sends_its_rows_aga
         def __init__(self, name: str, on_call: Any = None) -> None:
             self.name, self.on_call, self.calls = name, on_call, 0
 
-        def chat_postMessage(self, **args: Any) -> Any:  # noqa: N802 - slack_sdk's name
+        def chat_postMessage(self, **args: Any) -> Any:
             self.calls += 1
             sent.append((self.name, args["text"]))
             if self.on_call:
@@ -251,17 +278,26 @@ def test_a_slow_batch_keeps_its_claim_so_another_sender_never_sends_its_rows_aga
         other.close()
 
 
-def test_consecutive_edits_of_one_message_are_sent_as_one_with_the_latest_content(core: Core, slack: FakeSlack) -> None:
+def test_consecutive_edits_of_one_message_are_sent_as_one_with_the_latest_content(
+    core: Core, slack: FakeSlack
+) -> None:
     notifier = core.notifier
     ref = notifier.post(channel="#menotime-prod-alerts", result=ChangeResult(headline="storm: 1 alarm"))
     assert ref is not None
     for n in range(2, 30):
         notifier.update(ref=ref, result=ChangeResult(headline=f"storm: {n} alarms"))
-    reply = notifier.post(channel="#menotime-prod-alerts", result=ChangeResult(headline="a reply"), thread=ref)
-    notifier.update(ref=ref, result=ChangeResult(headline="storm: 30 alarms"))  # after the reply: its own edit
+    reply = notifier.post(
+        channel="#menotime-prod-alerts", result=ChangeResult(headline="a reply"), thread=ref
+    )
+    notifier.update(
+        ref=ref, result=ChangeResult(headline="storm: 30 alarms")
+    )  # after the reply: its own edit
     assert reply is not None and Outbox(core.db, core.clock).depth() == 4
     drain(core, sender(core, slack))
-    assert [c.params["text"] for c in slack.calls_to("chat.update")] == ["storm: 29 alarms", "storm: 30 alarms"]
+    assert [c.params["text"] for c in slack.calls_to("chat.update")] == [
+        "storm: 29 alarms",
+        "storm: 30 alarms",
+    ]
     assert [c.params["text"] for c in slack.calls_to("chat.postMessage")] == ["storm: 1 alarm", "a reply"]
 
 
@@ -271,6 +307,8 @@ def test_token_errors_keep_the_queue_and_a_bounded_retry_after(core: Core, slack
     core.notifier.post(channel="#menotime-ops", result=ChangeResult(headline="kept"))
     slack.fail_next("chat.postMessage", error="invalid_auth", times=8)
     drain(core, sender(core, slack))
-    assert [row.status for row in Outbox(core.db, core.clock).rows()] == [SENT]  # retried until the token worked
+    assert [row.status for row in Outbox(core.db, core.clock).rows()] == [
+        SENT
+    ]  # retried until the token worked
     assert _retry_after({"retry-after": "inf"}) == 30.0 and _retry_after({"Retry-After": "99999"}) == 3600.0
     assert _retry_after({"RETRY-AFTER": "7"}) == 7.0 and _retry_after({}) == 30.0

@@ -84,9 +84,16 @@ def _env(dockerfile: list[Instruction]) -> dict[str, str]:
 def test_dockerfile_is_multi_stage_on_python_311_slim(dockerfile: list[Instruction]) -> None:
     froms = [i.args for i in dockerfile if i.keyword == "FROM"]
     assert len(froms) >= 2, "builder and runtime stages"
-    args = {m.group(1): m.group(2) for i in dockerfile if i.keyword == "ARG"
-            for m in [re.match(r"(\w+)=(\S+)", i.args)] if m}
-    bases = [re.sub(r"\$\{?(\w+)\}?", lambda m: args.get(m.group(1), m.group(0)), f.split()[0]) for f in froms]
+    args = {
+        m.group(1): m.group(2)
+        for i in dockerfile
+        if i.keyword == "ARG"
+        for m in [re.match(r"(\w+)=(\S+)", i.args)]
+        if m
+    }
+    bases = [
+        re.sub(r"\$\{?(\w+)\}?", lambda m: args.get(m.group(1), m.group(0)), f.split()[0]) for f in froms
+    ]
     assert all(base == "python:3.11-slim" for base in bases), bases
     assert re.search(r"\bAS\s+builder\b", froms[0], re.IGNORECASE)
     copies = [i.args for i in _final(dockerfile, "COPY")]
@@ -96,7 +103,9 @@ def test_dockerfile_is_multi_stage_on_python_311_slim(dockerfile: list[Instructi
 def test_dockerfile_installs_the_lock_then_the_project_without_deps(dockerfile: list[Instruction]) -> None:
     runs = [i.args for i in dockerfile if i.stage == 0 and i.keyword == "RUN"]
     lock = next(n for n, r in enumerate(runs) if re.search(r"pip install (.* )?-r requirements\.lock\b", r))
-    project = next(n for n, r in enumerate(runs) if re.search(r"pip install (.* )?--no-deps (.* )?\.(\s|$)", r))
+    project = next(
+        n for n, r in enumerate(runs) if re.search(r"pip install (.* )?--no-deps (.* )?\.(\s|$)", r)
+    )
     assert lock < project
     # Nothing in the runtime stage may install packages past the lock.
     assert not any("pip install" in i.args for i in _final(dockerfile, "RUN"))
@@ -106,8 +115,11 @@ def test_dockerfile_copies_every_package_the_project_ships(dockerfile: list[Inst
     """`pip install .` silently leaves out a package whose folder was not copied in."""
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
     patterns = pyproject["tool"]["setuptools"]["packages"]["find"]["include"]
-    packages = {p.name for p in ROOT.iterdir() if (p / "__init__.py").is_file()
-                and any(fnmatch.fnmatch(p.name, pattern) for pattern in patterns)}
+    packages = {
+        p.name
+        for p in ROOT.iterdir()
+        if (p / "__init__.py").is_file() and any(fnmatch.fnmatch(p.name, pattern) for pattern in patterns)
+    }
     assert packages >= {"bot", "handlers"}
     sources: set[str] = set()
     for instruction in dockerfile:
@@ -117,10 +129,15 @@ def test_dockerfile_copies_every_package_the_project_ships(dockerfile: list[Inst
     assert {"requirements.lock", "pyproject.toml"} <= sources
     for source in sources:
         assert (ROOT / source).exists(), f"COPY {source}: no such file in the project"
-    ignored = [p.strip() for p in (ROOT / ".dockerignore").read_text(encoding="utf-8").splitlines()
-               if p.strip() and not p.startswith("#")]
+    ignored = [
+        p.strip()
+        for p in (ROOT / ".dockerignore").read_text(encoding="utf-8").splitlines()
+        if p.strip() and not p.startswith("#")
+    ]
     for source in sources:
-        assert not any(fnmatch.fnmatch(source, pattern) for pattern in ignored), f"{source} is in .dockerignore"
+        assert not any(fnmatch.fnmatch(source, pattern) for pattern in ignored), (
+            f"{source} is in .dockerignore"
+        )
 
 
 def test_dockerignore_keeps_local_state_out_of_the_context() -> None:
@@ -160,13 +177,13 @@ def test_the_entrypoint_is_the_installed_cli_with_serve() -> None:
 class _Health(BaseHTTPRequestHandler):
     status = 200
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server naming
+    def do_GET(self) -> None:
         code = self.status if self.path == "/healthz" else 404
         self.send_response(code)
         self.send_header("Content-Length", "0")
         self.end_headers()
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: object) -> None:
         pass
 
 
@@ -213,7 +230,12 @@ def test_healthcheck_command_passes_on_200_and_fails_otherwise(
     server_port = env["PORT"]
     server.shutdown()
     server.server_close()
-    assert subprocess.run(argv, check=False, env={**env, "PORT": server_port}, capture_output=True, timeout=30).returncode != 0
+    assert (
+        subprocess.run(
+            argv, check=False, env={**env, "PORT": server_port}, capture_output=True, timeout=30
+        ).returncode
+        != 0
+    )
 
 
 # ------------------------------------------------------------------------------- lock files

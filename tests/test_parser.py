@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -84,10 +86,31 @@ def test_no_input_raises_anything_but_bad_input(text: str) -> None:
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.sampled_from(["status", "history", "help", "whoami", "prod", "dev", "all", "5", "--plan",
-                                 "--reason", "x", '"', "'", "--", "-1", "０"]), max_size=6))
+@given(
+    st.lists(
+        st.sampled_from(
+            [
+                "status",
+                "history",
+                "help",
+                "whoami",
+                "prod",
+                "dev",
+                "all",
+                "5",
+                "--plan",
+                "--reason",
+                "x",
+                '"',
+                "'",
+                "--",
+                "-1",
+                "０",
+            ]
+        ),
+        max_size=6,
+    )
+)
 def test_token_soup_raises_only_bad_input(tokens: list[str]) -> None:
-    try:
+    with contextlib.suppress(BadInput):
         parse(" ".join(tokens))
-    except BadInput:
-        pass

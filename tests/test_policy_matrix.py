@@ -25,7 +25,7 @@ DESIGN_MATRIX: dict[str, dict[str, set[str]]] = {
         "staging": {"operations", "release_manager"},
         "prod": {"release_manager"},
     },
-    "approve": dict.fromkeys(ENVS, {"operations", "release_manager"}),
+    "approve": {env: {"operations", "release_manager"} for env in ENVS},
     "rollback": {
         "dev": {"developer", "oncall", "operations", "release_manager"},
         "staging": {"oncall", "operations", "release_manager"},
@@ -42,11 +42,11 @@ DESIGN_MATRIX: dict[str, dict[str, set[str]]] = {
         "staging": {"oncall", "operations", "release_manager"},
         "prod": {"oncall", "operations", "release_manager"},
     },
-    "lock": dict.fromkeys(ENVS, {"oncall", "operations", "release_manager"}),
-    "unlock": dict.fromkeys(ENVS, {"oncall", "operations", "release_manager"}),
-    "jobs_run": dict.fromkeys(ENVS, {"operations"}),
+    "lock": {env: {"oncall", "operations", "release_manager"} for env in ENVS},
+    "unlock": {env: {"oncall", "operations", "release_manager"} for env in ENVS},
+    "jobs_run": {env: {"operations"} for env in ENVS},
     # DESIGN §5 (and §10.3): break-glass --emergency is the on-call role's.
-    "emergency": dict.fromkeys(ENVS, {"oncall"}),
+    "emergency": {env: {"oncall"} for env in ENVS},
 }
 
 
@@ -85,7 +85,9 @@ def test_refusing_break_glass_says_it_is_on_calls_not_that_the_verb_is_missing()
     decision = Policy(load_config()).decide(identity, "emergency", "prod")
     assert not decision.allowed and decision.action == "emergency"
     text = decision.explain(verb="deploy", env="prod", identity=identity)
-    assert text.startswith("`--emergency` on prod is break-glass for on-call: it needs the role oncall or admin")
+    assert text.startswith(
+        "`--emergency` on prod is break-glass for on-call: it needs the role oncall or admin"
+    )
     assert "you have release_manager" in text and "ask on-call" in text
     assert "`deploy`" not in text  # they may deploy prod; what they lack is the flag
 
@@ -112,8 +114,9 @@ class _CountingGroups:
 def test_group_membership_is_cached_for_the_ttl() -> None:
     now = [0.0]
     groups = _CountingGroups({DEV_GROUP: {GROUP_MEMBER}})
-    resolver = RoleResolver(config=load_config(overrides=TEST_ROLES), groups=groups, ttl_seconds=60,
-                            monotonic=lambda: now[0])
+    resolver = RoleResolver(
+        config=load_config(overrides=TEST_ROLES), groups=groups, ttl_seconds=60, monotonic=lambda: now[0]
+    )
     for _ in range(5):
         assert Role.developer in resolver.identity(GROUP_MEMBER).roles
     assert groups.calls == 1
@@ -130,7 +133,9 @@ def test_a_failing_group_lookup_denies_says_why_and_backs_off() -> None:
     assert identity.roles == frozenset() and identity.unverified_groups == (DEV_GROUP,)
     decision = Policy(load_config(overrides=TEST_ROLES)).decide(identity, "status", "prod")
     assert not decision.allowed and decision.rule == "default-deny:groups-unverified"
-    assert "could not check your Slack user groups" in decision.explain(verb="status", env="prod", identity=identity)
+    assert "could not check your Slack user groups" in decision.explain(
+        verb="status", env="prod", identity=identity
+    )
     for _ in range(5):
         resolver.identity(GROUP_MEMBER)
     assert groups.calls == 1  # a failing Slack is not asked again on every command

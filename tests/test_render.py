@@ -10,10 +10,10 @@ import pytest
 
 from bot.render import render_slack, render_text, when
 from bot.results import (
+    ChangeEntry,
     EnvPermissions,
     ErrorResult,
     HelpResult,
-    ChangeEntry,
     HistoryResult,
     VerbHelp,
     WhoamiResult,
@@ -26,20 +26,41 @@ AT = datetime(2026, 11, 24, 18, 0, tzinfo=UTC)
 
 def _change(seq: int, detail: str) -> ChangeEntry:
     """A change as history shows it, with hostile text wherever AWS or a person could put some."""
-    return ChangeEntry(at=AT, env="prod", kind="deploy", what=f"`{detail[:200]}` (rev {seq})",
-                       user=None if seq % 2 else "U0ONCALL1", actor=detail[:100] if seq % 2 else None,
-                       outcome="failed", detail=detail)
+    return ChangeEntry(
+        at=AT,
+        env="prod",
+        kind="deploy",
+        what=f"`{detail[:200]}` (rev {seq})",
+        user=None if seq % 2 else "U0ONCALL1",
+        actor=detail[:100] if seq % 2 else None,
+        outcome="failed",
+        detail=detail,
+    )
 
 
 RESULTS = [
     ErrorResult("bad_input", HOSTILE),
     ErrorResult("internal", "Something went wrong (reference `abc123`)", "abc123"),
-    HelpResult(verbs=(VerbHelp("status", "status [env|all]", HOSTILE, ("prod",)),), detail=None, has_role=False),
-    HelpResult(verbs=(), detail=VerbHelp("status", "status [env|all]", HOSTILE, ("dev", "prod"),
-                                         args=(("env|all", HOSTILE),), flags=(("--plan", HOSTILE),),
-                                         examples=("/menotime status prod",)), has_role=True),
+    HelpResult(
+        verbs=(VerbHelp("status", "status [env|all]", HOSTILE, ("prod",)),), detail=None, has_role=False
+    ),
+    HelpResult(
+        verbs=(),
+        detail=VerbHelp(
+            "status",
+            "status [env|all]",
+            HOSTILE,
+            ("dev", "prod"),
+            args=(("env|all", HOSTILE),),
+            flags=(("--plan", HOSTILE),),
+            examples=("/menotime status prod",),
+        ),
+        has_role=True,
+    ),
     WhoamiResult(user_id="U0DEV", roles=(), per_env=(EnvPermissions("prod", ()),)),
-    WhoamiResult(user_id="U0DEV", roles=("developer", "oncall"), per_env=(EnvPermissions("dev", ("status",)),)),
+    WhoamiResult(
+        user_id="U0DEV", roles=("developer", "oncall"), per_env=(EnvPermissions("dev", ("status",)),)
+    ),
     HistoryResult(entries=(), env=None, limit=10),
     HistoryResult(entries=tuple(_change(i, HOSTILE * 20) for i in range(50, 0, -1)), env="prod", limit=50),
 ]
@@ -67,15 +88,19 @@ def test_user_mentions_stay_live_but_nothing_else_does() -> None:
     from bot.render import mrkdwn_escape
 
     assert mrkdwn_escape("locked by <@U0ONCALL1> <!here> <https://evil|click> a&b") == (
-        "locked by <@U0ONCALL1> &lt;!here&gt; &lt;https://evil|click&gt; a&amp;b")
+        "locked by <@U0ONCALL1> &lt;!here&gt; &lt;https://evil|click&gt; a&amp;b"
+    )
 
 
-@pytest.mark.parametrize(("who", "shown"), [
-    ("U0ONCALL1", "<@U0ONCALL1>"),
-    ("scheduler", "scheduler"),
-    ("console:alice as U0ONCALL1", "console:alice as U0ONCALL1"),
-    ("cli:<!channel>", "cli:&lt;!channel&gt;"),
-])
+@pytest.mark.parametrize(
+    ("who", "shown"),
+    [
+        ("U0ONCALL1", "<@U0ONCALL1>"),
+        ("scheduler", "scheduler"),
+        ("console:alice as U0ONCALL1", "console:alice as U0ONCALL1"),
+        ("cli:<!channel>", "cli:&lt;!channel&gt;"),
+    ],
+)
 def test_an_actor_is_a_mention_only_when_it_is_a_slack_user(who: str, shown: str) -> None:
     from bot.render import actor
 

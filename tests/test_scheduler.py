@@ -7,7 +7,6 @@ Time-dependent work (lease renewal, take-over, misfire catch-up) is driven throu
 from __future__ import annotations
 
 import dataclasses
-
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -66,17 +65,25 @@ def sunday() -> FrozenClock:
 
 
 @pytest.fixture
-def make_core(database_url: str, config: Config, fakes: FakeJobs, notifier: RecordingNotifier,
-              sunday: FrozenClock) -> Iterator[MakeCore]:
+def make_core(
+    database_url: str, config: Config, fakes: FakeJobs, notifier: RecordingNotifier, sunday: FrozenClock
+) -> Iterator[MakeCore]:
     """A core (its own Database object) over the shared store; several stand for several replicas."""
     built: list[Core] = []
 
     def make(*, schedules: dict[str, str] | None = None, lease_seconds: int = 60, **extra: object) -> Core:
-        jobs_config = JobsConfig(schedules=schedules or {}, leader_lease_seconds=lease_seconds,
-                                 options=extra.pop("options", {}))  # type: ignore[arg-type]
-        core = build_core(Settings(database_url=database_url), config=config.model_copy(update={"jobs": jobs_config}),
-                          clock=sunday, notifier=notifier, jobs=fakes.specs, migrate_schema=not built,
-                          run_background=lambda work: work())
+        jobs_config = JobsConfig(
+            schedules=schedules or {}, leader_lease_seconds=lease_seconds, options=extra.pop("options", {})
+        )  # type: ignore[arg-type]
+        core = build_core(
+            Settings(database_url=database_url),
+            config=config.model_copy(update={"jobs": jobs_config}),
+            clock=sunday,
+            notifier=notifier,
+            jobs=fakes.specs,
+            migrate_schema=not built,
+            run_background=lambda work: work(),
+        )
         built.append(core)
         return core
 
@@ -92,8 +99,9 @@ def _runs(core: Core, job: str | None = None) -> list:
 # -- one run -----------------------------------------------------------------------------------------
 
 
-def test_a_run_is_recorded_reported_to_ops_with_its_files_and_timed(make_core: MakeCore, fakes: FakeJobs,
-                                                                   notifier: RecordingNotifier) -> None:
+def test_a_run_is_recorded_reported_to_ops_with_its_files_and_timed(
+    make_core: MakeCore, fakes: FakeJobs, notifier: RecordingNotifier
+) -> None:
     core = make_core()
     view = JobRunner(core).run("tidy", trigger="manual", dry_run=True, requested_by=OPS)
 
@@ -101,7 +109,11 @@ def test_a_run_is_recorded_reported_to_ops_with_its_files_and_timed(make_core: M
     [row] = _runs(core, "tidy")
     assert (row.outcome, row.trigger, row.dry_run, row.requested_by) == ("succeeded", "manual", True, OPS)
     assert row.finished_at is not None and row.error is None
-    assert row.report["summary"] == "would remove 3 things" and row.report["detail"]["removed"] == ["a", "b", "c"]
+    assert row.report["summary"] == "would remove 3 things" and row.report["detail"]["removed"] == [
+        "a",
+        "b",
+        "c",
+    ]
     # The job saw what it was asked: a dry run, its validated options, its run id.
     [ctx] = fakes.calls.contexts["tidy"]
     assert ctx.dry_run and ctx.run_id == row.id and ctx.requested_by == OPS
@@ -110,7 +122,9 @@ def test_a_run_is_recorded_reported_to_ops_with_its_files_and_timed(make_core: M
     progress, report = notifier.posts
     assert progress[0] == report[0] == "#menotime-ops"
     assert render_text(progress[1]).startswith("tidy: step 1 of 2")
-    assert [(ref, render_text(r).strip()) for ref, r in notifier.updates] == [(progress[2], "tidy: step 2 of 2")]
+    assert [(ref, render_text(r).strip()) for ref, r in notifier.updates] == [
+        (progress[2], "tidy: step 2 of 2")
+    ]
     assert report[1].headline == "tidy would remove 3 things"
     assert notifier.uploads == [(report[2], "tidy.png", b"\x89PNG fake", "What tidy saw")]
 
@@ -119,14 +133,17 @@ def test_a_run_is_recorded_reported_to_ops_with_its_files_and_timed(make_core: M
     assert 'menotime_job_seconds_count{job="tidy",outcome="succeeded"} 1.0' in metrics
 
 
-def test_a_raising_job_is_recorded_failed_and_reported_without_a_traceback(make_core: MakeCore,
-                                                                          notifier: RecordingNotifier) -> None:
+def test_a_raising_job_is_recorded_failed_and_reported_without_a_traceback(
+    make_core: MakeCore, notifier: RecordingNotifier
+) -> None:
     core = make_core()
     view = JobRunner(core).run("boom", trigger="manual", requested_by=OPS)
 
     assert view is not None and view.outcome == "failed"
     [row] = _runs(core, "boom")
-    assert row.outcome == "failed" and row.error == "RuntimeError: disk on fire" and row.finished_at is not None
+    assert (
+        row.outcome == "failed" and row.error == "RuntimeError: disk on fire" and row.finished_at is not None
+    )
     [(channel, posted, _ref)] = notifier.posts
     assert channel == "#menotime-ops" and isinstance(posted, JobRunResult)
     text = render_text(posted)
@@ -136,15 +153,21 @@ def test_a_raising_job_is_recorded_failed_and_reported_without_a_traceback(make_
     assert JobRunner(core).run("boom", trigger="manual").outcome == "failed"
 
 
-def test_an_aws_error_is_reported_by_its_code_without_account_or_role(make_core: MakeCore,
-                                                                     notifier: RecordingNotifier) -> None:
+def test_an_aws_error_is_reported_by_its_code_without_account_or_role(
+    make_core: MakeCore, notifier: RecordingNotifier
+) -> None:
     from botocore.exceptions import ClientError
 
-
     def denied(_ctx: object) -> None:
-        raise ClientError({"Error": {"Code": "AccessDeniedException", "Message":
-                                     "User: arn:aws:sts::123456789012:assumed-role/menotime-bot/x is not authorized"}},
-                          "DescribeImages")
+        raise ClientError(
+            {
+                "Error": {
+                    "Code": "AccessDeniedException",
+                    "Message": "User: arn:aws:sts::123456789012:assumed-role/menotime-bot/x is not authorized",
+                }
+            },
+            "DescribeImages",
+        )
 
     core = make_core()
     spec = dataclasses.replace(core.jobs[0], name="denied", run=denied)
@@ -155,24 +178,31 @@ def test_an_aws_error_is_reported_by_its_code_without_account_or_role(make_core:
     assert "123456789012" not in shown and "assumed-role" not in shown and "AccessDeniedException" in shown
 
 
-def test_a_database_error_is_reported_without_its_message(make_core: MakeCore,
-                                                         notifier: RecordingNotifier) -> None:
+def test_a_database_error_is_reported_without_its_message(
+    make_core: MakeCore, notifier: RecordingNotifier
+) -> None:
     def leaky(_ctx: JobContext) -> None:
-        raise IntegrityError("INSERT INTO patients ...", {}, Exception('Key (email)=(jane@example.org) exists'))
+        raise IntegrityError(
+            "INSERT INTO patients ...", {}, Exception("Key (email)=(jane@example.org) exists")
+        )
 
-    spec = JobSpec(name="leaky", summary="s", env="dev", run=leaky, options_model=NoOptions, options_key="leaky")
+    spec = JobSpec(
+        name="leaky", summary="s", env="dev", run=leaky, options_model=NoOptions, options_key="leaky"
+    )
     view = JobRunner(make_core(), jobs=(spec,)).run("leaky", trigger="manual")
     assert view.outcome == "failed"
     assert view.error == f"IntegrityError: a database error (run #{view.id}; its message is withheld)"
     assert not any("jane@example.org" in text for text in notifier.texts())
 
 
-def test_a_second_concurrent_run_is_refused_in_one_line(make_core: MakeCore, fakes: FakeJobs,
-                                                        notifier: RecordingNotifier) -> None:
+def test_a_second_concurrent_run_is_refused_in_one_line(
+    make_core: MakeCore, fakes: FakeJobs, notifier: RecordingNotifier
+) -> None:
     core = make_core()
     first: list = []
-    worker = threading.Thread(target=lambda: first.append(JobRunner(core).run("slow", trigger="manual",
-                                                                               requested_by=OPS)))
+    worker = threading.Thread(
+        target=lambda: first.append(JobRunner(core).run("slow", trigger="manual", requested_by=OPS))
+    )
     worker.start()
     assert fakes.started.wait(10)
     try:
@@ -194,7 +224,9 @@ def test_a_second_concurrent_run_is_refused_in_one_line(make_core: MakeCore, fak
 
 def test_unknown_jobs_and_overrides_are_one_clear_line(make_core: MakeCore) -> None:
     runner = JobRunner(make_core())
-    with pytest.raises(BadInput, match=r"There is no job `tidi`\. Did you mean `tidy`\? Jobs: `tidy`, `boom`"):
+    with pytest.raises(
+        BadInput, match=r"There is no job `tidi`\. Did you mean `tidy`\? Jobs: `tidy`, `boom`"
+    ):
         runner.run("tidi", trigger="manual")
     with pytest.raises(BadInput, match="`boom` has no caps to override"):
         runner.run("boom", trigger="manual", override=True)
@@ -204,18 +236,25 @@ def test_unknown_jobs_and_overrides_are_one_clear_line(make_core: MakeCore) -> N
 def test_bad_options_refuse_the_run_and_name_the_field(make_core: MakeCore, fakes: FakeJobs) -> None:
     core = make_core()
     view = JobRunner(core).run("picky", trigger="manual")
-    assert view.outcome == "refused" and view.summary.startswith("bad configuration: jobs.options.picky.bucket")
+    assert view.outcome == "refused" and view.summary.startswith(
+        "bad configuration: jobs.options.picky.bucket"
+    )
     assert fakes.calls.count("picky") == 0
 
     configured = make_core(options={"picky": {"bucket": "b1"}})
     assert JobRunner(configured).run("picky", trigger="manual").outcome == "succeeded"
 
 
-def test_a_run_left_running_by_a_stopped_bot_is_closed_by_the_next_run(make_core: MakeCore,
-                                                                       sunday: FrozenClock) -> None:
+def test_a_run_left_running_by_a_stopped_bot_is_closed_by_the_next_run(
+    make_core: MakeCore, sunday: FrozenClock
+) -> None:
     core = make_core()
-    JobRuns(core.db).start(job="tidy", trigger="schedule", at=sunday.now() - timedelta(days=7),
-                           scheduled_for=sunday.now() - timedelta(days=7))
+    JobRuns(core.db).start(
+        job="tidy",
+        trigger="schedule",
+        at=sunday.now() - timedelta(days=7),
+        scheduled_for=sunday.now() - timedelta(days=7),
+    )
     JobRunner(core).run("tidy", trigger="manual")
     newest, crashed = _runs(core, "tidy")
     assert newest.outcome == "succeeded"
@@ -226,7 +265,8 @@ def test_a_run_left_running_by_a_stopped_bot_is_closed_by_the_next_run(make_core
 
 
 def test_only_the_lease_holder_runs_jobs_and_another_takes_over_when_it_lapses(
-        make_core: MakeCore, fakes: FakeJobs, sunday: FrozenClock) -> None:
+    make_core: MakeCore, fakes: FakeJobs, sunday: FrozenClock
+) -> None:
     a = JobScheduler(make_core(schedules={"tidy": WEEKLY}), holder="replica-a", submit=lambda w: None)
     b = JobScheduler(make_core(schedules={"tidy": WEEKLY}), holder="replica-b", submit=lambda w: None)
 
@@ -249,15 +289,16 @@ def test_a_deleted_lease_row_is_taken_by_the_next_replica_to_tick(make_core: Mak
     a = JobScheduler(make_core(), holder="replica-a")
     b = JobScheduler(make_core(), holder="replica-b")
     assert a.tick() and not b.tick()
-    with a._core.db.session() as session:  # noqa: SLF001 - the row an operator (or a crash) removed
+    with a._core.db.session() as session:
         session.execute(delete(ChangeLease).where(ChangeLease.env == LEADER_KEY))
     assert b.tick()
     assert not a.tick()
-    assert Leases(b._core.db).get(LEADER_KEY, now=SUNDAY_0500).holder == "replica-b"  # noqa: SLF001
+    assert Leases(b._core.db).get(LEADER_KEY, now=SUNDAY_0500).holder == "replica-b"
 
 
 def test_a_scheduled_fire_runs_once_even_when_two_replicas_both_think_they_lead(
-        make_core: MakeCore, fakes: FakeJobs, sunday: FrozenClock) -> None:
+    make_core: MakeCore, fakes: FakeJobs, sunday: FrozenClock
+) -> None:
     a = JobScheduler(make_core(), holder="replica-a", submit=lambda w: None)
     b = JobScheduler(make_core(), holder="replica-b", submit=lambda w: None)
     assert a.tick()
@@ -266,7 +307,9 @@ def test_a_scheduled_fire_runs_once_even_when_two_replicas_both_think_they_lead(
     assert a.is_leader and b.is_leader
 
     results: list = []
-    threads = [threading.Thread(target=lambda s=s: results.append(s.fire("tidy", SUNDAY_0300))) for s in (a, b)]
+    threads = [
+        threading.Thread(target=lambda s=s: results.append(s.fire("tidy", SUNDAY_0300))) for s in (a, b)
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -274,19 +317,25 @@ def test_a_scheduled_fire_runs_once_even_when_two_replicas_both_think_they_lead(
 
     assert sorted(r is None for r in results) == [False, True]
     assert fakes.calls.count("tidy") == 1
-    runs = _runs(a._core, "tidy")  # noqa: SLF001
+    runs = _runs(a._core, "tidy")
     assert [(r.outcome, r.scheduled_for) for r in runs] == [("succeeded", SUNDAY_0300)]
 
 
 # -- misfire ---------------------------------------------------------------------------------------------
 
 
-def test_a_run_missed_while_stopped_runs_once_on_start_and_not_again(make_core: MakeCore, fakes: FakeJobs,
-                                                                     sunday: FrozenClock) -> None:
+def test_a_run_missed_while_stopped_runs_once_on_start_and_not_again(
+    make_core: MakeCore, fakes: FakeJobs, sunday: FrozenClock
+) -> None:
     first = JobScheduler(make_core(schedules={"tidy": WEEKLY, "boom": "0 9 1 * *"}), submit=lambda w: w())
     assert first.tick()  # becomes leader at 05:00 PT: 03:00's run was missed; boom's last fire is Nov 1
-    [run] = _runs(first._core)  # noqa: SLF001
-    assert (run.job, run.trigger, run.scheduled_for, run.outcome) == ("tidy", "misfire", SUNDAY_0300, "succeeded")
+    [run] = _runs(first._core)
+    assert (run.job, run.trigger, run.scheduled_for, run.outcome) == (
+        "tidy",
+        "misfire",
+        SUNDAY_0300,
+        "succeeded",
+    )
     assert first.tick() and fakes.calls.count("tidy") == 1  # still leader: no second catch-up
     first.stop()
 
@@ -296,12 +345,14 @@ def test_a_run_missed_while_stopped_runs_once_on_start_and_not_again(make_core: 
     assert fakes.calls.count("tidy") == 1
 
 
-def test_a_fire_that_finds_its_job_busy_runs_once_the_job_is_free(make_core: MakeCore, fakes: FakeJobs,
-                                                                   sunday: FrozenClock) -> None:
+def test_a_fire_that_finds_its_job_busy_runs_once_the_job_is_free(
+    make_core: MakeCore, fakes: FakeJobs, sunday: FrozenClock
+) -> None:
     core = make_core(schedules={"slow": WEEKLY})
     manual: list = []
-    worker = threading.Thread(target=lambda: manual.append(JobRunner(core).run("slow", trigger="manual",
-                                                                                requested_by=OPS)))
+    worker = threading.Thread(
+        target=lambda: manual.append(JobRunner(core).run("slow", trigger="manual", requested_by=OPS))
+    )
     worker.start()
     assert fakes.started.wait(10)
     scheduler = JobScheduler(make_core(schedules={"slow": WEEKLY}), submit=lambda w: w())
@@ -320,21 +371,27 @@ def test_a_fire_that_finds_its_job_busy_runs_once_the_job_is_free(make_core: Mak
     scheduler.stop()
 
 
-def test_a_run_missed_by_more_than_the_grace_is_not_caught_up(make_core: MakeCore, fakes: FakeJobs,
-                                                              sunday: FrozenClock) -> None:
+def test_a_run_missed_by_more_than_the_grace_is_not_caught_up(
+    make_core: MakeCore, fakes: FakeJobs, sunday: FrozenClock
+) -> None:
     sunday.advance(hours=5)  # 10:00 PT: 03:00 is seven hours back, the grace is six
     scheduler = JobScheduler(make_core(schedules={"tidy": WEEKLY}), submit=lambda w: w())
-    assert scheduler.tick() and fakes.calls.count("tidy") == 0 and _runs(scheduler._core) == []  # noqa: SLF001
+    assert scheduler.tick() and fakes.calls.count("tidy") == 0 and _runs(scheduler._core) == []
 
 
 def test_a_fire_in_the_repeated_hour_of_the_dst_fall_back_runs_once_and_does_not_hang(
-        make_core: MakeCore, fakes: FakeJobs, sunday: FrozenClock) -> None:
+    make_core: MakeCore, fakes: FakeJobs, sunday: FrozenClock
+) -> None:
     # Sunday 2026-11-01: 01:30 PT happens at 08:30 UTC (PDT) and again at 09:30 UTC (PST).
     first, second = datetime(2026, 11, 1, 8, 30, tzinfo=UTC), datetime(2026, 11, 1, 9, 30, tzinfo=UTC)
     trigger = cron_trigger("30 1 * * 0", "America/Los_Angeles")
     found: list = []
-    worker = threading.Thread(target=lambda: found.append(fires_between(trigger, first - timedelta(hours=2),
-                                                                        second + timedelta(hours=2))), daemon=True)
+    worker = threading.Thread(
+        target=lambda: found.append(
+            fires_between(trigger, first - timedelta(hours=2), second + timedelta(hours=2))
+        ),
+        daemon=True,
+    )
     worker.start()
     worker.join(5)
     assert not worker.is_alive(), "fires_between looped forever over the fall-back"
@@ -344,12 +401,12 @@ def test_a_fire_in_the_repeated_hour_of_the_dst_fall_back_runs_once_and_does_not
     scheduler = JobScheduler(make_core(schedules={"tidy": "30 1 * * 0"}), submit=lambda w: w())
     assert scheduler.tick()  # catches up 01:30 PDT
     sunday.advance(hours=1)  # APScheduler's second 01:30, in PST
-    done = threading.Thread(target=scheduler._on_cron, args=("tidy",), daemon=True)  # noqa: SLF001
+    done = threading.Thread(target=scheduler._on_cron, args=("tidy",), daemon=True)
     done.start()
     done.join(5)
     assert not done.is_alive()
     assert fakes.calls.count("tidy") == 1
-    assert [r.scheduled_for for r in _runs(scheduler._core, "tidy")] == [first]  # noqa: SLF001
+    assert [r.scheduled_for for r in _runs(scheduler._core, "tidy")] == [first]
 
 
 # -- APScheduler itself ----------------------------------------------------------------------------------
@@ -357,7 +414,8 @@ def test_a_fire_in_the_repeated_hour_of_the_dst_fall_back_runs_once_and_does_not
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_apscheduler_fires_the_crons_in_pacific_time_and_survives_a_raising_job(
-        make_core: MakeCore, fakes: FakeJobs) -> None:
+    make_core: MakeCore, fakes: FakeJobs
+) -> None:
     core = make_core(schedules={"boom": "0 4 * * 0", "tidy": "30 2 1 * *"}, lease_seconds=30)
     scheduler = JobScheduler(core, submit=lambda w: None).start()
     try:
@@ -368,7 +426,7 @@ def test_apscheduler_fires_the_crons_in_pacific_time_and_survives_a_raising_job(
         assert (nexts["boom"].weekday(), nexts["boom"].hour) == (6, 4)  # cron's 0 is Sunday
         assert (nexts["tidy"].day, nexts["tidy"].hour, nexts["tidy"].minute) == (1, 2, 30)
 
-        aps = scheduler._aps  # noqa: SLF001 - make APScheduler fire now instead of next Sunday
+        aps = scheduler._aps
         aps.modify_job("job:boom", next_run_time=datetime.now(UTC))
         _wait_for(lambda: [r.outcome for r in _runs(core, "boom")] == ["failed"])
         aps.modify_job("job:tidy", next_run_time=datetime.now(UTC))
@@ -401,14 +459,17 @@ def test_a_scheduled_job_with_bad_options_fails_at_start(make_core: MakeCore) ->
         JobScheduler(make_core(schedules={"picky": WEEKLY}))  # picky's required option is not given
 
 
-@pytest.mark.parametrize(("expr", "words"), [
-    ("0 3 * * sun", "Sundays 03:00 PT"),
-    ("0 9 * * 1", "Mondays 09:00 PT"),
-    ("0 9 1 * *", "the 1st of each month 09:00 PT"),
-    ("30 2 * * *", "daily 02:30 PT"),
-    ("*/15 * * * *", "cron `*/15 * * * *` (PT)"),
-    ("", "not scheduled (run by hand)"),
-])
+@pytest.mark.parametrize(
+    ("expr", "words"),
+    [
+        ("0 3 * * sun", "Sundays 03:00 PT"),
+        ("0 9 * * 1", "Mondays 09:00 PT"),
+        ("0 9 1 * *", "the 1st of each month 09:00 PT"),
+        ("30 2 * * *", "daily 02:30 PT"),
+        ("*/15 * * * *", "cron `*/15 * * * *` (PT)"),
+        ("", "not scheduled (run by hand)"),
+    ],
+)
 def test_schedules_read_in_words(expr: str, words: str) -> None:
     assert describe_schedule(expr, "America/Los_Angeles") == words
 

@@ -11,8 +11,8 @@ import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -40,8 +40,9 @@ def served(tmp_path: Path, extra_config: str) -> Iterator[tuple[str, FakeSlack, 
     yield from _serve(tmp_path, extra_config)
 
 
-def _serve(tmp_path: Path, extra_config: str, holder: list | None = None,
-           extra_env: dict[str, str] | None = None) -> Iterator[tuple[str, FakeSlack, Path]]:
+def _serve(
+    tmp_path: Path, extra_config: str, holder: list | None = None, extra_env: dict[str, str] | None = None
+) -> Iterator[tuple[str, FakeSlack, Path]]:
     config_path = tmp_path / "menotime.yaml"
     config_path.write_text(ROLES_YAML + extra_config)
     log_path = tmp_path / "serve.log"
@@ -66,8 +67,12 @@ def _serve(tmp_path: Path, extra_config: str, holder: list | None = None,
             **(extra_env or {}),
         }
         with log_path.open("w") as log:
-            process = subprocess.Popen([sys.executable, "-m", "handlers", "serve", "--host", "127.0.0.1"],
-                                       env=env, stdout=log, stderr=subprocess.STDOUT)
+            process = subprocess.Popen(
+                [sys.executable, "-m", "handlers", "serve", "--host", "127.0.0.1"],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
             try:
                 base = f"http://127.0.0.1:{port}"
                 deadline = time.monotonic() + 30
@@ -88,7 +93,9 @@ def _serve(tmp_path: Path, extra_config: str, holder: list | None = None,
 
 def test_signed_status_prod_is_answered_within_three_seconds(served: tuple[str, FakeSlack, Path]) -> None:
     base, slack, log_path = served
-    body = slash_command_body(text="status prod", user_id=PEOPLE["oncall"], response_url=slack.response_url("e2e"))
+    body = slash_command_body(
+        text="status prod", user_id=PEOPLE["oncall"], response_url=slack.response_url("e2e")
+    )
     sent = time.monotonic()
     response = httpx.post(f"{base}/slack/events", content=body, headers=sign(body, SECRET), timeout=5)
     assert response.status_code == 200
@@ -127,15 +134,20 @@ def served_changes(tmp_path: Path) -> Iterator[tuple[str, FakeSlack, Simulator]]
     today = NOT_TODAY[datetime.now(ZoneInfo("America/Los_Angeles")).weekday()]
     # prod's window excludes today, so "refused outside the window" holds whenever this runs;
     # rollouts are polled quickly so the test can move the simulated ECS on.
-    extra = (f"changes: {{rollout_poll_seconds: 0.2}}\nenvironments:\n  prod:\n    change_window:\n"
-             f"      days: {[d for d in NOT_TODAY if d != today]}\n")
+    extra = (
+        f"changes: {{rollout_poll_seconds: 0.2}}\nenvironments:\n  prod:\n    change_window:\n"
+        f"      days: {[d for d in NOT_TODAY if d != today]}\n"
+    )
     holder: list[Simulator] = []
     for base, slack, _log in _serve(tmp_path, extra, holder):
         yield base, slack, holder[0]
 
 
 def _send(base: str, body: str) -> None:
-    assert httpx.post(f"{base}/slack/events", content=body, headers=sign(body, SECRET), timeout=5).status_code == 200
+    assert (
+        httpx.post(f"{base}/slack/events", content=body, headers=sign(body, SECRET), timeout=5).status_code
+        == 200
+    )
 
 
 def _wait_key(slack: FakeSlack, key: str, timeout: float = 10.0) -> list:
@@ -149,7 +161,8 @@ def _wait_key(slack: FakeSlack, key: str, timeout: float = 10.0) -> list:
 
 
 def test_done_when_deploy_scale_rollback_and_prod_approval_through_serve(
-        served_changes: tuple[str, FakeSlack, Simulator]) -> None:
+    served_changes: tuple[str, FakeSlack, Simulator],
+) -> None:
     from bot.config import load_config
     from bot.simulator import advance_rollouts
     from tests.fakes.signing import block_actions_body
@@ -166,13 +179,19 @@ def test_done_when_deploy_scale_rollback_and_prod_approval_through_serve(
 
     def click(action_id: str, value: str, user: str) -> str:
         key = f"k{next(n)}"
-        body = block_actions_body(user_id=user, action_id=action_id, value=value, response_url=slack.response_url(key))
+        body = block_actions_body(
+            user_id=user, action_id=action_id, value=value, response_url=slack.response_url(key)
+        )
         _send(base, body)
         return json.dumps(_wait_key(slack, key)[0].params, ensure_ascii=False)
 
     def service(env: str) -> dict:
-        return aws.call("ecs", "describe_services", cluster=f"menotime-{env}-cluster",
-                        services=[f"menotime-{env}-service"])["services"][0]
+        return aws.call(
+            "ecs",
+            "describe_services",
+            cluster=f"menotime-{env}-cluster",
+            services=[f"menotime-{env}-service"],
+        )["services"][0]
 
     def settle() -> None:
         for _ in range(2):
@@ -193,8 +212,12 @@ def test_done_when_deploy_scale_rollback_and_prod_approval_through_serve(
     # rollback prod by on-call: a confirmation, then the click puts prod back on its previous revision
     question = json.loads(command("rollback prod", PEOPLE["oncall"]))
     assert service("prod")["taskDefinition"].endswith(":3")
-    request_id = next(e["value"] for b in question["blocks"] for e in b.get("elements", [])
-                      if e.get("action_id") == "menotime_confirm")
+    request_id = next(
+        e["value"]
+        for b in question["blocks"]
+        for e in b.get("elements", [])
+        if e.get("action_id") == "menotime_confirm"
+    )
     assert "Rolling prod back" in click("menotime_confirm", request_id, PEOPLE["oncall"])
     assert service("prod")["taskDefinition"].endswith(":2")
     settle()
@@ -206,9 +229,15 @@ def test_done_when_deploy_scale_rollback_and_prod_approval_through_serve(
     asked = command("deploy prod v1.5.0 --emergency 'hotfix for the outage'", PEOPLE["oncall"])
     assert "Approval requested" in asked and service("prod")["taskDefinition"].endswith(":2")
     approval = _wait_for_post(slack, "Approve")
-    approval_id = next(e["value"] for b in approval.params["blocks"] for e in b.get("elements", [])
-                       if e.get("action_id") == "menotime_approve")
-    assert "needs the role operations, release_manager" in click("menotime_approve", approval_id, PEOPLE["oncall"])
+    approval_id = next(
+        e["value"]
+        for b in approval.params["blocks"]
+        for e in b.get("elements", [])
+        if e.get("action_id") == "menotime_approve"
+    )
+    assert "needs the role operations, release_manager" in click(
+        "menotime_approve", approval_id, PEOPLE["oncall"]
+    )
     assert "Deploying `v1.5.0` to prod" in click("menotime_approve", approval_id, PEOPLE["operations"])
     assert service("prod")["taskDefinition"].endswith(":4")
 
@@ -232,15 +261,20 @@ def test_a_real_signed_alarm_posted_to_sns_reaches_slack_once(tmp_path: Path) ->
     # Pinned as an air-gapped install pins it: the certificate under the sha256 of its URL.
     pem = (FIXTURES / envelope["SigningCertURL"].rsplit("/", 1)[1]).read_bytes()
     (cache / f"{hashlib.sha256(envelope['SigningCertURL'].encode()).hexdigest()}.pem").write_bytes(pem)
-    env = {"SNS_CERT_CACHE_DIR": str(cache), "SNS_MAX_AGE_SECONDS": str(10 * 365 * 24 * 3600),
-           "SNS_TOPIC_ARNS": envelope["TopicArn"]}  # closed by default: the topic must be allow-listed
+    env = {
+        "SNS_CERT_CACHE_DIR": str(cache),
+        "SNS_MAX_AGE_SECONDS": str(10 * 365 * 24 * 3600),
+        "SNS_TOPIC_ARNS": envelope["TopicArn"],
+    }  # closed by default: the topic must be allow-listed
     for base, slack, _log in _serve(tmp_path, "", extra_env=env):
         headers = {"Content-Type": "text/plain; charset=UTF-8", "x-amz-sns-message-type": "Notification"}
         assert httpx.post(f"{base}/sns", content=body, headers=headers, timeout=5).status_code == 200
         [post] = slack.wait_for("chat.postMessage", timeout=10)
         assert post.params["channel"] == "#menotime-ops"  # not a MenoTime alarm: the default channel
         assert "if-sim-app_427809481713_us-east-1-metric_emitting_node_failure" in json.dumps(post.params)
-        assert httpx.post(f"{base}/sns", content=body, headers=headers, timeout=5).status_code == 200  # redelivery
+        assert (
+            httpx.post(f"{base}/sns", content=body, headers=headers, timeout=5).status_code == 200
+        )  # redelivery
         tampered = body.replace(b"ALARM", b"OK", 1)
         assert httpx.post(f"{base}/sns", content=tampered, headers=headers, timeout=5).status_code == 403
         time.sleep(1.5)
@@ -260,7 +294,9 @@ def _wait_for_post(slack: FakeSlack, needle: str, *, count: int = 1, timeout: fl
         time.sleep(0.05)
 
 
-def test_done_when_a_prod_alarm_over_sns_opens_a_thread_with_buttons_and_its_ok_resolves_it(tmp_path: Path) -> None:
+def test_done_when_a_prod_alarm_over_sns_opens_a_thread_with_buttons_and_its_ok_resolves_it(
+    tmp_path: Path,
+) -> None:
     import hashlib
 
     from tests.test_alarm_threads import alarm_message
@@ -275,10 +311,19 @@ def test_done_when_a_prod_alarm_over_sns_opens_a_thread_with_buttons_and_its_ok_
 
     def signed(state: str, old: str, at: datetime, message_id: str) -> bytes:
         alarm = json.loads(alarm_message(state=state, old=old, at=at))  # menotime-prod-api-5xx
-        alarm["Trigger"].update(Namespace="AWS/ApplicationELB",
-                                Dimensions=[{"name": "LoadBalancer", "value": "app/menotime-prod-alb/1"}])
-        return json.dumps(own.message(MessageId=message_id, TopicArn=topic, Message=json.dumps(alarm), at=at,
-                                      Subject=f'{state}: "menotime-prod-api-5xx"')).encode()
+        alarm["Trigger"].update(
+            Namespace="AWS/ApplicationELB",
+            Dimensions=[{"name": "LoadBalancer", "value": "app/menotime-prod-alb/1"}],
+        )
+        return json.dumps(
+            own.message(
+                MessageId=message_id,
+                TopicArn=topic,
+                Message=json.dumps(alarm),
+                at=at,
+                Subject=f'{state}: "menotime-prod-api-5xx"',
+            )
+        ).encode()
 
     headers = {"Content-Type": "text/plain; charset=UTF-8", "x-amz-sns-message-type": "Notification"}
     env = {"SNS_CERT_CACHE_DIR": str(cache), "SNS_TOPIC_ARNS": topic}
@@ -287,12 +332,18 @@ def test_done_when_a_prod_alarm_over_sns_opens_a_thread_with_buttons_and_its_ok_
         assert httpx.post(f"{base}/sns", content=alarm, headers=headers, timeout=5).status_code == 200
         root = _wait_for_post(slack, "menotime-prod-api-5xx")
         assert root.params["channel"] == "#menotime-prod-alerts" and "thread_ts" not in root.params
-        buttons = {e["text"]["text"]: e for b in root.params["blocks"] for e in b.get("elements", [])
-                   if e.get("type") == "button"}
+        buttons = {
+            e["text"]["text"]: e
+            for b in root.params["blocks"]
+            for e in b.get("elements", [])
+            if e.get("type") == "button"
+        }
         assert sorted(buttons) == ["Acknowledge", "Roll back", "Runbook", "Snooze 1h"]
         assert buttons["Roll back"]["value"] == "prod" and buttons["Runbook"]["url"].startswith("https://")
 
-        assert httpx.post(f"{base}/sns", content=alarm, headers=headers, timeout=5).status_code == 200  # again
+        assert (
+            httpx.post(f"{base}/sns", content=alarm, headers=headers, timeout=5).status_code == 200
+        )  # again
         ok = signed("OK", "ALARM", now + timedelta(seconds=1), "6f0c1d2e-0000-4000-8000-00000000a1a2")
         assert httpx.post(f"{base}/sns", content=ok, headers=headers, timeout=5).status_code == 200
         reply = _wait_for_post(slack, "resolved after")
@@ -307,13 +358,15 @@ def test_sigterm_stops_serve_cleanly_and_hands_the_scheduler_lease_back(tmp_path
     from sqlalchemy import create_engine, text
 
     gen = _serve(tmp_path, "")
-    base, _slack, log_path = next(gen)
+    _base, _slack, log_path = next(gen)
     database = f"sqlite:///{tmp_path / 'serve.db'}"
     deadline = time.monotonic() + 15
     holder = None
     while holder is None and time.monotonic() < deadline:  # the scheduler takes the lease at start
         with create_engine(database).connect() as conn:
-            holder = conn.execute(text("SELECT holder FROM change_leases WHERE env = 'scheduler:leader'")).scalar()
+            holder = conn.execute(
+                text("SELECT holder FROM change_leases WHERE env = 'scheduler:leader'")
+            ).scalar()
         time.sleep(0.2)
     assert holder is not None
     with pytest.raises(StopIteration):
@@ -321,4 +374,7 @@ def test_sigterm_stops_serve_cleanly_and_hands_the_scheduler_lease_back(tmp_path
     log = log_path.read_text()
     assert '"event": "shutdown_complete"' in log, log[-2000:]
     with create_engine(database).connect() as conn:
-        assert conn.execute(text("SELECT count(*) FROM change_leases WHERE env = 'scheduler:leader'")).scalar() == 0
+        assert (
+            conn.execute(text("SELECT count(*) FROM change_leases WHERE env = 'scheduler:leader'")).scalar()
+            == 0
+        )

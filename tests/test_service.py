@@ -23,7 +23,9 @@ def test_status_prod_reports_the_seeded_service(core: Core) -> None:
     assert "menotime-backend-prod:3" in shown and "v1.5.0" in shown
     assert "autoscaling 2–4" in shown and "db.m7g.large" in shown and "1000 GB" in shown
     assert "menotime-prod-api-5xx" in shown
-    assert "last deploy  v1.5.0 (rev 3) by CI/CD or console, completed" in shown  # seen in ECS, whoever made it
+    assert (
+        "last deploy  v1.5.0 (rev 3) by CI/CD or console, completed" in shown
+    )  # seen in ECS, whoever made it
 
 
 def test_status_all_answers_for_every_environment_in_one_message(core: Core) -> None:
@@ -69,8 +71,20 @@ def test_whoami_shows_roles_from_groups(core: Core) -> None:
 def test_a_developer_is_offered_changes_on_dev_only(core: Core) -> None:
     """DESIGN §5: developers have full access to dev and are read-only in staging and prod."""
     per_env = {p.env: p.verbs for p in handle(core, PEOPLE["developer"], "whoami").result.per_env}
-    assert per_env["dev"] == ("status", "history", "alarms", "ack", "snooze", "deploy", "rollback", "scale",
-                              "confirm", "cancel", "cost", "jobs")
+    assert per_env["dev"] == (
+        "status",
+        "history",
+        "alarms",
+        "ack",
+        "snooze",
+        "deploy",
+        "rollback",
+        "scale",
+        "confirm",
+        "cancel",
+        "cost",
+        "jobs",
+    )
     read_only = ("status", "history", "alarms", "cost", "jobs")
     assert per_env["staging"] == read_only and per_env["prod"] == read_only
     shown = {v.name: v.envs for v in handle(core, PEOPLE["developer"], "help").result.verbs}
@@ -79,7 +93,8 @@ def test_a_developer_is_offered_changes_on_dev_only(core: Core) -> None:
     assert handle(core, PEOPLE["developer"], "help deploy").result.detail.envs == ("dev",)
     refused = handle(core, PEOPLE["developer"], "deploy staging main")
     assert refused.outcome == "denied" and refused.result.message.startswith(
-        "`deploy` on staging needs the role operations, release_manager or admin; you have developer.")
+        "`deploy` on staging needs the role operations, release_manager or admin; you have developer."
+    )
     assert handle(core, PEOPLE["qa"], "rollback staging").outcome == "denied"
 
 
@@ -88,7 +103,8 @@ def test_emergency_without_on_call_is_refused_as_break_glass(core: Core) -> None
     assert reply.outcome == "denied"
     assert reply.result.message == (
         "`--emergency` on prod is break-glass for on-call: it needs the role oncall or admin; you have "
-        "release_manager. Deploy without it, inside the change window and after the soak, or ask on-call.")
+        "release_manager. Deploy without it, inside the change window and after the soak, or ask on-call."
+    )
     [entry] = core.audit.recent(limit=1)
     assert (entry.verb, entry.outcome, entry.rule) == ("deploy", "denied", "matrix:emergency/prod")
 
@@ -99,12 +115,15 @@ def test_history_shows_changes_newest_first_and_no_reads(core: Core) -> None:
     result = handle(core, PEOPLE["oncall"], "history prod 5").result
     # the seeded deployment, seen in ECS; the reads (status, history itself) are not changes
     assert [(e.env, e.kind, e.what, e.actor) for e in result.entries] == [
-        ("prod", "deploy", "`v1.5.0` (rev 3)", "CI/CD or console")]
+        ("prod", "deploy", "`v1.5.0` (rev 3)", "CI/CD or console")
+    ]
     everything = handle(core, PEOPLE["oncall"], "history").result
     assert sorted(e.env for e in everything.entries) == ["dev", "prod", "staging"]
 
 
-def test_an_unexpected_error_gives_a_reference_not_a_traceback(core: Core, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_unexpected_error_gives_a_reference_not_a_traceback(
+    core: Core, monkeypatch: pytest.MonkeyPatch
+) -> None:
     def explode(**_kwargs):
         raise RuntimeError("secret internal detail arn:aws:iam::123:role/x")
 
@@ -123,7 +142,9 @@ def test_a_database_outage_changes_nothing_and_says_so(core: Core) -> None:
         conn.execute(text("DROP TABLE audit_head"))
     reply = handle(core, PEOPLE["oncall"], "status prod")
     assert reply.outcome == "error"
-    assert "database is not answering" in reply.result.message and "nothing was changed" in reply.result.message
+    assert (
+        "database is not answering" in reply.result.message and "nothing was changed" in reply.result.message
+    )
 
 
 def test_metrics_count_commands_by_verb_and_outcome(core: Core) -> None:
@@ -148,8 +169,14 @@ def test_history_never_shows_what_the_user_may_not_see(sqlite_url: str, seeded_a
     from tests.conftest import STATIC_GROUPS, TEST_ROLES
 
     config = load_config(overrides={**TEST_ROLES, "permissions": {"history": {"prod": ["oncall"]}}})
-    core = build_core(Settings(database_url=sqlite_url), config=config, aws=seeded_aws,
-                      groups=StaticGroups(STATIC_GROUPS), clock=clock, migrate_schema=True)
+    core = build_core(
+        Settings(database_url=sqlite_url),
+        config=config,
+        aws=seeded_aws,
+        groups=StaticGroups(STATIC_GROUPS),
+        clock=clock,
+        migrate_schema=True,
+    )
     seen = handle(core, PEOPLE["developer"], "history").result.entries
     assert {e.env for e in seen} == {"dev", "staging"}  # no prod row
     refused = handle(core, PEOPLE["developer"], "history prod")
@@ -157,15 +184,18 @@ def test_history_never_shows_what_the_user_may_not_see(sqlite_url: str, seeded_a
     core.close()
 
 
-def test_status_without_an_environment_shows_those_the_user_may_see(sqlite_url: str, seeded_aws, clock) -> None:
+def test_status_without_an_environment_shows_those_the_user_may_see(
+    sqlite_url: str, seeded_aws, clock
+) -> None:
     from bot.config import load_config
     from bot.core import build_core
     from bot.settings import Settings
     from tests.conftest import TEST_ROLES
 
     config = load_config(overrides={**TEST_ROLES, "permissions": {"status": {"prod": ["oncall"]}}})
-    core = build_core(Settings(database_url=sqlite_url), config=config, aws=seeded_aws, clock=clock,
-                      migrate_schema=True)
+    core = build_core(
+        Settings(database_url=sqlite_url), config=config, aws=seeded_aws, clock=clock, migrate_schema=True
+    )
     reply = handle(core, PEOPLE["developer"], "status")
     assert [e.env for e in reply.result.envs] == ["dev", "staging"]
     assert handle(core, PEOPLE["developer"], "status all").outcome == "denied"
@@ -177,9 +207,16 @@ def test_the_registry_is_deny_by_default_and_its_examples_parse(core: Core) -> N
     from bot.config import ACTIONS
 
     for verb in core.registry:
-        assert verb.action == OPEN or verb.action in ACTIONS or (
-            verb.action == REQUEST and verb.resolve and set(verb.shown_for) <= set(ACTIONS)), verb.name
+        assert (
+            verb.action == OPEN
+            or verb.action in ACTIONS
+            or (verb.action == REQUEST and verb.resolve and set(verb.shown_for) <= set(ACTIONS))
+        ), verb.name
         for example in verb.examples:
-            assert core.registry.parse(example.removeprefix("/menotime "),
-                                       environments=core.config.env_names).verb is verb
+            assert (
+                core.registry.parse(
+                    example.removeprefix("/menotime "), environments=core.config.env_names
+                ).verb
+                is verb
+            )
     assert {v.name for v in core.registry if v.action == OPEN} == {"help", "whoami"}

@@ -40,15 +40,18 @@ class TestSeed:
         assert len(sha_tags) == 1 and len(next(iter(sha_tags))) == 12
         assert all(c in "0123456789abcdef" for c in next(iter(sha_tags)))
         assert len(set(by_tag.values())) == len(by_tag)  # one digest per tag
-        manifest = aws.call("ecr", "batch_get_image", repositoryName="menotime-backend",
-                            imageIds=[{"imageTag": "v1.5.0"}])["images"][0]["imageManifest"]
+        manifest = aws.call(
+            "ecr", "batch_get_image", repositoryName="menotime-backend", imageIds=[{"imageTag": "v1.5.0"}]
+        )["images"][0]["imageManifest"]
         assert json.loads(manifest)["schemaVersion"] == 2
 
     def test_task_definitions_newest_runs_the_current_tag(self, platform: Platform, config: Config) -> None:
         aws, seeded = platform
         for env, (tags, cpu, memory) in _EXPECTED_TASKS.items():
             family = config.env(env).task_family
-            arns = aws.paginate("ecs", "list_task_definitions", "taskDefinitionArns", familyPrefix=family, sort="ASC")
+            arns = aws.paginate(
+                "ecs", "list_task_definitions", "taskDefinitionArns", familyPrefix=family, sort="ASC"
+            )
             assert len(arns) >= 3 and tuple(arns) == seeded.env(env).task_definition_arns
 
             images = []
@@ -57,10 +60,14 @@ class TestSeed:
                 assert (taskdef["cpu"], taskdef["memory"]) == (cpu, memory), env
                 assert taskdef["requiresCompatibilities"] == ["FARGATE"]
                 containers = {c["name"]: c for c in taskdef["containerDefinitions"]}
-                assert containers["app"]["essential"] is True and containers["log-router"]["essential"] is False
-                assert containers["app"]["image"].startswith(f"{seeded.account_id}.dkr.ecr.{REGION}.amazonaws.com/")
+                assert (
+                    containers["app"]["essential"] is True and containers["log-router"]["essential"] is False
+                )
+                assert containers["app"]["image"].startswith(
+                    f"{seeded.account_id}.dkr.ecr.{REGION}.amazonaws.com/"
+                )
                 images.append(containers["app"]["image"].rsplit(":", 1)[1])
-            assert tuple(images[-len(tags):]) == tags, env
+            assert tuple(images[-len(tags) :]) == tags, env
             assert images[-1] == seeded.env(env).current_tag
 
     def test_services_scaling_databases_and_alarms(self, platform: Platform, config: Config) -> None:
@@ -73,27 +80,36 @@ class TestSeed:
             assert service["taskDefinition"] == seeded.env(env.name).task_definition_arns[-1]
             assert {"key": "Environment", "value": env.name} in service["tags"]
 
-            db = aws.call("rds", "describe_db_instances", DBInstanceIdentifier=env.rds_instance)["DBInstances"][0]
-            assert (db["Engine"], db["DBInstanceClass"], db["DBName"]) == ("postgres", "db.m7g.large", env.database)
+            db = aws.call("rds", "describe_db_instances", DBInstanceIdentifier=env.rds_instance)[
+                "DBInstances"
+            ][0]
+            assert (db["Engine"], db["DBInstanceClass"], db["DBName"]) == (
+                "postgres",
+                "db.m7g.large",
+                env.database,
+            )
             assert {"Key": "Environment", "Value": env.name} in db["TagList"]
 
         storage = {
-            name: aws.call("rds", "describe_db_instances", DBInstanceIdentifier=config.env(name).rds_instance)[
-                "DBInstances"
-            ][0]["AllocatedStorage"]
+            name: aws.call(
+                "rds", "describe_db_instances", DBInstanceIdentifier=config.env(name).rds_instance
+            )["DBInstances"][0]["AllocatedStorage"]
             for name in ("dev", "staging", "prod")
         }
         assert storage == {"dev": 100, "staging": 500, "prod": 1000}
 
-        targets = aws.paginate("application-autoscaling", "describe_scalable_targets", "ScalableTargets",
-                               ServiceNamespace="ecs")
+        targets = aws.paginate(
+            "application-autoscaling", "describe_scalable_targets", "ScalableTargets", ServiceNamespace="ecs"
+        )
         assert [(t["ResourceId"], t["MinCapacity"], t["MaxCapacity"]) for t in targets] == [
             ("service/menotime-prod-cluster/menotime-prod-service", 2, 4)
         ]
 
         alarms = aws.paginate("cloudwatch", "describe_alarms", "MetricAlarms", AlarmNamePrefix="menotime-")
         states = {a["AlarmName"]: a["StateValue"] for a in alarms}
-        assert {"menotime-prod-api-5xx", "menotime-prod-rds-cpu-high", "menotime-staging-api-latency"} <= set(states)
+        assert {"menotime-prod-api-5xx", "menotime-prod-rds-cpu-high", "menotime-staging-api-latency"} <= set(
+            states
+        )
         assert [name for name, state in states.items() if state == "ALARM"] == ["menotime-prod-api-5xx"]
         assert set(states.values()) == {"OK", "ALARM"}
         assert seeded.env("prod").alarms_in_alarm == ("menotime-prod-api-5xx",)
@@ -125,7 +141,9 @@ environments:
 
     assert [e.name for e in report.envs] == ["dev", "staging", "prod", "qa"]
     assert report.env("qa").current_tag == "main" and report.env("qa").autoscaled
-    qa = status(envs=[config.env("qa")], aws=aws, asked_by="U1", at=datetime.now(UTC), last_deploys={}).envs[0]
+    qa = status(envs=[config.env("qa")], aws=aws, asked_by="U1", at=datetime.now(UTC), last_deploys={}).envs[
+        0
+    ]
     assert qa.service is not None and qa.service.image_tag == "main"
     assert qa.scaling.label == "autoscaling 1–3"
 
@@ -168,7 +186,9 @@ def test_simulator_serves_seed_and_status_over_http(config: Config) -> None:
     assert prod.service is not None and prod.service.image_tag == "v1.5.0" and prod.service.desired == 2
     assert [a.name for a in prod.alarms] == ["menotime-prod-api-5xx"]
     assert prod.scaling.label == "autoscaling 2–4"
-    assert dev.service is not None and dev.service.image_tag == "develop" and dev.scaling.label == "manual 1–2"
+    assert (
+        dev.service is not None and dev.service.image_tag == "develop" and dev.scaling.label == "manual 1–2"
+    )
     assert "2 running / 2 desired / 0 pending" in render_text(result)
 
     assert dict(os.environ) == environ_before

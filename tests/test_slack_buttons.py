@@ -3,12 +3,11 @@ unauthorised clicks, against moto's server, with the fake Slack recording every 
 
 from __future__ import annotations
 
-from typing import Any
-
 import time
-from datetime import timedelta
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -16,8 +15,8 @@ import pytest
 from bot.config import Config
 from bot.simulator import REPOSITORY, Simulator, advance_rollouts, image_manifest
 from handlers.app import create_app
-from handlers.workers import start_workers
 from handlers.web import create_web_app
+from handlers.workers import start_workers
 from tests.conftest import PEOPLE
 from tests.fakes.server import serve_in_thread
 from tests.fakes.signing import block_actions_body, sign, slash_command_body
@@ -27,7 +26,7 @@ SECRET = "buttons-signing-secret"
 
 
 class Bot:
-    def __init__(self, url: str, slack: FakeSlack, http: httpx.Client, sim: Simulator, core) -> None:  # noqa: ANN001
+    def __init__(self, url: str, slack: FakeSlack, http: httpx.Client, sim: Simulator, core) -> None:
         self.url, self.slack, self.http, self.sim, self.core, self.n = url, slack, http, sim, core, 0
 
     def _post(self, body: str, secret: str = SECRET) -> httpx.Response:
@@ -36,15 +35,20 @@ class Bot:
     def command(self, text: str, user: str) -> dict:
         self.n += 1
         key = f"c{self.n}"
-        assert self._post(slash_command_body(text=text, user_id=user,
-                                             response_url=self.slack.response_url(key))).status_code == 200
+        assert (
+            self._post(
+                slash_command_body(text=text, user_id=user, response_url=self.slack.response_url(key))
+            ).status_code
+            == 200
+        )
         return self.answer(key)
 
     def click(self, action_id: str, value: str, user: str, secret: str = SECRET) -> tuple[int, str]:
         self.n += 1
         key = f"b{self.n}"
-        body = block_actions_body(user_id=user, action_id=action_id, value=value,
-                                  response_url=self.slack.response_url(key))
+        body = block_actions_body(
+            user_id=user, action_id=action_id, value=value, response_url=self.slack.response_url(key)
+        )
         return self._post(body, secret).status_code, key
 
     def answer(self, key: str, timeout: float = 10.0) -> dict:
@@ -68,14 +72,20 @@ class Bot:
         """The latest channel post to ``channel``, waiting for the outbox worker to send one."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if posts := [c for c in self.slack.calls_to("chat.postMessage") if c.params["channel"] == channel]:
+            if posts := [
+                c for c in self.slack.calls_to("chat.postMessage") if c.params["channel"] == channel
+            ]:
                 return posts[-1]
             time.sleep(0.02)
         raise AssertionError(f"nothing posted in {channel}")
 
     def desired(self, env: str) -> int:
-        return self.sim.gateway().call("ecs", "describe_services", cluster=f"menotime-{env}-cluster",
-                                       services=[f"menotime-{env}-service"])["services"][0]["desiredCount"]
+        return self.sim.gateway().call(
+            "ecs",
+            "describe_services",
+            cluster=f"menotime-{env}-cluster",
+            services=[f"menotime-{env}-service"],
+        )["services"][0]["desiredCount"]
 
 
 def _button(message: dict, action_id: str) -> str:
@@ -87,16 +97,25 @@ def _button(message: dict, action_id: str) -> str:
 
 
 @pytest.fixture
-def bot(config: Config, tmp_path: Path, clock) -> Iterator[Bot]:  # noqa: ANN001 - conftest's FrozenClock
+def bot(config: Config, tmp_path: Path, clock) -> Iterator[Bot]:
     with Simulator(region="us-west-1") as sim, FakeSlack() as slack:
         sim.seed(config)
         from bot.settings import Settings
 
-        settings = Settings(slack_bot_token="xoxb-test", slack_signing_secret=SECRET, slack_api_url=slack.api_url,
-                            database_url=f"sqlite:///{tmp_path / 'bot.db'}")
-        app, core = create_app(settings, config=config, aws=sim.gateway(), migrate_schema=True, clock=clock,
-                               sleep=lambda _s: advance_rollouts(region="us-west-1",
-                                                                 envs=tuple(config.environments.values())))
+        settings = Settings(
+            slack_bot_token="xoxb-test",
+            slack_signing_secret=SECRET,
+            slack_api_url=slack.api_url,
+            database_url=f"sqlite:///{tmp_path / 'bot.db'}",
+        )
+        app, core = create_app(
+            settings,
+            config=config,
+            aws=sim.gateway(),
+            migrate_schema=True,
+            clock=clock,
+            sleep=lambda _s: advance_rollouts(region="us-west-1", envs=tuple(config.environments.values())),
+        )
         workers = start_workers(core)  # as serve runs them: channel posts go out through the outbox
         with serve_in_thread(create_web_app(core, app)) as url, httpx.Client(timeout=10) as http:
             yield Bot(url, slack, http, sim, core)
@@ -119,11 +138,16 @@ def test_confirm_button_runs_the_change_and_replaces_the_question(bot: Bot) -> N
 
 def test_a_replayed_click_is_acked_and_not_run_again(bot: Bot) -> None:
     question = bot.command("scale prod 3", user=PEOPLE["oncall"])
-    body = block_actions_body(user_id=PEOPLE["oncall"], action_id="menotime_confirm",
-                              value=_button(question, "menotime_confirm"), response_url=bot.slack.response_url("r"))
+    body = block_actions_body(
+        user_id=PEOPLE["oncall"],
+        action_id="menotime_confirm",
+        value=_button(question, "menotime_confirm"),
+        response_url=bot.slack.response_url("r"),
+    )
     headers = sign(body, SECRET)  # captured once, sent twice
-    assert [bot.http.post(f"{bot.url}/slack/events", content=body, headers=headers).status_code
-            for _ in range(2)] == [200, 200]
+    assert [
+        bot.http.post(f"{bot.url}/slack/events", content=body, headers=headers).status_code for _ in range(2)
+    ] == [200, 200]
     assert "Scaled prod to 3 tasks" in bot.answer("r")["text"]
     time.sleep(1.0)
     assert len(bot.slack.responses("r")) == 1  # the copy got no answer: it never ran
@@ -149,18 +173,32 @@ def test_a_click_by_someone_without_the_role_is_refused_and_audited(bot: Bot) ->
 
 def test_approve_and_deny_buttons_on_a_prod_deploy(bot: Bot) -> None:
     gateway = bot.sim.gateway()
-    gateway.call("ecr", "put_image", repositoryName=REPOSITORY, imageTag="v1.6.0", imageManifest=image_manifest("v1.5.0"))
+    gateway.call(
+        "ecr",
+        "put_image",
+        repositoryName=REPOSITORY,
+        imageTag="v1.6.0",
+        imageManifest=image_manifest("v1.5.0"),
+    )
     # The soak: v1.6.0's digest (the same image as v1.5.0) ran in staging long enough, per the records.
-
 
     from bot.store.deploys import COMPLETED, DeployLog
 
-    digest = gateway.call("ecr", "describe_images", repositoryName=REPOSITORY,
-                          imageIds=[{"imageTag": "v1.6.0"}])["imageDetails"][0]["imageDigest"]
+    digest = gateway.call(
+        "ecr", "describe_images", repositoryName=REPOSITORY, imageIds=[{"imageTag": "v1.6.0"}]
+    )["imageDetails"][0]["imageDigest"]
     log = DeployLog(bot.core.db)
     started = bot.core.clock.now() - timedelta(days=2)
-    record = log.start(env="staging", kind="deploy", requested_by=PEOPLE["developer"], image_tag="main",
-                       image_digest=digest, from_revision=2, to_revision=3, at=started)
+    record = log.start(
+        env="staging",
+        kind="deploy",
+        requested_by=PEOPLE["developer"],
+        image_tag="main",
+        image_digest=digest,
+        from_revision=2,
+        to_revision=3,
+        at=started,
+    )
     log.finish(id=record.id, outcome=COMPLETED, at=started)
 
     asked = bot.command("deploy prod v1.6.0", user=PEOPLE["release_manager"])  # Tuesday 10:00 PT
@@ -173,8 +211,9 @@ def test_approve_and_deny_buttons_on_a_prod_deploy(bot: Bot) -> None:
     assert "Deploying `v1.6.0` to prod" in bot.answer(key)["text"]
     assert bot.sent("chat.update", "Approved by")  # the approval message, edited (among the rollout's edits)
 
-    taskdef = gateway.call("ecs", "describe_services", cluster="menotime-prod-cluster",
-                           services=["menotime-prod-service"])["services"][0]["taskDefinition"]
+    taskdef = gateway.call(
+        "ecs", "describe_services", cluster="menotime-prod-cluster", services=["menotime-prod-service"]
+    )["services"][0]["taskDefinition"]
     assert taskdef.endswith(":4")
     _, again = bot.click("menotime_approve", request_id, user=PEOPLE["admin"])
     assert "was already executed by <@" in bot.answer(again)["text"]
@@ -186,14 +225,22 @@ def test_deny_and_cancel_buttons_change_nothing(bot: Bot) -> None:
     answer = bot.answer(key)
     assert answer["replace_original"] is True and "Cancelled" in answer["text"]
     gateway = bot.sim.gateway()
-    assert gateway.call("ecs", "describe_services", cluster="menotime-prod-cluster",
-                        services=["menotime-prod-service"])["services"][0]["taskDefinition"].endswith(":3")
+    assert gateway.call(
+        "ecs", "describe_services", cluster="menotime-prod-cluster", services=["menotime-prod-service"]
+    )["services"][0]["taskDefinition"].endswith(":3")
 
     from bot.store.changes import Requests
 
-    request = Requests(bot.core.db).create(kind="approval", env="prod", action="deploy",
-                                           params={"env": "prod", "tag": "v1.5.0"}, requested_by=PEOPLE["release_manager"],
-                                           reason=None, now=bot.core.clock.now(), ttl=timedelta(hours=1))
+    request = Requests(bot.core.db).create(
+        kind="approval",
+        env="prod",
+        action="deploy",
+        params={"env": "prod", "tag": "v1.5.0"},
+        requested_by=PEOPLE["release_manager"],
+        reason=None,
+        now=bot.core.clock.now(),
+        ttl=timedelta(hours=1),
+    )
     _, key = bot.click("menotime_deny", request.id, user=PEOPLE["operations"])
     assert "Denied by <@" in bot.answer(key)["text"]
     assert Requests(bot.core.db).get(request.id).status == "denied"
@@ -236,7 +283,10 @@ def test_the_acknowledge_button_records_who_once_and_says_so_in_the_thread(bot: 
     assert "already acknowledged" in bot.answer(again)["text"]
     # A developer may not acknowledge prod's alarms (DESIGN §5): the click is refused, with who may.
     _status, refused = bot.click("menotime_ack", thread, user=PEOPLE["developer"])
-    assert "`ack` on prod needs the role oncall, operations, release_manager or admin" in bot.answer(refused)["text"]
+    assert (
+        "`ack` on prod needs the role oncall, operations, release_manager or admin"
+        in bot.answer(refused)["text"]
+    )
 
 
 def test_the_alarm_roll_back_and_snooze_buttons_run_their_commands(bot: Bot) -> None:

@@ -67,15 +67,18 @@ def _peak_rss_mb(pid: int) -> float:
     raise AssertionError("no VmHWM")
 
 
-def _stream(base: str, *, total: int, headers: dict[str, str], started: threading.Event | None = None) -> tuple[
-        int, int]:
+def _stream(
+    base: str, *, total: int, headers: dict[str, str], started: threading.Event | None = None
+) -> tuple[int, int]:
     """POSTs ``total`` bytes of junk to /slack/events in 64 KiB chunks (chunked, or with the
     Content-Length given in ``headers``), stopping as soon as the server answers. Returns the status
     and how many body bytes were sent before the answer."""
     host, port = base.removeprefix("http://").split(":")
     chunked = "Content-Length" not in headers
-    head = "".join(f"{k}: {v}\r\n" for k, v in {**headers, **({"Transfer-Encoding": "chunked"} if chunked else {})}
-                   .items())
+    head = "".join(
+        f"{k}: {v}\r\n"
+        for k, v in {**headers, **({"Transfer-Encoding": "chunked"} if chunked else {})}.items()
+    )
     chunk = b"x" * (64 * 1024)
     framed = (b"%x\r\n" % len(chunk)) + chunk + b"\r\n" if chunked else chunk
     sent = 0
@@ -106,12 +109,17 @@ def test_a_50_mb_unsigned_body_is_refused_at_the_cap_and_signed_commands_still_a
         before = _peak_rss_mb(pid)
         started = threading.Event()
         with ThreadPoolExecutor(1) as pool:
-            upload = pool.submit(_stream, base, total=50 * MB, headers={"Content-Type": "application/json"},
-                                 started=started)
+            upload = pool.submit(
+                _stream, base, total=50 * MB, headers={"Content-Type": "application/json"}, started=started
+            )
             assert started.wait(10)
-            body = slash_command_body(text="whoami", user_id=PEOPLE["oncall"], response_url=slack.response_url("w"))
+            body = slash_command_body(
+                text="whoami", user_id=PEOPLE["oncall"], response_url=slack.response_url("w")
+            )
             sent_at = time.monotonic()
-            response = httpx.post(f"{base}/slack/events", content=body, headers=sign(body, SERVE_SECRET), timeout=10)
+            response = httpx.post(
+                f"{base}/slack/events", content=body, headers=sign(body, SERVE_SECRET), timeout=10
+            )
             ack = time.monotonic() - sent_at
             status, sent = upload.result(timeout=60)
         assert status == 413
@@ -122,11 +130,15 @@ def test_a_50_mb_unsigned_body_is_refused_at_the_cap_and_signed_commands_still_a
         status, sent = _stream(base, total=50 * MB, headers={"Content-Length": str(50 * MB)})
         assert status == 413 and sent < 20 * MB
         peak = _peak_rss_mb(pid)
-        print(f"ack during the upload {ack:.3f} s; body bytes sent before the 413: {sent}; "
-              f"peak RSS {before:.0f} -> {peak:.0f} MB")
+        print(
+            f"ack during the upload {ack:.3f} s; body bytes sent before the 413: {sent}; "
+            f"peak RSS {before:.0f} -> {peak:.0f} MB"
+        )
         assert peak < 300 and peak - before < 40, f"serve peaked at {peak:.0f} MB (from {before:.0f} MB)"
         assert slack.wait_for("response", timeout=5)[0].key == "w"  # the command was answered
-        refusals = [json.loads(line) for line in log_path.read_text().splitlines() if '"request_refused"' in line]
+        refusals = [
+            json.loads(line) for line in log_path.read_text().splitlines() if '"request_refused"' in line
+        ]
         assert [r["status"] for r in refusals] == [413, 413]
         assert "Traceback" not in log_path.read_text()
 
@@ -136,21 +148,28 @@ def test_a_50_mb_unsigned_body_is_refused_at_the_cap_and_signed_commands_still_a
 
 
 @pytest.fixture
-def bot(run_bot) -> Iterator[Bot]:  # noqa: F811 - the fixture imported above
+def bot(run_bot) -> Iterator[Bot]:
     yield from run_bot()
 
 
 FORM, JSON = "application/x-www-form-urlencoded", "application/json"
-CLICK = {"type": "block_actions", "user": {"id": PEOPLE["oncall"]}, "team": {"id": "T0TEST"},
-         "actions": [{"action_id": "menotime_ack", "value": "x"}], "response_url": "https://hooks.slack.com/actions/T0/1/x"}
+CLICK = {
+    "type": "block_actions",
+    "user": {"id": PEOPLE["oncall"]},
+    "team": {"id": "T0TEST"},
+    "actions": [{"action_id": "menotime_ack", "value": "x"}],
+    "response_url": "https://hooks.slack.com/actions/T0/1/x",
+}
 NO_ACTIONS_JSON = json.dumps({**CLICK, "actions": []})
 NO_ACTIONS = urlencode({"payload": NO_ACTIONS_JSON}).encode()
 # Bolt reads the last payload= of a form, and any body starting with "{" as JSON whatever its
 # Content-Type: the shape check must see what Bolt sees.
-TWO_PAYLOADS = urlencode([("payload", json.dumps({"type": "shortcut", "callback_id": "x"})),
-                          ("payload", NO_ACTIONS_JSON)]).encode()
-VIEW_NOT_AN_OBJECT = urlencode({"payload": json.dumps({"type": "view_submission", "view": "x",
-                                                       "user": {"id": PEOPLE["oncall"]}})}).encode()
+TWO_PAYLOADS = urlencode(
+    [("payload", json.dumps({"type": "shortcut", "callback_id": "x"})), ("payload", NO_ACTIONS_JSON)]
+).encode()
+VIEW_NOT_AN_OBJECT = urlencode(
+    {"payload": json.dumps({"type": "view_submission", "view": "x", "user": {"id": PEOPLE["oncall"]}})}
+).encode()
 FORGED = "not-the-signing-secret"
 # name: (body, content type, signing secret (None: unsigned), headers changed after signing, expected status)
 MALFORMED: dict[str, tuple[bytes, str, str | None, dict[str, str], int]] = {
@@ -167,8 +186,13 @@ MALFORMED: dict[str, tuple[bytes, str, str | None, dict[str, str], int]] = {
     "payload= a JSON list": (b"payload=%5B1%5D", FORM, SECRET, {}, 400),
     "signed JSON list": (b"[1]", JSON, SECRET, {}, 400),
     "event that is not an object": (b'{"type":"event_callback","event":"x"}', JSON, SECRET, {}, 400),
-    "event that is not an object, as text/plain": (b'{"type":"event_callback","event":"x"}', "text/plain", SECRET, {},
-                                                   400),
+    "event that is not an object, as text/plain": (
+        b'{"type":"event_callback","event":"x"}',
+        "text/plain",
+        SECRET,
+        {},
+        400,
+    ),
     "actions: [] as raw JSON under a form Content-Type": (NO_ACTIONS_JSON.encode(), FORM, SECRET, {}, 400),
     "actions: [] as raw JSON with no Content-Type": (NO_ACTIONS_JSON.encode(), "", SECRET, {}, 400),
     "two payload=, the last with actions: []": (TWO_PAYLOADS, FORM, SECRET, {}, 400),
@@ -178,15 +202,21 @@ MALFORMED: dict[str, tuple[bytes, str, str | None, dict[str, str], int]] = {
 
 @pytest.mark.parametrize("name", list(MALFORMED))
 def test_a_malformed_request_gets_a_4xx_in_one_log_line_and_changes_nothing(
-        bot: Bot, name: str, caplog: pytest.LogCaptureFixture) -> None:
+    bot: Bot, name: str, caplog: pytest.LogCaptureFixture
+) -> None:
     body, content_type, secret, changes, expected = MALFORMED[name]
-    headers = {**(sign(body, secret, content_type=content_type) if secret else {"Content-Type": content_type}),
-               **changes}
+    headers = {
+        **(sign(body, secret, content_type=content_type) if secret else {"Content-Type": content_type}),
+        **changes,
+    }
     if not content_type:
         del headers["Content-Type"]
     with capture_logs() as logs:
-        response = bot.http.post(f"{bot.url}/slack/events", content=body,
-                                 headers={k: v.encode("latin-1") for k, v in headers.items()})
+        response = bot.http.post(
+            f"{bot.url}/slack/events",
+            content=body,
+            headers={k: v.encode("latin-1") for k, v in headers.items()},
+        )
     assert response.status_code == expected, response.text
     assert response.text and "Traceback" not in response.text
     loud = [(e["event"], e.get("status")) for e in logs if e["log_level"] in ("warning", "error", "critical")]
@@ -197,7 +227,8 @@ def test_a_malformed_request_gets_a_4xx_in_one_log_line_and_changes_nothing(
 
 
 def test_whatever_bolt_raises_is_a_400_in_one_line_without_a_traceback(
-        bot: Bot, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    bot: Bot, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     def dispatch(_app: App, _request: object) -> None:
         raise KeyError("https://hooks.slack.com/actions/T0/1/SECRET")  # as a library might word it
 
@@ -206,22 +237,35 @@ def test_whatever_bolt_raises_is_a_400_in_one_line_without_a_traceback(
     with capture_logs() as logs:
         response = bot.http.post(f"{bot.url}/slack/events", content=body, headers=sign(body, SECRET))
     assert response.status_code == 400 and "Traceback" not in response.text
-    assert [(e["event"], e.get("error")) for e in logs if e["log_level"] != "debug"] == [("slack_refused", "KeyError")]
+    assert [(e["event"], e.get("error")) for e in logs if e["log_level"] != "debug"] == [
+        ("slack_refused", "KeyError")
+    ]
     assert "SECRET" not in repr(logs) and not [r for r in caplog.records if r.exc_info]
 
 
 def test_a_listener_error_is_logged_as_its_type_and_request_id_only(
-        bot: Bot, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    bot: Bot, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     marker = "zebra4711"
 
     def fail(*_args: object, **_fields: object) -> None:
         raise RuntimeError(f"could not handle {marker} at https://hooks.slack.com/actions/T0/1/SECRET")
 
     monkeypatch.setattr(handlers.app.log, "warning", fail)  # the app_uninstalled listener's first step
-    event = json.dumps({"type": "event_callback", "team_id": "T0TEST", "api_app_id": "A0TEST",
-                        "event": {"type": "app_uninstalled", "text": marker}, "event_id": "EvFail", "event_time": 1})
+    event = json.dumps(
+        {
+            "type": "event_callback",
+            "team_id": "T0TEST",
+            "api_app_id": "A0TEST",
+            "event": {"type": "app_uninstalled", "text": marker},
+            "event_id": "EvFail",
+            "event_time": 1,
+        }
+    )
     with capture_logs() as logs:
-        bot.http.post(f"{bot.url}/slack/events", content=event, headers=sign(event, SECRET, content_type=JSON))
+        bot.http.post(
+            f"{bot.url}/slack/events", content=event, headers=sign(event, SECRET, content_type=JSON)
+        )
     [error] = [e for e in logs if e["log_level"] == "error"]
     assert error.keys() == {"event", "log_level", "error", "request_id"}  # no exc_info: no traceback
     assert (error["event"], error["error"]) == ("slack_handler_error", "RuntimeError") and error["request_id"]
@@ -233,11 +277,22 @@ def test_a_listener_error_is_logged_as_its_type_and_request_id_only(
 
 
 def test_slacks_unsigned_ssl_check_is_answered_and_nothing_else_unsigned_is(bot: Bot) -> None:
-    post = lambda body: bot.http.post(f"{bot.url}/slack/events", content=body,  # noqa: E731
-                                      headers={"Content-Type": FORM})
-    assert [(r.status_code, r.text) for r in (post("ssl_check=1&token=legacy"), post("ssl_check=1"))] == [(200, "")] * 2
-    for not_only_a_check in ("ssl_check=1&command=%2Fmenotime&text=scale+dev+2", "ssl_check=0",
-                             "ssl_check=1&ssl_check=1", "ssl_check=1&token=" + "x" * 600):
+    def post(body):
+        return bot.http.post(
+            f"{bot.url}/slack/events",
+            content=body,
+            headers={"Content-Type": FORM},
+        )
+
+    assert [(r.status_code, r.text) for r in (post("ssl_check=1&token=legacy"), post("ssl_check=1"))] == [
+        (200, "")
+    ] * 2
+    for not_only_a_check in (
+        "ssl_check=1&command=%2Fmenotime&text=scale+dev+2",
+        "ssl_check=0",
+        "ssl_check=1&ssl_check=1",
+        "ssl_check=1&token=" + "x" * 600,
+    ):
         assert post(not_only_a_check).status_code == 401, not_only_a_check
     time.sleep(0.2)
     assert bot.slack.calls == [] and bot.core.audit.recent() == []
@@ -247,18 +302,21 @@ def test_slacks_unsigned_ssl_check_is_answered_and_nothing_else_unsigned_is(bot:
 # Item 3: a replay runs once, across replicas
 
 
-def test_a_replayed_signed_scale_runs_once_even_on_another_replica(run_bot) -> None:  # noqa: F811
+def test_a_replayed_signed_scale_runs_once_even_on_another_replica(run_bot) -> None:
     with ThreadPoolExecutor(1) as pool:
         first, second = run_bot(), run_bot()  # two replicas on one database
         a, b = next(first), next(second)
         try:
-            body = slash_command_body(text="scale dev 2", user_id=PEOPLE["developer"],
-                                      response_url=a.slack.response_url("scale"))
+            body = slash_command_body(
+                text="scale dev 2", user_id=PEOPLE["developer"], response_url=a.slack.response_url("scale")
+            )
             headers = sign(body, SECRET)
             assert a.http.post(f"{a.url}/slack/events", content=body, headers=headers).status_code == 200
             assert "Scaled dev to 2 tasks" in _text(a.answer("scale"))
-            replays = [pool.submit(replica.http.post, f"{replica.url}/slack/events", content=body, headers=extra)
-                       for replica, extra in ((a, headers), (b, headers), (b, {**headers, "X-Slack-Retry-Num": "1"}))]
+            replays = [
+                pool.submit(replica.http.post, f"{replica.url}/slack/events", content=body, headers=extra)
+                for replica, extra in ((a, headers), (b, headers), (b, {**headers, "X-Slack-Retry-Num": "1"}))
+            ]
             assert [r.result().status_code for r in replays] == [200, 200, 200]
             assert all(r.result().text == "" for r in replays)  # nothing for an attacker's Slack to show
             time.sleep(1.0)
@@ -276,16 +334,34 @@ def test_a_replayed_signed_scale_runs_once_even_on_another_replica(run_bot) -> N
 
 def test_slacks_retry_of_an_event_is_answered_and_not_run(bot: Bot) -> None:
     """Slack retries an event it thinks was slow, perhaps signed anew: answered, not run twice."""
-    event = json.dumps({"type": "event_callback", "team_id": "T0TEST", "api_app_id": "A0TEST",
-                        "event": {"type": "app_uninstalled"}, "event_id": "Ev1", "event_time": 1})
+    event = json.dumps(
+        {
+            "type": "event_callback",
+            "team_id": "T0TEST",
+            "api_app_id": "A0TEST",
+            "event": {"type": "app_uninstalled"},
+            "event_id": "Ev1",
+            "event_time": 1,
+        }
+    )
     with capture_logs() as logs:
-        first = bot.http.post(f"{bot.url}/slack/events", content=event,
-                              headers=sign(event, SECRET, content_type="application/json"))
-        retried = bot.http.post(f"{bot.url}/slack/events", content=event,
-                                headers={**sign(event, SECRET, timestamp=int(time.time()) - 1,
-                                                content_type="application/json"), "X-Slack-Retry-Num": "1"})
+        first = bot.http.post(
+            f"{bot.url}/slack/events",
+            content=event,
+            headers=sign(event, SECRET, content_type="application/json"),
+        )
+        retried = bot.http.post(
+            f"{bot.url}/slack/events",
+            content=event,
+            headers={
+                **sign(event, SECRET, timestamp=int(time.time()) - 1, content_type="application/json"),
+                "X-Slack-Retry-Num": "1",
+            },
+        )
     assert first.status_code == retried.status_code == 200
-    assert [e["event"] for e in logs if e["event"] == "slack_app_access_revoked"] == ["slack_app_access_revoked"]
+    assert [e["event"] for e in logs if e["event"] == "slack_app_access_revoked"] == [
+        "slack_app_access_revoked"
+    ]
     [audited] = bot.core.audit.recent()
     assert (audited.outcome, audited.rule) == ("replay", "slack-retry")
 
@@ -294,8 +370,16 @@ def test_an_event_meeting_a_database_blip_runs_once(bot: Bot, monkeypatch: pytes
     """The first delivery meets a database blip: the check waits for the database (the event is
     neither lost nor refused); Slack's retries of it, signed anew with X-Slack-Retry-Num, do not
     run again and only the first of them is audited."""
-    event = json.dumps({"type": "event_callback", "team_id": "T0TEST", "api_app_id": "A0TEST",
-                        "event": {"type": "app_uninstalled"}, "event_id": "EvRetry", "event_time": 1})
+    event = json.dumps(
+        {
+            "type": "event_callback",
+            "team_id": "T0TEST",
+            "api_app_id": "A0TEST",
+            "event": {"type": "app_uninstalled"},
+            "event_id": "EvRetry",
+            "event_time": 1,
+        }
+    )
     real_seen = SlackReplays._seen
     outage = iter([True])
 
@@ -306,28 +390,39 @@ def test_an_event_meeting_a_database_blip_runs_once(bot: Bot, monkeypatch: pytes
 
     monkeypatch.setattr(SlackReplays, "_seen", seen)
     now = int(time.time())
-    deliveries = [sign(event, SECRET, timestamp=now - 2, content_type=JSON),
-                  {**sign(event, SECRET, timestamp=now - 1, content_type=JSON), "X-Slack-Retry-Num": "1"},
-                  {**sign(event, SECRET, timestamp=now, content_type=JSON), "X-Slack-Retry-Num": "2"}]
+    deliveries = [
+        sign(event, SECRET, timestamp=now - 2, content_type=JSON),
+        {**sign(event, SECRET, timestamp=now - 1, content_type=JSON), "X-Slack-Retry-Num": "1"},
+        {**sign(event, SECRET, timestamp=now, content_type=JSON), "X-Slack-Retry-Num": "2"},
+    ]
     with capture_logs() as logs:
-        statuses = [bot.http.post(f"{bot.url}/slack/events", content=event, headers=h).status_code for h in deliveries]
+        statuses = [
+            bot.http.post(f"{bot.url}/slack/events", content=event, headers=h).status_code for h in deliveries
+        ]
     assert statuses == [200, 200, 200]
-    assert [e["event"] for e in logs if e["event"] == "slack_app_access_revoked"] == ["slack_app_access_revoked"]
+    assert [e["event"] for e in logs if e["event"] == "slack_app_access_revoked"] == [
+        "slack_app_access_revoked"
+    ]
     assert [(e.outcome, e.rule) for e in bot.core.audit.recent()] == [("replay", "slack-retry")]
 
 
 def test_the_replay_store_admits_a_request_once_under_concurrency_and_forgets_it_after_the_window(
-        db: Database) -> None:
+    db: Database,
+) -> None:
     replays = SlackReplays(db)
     now = datetime.now(UTC)
     stamp = int(now.timestamp())
     with ThreadPoolExecutor(8) as pool:
-        results = list(pool.map(lambda _: replays.seen_before(timestamp=stamp, signature="v0=abc", at=now), range(8)))
+        results = list(
+            pool.map(lambda _: replays.seen_before(timestamp=stamp, signature="v0=abc", at=now), range(8))
+        )
     assert sorted(results) == list(range(8))  # one first sighting, and each copy counted once
     assert replays.seen_before(timestamp=stamp, signature="v0=other", at=now) == 0  # another request
     assert replays.prune(now=now + timedelta(minutes=5)) == 0  # still replayable: kept
     assert replays.prune(now=now + timedelta(minutes=7)) == 2
-    assert replays.seen_before(timestamp=stamp, signature="v0=abc", at=now) == 0  # stale now: verification refuses it
+    assert (
+        replays.seen_before(timestamp=stamp, signature="v0=abc", at=now) == 0
+    )  # stale now: verification refuses it
 
 
 # -------------------------------------------------------------------------------------------
@@ -338,10 +433,17 @@ def test_debug_logs_carry_no_response_url_token_or_message(tmp_path: Path) -> No
     marker = "zebra4711"
     for base, slack, log_path in _serve(tmp_path, "", extra_env={"LOG_LEVEL": "DEBUG"}):
         slack.fail_next("response", status=500, times=1)  # slack_sdk logs the URL it retries
-        body = slash_command_body(text=f"status prod {marker}", user_id=PEOPLE["oncall"],
-                                  response_url=slack.response_url("leak-key"))
-        assert httpx.post(f"{base}/slack/events", content=body, headers=sign(body, SERVE_SECRET),
-                          timeout=5).status_code == 200
+        body = slash_command_body(
+            text=f"status prod {marker}",
+            user_id=PEOPLE["oncall"],
+            response_url=slack.response_url("leak-key"),
+        )
+        assert (
+            httpx.post(
+                f"{base}/slack/events", content=body, headers=sign(body, SERVE_SECRET), timeout=5
+            ).status_code
+            == 200
+        )
         slack.wait_for("response", count=2, timeout=10)
         time.sleep(0.5)
         logs = log_path.read_text()
@@ -405,9 +507,15 @@ def test_an_exception_message_in_a_traceback_is_redacted_in_either_format(fmt: s
 def test_metrics_port_serves_metrics_and_the_main_port_does_not(tmp_path: Path) -> None:
     metrics_port = free_port()
     for base, slack, _log in _serve(tmp_path, "", extra_env={"METRICS_PORT": str(metrics_port)}):
-        body = slash_command_body(text="whoami", user_id=PEOPLE["oncall"], response_url=slack.response_url("m"))
-        assert httpx.post(f"{base}/slack/events", content=body, headers=sign(body, SERVE_SECRET),
-                          timeout=5).status_code == 200
+        body = slash_command_body(
+            text="whoami", user_id=PEOPLE["oncall"], response_url=slack.response_url("m")
+        )
+        assert (
+            httpx.post(
+                f"{base}/slack/events", content=body, headers=sign(body, SERVE_SECRET), timeout=5
+            ).status_code
+            == 200
+        )
         assert httpx.get(f"{base}/metrics", timeout=5).status_code == 404
         metrics = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5)
         assert metrics.status_code == 200

@@ -17,8 +17,8 @@ from bot.core import Core
 from bot.settings import Settings
 from bot.simulator import Simulator
 from handlers.app import create_app
-from handlers.workers import start_workers
 from handlers.web import create_web_app
+from handlers.workers import start_workers
 from tests.conftest import DEV_GROUP, GROUP_MEMBER, NOBODY, PEOPLE, TEST_ROLES
 from tests.fakes.server import serve_in_thread
 from tests.fakes.signing import sign, slash_command_body
@@ -35,14 +35,16 @@ class Bot:
     http: httpx.Client
     n: int = 0
 
-    def command(self, text: str, *, user: str, secret: str = SECRET, timestamp: int | None = None) -> tuple[
-            httpx.Response, str]:
+    def command(
+        self, text: str, *, user: str, secret: str = SECRET, timestamp: int | None = None
+    ) -> tuple[httpx.Response, str]:
         """Send `/menotime text` as `user`; returns the HTTP response and the response_url key."""
         self.n += 1
         key = f"r{self.n}"
         body = slash_command_body(text=text, user_id=user, response_url=self.slack.response_url(key))
-        response = self.http.post(f"{self.url}/slack/events", content=body,
-                                  headers=sign(body, secret, timestamp=timestamp))
+        response = self.http.post(
+            f"{self.url}/slack/events", content=body, headers=sign(body, secret, timestamp=timestamp)
+        )
         return response, key
 
     def answer(self, key: str, timeout: float = 10.0) -> dict:
@@ -52,7 +54,9 @@ class Bot:
             if answers:
                 return answers[0]
             time.sleep(0.02)
-        raise AssertionError(f"no answer at response_url {key}; calls: {[c.method for c in self.slack.calls]}")
+        raise AssertionError(
+            f"no answer at response_url {key}; calls: {[c.method for c in self.slack.calls]}"
+        )
 
 
 def _text(message: dict) -> str:
@@ -63,7 +67,9 @@ def _text(message: dict) -> str:
             parts.append(block["text"].get("text", ""))
         for element in block.get("elements", []) + block.get("fields", []):
             if isinstance(element, dict) and "text" in element:
-                parts.append(element["text"] if isinstance(element["text"], str) else element["text"].get("text", ""))
+                parts.append(
+                    element["text"] if isinstance(element["text"], str) else element["text"].get("text", "")
+                )
     return "\n".join(parts)
 
 
@@ -79,9 +85,15 @@ def simulator() -> Iterator[Simulator]:
 def run_bot(simulator: Simulator, config: Config, tmp_path: Path):
     def start(*, aws: AwsGateway | None = None) -> Iterator[Bot]:
         with FakeSlack(usergroups={DEV_GROUP: [GROUP_MEMBER]}) as slack:
-            settings = Settings(slack_bot_token="xoxb-test", slack_signing_secret=SECRET,
-                                slack_api_url=slack.api_url, database_url=f"sqlite:///{tmp_path / 'bot.db'}")
-            app, core = create_app(settings, config=config, aws=aws or simulator.gateway(), migrate_schema=True)
+            settings = Settings(
+                slack_bot_token="xoxb-test",
+                slack_signing_secret=SECRET,
+                slack_api_url=slack.api_url,
+                database_url=f"sqlite:///{tmp_path / 'bot.db'}",
+            )
+            app, core = create_app(
+                settings, config=config, aws=aws or simulator.gateway(), migrate_schema=True
+            )
             workers = start_workers(core)  # as serve runs them: channel posts go out through the outbox
             with serve_in_thread(create_web_app(core, app)) as url, httpx.Client(timeout=10) as http:
                 yield Bot(url=url, slack=slack, core=core, http=http)
@@ -113,7 +125,7 @@ def test_status_prod_is_acknowledged_at_once_and_answered_at_the_response_url(bo
 
 
 def test_a_forged_signature_is_refused_and_nothing_happens(bot: Bot) -> None:
-    response, key = bot.command("status prod", user=PEOPLE["oncall"], secret="not-the-secret")
+    response, _ = bot.command("status prod", user=PEOPLE["oncall"], secret="not-the-secret")
     assert response.status_code == 401
     time.sleep(0.3)
     assert bot.slack.calls == []  # nothing posted anywhere, not even a Web API call
@@ -121,7 +133,7 @@ def test_a_forged_signature_is_refused_and_nothing_happens(bot: Bot) -> None:
 
 
 def test_a_replayed_request_outside_five_minutes_is_refused(bot: Bot) -> None:
-    response, key = bot.command("status prod", user=PEOPLE["oncall"], timestamp=int(time.time()) - 6 * 60)
+    response, _ = bot.command("status prod", user=PEOPLE["oncall"], timestamp=int(time.time()) - 6 * 60)
     assert response.status_code == 401
     time.sleep(0.3)
     assert bot.slack.calls == []
@@ -158,8 +170,14 @@ def test_help_shows_only_what_the_user_may_use(bot: Bot) -> None:
 
 
 def test_unreachable_aws_gets_one_sentence_and_nothing_else(run_bot, simulator: Simulator) -> None:
-    dead = AwsGateway(session=simulator.session(), region="us-west-1", endpoint_url="http://127.0.0.1:9",
-                      connect_timeout=0.5, read_timeout=0.5, max_attempts=1)
+    dead = AwsGateway(
+        session=simulator.session(),
+        region="us-west-1",
+        endpoint_url="http://127.0.0.1:9",
+        connect_timeout=0.5,
+        read_timeout=0.5,
+        max_attempts=1,
+    )
     for bot in run_bot(aws=dead):
         _, key = bot.command("status prod", user=PEOPLE["oncall"])
         text = _text(bot.answer(key))
@@ -202,7 +220,9 @@ def test_slack_rate_limiting_group_lookups_is_retried_then_explained(bot: Bot) -
     assert bot.core.audit.recent()[0].rule == "default-deny:groups-unverified"
 
 
-def test_a_rendering_failure_still_answers_with_a_reference(bot: Bot, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_rendering_failure_still_answers_with_a_reference(
+    bot: Bot, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import handlers.respond as respond
 
     real = respond.render_slack

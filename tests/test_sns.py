@@ -55,7 +55,9 @@ def _real_fixtures(wanted: Callable[[dict[str, Any]], bool] = lambda data: True)
 
 REAL = _real_fixtures()
 REAL_WITH_SUBJECT = _real_fixtures(lambda data: "Subject" in data)
-REAL_NOTIFICATIONS_WITHOUT_SUBJECT = _real_fixtures(lambda data: data["Type"] == "Notification" and "Subject" not in data)
+REAL_NOTIFICATIONS_WITHOUT_SUBJECT = _real_fixtures(
+    lambda data: data["Type"] == "Notification" and "Subject" not in data
+)
 
 
 def _no_fetch(url: str) -> bytes:
@@ -72,7 +74,9 @@ def _store(cache: Path | None, fetch: Callable[[str], bytes] = _no_fetch) -> Cer
     return CertificateStore(host_pattern=DEFAULT_SNS_CERT_HOST_PATTERN, cache_dir=cache, fetch=fetch)
 
 
-def _verifier(store: CertificateStore, at: datetime, max_age: timedelta | None = MAX_AGE, **kw: Any) -> SnsVerifier:
+def _verifier(
+    store: CertificateStore, at: datetime, max_age: timedelta | None = MAX_AGE, **kw: Any
+) -> SnsVerifier:
     return SnsVerifier(certificates=store, max_age=max_age, clock=FrozenClock(at), **kw)
 
 
@@ -207,7 +211,9 @@ BAD_CERT_URLS = [
 
 
 @pytest.mark.parametrize("url", BAD_CERT_URLS)
-def test_cert_url_off_the_sns_hosts_is_refused_before_cache_or_fetch(url: str, tmp_path: Path, own: Own) -> None:
+def test_cert_url_off_the_sns_hosts_is_refused_before_cache_or_fetch(
+    url: str, tmp_path: Path, own: Own
+) -> None:
     # Even a pinned file under that URL's name is not consulted: the URL check comes first.
     _pin(tmp_path, url, own.pem)
     _reject(lambda: _store(tmp_path).get(url))
@@ -293,7 +299,9 @@ class Own:
         }
         if kind != "Notification":
             data["Token"] = "2336412f37fb687f5d51e6e2"
-            data["SubscribeURL"] = f"https://sns.us-west-1.amazonaws.com/?Action=ConfirmSubscription&TopicArn={TOPIC}"
+            data["SubscribeURL"] = (
+                f"https://sns.us-west-1.amazonaws.com/?Action=ConfirmSubscription&TopicArn={TOPIC}"
+            )
         data.update(fields)
         digest = digest or (hashes.SHA1 if version == "1" else hashes.SHA256)
         signed = self.key.sign(string_to_sign(parse(json.dumps(data))), padding.PKCS1v15(), digest())
@@ -315,7 +323,9 @@ def _own_verify(own: Own, tmp_path: Path, data: dict[str, Any], **kw: Any) -> Sn
 
 @pytest.mark.parametrize("kind", ["Notification", "SubscriptionConfirmation", "UnsubscribeConfirmation"])
 @pytest.mark.parametrize("version", ["1", "2"])
-def test_own_signed_messages_verify_with_sha1_and_sha256(own: Own, tmp_path: Path, kind: str, version: str) -> None:
+def test_own_signed_messages_verify_with_sha1_and_sha256(
+    own: Own, tmp_path: Path, kind: str, version: str
+) -> None:
     _own_verify(own, tmp_path, own.message(kind=kind, version=version))
     _own_verify(own, tmp_path, own.message(kind=kind, version=version, Subject="with a subject"))
 
@@ -338,7 +348,9 @@ def test_signature_version_must_match_the_hash(own: Own, tmp_path: Path, version
         (NOT_AFTER + timedelta(days=30), False),
     ],
 )
-def test_certificate_must_be_valid_at_the_timestamp(own: Own, tmp_path: Path, at: datetime, valid: bool) -> None:
+def test_certificate_must_be_valid_at_the_timestamp(
+    own: Own, tmp_path: Path, at: datetime, valid: bool
+) -> None:
     data = own.message(at=at)  # correctly signed; the clock is at the message's time
     if valid:
         _own_verify(own, tmp_path, data)
@@ -359,21 +371,29 @@ def test_confirmation_fields_are_signed(own: Own, tmp_path: Path) -> None:
 
 def test_string_to_sign_follows_the_design_order(own: Own) -> None:
     note = parse(json.dumps(own.message(Subject="S")))
-    assert string_to_sign(note) == (
-        f"Message\n{note.message}\nMessageId\n{note.message_id}\nSubject\nS\n"
-        f"Timestamp\n{note.raw['Timestamp']}\nTopicArn\n{TOPIC}\nType\nNotification\n"
-    ).encode()
+    assert (
+        string_to_sign(note)
+        == (
+            f"Message\n{note.message}\nMessageId\n{note.message_id}\nSubject\nS\n"
+            f"Timestamp\n{note.raw['Timestamp']}\nTopicArn\n{TOPIC}\nType\nNotification\n"
+        ).encode()
+    )
     conf = parse(json.dumps(own.message(kind="UnsubscribeConfirmation")))
-    assert string_to_sign(conf) == (
-        f"Message\n{conf.message}\nMessageId\n{conf.message_id}\nSubscribeURL\n{conf.subscribe_url}\n"
-        f"Timestamp\n{conf.raw['Timestamp']}\nToken\n{conf.token}\nTopicArn\n{TOPIC}\nType\nUnsubscribeConfirmation\n"
-    ).encode()
+    assert (
+        string_to_sign(conf)
+        == (
+            f"Message\n{conf.message}\nMessageId\n{conf.message_id}\nSubscribeURL\n{conf.subscribe_url}\n"
+            f"Timestamp\n{conf.raw['Timestamp']}\nToken\n{conf.token}\nTopicArn\n{TOPIC}\nType\nUnsubscribeConfirmation\n"
+        ).encode()
+    )
 
 
 def test_only_allow_listed_topics_pass_and_an_empty_list_passes_none(own: Own, tmp_path: Path) -> None:
     msg = parse(json.dumps(own.message(kind="SubscriptionConfirmation")))
     _verifier(_store(tmp_path), msg.timestamp, topics=[TOPIC]).check_topic(msg)
-    other = _reject(lambda: _verifier(_store(tmp_path), msg.timestamp, topics=[TOPIC + "-other"]).check_topic(msg))
+    other = _reject(
+        lambda: _verifier(_store(tmp_path), msg.timestamp, topics=[TOPIC + "-other"]).check_topic(msg)
+    )
     closed = _reject(lambda: _verifier(_store(tmp_path), msg.timestamp).check_topic(msg))
     assert other.kind == closed.kind == "topic_not_allowed"
     assert "not in SNS_TOPIC_ARNS" in other.reason and "no topic is allowed" in closed.reason

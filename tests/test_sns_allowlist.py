@@ -29,7 +29,8 @@ from bot.settings import DEFAULT_SNS_CERT_HOST_PATTERN
 from bot.sns import CertificateStore, SnsRejected
 from bot.store.models import AlarmThread
 from handlers.cli import cli
-from tests.test_sns import NOT_BEFORE, OWN_URL, TOPIC as OWN_TOPIC, Own, _pin
+from tests.test_sns import NOT_BEFORE, OWN_URL, Own, _pin
+from tests.test_sns import TOPIC as OWN_TOPIC
 from tests.test_sns_endpoint import (  # noqa: F401 - make_endpoint is the fixture these tests share
     NOTIFICATION,
     OTHER_TOPIC,
@@ -64,7 +65,9 @@ def _threads(sns: Endpoint) -> int:
 
 
 def test_with_no_allow_list_a_signed_notification_is_refused_and_opens_no_thread(make_endpoint: Any) -> None:
-    sns = make_endpoint(at=_sent(NOTIFICATION) + timedelta(seconds=2), topics=())  # shipped defaults: no alarm_topics
+    sns = make_endpoint(
+        at=_sent(NOTIFICATION) + timedelta(seconds=2), topics=()
+    )  # shipped defaults: no alarm_topics
     with structlog.testing.capture_logs() as logs:
         response = sns.post(_fixture(NOTIFICATION))
     assert response.status_code == 403 and "no topic is allowed" in response.text
@@ -73,7 +76,9 @@ def test_with_no_allow_list_a_signed_notification_is_refused_and_opens_no_thread
     assert _threads(sns) == 0
     assert _refusals(sns, "topic_not_allowed") == 1
     [line] = [entry for entry in logs if entry["log_level"] in ("warning", "error")]  # one line says why
-    assert line["event"] == "sns_refused" and line["topic_arn"] == json.loads(_fixture(NOTIFICATION))["TopicArn"]
+    assert (
+        line["event"] == "sns_refused" and line["topic_arn"] == json.loads(_fixture(NOTIFICATION))["TopicArn"]
+    )
 
 
 def test_with_no_allow_list_a_subscription_is_not_confirmed(make_endpoint: Any) -> None:
@@ -86,12 +91,16 @@ def test_with_no_allow_list_a_subscription_is_not_confirmed(make_endpoint: Any) 
 def test_an_environments_alarm_topics_opens_the_path_for_that_topic_only(make_endpoint: Any) -> None:
     topic = json.loads(_fixture(NOTIFICATION))["TopicArn"]
     at = _sent(NOTIFICATION) + timedelta(seconds=2)
-    heard = make_endpoint(at=at, topics=(), config=load_config(
-        overrides={"environments": {"prod": {"alarm_topics": [topic]}}}))
+    heard = make_endpoint(
+        at=at, topics=(), config=load_config(overrides={"environments": {"prod": {"alarm_topics": [topic]}}})
+    )
     assert heard.post(_fixture(NOTIFICATION)).status_code == 200
     assert len(heard.rows()) == 1
-    other = make_endpoint(at=at, topics=(), config=load_config(
-        overrides={"environments": {"prod": {"alarm_topics": [OTHER_TOPIC]}}}))
+    other = make_endpoint(
+        at=at,
+        topics=(),
+        config=load_config(overrides={"environments": {"prod": {"alarm_topics": [OTHER_TOPIC]}}}),
+    )
     response = other.post(_fixture(NOTIFICATION))
     assert response.status_code == 403 and "alarm_topics" in response.text
 
@@ -104,8 +113,9 @@ def test_config_check_says_the_alarm_path_is_closed_until_a_topic_is_set(tmp_pat
     assert "CLOSED: the SNS alarm path is closed" in closed.output and "SNS_TOPIC_ARNS" in closed.output
 
     path.write_text(f"environments:\n  prod:\n    alarm_topics: [{OWN_TOPIC}]\n")
-    listed = runner.invoke(cli, ["config", "check"], env={"MENOTIME_CONFIG": str(path),
-                                                          "SNS_TOPIC_ARNS": OTHER_TOPIC})
+    listed = runner.invoke(
+        cli, ["config", "check"], env={"MENOTIME_CONFIG": str(path), "SNS_TOPIC_ARNS": OTHER_TOPIC}
+    )
     assert listed.exit_code == 0, listed.output
     assert "CLOSED" not in listed.output
     assert f"  {OWN_TOPIC}\n" in listed.output and f"  {OTHER_TOPIC}\n" in listed.output
@@ -114,11 +124,14 @@ def test_config_check_says_the_alarm_path_is_closed_until_a_topic_is_set(tmp_pat
 # --- certificate fetch failures are remembered ----------------------------------------------------
 
 
-@pytest.mark.parametrize(("failure", "status"), [
-    (OSError("connection refused"), 503),  # may pass: SNS is asked to send it again
-    (urllib.error.HTTPError(OWN_URL, 503, "Service Unavailable", None, None), 503),  # type: ignore[arg-type]
-    (urllib.error.HTTPError(OWN_URL, 404, "Not Found", None, None), 403),  # type: ignore[arg-type]  # for good
-])
+@pytest.mark.parametrize(
+    ("failure", "status"),
+    [
+        (OSError("connection refused"), 503),  # may pass: SNS is asked to send it again
+        (urllib.error.HTTPError(OWN_URL, 503, "Service Unavailable", None, None), 503),  # type: ignore[arg-type]
+        (urllib.error.HTTPError(OWN_URL, 404, "Not Found", None, None), 403),  # type: ignore[arg-type]  # for good
+    ],
+)
 def test_forged_messages_naming_a_failing_certificate_cost_one_fetch(
     make_endpoint: Any, own: Own, monkeypatch: pytest.MonkeyPatch, failure: Exception, status: int
 ) -> None:
@@ -149,7 +162,9 @@ def test_a_failed_certificate_url_is_fetched_again_after_the_failure_ttl(own: Ow
             raise answer
         return answer
 
-    store = CertificateStore(host_pattern=DEFAULT_SNS_CERT_HOST_PATTERN, cache_dir=None, fetch=fetch, clock=clock)
+    store = CertificateStore(
+        host_pattern=DEFAULT_SNS_CERT_HOST_PATTERN, cache_dir=None, fetch=fetch, clock=clock
+    )
     for _ in range(5):
         with pytest.raises(SnsRejected, match="could not fetch") as refused:
             store.get(OWN_URL)

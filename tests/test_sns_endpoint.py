@@ -8,7 +8,6 @@ touches the network: a SubscribeURL is "fetched" by a recording fake.
 from __future__ import annotations
 
 import dataclasses
-
 import hashlib
 import json
 import threading
@@ -85,8 +84,13 @@ def make_endpoint(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyP
     topic = parse(_fixture(NOTIFICATION)).topic_arn
     cores: list[Core] = []
 
-    def make(*, at: datetime, topics: tuple[str, ...] = (topic,), migrate: bool = True,
-             config: Config | None = None) -> Endpoint:
+    def make(
+        *,
+        at: datetime,
+        topics: tuple[str, ...] = (topic,),
+        migrate: bool = True,
+        config: Config | None = None,
+    ) -> Endpoint:
         settings = Settings(database_url=database_url, sns_cert_cache_dir=cache, sns_topic_arns=topics)
         core = build_core(settings, config=config, clock=FrozenClock(at), migrate_schema=migrate)
         cores.append(core)
@@ -136,7 +140,9 @@ def test_a_tampered_message_is_refused_and_not_stored(make_endpoint: Any) -> Non
 def test_raw_message_delivery_is_refused_with_a_400(make_endpoint: Any) -> None:
     sns = make_endpoint(at=_sent(NOTIFICATION))
     # With raw message delivery SNS posts the bare CloudWatch alarm: no envelope, no signature.
-    alarm = json.loads((FIXTURES / "cloudwatch" / "real-signed-metric-alarm-sigv1.json").read_bytes())["Message"]
+    alarm = json.loads((FIXTURES / "cloudwatch" / "real-signed-metric-alarm-sigv1.json").read_bytes())[
+        "Message"
+    ]
     assert "AlarmName" in json.loads(alarm)
     response = sns.post(alarm)
     assert response.status_code == 400 and "raw message delivery" in response.text
@@ -264,10 +270,12 @@ def test_group_commit_stores_each_message_once_even_within_one_batch(db: Databas
     base = parse(_fixture(NOTIFICATION))
     writer = InboxWriter(db, max_batch=50)
     futures = []
-    for copy in range(3):
+    for _copy in range(3):
         for n in range(40):
             msg = dataclasses.replace(base, message_id=f"{base.message_id}-{n}")
-            futures.append((msg.message_id, writer.submit(row_values(msg=msg, source=HTTP, received_at=RECEIVED))))
+            futures.append(
+                (msg.message_id, writer.submit(row_values(msg=msg, source=HTTP, received_at=RECEIVED)))
+            )
     results: dict[str, list[bool]] = {}
     for message_id, future in futures:
         results.setdefault(message_id, []).append(future.result(timeout=30))
@@ -289,14 +297,19 @@ def test_a_request_that_gave_up_waiting_does_not_kill_the_group_commit_writer(db
     writer still stores the row and keeps answering everyone else, then and afterwards."""
     base = parse(_fixture(NOTIFICATION))
     writer = InboxWriter(db, max_batch=50)
-    gone_values = row_values(msg=dataclasses.replace(base, message_id="gone"), source=HTTP, received_at=RECEIVED)
-    kept_values = row_values(msg=dataclasses.replace(base, message_id="kept"), source=HTTP, received_at=RECEIVED)
+    gone_values = row_values(
+        msg=dataclasses.replace(base, message_id="gone"), source=HTTP, received_at=RECEIVED
+    )
+    kept_values = row_values(
+        msg=dataclasses.replace(base, message_id="kept"), source=HTTP, received_at=RECEIVED
+    )
     gone, kept = Future(), Future()
     assert gone.cancel()  # what asyncio.wrap_future does when the awaiting request is cancelled
     writer._write([(gone_values, gone), (kept_values, kept)])  # one batch, as the thread would take it
     assert kept.result(timeout=5) is True
-    later = writer.submit(row_values(msg=dataclasses.replace(base, message_id="later"), source=HTTP,
-                                     received_at=RECEIVED))
+    later = writer.submit(
+        row_values(msg=dataclasses.replace(base, message_id="later"), source=HTTP, received_at=RECEIVED)
+    )
     assert later.result(timeout=10) is True  # the writer thread is alive
     writer.stop()
     with db.session(write=False) as session:

@@ -51,15 +51,23 @@ class Queue:
 
     def consumer(self, core: Core | None = None, **kw: Any) -> SqsConsumer:
         kw.setdefault("wait_seconds", 0)
-        return SqsConsumer(core or self.core, queue_url=self.url, on_stored=lambda: self.stored.append(1), **kw)
+        return SqsConsumer(
+            core or self.core, queue_url=self.url, on_stored=lambda: self.stored.append(1), **kw
+        )
 
     def send(self, body: str) -> None:
         self.aws.call("sqs", "send_message", QueueUrl=self.url, MessageBody=body)
 
     def remaining(self) -> list[str]:
         """Bodies still in the queue (visibility 0: every message is visible again at once)."""
-        response = self.aws.call("sqs", "receive_message", QueueUrl=self.url, MaxNumberOfMessages=10,
-                                 WaitTimeSeconds=0, VisibilityTimeout=0)
+        response = self.aws.call(
+            "sqs",
+            "receive_message",
+            QueueUrl=self.url,
+            MaxNumberOfMessages=10,
+            WaitTimeSeconds=0,
+            VisibilityTimeout=0,
+        )
         return [message["Body"] for message in response.get("Messages", [])]
 
     def rows(self, core: Core | None = None) -> list[SnsInboxMessage]:
@@ -74,10 +82,15 @@ def queue(tmp_path: Path) -> Iterator[Queue]:
     _pin_certificate(cache)
     with mock_aws():
         gateway = AwsGateway(session=moto_session(), region=REGION)
-        url = gateway.call("sqs", "create_queue", QueueName="menotime-alarms",
-                           Attributes={"VisibilityTimeout": "0"})["QueueUrl"]
-        settings = Settings(database_url=f"sqlite:///{tmp_path / 'bot.db'}", sns_cert_cache_dir=cache,
-                            sns_max_age_seconds=3600, sns_topic_arns=(json.loads(_alarm())["TopicArn"],))
+        url = gateway.call(
+            "sqs", "create_queue", QueueName="menotime-alarms", Attributes={"VisibilityTimeout": "0"}
+        )["QueueUrl"]
+        settings = Settings(
+            database_url=f"sqlite:///{tmp_path / 'bot.db'}",
+            sns_cert_cache_dir=cache,
+            sns_max_age_seconds=3600,
+            sns_topic_arns=(json.loads(_alarm())["TopicArn"],),
+        )
         core = build_core(settings, aws=gateway, migrate_schema=True)
         yield Queue(core=core, aws=gateway, url=url, stored=[])
         core.close()
@@ -157,7 +170,8 @@ def test_a_database_failure_leaves_the_message_in_the_queue(queue: Queue, tmp_pa
 
 def test_with_an_allow_list_other_topics_are_left_in_the_queue(queue: Queue, tmp_path: Path) -> None:
     settings = queue.core.settings.model_copy(
-        update={"sns_topic_arns": ("arn:aws:sns:us-west-1:123456789012:menotime-alarms",)})
+        update={"sns_topic_arns": ("arn:aws:sns:us-west-1:123456789012:menotime-alarms",)}
+    )
     listed = build_core(settings, aws=queue.aws, migrate_schema=False)  # same database, already migrated
     try:
         queue.send(_alarm())
@@ -170,8 +184,9 @@ def test_with_an_allow_list_other_topics_are_left_in_the_queue(queue: Queue, tmp
 
 def test_without_an_allow_list_every_message_is_left_in_the_queue(queue: Queue) -> None:
     """Closed by default: no SNS_TOPIC_ARNS and no environment's alarm_topics, nothing is heard."""
-    closed = build_core(queue.core.settings.model_copy(update={"sns_topic_arns": ()}), aws=queue.aws,
-                        migrate_schema=False)
+    closed = build_core(
+        queue.core.settings.model_copy(update={"sns_topic_arns": ()}), aws=queue.aws, migrate_schema=False
+    )
     try:
         queue.send(_alarm())
         with structlog.testing.capture_logs() as logs:

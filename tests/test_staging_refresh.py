@@ -58,10 +58,18 @@ class FakeAnonymizer:
     result: Verification = field(default_factory=lambda: Verification(ok=True, summary="9 tables, 0 leaks"))
     raises: BaseException | None = None
     calls: list[dict[str, Any]] = field(default_factory=list)
-    meanwhile: Callable[[Callable[[str], None]], None] = lambda _on_progress: None  # what happens while it masks
+    meanwhile: Callable[[Callable[[str], None]], None] = lambda _on_progress: (
+        None
+    )  # what happens while it masks
 
-    def __call__(self, *, dsn: str, rules_path: str | None, salt: bytes,
-                 on_progress: Callable[[str], None] = lambda _m: None) -> Verification:
+    def __call__(
+        self,
+        *,
+        dsn: str,
+        rules_path: str | None,
+        salt: bytes,
+        on_progress: Callable[[str], None] = lambda _m: None,
+    ) -> Verification:
         self.calls.append({"dsn": dsn, "rules_path": rules_path, "salt": salt})
         self.meanwhile(on_progress)
         if self.raises is not None:
@@ -93,25 +101,43 @@ class Harness:
     posts: list[RefreshReport] = field(default_factory=list)
 
     def run(self, *, after_step: Callable[[str], None] = lambda _s: None, **overrides: Any) -> RefreshReport:
-        kwargs: dict[str, Any] = {"options": self.options, "anonymize_step": self.anonymizer,
-                                  "database_gate": self.gate, **overrides}
-        return refresh_staging(db=self.db, aws=self.aws, clock=self.clock, config=self.config,
-                               sleep=lambda _s: None, progress=self.posts.append, after_step=after_step, **kwargs)
+        kwargs: dict[str, Any] = {
+            "options": self.options,
+            "anonymize_step": self.anonymizer,
+            "database_gate": self.gate,
+            **overrides,
+        }
+        return refresh_staging(
+            db=self.db,
+            aws=self.aws,
+            clock=self.clock,
+            config=self.config,
+            sleep=lambda _s: None,
+            progress=self.posts.append,
+            after_step=after_step,
+            **kwargs,
+        )
 
     def instances(self) -> dict[str, dict[str, Any]]:
         found = self.aws.paginate("rds", "describe_db_instances", "DBInstances")
         return {i["DBInstanceIdentifier"]: i for i in found}
 
     def deployment_ids(self) -> list[str]:
-        service = self.aws.call("ecs", "describe_services", cluster=CLUSTER, services=[SERVICE])["services"][0]
+        service = self.aws.call("ecs", "describe_services", cluster=CLUSTER, services=[SERVICE])["services"][
+            0
+        ]
         return [d["id"] for d in service["deployments"]]
 
     def forget_moto_backups_of_the_copy(self) -> None:
         """moto snapshots each new instance as ``rds:<name>-<wall-clock minute>``: a second restore
         as ``-next`` within the same real minute would collide (AWS has no such limit)."""
-        for snapshot in self.aws.paginate("rds", "describe_db_snapshots", "DBSnapshots", SnapshotType="automated"):
+        for snapshot in self.aws.paginate(
+            "rds", "describe_db_snapshots", "DBSnapshots", SnapshotType="automated"
+        ):
             if snapshot["DBSnapshotIdentifier"].startswith(f"rds:{NEXT}-"):
-                self.aws.call("rds", "delete_db_snapshot", DBSnapshotIdentifier=snapshot["DBSnapshotIdentifier"])
+                self.aws.call(
+                    "rds", "delete_db_snapshot", DBSnapshotIdentifier=snapshot["DBSnapshotIdentifier"]
+                )
 
     def after_lease_expiry(self) -> None:
         self.clock.advance(minutes=self.options.lease_minutes + 1)
@@ -125,6 +151,7 @@ def crash_at(step: str) -> Callable[[str], None]:
     def hook(done: str) -> None:
         if done == step:
             raise SimulatedCrash(step)
+
     return hook
 
 
@@ -138,9 +165,12 @@ def store(tmp_path: Path) -> Iterator[Database]:
 
 @pytest.fixture
 def harness(seeded_aws: AwsGateway, config: Config, clock: FrozenClock, store: Database) -> Harness:
-    options = prepare_simulated_refresh(seeded_aws, config, now=clock.now(), dsn_for_next=COPY_DSN,
-                                        shared_server=False)
-    return Harness(aws=seeded_aws, config=config, clock=clock, db=store, options=options, anonymizer=FakeAnonymizer())
+    options = prepare_simulated_refresh(
+        seeded_aws, config, now=clock.now(), dsn_for_next=COPY_DSN, shared_server=False
+    )
+    return Harness(
+        aws=seeded_aws, config=config, clock=clock, db=store, options=options, anonymizer=FakeAnonymizer()
+    )
 
 
 def assert_refreshed(h: Harness, *, by: str) -> None:
@@ -167,7 +197,9 @@ def test_full_refresh_swaps_in_an_anonymized_private_copy_and_redeploys_staging(
     assert_refreshed(harness, by=str(report.run_id))
     staging = harness.instances()[STAGING]
     assert staging["PubliclyAccessible"] is False
-    assert [g["VpcSecurityGroupId"] for g in staging["VpcSecurityGroups"]] == list(harness.options.security_group_ids)
+    assert [g["VpcSecurityGroupId"] for g in staging["VpcSecurityGroups"]] == list(
+        harness.options.security_group_ids
+    )
     assert {"Key": "Environment", "Value": "staging"} in staging["TagList"]
     assert staging["DBInstanceClass"] == "db.m7g.large"
     # The service was redeployed (it reads the new credentials when its tasks start).
@@ -203,8 +235,9 @@ def test_the_new_master_password_is_stored_pending_until_the_swap_and_never_show
 
     def peek(step: str) -> None:
         if step == "password":
-            versions = harness.aws.call("secretsmanager", "list_secret_version_ids",
-                                        SecretId=options.master_secret_id)["Versions"]
+            versions = harness.aws.call(
+                "secretsmanager", "list_secret_version_ids", SecretId=options.master_secret_id
+            )["Versions"]
             passwords_seen.extend(v["VersionId"] for v in versions)
 
     report = harness.run(options=options, after_step=peek)
@@ -212,12 +245,17 @@ def test_the_new_master_password_is_stored_pending_until_the_swap_and_never_show
     assert report.outcome == "succeeded", report.headline
     token = version_token(str(report.run_id))
     assert token in passwords_seen
-    secret = harness.aws.call("secretsmanager", "get_secret_value", SecretId=options.master_secret_id,
-                              VersionId=token)
+    secret = harness.aws.call(
+        "secretsmanager", "get_secret_value", SecretId=options.master_secret_id, VersionId=token
+    )
     password = json.loads(secret["SecretString"])["password"]
     assert len(password) >= 32
-    stages = {v["VersionId"]: v["VersionStages"] for v in harness.aws.call(
-        "secretsmanager", "list_secret_version_ids", SecretId=options.master_secret_id)["Versions"]}
+    stages = {
+        v["VersionId"]: v["VersionStages"]
+        for v in harness.aws.call(
+            "secretsmanager", "list_secret_version_ids", SecretId=options.master_secret_id
+        )["Versions"]
+    }
     assert "AWSCURRENT" in stages[token]
     # The anonymizer connected to the copy's endpoint with the reset credentials…
     dsn = harness.anonymizer.calls[0]["dsn"]
@@ -252,7 +290,8 @@ def test_a_crash_after_any_step_is_resumed_by_the_next_run(harness: Harness, ste
 
 
 def test_a_crash_between_the_two_renames_is_finished_by_the_next_run(
-        harness: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
     real_rename = refresh_rds.rename
 
     def dies_before_renaming_the_copy(aws: AwsGateway, *, identifier: str, new_identifier: str) -> None:
@@ -292,7 +331,8 @@ def test_a_crash_while_anonymizing_deletes_the_half_masked_copy_and_starts_afres
 
 
 def test_a_crash_while_deleting_a_failed_copy_is_never_resumed_into_a_second_anonymization(
-        harness: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
     harness.anonymizer.result = Verification(ok=False, summary="patients.email: 3 original values survived")
     real_delete = refresh_rds.delete
 
@@ -355,7 +395,9 @@ def test_a_failed_verification_never_swaps_and_deletes_the_copy(harness: Harness
 
 
 def test_an_anonymizer_error_is_a_failed_verification_reported_without_its_text(harness: Harness) -> None:
-    harness.anonymizer.raises = RuntimeError("connection to postgresql://admin:hunter2@10.0.0.5 failed: Jane Doe")
+    harness.anonymizer.raises = RuntimeError(
+        "connection to postgresql://admin:hunter2@10.0.0.5 failed: Jane Doe"
+    )
 
     report = harness.run()
 
@@ -374,9 +416,16 @@ def backup_retention(h: Harness, name: str) -> int:
     return int(instance["BackupRetentionPeriod"])
 
 
-def test_the_copy_keeps_no_backup_while_unmasked_and_staging_gets_its_retention_back(harness: Harness) -> None:
-    harness.aws.call("rds", "modify_db_instance", DBInstanceIdentifier=STAGING, BackupRetentionPeriod=3,
-                     ApplyImmediately=True)
+def test_the_copy_keeps_no_backup_while_unmasked_and_staging_gets_its_retention_back(
+    harness: Harness,
+) -> None:
+    harness.aws.call(
+        "rds",
+        "modify_db_instance",
+        DBInstanceIdentifier=STAGING,
+        BackupRetentionPeriod=3,
+        ApplyImmediately=True,
+    )
     assert backup_retention(harness, "menotime-prod") == 7  # what the restored copy starts with
     seen: dict[str, int] = {}
 
@@ -403,8 +452,13 @@ def test_without_a_staging_to_copy_from_backups_come_back_at_seven_days(harness:
 
     def restored_with_prods_retention(step: str) -> None:
         if step == "restore":  # whatever prod's snapshot carried; moto restores its own default
-            harness.aws.call("rds", "modify_db_instance", DBInstanceIdentifier=NEXT, BackupRetentionPeriod=2,
-                             ApplyImmediately=True)
+            harness.aws.call(
+                "rds",
+                "modify_db_instance",
+                DBInstanceIdentifier=NEXT,
+                BackupRetentionPeriod=2,
+                ApplyImmediately=True,
+            )
 
     report = harness.run(after_step=restored_with_prods_retention)
 
@@ -412,10 +466,15 @@ def test_without_a_staging_to_copy_from_backups_come_back_at_seven_days(harness:
     assert backup_retention(harness, STAGING) == 7
 
 
-def test_a_failed_verification_never_turns_backups_back_on(harness: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failed_verification_never_turns_backups_back_on(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
     turned_on: list[tuple[str, int]] = []
-    monkeypatch.setattr(refresh_rds, "set_backup_retention",
-                        lambda aws, *, identifier, days: turned_on.append((identifier, days)))
+    monkeypatch.setattr(
+        refresh_rds,
+        "set_backup_retention",
+        lambda aws, *, identifier, days: turned_on.append((identifier, days)),
+    )
     harness.anonymizer.result = Verification(ok=False, summary="patients.email: 1 original value survived")
 
     report = harness.run()
@@ -457,15 +516,27 @@ def test_the_lock_is_renewed_while_anonymizing_so_a_manual_run_cannot_take_it(ha
         for table in range(6):  # twice the lock's lifetime in all
             harness.clock.advance(minutes=harness.options.lease_minutes / 3)
             on_progress(f"masking table {table}")
-        manual.append(refresh_staging(db=harness.db, aws=harness.aws, clock=harness.clock, config=harness.config,
-                                      options=harness.options, anonymize_step=FakeAnonymizer(),
-                                      database_gate=harness.gate, sleep=lambda _s: None, requested_by="U0OPS"))
+        manual.append(
+            refresh_staging(
+                db=harness.db,
+                aws=harness.aws,
+                clock=harness.clock,
+                config=harness.config,
+                options=harness.options,
+                anonymize_step=FakeAnonymizer(),
+                database_gate=harness.gate,
+                sleep=lambda _s: None,
+                requested_by="U0OPS",
+            )
+        )
 
     harness.anonymizer.meanwhile = long_masking
 
     report = harness.run()
 
-    assert [m.outcome for m in manual] == ["refused"] and "another staging refresh is running" in manual[0].headline
+    assert [m.outcome for m in manual] == ["refused"] and "another staging refresh is running" in manual[
+        0
+    ].headline
     assert report.outcome == "succeeded", report.headline
     assert run_tag(harness.instances()[STAGING]) == report.run_id and NEXT not in harness.instances()
 
@@ -476,8 +547,14 @@ def test_a_run_that_lost_its_lock_stops_before_swapping(harness: Harness) -> Non
 
     def stalls_then_another_run_takes_the_lock(_on_progress: Callable[[str], None]) -> None:
         harness.after_lease_expiry()  # no progress reported meanwhile: the lock expires
-        Leases(harness.db).acquire(env=LEASE_KEY, holder="manual-run", action="refresh", user="U0OPS",
-                                   now=harness.clock.now(), ttl=timedelta(minutes=harness.options.lease_minutes))
+        Leases(harness.db).acquire(
+            env=LEASE_KEY,
+            holder="manual-run",
+            action="refresh",
+            user="U0OPS",
+            now=harness.clock.now(),
+            ttl=timedelta(minutes=harness.options.lease_minutes),
+        )
 
     harness.anonymizer.meanwhile = stalls_then_another_run_takes_the_lock
     deployments_before = harness.deployment_ids()
@@ -495,18 +572,30 @@ def test_a_run_that_lost_its_lock_stops_before_swapping(harness: Harness) -> Non
 
 
 def test_no_automated_snapshot_is_refused_and_creates_nothing(harness: Harness) -> None:
-    snapshots = harness.aws.paginate("rds", "describe_db_snapshots", "DBSnapshots",
-                                     DBInstanceIdentifier="menotime-prod", SnapshotType="automated")
+    snapshots = harness.aws.paginate(
+        "rds",
+        "describe_db_snapshots",
+        "DBSnapshots",
+        DBInstanceIdentifier="menotime-prod",
+        SnapshotType="automated",
+    )
     for snapshot in snapshots:
         harness.aws.call("rds", "delete_db_snapshot", DBSnapshotIdentifier=snapshot["DBSnapshotIdentifier"])
-    harness.aws.call("rds", "create_db_snapshot", DBInstanceIdentifier="menotime-prod",
-                     DBSnapshotIdentifier="menotime-prod-manual")  # a manual one is not taken instead
+    harness.aws.call(
+        "rds",
+        "create_db_snapshot",
+        DBInstanceIdentifier="menotime-prod",
+        DBSnapshotIdentifier="menotime-prod-manual",
+    )  # a manual one is not taken instead
     before = set(harness.instances())
 
     report = harness.run()
 
     assert report.outcome == "refused"
-    assert "no automated snapshot of menotime-prod" in report.headline and "Nothing was created" in report.headline
+    assert (
+        "no automated snapshot of menotime-prod" in report.headline
+        and "Nothing was created" in report.headline
+    )
     assert set(harness.instances()) == before
     assert harness.anonymizer.calls == []
     with pytest.raises(ClientError):
@@ -514,8 +603,12 @@ def test_no_automated_snapshot_is_refused_and_creates_nothing(harness: Harness) 
 
 
 def test_a_missing_salt_secret_is_refused_before_anything_is_created(harness: Harness) -> None:
-    harness.aws.call("secretsmanager", "delete_secret", SecretId=harness.options.salt_secret_id,
-                     ForceDeleteWithoutRecovery=True)
+    harness.aws.call(
+        "secretsmanager",
+        "delete_secret",
+        SecretId=harness.options.salt_secret_id,
+        ForceDeleteWithoutRecovery=True,
+    )
 
     report = harness.run()
 
@@ -524,9 +617,13 @@ def test_a_missing_salt_secret_is_refused_before_anything_is_created(harness: Ha
     assert NEXT not in harness.instances() and harness.anonymizer.calls == []
 
 
-def test_an_rds_error_is_reported_and_the_copy_deleted(harness: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_rds_error_is_reported_and_the_copy_deleted(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
     def refused(*_a: Any, **_k: Any) -> None:
-        raise ClientError({"Error": {"Code": "InvalidDBInstanceState", "Message": "busy"}}, "ModifyDBInstance")
+        raise ClientError(
+            {"Error": {"Code": "InvalidDBInstanceState", "Message": "busy"}}, "ModifyDBInstance"
+        )
 
     monkeypatch.setattr(refresh_rds, "reset_master_password", refused)
 
@@ -555,12 +652,16 @@ def test_a_copy_that_never_becomes_available_times_out_and_is_deleted(harness: H
     assert NEXT not in harness.instances() and run_tag(harness.instances()[STAGING]) is None
 
 
-def test_a_failed_second_rename_puts_the_old_staging_back(harness: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failed_second_rename_puts_the_old_staging_back(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
     real_rename = refresh_rds.rename
 
     def refuses_the_copy(aws: AwsGateway, *, identifier: str, new_identifier: str) -> None:
         if identifier == NEXT:
-            raise ClientError({"Error": {"Code": "InvalidDBInstanceState", "Message": "no"}}, "ModifyDBInstance")
+            raise ClientError(
+                {"Error": {"Code": "InvalidDBInstanceState", "Message": "no"}}, "ModifyDBInstance"
+            )
         real_rename(aws, identifier=identifier, new_identifier=new_identifier)
 
     monkeypatch.setattr(refresh_rds, "rename", refuses_the_copy)
@@ -574,8 +675,16 @@ def test_a_failed_second_rename_puts_the_old_staging_back(harness: Harness, monk
 
 
 def test_a_leftover_copy_not_made_by_a_refresh_is_not_deleted(harness: Harness) -> None:
-    harness.aws.call("rds", "create_db_instance", DBInstanceIdentifier=NEXT, DBInstanceClass="db.t3.micro",
-                     Engine="postgres", MasterUsername="someone", MasterUserPassword="x" * 16, AllocatedStorage=20)
+    harness.aws.call(
+        "rds",
+        "create_db_instance",
+        DBInstanceIdentifier=NEXT,
+        DBInstanceClass="db.t3.micro",
+        Engine="postgres",
+        MasterUsername="someone",
+        MasterUserPassword="x" * 16,
+        AllocatedStorage=20,
+    )
 
     report = harness.run()
 
@@ -633,14 +742,28 @@ def test_the_replaced_instance_is_deleted_by_the_first_run_more_than_24_hours_la
 def test_the_job_spec_runs_through_a_job_context(harness: Harness, sqlite_url: str) -> None:
     [spec] = SPECS
     assert (spec.name, spec.env, spec.options_key) == ("staging-refresh", "staging", "staging-refresh")
-    section = harness.options.model_dump(mode="json", exclude={"dsn_overrides", "poll_seconds", "wait_minutes"})
+    section = harness.options.model_dump(
+        mode="json", exclude={"dsn_overrides", "poll_seconds", "wait_minutes"}
+    )
     config = load_config(overrides={**TEST_ROLES, "jobs": {"options": {"staging-refresh": section}}})
     options = spec.options(config)
-    assert isinstance(options, RefreshOptions) and options.security_group_ids == harness.options.security_group_ids
+    assert (
+        isinstance(options, RefreshOptions)
+        and options.security_group_ids == harness.options.security_group_ids
+    )
     progress: list[Any] = []
-    ctx = JobContext(settings=Settings(database_url=sqlite_url), config=config, db=harness.db, aws=harness.aws,
-                     clock=harness.clock, notifier=None, options=options, run_id=7,  # type: ignore[arg-type]
-                     dry_run=True, progress=progress.append)
+    ctx = JobContext(
+        settings=Settings(database_url=sqlite_url),
+        config=config,
+        db=harness.db,
+        aws=harness.aws,
+        clock=harness.clock,
+        notifier=None,
+        options=options,
+        run_id=7,  # type: ignore[arg-type]
+        dry_run=True,
+        progress=progress.append,
+    )
 
     report = spec.run(ctx)
 
@@ -653,7 +776,9 @@ def test_the_job_spec_runs_through_a_job_context(harness: Harness, sqlite_url: s
 
 
 def test_a_bad_option_is_a_config_error_naming_it() -> None:
-    config = load_config(overrides={**TEST_ROLES, "jobs": {"options": {"staging-refresh": {"poll_seconds": 0}}}})
+    config = load_config(
+        overrides={**TEST_ROLES, "jobs": {"options": {"staging-refresh": {"poll_seconds": 0}}}}
+    )
 
     with pytest.raises(ConfigError, match=r"jobs\.options\.staging-refresh\.poll_seconds"):
         SPECS[0].options(config)
@@ -680,7 +805,8 @@ class RecordingNotifier:
 
 
 def test_jobs_run_staging_refresh_swaps_staging_with_one_living_progress_message(
-        harness: Harness, sqlite_url: str) -> None:
+    harness: Harness, sqlite_url: str
+) -> None:
     from bot.core import build_core
     from bot.scheduler import JobRunner
 
@@ -689,8 +815,15 @@ def test_jobs_run_staging_refresh_swaps_staging_with_one_living_progress_message
     section = harness.options.model_dump(mode="json")
     config = load_config(overrides={**TEST_ROLES, "jobs": {"options": {"staging-refresh": section}}})
     notifier = RecordingNotifier()
-    core = build_core(Settings(database_url=sqlite_url), config=config, aws=harness.aws, clock=harness.clock,
-                      notifier=notifier, migrate_schema=True, jobs=(spec,))
+    core = build_core(
+        Settings(database_url=sqlite_url),
+        config=config,
+        aws=harness.aws,
+        clock=harness.clock,
+        notifier=notifier,
+        migrate_schema=True,
+        jobs=(spec,),
+    )
     try:
         done = JobRunner(core).run("staging-refresh", trigger="manual", requested_by="U0OPS")
     finally:

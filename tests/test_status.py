@@ -83,7 +83,9 @@ class TestSeededPlatform:
 
     def test_status_answers_in_the_order_asked(self, platform: Platform, config: Config) -> None:
         aws, _ = platform
-        deploy = DeploySummary(who="U0RELMGR", image_tag="v1.5.0", revision=3, finished_at=AT, outcome="succeeded")
+        deploy = DeploySummary(
+            who="U0RELMGR", image_tag="v1.5.0", revision=3, finished_at=AT, outcome="succeeded"
+        )
         envs = [config.env("prod"), config.env("dev"), config.env("staging")]
 
         result = status(envs=envs, aws=aws, asked_by="U0ONCALL1", at=AT, last_deploys={"prod": deploy})
@@ -95,7 +97,9 @@ class TestSeededPlatform:
         assert (result.asked_by, result.at) == ("U0ONCALL1", AT)
         assert StatusResult.template == "status" and StatusResult.audience == "in_channel"
 
-    def test_alarms_are_filtered_to_the_env_and_to_alarm_state(self, platform: Platform, config: Config) -> None:
+    def test_alarms_are_filtered_to_the_env_and_to_alarm_state(
+        self, platform: Platform, config: Config
+    ) -> None:
         aws, _ = platform
         # moto ignores StateValue when AlarmNamePrefix is given: OK alarms come back and must be dropped.
         staging = env_status(env=config.env("staging"), aws=aws)
@@ -103,9 +107,15 @@ class TestSeededPlatform:
 
     def test_render_slack_and_text(self, platform: Platform, config: Config) -> None:
         aws, _ = platform
-        deploy = DeploySummary(who="U0RELMGR", image_tag="v1.5.0", revision=3, finished_at=AT, outcome="succeeded")
+        deploy = DeploySummary(
+            who="U0RELMGR", image_tag="v1.5.0", revision=3, finished_at=AT, outcome="succeeded"
+        )
         result = status(
-            envs=list(config.environments.values()), aws=aws, asked_by="U0ONCALL1", at=AT, last_deploys={"prod": deploy}
+            envs=list(config.environments.values()),
+            aws=aws,
+            asked_by="U0ONCALL1",
+            at=AT,
+            last_deploys={"prod": deploy},
         )
 
         slack = render_slack(result)
@@ -116,7 +126,10 @@ class TestSeededPlatform:
         assert "autoscaling 2–4" in flat and "manual 1–2" in flat
         assert "db.m7g.large · 1000 GB" in flat
         assert "by <@U0RELMGR>" in flat and "none seen" in flat
-        assert slack["blocks"][-1]["elements"][0]["text"] == "asked by <@U0ONCALL1> at 2026-11-25 10:46 PST (18:46 UTC)"
+        assert (
+            slack["blocks"][-1]["elements"][0]["text"]
+            == "asked by <@U0ONCALL1> at 2026-11-25 10:46 PST (18:46 UTC)"
+        )
 
         text = render_text(result)
         assert "2 running / 2 desired / 0 pending" in text
@@ -139,12 +152,17 @@ def test_a_deleted_service_is_a_sentence_not_an_exception(
 
     assert result.service is None
     assert result.service_problem is not None
-    assert "menotime-prod-service" in result.service_problem and "menotime-prod-cluster" in result.service_problem
+    assert (
+        "menotime-prod-service" in result.service_problem
+        and "menotime-prod-cluster" in result.service_problem
+    )
     assert result.database is not None  # the rest of the environment is still reported
     assert result.health == "failing"
 
 
-def test_missing_service_cluster_and_database_are_named(aws: AwsGateway, config: Config, seeded: SeedReport) -> None:
+def test_missing_service_cluster_and_database_are_named(
+    aws: AwsGateway, config: Config, seeded: SeedReport
+) -> None:
     prod = config.env("prod")
     no_service = prod.model_copy(update={"service": "menotime-prod-nope"})
     no_cluster = prod.model_copy(update={"cluster": "menotime-prod-gone"})
@@ -206,7 +224,9 @@ def test_unreachable_aws_raises_aws_unavailable(config: Config) -> None:
         max_attempts=1,
     )
     with pytest.raises(AwsUnavailable) as raised:
-        status(envs=[config.env("prod"), config.env("dev")], aws=nowhere, asked_by="U1", at=AT, last_deploys={})
+        status(
+            envs=[config.env("prod"), config.env("dev")], aws=nowhere, asked_by="U1", at=AT, last_deploys={}
+        )
     assert raised.value.message.startswith("AWS did not answer")
 
 
@@ -243,8 +263,12 @@ def test_markup_in_cloudwatch_alarm_text_is_inert_in_status(config: Config) -> N
 
     class Hostile(_PagedAlarms):
         def call(self, service: str, operation: str, /, **params: Any) -> dict[str, Any]:
-            alarm = {"StateValue": "ALARM", "StateUpdatedTimestamp": AT,
-                     "AlarmName": "menotime-prod-<@U123ABC>-<!channel>", "StateReason": "paging <!here>"}
+            alarm = {
+                "StateValue": "ALARM",
+                "StateUpdatedTimestamp": AT,
+                "AlarmName": "menotime-prod-<@U123ABC>-<!channel>",
+                "StateReason": "paging <!here>",
+            }
             return {"MetricAlarms": [alarm]}
 
     [alarm] = _alarms(env=config.env("prod"), aws=Hostile())  # type: ignore[arg-type]
@@ -260,10 +284,23 @@ def test_markup_in_ecs_service_events_and_rollout_reasons_is_inert(config: Confi
     from bot.ecs import _deployments, _events
     from bot.status import _service
 
-    svc = {"status": "ACTIVE", "runningCount": 1, "desiredCount": 1, "pendingCount": 0, "taskDefinition": "",
-           "deployments": [{"id": "ecs-svc/1", "status": "PRIMARY", "rolloutState": "FAILED",
-                            "rolloutStateReason": "task <@U123ABC> failed", "createdAt": AT}],
-           "events": [{"createdAt": AT, "message": "(service x) <@U123ABC> has reached a steady state."}]}
+    svc = {
+        "status": "ACTIVE",
+        "runningCount": 1,
+        "desiredCount": 1,
+        "pendingCount": 0,
+        "taskDefinition": "",
+        "deployments": [
+            {
+                "id": "ecs-svc/1",
+                "status": "PRIMARY",
+                "rolloutState": "FAILED",
+                "rolloutStateReason": "task <@U123ABC> failed",
+                "createdAt": AT,
+            }
+        ],
+        "events": [{"createdAt": AT, "message": "(service x) <@U123ABC> has reached a steady state."}],
+    }
 
     class Ecs:
         def call(self, service: str, operation: str, /, **params: Any) -> dict[str, Any]:
@@ -271,8 +308,12 @@ def test_markup_in_ecs_service_events_and_rollout_reasons_is_inert(config: Confi
 
     found, _ = _service(env=config.env("prod"), aws=Ecs())  # type: ignore[arg-type]
     assert found is not None
-    texts = [found.rollout_reason or "", *(e.message for e in found.events),
-             *(d.rollout_reason or "" for d in _deployments(svc)), *(e.message for e in _events(svc))]
+    texts = [
+        found.rollout_reason or "",
+        *(e.message for e in found.events),
+        *(d.rollout_reason or "" for d in _deployments(svc)),
+        *(e.message for e in _events(svc)),
+    ]
     shown = json.dumps([mrkdwn_escape(t) for t in texts], ensure_ascii=False)
     assert "<@U123ABC>" not in shown and "<!here>" not in shown
     assert len(texts) == 4 and all("U123ABC" in t for t in texts)
@@ -300,9 +341,17 @@ def _env(name: str, **changes: Any) -> EnvStatus:
     base = EnvStatus(
         env=name,
         service=ServiceStatus(
-            running=2, desired=2, pending=0, task_family=f"menotime-backend-{name}", revision=7,
-            image=f"repo/menotime-backend:{name}-tag", image_tag=f"{name}-tag", rollout_state="COMPLETED",
-            rollout_reason=None, deployments=1, events=(),
+            running=2,
+            desired=2,
+            pending=0,
+            task_family=f"menotime-backend-{name}",
+            revision=7,
+            image=f"repo/menotime-backend:{name}-tag",
+            image_tag=f"{name}-tag",
+            rollout_state="COMPLETED",
+            rollout_reason=None,
+            deployments=1,
+            events=(),
         ),
         service_problem=None,
         scaling=ScalingStatus(autoscaled=False, min=1, max=2),
@@ -315,7 +364,9 @@ def _env(name: str, **changes: Any) -> EnvStatus:
 
 
 def test_many_alarms_are_capped_and_markup_is_escaped() -> None:
-    alarms = tuple(AlarmSummary(name=f"menotime-prod-<!channel>-{i}", reason="<b>", since=AT) for i in range(8))
+    alarms = tuple(
+        AlarmSummary(name=f"menotime-prod-<!channel>-{i}", reason="<b>", since=AT) for i in range(8)
+    )
     result = StatusResult(envs=(_env("prod", alarms=alarms),), asked_by="U1", at=AT)
 
     slack = render_slack(result)
@@ -354,7 +405,9 @@ def test_refused_scaling_and_alarm_reads_are_sentences_not_crashes(config: Confi
 
         def call(self, service: str, operation: str, /, **params: Any) -> dict[str, Any]:
             if service == "cloudwatch":
-                raise ClientError({"Error": {"Code": "AccessDenied", "Message": "arn:aws:iam::1:role/x"}}, operation)
+                raise ClientError(
+                    {"Error": {"Code": "AccessDenied", "Message": "arn:aws:iam::1:role/x"}}, operation
+                )
             return self.inner.call(service, operation, **params)
 
         def paginate(self, service: str, operation: str, key: str, /, **params: Any) -> list[Any]:

@@ -34,11 +34,13 @@ def test_readyz_is_503_when_the_database_is_unreachable(tmp_path: Path) -> None:
 
 
 def test_socket_mode_needs_an_app_token() -> None:
-    result = CliRunner().invoke(cli, ["socket"], env={"SLACK_BOT_TOKEN": "xoxb-x", "SLACK_SIGNING_SECRET": "s"})
+    result = CliRunner().invoke(
+        cli, ["socket"], env={"SLACK_BOT_TOKEN": "xoxb-x", "SLACK_SIGNING_SECRET": "s"}
+    )
     assert result.exit_code == 2 and "SLACK_APP_TOKEN" in result.output
 
 
-def test_socket_mode_serves_metrics_only_on_metrics_port(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+def test_socket_mode_serves_metrics_only_on_metrics_port(tmp_path: Path, monkeypatch) -> None:
     """Socket Mode has no public Slack URL but still a health port: METRICS_PORT moves /metrics off it."""
     import socket as sockets
     import time
@@ -72,9 +74,18 @@ def test_socket_mode_serves_metrics_only_on_metrics_port(tmp_path: Path, monkeyp
             pass
 
     monkeypatch.setattr(socket_mode, "SocketModeHandler", FakeSocketMode)
-    result = CliRunner().invoke(cli, ["socket", "--host", "127.0.0.1"], env={
-        "SLACK_BOT_TOKEN": "xoxb-x", "SLACK_SIGNING_SECRET": "s", "SLACK_APP_TOKEN": "xapp-x",
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'socket.db'}", "PORT": str(port), "METRICS_PORT": str(metrics_port),
-        "SLACK_API_URL": "http://127.0.0.1:9/api/"})
+    result = CliRunner().invoke(
+        cli,
+        ["socket", "--host", "127.0.0.1"],
+        env={
+            "SLACK_BOT_TOKEN": "xoxb-x",
+            "SLACK_SIGNING_SECRET": "s",
+            "SLACK_APP_TOKEN": "xapp-x",
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'socket.db'}",
+            "PORT": str(port),
+            "METRICS_PORT": str(metrics_port),
+            "SLACK_API_URL": "http://127.0.0.1:9/api/",
+        },
+    )
     assert result.exit_code == 0, result.output
     assert seen == {"health": 200, "main": 404, "metrics": 200}

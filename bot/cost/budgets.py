@@ -45,7 +45,9 @@ def _count_from_database(dsn: str, query: str) -> PatientCount:
             value = conn.execute(text(query)).scalar()
     except SQLAlchemyError as exc:
         # The driver's text may hold the DSN or data: only its class is reported.
-        return PatientCount(value=None, source="unknown", problem=f"the patient query failed ({type(exc).__name__})")
+        return PatientCount(
+            value=None, source="unknown", problem=f"the patient query failed ({type(exc).__name__})"
+        )
     finally:
         engine.dispose()
     try:
@@ -53,7 +55,9 @@ def _count_from_database(dsn: str, query: str) -> PatientCount:
     except (TypeError, ValueError):
         return PatientCount(value=None, source="unknown", problem="the patient query did not return a number")
     if number < 0:
-        return PatientCount(value=None, source="unknown", problem="the patient query returned a negative number")
+        return PatientCount(
+            value=None, source="unknown", problem="the patient query returned a negative number"
+        )
     return PatientCount(value=number, source="database")
 
 

@@ -38,12 +38,19 @@ def render_chart(chart: ChartData, *, dpi: int = 100) -> bytes:
         if label not in budgets:
             continue
         stacked += budgets[label]
-        axes.axhline(stacked, color=colours[label], linestyle="--", linewidth=1.2,
-                     label=rf"{label} budget \${budgets[label]:,.0f} (stacked: \${stacked:,.0f})")
+        axes.axhline(
+            stacked,
+            color=colours[label],
+            linestyle="--",
+            linewidth=1.2,
+            label=rf"{label} budget \${budgets[label]:,.0f} (stacked: \${stacked:,.0f})",
+        )
     top = max([stacked, *bottom, 1.0])
     axes.set_ylim(0, top * 1.12)
     if not chart.has_data:
-        axes.text(0.5, 0.5, "no cost data", transform=axes.transAxes, ha="center", va="center", color="#666666")
+        axes.text(
+            0.5, 0.5, "no cost data", transform=axes.transAxes, ha="center", va="center", color="#666666"
+        )
     axes.set_xticks(positions, [f"{m:%b %Y}" for m in chart.months])
     axes.set_ylabel("USD (unblended, estimated)")
     axes.set_title(chart.title)

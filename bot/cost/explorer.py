@@ -85,8 +85,9 @@ def forecast_query(*, start: date, end: date, tag_key: str, env: str) -> dict[st
 def cache_key(operation: str, query: dict[str, Any], *, source: str = "") -> str:
     """The query's identity; ``source`` (the AWS endpoint it went to) keeps a simulator's answers
     and the real account's apart in one database."""
-    canonical = json.dumps({"operation": operation, "query": query, "source": source}, sort_keys=True,
-                           separators=(",", ":"))
+    canonical = json.dumps(
+        {"operation": operation, "query": query, "source": source}, sort_keys=True, separators=(",", ":")
+    )
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -108,10 +109,19 @@ def parse_usage(answer: dict[str, Any]) -> Usage:
 
 
 class CostExplorer:
-    def __init__(self, *, aws: AwsGateway, db: Database, clock: Clock, ttl: timedelta,
-                 forecast_call: ForecastCall | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        aws: AwsGateway,
+        db: Database,
+        clock: Clock,
+        ttl: timedelta,
+        forecast_call: ForecastCall | None = None,
+    ) -> None:
         self._aws, self._db, self._clock, self._ttl = aws, db, clock, ttl
-        self._forecast_call = forecast_call or (lambda query: self._aws.call("ce", "get_cost_forecast", **query))
+        self._forecast_call = forecast_call or (
+            lambda query: self._aws.call("ce", "get_cost_forecast", **query)
+        )
 
     def usage(self, *, start: date, end: date, granularity: Granularity, tag_key: str) -> Usage:
         query = usage_query(start=start, end=end, granularity=granularity, tag_key=tag_key)
@@ -130,14 +140,18 @@ class CostExplorer:
         results: list[dict[str, Any]] = []
         token: str | None = None
         for _ in range(_MAX_PAGES):
-            page = self._aws.call("ce", "get_cost_and_usage", **query, **({"NextPageToken": token} if token else {}))
+            page = self._aws.call(
+                "ce", "get_cost_and_usage", **query, **({"NextPageToken": token} if token else {})
+            )
             results.extend(page.get("ResultsByTime", []))
             token = page.get("NextPageToken")
             if not token:
                 break
         return {"ResultsByTime": _merge_periods(results)}
 
-    def _cached(self, operation: str, query: dict[str, Any], fetch: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    def _cached(
+        self, operation: str, query: dict[str, Any], fetch: Callable[[], dict[str, Any]]
+    ) -> dict[str, Any]:
         key, now = cache_key(operation, query, source=self._aws.source), self._clock.now()
         with self._db.session(write=False) as session:
             row = session.get(CostCacheEntry, key)
@@ -146,8 +160,16 @@ class CostExplorer:
         answer = _guarded(fetch)
         with self._db.session() as session:
             # merge: a concurrent report may have cached the same query a moment ago; the newer wins.
-            session.merge(CostCacheEntry(key=key, operation=operation, query=query, answer=answer, fetched_at=now,
-                                         expires_at=now + self._ttl))
+            session.merge(
+                CostCacheEntry(
+                    key=key,
+                    operation=operation,
+                    query=query,
+                    answer=answer,
+                    fetched_at=now,
+                    expires_at=now + self._ttl,
+                )
+            )
         return answer
 
 

@@ -16,21 +16,32 @@ class CostOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     cache_ttl_hours: float = Field(
-        default=12, gt=0, le=24 * 31,
-        description="how long a Cost Explorer answer is reused (each request costs $0.01)")
-    tag_key: str = Field(default="Environment", min_length=1, max_length=128,
-                         description="the cost-allocation tag whose value names the environment")
+        default=12,
+        gt=0,
+        le=24 * 31,
+        description="how long a Cost Explorer answer is reused (each request costs $0.01)",
+    )
+    tag_key: str = Field(
+        default="Environment",
+        min_length=1,
+        max_length=128,
+        description="the cost-allocation tag whose value names the environment",
+    )
     patients: int | None = Field(default=None, ge=0, description="prod's active patients, as a fixed number")
     patients_dsn: SecretStr | None = Field(
-        default=None, description="SQLAlchemy URL of the database that counts prod's active patients")
+        default=None, description="SQLAlchemy URL of the database that counts prod's active patients"
+    )
     patients_query: str | None = Field(
-        default=None, min_length=1, description="SQL returning one number: the active patients")
+        default=None, min_length=1, description="SQL returning one number: the active patients"
+    )
     forecast: Literal["cost_explorer", "run_rate", "off"] = Field(
         default="cost_explorer",
-        description="month-end forecast: Cost Explorer's GetCostForecast, the month-to-date run rate, or none")
+        description="month-end forecast: Cost Explorer's GetCostForecast, the month-to-date run rate, or none",
+    )
     top_n: int = Field(default=5, ge=1, le=20, description="services listed as top drivers and top movers")
-    spike_ratio: float = Field(default=1.25, gt=1,
-                               description="a day is a spike above this many times its trailing average")
+    spike_ratio: float = Field(
+        default=1.25, gt=1, description="a day is a spike above this many times its trailing average"
+    )
     trailing_days: int = Field(default=14, ge=3, le=60, description="days in the trailing average")
 
     @model_validator(mode="after")

@@ -200,8 +200,10 @@ class CostDigest:
         over = [row.env for row in self.rows if row.mtd_status == "over"]
         flags = f"; over budget: {', '.join(over)}" if over else ""
         gaps = f"; {len(self.missing)} figure(s) missing" if self.missing else ""
-        return (f"Cost digest to {self.through}: ${self.week_total:,.2f} this week, ${self.mtd_total:,.2f} "
-                f"month to date{flags}{gaps}")
+        return (
+            f"Cost digest to {self.through}: ${self.week_total:,.2f} this week, ${self.mtd_total:,.2f} "
+            f"month to date{flags}{gaps}"
+        )
 
 
 @dataclass(frozen=True)

@@ -48,7 +48,10 @@ _SPLIT: tuple[tuple[str, float], ...] = (
     ("AmazonCloudWatch", 0.03),
     ("AWS Data Transfer", 0.02),
 )
-_UNTAGGED_SPLIT: tuple[tuple[str, float], ...] = (("AWS Key Management Service", 0.6), ("Amazon Route 53", 0.4))
+_UNTAGGED_SPLIT: tuple[tuple[str, float], ...] = (
+    ("AWS Key Management Service", 0.6),
+    ("Amazon Route 53", 0.4),
+)
 _GROWTH_PER_MONTH = 0.03
 _SPIKE_ENV, _SPIKE_SERVICE, _SPIKE_DAYS_AGO, _SPIKE_USD = "dev", "EC2 - Other", 3, 9.0
 
@@ -71,8 +74,9 @@ def daily_cost(*, env: str | None, service: str, day: date, today: date) -> floa
     return round(amount, 4)
 
 
-def model_answer(query: dict[str, Any], *, envs: Iterable[str], today: date,
-                 tagged: bool = True) -> dict[str, Any]:
+def model_answer(
+    query: dict[str, Any], *, envs: Iterable[str], today: date, tagged: bool = True
+) -> dict[str, Any]:
     """The GetCostAndUsage answer the model gives to ``query`` (grouped by the tag and SERVICE)."""
     start = date.fromisoformat(query["TimePeriod"]["Start"])
     end = date.fromisoformat(query["TimePeriod"]["End"])
@@ -92,13 +96,17 @@ def model_answer(query: dict[str, Any], *, envs: Iterable[str], today: date,
                         key = (f"{tag_key}${owner or ''}" if tagged else f"{tag_key}$", service)
                         sums[key] = sums.get(key, 0.0) + amount
             day += timedelta(days=1)
-        periods.append({
-            "TimePeriod": {"Start": p_start.isoformat(), "End": p_end.isoformat()},
-            "Total": {},
-            "Groups": [{"Keys": list(k), "Metrics": {METRIC: {"Amount": f"{v:.4f}", "Unit": "USD"}}}
-                       for k, v in sorted(sums.items())],
-            "Estimated": p_end >= today,
-        })
+        periods.append(
+            {
+                "TimePeriod": {"Start": p_start.isoformat(), "End": p_end.isoformat()},
+                "Total": {},
+                "Groups": [
+                    {"Keys": list(k), "Metrics": {METRIC: {"Amount": f"{v:.4f}", "Unit": "USD"}}}
+                    for k, v in sorted(sums.items())
+                ],
+                "Estimated": p_end >= today,
+            }
+        )
     return {"ResultsByTime": periods, "DimensionValueAttributes": []}
 
 
@@ -106,8 +114,11 @@ def _periods(start: date, end: date, granularity: Granularity) -> list[tuple[dat
     spans = []
     cursor = start
     while cursor < end:
-        following = cursor + timedelta(days=1) if granularity == "DAILY" else figures.add_months(
-            figures.first_of_month(cursor), 1)
+        following = (
+            cursor + timedelta(days=1)
+            if granularity == "DAILY"
+            else figures.add_months(figures.first_of_month(cursor), 1)
+        )
         spans.append((cursor, min(following, end)))
         cursor = min(following, end)
     return spans
@@ -117,8 +128,10 @@ def bot_queries(*, today: date, options: CostOptions) -> list[dict[str, Any]]:
     """The GetCostAndUsage queries the monthly report and the weekly digest send on ``today``."""
     report_start, report_end = figures.report_window(today)
     digest_start, digest_end = figures.digest_window(today, options)
-    return [usage_query(start=report_start, end=report_end, granularity="MONTHLY", tag_key=options.tag_key),
-            usage_query(start=digest_start, end=digest_end, granularity="DAILY", tag_key=options.tag_key)]
+    return [
+        usage_query(start=report_start, end=report_end, granularity="MONTHLY", tag_key=options.tag_key),
+        usage_query(start=digest_start, end=digest_end, granularity="DAILY", tag_key=options.tag_key),
+    ]
 
 
 def queue_usage_results(gateway: AwsGateway, results: list[dict[str, Any]]) -> None:
@@ -133,10 +146,13 @@ def queue_usage_results(gateway: AwsGateway, results: list[dict[str, Any]]) -> N
         for result in results:
             moto_api_backend.set_ce_cost_usage(result=result, account_id=DEFAULT_ACCOUNT_ID)
         return
-    request = urllib.request.Request(f"{endpoint.rstrip('/')}{INJECTION_PATH}", method="POST",
-                                     data=json.dumps({"results": results}).encode(),
-                                     headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310 - the simulator's own endpoint
+    request = urllib.request.Request(
+        f"{endpoint.rstrip('/')}{INJECTION_PATH}",
+        method="POST",
+        data=json.dumps({"results": results}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as answer:
         if answer.status != 201:
             raise RuntimeError(f"moto refused the Cost Explorer results (HTTP {answer.status})")
 

@@ -60,8 +60,21 @@ MARKER_VERB = "audit-chain-keyed"
 MARKER_SOURCE = "audit"
 BOT_ACTOR = "menotime-bot"
 ACTOR_LENGTH = 64  # audit_events.actor
-EXPORT_FIELDS = ("seq", "at", "actor", "source", "verb", "env", "args", "rule", "outcome", "detail",
-                 "request_id", "prev_hash", "hash")
+EXPORT_FIELDS = (
+    "seq",
+    "at",
+    "actor",
+    "source",
+    "verb",
+    "env",
+    "args",
+    "rule",
+    "outcome",
+    "detail",
+    "request_id",
+    "prev_hash",
+    "hash",
+)
 
 
 class AuditKeyError(ConfigError):
@@ -74,8 +87,10 @@ class AuditKeyingRefused(ValueError):
 
 
 def unkeyed_trail_error(events: int) -> AuditKeyError:
-    return AuditKeyError(f"AUDIT_KEY is set but the audit trail's {events} events were written without it and "
-                         "nobody has keyed it yet: run `menotime-bot audit key` (once, as an operator).")
+    return AuditKeyError(
+        f"AUDIT_KEY is set but the audit trail's {events} events were written without it and "
+        "nobody has keyed it yet: run `menotime-bot audit key` (once, as an operator)."
+    )
 
 
 def chain_key(settings: Settings) -> bytes | None:
@@ -84,8 +99,10 @@ def chain_key(settings: Settings) -> bytes | None:
         return None
     key = settings.audit_key.get_secret_value()
     if len(key) < KEY_MIN_CHARS:
-        raise AuditKeyError(f"AUDIT_KEY is too short ({len(key)} characters): use at least {KEY_MIN_CHARS} random "
-                            "characters, e.g. the output of `openssl rand -hex 32`.")
+        raise AuditKeyError(
+            f"AUDIT_KEY is too short ({len(key)} characters): use at least {KEY_MIN_CHARS} random "
+            "characters, e.g. the output of `openssl rand -hex 32`."
+        )
     return key.encode()
 
 
@@ -135,9 +152,22 @@ class VerifyReport:
         return self.keyed_from is not None
 
 
-def _digest(prev_hash: str, key: bytes | None, *, seq: int, at: datetime, actor: str, source: str, verb: str,
-            env: str | None, args: dict[str, Any], rule: str, outcome: str, detail: str | None,
-            request_id: str | None) -> str:
+def _digest(
+    prev_hash: str,
+    key: bytes | None,
+    *,
+    seq: int,
+    at: datetime,
+    actor: str,
+    source: str,
+    verb: str,
+    env: str | None,
+    args: dict[str, Any],
+    rule: str,
+    outcome: str,
+    detail: str | None,
+    request_id: str | None,
+) -> str:
     """HMAC-SHA256 under ``key``; plain SHA-256 (the unkeyed events written before a key) without."""
     canonical = json.dumps(
         {
@@ -165,9 +195,21 @@ def _digest(prev_hash: str, key: bytes | None, *, seq: int, at: datetime, actor:
 
 
 def _entry_digest(entry: AuditEntry, key: bytes | None) -> str:
-    return _digest(entry.prev_hash, key, seq=entry.seq, at=entry.at, actor=entry.actor, source=entry.source,
-                   verb=entry.verb, env=entry.env, args=entry.args, rule=entry.rule, outcome=entry.outcome,
-                   detail=entry.detail, request_id=entry.request_id)
+    return _digest(
+        entry.prev_hash,
+        key,
+        seq=entry.seq,
+        at=entry.at,
+        actor=entry.actor,
+        source=entry.source,
+        verb=entry.verb,
+        env=entry.env,
+        args=entry.args,
+        rule=entry.rule,
+        outcome=entry.outcome,
+        detail=entry.detail,
+        request_id=entry.request_id,
+    )
 
 
 class AuditLog:
@@ -182,17 +224,40 @@ class AuditLog:
         """Whether this process holds the chain's key (its appends are HMAC-signed)."""
         return self._key is not None
 
-    def append(self, *, at: datetime, actor: str, source: str, verb: str, env: str | None,
-               args: dict[str, Any], rule: str, outcome: str, detail: str | None = None,
-               request_id: str | None = None) -> AuditEntry:
+    def append(
+        self,
+        *,
+        at: datetime,
+        actor: str,
+        source: str,
+        verb: str,
+        env: str | None,
+        args: dict[str, Any],
+        rule: str,
+        outcome: str,
+        detail: str | None = None,
+        request_id: str | None = None,
+    ) -> AuditEntry:
         args = json.loads(json.dumps(args, default=str))  # exactly what the JSON column will hold
         at, actor = stored_utc(at), actor[:ACTOR_LENGTH]
         with self._db.session() as session:
             head = _lock_head(session)
             marker = self._keying(session, head, at)
-            row = self._add(session, head, self._key if marker is not None else None, at=at, actor=actor,
-                            source=source, verb=verb, env=env, args=args, rule=rule, outcome=outcome, detail=detail,
-                            request_id=request_id)
+            row = self._add(
+                session,
+                head,
+                self._key if marker is not None else None,
+                at=at,
+                actor=actor,
+                source=source,
+                verb=verb,
+                env=env,
+                args=args,
+                rule=rule,
+                outcome=outcome,
+                detail=detail,
+                request_id=request_id,
+            )
             return _entry(row)
 
     def ensure_keyed(self, *, at: datetime) -> int | None:
@@ -207,15 +272,19 @@ class AuditLog:
         """`audit key`: writes the keying marker over a trail of unkeyed events whose head is still
         ``expect`` (what the operator verified and recorded); AuditKeyingRefused otherwise."""
         if self._key is None:
-            raise AuditKeyError("AUDIT_KEY is not set: set it (the environment or Secrets Manager) to key the trail.")
+            raise AuditKeyError(
+                "AUDIT_KEY is not set: set it (the environment or Secrets Manager) to key the trail."
+            )
         with self._db.session() as session:
             head = _lock_head(session)
             marker = self._marker_seq(session, head_seq=head.seq)
             if marker is not None:
                 raise AuditKeyingRefused(f"the audit trail is already keyed (since event {marker}).")
             if (head.seq, head.hash) != (expect.seq, expect.hash):
-                raise AuditKeyingRefused(f"the trail's head moved from event {expect.seq} to {head.seq} since it was "
-                                         "verified; run `menotime-bot audit key` again.")
+                raise AuditKeyingRefused(
+                    f"the trail's head moved from event {expect.seq} to {head.seq} since it was "
+                    "verified; run `menotime-bot audit key` again."
+                )
             return _entry(self._write_marker(session, head, stored_utc(at), actor=actor))
 
     def check_key(self) -> None:
@@ -228,11 +297,15 @@ class AuditLog:
         if event is None:
             return
         if self._key is None:
-            raise AuditKeyError(f"The audit trail is keyed since event {marker} but AUDIT_KEY is not set. Set it "
-                                "(the environment or Secrets Manager).")
+            raise AuditKeyError(
+                f"The audit trail is keyed since event {marker} but AUDIT_KEY is not set. Set it "
+                "(the environment or Secrets Manager)."
+            )
         if _entry_digest(event, self._key) != event.hash:
-            raise AuditKeyError(f"AUDIT_KEY is not the key the audit trail was keyed with (event {marker} does "
-                                "not verify under it): set the original key.")
+            raise AuditKeyError(
+                f"AUDIT_KEY is not the key the audit trail was keyed with (event {marker} does "
+                "not verify under it): set the original key."
+            )
 
     def head(self) -> ChainHead:
         with self._db.session(write=False) as session:
@@ -247,8 +320,9 @@ class AuditLog:
         with self._db.session(write=False) as session:
             return session.execute(select(AuditEvent.hash).where(AuditEvent.seq == seq)).scalar_one_or_none()
 
-    def recent(self, *, envs: Sequence[str] | None = None, limit: int = 20,
-               envless_actor: str | None = None) -> list[AuditEntry]:
+    def recent(
+        self, *, envs: Sequence[str] | None = None, limit: int = 20, envless_actor: str | None = None
+    ) -> list[AuditEntry]:
         """Newest first. ``envs`` limits to those environments, plus the env-less events of
         ``envless_actor`` when given; without ``envs``, everything."""
         with self._db.session(write=False) as session:
@@ -289,9 +363,11 @@ class AuditLog:
         key = self._key
         if key is not None and keyed_from is None and head_seq:
             # Also for a walk from an anchor (``since``): the events after it cannot be judged either.
-            problems.append(f"none of the {head_seq} events is keyed although AUDIT_KEY is set: the whole trail "
-                            "could have been rewritten with the plain digest (if it was never keyed, an operator "
-                            "keys it with `menotime-bot audit key`)")
+            problems.append(
+                f"none of the {head_seq} events is keyed although AUDIT_KEY is set: the whole trail "
+                "could have been rewritten with the plain digest (if it was never keyed, an operator "
+                "keys it with `menotime-bot audit key`)"
+            )
         prev_hash, expected_seq, checked = start.hash, start.seq + 1, 0
         unchecked_from: int | None = None
         last_at: datetime | None = start.at
@@ -301,16 +377,19 @@ class AuditLog:
                 gap = f"{expected_seq}–{entry.seq - 1}" if entry.seq - 1 > expected_seq else f"{expected_seq}"
                 problems.append(f"event {gap} is missing (deleted)")
             if entry.prev_hash != prev_hash:
-                problems.append(f"event {entry.seq}: does not follow the event before it (a row was deleted or "
-                                "inserted)")
+                problems.append(
+                    f"event {entry.seq}: does not follow the event before it (a row was deleted or inserted)"
+                )
             keyed = keyed_from is not None and entry.seq >= keyed_from
             if keyed and key is None:
                 unchecked_from = unchecked_from or entry.seq  # linking checked above; contents need the key
             elif _entry_digest(entry, key if keyed else None) != entry.hash:
                 if entry.seq == keyed_from:
-                    problems.append(f"event {entry.seq}, where the trail became keyed, does not verify under "
-                                    "AUDIT_KEY: the key is not the one the trail was keyed with, or the event was "
-                                    "forged")
+                    problems.append(
+                        f"event {entry.seq}, where the trail became keyed, does not verify under "
+                        "AUDIT_KEY: the key is not the one the trail was keyed with, or the event was "
+                        "forged"
+                    )
                     key = None  # every later event would say the same: judge their links only
                     unchecked_from = entry.seq + 1
                 else:
@@ -318,14 +397,20 @@ class AuditLog:
             prev_hash, expected_seq, last_at = entry.hash, entry.seq + 1, entry.at
         last = expected_seq - 1
         if head_seq > last:
-            problems.append(f"the trail ends at event {last} but {head_seq} were written "
-                            "(events at the end were deleted)")
+            problems.append(
+                f"the trail ends at event {last} but {head_seq} were written (events at the end were deleted)"
+            )
         elif head_seq and head_hash != prev_hash:
             problems.append("the trail's head record does not match its last event (tampered)")
         if unchecked_from is not None and unchecked_from > head_seq:
             unchecked_from = None
-        return VerifyReport(checked=checked, problems=tuple(problems), keyed_from=keyed_from,
-                            head=ChainHead(seq=last, hash=prev_hash, at=last_at), unchecked_from=unchecked_from)
+        return VerifyReport(
+            checked=checked,
+            problems=tuple(problems),
+            keyed_from=keyed_from,
+            head=ChainHead(seq=last, hash=prev_hash, at=last_at),
+            unchecked_from=unchecked_from,
+        )
 
     def export(self, out: io.TextIOBase, fmt: Literal["csv", "json"]) -> int:
         """Write every event to ``out``; returns how many."""
@@ -356,8 +441,10 @@ class AuditLog:
                 raise unkeyed_trail_error(head.seq)
             return self._write_marker(session, head, at).seq
         if marker is not None and self._key is None:
-            raise AuditKeyError(f"The audit trail is keyed since event {marker} but AUDIT_KEY is not set: an event "
-                                "written without it would read as forged. Set AUDIT_KEY.")
+            raise AuditKeyError(
+                f"The audit trail is keyed since event {marker} but AUDIT_KEY is not set: an event "
+                "written without it would read as forged. Set AUDIT_KEY."
+            )
         return marker
 
     def _marker_seq(self, session: Session, *, head_seq: int | None = None, cache: bool = True) -> int | None:
@@ -368,8 +455,9 @@ class AuditLog:
         if cache and self._marker is not None:
             return self._marker
         after = self._no_marker_to if cache else 0
-        query = select(func.min(AuditEvent.seq)).where(AuditEvent.seq > after, AuditEvent.verb == MARKER_VERB,
-                                                       AuditEvent.source == MARKER_SOURCE)
+        query = select(func.min(AuditEvent.seq)).where(
+            AuditEvent.seq > after, AuditEvent.verb == MARKER_VERB, AuditEvent.source == MARKER_SOURCE
+        )
         if head_seq is not None:
             query = query.where(AuditEvent.seq <= head_seq)
         found = session.execute(query).scalar_one_or_none()
@@ -380,13 +468,33 @@ class AuditLog:
                 self._no_marker_to = head_seq  # events up to the locked head: none is the marker
         return found
 
-    def _write_marker(self, session: Session, head: AuditHead, at: datetime, *, actor: str = BOT_ACTOR) -> AuditEvent:
+    def _write_marker(
+        self, session: Session, head: AuditHead, at: datetime, *, actor: str = BOT_ACTOR
+    ) -> AuditEvent:
         done = head.seq
-        detail = (f"events 1-{done} are chained with plain SHA-256; from this event on every hash is HMAC-SHA256 "
-                  "under AUDIT_KEY") if done else "every hash of this trail is HMAC-SHA256 under AUDIT_KEY"
-        row = self._add(session, head, self._key, at=at, actor=actor, source=MARKER_SOURCE, verb=MARKER_VERB,
-                        env=None, args={"unkeyed_events": done, "unkeyed_head": head.hash}, rule="audit-key",
-                        outcome="keyed", detail=detail, request_id=None)
+        detail = (
+            (
+                f"events 1-{done} are chained with plain SHA-256; from this event on every hash is HMAC-SHA256 "
+                "under AUDIT_KEY"
+            )
+            if done
+            else "every hash of this trail is HMAC-SHA256 under AUDIT_KEY"
+        )
+        row = self._add(
+            session,
+            head,
+            self._key,
+            at=at,
+            actor=actor,
+            source=MARKER_SOURCE,
+            verb=MARKER_VERB,
+            env=None,
+            args={"unkeyed_events": done, "unkeyed_head": head.hash},
+            rule="audit-key",
+            outcome="keyed",
+            detail=detail,
+            request_id=None,
+        )
         return row  # its seq is cached by the next lookup, once committed
 
     @staticmethod
@@ -425,6 +533,18 @@ def _flat(entry: AuditEntry, *, args_as_text: bool = True) -> dict[str, Any]:
 
 
 def _entry(row: AuditEvent) -> AuditEntry:
-    return AuditEntry(seq=row.seq, at=stored_utc(row.at), actor=row.actor, source=row.source, verb=row.verb,
-                      env=row.env, args=dict(row.args or {}), rule=row.rule, outcome=row.outcome,
-                      detail=row.detail, request_id=row.request_id, prev_hash=row.prev_hash, hash=row.hash)
+    return AuditEntry(
+        seq=row.seq,
+        at=stored_utc(row.at),
+        actor=row.actor,
+        source=row.source,
+        verb=row.verb,
+        env=row.env,
+        args=dict(row.args or {}),
+        rule=row.rule,
+        outcome=row.outcome,
+        detail=row.detail,
+        request_id=row.request_id,
+        prev_hash=row.prev_hash,
+        hash=row.hash,
+    )

@@ -117,19 +117,25 @@ class Freezes:
         for _ in range(3):  # an unlock between our INSERT and our read: go round again
             try:
                 with self._db.session() as session:
-                    session.execute(insert(EnvLock).values(env=env, reason=reason, locked_by=by, locked_at=at))
+                    session.execute(
+                        insert(EnvLock).values(env=env, reason=reason, locked_by=by, locked_at=at)
+                    )
                 return Freeze(env=env, reason=reason, locked_by=by, locked_at=at)
             except IntegrityError:
                 existing = self.get(env)
             if existing is not None:
-                raise PolicyViolation(f"{env} is already locked by <@{existing.locked_by}> since "
-                                      f"{short_pt(existing.locked_at, at)}: {existing.reason}")
+                raise PolicyViolation(
+                    f"{env} is already locked by <@{existing.locked_by}> since "
+                    f"{short_pt(existing.locked_at, at)}: {existing.reason}"
+                )
         raise PolicyViolation(f"{env} is being locked and unlocked too fast; try again in a moment.")
 
     def unfreeze(self, *, env: str) -> Freeze:
         """Removes the freeze and returns it (who froze it and why, for the reply and the audit)."""
         with self._db.session() as session:
-            row = session.execute(select(EnvLock).where(EnvLock.env == env).with_for_update()).scalar_one_or_none()
+            row = session.execute(
+                select(EnvLock).where(EnvLock.env == env).with_for_update()
+            ).scalar_one_or_none()
             if row is None:
                 raise NotFound(f"{env} is not locked")
             freeze = _freeze(row)
@@ -143,7 +149,10 @@ class Freezes:
 
     def all(self) -> dict[str, Freeze]:
         with self._db.session() as session:
-            return {row.env: _freeze(row) for row in session.execute(select(EnvLock).order_by(EnvLock.env)).scalars()}
+            return {
+                row.env: _freeze(row)
+                for row in session.execute(select(EnvLock).order_by(EnvLock.env)).scalars()
+            }
 
 
 # -- leases ------------------------------------------------------------------------------------------
@@ -153,8 +162,17 @@ class Leases:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    def acquire(self, *, env: str, holder: str, action: str, user: str, now: datetime, ttl: timedelta,
-                preempt: tuple[str, ...] = ()) -> Lease:
+    def acquire(
+        self,
+        *,
+        env: str,
+        holder: str,
+        action: str,
+        user: str,
+        now: datetime,
+        ttl: timedelta,
+        preempt: tuple[str, ...] = (),
+    ) -> Lease:
         """Take the environment's lease, or take over an expired one (or one held for an action in
         ``preempt``: an incident rollback need not wait for the deploy it undoes); otherwise
         PolicyViolation.
@@ -163,8 +181,13 @@ class Leases:
         taking over an expired lease is an UPDATE conditioned on it still being expired, which
         PostgreSQL re-checks after waiting on the row lock, so only one of several takers wins."""
         now = _aware(now)
-        values: dict[str, Any] = {"holder": holder, "action": action, "user": user, "acquired_at": now,
-                                  "expires_at": now + ttl}
+        values: dict[str, Any] = {
+            "holder": holder,
+            "action": action,
+            "user": user,
+            "acquired_at": now,
+            "expires_at": now + ttl,
+        }
         for _ in range(3):  # a lease released between our INSERT and UPDATE: go round again
             try:
                 with self._db.session() as session:
@@ -187,34 +210,49 @@ class Leases:
             current = self._read(env)
             if current is not None:
                 raise PolicyViolation(_busy_message(current, holder=holder, now=now))
-        raise PolicyViolation(f"{env} is changing hands too fast to take its change lock; try again in a moment.")
+        raise PolicyViolation(
+            f"{env} is changing hands too fast to take its change lock; try again in a moment."
+        )
 
     def release(self, *, env: str, holder: str) -> bool:
         """Deletes the lease only if ``holder`` still holds it (not if it expired and was taken over)."""
         with self._db.session() as session:
-            return session.execute(
-                delete(ChangeLease).where(ChangeLease.env == env, ChangeLease.holder == holder)
-                .execution_options(synchronize_session=False)
-            ).rowcount == 1
+            return (
+                session.execute(
+                    delete(ChangeLease)
+                    .where(ChangeLease.env == env, ChangeLease.holder == holder)
+                    .execution_options(synchronize_session=False)
+                ).rowcount
+                == 1
+            )
 
     def drop_expired(self, *, env: str, now: datetime) -> bool:
         """Deletes ``env``'s lease if it has expired: its holder stopped renewing it, so nothing it
         guarded is still followed (a lease renewed meanwhile is kept)."""
         with self._db.session() as session:
-            return session.execute(
-                delete(ChangeLease).where(ChangeLease.env == env, ChangeLease.expires_at <= _aware(now))
-                .execution_options(synchronize_session=False)
-            ).rowcount == 1
+            return (
+                session.execute(
+                    delete(ChangeLease)
+                    .where(ChangeLease.env == env, ChangeLease.expires_at <= _aware(now))
+                    .execution_options(synchronize_session=False)
+                ).rowcount
+                == 1
+            )
 
     def renew(self, *, env: str, holder: str, now: datetime, ttl: timedelta) -> bool:
         """Pushes the expiry to ``now + ttl`` if ``holder`` still holds the lease. A lease that expired
         but was not taken over is still the holder's, so renewing it is fine."""
         now = _aware(now)
         with self._db.session() as session:
-            return session.execute(
-                update(ChangeLease).where(ChangeLease.env == env, ChangeLease.holder == holder)
-                .values(expires_at=now + ttl).execution_options(synchronize_session=False)
-            ).rowcount == 1
+            return (
+                session.execute(
+                    update(ChangeLease)
+                    .where(ChangeLease.env == env, ChangeLease.holder == holder)
+                    .values(expires_at=now + ttl)
+                    .execution_options(synchronize_session=False)
+                ).rowcount
+                == 1
+            )
 
     def get(self, env: str, *, now: datetime) -> Lease | None:
         """The live lease on ``env``; None if there is none or it has expired."""
@@ -229,8 +267,9 @@ class Leases:
             return {row.env: _lease(row) for row in rows}
 
     @contextmanager
-    def held(self, *, env: str, holder: str, action: str, user: str, now: datetime,
-             ttl: timedelta) -> Iterator[Lease]:
+    def held(
+        self, *, env: str, holder: str, action: str, user: str, now: datetime, ttl: timedelta
+    ) -> Iterator[Lease]:
         """``with leases.held(...) as lease:`` — acquired on entry, released on exit, even on errors."""
         lease = self.acquire(env=env, holder=holder, action=action, user=user, now=now, ttl=ttl)
         try:
@@ -247,11 +286,15 @@ class Leases:
 def _busy_message(current: Lease, *, holder: str, now: datetime) -> str:
     if current.holder == holder:
         # Not re-entrant on purpose: a double-clicked button must not run the change twice.
-        return (f"This change ({holder}) is already running on {current.env} since "
-                f"{short_pt(current.acquired_at, now)}; wait for it to finish.")
-    return (f"Another change is in flight on {current.env}: {current.action} by <@{current.user}> since "
-            f"{short_pt(current.acquired_at, now)}; try again when it ends "
-            f"(the lock expires at {short_pt(current.expires_at, now)}).")
+        return (
+            f"This change ({holder}) is already running on {current.env} since "
+            f"{short_pt(current.acquired_at, now)}; wait for it to finish."
+        )
+    return (
+        f"Another change is in flight on {current.env}: {current.action} by <@{current.user}> since "
+        f"{short_pt(current.acquired_at, now)}; try again when it ends "
+        f"(the lock expires at {short_pt(current.expires_at, now)})."
+    )
 
 
 # -- requests ----------------------------------------------------------------------------------------
@@ -273,15 +316,35 @@ class Requests:
         value = raw.strip().upper()
         return value if value.startswith(REQUEST_PREFIX) else REQUEST_PREFIX + value
 
-    def create(self, *, kind: RequestKind, env: str, action: str, params: dict[str, Any], requested_by: str,
-               reason: str | None, now: datetime, ttl: timedelta) -> ChangeRequestView:
+    def create(
+        self,
+        *,
+        kind: RequestKind,
+        env: str,
+        action: str,
+        params: dict[str, Any],
+        requested_by: str,
+        reason: str | None,
+        now: datetime,
+        ttl: timedelta,
+    ) -> ChangeRequestView:
         now = _aware(now)
         params = json.loads(json.dumps(params, default=str))  # exactly what the JSON column will hold
         for _ in range(5):
             request_id = REQUEST_PREFIX + "".join(secrets.choice(_ID_ALPHABET) for _ in range(_ID_LENGTH))
-            row = ChangeRequest(id=request_id, kind=kind, env=env, action=action, params=params,
-                                params_hash=self.params_hash(params), requested_by=requested_by, reason=reason,
-                                created_at=now, expires_at=now + ttl, status="pending")
+            row = ChangeRequest(
+                id=request_id,
+                kind=kind,
+                env=env,
+                action=action,
+                params=params,
+                params_hash=self.params_hash(params),
+                requested_by=requested_by,
+                reason=reason,
+                created_at=now,
+                expires_at=now + ttl,
+                status="pending",
+            )
             try:
                 with self._db.session() as session:
                     session.add(row)
@@ -297,8 +360,9 @@ class Requests:
             raise NotFound(f"There is no request {id.strip()}.")
         return view
 
-    def decide(self, *, id: str, status: Decision, by: str, now: datetime,
-               expect: str = "pending") -> ChangeRequestView:
+    def decide(
+        self, *, id: str, status: Decision, by: str, now: datetime, expect: str = "pending"
+    ) -> ChangeRequestView:
         """Moves the request from ``expect`` to ``status`` in one conditional UPDATE: of several people
         (or clicks) deciding at once, exactly one wins and the others get a precise refusal.
 
@@ -314,10 +378,15 @@ class Requests:
         if expect == "pending":
             values.update(decided_by=by, decided_at=now)
         with self._db.session() as session:
-            won = session.execute(
-                update(ChangeRequest).where(*conditions).values(**values)
-                .execution_options(synchronize_session=False)
-            ).rowcount == 1
+            won = (
+                session.execute(
+                    update(ChangeRequest)
+                    .where(*conditions)
+                    .values(**values)
+                    .execution_options(synchronize_session=False)
+                ).rowcount
+                == 1
+            )
             # Read back in the same transaction: what we decided, not what someone did next.
             row = session.get(ChangeRequest, request_id, populate_existing=True)
             current = _view(row) if row is not None else None
@@ -334,38 +403,52 @@ class Requests:
             return session.execute(
                 update(ChangeRequest)
                 .where(ChangeRequest.status == "pending", ChangeRequest.expires_at <= now)
-                .values(status="expired").execution_options(synchronize_session=False)
+                .values(status="expired")
+                .execution_options(synchronize_session=False)
             ).rowcount
 
     def overdue(self, *, now: datetime) -> list[ChangeRequestView]:
         """Pending requests past their expiry, oldest first."""
         with self._db.session(write=False) as session:
-            rows = session.execute(select(ChangeRequest).where(
-                ChangeRequest.status == "pending", ChangeRequest.expires_at <= _aware(now))
-                .order_by(ChangeRequest.expires_at, ChangeRequest.id)).scalars()
+            rows = session.execute(
+                select(ChangeRequest)
+                .where(ChangeRequest.status == "pending", ChangeRequest.expires_at <= _aware(now))
+                .order_by(ChangeRequest.expires_at, ChangeRequest.id)
+            ).scalars()
             return [_view(row) for row in rows]
 
     def expire(self, *, id: str) -> bool:
         """Marks ``id`` expired if it is still pending; False when someone decided it first."""
         with self._db.session() as session:
-            return session.execute(
-                update(ChangeRequest).where(ChangeRequest.id == id, ChangeRequest.status == "pending")
-                .values(status="expired").execution_options(synchronize_session=False)).rowcount == 1
+            return (
+                session.execute(
+                    update(ChangeRequest)
+                    .where(ChangeRequest.id == id, ChangeRequest.status == "pending")
+                    .values(status="expired")
+                    .execution_options(synchronize_session=False)
+                ).rowcount
+                == 1
+            )
 
     def set_message(self, *, id: str, channel: str, ts: str) -> None:
         """Where the request's interactive message was posted, so a decision can update it."""
         with self._db.session() as session:
             updated = session.execute(
-                update(ChangeRequest).where(ChangeRequest.id == self.normalize_id(id))
-                .values(channel=channel, message_ts=ts).execution_options(synchronize_session=False)
+                update(ChangeRequest)
+                .where(ChangeRequest.id == self.normalize_id(id))
+                .values(channel=channel, message_ts=ts)
+                .execution_options(synchronize_session=False)
             ).rowcount
         if updated != 1:
             raise NotFound(f"There is no request {id.strip()}.")
 
     def pending(self, env: str | None = None, *, now: datetime | None = None) -> list[ChangeRequestView]:
         """Pending requests, oldest first; with ``now``, those already past expiry are left out."""
-        query = select(ChangeRequest).where(ChangeRequest.status == "pending").order_by(
-            ChangeRequest.created_at, ChangeRequest.id)
+        query = (
+            select(ChangeRequest)
+            .where(ChangeRequest.status == "pending")
+            .order_by(ChangeRequest.created_at, ChangeRequest.id)
+        )
         if env is not None:
             query = query.where(ChangeRequest.env == env)
         if now is not None:
@@ -387,9 +470,13 @@ class Requests:
                 with self._db.session() as session:
                     session.execute(
                         update(ChangeRequest)
-                        .where(ChangeRequest.id == rid, ChangeRequest.status == "pending",
-                               ChangeRequest.expires_at <= now)
-                        .values(status="expired").execution_options(synchronize_session=False)
+                        .where(
+                            ChangeRequest.id == rid,
+                            ChangeRequest.status == "pending",
+                            ChangeRequest.expires_at <= now,
+                        )
+                        .values(status="expired")
+                        .execution_options(synchronize_session=False)
                     )
             return f"Request {rid} expired at {short_pt(current.expires_at, now)}; ask again."
         if current.status == "pending":
@@ -399,19 +486,37 @@ class Requests:
 
 
 def _freeze(row: EnvLock) -> Freeze:
-    return Freeze(env=row.env, reason=row.reason, locked_by=row.locked_by, locked_at=stored_utc(row.locked_at))
+    return Freeze(
+        env=row.env, reason=row.reason, locked_by=row.locked_by, locked_at=stored_utc(row.locked_at)
+    )
 
 
 def _lease(row: ChangeLease) -> Lease:
-    return Lease(env=row.env, holder=row.holder, action=row.action, user=row.user,
-                 acquired_at=stored_utc(row.acquired_at), expires_at=stored_utc(row.expires_at))
+    return Lease(
+        env=row.env,
+        holder=row.holder,
+        action=row.action,
+        user=row.user,
+        acquired_at=stored_utc(row.acquired_at),
+        expires_at=stored_utc(row.expires_at),
+    )
 
 
 def _view(row: ChangeRequest) -> ChangeRequestView:
     return ChangeRequestView(
-        id=row.id, kind=row.kind, env=row.env, action=row.action, params=dict(row.params or {}),
-        params_hash=row.params_hash, requested_by=row.requested_by, reason=row.reason,
-        created_at=stored_utc(row.created_at), expires_at=stored_utc(row.expires_at), status=row.status,
-        decided_by=row.decided_by, decided_at=stored_utc(row.decided_at) if row.decided_at else None,
-        channel=row.channel, message_ts=row.message_ts,
+        id=row.id,
+        kind=row.kind,
+        env=row.env,
+        action=row.action,
+        params=dict(row.params or {}),
+        params_hash=row.params_hash,
+        requested_by=row.requested_by,
+        reason=row.reason,
+        created_at=stored_utc(row.created_at),
+        expires_at=stored_utc(row.expires_at),
+        status=row.status,
+        decided_by=row.decided_by,
+        decided_at=stored_utc(row.decided_at) if row.decided_at else None,
+        channel=row.channel,
+        message_ts=row.message_ts,
     )

@@ -42,9 +42,16 @@ class CleanupMarks:
     def all(self) -> dict[tuple[str, str], Mark]:
         with self._db.session(write=False) as session:
             rows = session.scalars(select(CleanupMark)).all()
-            return {(r.kind, r.resource_id): Mark(kind=r.kind, resource_id=r.resource_id,
-                                                  marked_at=stored_utc(r.marked_at), run_id=r.run_id,
-                                                  detail=r.detail) for r in rows}
+            return {
+                (r.kind, r.resource_id): Mark(
+                    kind=r.kind,
+                    resource_id=r.resource_id,
+                    marked_at=stored_utc(r.marked_at),
+                    run_id=r.run_id,
+                    detail=r.detail,
+                )
+                for r in rows
+            }
 
     def add(self, *, marks: Iterable[NewMark], at: datetime, run_id: int | None) -> int:
         """Mark resources not marked yet (an existing mark keeps its original time)."""
@@ -54,8 +61,12 @@ class CleanupMarks:
         with self._db.session() as session:
             existing = {(r.kind, r.resource_id) for r in session.scalars(select(CleanupMark)).all()}
             fresh = [m for key, m in wanted.items() if key not in existing]
-            session.add_all(CleanupMark(kind=m.kind, resource_id=m.resource_id, marked_at=at, run_id=run_id,
-                                        detail=m.detail) for m in fresh)
+            session.add_all(
+                CleanupMark(
+                    kind=m.kind, resource_id=m.resource_id, marked_at=at, run_id=run_id, detail=m.detail
+                )
+                for m in fresh
+            )
             return len(fresh)
 
     def drop(self, *, keys: Iterable[tuple[str, str]]) -> int:
@@ -63,7 +74,7 @@ class CleanupMarks:
         dropped = 0
         with self._db.session() as session:
             for start in range(0, len(keys), _CHUNK):
-                chunk = keys[start:start + _CHUNK]
+                chunk = keys[start : start + _CHUNK]
                 result = session.execute(
                     delete(CleanupMark).where(tuple_(CleanupMark.kind, CleanupMark.resource_id).in_(chunk))
                 )

@@ -30,7 +30,9 @@ _INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
 _INBOX_LOCK = 0x6D6E7462_6F78  # 'mntbox': the inbox worker's advisory lock
 
 
-def row_values(*, msg: SnsMessage, source: str, received_at: datetime, body: str | None = None) -> dict[str, Any]:
+def row_values(
+    *, msg: SnsMessage, source: str, received_at: datetime, body: str | None = None
+) -> dict[str, Any]:
     """The inbox row for ``msg``; ``body`` is the envelope exactly as received (defaults to a
     re-serialisation of it)."""
     if source not in SOURCES:
@@ -74,8 +76,12 @@ class Inbox:
         dialect_insert = _INSERTS.get(self._db.dialect)
         if dialect_insert is None:
             return insert(SnsInboxMessage).values(values).returning(SnsInboxMessage.id)
-        return (dialect_insert(SnsInboxMessage).values(values)
-                .on_conflict_do_nothing(index_elements=["message_id"]).returning(SnsInboxMessage.id))
+        return (
+            dialect_insert(SnsInboxMessage)
+            .values(values)
+            .on_conflict_do_nothing(index_elements=["message_id"])
+            .returning(SnsInboxMessage.id)
+        )
 
     def _exists(self, message_id: str) -> bool:
         with self._db.session(write=False) as session:
@@ -86,8 +92,10 @@ class Inbox:
         """Unprocessed messages, oldest first (arrival order)."""
         with self._db.session(write=False) as session:
             rows = session.scalars(
-                select(SnsInboxMessage).where(SnsInboxMessage.processed_at.is_(None))
-                .order_by(SnsInboxMessage.id).limit(limit)
+                select(SnsInboxMessage)
+                .where(SnsInboxMessage.processed_at.is_(None))
+                .order_by(SnsInboxMessage.id)
+                .limit(limit)
             )
             return list(rows)
 
@@ -97,11 +105,16 @@ class Inbox:
         One replica at a time works through the inbox (a transaction-scoped advisory lock on
         PostgreSQL; SQLite's write lock does the same), so messages are processed once and in
         arrival order: a replica that finds the lock taken gets None and leaves the work to it."""
-        query = (select(SnsInboxMessage).where(SnsInboxMessage.processed_at.is_(None))
-                 .order_by(SnsInboxMessage.id).limit(1))
+        query = (
+            select(SnsInboxMessage)
+            .where(SnsInboxMessage.processed_at.is_(None))
+            .order_by(SnsInboxMessage.id)
+            .limit(1)
+        )
         with self._db.session() as session:
             if self._db.dialect == "postgresql" and not session.scalar(
-                    text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": _INBOX_LOCK}):
+                text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": _INBOX_LOCK}
+            ):
                 return None
             return session.scalars(query).first()
 
@@ -162,16 +175,22 @@ class InboxWriter:
         # can no longer be cancelled, and resolving a cancelled one would raise and end this thread,
         # leaving every later request waiting forever. Its row is still stored (SNS will retry it).
         live: list[tuple[dict[str, Any], Future[bool] | None]] = [
-            (values, future if future.set_running_or_notify_cancel() else None) for values, future in batch]
+            (values, future if future.set_running_or_notify_cancel() else None) for values, future in batch
+        ]
         rows = {}
         for values, _future in batch:
             rows.setdefault(values["message_id"], values)  # the same message twice in one batch
         try:
             insert_ = _INSERTS.get(self._db.dialect, postgresql.insert)
             with self._db.session() as session:
-                inserted = set(session.scalars(
-                    insert_(SnsInboxMessage).values(list(rows.values()))
-                    .on_conflict_do_nothing(index_elements=["message_id"]).returning(SnsInboxMessage.message_id)))
+                inserted = set(
+                    session.scalars(
+                        insert_(SnsInboxMessage)
+                        .values(list(rows.values()))
+                        .on_conflict_do_nothing(index_elements=["message_id"])
+                        .returning(SnsInboxMessage.message_id)
+                    )
+                )
         except Exception as exc:  # noqa: BLE001 - every waiting request answers 503; SNS retries
             for _values, future in live:
                 if future is not None:

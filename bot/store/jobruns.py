@@ -59,11 +59,18 @@ def _utc(value: datetime) -> datetime:
 
 def _view(row: JobRun) -> JobRunView:
     return JobRunView(
-        id=row.id, job=row.job, trigger=row.trigger,
+        id=row.id,
+        job=row.job,
+        trigger=row.trigger,
         scheduled_for=stored_utc(row.scheduled_for) if row.scheduled_for else None,
-        requested_by=row.requested_by, dry_run=bool(row.dry_run), started_at=stored_utc(row.started_at),
-        finished_at=stored_utc(row.finished_at) if row.finished_at else None, outcome=row.outcome,
-        summary=row.summary, error=row.error, report=row.report,
+        requested_by=row.requested_by,
+        dry_run=bool(row.dry_run),
+        started_at=stored_utc(row.started_at),
+        finished_at=stored_utc(row.finished_at) if row.finished_at else None,
+        outcome=row.outcome,
+        summary=row.summary,
+        error=row.error,
+        report=row.report,
     )
 
 
@@ -71,14 +78,30 @@ class JobRuns:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    def start(self, *, job: str, trigger: Trigger, at: datetime, dry_run: bool = False,
-              requested_by: str | None = None, scheduled_for: datetime | None = None, outcome: str = RUNNING,
-              summary: str | None = None) -> JobRunView | None:
+    def start(
+        self,
+        *,
+        job: str,
+        trigger: Trigger,
+        at: datetime,
+        dry_run: bool = False,
+        requested_by: str | None = None,
+        scheduled_for: datetime | None = None,
+        outcome: str = RUNNING,
+        summary: str | None = None,
+    ) -> JobRunView | None:
         """Records a run (as running, or directly as refused); None when this (job, scheduled_for)
         was already recorded (the fire ran, or is running, elsewhere)."""
-        row = JobRun(job=job, trigger=trigger, scheduled_for=_utc(scheduled_for) if scheduled_for else None,
-                     requested_by=requested_by, dry_run=dry_run, started_at=_utc(at), outcome=outcome,
-                     summary=summary)
+        row = JobRun(
+            job=job,
+            trigger=trigger,
+            scheduled_for=_utc(scheduled_for) if scheduled_for else None,
+            requested_by=requested_by,
+            dry_run=dry_run,
+            started_at=_utc(at),
+            outcome=outcome,
+            summary=summary,
+        )
         try:
             with self._db.session() as session:
                 session.add(row)
@@ -89,8 +112,16 @@ class JobRuns:
                 raise
             return None
 
-    def finish(self, *, run_id: int, outcome: str, at: datetime, summary: str | None = None,
-               error: str | None = None, report: dict[str, Any] | None = None) -> JobRunView:
+    def finish(
+        self,
+        *,
+        run_id: int,
+        outcome: str,
+        at: datetime,
+        summary: str | None = None,
+        error: str | None = None,
+        report: dict[str, Any] | None = None,
+    ) -> JobRunView:
         if outcome not in FINISHED_OUTCOMES:
             raise ValueError(f"outcome must be one of {', '.join(FINISHED_OUTCOMES)}, not {outcome!r}")
         with self._db.session() as session:
@@ -107,9 +138,15 @@ class JobRuns:
         nobody else can be running it; those rows belong to a process that stopped mid-run."""
         with self._db.session() as session:
             return session.execute(
-                update(JobRun).where(JobRun.job == job, JobRun.outcome == RUNNING, JobRun.id != keep)
-                .values(outcome="failed", finished_at=_utc(at), summary="interrupted: the bot stopped during the run",
-                        error="interrupted").execution_options(synchronize_session=False)
+                update(JobRun)
+                .where(JobRun.job == job, JobRun.outcome == RUNNING, JobRun.id != keep)
+                .values(
+                    outcome="failed",
+                    finished_at=_utc(at),
+                    summary="interrupted: the bot stopped during the run",
+                    error="interrupted",
+                )
+                .execution_options(synchronize_session=False)
             ).rowcount
 
     def forget(self, run_id: int) -> None:
@@ -127,10 +164,14 @@ class JobRuns:
 
     def exists(self, *, job: str, scheduled_for: datetime) -> bool:
         with self._db.session(write=False) as session:
-            return session.execute(
-                select(func.count()).select_from(JobRun)
-                .where(JobRun.job == job, JobRun.scheduled_for == _utc(scheduled_for))
-            ).scalar_one() > 0
+            return (
+                session.execute(
+                    select(func.count())
+                    .select_from(JobRun)
+                    .where(JobRun.job == job, JobRun.scheduled_for == _utc(scheduled_for))
+                ).scalar_one()
+                > 0
+            )
 
     def recent(self, *, job: str | None = None, limit: int = 20) -> list[JobRunView]:
         """Newest first."""

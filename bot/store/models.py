@@ -15,8 +15,8 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
-from sqlalchemy import false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 NAMING = {
@@ -160,7 +160,9 @@ class ChangeRequest(Base):
     reason: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    status: Mapped[str] = mapped_column(String(16))  # pending | approved | denied | expired | executed | cancelled
+    status: Mapped[str] = mapped_column(
+        String(16)
+    )  # pending | approved | denied | expired | executed | cancelled
     decided_by: Mapped[str | None] = mapped_column(String(64))
     decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     channel: Mapped[str | None] = mapped_column(String(64))
@@ -215,7 +217,9 @@ class AlarmThread(Base):
     # Recent state changes (ISO times) for flap detection, and when a flap summary was last posted.
     flips: Mapped[list | None] = mapped_column(JSON)
     flap_noted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    grouped: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())  # posted inside a storm message
+    grouped: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false()
+    )  # posted inside a storm message
     # The last notification as AWS sent it ({"subject", "message"}), to redraw the root on a click.
     last_notification: Mapped[dict | None] = mapped_column(JSON)
     # The deployment whose post-deploy watch this alarm fired in (see bot/watch.py), as shown.
@@ -351,6 +355,8 @@ class SlackRequestSeen(Base):
     __tablename__ = "slack_requests"
 
     signature_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
-    signed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)  # X-Slack-Request-Timestamp
+    signed_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), index=True
+    )  # X-Slack-Request-Timestamp
     seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     replays: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # copies received since

@@ -54,27 +54,47 @@ def _aware(value: datetime) -> datetime:
 
 
 def _run_view(row: RefreshRun) -> RefreshRunView:
-    return RefreshRunView(id=row.id, job_run_id=row.job_run_id, started_at=stored_utc(row.started_at),
-                          updated_at=stored_utc(row.updated_at),
-                          finished_at=stored_utc(row.finished_at) if row.finished_at else None,
-                          step=row.step, status=row.status, state=dict(row.state or {}), error=row.error)
+    return RefreshRunView(
+        id=row.id,
+        job_run_id=row.job_run_id,
+        started_at=stored_utc(row.started_at),
+        updated_at=stored_utc(row.updated_at),
+        finished_at=stored_utc(row.finished_at) if row.finished_at else None,
+        step=row.step,
+        status=row.status,
+        state=dict(row.state or {}),
+        error=row.error,
+    )
 
 
 def _step_view(row: RefreshStep) -> RefreshStepView:
-    return RefreshStepView(step=row.step, started_at=stored_utc(row.started_at),
-                           finished_at=stored_utc(row.finished_at) if row.finished_at else None,
-                           outcome=row.outcome, detail=row.detail)
+    return RefreshStepView(
+        step=row.step,
+        started_at=stored_utc(row.started_at),
+        finished_at=stored_utc(row.finished_at) if row.finished_at else None,
+        outcome=row.outcome,
+        detail=row.detail,
+    )
 
 
 class RefreshRuns:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    def start(self, *, run_id: str, job_run_id: int | None, now: datetime, state: dict[str, Any]) -> RefreshRunView:
+    def start(
+        self, *, run_id: str, job_run_id: int | None, now: datetime, state: dict[str, Any]
+    ) -> RefreshRunView:
         now = _aware(now)
         with self._db.session() as session:
-            row = RefreshRun(id=run_id, job_run_id=job_run_id, started_at=now, updated_at=now, step="start",
-                             status="running", state=dict(state))
+            row = RefreshRun(
+                id=run_id,
+                job_run_id=job_run_id,
+                started_at=now,
+                updated_at=now,
+                step="start",
+                status="running",
+                state=dict(state),
+            )
             session.add(row)
             session.flush()
             return _run_view(row)
@@ -87,29 +107,39 @@ class RefreshRuns:
     def unfinished(self) -> list[RefreshRunView]:
         """Runs still marked running (oldest first): either alive elsewhere or crashed."""
         with self._db.session(write=False) as session:
-            rows = session.execute(select(RefreshRun).where(RefreshRun.status == "running")
-                                   .order_by(RefreshRun.started_at)).scalars()
+            rows = session.execute(
+                select(RefreshRun).where(RefreshRun.status == "running").order_by(RefreshRun.started_at)
+            ).scalars()
             return [_run_view(row) for row in rows]
 
     def recent(self, *, limit: int = 100) -> list[RefreshRunView]:
         """The latest runs, newest first (old instances to retire are recorded in their state)."""
         with self._db.session(write=False) as session:
-            rows = session.execute(select(RefreshRun).order_by(RefreshRun.started_at.desc()).limit(limit)).scalars()
+            rows = session.execute(
+                select(RefreshRun).order_by(RefreshRun.started_at.desc()).limit(limit)
+            ).scalars()
             return [_run_view(row) for row in rows]
 
     def begin_step(self, *, run_id: str, step: str, now: datetime) -> None:
         now = _aware(now)
         with self._db.session() as session:
             session.add(RefreshStep(run_id=run_id, step=step, started_at=now, outcome="running"))
-            session.execute(update(RefreshRun).where(RefreshRun.id == run_id).values(step=step, updated_at=now))
+            session.execute(
+                update(RefreshRun).where(RefreshRun.id == run_id).values(step=step, updated_at=now)
+            )
 
-    def end_step(self, *, run_id: str, step: str, now: datetime, outcome: StepOutcome,
-                 detail: str | None = None) -> None:
+    def end_step(
+        self, *, run_id: str, step: str, now: datetime, outcome: StepOutcome, detail: str | None = None
+    ) -> None:
         """Closes the latest row of ``step`` (a resumed run may have started it twice)."""
         now = _aware(now)
         with self._db.session() as session:
-            row = session.execute(select(RefreshStep).where(RefreshStep.run_id == run_id, RefreshStep.step == step)
-                                  .order_by(RefreshStep.id.desc()).limit(1)).scalar_one_or_none()
+            row = session.execute(
+                select(RefreshStep)
+                .where(RefreshStep.run_id == run_id, RefreshStep.step == step)
+                .order_by(RefreshStep.id.desc())
+                .limit(1)
+            ).scalar_one_or_none()
             if row is None:
                 row = RefreshStep(run_id=run_id, step=step, started_at=now)
                 session.add(row)
@@ -120,7 +150,9 @@ class RefreshRuns:
         """Merges ``changes`` into the run's state (JSON values only) and returns the new state."""
         now = _aware(now)
         with self._db.session() as session:
-            row = session.execute(select(RefreshRun).where(RefreshRun.id == run_id).with_for_update()).scalar_one()
+            row = session.execute(
+                select(RefreshRun).where(RefreshRun.id == run_id).with_for_update()
+            ).scalar_one()
             state = {**(row.state or {}), **changes}
             row.state, row.updated_at = state, now  # a new dict: SQLAlchemy sees the change
             return dict(state)
@@ -128,11 +160,15 @@ class RefreshRuns:
     def finish(self, *, run_id: str, now: datetime, status: RunStatus, error: str | None = None) -> None:
         now = _aware(now)
         with self._db.session() as session:
-            session.execute(update(RefreshRun).where(RefreshRun.id == run_id)
-                            .values(status=status, finished_at=now, updated_at=now, error=error))
+            session.execute(
+                update(RefreshRun)
+                .where(RefreshRun.id == run_id)
+                .values(status=status, finished_at=now, updated_at=now, error=error)
+            )
 
     def steps(self, run_id: str) -> list[RefreshStepView]:
         with self._db.session(write=False) as session:
-            rows = session.execute(select(RefreshStep).where(RefreshStep.run_id == run_id)
-                                   .order_by(RefreshStep.id)).scalars()
+            rows = session.execute(
+                select(RefreshStep).where(RefreshStep.run_id == run_id).order_by(RefreshStep.id)
+            ).scalars()
             return [_step_view(row) for row in rows]

@@ -31,17 +31,25 @@ class SlackReplays:
 
     def seen_before(self, *, timestamp: int, signature: str, at: datetime) -> int:
         """Records a verified request; how many times it was received before (0: the first time)."""
-        return self._seen(hashlib.sha256(f"{timestamp}:{signature}".encode()).hexdigest(), timestamp=timestamp, at=at)
+        return self._seen(
+            hashlib.sha256(f"{timestamp}:{signature}".encode()).hexdigest(), timestamp=timestamp, at=at
+        )
 
     def event_seen_before(self, *, event_id: str, timestamp: int, at: datetime) -> int:
         """Records an Events API event by its ``event_id`` (the same in each of Slack's retries,
         whatever their signatures), kept as long as a request signed at ``timestamp``; how many
         times it was received before."""
-        return self._seen(hashlib.sha256(f"event:{event_id}".encode()).hexdigest(), timestamp=timestamp, at=at)
+        return self._seen(
+            hashlib.sha256(f"event:{event_id}".encode()).hexdigest(), timestamp=timestamp, at=at
+        )
 
     def _seen(self, digest: str, *, timestamp: int, at: datetime) -> int:
-        values = {"signature_hash": digest, "signed_at": datetime.fromtimestamp(timestamp, UTC), "seen_at": at,
-                  "replays": 0}
+        values = {
+            "signature_hash": digest,
+            "signed_at": datetime.fromtimestamp(timestamp, UTC),
+            "seen_at": at,
+            "replays": 0,
+        }
         try:
             with self._db.session() as session:
                 # ON CONFLICT DO NOTHING: a concurrent copy waits for the first insert's commit, then
@@ -52,8 +60,10 @@ class SlackReplays:
             pass  # a database without ON CONFLICT: the primary key refused the copy
         with self._db.session() as session:
             counted = session.execute(
-                update(SlackRequestSeen).where(SlackRequestSeen.signature_hash == digest)
-                .values(replays=SlackRequestSeen.replays + 1).returning(SlackRequestSeen.replays)
+                update(SlackRequestSeen)
+                .where(SlackRequestSeen.signature_hash == digest)
+                .values(replays=SlackRequestSeen.replays + 1)
+                .returning(SlackRequestSeen.replays)
             ).scalar_one_or_none()
         return counted or 1  # pruned in between: still a copy of something seen
 
@@ -61,11 +71,17 @@ class SlackReplays:
         """Forgets the requests whose signature can no longer pass verification; how many."""
         cutoff = now - SIGNATURE_WINDOW - _CLOCK_SKEW
         with self._db.session() as session:
-            return session.execute(delete(SlackRequestSeen).where(SlackRequestSeen.signed_at < cutoff)).rowcount
+            return session.execute(
+                delete(SlackRequestSeen).where(SlackRequestSeen.signed_at < cutoff)
+            ).rowcount
 
     def _insert(self, values: dict) -> Insert:
         dialect_insert = _INSERTS.get(self._db.dialect)
         if dialect_insert is None:
             return insert(SlackRequestSeen).values(values).returning(SlackRequestSeen.signature_hash)
-        return (dialect_insert(SlackRequestSeen).values(values).on_conflict_do_nothing()
-                .returning(SlackRequestSeen.signature_hash))
+        return (
+            dialect_insert(SlackRequestSeen)
+            .values(values)
+            .on_conflict_do_nothing()
+            .returning(SlackRequestSeen.signature_hash)
+        )

@@ -49,8 +49,14 @@ class _Timer:
             self.phases.append((name, round(time.perf_counter() - start, 3)))
 
 
-def anonymize(*, dsn: str, rules: Rules, salt: bytes | None, verify_only: bool = False,
-              on_progress: Progress | None = None) -> AnonymizationReport:
+def anonymize(
+    *,
+    dsn: str,
+    rules: Rules,
+    salt: bytes | None,
+    verify_only: bool = False,
+    on_progress: Progress | None = None,
+) -> AnonymizationReport:
     """Anonymize the database at ``dsn`` in place and verify it (or, with ``verify_only``, only run
     the checks that need no originals: coverage, the shape of masked values, PHI patterns, foreign
     keys, row counts).
@@ -72,16 +78,35 @@ def anonymize(*, dsn: str, rules: Rules, salt: bytes | None, verify_only: bool =
             with timer.phase("plan"):
                 the_plan = build_plan(conn, rules)
         except RulesError as exc:
-            return AnonymizationReport(database=database, verify_only=verify_only, coverage_problems=exc.problems,
-                                       durations=tuple(timer.phases))
+            return AnonymizationReport(
+                database=database,
+                verify_only=verify_only,
+                coverage_problems=exc.problems,
+                durations=tuple(timer.phases),
+            )
         if verify_only:
-            return _checks(conn, the_plan, database=database, timer=timer, progress=progress, verify_only=True,
-                           before=None, params=sql.Keys.from_salt(secrets.token_bytes(32)).params)  # patterns only
+            return _checks(
+                conn,
+                the_plan,
+                database=database,
+                timer=timer,
+                progress=progress,
+                verify_only=True,
+                before=None,
+                params=sql.Keys.from_salt(secrets.token_bytes(32)).params,
+            )  # patterns only
         return _run(conn, the_plan, database=database, salt=salt or b"", timer=timer, progress=progress)
 
 
-def _run(conn: psycopg.Connection[Any], the_plan: Plan, *, database: str, salt: bytes, timer: _Timer,
-         progress: Progress) -> AnonymizationReport:
+def _run(
+    conn: psycopg.Connection[Any],
+    the_plan: Plan,
+    *,
+    database: str,
+    salt: bytes,
+    timer: _Timer,
+    progress: Progress,
+) -> AnonymizationReport:
     params = sql.Keys.from_salt(salt).params
     scratch = f"anon_scratch_{secrets.token_hex(4)}"
     with timer.phase("count"):
@@ -102,24 +127,50 @@ def _run(conn: psycopg.Connection[Any], the_plan: Plan, *, database: str, salt: 
                     masked_seconds[table.label] = mask_table(conn, table, the_plan.rules, params)
                 except psycopg.Error as exc:
                     error = _describe(table, exc)
-                    log.warning("anonymize.mask_failed", table=table.label, error=error)  # no values: see _describe
+                    log.warning(
+                        "anonymize.mask_failed", table=table.label, error=error
+                    )  # no values: see _describe
                     break
         if error is not None:
-            return AnonymizationReport(database=database, verify_only=False, error=error,
-                                       tables=_counts(the_plan, before, before, masked_seconds),
-                                       durations=tuple(timer.phases))
+            return AnonymizationReport(
+                database=database,
+                verify_only=False,
+                error=error,
+                tables=_counts(the_plan, before, before, masked_seconds),
+                durations=tuple(timer.phases),
+            )
         with timer.phase("verify leaks"):
             progress("comparing masked values with the originals")
             leaks = verify.leaks(conn, the_plan, scratch, params)
-        return _checks(conn, the_plan, database=database, timer=timer, progress=progress, verify_only=False,
-                       before=before, params=params, leaks=tuple(leaks), masked_seconds=masked_seconds)
+        return _checks(
+            conn,
+            the_plan,
+            database=database,
+            timer=timer,
+            progress=progress,
+            verify_only=False,
+            before=before,
+            params=params,
+            leaks=tuple(leaks),
+            masked_seconds=masked_seconds,
+        )
     finally:
         verify.drop_scratch(conn, scratch)
 
 
-def _checks(conn: psycopg.Connection[Any], the_plan: Plan, *, database: str, timer: _Timer, progress: Progress,
-            verify_only: bool, before: dict[str, int] | None, params: dict[str, Any],
-            leaks: tuple[Any, ...] = (), masked_seconds: dict[str, float] | None = None) -> AnonymizationReport:
+def _checks(
+    conn: psycopg.Connection[Any],
+    the_plan: Plan,
+    *,
+    database: str,
+    timer: _Timer,
+    progress: Progress,
+    verify_only: bool,
+    before: dict[str, int] | None,
+    params: dict[str, Any],
+    leaks: tuple[Any, ...] = (),
+    masked_seconds: dict[str, float] | None = None,
+) -> AnonymizationReport:
     progress("checking that masked columns hold only masked values")
     with timer.phase("verify shapes"):
         shapes = verify.shapes(conn, the_plan)
@@ -131,15 +182,30 @@ def _checks(conn: psycopg.Connection[Any], the_plan: Plan, *, database: str, tim
         after = verify.row_counts(conn, the_plan)
         orphans = verify.orphans(conn, the_plan)
     return AnonymizationReport(
-        database=database, verify_only=verify_only, tables=_counts(the_plan, before, after, masked_seconds or {}),
-        leaks=leaks, shapes=tuple(shapes), patterns=tuple(patterns), foreign_keys=tuple(orphans),
-        durations=tuple(timer.phases))
+        database=database,
+        verify_only=verify_only,
+        tables=_counts(the_plan, before, after, masked_seconds or {}),
+        leaks=leaks,
+        shapes=tuple(shapes),
+        patterns=tuple(patterns),
+        foreign_keys=tuple(orphans),
+        durations=tuple(timer.phases),
+    )
 
 
-def _counts(the_plan: Plan, before: dict[str, int] | None, after: dict[str, int],
-            seconds: dict[str, float]) -> tuple[TableCount, ...]:
-    return tuple(TableCount(t.label, before[t.label] if before is not None else None, after[t.label],
-                            len(t.masked), seconds.get(t.label, 0.0)) for t in the_plan.tables)
+def _counts(
+    the_plan: Plan, before: dict[str, int] | None, after: dict[str, int], seconds: dict[str, float]
+) -> tuple[TableCount, ...]:
+    return tuple(
+        TableCount(
+            t.label,
+            before[t.label] if before is not None else None,
+            after[t.label],
+            len(t.masked),
+            seconds.get(t.label, 0.0),
+        )
+        for t in the_plan.tables
+    )
 
 
 def mask_table_sql(table: TablePlan, rules: Rules) -> str:
@@ -152,18 +218,29 @@ def mask_table_sql(table: TablePlan, rules: Rules) -> str:
     uses = Counter(i for i in map(sql.hash_inputs, table.masked) if i is not None)
     shared_inputs = [i for i, n in uses.items() if n > 1]
     shared = {i: f"anon_s.anon_h{n}" for n, i in enumerate(shared_inputs)}
-    sets = [f"{sql.ident(r.column)} = " + sql.mask_expression(
-        r, data_type=table.columns[r.column].data_type, shared=shared,
-        shift_days=rules.shift_days(r) if r.strategy == "date_shift" else 0) for r in table.masked]
+    sets = [
+        f"{sql.ident(r.column)} = "
+        + sql.mask_expression(
+            r,
+            data_type=table.columns[r.column].data_type,
+            shared=shared,
+            shift_days=rules.shift_days(r) if r.strategy == "date_shift" else 0,
+        )
+        for r in table.masked
+    ]
     statement = f"UPDATE {table.name} SET " + ", ".join(sets)
     if not shared:
         return statement
     hashes = ", ".join(f"{sql.pseudo_hash(*i)} AS anon_h{n}" for n, i in enumerate(shared_inputs))
-    return (f"{statement} FROM (SELECT ctid AS anon_rid, {hashes} FROM {table.name}) anon_s "
-            f"WHERE {table.name}.ctid = anon_s.anon_rid")
+    return (
+        f"{statement} FROM (SELECT ctid AS anon_rid, {hashes} FROM {table.name}) anon_s "
+        f"WHERE {table.name}.ctid = anon_s.anon_rid"
+    )
 
 
-def mask_table(conn: psycopg.Connection[Any], table: TablePlan, rules: Rules, params: dict[str, Any]) -> float:
+def mask_table(
+    conn: psycopg.Connection[Any], table: TablePlan, rules: Rules, params: dict[str, Any]
+) -> float:
     """Mask one table in its own transaction; the seconds it took."""
     start = time.perf_counter()
     with conn.transaction():

@@ -133,7 +133,8 @@ def build_plan(conn: psycopg.Connection[Any], rules: Rules) -> Plan:
     live: dict[tuple[str, str], dict[str, Column]] = {}
     kinds: dict[tuple[str, str], str] = {}
     for schema, table, name, data_type, not_null, max_length, generated, kind in conn.execute(
-            _COLUMNS, {"schemas": named}):
+        _COLUMNS, {"schemas": named}
+    ):
         live.setdefault((schema, table), {})[name] = Column(name, data_type, not_null, max_length, generated)
         kinds[(schema, table)] = kind
     params = {"schemas": sorted({*named, *(schema for schema, _ in live)})}
@@ -143,13 +144,17 @@ def build_plan(conn: psycopg.Connection[Any], rules: Rules) -> Plan:
         if is_primary:
             primary[(schema, table)] = tuple(columns)
         unique.setdefault((schema, table), set()).update(columns)
-    foreign_keys = tuple(ForeignKey(name, s, t, tuple(cols), rs, rt, tuple(rcols))
-                         for name, s, t, cols, rs, rt, rcols in conn.execute(_FOREIGN_KEYS, params))
+    foreign_keys = tuple(
+        ForeignKey(name, s, t, tuple(cols), rs, rt, tuple(rcols))
+        for name, s, t, cols, rs, rt, rcols in conn.execute(_FOREIGN_KEYS, params)
+    )
 
     problems: list[str] = []
     for schema, table in rules.tables:
         if (schema, table) not in live:
-            problems.append(f"{table_label(schema, table)}: table named in the rules does not exist in the database")
+            problems.append(
+                f"{table_label(schema, table)}: table named in the rules does not exist in the database"
+            )
     key_columns = {(fk.schema, fk.table, c): fk for fk in foreign_keys for c in fk.columns}
     key_columns |= {(fk.ref_schema, fk.ref_table, c): fk for fk in foreign_keys for c in fk.ref_columns}
     tables: list[TablePlan] = []
@@ -159,69 +164,100 @@ def build_plan(conn: psycopg.Connection[Any], rules: Rules) -> Plan:
         label = table_label(schema, table)
         kind = kinds[(schema, table)]
         if kind == "f":
-            problems.append(f"{label}: is a foreign table (its rows live on another server, out of reach of the "
-                            "anonymizer, and its user mapping may reach production); drop it from the copy's source")
+            problems.append(
+                f"{label}: is a foreign table (its rows live on another server, out of reach of the "
+                "anonymizer, and its user mapping may reach production); drop it from the copy's source"
+            )
             continue
         for column in ruled:
             if column not in columns:
                 problems.append(f"{label}.{column}: column named in the rules does not exist in the table")
         for column in columns:
             if column not in ruled:
-                problems.append(f"{label}.{column}: column is not ruled: give it a strategy, or declare it safe "
-                                "with `keep`")
+                problems.append(
+                    f"{label}.{column}: column is not ruled: give it a strategy, or declare it safe "
+                    "with `keep`"
+                )
         masked = tuple(r for r in ruled.values() if r.masks and r.column in columns)
         if kind == "m" and masked:
-            problems.append(f"{label}: is a materialized view, which cannot be masked in place; rule its columns "
-                            "`keep` only if it holds no PHI, or drop it")
+            problems.append(
+                f"{label}: is a materialized view, which cannot be masked in place; rule its columns "
+                "`keep` only if it holds no PHI, or drop it"
+            )
             masked = ()
         for rule in masked:
-            problems += _column_problems(rule, columns, unique.get((schema, table), set()), key_columns,
-                                         primary.get((schema, table), ()))
+            problems += _column_problems(
+                rule,
+                columns,
+                unique.get((schema, table), set()),
+                key_columns,
+                primary.get((schema, table), ()),
+            )
         row_checked = [r.column for r in masked if sql.CHECK.get(r.strategy) == "row"]
         if row_checked and (schema, table) not in primary:
-            problems.append(f"{label}: has no primary key, needed to verify {', '.join(row_checked)} row by row")
-        scanned = tuple(c for c, rule in ruled.items() if c in columns and rule.strategy in ("keep", "redact")
-                        and columns[c].data_type in sql.TEXT_TYPES)
+            problems.append(
+                f"{label}: has no primary key, needed to verify {', '.join(row_checked)} row by row"
+            )
+        scanned = tuple(
+            c
+            for c, rule in ruled.items()
+            if c in columns and rule.strategy in ("keep", "redact") and columns[c].data_type in sql.TEXT_TYPES
+        )
         tables.append(TablePlan(schema, table, columns, primary.get((schema, table), ()), masked, scanned))
     if problems:
         raise RulesError(problems, source=rules.source)
     return Plan(rules=rules, tables=tuple(tables), foreign_keys=foreign_keys)
 
 
-def _column_problems(rule: ColumnRule, columns: Mapping[str, Column], unique: set[str],
-                     key_columns: Mapping[tuple[str, str, str], ForeignKey],
-                     primary_key: tuple[str, ...] = ()) -> list[str]:
+def _column_problems(
+    rule: ColumnRule,
+    columns: Mapping[str, Column],
+    unique: set[str],
+    key_columns: Mapping[tuple[str, str, str], ForeignKey],
+    primary_key: tuple[str, ...] = (),
+) -> list[str]:
     column = columns[rule.column]
     where, strategy = rule.where, rule.strategy
     problems: list[str] = []
     if rule.column in primary_key:
         # The leak check matches each masked row to its original by primary key (and the scratch schema
         # stores the key as it is): a masked key would match nothing and store PHI in the scratch schema.
-        problems.append(f"{where}: is part of the primary key, by which verification matches rows to their "
-                        "originals; keys must be `keep` (pseudonymize an external id that is not the key)")
+        problems.append(
+            f"{where}: is part of the primary key, by which verification matches rows to their "
+            "originals; keys must be `keep` (pseudonymize an external id that is not the key)"
+        )
     wants_text = strategy not in ("null", "date_shift")
     if wants_text and column.data_type not in sql.TEXT_TYPES:
         problems.append(f"{where}: {strategy} needs a text column, this one is {column.data_type}")
     if strategy == "date_shift" and column.data_type not in sql.DATE_TYPES:
-        problems.append(f"{where}: date_shift needs a date or timestamp column, this one is {column.data_type}")
+        problems.append(
+            f"{where}: date_shift needs a date or timestamp column, this one is {column.data_type}"
+        )
     if strategy == "null" and column.not_null:
         problems.append(f"{where}: null on a NOT NULL column; use replace or hmac")
     if column.generated:
-        problems.append(f"{where}: is a generated column and cannot be written; declare it `keep` and rule its "
-                        "inputs")
+        problems.append(
+            f"{where}: is a generated column and cannot be written; declare it `keep` and rule its inputs"
+        )
     if rule.column in unique and strategy not in sql.UNIQUE_SAFE:
         problems.append(f"{where}: has a unique constraint, which {strategy} cannot keep; use hmac or email")
     fk = key_columns.get((rule.schema, rule.table, rule.column))
     if fk is not None:
-        problems.append(f"{where}: is a key of foreign key {fk.name} ({fk.label} -> {fk.ref_label}); keys must "
-                        "be `keep` (surrogate ids are not PHI; pseudonymize external ids that are not keys)")
+        problems.append(
+            f"{where}: is a key of foreign key {fk.name} ({fk.label} -> {fk.ref_label}); keys must "
+            "be `keep` (surrogate ids are not PHI; pseudonymize external ids that are not keys)"
+        )
     key = rule.options.key if isinstance(rule.options, DateShift | FakeName) else None
     if key is not None and key not in columns:
-        problems.append(f"{where}: key column `{key}` does not exist in {table_label(rule.schema, rule.table)}")
+        problems.append(
+            f"{where}: key column `{key}` does not exist in {table_label(rule.schema, rule.table)}"
+        )
     if isinstance(rule.options, Hmac) and rule.options.alphabet == "digits" and rule.options.length > 18:
         problems.append(f"{where}: hmac with digits gives at most 18 digits")
     longest = sql.max_output_length(rule)
     if longest is not None and column.max_length is not None and longest > column.max_length:
-        problems.append(f"{where}: {column.data_type}({column.max_length}) is too short for {strategy} values of "
-                        f"{longest} characters")
+        problems.append(
+            f"{where}: {column.data_type}({column.max_length}) is too short for {strategy} values of "
+            f"{longest} characters"
+        )
     return problems

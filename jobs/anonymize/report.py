@@ -65,7 +65,9 @@ class ColumnShape:
     def describe(self) -> str:
         if self.rows is None:
             return f"{self.where}: {self.strategy}, not checkable without the originals"
-        return f"{self.where}: {self.unmasked:,} of {self.rows:,} rows look unmasked (expected {self.expected})"
+        return (
+            f"{self.where}: {self.unmasked:,} of {self.rows:,} rows look unmasked (expected {self.expected})"
+        )
 
 
 @dataclass(frozen=True)
@@ -84,8 +86,11 @@ class PatternHits:
         return self.email + self.phone + self.ssn + self.date
 
     def describe(self) -> str:
-        found = [f"{n} {k}" for k, n in (("email", self.email), ("phone", self.phone), ("SSN", self.ssn),
-                                         ("date", self.date)) if n]
+        found = [
+            f"{n} {k}"
+            for k, n in (("email", self.email), ("phone", self.phone), ("SSN", self.ssn), ("date", self.date))
+            if n
+        ]
         return f"{self.table}.{self.column}: " + ", ".join(found)
 
 
@@ -143,8 +148,15 @@ class AnonymizationReport:
 
     @property
     def ok(self) -> bool:
-        return not (self.refused or self.error or self.leak_count or self.unmasked_count or self.pattern_count
-                    or self.orphan_count or self.count_mismatches)
+        return not (
+            self.refused
+            or self.error
+            or self.leak_count
+            or self.unmasked_count
+            or self.pattern_count
+            or self.orphan_count
+            or self.count_mismatches
+        )
 
     @property
     def outcome(self) -> Literal["succeeded", "failed", "refused"]:
@@ -162,16 +174,24 @@ class AnonymizationReport:
     def summary(self) -> str:
         mode = "verification" if self.verify_only else "anonymization"
         if self.refused:
-            return (f"{mode} of {self.database} refused before anything ran: "
-                    f"{len(self.coverage_problems)} rules problem(s)")
+            return (
+                f"{mode} of {self.database} refused before anything ran: "
+                f"{len(self.coverage_problems)} rules problem(s)"
+            )
         if self.error:
             return f"{mode} of {self.database} FAILED: {self.error}"
-        leaks = "leaks not checked (verify-only)" if self.verify_only else f"{self.leak_count} surviving originals"
+        leaks = (
+            "leaks not checked (verify-only)"
+            if self.verify_only
+            else f"{self.leak_count} surviving originals"
+        )
         verdict = "verified" if self.ok else "NOT VERIFIED"
-        return (f"{mode} of {self.database} {verdict}: {len(self.tables)} tables, {self.rows} rows; {leaks}, "
-                f"{self.unmasked_count} rows looking unmasked, {self.pattern_count} PHI pattern hits, "
-                f"{self.orphan_count} FK orphans, "
-                f"{len(self.count_mismatches)} count mismatches ({self.seconds:.1f} s)")
+        return (
+            f"{mode} of {self.database} {verdict}: {len(self.tables)} tables, {self.rows} rows; {leaks}, "
+            f"{self.unmasked_count} rows looking unmasked, {self.pattern_count} PHI pattern hits, "
+            f"{self.orphan_count} FK orphans, "
+            f"{len(self.count_mismatches)} count mismatches ({self.seconds:.1f} s)"
+        )
 
     @property
     def leaking_columns(self) -> tuple[ColumnLeak, ...]:

@@ -40,7 +40,9 @@ class RulesError(BadInput):
     def __init__(self, problems: list[str] | tuple[str, ...], *, source: str = "rules") -> None:
         self.problems = tuple(problems)
         self.source = source
-        super().__init__(f"{source}: {len(self.problems)} problem(s):\n" + "\n".join(f"  - {p}" for p in self.problems))
+        super().__init__(
+            f"{source}: {len(self.problems)} problem(s):\n" + "\n".join(f"  - {p}" for p in self.problems)
+        )
 
 
 @dataclass(frozen=True)
@@ -75,8 +77,10 @@ class _Options(BaseModel):
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
         super().__pydantic_init_subclass__(**kwargs)
         if "shape" not in cls.__dict__:
-            raise TypeError(f"strategy options {cls.__name__} must define shape(): what every value it writes "
-                            "looks like (or None if it masks nothing)")
+            raise TypeError(
+                f"strategy options {cls.__name__} must define shape(): what every value it writes "
+                "looks like (or None if it masks nothing)"
+            )
 
     def shape(self) -> Shape | None:
         """The shape of the values this strategy writes; None if it writes none to check (keep, redact)."""
@@ -111,8 +115,10 @@ class FakeName(_Options):
             return Shape(expected="a first name of the fake-name list", values=FIRST_NAMES)
         if self.part == "last":
             return Shape(expected="a last name of the fake-name list", values=LAST_NAMES)
-        return Shape(expected="<first> <last> of the fake-name lists",
-                     pattern=f"^{_one_of(FIRST_NAMES)} {_one_of(LAST_NAMES)}$")
+        return Shape(
+            expected="<first> <last> of the fake-name lists",
+            pattern=f"^{_one_of(FIRST_NAMES)} {_one_of(LAST_NAMES)}$",
+        )
 
 
 class Hmac(_Options):
@@ -126,11 +132,15 @@ class Hmac(_Options):
     def shape(self) -> Shape | None:
         if self.alphabet == "digits" and not self.prefix:
             # An NPI or an account number is already <n digits>: the shape cannot tell masked from raw.
-            return Shape(expected=f"<{self.length} digits>: not checkable without the originals (raw values "
-                                  "have the same shape)")
+            return Shape(
+                expected=f"<{self.length} digits>: not checkable without the originals (raw values "
+                "have the same shape)"
+            )
         chars = "[0-9a-f]" if self.alphabet == "hex" else "[0-9]"
-        return Shape(expected=f"{self.prefix}<{self.length} {self.alphabet}>",
-                     pattern=f"^{re.escape(self.prefix)}{chars}{{{self.length}}}$")
+        return Shape(
+            expected=f"{self.prefix}<{self.length} {self.alphabet}>",
+            pattern=f"^{re.escape(self.prefix)}{chars}{{{self.length}}}$",
+        )
 
 
 class Email(_Options):
@@ -141,8 +151,10 @@ class Email(_Options):
     domain: str = "email"
 
     def shape(self) -> Shape | None:
-        return Shape(expected=f"p<{self.length} hex>@{self.email_domain}",
-                     pattern=f"^p[0-9a-f]{{{self.length}}}@{re.escape(self.email_domain)}$")
+        return Shape(
+            expected=f"p<{self.length} hex>@{self.email_domain}",
+            pattern=f"^p[0-9a-f]{{{self.length}}}@{re.escape(self.email_domain)}$",
+        )
 
 
 class Phone(_Options):
@@ -251,7 +263,9 @@ def _unique_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool
         except TypeError:  # an unhashable key: construct_mapping reports it
             continue
         if duplicate:
-            raise yaml.constructor.ConstructorError(None, None, f"`{key}` is given twice", key_node.start_mark)
+            raise yaml.constructor.ConstructorError(
+                None, None, f"`{key}` is given twice", key_node.start_mark
+            )
     return loader.construct_mapping(node, deep=deep)  # type: ignore[no-untyped-call]
 
 
@@ -263,9 +277,11 @@ def load_rules(path: str | Path | None = None) -> Rules:
     listing every problem of the file, one line each."""
     source = Path(path) if path is not None else DEFAULT_RULES
     try:
-        data = yaml.load(source.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader
+        data = yaml.load(source.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)
     except OSError as exc:
-        raise RulesError([f"cannot read the file ({exc.strerror or type(exc).__name__})"], source=str(source)) from None
+        raise RulesError(
+            [f"cannot read the file ({exc.strerror or type(exc).__name__})"], source=str(source)
+        ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
@@ -302,7 +318,10 @@ def parse_rules(data: Any, *, source: str = "rules") -> Rules:
         if not isinstance(columns, dict) or not columns:
             problems.append(f"{label}: must map each column to a strategy (e.g. `id: keep`)")
             continue
-        if (schema, table) in parsed:  # `patients` and `public.patients`: one would silently replace the other
+        if (
+            schema,
+            table,
+        ) in parsed:  # `patients` and `public.patients`: one would silently replace the other
             problems.append(f"{label}: the table is named twice in the rules")
             continue
         parsed[(schema, table)] = {}
@@ -322,7 +341,7 @@ def _column_rule(schema: str, table: str, column: str, spec: Any, problems: list
     elif isinstance(spec, dict) and isinstance(spec.get("strategy"), str):
         name, options = spec["strategy"], {k: v for k, v in spec.items() if k != "strategy"}
     elif spec is None:
-        problems.append(f"{where}: no strategy (for the null strategy write \"null\" in quotes)")
+        problems.append(f'{where}: no strategy (for the null strategy write "null" in quotes)')
         return None
     else:
         problems.append(f"{where}: give a strategy name or a mapping with `strategy:` ({_choices()})")

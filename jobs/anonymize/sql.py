@@ -39,8 +39,10 @@ BLOCK = 64  # SHA-256 block size, bytes
 REGEX = {
     "email": r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}",
     "ssn": r"\m[0-9]{3}-[0-9]{2}-[0-9]{4}\M",
-    "date": (r"\m([0-9]{1,2}[/.-][0-9]{1,2}[/.-][0-9]{2}([0-9]{2})?|[0-9]{4}-[0-9]{1,2}-[0-9]{1,2})\M"
-             r"|\m[A-Za-z]{3,9}\.? [0-9]{1,2}(st|nd|rd|th)?,? [0-9]{4}\M|\m[0-9]{1,2} [A-Za-z]{3,9}\.?,? [0-9]{4}\M"),
+    "date": (
+        r"\m([0-9]{1,2}[/.-][0-9]{1,2}[/.-][0-9]{2}([0-9]{2})?|[0-9]{4}-[0-9]{1,2}-[0-9]{1,2})\M"
+        r"|\m[A-Za-z]{3,9}\.? [0-9]{1,2}(st|nd|rd|th)?,? [0-9]{4}\M|\m[0-9]{1,2} [A-Za-z]{3,9}\.?,? [0-9]{4}\M"
+    ),
     "phone": r"(\+?1[-. ]?)?(\([0-9]{3}\) ?|\m[0-9]{3}[-. ]?)[0-9]{3}[-. ]?[0-9]{4}\M",
 }
 # Redaction order: an SSN or a date must be replaced before the looser phone pattern sees it.
@@ -53,8 +55,15 @@ DATE_TYPES = {"date", "timestamp without time zone", "timestamp with time zone"}
 # How the leak check compares a masked column with the originals (see report.ColumnLeak). Phone
 # numbers are checked row by row: their 80,000 fictional values collide by chance between patients
 # (harmlessly), and a fictional number can equal no real patient's.
-CHECK = {"hmac": "set", "email": "set", "phone": "row", "fake_name": "row", "date_shift": "row", "replace": "row",
-         "null": "not_null"}
+CHECK = {
+    "hmac": "set",
+    "email": "set",
+    "phone": "row",
+    "fake_name": "row",
+    "date_shift": "row",
+    "replace": "row",
+    "null": "not_null",
+}
 UNIQUE_SAFE = {"hmac", "email", "null", "keep"}  # strategies whose output keeps a unique column unique
 
 
@@ -87,7 +96,8 @@ def connect(dsn: str) -> psycopg.Connection[Any]:
         conn = psycopg.connect(libpq_dsn(dsn), autocommit=True, connect_timeout=10)
     except (psycopg.Error, ValueError) as exc:
         raise DatabaseUnreachable(
-            f"cannot connect to PostgreSQL database {database_name(dsn)} ({type(exc).__name__})") from None
+            f"cannot connect to PostgreSQL database {database_name(dsn)} ({type(exc).__name__})"
+        ) from None
     conn.execute("SET standard_conforming_strings = on")
     return conn
 
@@ -135,8 +145,10 @@ class Keys:
 
 def keyed(message_sql: str, purpose: str = "p") -> str:
     """HMAC-SHA256 of the text expression ``message_sql`` under the run's key (bytea)."""
-    return (f"sha256(%(k{purpose}_o)s::bytea || sha256(%(k{purpose}_i)s::bytea || "
-            f"convert_to({message_sql}, 'UTF8')))")
+    return (
+        f"sha256(%(k{purpose}_o)s::bytea || sha256(%(k{purpose}_i)s::bytea || "
+        f"convert_to({message_sql}, 'UTF8')))"
+    )
 
 
 def verify_hash(column_sql: str) -> str:
@@ -176,7 +188,9 @@ def _not_null(column: str, expression: str) -> str:
     return f"CASE WHEN {column} IS NULL THEN NULL ELSE {expression} END"
 
 
-def mask_expression(rule: ColumnRule, *, data_type: str, shift_days: int, shared: Shared | None = None) -> str:
+def mask_expression(
+    rule: ColumnRule, *, data_type: str, shift_days: int, shared: Shared | None = None
+) -> str:
     """The SQL expression that replaces ``rule.column`` in the table's UPDATE. NULL stays NULL.
     ``shared`` names columns already holding keyed hashes that several expressions use."""
     col = ident(rule.column)
@@ -193,12 +207,13 @@ def mask_expression(rule: ColumnRule, *, data_type: str, shift_days: int, shared
         if opts.alphabet == "hex":
             body = _hex(digest, opts.length)
         else:  # up to 18 digits from 60 bits
-            body = (f"lpad(((('x' || {_hex(digest, 15)})::bit(60)::bigint) "
-                    f"%% {10 ** opts.length}::bigint)::text, {opts.length}, '0')")
+            body = (
+                f"lpad(((('x' || {_hex(digest, 15)})::bit(60)::bigint) "
+                f"%% {10**opts.length}::bigint)::text, {opts.length}, '0')"
+            )
         return f"{literal(opts.prefix)} || {body}" if opts.prefix else body
     if isinstance(opts, Email):
-        return (f"'p' || {_hex(digest, opts.length)} || "
-                f"{literal('@' + opts.email_domain)}")
+        return f"'p' || {_hex(digest, opts.length)} || {literal('@' + opts.email_domain)}"
     if isinstance(opts, Phone):
         # 200..999 area code and 00..99 line: +1-AAA-555-01XX, numbers reserved for fiction.
         number = f"(20000 + {_int(digest, 0)} %% 80000)"
@@ -242,7 +257,9 @@ def unmasked_expression(column_sql: str, shape: Shape, param: str) -> tuple[str,
     if shape.null:
         return f"{column_sql} IS NOT NULL", None
     if shape.values:
-        return f"{column_sql} IS NOT NULL AND {column_sql}::text <> ALL(%({param})s::text[])", list(shape.values)
+        return f"{column_sql} IS NOT NULL AND {column_sql}::text <> ALL(%({param})s::text[])", list(
+            shape.values
+        )
     if shape.pattern is not None:
         return f"{column_sql} IS NOT NULL AND {column_sql}::text !~ %({param})s", shape.pattern
     raise ValueError(f"the shape {shape.expected!r} cannot be checked")

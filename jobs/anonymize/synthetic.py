@@ -172,23 +172,43 @@ def create_synthetic(*, dsn: str, patients: int, seed: int) -> dict[str, int]:
     if patients < 1:
         raise ValueError("patients must be at least 1")
     params: dict[str, Any] = {
-        "seed": seed, "patients": patients, "providers": max(10, patients // 500),
-        "first_names": list(FIRST_NAMES), "last_names": list(LAST_NAMES), "streets": list(STREETS),
-        "street_kinds": list(STREET_KINDS), "cities": [c for c, _ in CITIES], "states": [s for _, s in CITIES],
+        "seed": seed,
+        "patients": patients,
+        "providers": max(10, patients // 500),
+        "first_names": list(FIRST_NAMES),
+        "last_names": list(LAST_NAMES),
+        "streets": list(STREETS),
+        "street_kinds": list(STREET_KINDS),
+        "cities": [c for c, _ in CITIES],
+        "states": [s for _, s in CITIES],
         "n_cities": len(CITIES),
     }
     with sql.connect(dsn) as conn:
-        exists = conn.execute("SELECT count(*) FROM pg_tables WHERE schemaname = 'public' AND tablename = ANY(%s)",
-                              [list(TABLES)]).fetchone()
+        exists = conn.execute(
+            "SELECT count(*) FROM pg_tables WHERE schemaname = 'public' AND tablename = ANY(%s)",
+            [list(TABLES)],
+        ).fetchone()
         if exists and exists[0]:
-            raise ValueError(f"database {sql.database_name(dsn)} already has MenoTime tables; use an empty one")
+            raise ValueError(
+                f"database {sql.database_name(dsn)} already has MenoTime tables; use an empty one"
+            )
         conn.execute("SET work_mem = '256MB'")
         with conn.transaction():
             conn.execute(SCHEMA)
-            for statement in (PROVIDERS, PATIENTS, APPOINTMENTS, SYMPTOM_LOGS, MESSAGES, PRESCRIPTIONS, PAYMENTS):
+            for statement in (
+                PROVIDERS,
+                PATIENTS,
+                APPOINTMENTS,
+                SYMPTOM_LOGS,
+                MESSAGES,
+                PRESCRIPTIONS,
+                PAYMENTS,
+            ):
                 conn.execute(statement, params)
             conn.execute(CONSTRAINTS)
         for table in TABLES:
             conn.execute(f"ANALYZE {table}")
-        return {table: conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # type: ignore[index]
-                for table in TABLES}
+        return {
+            table: conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # type: ignore[index]
+            for table in TABLES
+        }

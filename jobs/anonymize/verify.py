@@ -38,7 +38,9 @@ def _hash_column(rule: ColumnRule) -> str:
 
 def create_scratch(conn: psycopg.Connection[Any], scratch: str) -> None:
     """A fresh scratch schema, after dropping any a crashed run left behind (keyed hashes only)."""
-    stale = conn.execute("SELECT nspname FROM pg_namespace WHERE nspname LIKE 'anon\\_scratch\\_%'").fetchall()
+    stale = conn.execute(
+        "SELECT nspname FROM pg_namespace WHERE nspname LIKE 'anon\\_scratch\\_%'"
+    ).fetchall()
     for (name,) in stale:
         drop_scratch(conn, name)
     conn.execute(f"CREATE SCHEMA {sql.ident(scratch)}")
@@ -56,42 +58,51 @@ def snapshot(conn: psycopg.Connection[Any], plan: Plan, scratch: str, params: di
             continue
         keys = [sql.ident(c) for c in table.primary_key]
         hashes = [f"{sql.verify_hash(sql.ident(r.column))} AS {_hash_column(r)}" for r in rules]
-        conn.execute(f"CREATE UNLOGGED TABLE {_scratch_table(scratch, table)} AS "
-                     f"SELECT {', '.join(keys + hashes)} FROM {table.name}", params)
+        conn.execute(
+            f"CREATE UNLOGGED TABLE {_scratch_table(scratch, table)} AS "
+            f"SELECT {', '.join(keys + hashes)} FROM {table.name}",
+            params,
+        )
 
 
-def leaks(conn: psycopg.Connection[Any], plan: Plan, scratch: str, params: dict[str, Any]) -> list[ColumnLeak]:
+def leaks(
+    conn: psycopg.Connection[Any], plan: Plan, scratch: str, params: dict[str, Any]
+) -> list[ColumnLeak]:
     """(b) per masked column: masked values whose keyed hash equals an original's."""
     by_domain: dict[str, list[str]] = defaultdict(list)  # pseudonym domain -> scratch hash columns
     for table in plan.tables:
         for rule in _checked(table):
             if sql.CHECK[rule.strategy] == "set":
                 by_domain[rule.options.domain].append(  # type: ignore[attr-defined]
-                    f"SELECT {_hash_column(rule)} AS h FROM {_scratch_table(scratch, table)}")
+                    f"SELECT {_hash_column(rule)} AS h FROM {_scratch_table(scratch, table)}"
+                )
     found: list[ColumnLeak] = []
     for table in plan.tables:
         found += _row_leaks(conn, table, scratch, params)
         for rule in table.masked:
             col = sql.ident(rule.column)
             if rule.strategy == "null":
-                checked, leaked = conn.execute(
-                    f"SELECT count(*), count({col}) FROM {table.name}").fetchone()  # type: ignore[misc]
+                checked, leaked = conn.execute(f"SELECT count(*), count({col}) FROM {table.name}").fetchone()  # type: ignore[misc]
             elif sql.CHECK.get(rule.strategy) == "set":
                 originals = " UNION ALL ".join(by_domain[rule.options.domain])  # type: ignore[attr-defined]
                 # In WHERE (not FILTER) so the planner makes it a hash semi-join, not a per-row subplan.
                 checked, leaked = conn.execute(
                     f"SELECT (SELECT count({col}) FROM {table.name}), (SELECT count(*) FROM {table.name} "
-                    f"WHERE {sql.verify_hash(col)} IN ({originals}))", params).fetchone()  # type: ignore[misc]
+                    f"WHERE {sql.verify_hash(col)} IN ({originals}))",
+                    params,
+                ).fetchone()  # type: ignore[misc]
             else:
                 continue
-            found.append(ColumnLeak(table.label, rule.column, rule.strategy, sql.CHECK[rule.strategy],
-                                    checked, leaked))
+            found.append(
+                ColumnLeak(table.label, rule.column, rule.strategy, sql.CHECK[rule.strategy], checked, leaked)
+            )
     order = {(t.label, r.column): i for i, (t, r) in enumerate((t, r) for t in plan.tables for r in t.masked)}
     return sorted(found, key=lambda c: order[(c.table, c.column)])
 
 
-def _row_leaks(conn: psycopg.Connection[Any], table: TablePlan, scratch: str,
-               params: dict[str, Any]) -> list[ColumnLeak]:
+def _row_leaks(
+    conn: psycopg.Connection[Any], table: TablePlan, scratch: str, params: dict[str, Any]
+) -> list[ColumnLeak]:
     rules = [r for r in _checked(table) if sql.CHECK[r.strategy] == "row"]
     if not rules:
         return []
@@ -106,11 +117,16 @@ def _row_leaks(conn: psycopg.Connection[Any], table: TablePlan, scratch: str,
         if isinstance(rule.options, Replace):  # an original equal to the constant reveals nothing
             leaked += f" AND {col} <> {sql.literal(rule.options.value)}"
         counts += [f"count({col})", f"count(*) FILTER (WHERE {leaked})"]
-    row = conn.execute(f"SELECT {', '.join(counts)} FROM {table.name} t "
-                       f"LEFT JOIN {_scratch_table(scratch, table)} s ON {join}", params).fetchone()
+    row = conn.execute(
+        f"SELECT {', '.join(counts)} FROM {table.name} t "
+        f"LEFT JOIN {_scratch_table(scratch, table)} s ON {join}",
+        params,
+    ).fetchone()
     assert row is not None
-    return [ColumnLeak(table.label, r.column, r.strategy, "row", row[2 * i], row[2 * i + 1])
-            for i, r in enumerate(rules)]
+    return [
+        ColumnLeak(table.label, r.column, r.strategy, "row", row[2 * i], row[2 * i + 1])
+        for i, r in enumerate(rules)
+    ]
 
 
 def shapes(conn: psycopg.Connection[Any], plan: Plan) -> list[ColumnShape]:
@@ -133,9 +149,12 @@ def shapes(conn: psycopg.Connection[Any], plan: Plan) -> list[ColumnShape]:
             row = conn.execute(f"SELECT count(*), {', '.join(counts)} FROM {table.name}", params).fetchone()
             assert row is not None
             rows, unmasked = row[0], iter(row[1:])
-        found += [ColumnShape(table.label, rule.column, rule.strategy, shape.expected, rows, next(unmasked))
-                  if shape.checkable else ColumnShape(table.label, rule.column, rule.strategy, shape.expected, None)
-                  for rule, shape in ruled]
+        found += [
+            ColumnShape(table.label, rule.column, rule.strategy, shape.expected, rows, next(unmasked))
+            if shape.checkable
+            else ColumnShape(table.label, rule.column, rule.strategy, shape.expected, None)
+            for rule, shape in ruled
+        ]
     return found
 
 
@@ -145,12 +164,17 @@ def patterns(conn: psycopg.Connection[Any], plan: Plan, params: dict[str, Any]) 
     for table in plan.tables:
         if not table.scanned:
             continue
-        counts = [f"count(*) FILTER (WHERE {sql.scan_expression(sql.ident(c), p)})"
-                  for c in table.scanned for p in PATTERNS]
+        counts = [
+            f"count(*) FILTER (WHERE {sql.scan_expression(sql.ident(c), p)})"
+            for c in table.scanned
+            for p in PATTERNS
+        ]
         row = conn.execute(f"SELECT {', '.join(counts)} FROM {table.name}", params).fetchone()
         assert row is not None
         for i, column in enumerate(table.scanned):
-            found.append(PatternHits(table.label, column, **dict(zip(PATTERNS, row[4 * i:4 * i + 4], strict=True))))
+            found.append(
+                PatternHits(table.label, column, **dict(zip(PATTERNS, row[4 * i : 4 * i + 4], strict=True)))
+            )
     return found
 
 
@@ -159,11 +183,13 @@ def orphans(conn: psycopg.Connection[Any], plan: Plan) -> list[ForeignKeyCheck]:
     found: list[ForeignKeyCheck] = []
     for fk in plan.foreign_keys:
         present = " AND ".join(f"c.{sql.ident(c)} IS NOT NULL" for c in fk.columns)
-        match = " AND ".join(f"p.{sql.ident(r)} = c.{sql.ident(c)}" for c, r in zip(fk.columns, fk.ref_columns,
-                                                                                    strict=True))
-        row = conn.execute(f"SELECT count(*) FROM {sql.qualified(fk.schema, fk.table)} c WHERE {present} AND NOT "
-                           f"EXISTS (SELECT 1 FROM {sql.qualified(fk.ref_schema, fk.ref_table)} p WHERE {match})"
-                           ).fetchone()
+        match = " AND ".join(
+            f"p.{sql.ident(r)} = c.{sql.ident(c)}" for c, r in zip(fk.columns, fk.ref_columns, strict=True)
+        )
+        row = conn.execute(
+            f"SELECT count(*) FROM {sql.qualified(fk.schema, fk.table)} c WHERE {present} AND NOT "
+            f"EXISTS (SELECT 1 FROM {sql.qualified(fk.ref_schema, fk.ref_table)} p WHERE {match})"
+        ).fetchone()
         assert row is not None
         found.append(ForeignKeyCheck(fk.name, fk.label, fk.columns, fk.ref_label, row[0]))
     return found

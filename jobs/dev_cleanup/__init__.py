@@ -16,19 +16,41 @@ from jobs.dev_cleanup.options import DevCleanupOptions
 from jobs.dev_cleanup.report import DevCleanupReport
 
 IAM_ACTIONS: tuple[str, ...] = (
-    "ecs:ListTaskDefinitions", "ecs:DescribeTaskDefinition", "ecs:ListTagsForResource", "ecs:DeregisterTaskDefinition",
-    "ecs:ListServices", "ecs:DescribeServices", "ecs:ListTasks", "ecs:DescribeTasks",
-    "ecr:DescribeImages", "ecr:BatchGetImage", "ecr:BatchDeleteImage",
-    "rds:DescribeDBSnapshots", "rds:DeleteDBSnapshot",
-    "ec2:DescribeVolumes", "ec2:DeleteVolume",
-    "logs:DescribeLogGroups", "logs:DescribeLogStreams", "logs:ListTagsForResource", "logs:DeleteLogGroup",
+    "ecs:ListTaskDefinitions",
+    "ecs:DescribeTaskDefinition",
+    "ecs:ListTagsForResource",
+    "ecs:DeregisterTaskDefinition",
+    "ecs:ListServices",
+    "ecs:DescribeServices",
+    "ecs:ListTasks",
+    "ecs:DescribeTasks",
+    "ecr:DescribeImages",
+    "ecr:BatchGetImage",
+    "ecr:BatchDeleteImage",
+    "rds:DescribeDBSnapshots",
+    "rds:DeleteDBSnapshot",
+    "ec2:DescribeVolumes",
+    "ec2:DeleteVolume",
+    "logs:DescribeLogGroups",
+    "logs:DescribeLogStreams",
+    "logs:ListTagsForResource",
+    "logs:DeleteLogGroup",
     "sts:GetCallerIdentity",
 )
 
 
 def run(ctx: JobContext) -> DevCleanupReport:
-    return clean(aws=ctx.aws, db=ctx.db, config=ctx.config, options=cast(DevCleanupOptions, ctx.options),
-                 now=ctx.clock.now(), run_id=ctx.run_id, dry_run=ctx.dry_run, override=ctx.override, audit=ctx.audit)
+    return clean(
+        aws=ctx.aws,
+        db=ctx.db,
+        config=ctx.config,
+        options=cast(DevCleanupOptions, ctx.options),
+        now=ctx.clock.now(),
+        run_id=ctx.run_id,
+        dry_run=ctx.dry_run,
+        override=ctx.override,
+        audit=ctx.audit,
+    )
 
 
 SPECS: tuple[JobSpec, ...] = (

@@ -105,21 +105,38 @@ def seed_dev_clutter(gateway: AwsGateway, config: Config, *, now: datetime) -> D
     keep_tag = {"Key": "menotime:keep", "Value": "true"}
 
     # Task-definition revisions: copy the service's revision, then date every revision of the family.
-    service = gateway.call("ecs", "describe_services", cluster=dev.cluster, services=[dev.service])["services"][0]
-    base = gateway.call("ecs", "describe_task_definition", taskDefinition=service["taskDefinition"])["taskDefinition"]
+    service = gateway.call("ecs", "describe_services", cluster=dev.cluster, services=[dev.service])[
+        "services"
+    ][0]
+    base = gateway.call("ecs", "describe_task_definition", taskDefinition=service["taskDefinition"])[
+        "taskDefinition"
+    ]
     kept_revision = 0
     for index in range(8):
         tags = [{"key": "Environment", "value": "dev"}]
         if index == 1:
             tags.append({"key": "menotime:keep", "value": "true"})
-        registered = gateway.call("ecs", "register_task_definition", family=dev.task_family,
-                     containerDefinitions=base["containerDefinitions"], cpu=base.get("cpu"),
-                     memory=base.get("memory"), networkMode=base.get("networkMode", "awsvpc"),
-                     requiresCompatibilities=base.get("requiresCompatibilities", ["FARGATE"]), tags=tags)
+        registered = gateway.call(
+            "ecs",
+            "register_task_definition",
+            family=dev.task_family,
+            containerDefinitions=base["containerDefinitions"],
+            cpu=base.get("cpu"),
+            memory=base.get("memory"),
+            networkMode=base.get("networkMode", "awsvpc"),
+            requiresCompatibilities=base.get("requiresCompatibilities", ["FARGATE"]),
+            tags=tags,
+        )
         if index == 1:
             kept_revision = int(registered["taskDefinition"]["revision"])
-    arns = gateway.paginate("ecs", "list_task_definitions", "taskDefinitionArns", familyPrefix=dev.task_family,
-                            status="ACTIVE", sort="ASC")
+    arns = gateway.paginate(
+        "ecs",
+        "list_task_definitions",
+        "taskDefinitionArns",
+        familyPrefix=dev.task_family,
+        status="ACTIVE",
+        sort="ASC",
+    )
     revisions = sorted(int(a.rsplit(":", 1)[1]) for a in arns)
     for position, revision in enumerate(revisions):
         is_fresh = position >= len(revisions) - 2
@@ -132,45 +149,77 @@ def seed_dev_clutter(gateway: AwsGateway, config: Config, *, now: datetime) -> D
         (spared if protected else candidates).append(label)
 
     # ECR: old dev images nobody runs, an old untagged one, an old staging one, a fresh dev one.
-    pushes = {"feature-old-search": old, "feature-old-billing": old, "0badc0ffee42": old, "PR-7": old,
-              "feature-fresh": fresh}
+    pushes = {
+        "feature-old-search": old,
+        "feature-old-billing": old,
+        "0badc0ffee42": old,
+        "PR-7": old,
+        "feature-fresh": fresh,
+    }
     for tag, at in pushes.items():
-        image = gateway.call("ecr", "put_image", repositoryName=REPOSITORY, imageTag=tag,
-                             imageManifest=image_manifest(tag), imageManifestMediaType=_MANIFEST_TYPE)["image"]
+        image = gateway.call(
+            "ecr",
+            "put_image",
+            repositoryName=REPOSITORY,
+            imageTag=tag,
+            imageManifest=image_manifest(tag),
+            imageManifestMediaType=_MANIFEST_TYPE,
+        )["image"]
         back.image(REPOSITORY, image["imageId"]["imageDigest"], at)
         (candidates if at is old and dev.image_tags.accepts(tag) else spared).append(f"{REPOSITORY}:{tag}")
-    untagged = gateway.call("ecr", "put_image", repositoryName=REPOSITORY, imageManifest=image_manifest("untagged"),
-                            imageManifestMediaType=_MANIFEST_TYPE)["image"]
+    untagged = gateway.call(
+        "ecr",
+        "put_image",
+        repositoryName=REPOSITORY,
+        imageManifest=image_manifest("untagged"),
+        imageManifestMediaType=_MANIFEST_TYPE,
+    )["image"]
     back.image(REPOSITORY, untagged["imageId"]["imageDigest"], old)
     candidates.append(f"{REPOSITORY}@{untagged['imageId']['imageDigest'][7:19]} (untagged)")
 
     # RDS manual snapshots of menotime-dev.
-    snapshots = {f"{dev.rds_instance}-before-migration": ([dev_tag], old, True),
-                 f"{dev.rds_instance}-baseline": ([dev_tag, keep_tag], old, False),
-                 f"{dev.rds_instance}-yesterday": ([dev_tag], fresh, False)}
+    snapshots = {
+        f"{dev.rds_instance}-before-migration": ([dev_tag], old, True),
+        f"{dev.rds_instance}-baseline": ([dev_tag, keep_tag], old, False),
+        f"{dev.rds_instance}-yesterday": ([dev_tag], fresh, False),
+    }
     for ident, (tags, at, goes) in snapshots.items():
-        gateway.call("rds", "create_db_snapshot", DBInstanceIdentifier=dev.rds_instance, DBSnapshotIdentifier=ident,
-                     Tags=tags)
+        gateway.call(
+            "rds",
+            "create_db_snapshot",
+            DBInstanceIdentifier=dev.rds_instance,
+            DBSnapshotIdentifier=ident,
+            Tags=tags,
+        )
         back.snapshot(ident, at)
         (candidates if goes else spared).append(ident)
 
     # EBS volumes of dev, available (nothing attached).
     zone = gateway.call("ec2", "describe_availability_zones")["AvailabilityZones"][0]["ZoneName"]
-    volumes = {"menotime-dev-scratch": ([dev_tag], old, True),
-               "menotime-dev-fixtures": ([dev_tag, keep_tag], old, False),
-               "menotime-dev-recent": ([dev_tag], fresh, False),
-               "menotime-prod-restore-test": ([dev_tag], old, False)}
+    volumes = {
+        "menotime-dev-scratch": ([dev_tag], old, True),
+        "menotime-dev-fixtures": ([dev_tag, keep_tag], old, False),
+        "menotime-dev-recent": ([dev_tag], fresh, False),
+        "menotime-prod-restore-test": ([dev_tag], old, False),
+    }
     for name, (tags, at, goes) in volumes.items():
-        vol = gateway.call("ec2", "create_volume", AvailabilityZone=zone, Size=20, VolumeType="gp3",
-                           TagSpecifications=[{"ResourceType": "volume",
-                                               "Tags": [*tags, {"Key": "Name", "Value": name}]}])
+        vol = gateway.call(
+            "ec2",
+            "create_volume",
+            AvailabilityZone=zone,
+            Size=20,
+            VolumeType="gp3",
+            TagSpecifications=[{"ResourceType": "volume", "Tags": [*tags, {"Key": "Name", "Value": name}]}],
+        )
         back.volume(vol["VolumeId"], at)
         (candidates if goes else spared).append(f"{vol['VolumeId']} {name}")
 
     # Log groups under dev's prefixes.
-    groups = {f"/ecs/{dev.task_family}": (False, fresh, False),
-              f"/ecs/menotime-{dev.name}-old-worker": (False, old, True),
-              f"/aws/rds/instance/{dev.rds_instance}/postgresql": (True, old, False)}
+    groups = {
+        f"/ecs/{dev.task_family}": (False, fresh, False),
+        f"/ecs/menotime-{dev.name}-old-worker": (False, old, True),
+        f"/aws/rds/instance/{dev.rds_instance}/postgresql": (True, old, False),
+    }
     for name, (keep, at, goes) in groups.items():
         tags = {"Environment": "dev", **({"menotime:keep": "true"} if keep else {})}
         gateway.call("logs", "create_log_group", logGroupName=name, tags=tags)

@@ -68,9 +68,13 @@ class DatabaseRows:
         try:
             with engine.connect() as conn:
                 _utc(conn)
-                total = int(conn.execute(text(f"SELECT count(*) FROM {table}")).scalar_one())  # noqa: S608
-                old = int(conn.execute(text(f"SELECT count(*) FROM {table} WHERE {column} < :cutoff"),  # noqa: S608
-                                       {"cutoff": scope.cutoff}).scalar_one())
+                total = int(conn.execute(text(f"SELECT count(*) FROM {table}")).scalar_one())
+                old = int(
+                    conn.execute(
+                        text(f"SELECT count(*) FROM {table} WHERE {column} < :cutoff"),
+                        {"cutoff": scope.cutoff},
+                    ).scalar_one()
+                )
         except SQLAlchemyError as exc:
             tally.errors.append(_error(rule.table, exc))
             return
@@ -78,9 +82,15 @@ class DatabaseRows:
         if total - old:
             tally.spared[TOO_NEW] += total - old
         if old:
-            tally.candidates.append(Resource(kind=self.kind, id=rule.table, count=old,
-                                             label=f"{rule.table}: {old:,} rows older than {scope.cutoff:%Y-%m-%d}",
-                                             handle={"column": rule.column}))
+            tally.candidates.append(
+                Resource(
+                    kind=self.kind,
+                    id=rule.table,
+                    count=old,
+                    label=f"{rule.table}: {old:,} rows older than {scope.cutoff:%Y-%m-%d}",
+                    handle={"column": rule.column},
+                )
+            )
 
     def delete(self, scope: Scope, resources: Sequence[Resource]) -> tuple[list[Resource], list[ItemError]]:
         database = scope.options.database
@@ -98,17 +108,25 @@ class DatabaseRows:
                     errors.append(_error(res.id, exc))
                 if batches:
                     deleted = sum(batches)
-                    done.append(replace(res, count=deleted, handle={**res.handle, "batches": tuple(batches)},
-                                        label=f"{res.id}: {deleted:,} rows in {len(batches)} batch(es)"))
+                    done.append(
+                        replace(
+                            res,
+                            count=deleted,
+                            handle={**res.handle, "batches": tuple(batches)},
+                            label=f"{res.id}: {deleted:,} rows in {len(batches)} batch(es)",
+                        )
+                    )
         finally:
             engine.dispose()
         return done, errors
 
     @staticmethod
-    def _delete_table(engine: Engine, res: Resource, scope: Scope, batch_size: int, batches: list[int]) -> None:
+    def _delete_table(
+        engine: Engine, res: Resource, scope: Scope, batch_size: int, batches: list[int]
+    ) -> None:
         table, column = _quoted(engine, res.id), _quoted(engine, str(res.handle["column"]))
         statement = text(
-            f"DELETE FROM {table} WHERE ctid IN "  # noqa: S608 - identifiers validated and quoted
+            f"DELETE FROM {table} WHERE ctid IN "
             f"(SELECT ctid FROM {table} WHERE {column} < :cutoff LIMIT :batch)"
         )
         while True:

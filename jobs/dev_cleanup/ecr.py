@@ -38,10 +38,12 @@ IN_INDEX = "part of a multi-arch image"
 INDEX_UNREADABLE = "image indexes unreadable"
 # A multi-arch (or attested, buildx's default) image is an index whose per-platform children are
 # untagged images of their own: deleting an "untagged" child breaks the tagged image that lists it.
-INDEX_MEDIA_TYPES = frozenset({
-    "application/vnd.oci.image.index.v1+json",
-    "application/vnd.docker.distribution.manifest.list.v2+json",
-})
+INDEX_MEDIA_TYPES = frozenset(
+    {
+        "application/vnd.oci.image.index.v1+json",
+        "application/vnd.docker.distribution.manifest.list.v2+json",
+    }
+)
 
 
 def image_reference(image: str) -> tuple[str, str | None, str | None]:
@@ -59,7 +61,9 @@ def repositories(scope: Scope) -> tuple[str, ...]:
         return scope.options.repositories
     snapshot = service_snapshot(aws=scope.aws, env=scope.env)
     if snapshot.image is None:
-        raise BotError(f"cannot tell the image of {scope.env.service}; set jobs.options.dev-cleanup.repositories")
+        raise BotError(
+            f"cannot tell the image of {scope.env.service}; set jobs.options.dev-cleanup.repositories"
+        )
     return (repository_of(snapshot.image),)
 
 
@@ -81,8 +85,13 @@ class EcrImages:
                 if digest:
                     digests.add((repo, digest))
         for repo in repositories(scope):
-            details = scope.aws.paginate("ecr", "describe_images", "imageDetails", repositoryName=repo,
-                                         PaginationConfig={"PageSize": PAGE})
+            details = scope.aws.paginate(
+                "ecr",
+                "describe_images",
+                "imageDetails",
+                repositoryName=repo,
+                PaginationConfig={"PageSize": PAGE},
+            )
             children, index_error = _index_children(scope, repo, details)
             if index_error is not None:
                 tally.errors.append(index_error)
@@ -103,14 +112,25 @@ class EcrImages:
                 elif pushed is None or pushed > scope.cutoff:
                     tally.spare(TOO_NEW)
                 else:
-                    tally.take(Resource(
-                        kind=self.kind, id=f"{repo}@{digest}", label=_label(repo, digest, image_tags),
-                        size_bytes=int(detail.get("imageSizeInBytes") or 0),
-                        handle={"repository": repo, "digest": digest},
-                    ))
+                    tally.take(
+                        Resource(
+                            kind=self.kind,
+                            id=f"{repo}@{digest}",
+                            label=_label(repo, digest, image_tags),
+                            size_bytes=int(detail.get("imageSizeInBytes") or 0),
+                            handle={"repository": repo, "digest": digest},
+                        )
+                    )
         if not inventory.complete:
-            tally.errors.append(ItemError(kind=self.kind, resource="(all)", message=(
-                f"{len(inventory.errors)} task definition(s) could not be read, so no image is safe to delete")))
+            tally.errors.append(
+                ItemError(
+                    kind=self.kind,
+                    resource="(all)",
+                    message=(
+                        f"{len(inventory.errors)} task definition(s) could not be read, so no image is safe to delete"
+                    ),
+                )
+            )
         return tally.survey()
 
     def delete(self, scope: Scope, resources: Sequence[Resource]) -> tuple[list[Resource], list[ItemError]]:
@@ -122,36 +142,60 @@ class EcrImages:
         for repo, items in by_repo.items():
             for batch in chunks(items, BATCH):
                 try:
-                    answer = scope.aws.call("ecr", "batch_delete_image", repositoryName=repo,
-                                            imageIds=[{"imageDigest": r.handle["digest"]} for r in batch])
+                    answer = scope.aws.call(
+                        "ecr",
+                        "batch_delete_image",
+                        repositoryName=repo,
+                        imageIds=[{"imageDigest": r.handle["digest"]} for r in batch],
+                    )
                 except (ClientError, AwsUnavailable) as exc:
-                    errors.extend(ItemError(kind=self.kind, resource=r.label, message=describe_error(exc))
-                                  for r in batch)
+                    errors.extend(
+                        ItemError(kind=self.kind, resource=r.label, message=describe_error(exc))
+                        for r in batch
+                    )
                     continue
-                failed = {str(f.get("imageId", {}).get("imageDigest")): f for f in answer.get("failures") or []}
+                failed = {
+                    str(f.get("imageId", {}).get("imageDigest")): f for f in answer.get("failures") or []
+                }
                 for res in batch:
                     failure = failed.get(str(res.handle["digest"]))
                     if failure is None:
                         done.append(res)
                     else:
-                        errors.append(ItemError(kind=self.kind, resource=res.label, message=(
-                            f"{failure.get('failureCode')}: {failure.get('failureReason')}")[:300]))
+                        errors.append(
+                            ItemError(
+                                kind=self.kind,
+                                resource=res.label,
+                                message=(f"{failure.get('failureCode')}: {failure.get('failureReason')}")[
+                                    :300
+                                ],
+                            )
+                        )
         return done, errors
 
 
-def _index_children(scope: Scope, repo: str, details: Sequence[dict[str, Any]]) -> tuple[set[str], ItemError | None]:
+def _index_children(
+    scope: Scope, repo: str, details: Sequence[dict[str, Any]]
+) -> tuple[set[str], ItemError | None]:
     """Digests that an image index of ``repo`` lists, and an error if some index could not be read
     (then no untagged image of the repository is safe to delete)."""
-    indexes = [str(d["imageDigest"]) for d in details
-               if str(d.get("imageManifestMediaType") or "") in INDEX_MEDIA_TYPES
-               or str(d.get("artifactMediaType") or "") in INDEX_MEDIA_TYPES]
+    indexes = [
+        str(d["imageDigest"])
+        for d in details
+        if str(d.get("imageManifestMediaType") or "") in INDEX_MEDIA_TYPES
+        or str(d.get("artifactMediaType") or "") in INDEX_MEDIA_TYPES
+    ]
     children: set[str] = set()
     unread = 0
     for batch in chunks(indexes, BATCH):
         try:
-            answer = scope.aws.call("ecr", "batch_get_image", repositoryName=repo,
-                                    imageIds=[{"imageDigest": d} for d in batch],
-                                    acceptedMediaTypes=sorted(INDEX_MEDIA_TYPES))
+            answer = scope.aws.call(
+                "ecr",
+                "batch_get_image",
+                repositoryName=repo,
+                imageIds=[{"imageDigest": d} for d in batch],
+                acceptedMediaTypes=sorted(INDEX_MEDIA_TYPES),
+            )
         except (ClientError, AwsUnavailable):
             unread += len(batch)
             continue
@@ -164,8 +208,13 @@ def _index_children(scope: Scope, repo: str, details: Sequence[dict[str, Any]]) 
                 unread += 1
     if not unread:
         return children, None
-    return children, ItemError(kind=KIND, resource=f"{repo} (image indexes)", message=(
-        f"{unread} multi-arch image index(es) could not be read, so no untagged image of {repo} is deleted"))
+    return children, ItemError(
+        kind=KIND,
+        resource=f"{repo} (image indexes)",
+        message=(
+            f"{unread} multi-arch image index(es) could not be read, so no untagged image of {repo} is deleted"
+        ),
+    )
 
 
 def _label(repo: str, digest: str, tags: Iterable[str]) -> str:

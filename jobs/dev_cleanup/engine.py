@@ -34,7 +34,12 @@ from jobs.dev_cleanup.report import DevCleanupReport, KindReport, summary_line
 from jobs.dev_cleanup.storage import EbsVolumes, RdsSnapshots
 
 COLLECTORS: tuple[Collector, ...] = (
-    TaskDefinitions(), EcrImages(), RdsSnapshots(), EbsVolumes(), LogGroups(), DatabaseRows(),
+    TaskDefinitions(),
+    EcrImages(),
+    RdsSnapshots(),
+    EbsVolumes(),
+    LogGroups(),
+    DatabaseRows(),
 )
 PLAIN_RETENTION = frozenset({"db_rows"})  # deleted in the run that finds them; never marked
 
@@ -68,17 +73,33 @@ def clean(
         check_targets(config=config, env=env, options=options, names=names)
         _check_account(aws, options)
     except Refused as refusal:
-        return _refused_report(refusal.message, now=now, dry_run=dry_run, override=override, options=options,
-                               retention_days=config.environments["dev"].retention_days
-                               if "dev" in config.environments else None)
+        return _refused_report(
+            refusal.message,
+            now=now,
+            dry_run=dry_run,
+            override=override,
+            options=options,
+            retention_days=config.environments["dev"].retention_days
+            if "dev" in config.environments
+            else None,
+        )
 
-    scope = Scope(aws=aws, config=config, env=env, options=options, now=now,
-                  retention=timedelta(days=env.retention_days or 0), names=names)
+    scope = Scope(
+        aws=aws,
+        config=config,
+        env=env,
+        options=options,
+        now=now,
+        retention=timedelta(days=env.retention_days or 0),
+        names=names,
+    )
     scope.inventory_loader = lambda: load_inventory(scope)
     marks_store = CleanupMarks(db)
     marks = marks_store.all()
     grace = timedelta(hours=options.mark_grace_hours)
-    collectors = [c for c in COLLECTORS if c.kind in options.kinds and (c.kind != "db_rows" or options.database)]
+    collectors = [
+        c for c in COLLECTORS if c.kind in options.kinds and (c.kind != "db_rows" or options.database)
+    ]
     plans = {c.kind: _plan(c, scope, marks, now - grace) for c in collectors}
 
     over = [_cap_breach(c, plans[c.kind], options.cap(c.kind)) for c in collectors]
@@ -86,8 +107,10 @@ def clean(
     refused = None
     if breaches:
         refused = "; ".join(breaches) + (
-            " (overridden)" if override else
-            ". Nothing was deleted. If that is expected, run `jobs run dev-cleanup --override`.")
+            " (overridden)"
+            if override
+            else ". Nothing was deleted. If that is expected, run `jobs run dev-cleanup --override`."
+        )
     may_delete = not dry_run and (not breaches or override)
 
     reports: list[KindReport] = []
@@ -104,8 +127,14 @@ def clean(
             errors.extend(failures)
         if not dry_run and plan.survey is not None and collector.kind not in PLAIN_RETENTION:
             marks_store.drop(keys=[*plan.stale, *((collector.kind, r.id) for r in deleted)])
-            marks_store.add(marks=[NewMark(kind=collector.kind, resource_id=r.id, detail={"label": r.label})
-                                   for r in plan.new], at=now, run_id=run_id)
+            marks_store.add(
+                marks=[
+                    NewMark(kind=collector.kind, resource_id=r.id, detail={"label": r.label})
+                    for r in plan.new
+                ],
+                at=now,
+                run_id=run_id,
+            )
         reports.append(_kind_report(collector, plan, deleted=deleted, errors=errors, options=options))
 
     kinds = tuple(reports)
@@ -117,23 +146,42 @@ def clean(
     else:
         outcome = "succeeded"
         summary = summary_line(dry_run=dry_run, kinds=kinds)
-    return DevCleanupReport(outcome=outcome, summary=summary[:300], started_at=now, dry_run=dry_run,
-                            override=override, retention_days=env.retention_days,
-                            grace_hours=options.mark_grace_hours, refused=refused, kinds=kinds,
-                            list_limit=options.slack_list_limit)
+    return DevCleanupReport(
+        outcome=outcome,
+        summary=summary[:300],
+        started_at=now,
+        dry_run=dry_run,
+        override=override,
+        retention_days=env.retention_days,
+        grace_hours=options.mark_grace_hours,
+        refused=refused,
+        kinds=kinds,
+        list_limit=options.slack_list_limit,
+    )
 
 
-def _delete(collector: Collector, scope: Scope, due: Sequence[Resource],
-            audit: JobAudit) -> tuple[list[Resource], list[ItemError]]:
+def _delete(
+    collector: Collector, scope: Scope, due: Sequence[Resource], audit: JobAudit
+) -> tuple[list[Resource], list[ItemError]]:
     kind, env = collector.kind, scope.env.name
     audit(verb="delete", env=env, args={"kind": kind, "resources": len(due)}, outcome="deleting")
     deleted, failures = collector.delete(scope, due)
     for res in deleted:
-        audit(verb="delete", env=env, args={"kind": kind, "resource": res.id, "count": res.count}, outcome="deleted",
-              detail=res.label)
+        audit(
+            verb="delete",
+            env=env,
+            args={"kind": kind, "resource": res.id, "count": res.count},
+            outcome="deleted",
+            detail=res.label,
+        )
     for failure in failures:
-        audit(verb="delete", env=env, args={"kind": kind, "resource": failure.resource}, outcome="failed",
-              detail=failure.message)
+        audit(
+            verb="delete",
+            env=env,
+            args={"kind": kind, "resource": failure.resource},
+            outcome="failed",
+            detail=failure.message,
+        )
     return deleted, failures
 
 
@@ -142,11 +190,15 @@ def _check_account(aws: AwsGateway, options: DevCleanupOptions) -> None:
         return
     account = str(aws.call("sts", "get_caller_identity").get("Account", ""))
     if account not in options.allowed_account_ids:
-        raise Refused(f"The bot is running in AWS account {account}, which is not in "
-                      "jobs.options.dev-cleanup.allowed_account_ids; the dev cleanup refuses to start.")
+        raise Refused(
+            f"The bot is running in AWS account {account}, which is not in "
+            "jobs.options.dev-cleanup.allowed_account_ids; the dev cleanup refuses to start."
+        )
 
 
-def _plan(collector: Collector, scope: Scope, marks: dict[tuple[str, str], Mark], due_before: datetime) -> Plan:
+def _plan(
+    collector: Collector, scope: Scope, marks: dict[tuple[str, str], Mark], due_before: datetime
+) -> Plan:
     try:
         survey = collector.survey(scope)
     except (ClientError, AwsUnavailable, BotError, SQLAlchemyError) as exc:
@@ -185,18 +237,29 @@ def _cap_breach(collector: Collector, plan: Plan, cap: Cap) -> str | None:
     if cap.max_count is not None and count > cap.max_count:
         return f"{collector.label} ({collector.kind}) would delete {count:,}, over the cap of {cap.max_count:,} per run"
     if cap.max_share is not None and total and count / total > cap.max_share:
-        return (f"{collector.label} ({collector.kind}) would delete {count:,} of {total:,} "
-                f"({count / total:.0%}), over the cap of {cap.max_share:.0%}")
+        return (
+            f"{collector.label} ({collector.kind}) would delete {count:,} of {total:,} "
+            f"({count / total:.0%}), over the cap of {cap.max_share:.0%}"
+        )
     return None
 
 
-def _kind_report(collector: Collector, plan: Plan, *, deleted: Sequence[Resource], errors: list[ItemError],
-                 options: DevCleanupOptions) -> KindReport:
+def _kind_report(
+    collector: Collector,
+    plan: Plan,
+    *,
+    deleted: Sequence[Resource],
+    errors: list[ItemError],
+    options: DevCleanupOptions,
+) -> KindReport:
     survey = plan.survey
     cap = options.cap(collector.kind)
     deleted_ids = {r.id for r in deleted}
-    next_week = () if collector.kind in PLAIN_RETENTION or survey is None else tuple(
-        r for r in survey.candidates if r.id not in deleted_ids)
+    next_week = (
+        ()
+        if collector.kind in PLAIN_RETENTION or survey is None
+        else tuple(r for r in survey.candidates if r.id not in deleted_ids)
+    )
     freed = sum(r.size_bytes for r in deleted)
     return KindReport(
         kind=collector.kind,
@@ -218,8 +281,24 @@ def _kind_report(collector: Collector, plan: Plan, *, deleted: Sequence[Resource
     )
 
 
-def _refused_report(message: str, *, now: datetime, dry_run: bool, override: bool, options: DevCleanupOptions,
-                    retention_days: int | None) -> DevCleanupReport:
-    return DevCleanupReport(outcome="refused", summary=f"refused: {message}"[:300], started_at=now, dry_run=dry_run,
-                            override=override, retention_days=retention_days, grace_hours=options.mark_grace_hours,
-                            refused=message, kinds=(), list_limit=options.slack_list_limit)
+def _refused_report(
+    message: str,
+    *,
+    now: datetime,
+    dry_run: bool,
+    override: bool,
+    options: DevCleanupOptions,
+    retention_days: int | None,
+) -> DevCleanupReport:
+    return DevCleanupReport(
+        outcome="refused",
+        summary=f"refused: {message}"[:300],
+        started_at=now,
+        dry_run=dry_run,
+        override=override,
+        retention_days=retention_days,
+        grace_hours=options.mark_grace_hours,
+        refused=message,
+        kinds=(),
+        list_limit=options.slack_list_limit,
+    )

@@ -78,11 +78,15 @@ def has_dev_tag(tags: Mapping[str, str]) -> bool:
 def dev_environment(config: Config) -> EnvironmentConfig:
     env = config.environments.get(DEV)
     if env is None:
-        raise Refused("There is no `dev` environment in the configuration, so there is nothing the dev cleanup "
-                      "may touch; add environments.dev or switch the job off.")
+        raise Refused(
+            "There is no `dev` environment in the configuration, so there is nothing the dev cleanup "
+            "may touch; add environments.dev or switch the job off."
+        )
     if env.retention_days is None:
-        raise Refused("environments.dev.retention_days is not set: the dev cleanup needs a retention to know "
-                      "what is old; set it (the seed says 30).")
+        raise Refused(
+            "environments.dev.retention_days is not set: the dev cleanup needs a retention to know "
+            "what is old; set it (the seed says 30)."
+        )
     return env
 
 
@@ -94,7 +98,9 @@ def default_log_prefixes(env: EnvironmentConfig, options: DevCleanupOptions) -> 
     return tuple(dict.fromkeys((f"/ecs/{family}", f"/ecs/menotime-{env.name}", f"/aws/rds/instance/{rds}")))
 
 
-def check_targets(*, config: Config, env: EnvironmentConfig, options: DevCleanupOptions, names: Names) -> None:
+def check_targets(
+    *, config: Config, env: EnvironmentConfig, options: DevCleanupOptions, names: Names
+) -> None:
     """Refused naming the first target that is not plainly dev."""
     targets: dict[str, str] = {
         "cluster": options.cluster or env.cluster,
@@ -109,39 +115,55 @@ def check_targets(*, config: Config, env: EnvironmentConfig, options: DevCleanup
         _require_dev(what=key, value=value, names=names)
     for repository in options.repositories:
         if names.looks_foreign(repository):
-            raise Refused(f"The dev cleanup is configured with ECR repository `{repository}`, which looks like "
-                          "staging or prod; it refuses to start. Fix jobs.options.dev-cleanup.repositories.")
+            raise Refused(
+                f"The dev cleanup is configured with ECR repository `{repository}`, which looks like "
+                "staging or prod; it refuses to start. Fix jobs.options.dev-cleanup.repositories."
+            )
     if options.database is not None:
         _check_dsn(options.database.dsn.get_secret_value(), names=names)
         for rule in options.database.tables:
             if names.looks_foreign(rule.table):
-                raise Refused(f"The dev cleanup is configured to delete rows of `{rule.table}`, which looks like "
-                              "staging or prod; it refuses to start. Fix jobs.options.dev-cleanup.database.tables.")
+                raise Refused(
+                    f"The dev cleanup is configured to delete rows of `{rule.table}`, which looks like "
+                    "staging or prod; it refuses to start. Fix jobs.options.dev-cleanup.database.tables."
+                )
 
 
 def _require_dev(*, what: str, value: str, names: Names) -> None:
     if names.looks_foreign(value):
-        raise Refused(f"The dev cleanup's {what} is `{value}`, which looks like staging or prod; it refuses to "
-                      "start. Point jobs.options.dev-cleanup (or environments.dev) at dev resources.")
+        raise Refused(
+            f"The dev cleanup's {what} is `{value}`, which looks like staging or prod; it refuses to "
+            "start. Point jobs.options.dev-cleanup (or environments.dev) at dev resources."
+        )
     if not names.is_dev(value):
-        raise Refused(f"The dev cleanup's {what} is `{value}`, which does not name dev (menotime-dev…); it "
-                      "refuses to start. Point jobs.options.dev-cleanup (or environments.dev) at dev resources.")
+        raise Refused(
+            f"The dev cleanup's {what} is `{value}`, which does not name dev (menotime-dev…); it "
+            "refuses to start. Point jobs.options.dev-cleanup (or environments.dev) at dev resources."
+        )
 
 
 def _check_dsn(dsn: str, *, names: Names) -> None:
     try:
         url = make_url(dsn)
     except ArgumentError:
-        raise Refused("jobs.options.dev-cleanup.database.dsn is not a database URL "
-                      "(postgresql+psycopg://user@host/dbname); the dev cleanup refuses to start.") from None
+        raise Refused(
+            "jobs.options.dev-cleanup.database.dsn is not a database URL "
+            "(postgresql+psycopg://user@host/dbname); the dev cleanup refuses to start."
+        ) from None
     if url.get_backend_name() != "postgresql":
-        raise Refused("jobs.options.dev-cleanup.database.dsn must be a PostgreSQL URL (the dev database is RDS "
-                      "PostgreSQL); the dev cleanup refuses to start.")
+        raise Refused(
+            "jobs.options.dev-cleanup.database.dsn must be a PostgreSQL URL (the dev database is RDS "
+            "PostgreSQL); the dev cleanup refuses to start."
+        )
     for part, value in (("host", url.host or ""), ("database", url.database or "")):
         if names.looks_foreign(value):
             # Neither the host nor the name is echoed: a DSN is configuration, not chat text.
-            raise Refused(f"The dev database's {part} looks like staging or prod; the dev cleanup refuses to start. "
-                          "Fix jobs.options.dev-cleanup.database.dsn.")
+            raise Refused(
+                f"The dev database's {part} looks like staging or prod; the dev cleanup refuses to start. "
+                "Fix jobs.options.dev-cleanup.database.dsn."
+            )
     if DEV not in _words(url.database or ""):
-        raise Refused("The dev database's name does not name dev (menotime_dev…); the dev cleanup refuses to "
-                      "start. Fix jobs.options.dev-cleanup.database.dsn.")
+        raise Refused(
+            "The dev database's name does not name dev (menotime_dev…); the dev cleanup refuses to "
+            "start. Fix jobs.options.dev-cleanup.database.dsn."
+        )

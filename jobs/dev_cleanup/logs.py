@@ -42,7 +42,9 @@ class LogGroups:
         tally = Tally(self.kind)
         groups: dict[str, dict[str, Any]] = {}
         for prefix in default_log_prefixes(scope.env, scope.options):
-            for group in scope.aws.paginate("logs", "describe_log_groups", "logGroups", logGroupNamePrefix=prefix):
+            for group in scope.aws.paginate(
+                "logs", "describe_log_groups", "logGroups", logGroupNamePrefix=prefix
+            ):
                 groups.setdefault(str(group["logGroupName"]), group)
         for name, group in sorted(groups.items()):
             if scope.names.looks_foreign(name):
@@ -63,8 +65,14 @@ class LogGroups:
                 tally.spare(TOO_NEW)
             else:
                 stored = int(group.get("storedBytes") or 0)
-                tally.take(Resource(kind=self.kind, id=name, label=f"{name} (last write {last_write:%Y-%m-%d})",
-                                    size_bytes=stored))
+                tally.take(
+                    Resource(
+                        kind=self.kind,
+                        id=name,
+                        label=f"{name} (last write {last_write:%Y-%m-%d})",
+                        size_bytes=stored,
+                    )
+                )
         return tally.survey()
 
     @staticmethod
@@ -74,8 +82,17 @@ class LogGroups:
 
     @staticmethod
     def _last_write(scope: Scope, group: dict[str, Any]) -> datetime | None:
-        streams = scope.aws.call("logs", "describe_log_streams", logGroupName=group["logGroupName"],
-                                 orderBy="LastEventTime", descending=True, limit=1).get("logStreams") or []
+        streams = (
+            scope.aws.call(
+                "logs",
+                "describe_log_streams",
+                logGroupName=group["logGroupName"],
+                orderBy="LastEventTime",
+                descending=True,
+                limit=1,
+            ).get("logStreams")
+            or []
+        )
         stream = streams[0] if streams else {}
         last_event = _millis(stream.get("lastEventTimestamp"))
         if last_event is not None:
@@ -84,5 +101,9 @@ class LogGroups:
         return max(created) if created else None
 
     def delete(self, scope: Scope, resources: Sequence[Resource]) -> tuple[list[Resource], list[ItemError]]:
-        return delete_each(scope, resources, self.kind,
-                            lambda r: scope.aws.call("logs", "delete_log_group", logGroupName=r.id))
+        return delete_each(
+            scope,
+            resources,
+            self.kind,
+            lambda r: scope.aws.call("logs", "delete_log_group", logGroupName=r.id),
+        )

@@ -82,8 +82,13 @@ class Tally:
         self.errors.append(ItemError(kind=self.kind, resource=resource, message=describe_error(exc)))
 
     def survey(self) -> Survey:
-        return Survey(kind=self.kind, total=self.total, candidates=tuple(self.candidates), spared=dict(self.spared),
-                      errors=tuple(self.errors))
+        return Survey(
+            kind=self.kind,
+            total=self.total,
+            candidates=tuple(self.candidates),
+            spared=dict(self.spared),
+            errors=tuple(self.errors),
+        )
 
 
 @dataclass
@@ -130,11 +135,14 @@ class Collector(Protocol):
 
     def survey(self, scope: Scope) -> Survey: ...
 
-    def delete(self, scope: Scope, resources: Sequence[Resource]) -> tuple[list[Resource], list[ItemError]]: ...
+    def delete(
+        self, scope: Scope, resources: Sequence[Resource]
+    ) -> tuple[list[Resource], list[ItemError]]: ...
 
 
-def delete_each(scope: Scope, resources: Sequence[Resource], kind: str,
-                 call: Callable[[Resource], None]) -> tuple[list[Resource], list[ItemError]]:
+def delete_each(
+    scope: Scope, resources: Sequence[Resource], kind: str, call: Callable[[Resource], None]
+) -> tuple[list[Resource], list[ItemError]]:
     done: list[Resource] = []
     errors: list[ItemError] = []
     for res in resources:
@@ -172,4 +180,4 @@ def tag_map(tags: Sequence[Mapping[str, Any]] | Mapping[str, str] | None) -> dic
 
 
 def chunks(items: Sequence[Any], size: int) -> list[Sequence[Any]]:
-    return [items[i:i + size] for i in range(0, len(items), size)]
+    return [items[i : i + size] for i in range(0, len(items), size)]

@@ -16,8 +16,10 @@ from bot.jobkit import Outcome
 from bot.render import Audience
 from jobs.dev_cleanup.model import GIB, ItemError, Resource
 
-PRICES_TEXT = ("ECR $0.10, EBS gp3 $0.08, RDS snapshots $0.095, CloudWatch Logs $0.03 per GiB-month "
-               "(list prices; snapshots billed incrementally, so an upper bound)")
+PRICES_TEXT = (
+    "ECR $0.10, EBS gp3 $0.08, RDS snapshots $0.095, CloudWatch Logs $0.03 per GiB-month "
+    "(list prices; snapshots billed incrementally, so an upper bound)"
+)
 
 
 def size_text(size_bytes: int) -> str:
@@ -124,13 +126,17 @@ def summary_line(*, dry_run: bool, kinds: tuple[KindReport, ...]) -> str:
     verb = "would delete" if dry_run else "deleted"
     parts = []
     if resources:
-        parts.append(f"{verb} {_count(deleted, 'resource')} ({freed}, ~${saving:,.2f}/month)" if deleted
-                     else f"{verb} nothing")
+        parts.append(
+            f"{verb} {_count(deleted, 'resource')} ({freed}, ~${saving:,.2f}/month)"
+            if deleted
+            else f"{verb} nothing"
+        )
     if tables:
         parts.append(f"{verb} {_count(sum(k.deleted_count for k in tables), 'old database row')}")
     if resources:
-        parts.append(f"{'would mark' if dry_run else 'marked'} {sum(k.marked_count for k in resources):,} "
-                     "for next run")
+        parts.append(
+            f"{'would mark' if dry_run else 'marked'} {sum(k.marked_count for k in resources):,} for next run"
+        )
     if errors:
         parts.append(_count(errors, "error"))
     return ("dry run: " if dry_run else "") + (", ".join(parts) or "nothing to clean")

@@ -34,8 +34,9 @@ class RdsSnapshots:
 
     def survey(self, scope: Scope) -> Survey:
         tally = Tally(self.kind)
-        snapshots = scope.aws.paginate("rds", "describe_db_snapshots", "DBSnapshots",
-                                       DBInstanceIdentifier=scope.rds_instance)
+        snapshots = scope.aws.paginate(
+            "rds", "describe_db_snapshots", "DBSnapshots", DBInstanceIdentifier=scope.rds_instance
+        )
         for snap in snapshots:
             ident = str(snap["DBSnapshotIdentifier"])
             if snap.get("DBInstanceIdentifier") != scope.rds_instance:
@@ -58,12 +59,18 @@ class RdsSnapshots:
                 tally.spare(TOO_NEW)
             else:
                 gib = int(snap.get("AllocatedStorage") or 0)
-                tally.take(Resource(kind=self.kind, id=ident, label=f"{ident} ({gib} GiB)", size_bytes=gib * GIB))
+                tally.take(
+                    Resource(kind=self.kind, id=ident, label=f"{ident} ({gib} GiB)", size_bytes=gib * GIB)
+                )
         return tally.survey()
 
     def delete(self, scope: Scope, resources: Sequence[Resource]) -> tuple[list[Resource], list[ItemError]]:
-        return delete_each(scope, resources, self.kind,
-                            lambda r: scope.aws.call("rds", "delete_db_snapshot", DBSnapshotIdentifier=r.id))
+        return delete_each(
+            scope,
+            resources,
+            self.kind,
+            lambda r: scope.aws.call("rds", "delete_db_snapshot", DBSnapshotIdentifier=r.id),
+        )
 
 
 class EbsVolumes:
@@ -74,8 +81,9 @@ class EbsVolumes:
     def survey(self, scope: Scope) -> Survey:
         tally = Tally(self.kind)
         cutoff = scope.now - timedelta(days=scope.options.volume_min_age_days)
-        volumes = scope.aws.paginate("ec2", "describe_volumes", "Volumes",
-                                     Filters=[{"Name": "tag:Environment", "Values": ["dev"]}])
+        volumes = scope.aws.paginate(
+            "ec2", "describe_volumes", "Volumes", Filters=[{"Name": "tag:Environment", "Values": ["dev"]}]
+        )
         for vol in volumes:
             tags = tag_map(vol.get("Tags"))
             name = tags.get("Name", "")
@@ -102,5 +110,6 @@ class EbsVolumes:
         return tally.survey()
 
     def delete(self, scope: Scope, resources: Sequence[Resource]) -> tuple[list[Resource], list[ItemError]]:
-        return delete_each(scope, resources, self.kind,
-                            lambda r: scope.aws.call("ec2", "delete_volume", VolumeId=r.id))
+        return delete_each(
+            scope, resources, self.kind, lambda r: scope.aws.call("ec2", "delete_volume", VolumeId=r.id)
+        )

@@ -16,8 +16,10 @@ from psycopg.conninfo import make_conninfo
 IGNORED = frozenset({"rdsadmin"})
 DEFAULT_DATABASE = "postgres"
 
-_LIST = "SELECT current_database(), ARRAY(SELECT datname::text FROM pg_database WHERE NOT datistemplate " \
-        "ORDER BY datname)"
+_LIST = (
+    "SELECT current_database(), ARRAY(SELECT datname::text FROM pg_database WHERE NOT datistemplate "
+    "ORDER BY datname)"
+)
 # Tables (plain, partitioned, foreign), materialized views, or large objects: anything that can hold rows.
 _HOLDS_DATA = """
 SELECT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace

@@ -54,7 +54,16 @@ from jobs.staging_refresh.report import RefreshReport, StepLine
 
 log = logging.getLogger(__name__)
 
-STEPS: tuple[str, ...] = ("retire-old", "snapshot", "restore", "password", "wait", "anonymize", "swap", "deploy")
+STEPS: tuple[str, ...] = (
+    "retire-old",
+    "snapshot",
+    "restore",
+    "password",
+    "wait",
+    "anonymize",
+    "swap",
+    "deploy",
+)
 LEASE_KEY = "refresh:staging"
 DEFAULT_BACKUP_RETENTION_DAYS = 7  # when the replaced staging instance's is unknown
 
@@ -66,12 +75,18 @@ class Verification:
 
 
 class AnonymizeStep(Protocol):
-    def __call__(self, *, dsn: str, rules_path: str | None, salt: bytes,
-                 on_progress: Callable[[str], None]) -> Verification: ...
+    def __call__(
+        self, *, dsn: str, rules_path: str | None, salt: bytes, on_progress: Callable[[str], None]
+    ) -> Verification: ...
 
 
-def anonymize_with_engine(*, dsn: str, rules_path: str | None, salt: bytes,
-                          on_progress: Callable[[str], None] = lambda _message: None) -> Verification:
+def anonymize_with_engine(
+    *,
+    dsn: str,
+    rules_path: str | None,
+    salt: bytes,
+    on_progress: Callable[[str], None] = lambda _message: None,
+) -> Verification:
     """The real step: ``jobs.anonymize`` masks the copy and verifies it before any swap (no surviving
     original, then every masked value of its strategy's shape, PHI patterns, keys, counts). It calls
     ``on_progress`` between its phases and tables (the refresh renews its lock there)."""
@@ -111,8 +126,14 @@ class Names:
     @classmethod
     def of(cls, config: Config, options: RefreshOptions) -> Names:
         source, target = config.env(options.source_env), config.env(options.target_env)
-        return cls(source=source.rds_instance, staging=target.rds_instance, next=f"{target.rds_instance}-next",
-                   old_prefix=f"{target.rds_instance}-old-", cluster=target.cluster, service=target.service)
+        return cls(
+            source=source.rds_instance,
+            staging=target.rds_instance,
+            next=f"{target.rds_instance}-next",
+            old_prefix=f"{target.rds_instance}-old-",
+            cluster=target.cluster,
+            service=target.service,
+        )
 
 
 def refresh_staging(
@@ -139,21 +160,45 @@ def refresh_staging(
     if dry_run:
         return _plan(aws=aws, names=names)
     if not options.security_group_ids:
-        return _refused("no locked-down security group is configured for the restored copy; set "
-                        "jobs.options.staging-refresh.security_group_ids. Nothing was created.")
+        return _refused(
+            "no locked-down security group is configured for the restored copy; set "
+            "jobs.options.staging-refresh.security_group_ids. Nothing was created."
+        )
     holder = uuid.uuid4().hex
     leases = Leases(db)
     try:
-        leases.acquire(env=LEASE_KEY, holder=holder, action="refresh", user=requested_by or "scheduler",
-                       now=clock.now(), ttl=timedelta(minutes=options.lease_minutes))
+        leases.acquire(
+            env=LEASE_KEY,
+            holder=holder,
+            action="refresh",
+            user=requested_by or "scheduler",
+            now=clock.now(),
+            ttl=timedelta(minutes=options.lease_minutes),
+        )
     except PolicyViolation:
         current = leases.get(LEASE_KEY, now=clock.now())
-        since = f" (since {short_pt(current.acquired_at, clock.now())}; its lock expires at " \
-                f"{short_pt(current.expires_at, clock.now())})" if current else ""
+        since = (
+            f" (since {short_pt(current.acquired_at, clock.now())}; its lock expires at "
+            f"{short_pt(current.expires_at, clock.now())})"
+            if current
+            else ""
+        )
         return _refused(f"another staging refresh is running{since}; this one did not start.")
-    run = _Run(db=db, aws=aws, clock=clock, options=options, names=names, sleep=sleep, anonymize_step=anonymize_step,
-               database_gate=database_gate, progress=progress, after_step=after_step, leases=leases, holder=holder,
-               audit=audit)
+    run = _Run(
+        db=db,
+        aws=aws,
+        clock=clock,
+        options=options,
+        names=names,
+        sleep=sleep,
+        anonymize_step=anonymize_step,
+        database_gate=database_gate,
+        progress=progress,
+        after_step=after_step,
+        leases=leases,
+        holder=holder,
+        audit=audit,
+    )
     # A Python exception releases the lock (the next run recovers at once); a process that dies (or
     # a BaseException, which tests use to simulate that) leaves it to expire.
     try:
@@ -176,27 +221,51 @@ def _plan(*, aws: AwsGateway, names: Names) -> RefreshReport:
     if snapshot is None:
         return _refused(f"no automated snapshot of {names.source} exists.")
     return RefreshReport(
-        status="succeeded", run_id=None, dry_run=True,
+        status="succeeded",
+        run_id=None,
+        dry_run=True,
         headline=f"Dry run: would restore {snapshot['DBSnapshotIdentifier']} as {names.next}, anonymize and "
-                 f"verify it, then swap it in as {names.staging}.",
-        names=(("snapshot", snapshot["DBSnapshotIdentifier"]), ("restored copy", names.next),
-               ("staging", names.staging)),
-        notes=("Nothing was created or changed.",))
+        f"verify it, then swap it in as {names.staging}.",
+        names=(
+            ("snapshot", snapshot["DBSnapshotIdentifier"]),
+            ("restored copy", names.next),
+            ("staging", names.staging),
+        ),
+        notes=("Nothing was created or changed.",),
+    )
 
 
 class _Run:
-    def __init__(self, *, db: Database, aws: AwsGateway, clock: Clock, options: RefreshOptions, names: Names,
-                 sleep: Callable[[float], None], anonymize_step: AnonymizeStep, database_gate: DatabaseGate,
-                 progress: Callable[[Renderable], object], after_step: Callable[[str], None], leases: Leases,
-                 holder: str, audit: JobAudit = not_audited) -> None:
+    def __init__(
+        self,
+        *,
+        db: Database,
+        aws: AwsGateway,
+        clock: Clock,
+        options: RefreshOptions,
+        names: Names,
+        sleep: Callable[[float], None],
+        anonymize_step: AnonymizeStep,
+        database_gate: DatabaseGate,
+        progress: Callable[[Renderable], object],
+        after_step: Callable[[str], None],
+        leases: Leases,
+        holder: str,
+        audit: JobAudit = not_audited,
+    ) -> None:
         self.runs = RefreshRuns(db)
         self._audit = audit
         self.aws, self.clock, self.options, self.names = aws, clock, options, names
         self.anonymize_step, self._progress, self.after_step = anonymize_step, progress, after_step
         self.database_gate = database_gate
         self.leases, self.holder = leases, holder
-        self.poller = Poller(clock=clock, sleep=sleep, interval=options.poll_seconds,
-                             timeout=options.wait_minutes * 60, on_wait=self._renew)
+        self.poller = Poller(
+            clock=clock,
+            sleep=sleep,
+            interval=options.poll_seconds,
+            timeout=options.wait_minutes * 60,
+            on_wait=self._renew,
+        )
         self.notes: list[str] = []
         self.run_id = ""
         self.state: dict = {}
@@ -231,8 +300,11 @@ class _Run:
             if failure is not None:
                 return failure
         self.runs.finish(run_id=self.run_id, now=self.clock.now(), status="completed")
-        return self._report("succeeded", f"Staging refreshed: {self.names.staging} is now an anonymized, verified "
-                                         f"copy of {self.state.get('snapshot_id')}.")
+        return self._report(
+            "succeeded",
+            f"Staging refreshed: {self.names.staging} is now an anonymized, verified "
+            f"copy of {self.state.get('snapshot_id')}.",
+        )
 
     def _step(self, step: str) -> RefreshReport | None:
         self.at = step
@@ -245,7 +317,9 @@ class _Run:
         except LeaseLost:
             raise
         except RefreshRefused as exc:
-            self.runs.end_step(run_id=self.run_id, step=step, now=self.clock.now(), outcome="failed", detail=exc.message)
+            self.runs.end_step(
+                run_id=self.run_id, step=step, now=self.clock.now(), outcome="failed", detail=exc.message
+            )
             self._audit_step(step, "refused", exc.message)
             self.runs.finish(run_id=self.run_id, now=self.clock.now(), status="refused", error=exc.message)
             return self._report("refused", f"Staging refresh refused: {exc.message}. Nothing was created.")
@@ -261,20 +335,30 @@ class _Run:
 
     def _audit_step(self, step: str, outcome: str, detail: str | None = None) -> None:
         """Each step's start and end in the audit trail, as the run's actor (the lock is audited by the run)."""
-        self._audit(verb="refresh-step", env=self.options.target_env,
-                    args={"step": step, "refresh_run": self.run_id[:8]}, outcome=outcome, detail=detail)
+        self._audit(
+            verb="refresh-step",
+            env=self.options.target_env,
+            args={"step": step, "refresh_run": self.run_id[:8]},
+            outcome=outcome,
+            detail=detail,
+        )
 
     def _lost(self) -> RefreshReport:
         """Another run holds the lock now and owns this run's records and copy: touch nothing."""
-        return self._report("failed", f"Staging refresh stopped at “{self.at}”: another run took its lock (this one "
-                                      f"went {self.options.lease_minutes:g} min without renewing it). It changed "
-                                      "nothing more and left the rest to that run.")
+        return self._report(
+            "failed",
+            f"Staging refresh stopped at “{self.at}”: another run took its lock (this one "
+            f"went {self.options.lease_minutes:g} min without renewing it). It changed "
+            "nothing more and left the rest to that run.",
+        )
 
     def _fail(self, step: str, exc: Exception) -> RefreshReport:
         message = _describe_error(exc)
         if not isinstance(exc, BotError | ClientError):
             log.error("staging refresh step %s failed", step, exc_info=exc)
-        self.runs.end_step(run_id=self.run_id, step=step, now=self.clock.now(), outcome="failed", detail=message)
+        self.runs.end_step(
+            run_id=self.run_id, step=step, now=self.clock.now(), outcome="failed", detail=message
+        )
         self._audit_step(step, "failed", message)
         if step == "swap":
             return self._fail_swap(message)
@@ -296,13 +380,18 @@ class _Run:
             log.warning("could not check staging after a failed swap: %s", _describe_error(exc))
             staging_there = False
         if not staging_there:
-            return self._report("failed", f"Staging refresh failed while swapping: {message}. "
-                                          f"{self.names.staging} is missing under its name; the next run "
-                                          "finishes the swap.")
+            return self._report(
+                "failed",
+                f"Staging refresh failed while swapping: {message}. "
+                f"{self.names.staging} is missing under its name; the next run "
+                "finishes the swap.",
+            )
         self._cleanup_copy()
         self.runs.finish(run_id=self.run_id, now=self.clock.now(), status="failed", error=message)
-        return self._report("failed", f"Staging refresh failed while swapping: {message}. "
-                                      f"{self.names.staging} was left as it was.")
+        return self._report(
+            "failed",
+            f"Staging refresh failed while swapping: {message}. {self.names.staging} was left as it was.",
+        )
 
     # -- recovery --------------------------------------------------------------------------------
 
@@ -318,10 +407,16 @@ class _Run:
         if last.step == "anonymize" and "anonymize" not in last.state.get("done", []):
             self.run_id, self.state = last.id, last.state
             self._cleanup_copy()
-            self.runs.finish(run_id=last.id, now=self.clock.now(), status="abandoned",
-                             error="stopped while anonymizing; its half-anonymized copy was deleted")
-            self.notes.append(f"Run {last.id[:8]} stopped while anonymizing; its half-anonymized copy was deleted "
-                              "and this run started from a fresh restore.")
+            self.runs.finish(
+                run_id=last.id,
+                now=self.clock.now(),
+                status="abandoned",
+                error="stopped while anonymizing; its half-anonymized copy was deleted",
+            )
+            self.notes.append(
+                f"Run {last.id[:8]} stopped while anonymizing; its half-anonymized copy was deleted "
+                "and this run started from a fresh restore."
+            )
             return None
         if last.step == "cleanup":
             # It died while deleting its copy after a failure (a failed verification, say): it was
@@ -329,10 +424,16 @@ class _Run:
             # unverified copy a second time against "originals" that are no longer the originals.
             self.run_id, self.state = last.id, last.state
             self._cleanup_copy()
-            self.runs.finish(run_id=last.id, now=self.clock.now(), status="failed",
-                             error="stopped while deleting its copy after a failure; the copy was deleted")
-            self.notes.append(f"Run {last.id[:8]} stopped while cleaning up after a failure; its copy was deleted "
-                              "and this run started from a fresh restore.")
+            self.runs.finish(
+                run_id=last.id,
+                now=self.clock.now(),
+                status="failed",
+                error="stopped while deleting its copy after a failure; the copy was deleted",
+            )
+            self.notes.append(
+                f"Run {last.id[:8]} stopped while cleaning up after a failure; its copy was deleted "
+                "and this run started from a fresh restore."
+            )
             self.run_id, self.state = "", {}
             return None
         return last
@@ -345,11 +446,15 @@ class _Run:
             return
         known = {run.id for run in self.runs.recent()}
         if found.run_tag not in known:
-            raise RefreshRefusedEarly(f"{self.names.next} exists and was not made by a staging refresh; "
-                                      "delete or rename it, then run again")
+            raise RefreshRefusedEarly(
+                f"{self.names.next} exists and was not made by a staging refresh; "
+                "delete or rename it, then run again"
+            )
         rds.delete(self.aws, identifier=found.identifier)
-        self.poller.until(f"the leftover {found.identifier} to be deleted",
-                          lambda: rds.describe(self.aws, self.names.next) is None)
+        self.poller.until(
+            f"the leftover {found.identifier} to be deleted",
+            lambda: rds.describe(self.aws, self.names.next) is None,
+        )
         self.notes.append(f"Deleted the leftover {found.identifier} of run {found.run_tag[:8]}.")
 
     def _cleanup_copy(self) -> None:
@@ -360,11 +465,21 @@ class _Run:
         try:
             rds.delete(self.aws, identifier=found.identifier)
         except Exception as exc:  # noqa: BLE001 - the next run deletes it
-            self.runs.end_step(run_id=self.run_id, step="cleanup", now=self.clock.now(), outcome="failed",
-                               detail=f"{_describe_error(exc)}; the next run deletes it")
+            self.runs.end_step(
+                run_id=self.run_id,
+                step="cleanup",
+                now=self.clock.now(),
+                outcome="failed",
+                detail=f"{_describe_error(exc)}; the next run deletes it",
+            )
             return
-        self.runs.end_step(run_id=self.run_id, step="cleanup", now=self.clock.now(), outcome="done",
-                           detail=f"deleted {found.identifier}")
+        self.runs.end_step(
+            run_id=self.run_id,
+            step="cleanup",
+            now=self.clock.now(),
+            outcome="done",
+            detail=f"deleted {found.identifier}",
+        )
 
     # -- the steps (each returns the detail shown next to it) ------------------------------------
 
@@ -373,7 +488,12 @@ class _Run:
         deleted, kept, failed = [], [], []
         for run in self.runs.recent():
             old, swapped = run.state.get("old_instance"), run.state.get("swapped_at")
-            if not old or not swapped or run.state.get("old_deleted_at") or not old.startswith(self.names.old_prefix):
+            if (
+                not old
+                or not swapped
+                or run.state.get("old_deleted_at")
+                or not old.startswith(self.names.old_prefix)
+            ):
                 continue
             due = datetime.fromisoformat(swapped) + retention
             if now < due:
@@ -411,18 +531,34 @@ class _Run:
             return f"{self.names.next} already restored"
         template = rds.describe(self.aws, self.names.staging) or rds.describe(self.aws, self.names.source)
         if template is None:
-            raise RefreshFailed(f"neither {self.names.staging} nor {self.names.source} exists to copy settings from")
+            raise RefreshFailed(
+                f"neither {self.names.staging} nor {self.names.source} exists to copy settings from"
+            )
         o = self.options
-        rds.restore(self.aws, snapshot_id=self.state["snapshot_id"], identifier=self.names.next, template=template,
-                    run_id=self.run_id, security_group_ids=o.security_group_ids, instance_class=o.db_instance_class,
-                    subnet_group=o.db_subnet_group, parameter_group=o.db_parameter_group)
-        return f"{self.names.next} from {self.state['snapshot_id']}, private, security group " \
-               f"{', '.join(o.security_group_ids)}"
+        rds.restore(
+            self.aws,
+            snapshot_id=self.state["snapshot_id"],
+            identifier=self.names.next,
+            template=template,
+            run_id=self.run_id,
+            security_group_ids=o.security_group_ids,
+            instance_class=o.db_instance_class,
+            subnet_group=o.db_subnet_group,
+            parameter_group=o.db_parameter_group,
+        )
+        return (
+            f"{self.names.next} from {self.state['snapshot_id']}, private, security group "
+            f"{', '.join(o.security_group_ids)}"
+        )
 
     def _do_password(self) -> str:
         copy = self._own_copy()
-        self._password = secrets.pending_password(self.aws, secret_id=self.options.master_secret_id,
-                                                  run_id=self.run_id, username=copy.master_username)
+        self._password = secrets.pending_password(
+            self.aws,
+            secret_id=self.options.master_secret_id,
+            run_id=self.run_id,
+            username=copy.master_username,
+        )
         rds.reset_master_password(self.aws, identifier=copy.identifier, password=self._password)
         return f"new password stored in {self.options.master_secret_id} (pending until the swap)"
 
@@ -443,8 +579,12 @@ class _Run:
         result = self._other_databases(dsn)
         if result is None:
             try:
-                result = self.anonymize_step(dsn=dsn, rules_path=self.options.rules_path, salt=salt,
-                                             on_progress=lambda _message: self._renew())
+                result = self.anonymize_step(
+                    dsn=dsn,
+                    rules_path=self.options.rules_path,
+                    salt=salt,
+                    on_progress=lambda _message: self._renew(),
+                )
             except LeaseLost:
                 raise
             except Exception as exc:  # noqa: BLE001 - the engine's failure is a failed verification
@@ -459,35 +599,46 @@ class _Run:
         try:
             others = self.database_gate(dsn=dsn, safe=frozenset(self.options.extra_databases_safe))
         except Exception as exc:  # noqa: BLE001 - unknown databases are as bad as unmasked ones
-            return Verification(ok=False, summary=f"could not list the databases of the restored copy "
-                                                  f"({_describe_error(exc)})")
+            return Verification(
+                ok=False,
+                summary=f"could not list the databases of the restored copy ({_describe_error(exc)})",
+            )
         if not others:
             return None
         shown = ", ".join(others[:10]) + (f" and {len(others) - 10} more" if len(others) > 10 else "")
-        return Verification(ok=False, summary=f"the restored copy holds databases the anonymizer would not mask: "
-                                              f"{shown}; drop them from prod or declare them in "
-                                              "extra_databases_safe if they hold no PHI")
+        return Verification(
+            ok=False,
+            summary=f"the restored copy holds databases the anonymizer would not mask: "
+            f"{shown}; drop them from prod or declare them in "
+            "extra_databases_safe if they hold no PHI",
+        )
 
     def _do_swap(self) -> str:
         if self.state.get("verification_ok") is not True:
             raise RefreshFailed("the copy was not verified; refusing to swap")
         staging = rds.describe(self.aws, self.names.staging)
         if "staging_backup_retention" not in self.state:  # recorded before the first rename
-            kept = staging.backup_retention if staging is not None and staging.run_tag != self.run_id else None
+            kept = (
+                staging.backup_retention if staging is not None and staging.run_tag != self.run_id else None
+            )
             self._save(staging_backup_retention=DEFAULT_BACKUP_RETENTION_DAYS if kept is None else kept)
         old = self.state.get("old_instance") or self._free_old_name()
         self._save(old_instance=old, swap_started=True)
         copy = rds.describe(self.aws, self.names.next)
         if staging is not None and staging.run_tag != self.run_id:
             rds.rename(self.aws, identifier=self.names.staging, new_identifier=old)
-            self.poller.until(f"{self.names.staging} to be renamed {old}",
-                              lambda: rds.describe(self.aws, self.names.staging) is None)
+            self.poller.until(
+                f"{self.names.staging} to be renamed {old}",
+                lambda: rds.describe(self.aws, self.names.staging) is None,
+            )
             staging = None
         if staging is None:
             if copy is None or copy.run_tag != self.run_id:
                 self._roll_back_rename(old)
-                raise RefreshFailed(f"{self.names.next} disappeared before the swap; {old} was renamed back to "
-                                    f"{self.names.staging}")
+                raise RefreshFailed(
+                    f"{self.names.next} disappeared before the swap; {old} was renamed back to "
+                    f"{self.names.staging}"
+                )
             rds.rename(self.aws, identifier=self.names.next, new_identifier=self.names.staging)
 
         def swapped_in() -> bool:
@@ -503,10 +654,15 @@ class _Run:
 
     def _do_deploy(self) -> str:
         backups = self._restore_backups()
-        deployment = rds.force_new_deployment(self.aws, cluster=self.names.cluster, service=self.names.service)
+        deployment = rds.force_new_deployment(
+            self.aws, cluster=self.names.cluster, service=self.names.service
+        )
         self._save(deployment=deployment)
-        return f"{backups}; " + (f"new deployment {deployment} of {self.names.service}" if deployment else
-                                 f"new deployment of {self.names.service} requested")
+        return f"{backups}; " + (
+            f"new deployment {deployment} of {self.names.service}"
+            if deployment
+            else f"new deployment of {self.names.service} requested"
+        )
 
     def _restore_backups(self) -> str:
         """Gives the new staging the replaced instance's backup retention — only ever a verified copy."""
@@ -535,9 +691,20 @@ class _Run:
         from psycopg.conninfo import make_conninfo
 
         password = self._password or secrets.pending_password(
-            self.aws, secret_id=self.options.master_secret_id, run_id=self.run_id, username=copy.master_username)
-        return make_conninfo(host=copy.host or "", port=copy.port or 5432, dbname=copy.db_name or "postgres",
-                             user=copy.master_username, password=password, sslmode="require", connect_timeout=10)
+            self.aws,
+            secret_id=self.options.master_secret_id,
+            run_id=self.run_id,
+            username=copy.master_username,
+        )
+        return make_conninfo(
+            host=copy.host or "",
+            port=copy.port or 5432,
+            dbname=copy.db_name or "postgres",
+            user=copy.master_username,
+            password=password,
+            sslmode="require",
+            connect_timeout=10,
+        )
 
     def _free_old_name(self) -> str:
         base = f"{self.names.old_prefix}{self.clock.now():%Y%m%d}"
@@ -550,16 +717,22 @@ class _Run:
     def _roll_back_rename(self, old: str) -> None:
         if rds.describe(self.aws, self.names.staging) is None and rds.describe(self.aws, old) is not None:
             rds.rename(self.aws, identifier=old, new_identifier=self.names.staging)
-            self.poller.until(f"{old} to be renamed back to {self.names.staging}",
-                              lambda: rds.describe(self.aws, self.names.staging) is not None)
+            self.poller.until(
+                f"{old} to be renamed back to {self.names.staging}",
+                lambda: rds.describe(self.aws, self.names.staging) is not None,
+            )
         self._save(old_instance=None, swap_started=False)
 
     def _save(self, **changes: object) -> None:
         self.state = self.runs.update_state(run_id=self.run_id, now=self.clock.now(), **changes)
 
     def _renew(self) -> None:
-        if not self.leases.renew(env=LEASE_KEY, holder=self.holder, now=self.clock.now(),
-                                 ttl=timedelta(minutes=self.options.lease_minutes)):
+        if not self.leases.renew(
+            env=LEASE_KEY,
+            holder=self.holder,
+            now=self.clock.now(),
+            ttl=timedelta(minutes=self.options.lease_minutes),
+        ):
             raise LeaseLost("another run took the staging refresh's lock")
 
     def _post(self) -> None:
@@ -568,18 +741,35 @@ class _Run:
     def show(self, report: RefreshReport) -> None:
         try:
             self._progress(report)
-        except Exception:  # noqa: BLE001 - a Slack hiccup must not stop a refresh half-way
+        except Exception:
             log.warning("could not update the staging refresh progress message", exc_info=True)
 
     def _report(self, status: str, headline: str) -> RefreshReport:
-        steps = tuple(StepLine(step=s.step, outcome=s.outcome, seconds=s.seconds, detail=s.detail)
-                      for s in self.runs.steps(self.run_id)) if self.run_id else ()
+        steps = (
+            tuple(
+                StepLine(step=s.step, outcome=s.outcome, seconds=s.seconds, detail=s.detail)
+                for s in self.runs.steps(self.run_id)
+            )
+            if self.run_id
+            else ()
+        )
         state = self.state
-        names = [("snapshot", state.get("snapshot_id")), ("restored copy", self.names.next),
-                 ("staging", self.names.staging), ("replaced instance", state.get("old_instance"))]
-        return RefreshReport(status=status, run_id=self.run_id or None, headline=headline, steps=steps,  # type: ignore[arg-type]
-                             names=tuple((k, v) for k, v in names if v), verification=state.get("verification"),
-                             verification_ok=state.get("verification_ok"), notes=tuple(self.notes))
+        names = [
+            ("snapshot", state.get("snapshot_id")),
+            ("restored copy", self.names.next),
+            ("staging", self.names.staging),
+            ("replaced instance", state.get("old_instance")),
+        ]
+        return RefreshReport(
+            status=status,
+            run_id=self.run_id or None,
+            headline=headline,
+            steps=steps,  # type: ignore[arg-type]
+            names=tuple((k, v) for k, v in names if v),
+            verification=state.get("verification"),
+            verification_ok=state.get("verification_ok"),
+            notes=tuple(self.notes),
+        )
 
 
 class RefreshRefusedEarly(RefreshRefused):

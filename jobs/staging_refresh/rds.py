@@ -54,13 +54,19 @@ class Instance:
         tags = {t["Key"]: t["Value"] for t in raw.get("TagList", [])}
         groups = raw.get("DBParameterGroups") or [{}]
         endpoint = raw.get("Endpoint") or {}
-        return cls(identifier=raw["DBInstanceIdentifier"], status=raw.get("DBInstanceStatus", "unknown"),
-                   run_tag=tags.get(RUN_TAG), instance_class=raw["DBInstanceClass"],
-                   subnet_group=(raw.get("DBSubnetGroup") or {}).get("DBSubnetGroupName"),
-                   parameter_group=groups[0].get("DBParameterGroupName"),
-                   master_username=raw.get("MasterUsername", ""), db_name=raw.get("DBName"),
-                   host=endpoint.get("Address"), port=endpoint.get("Port"),
-                   backup_retention=raw.get("BackupRetentionPeriod"))
+        return cls(
+            identifier=raw["DBInstanceIdentifier"],
+            status=raw.get("DBInstanceStatus", "unknown"),
+            run_tag=tags.get(RUN_TAG),
+            instance_class=raw["DBInstanceClass"],
+            subnet_group=(raw.get("DBSubnetGroup") or {}).get("DBSubnetGroupName"),
+            parameter_group=groups[0].get("DBParameterGroupName"),
+            master_username=raw.get("MasterUsername", ""),
+            db_name=raw.get("DBName"),
+            host=endpoint.get("Address"),
+            port=endpoint.get("Port"),
+            backup_retention=raw.get("BackupRetentionPeriod"),
+        )
 
     @property
     def backups_off(self) -> bool:
@@ -104,15 +110,25 @@ def describe(aws: AwsGateway, identifier: str) -> Instance | None:
 
 
 def latest_automated_snapshot(aws: AwsGateway, source: str) -> dict[str, Any] | None:
-    snapshots = aws.paginate("rds", "describe_db_snapshots", "DBSnapshots", DBInstanceIdentifier=source,
-                             SnapshotType="automated")
+    snapshots = aws.paginate(
+        "rds", "describe_db_snapshots", "DBSnapshots", DBInstanceIdentifier=source, SnapshotType="automated"
+    )
     usable = [s for s in snapshots if s.get("Status") == "available" and s.get("SnapshotType") == "automated"]
     return max(usable, key=lambda s: s["SnapshotCreateTime"], default=None)
 
 
-def restore(aws: AwsGateway, *, snapshot_id: str, identifier: str, template: Instance, run_id: str,
-            security_group_ids: tuple[str, ...], instance_class: str | None, subnet_group: str | None,
-            parameter_group: str | None) -> None:
+def restore(
+    aws: AwsGateway,
+    *,
+    snapshot_id: str,
+    identifier: str,
+    template: Instance,
+    run_id: str,
+    security_group_ids: tuple[str, ...],
+    instance_class: str | None,
+    subnet_group: str | None,
+    parameter_group: str | None,
+) -> None:
     params: dict[str, Any] = {
         "DBInstanceIdentifier": identifier,
         "DBSnapshotIdentifier": snapshot_id,
@@ -122,8 +138,11 @@ def restore(aws: AwsGateway, *, snapshot_id: str, identifier: str, template: Ins
         "MultiAZ": False,
         "DeletionProtection": False,
         "BackupRetentionPeriod": 0,  # no automated backup of the unmasked copy (reset_master_password insists)
-        "Tags": [{"Key": "Environment", "Value": "staging"}, {"Key": RUN_TAG, "Value": run_id},
-                 {"Key": SNAPSHOT_TAG, "Value": snapshot_id}],
+        "Tags": [
+            {"Key": "Environment", "Value": "staging"},
+            {"Key": RUN_TAG, "Value": run_id},
+            {"Key": SNAPSHOT_TAG, "Value": snapshot_id},
+        ],
     }
     if subnet_group or template.subnet_group:
         params["DBSubnetGroupName"] = subnet_group or template.subnet_group
@@ -139,31 +158,56 @@ def reset_master_password(aws: AwsGateway, *, identifier: str, password: str) ->
     off so the password is the one this run chose (and stored). Backups off (retention 0, applied
     now) deletes the copy's automated backups and point-in-time-restore window: they hold prod's
     unmasked data and would otherwise belong to staging after the swap."""
-    aws.call("rds", "modify_db_instance", DBInstanceIdentifier=identifier, MasterUserPassword=password,
-             ManageMasterUserPassword=False, BackupRetentionPeriod=0, ApplyImmediately=True)
+    aws.call(
+        "rds",
+        "modify_db_instance",
+        DBInstanceIdentifier=identifier,
+        MasterUserPassword=password,
+        ManageMasterUserPassword=False,
+        BackupRetentionPeriod=0,
+        ApplyImmediately=True,
+    )
 
 
 def set_backup_retention(aws: AwsGateway, *, identifier: str, days: int) -> None:
-    aws.call("rds", "modify_db_instance", DBInstanceIdentifier=identifier, BackupRetentionPeriod=days,
-             ApplyImmediately=True)
+    aws.call(
+        "rds",
+        "modify_db_instance",
+        DBInstanceIdentifier=identifier,
+        BackupRetentionPeriod=days,
+        ApplyImmediately=True,
+    )
 
 
 def rename(aws: AwsGateway, *, identifier: str, new_identifier: str) -> None:
-    aws.call("rds", "modify_db_instance", DBInstanceIdentifier=identifier, NewDBInstanceIdentifier=new_identifier,
-             ApplyImmediately=True)
+    aws.call(
+        "rds",
+        "modify_db_instance",
+        DBInstanceIdentifier=identifier,
+        NewDBInstanceIdentifier=new_identifier,
+        ApplyImmediately=True,
+    )
 
 
 def delete(aws: AwsGateway, *, identifier: str) -> bool:
     """Deletes without a final snapshot (only ever a refresh's own copy or a replaced staging
     instance); False if it was already gone."""
     try:
-        aws.call("rds", "delete_db_instance", DBInstanceIdentifier=identifier, SkipFinalSnapshot=True,
-                 DeleteAutomatedBackups=True)
+        aws.call(
+            "rds",
+            "delete_db_instance",
+            DBInstanceIdentifier=identifier,
+            SkipFinalSnapshot=True,
+            DeleteAutomatedBackups=True,
+        )
     except ClientError as exc:
         if error_code(exc) in _NOT_FOUND:
             return False
-        if error_code(exc) == "InvalidDBInstanceState" and (found := describe(aws, identifier)) is not None \
-                and found.status == "deleting":
+        if (
+            error_code(exc) == "InvalidDBInstanceState"
+            and (found := describe(aws, identifier)) is not None
+            and found.status == "deleting"
+        ):
             return True
         raise
     return True

@@ -41,13 +41,14 @@ class StepLine:
     @property
     def emoji(self) -> str:
         return {"done": ":white_check_mark:", "failed": ":x:", "skipped": ":fast_forward:"}.get(
-            self.outcome, ":hourglass_flowing_sand:")
+            self.outcome, ":hourglass_flowing_sand:"
+        )
 
     @property
     def duration(self) -> str:
         if self.seconds is None:
             return "…"
-        seconds = int(round(self.seconds))
+        seconds = round(self.seconds)
         return f"{seconds // 60}m {seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
 
 
@@ -76,5 +77,9 @@ class RefreshReport:
 
     @property
     def emoji(self) -> str:
-        return {"running": ":arrows_counterclockwise:", "succeeded": ":white_check_mark:", "failed": ":x:",
-                "refused": ":no_entry:"}[self.status]
+        return {
+            "running": ":arrows_counterclockwise:",
+            "succeeded": ":white_check_mark:",
+            "failed": ":x:",
+            "refused": ":no_entry:",
+        }[self.status]

@@ -40,13 +40,25 @@ def pending_password(aws: AwsGateway, *, secret_id: str, run_id: str, username: 
     password = secrets.token_urlsafe(30)  # RDS: 8-128 printable characters, no / @ " or space
     value = json.dumps({"username": username, "password": password, "engine": "postgres"})
     try:
-        aws.call("secretsmanager", "put_secret_value", SecretId=secret_id, ClientRequestToken=token,
-                 SecretString=value, VersionStages=[_PENDING])
+        aws.call(
+            "secretsmanager",
+            "put_secret_value",
+            SecretId=secret_id,
+            ClientRequestToken=token,
+            SecretString=value,
+            VersionStages=[_PENDING],
+        )
     except ClientError as exc:
         if error_code(exc) not in _MISSING:
             raise
-        aws.call("secretsmanager", "create_secret", Name=secret_id, ClientRequestToken=token, SecretString=value,
-                 Description="MenoTime staging database master credentials (written by the staging refresh)")
+        aws.call(
+            "secretsmanager",
+            "create_secret",
+            Name=secret_id,
+            ClientRequestToken=token,
+            SecretString=value,
+            Description="MenoTime staging database master credentials (written by the staging refresh)",
+        )
     return password
 
 
@@ -58,8 +70,14 @@ def promote(aws: AwsGateway, *, secret_id: str, run_id: str) -> None:
     if current == token:
         return
     params = {"RemoveFromVersionId": current} if current else {}
-    aws.call("secretsmanager", "update_secret_version_stage", SecretId=secret_id, VersionStage=_CURRENT,
-             MoveToVersionId=token, **params)
+    aws.call(
+        "secretsmanager",
+        "update_secret_version_stage",
+        SecretId=secret_id,
+        VersionStage=_CURRENT,
+        MoveToVersionId=token,
+        **params,
+    )
 
 
 def salt(aws: AwsGateway, *, secret_id: str) -> bytes:
@@ -67,8 +85,10 @@ def salt(aws: AwsGateway, *, secret_id: str) -> bytes:
         value = aws.call("secretsmanager", "get_secret_value", SecretId=secret_id)["SecretString"]
     except ClientError as exc:
         if error_code(exc) in _MISSING:
-            raise RefreshRefused(f"the anonymization salt secret {secret_id} does not exist; create it "
-                                 "(a long random string) or set jobs.options.staging-refresh.salt_secret_id") from None
+            raise RefreshRefused(
+                f"the anonymization salt secret {secret_id} does not exist; create it "
+                "(a long random string) or set jobs.options.staging-refresh.salt_secret_id"
+            ) from None
         raise
     if len(value) < 16:
         raise RefreshRefused(f"the anonymization salt in {secret_id} is too short (16 characters at least)")

@@ -30,8 +30,15 @@ from jobs.staging_refresh.report import RefreshReport
 SECURITY_GROUP = "menotime-staging-refresh-sg"
 
 
-def prepare_simulated_refresh(gateway: AwsGateway, config: Config, *, now: datetime, dsn_for_next: str,
-                              base: RefreshOptions | None = None, shared_server: bool = True) -> RefreshOptions:
+def prepare_simulated_refresh(
+    gateway: AwsGateway,
+    config: Config,
+    *,
+    now: datetime,
+    dsn_for_next: str,
+    base: RefreshOptions | None = None,
+    shared_server: bool = True,
+) -> RefreshOptions:
     """Makes the seeded simulator ready for a refresh and returns the options to run it with (the
     copy's DSN pointing at ``dsn_for_next``). Safe to call more than once.
 
@@ -46,13 +53,15 @@ def prepare_simulated_refresh(gateway: AwsGateway, config: Config, *, now: datet
     _ensure_secret(gateway, options.salt_secret_id, _random.token_urlsafe(48))
     next_name = f"{config.env(options.target_env).rds_instance}-next"
     beside = databases_beside(dsn_for_next) if shared_server else ()
-    return options.model_copy(update={
-        "security_group_ids": (group_id,),
-        "extra_databases_safe": tuple(dict.fromkeys((*options.extra_databases_safe, *beside))),
-        "dsn_overrides": {**options.dsn_overrides, next_name: dsn_for_next},
-        "poll_seconds": 1.0,
-        "wait_minutes": 5.0,
-    })
+    return options.model_copy(
+        update={
+            "security_group_ids": (group_id,),
+            "extra_databases_safe": tuple(dict.fromkeys((*options.extra_databases_safe, *beside))),
+            "dsn_overrides": {**options.dsn_overrides, next_name: dsn_for_next},
+            "poll_seconds": 1.0,
+            "wait_minutes": 5.0,
+        }
+    )
 
 
 def _simulate_automated_snapshot(gateway: AwsGateway, source: str, *, now: datetime) -> None:
@@ -68,14 +77,20 @@ def _simulate_automated_snapshot(gateway: AwsGateway, source: str, *, now: datet
 
 
 def _locked_down_group(gateway: AwsGateway) -> str:
-    found = gateway.call("ec2", "describe_security_groups",
-                         Filters=[{"Name": "group-name", "Values": [SECURITY_GROUP]}])["SecurityGroups"]
+    found = gateway.call(
+        "ec2", "describe_security_groups", Filters=[{"Name": "group-name", "Values": [SECURITY_GROUP]}]
+    )["SecurityGroups"]
     if found:
         return str(found[0]["GroupId"])
     vpcs = gateway.call("ec2", "describe_vpcs", Filters=[{"Name": "is-default", "Values": ["true"]}])["Vpcs"]
     params = {"VpcId": vpcs[0]["VpcId"]} if vpcs else {}
-    created = gateway.call("ec2", "create_security_group", GroupName=SECURITY_GROUP,
-                           Description="restored staging copy: no inbound rule", **params)
+    created = gateway.call(
+        "ec2",
+        "create_security_group",
+        GroupName=SECURITY_GROUP,
+        Description="restored staging copy: no inbound rule",
+        **params,
+    )
     return str(created["GroupId"])
 
 
@@ -100,22 +115,41 @@ def postgres_unreachable(admin_url: str | None) -> str | None:
         return f"PostgreSQL is not reachable ({type(exc).__name__})"
 
 
-def demo_refresh(*, gateway: AwsGateway, config: Config, db: Database, clock: Clock, admin_url: str | None,
-                 patients: int = 200, seed: int = 7, progress: Callable[[Renderable], object] = lambda _r: None,
-                 ) -> RefreshReport:
+def demo_refresh(
+    *,
+    gateway: AwsGateway,
+    config: Config,
+    db: Database,
+    clock: Clock,
+    admin_url: str | None,
+    patients: int = 200,
+    seed: int = 7,
+    progress: Callable[[Renderable], object] = lambda _r: None,
+) -> RefreshReport:
     """The demo's refresh: a synthetic database in a throw-away PostgreSQL database plays the
     restored copy. Returns a refused report naming why when PostgreSQL is not reachable."""
     why = postgres_unreachable(admin_url)
     if why is not None:
-        return RefreshReport(status="refused", run_id=None,
-                             headline=f"Staging refresh skipped: it needs PostgreSQL, and {why}.")
+        return RefreshReport(
+            status="refused",
+            run_id=None,
+            headline=f"Staging refresh skipped: it needs PostgreSQL, and {why}.",
+        )
     from jobs.staging_refresh.flow import refresh_staging
 
     assert admin_url is not None
     with synthetic_copy(admin_url, patients=patients, seed=seed) as dsn:
         options = prepare_simulated_refresh(gateway, config, now=clock.now(), dsn_for_next=dsn)
-        return refresh_staging(db=db, aws=gateway, clock=clock, config=config, options=options,
-                               sleep=lambda _s: None, progress=progress, requested_by="demo")
+        return refresh_staging(
+            db=db,
+            aws=gateway,
+            clock=clock,
+            config=config,
+            options=options,
+            sleep=lambda _s: None,
+            progress=progress,
+            requested_by="demo",
+        )
 
 
 @contextmanager

@@ -62,7 +62,9 @@ class FakeJobs:
         ctx.progress(ChangeResult(headline="tidy: step 2 of 2"))
         ctx.attach(Attachment(filename="tidy.png", content=b"\x89PNG fake", title="What tidy saw"))
         verb = "would remove" if ctx.dry_run else "removed"
-        return FakeReport(headline=f"tidy {verb} 3 things", summary=f"{verb} 3 things", removed=("a", "b", "c"))
+        return FakeReport(
+            headline=f"tidy {verb} 3 things", summary=f"{verb} 3 things", removed=("a", "b", "c")
+        )
 
     def boom(self, ctx: JobContext) -> FakeReport:
         self._seen("boom", ctx)
@@ -83,13 +85,22 @@ class FakeJobs:
         self._seen("clusters", ctx)
         arns = ctx.aws.call("ecs", "list_clusters")["clusterArns"]
         names = sorted(a.rsplit("/", 1)[-1] for a in arns)
-        return FakeReport(headline=f"{len(names)} clusters: {', '.join(names)}", summary=f"{len(names)} clusters")
+        return FakeReport(
+            headline=f"{len(names)} clusters: {', '.join(names)}", summary=f"{len(names)} clusters"
+        )
 
     @property
     def specs(self) -> tuple[JobSpec, ...]:
         def spec(name: str, env: str, run: Any, model: type[BaseModel] = NoOptions, **kw: Any) -> JobSpec:
-            return JobSpec(name=name, summary=f"the {name} job", env=env, run=run, options_model=model,
-                           options_key=name, **kw)
+            return JobSpec(
+                name=name,
+                summary=f"the {name} job",
+                env=env,
+                run=run,
+                options_model=model,
+                options_key=name,
+                **kw,
+            )
 
         return (
             spec("tidy", "dev", self.tidy, supports_override=True),

@@ -9,8 +9,8 @@ than switching verification off) keeps the verification path under test.
 from __future__ import annotations
 
 import hashlib
-import json
 import hmac
+import json
 import time
 from urllib.parse import urlencode
 
@@ -85,21 +85,40 @@ def slash_command_body(
     return urlencode(fields)
 
 
-def block_actions_body(*, user_id: str, action_id: str, value: str, response_url: str,
-                       team_id: str = "T0TEST", channel_id: str = "C0TEST") -> str:
+def block_actions_body(
+    *,
+    user_id: str,
+    action_id: str,
+    value: str,
+    response_url: str,
+    team_id: str = "T0TEST",
+    channel_id: str = "C0TEST",
+) -> str:
     """A button click as Slack sends it: form-encoded, one field `payload` holding the JSON."""
     payload = {
         "type": "block_actions",
         "user": {"id": user_id, "username": "someone", "team_id": team_id},
         "api_app_id": "A0TEST",
         "token": "legacy-verification-token",
-        "container": {"type": "message", "message_ts": "1700000000.000100", "channel_id": channel_id,
-                      "is_ephemeral": True},
+        "container": {
+            "type": "message",
+            "message_ts": "1700000000.000100",
+            "channel_id": channel_id,
+            "is_ephemeral": True,
+        },
         "trigger_id": "123.456.abc",
         "team": {"id": team_id, "domain": "menotime"},
         "channel": {"id": channel_id, "name": "menotime-ops"},
         "response_url": response_url,
-        "actions": [{"type": "button", "action_id": action_id, "block_id": "b1", "value": value,
-                     "text": {"type": "plain_text", "text": "Click"}, "action_ts": "1700000001.000200"}],
+        "actions": [
+            {
+                "type": "button",
+                "action_id": action_id,
+                "block_id": "b1",
+                "value": value,
+                "text": {"type": "plain_text", "text": "Click"},
+                "action_ts": "1700000001.000200",
+            }
+        ],
     }
     return urlencode({"payload": json.dumps(payload)})

@@ -21,6 +21,7 @@ Paths served:
 
 from __future__ import annotations
 
+import contextlib
 import email.parser
 import email.policy
 import itertools
@@ -516,7 +517,7 @@ _API_HANDLERS: dict[str, Callable[[FakeSlack, dict[str, Any]], dict[str, Any]]] 
 
 
 def _matches(pattern: str, method: str) -> bool:
-    return pattern == ANY or pattern == method
+    return pattern in (ANY, method)
 
 
 def _classify(path: str) -> tuple[str, str | None]:
@@ -558,10 +559,8 @@ def _parse_params(query: str, headers: dict[str, str], body: bytes) -> dict[str,
     for name in _JSON_FIELDS & params.keys():
         value = params[name]
         if isinstance(value, str) and value.lstrip()[:1] in ("[", "{"):
-            try:
+            with contextlib.suppress(ValueError):  # leave as sent; the raw body is on the Call anyway
                 params[name] = json.loads(value)
-            except ValueError:
-                pass  # leave as sent; the raw body is on the Call anyway
     return params
 
 
@@ -595,10 +594,10 @@ def _make_handler(fake: FakeSlack) -> type[BaseHTTPRequestHandler]:
     class _Handler(BaseHTTPRequestHandler):
         server_version = "FakeSlack/1.0"
 
-        def do_POST(self) -> None:  # noqa: N802 - http.server naming
+        def do_POST(self) -> None:
             self._serve("POST")
 
-        def do_GET(self) -> None:  # noqa: N802 - aiohttp clients send GET for read methods
+        def do_GET(self) -> None:
             self._serve("GET")
 
         def _serve(self, http_method: str) -> None:
@@ -606,7 +605,7 @@ def _make_handler(fake: FakeSlack) -> type[BaseHTTPRequestHandler]:
                 body = self._read_body()
                 headers = {k: v for k, v in self.headers.items()}
                 answer = fake._handle(http_method, self.path, headers, body)
-            except Exception as exc:  # a bug in the fake must not look like a hang
+            except Exception as exc:  # noqa: BLE001 - a bug in the fake must not look like a hang
                 answer = _Answer(status=500, payload=f"FakeSlack crashed: {exc!r}")
             data, content_type = answer.encode()
             self.send_response(answer.status)
@@ -631,7 +630,7 @@ def _make_handler(fake: FakeSlack) -> type[BaseHTTPRequestHandler]:
             length = int(self.headers.get("Content-Length") or 0)
             return self.rfile.read(length) if length else b""
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - keep test output quiet
+        def log_message(self, format: str, *args: Any) -> None:
             pass
 
     return _Handler
