@@ -44,8 +44,8 @@ from bench._common import (
     send_all,
     verdict,
 )
-from tests.fakes.signing import sign, slash_command_body
-from tests.fakes.slack_api import RESPONSE, FakeSlack
+from bot.fakes.slack_api import RESPONSE, FakeSlack
+from bot.fakes.slack_signing import sign, slash_command_body
 
 # The server side is imported where it is used: the load-generating child process imports this
 # module too and must stay small (a big heap means long garbage-collection pauses in its figures).
@@ -76,9 +76,9 @@ DRAIN_TIMEOUT = 15.0
 
 @dataclass(frozen=True)
 class Experiment:
-    """What-if switches, applied to both apps alike; all off measures the code as it is."""
+    """What-if switches, applied to both apps alike; all off measures the code as it is. (Both
+    apps are built with ``process_before_response=True`` already, as handlers/app.py builds the bot.)"""
 
-    process_before_response: bool = False
     lazy_workers: int | None = None  # Bolt's default listener executor has 5 threads
 
     def apply(self, app: App) -> None:
@@ -88,9 +88,6 @@ class Experiment:
         from concurrent.futures import ThreadPoolExecutor
 
         runner = app._listener_runner
-        if self.process_before_response:
-            _set_existing(runner, "process_before_response", True)
-            _set_existing(app, "_process_before_response", True)
         if self.lazy_workers is not None:
             executor = ThreadPoolExecutor(max_workers=self.lazy_workers, thread_name_prefix="bench-listener")
             _set_existing(runner, "listener_executor", executor)
@@ -98,8 +95,6 @@ class Experiment:
 
     def describe(self) -> str:
         parts = []
-        if self.process_before_response:
-            parts.append("process_before_response=True")
         if self.lazy_workers is not None:
             parts.append(f"listener_executor of {self.lazy_workers} thread(s)")
         return ", ".join(parts)
@@ -378,11 +373,6 @@ def _parser() -> argparse.ArgumentParser:
         help="run the load generator in this process (its GIL waits then count against the bot)",
     )
     parser.add_argument(
-        "--process-before-response",
-        action="store_true",
-        help="experiment: both apps as if built with App(process_before_response=True)",
-    )
-    parser.add_argument(
         "--lazy-workers",
         type=int,
         default=None,
@@ -404,9 +394,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--lazy-workers must be >= 1")
     budget = min(max(args.budget, 1.0), 600.0)
     answer_timeout = min(max(args.answer_timeout, 0.0), 300.0)
-    experiment = Experiment(
-        process_before_response=args.process_before_response, lazy_workers=args.lazy_workers
-    )
+    experiment = Experiment(lazy_workers=args.lazy_workers)
     load: Callable[[LoadSpec, Callable[[Run], object]], tuple[Run, Run]]
     if args.client_in_process:
         make_missing_sniffio_cheap()

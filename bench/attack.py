@@ -2,7 +2,7 @@
 
     .venv/bin/python -m bench.attack
 
-`serve` runs as its own process, as tests/test_serve_process.py starts it (moto's server for AWS,
+`serve` runs as its own process, as the tests start it (bot/fakes/served.py: moto's server for AWS,
 SQLite in a temporary folder, a fake Slack Web API, a signing secret), with LOG_LEVEL=DEBUG and
 SNS_TOPIC_ARNS unset. While a background client sends a signed ``/menotime status dev`` every
 200 ms and times each ack, the attacks run in turn, each printing one line: what was expected,
@@ -25,8 +25,8 @@ what happened, PASS or FAIL.
 
 Then the acks of the signed commands sent during the attacks: count, median, p95, max; PASS if
 every one was 200 within Slack's 3 s and was answered. The exit status is 0 only if all passed.
-The helpers the hardening tests use (the `serve` launcher, the streaming client, the malformed
-cases, the SNS signing key) are imported from those tests, so the bench attacks what they test.
+The `serve` launcher, the streaming client, the malformed cases, the hostile markup and the SNS
+signing key are bot/fakes', shared with the hardening tests, so the bench attacks what they test.
 """
 
 from __future__ import annotations
@@ -52,15 +52,17 @@ from typing import Any
 
 import httpx
 
-from bench._common import ms, percentile
-from tests.conftest import PEOPLE
-from tests.fakes.signing import sign, slash_command_body
-from tests.fakes.slack_api import RESPONSE, FakeSlack
-from tests.test_alarm_threads import alarm_message
-from tests.test_mentions import HOSTILE
-from tests.test_serve_process import FIXTURES, SECRET, _serve
-from tests.test_slack_hardening import FORGED, MALFORMED, MB, _peak_rss_mb, _serve_pid, _stream
-from tests.test_sns import OWN_URL, Own, _pin
+from bench._common import ALARM_FIXTURE, FIXTURES, ms, percentile
+from bot.fakes.hostile import HOSTILE, alarm_message, malformed_requests
+from bot.fakes.served import MB, peak_rss_mb, serve_process, stream_junk
+from bot.fakes.slack_api import RESPONSE, FakeSlack
+from bot.fakes.slack_signing import sign, slash_command_body
+from bot.fakes.sns_signer import OWN_URL, Own, pin_certificate
+
+SECRET = "attack-signing-secret"  # serve's SLACK_SIGNING_SECRET, which signed commands are signed with
+PEOPLE = {"developer": "U0DEV", "oncall": "U0ONCALL1"}
+ROLES = "roles:\n" + "".join(f"  {role}: {{users: [{user}]}}\n" for role, user in PEOPLE.items())
+CLOUDWATCH = FIXTURES / "cloudwatch"
 
 SLACK_DEADLINE = 3.0  # Slack drops a slash command not acked within 3 s
 PROBE_INTERVAL = 0.2
@@ -75,6 +77,7 @@ ALARM = "menotime-prod-api-5xx"
 OWN_TOPIC = "arn:aws:sns:us-west-1:123456789012:menotime-prod-alarms"
 SNS_HEADERS = {"Content-Type": "text/plain; charset=UTF-8", "x-amz-sns-message-type": "Notification"}
 MARKER = "zebra4711"  # message text that must not reach the log
+MALFORMED = malformed_requests(SECRET, user_id=PEOPLE["oncall"])  # signed ones signed with serve's secret
 MALFORMED_CASES = (
     "unsigned {not json",
     "signed {not json",
@@ -211,7 +214,7 @@ def _statuses(statuses: Sequence[int]) -> str:
 def _oversized(base: str, headers: dict[str, str]) -> tuple[int, int]:
     """The status (0: no HTTP answer) and the body bytes sent before it."""
     try:
-        return _stream(base, total=ATTACK_BYTES, headers=headers)
+        return stream_junk(base, total=ATTACK_BYTES, headers=headers)
     except (OSError, IndexError, ValueError):
         return 0, 0
 
@@ -222,7 +225,7 @@ def oversized_bodies(target: Target) -> Iterator[Outcome]:
 
     def outcome(name: str, results: list[tuple[int, int]]) -> Outcome:
         statuses, sent = [s for s, _ in results], [n for _, n in results]
-        peak = _peak_rss_mb(target.pid)
+        peak = peak_rss_mb(target.pid)
         return Outcome(
             name,
             expected,
@@ -254,15 +257,15 @@ def oversized_bodies(target: Target) -> Iterator[Outcome]:
 def malformed(target: Target) -> Iterator[Outcome]:
     with httpx.Client(timeout=10) as http:
         for name in MALFORMED_CASES:
-            body, content_type, secret, changes, _exact = MALFORMED[name]
-            if secret is None:
-                headers = {"Content-Type": content_type}
-            else:  # the tests' secret is theirs; a signed case here is signed with serve's
-                headers = sign(body, FORGED if secret == FORGED else SECRET, content_type=content_type)
+            case = MALFORMED[name]
+            if case.secret is None:
+                headers = {"Content-Type": case.content_type}
+            else:
+                headers = sign(case.body, case.secret, content_type=case.content_type)
             status = http.post(
                 f"{target.base}/slack/events",
-                content=body,
-                headers={k: v.encode("latin-1") for k, v in {**headers, **changes}.items()},
+                content=case.body,
+                headers={k: v.encode("latin-1") for k, v in {**headers, **case.changes}.items()},
             ).status_code
             yield Outcome(f"2  {name}", "4xx, never 500", str(status), 400 <= status < 500)
     time.sleep(0.2)
@@ -272,7 +275,7 @@ def malformed(target: Target) -> Iterator[Outcome]:
 
 def real_signed_fixture() -> tuple[bytes, str] | None:
     """The real AWS-signed notification and its SigningCertURL, or None without the fixtures."""
-    fixture = FIXTURES / "real-signed-metric-alarm-sigv1.json"
+    fixture = CLOUDWATCH / "real-signed-metric-alarm-sigv1.json"
     if not fixture.exists():
         return None
     body = fixture.read_bytes()
@@ -284,7 +287,7 @@ def _foreign_topic(name: str, expected: str) -> Attack:
     def attack(target: Target) -> Iterator[Outcome]:
         fixture = real_signed_fixture()
         if fixture is None:
-            yield Outcome(name, expected, f"no fixture at {FIXTURES}", None)
+            yield Outcome(name, expected, f"no fixture at {CLOUDWATCH}", None)
             return
         before = len(target.slack.calls_to("chat.postMessage"))
         response = httpx.post(f"{target.base}/sns", content=fixture[0], headers=SNS_HEADERS, timeout=10)
@@ -353,12 +356,16 @@ def replay(target: Target) -> Iterator[Outcome]:
 
 @_timed
 def mention_in_alarm(target: Target) -> Iterator[Outcome]:
+    name, expected = "5  <@U…> and other markup in an alarm", "posted, every mention inert"
+    if not ALARM_FIXTURE.exists():
+        yield Outcome(name, expected, f"no fixture at {ALARM_FIXTURE}", None)
+        return
     own = Own(
         not_before=datetime.now(UTC) - timedelta(hours=1), not_after=datetime.now(UTC) + timedelta(hours=1)
     )
-    _pin(target.certificates, OWN_URL, own.pem)  # as an install pins AWS's: read when the message names it
+    pin_certificate(target.certificates, OWN_URL, own.pem)  # as an install pins AWS's: read when named
     now = datetime.now(UTC).replace(microsecond=0)
-    alarm = json.loads(alarm_message(name=ALARM, state="ALARM", old="OK", at=now))
+    alarm = json.loads(alarm_message(ALARM_FIXTURE, name=ALARM, state="ALARM", old="OK", at=now))
     alarm["AlarmDescription"] = "Page " + " ".join(HOSTILE) + " now"
     alarm["NewStateReason"] = "Threshold Crossed <@U123ABC>"
     message = own.message(
@@ -384,8 +391,8 @@ def mention_in_alarm(target: Target) -> Iterator[Outcome]:
     readable = bool(posts) and all("U123ABC" in text for text in posts)
     got = f"{status}, {len(posts)} post(s), live markup: {live or 'none'}, U123ABC still readable: {readable}"
     yield Outcome(
-        "5  <@U…> and other markup in an alarm",
-        "posted, every mention inert",
+        name,
+        expected,
         got,
         status == 200 and bool(posts) and not live and readable,
     )
@@ -433,16 +440,15 @@ def secrets_in_logs(logs: Sequence[Path]) -> Attack:
 @contextmanager
 def served(workdir: Path, config: str, env: dict[str, str], name: str) -> Iterator[Target]:
     workdir.mkdir()
-    holder: list[Any] = []
-    with contextmanager(_serve)(workdir, config, holder, env) as (base, slack, log):
-        with Probe(base, slack, name) as probe:
+    with serve_process(workdir, ROLES + config, secret=SECRET, env=env) as running:
+        with Probe(running.base, running.slack, name) as probe:
             target = Target(
-                base=base,
-                slack=slack,
-                log=log,
-                pid=_serve_pid(),
-                aws=holder[0].gateway(),
-                database=workdir / "serve.db",
+                base=running.base,
+                slack=running.slack,
+                log=running.log,
+                pid=running.pid,
+                aws=running.simulator.gateway(),
+                database=running.database,
                 probe=probe,
                 certificates=Path(env["SNS_CERT_CACHE_DIR"]),
             )
@@ -454,7 +460,7 @@ def pin_certificates(cache: Path) -> None:
     cache.mkdir()
     fixture = real_signed_fixture()
     if fixture is not None:
-        _pin(cache, fixture[1], (FIXTURES / fixture[1].rsplit("/", 1)[1]).read_bytes())
+        pin_certificate(cache, fixture[1], (CLOUDWATCH / fixture[1].rsplit("/", 1)[1]).read_bytes())
 
 
 def run(attacks: Sequence[Attack], target: Target) -> list[Outcome]:

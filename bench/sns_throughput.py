@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import hashlib
 import json
 import os
 import re
@@ -48,6 +47,7 @@ import httpx
 
 import bench._common as common
 from bench._common import (
+    ALARM_FIXTURE,
     BackgroundServer,
     Prepared,
     Run,
@@ -56,7 +56,7 @@ from bench._common import (
     send_all,
     verdict,
 )
-from tests.fakes.slack_api import FakeSlack
+from bot.fakes.slack_api import FakeSlack
 
 # The server side is imported where it is used: the load-generating child process imports this
 # module too and must stay small.
@@ -64,7 +64,7 @@ if TYPE_CHECKING:
     from starlette.applications import Starlette
 
     from bot.core import Core
-    from tests.test_sns import Own
+    from bot.fakes.sns_signer import Own
 
 DEFAULT_DATABASE_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 PATH = "/sns"
@@ -101,7 +101,7 @@ def alarm_name(part: str, index: int) -> str:
 
 def sign_messages(part: str, count: int) -> list[Prepared]:
     """``count`` signed SNS envelopes, each an ALARM for its own alarm; the key is the alarm name."""
-    from tests.test_alarm_threads import alarm_message
+    from bot.fakes.hostile import alarm_message
 
     now = datetime.now(UTC)
     prepared = []
@@ -109,6 +109,7 @@ def sign_messages(part: str, count: int) -> list[Prepared]:
         name = alarm_name(part, index)
         alarm = json.loads(
             alarm_message(
+                ALARM_FIXTURE,
                 name=name,
                 state="ALARM",
                 old="OK",
@@ -145,19 +146,21 @@ _SIGNER: list[Own] = []
 
 def _signer() -> Own:
     """One RSA key and self-signed certificate for the run, valid from an hour ago for two hours
-    (tests.test_sns.Own, imported here: it pulls in pytest)."""
+    (imported here: the load-generating child process has no use for cryptography)."""
     if not _SIGNER:
-        from tests.test_sns import Own
+        from bot.fakes.sns_signer import Own
 
         now = datetime.now(UTC).replace(microsecond=0)
         _SIGNER.append(Own(not_before=now - timedelta(hours=1), not_after=now + timedelta(hours=2)))
     return _SIGNER[0]
 
 
-def pin_certificate(cache_dir: Path) -> None:
+def pin_run_certificate(cache_dir: Path) -> None:
     """Put the run's certificate where CertificateStore looks before fetching."""
+    from bot.fakes.sns_signer import pin_certificate
+
     cache_dir.mkdir(parents=True, exist_ok=True)
-    (cache_dir / f"{hashlib.sha256(CERT_URL.encode()).hexdigest()}.pem").write_bytes(_signer().pem)
+    pin_certificate(cache_dir, CERT_URL, _signer().pem)
 
 
 # --------------------------------------------------------------------------------------------
@@ -572,6 +575,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(
             f"--database-url (or TEST_DATABASE_URL) must be a PostgreSQL URL, e.g. {DEFAULT_DATABASE_URL}"
         )
+    if not ALARM_FIXTURE.exists():
+        parser.error(f"the alarm template {ALARM_FIXTURE} is missing (set MENOTIME_FIXTURES to the fixtures)")
 
     from bot.logs import configure_logging
 
@@ -582,7 +587,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         log_file = stack.enter_context((workdir / "bot.log").open("w", encoding="utf-8"))
         configure_logging(fmt="json", level="INFO", stream=log_file)
         cache_dir = workdir / "sns-certs"
-        pin_certificate(cache_dir)
+        pin_run_certificate(cache_dir)
 
         # 1. Throughput: the same signed messages to the bare endpoint, then to the bot.
         print(f"signing {args.warmup + args.messages} messages ...", file=sys.stderr, flush=True)

@@ -1,1 +1,2 @@
-"""Local stand-ins for Slack, so tests exercise real HTTP and real signatures without the network."""
+"""Test doubles only the tests use (jobs, uvicorn in a thread); the Slack and SNS stand-ins the
+benchmarks share are in bot/fakes."""

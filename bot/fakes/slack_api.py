@@ -175,8 +175,7 @@ class FakeSlack:
         """``http://127.0.0.1:PORT/`` (trailing slash included)."""
         if self._server is None:
             raise RuntimeError("FakeSlack is not running; use it as a context manager or call start()")
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}/"
+        return f"http://127.0.0.1:{self._server.server_port}/"  # bound there by start()
 
     @property
     def api_url(self) -> str:
@@ -578,7 +577,8 @@ def _parse_multipart(content_type: str, body: bytes) -> dict[str, Any]:
         name = part.get_param("name", header="content-disposition")
         if not name:
             continue
-        payload = part.get_payload(decode=True) or b""
+        decoded = part.get_payload(decode=True)  # bytes for a leaf part, None if there is none
+        payload = decoded if isinstance(decoded, bytes) else b""
         is_file = part.get_filename() is not None
         fields[str(name)] = payload if is_file else payload.decode(part.get_content_charset() or "utf-8")
     return fields
@@ -618,7 +618,7 @@ def _make_handler(fake: FakeSlack) -> type[BaseHTTPRequestHandler]:
 
         def _read_body(self) -> bytes:
             if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-                chunks = []
+                chunks: list[bytes] = []
                 while True:
                     size = int(self.rfile.readline().split(b";", 1)[0].strip() or b"0", 16)
                     if size == 0:
