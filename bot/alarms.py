@@ -32,7 +32,7 @@ from bot.notify import MessageRef
 from bot.outbox import Outbox, queued_id
 from bot.render import duration, plural, when
 from bot.results import Button, ChangeResult
-from bot.store.db import stored_utc
+from bot.store.db import rowcount, stored_utc
 from bot.store.inbox import Inbox
 from bot.store.models import AlarmThread
 
@@ -132,10 +132,10 @@ def process_inbox(*, core: Core, limit: int = 100) -> int:
                 inbox.mark(id=row.id, outcome=outcome, processed_at=core.clock.now())
             if event.kind == "ecs_deployment" and env in core.config.environments:
                 # Someone deployed (CI/CD, the console, the bot): record it from ECS, after the commit.
-                _safe(
-                    core,
-                    lambda env=env, event=event: watch.deployment_event(core, core.config.env(env), event),
-                )
+                def observe(env: str = env, event: Event = event) -> None:
+                    watch.deployment_event(core, core.config.env(env), event)
+
+                _safe(core, observe)
         except PostFailed as exc:
             log.warning("alarm_post_failed", key=event.key, channel=channel, error=str(exc))
             break  # later messages wait too: they may belong to the same thread, and order matters
@@ -543,7 +543,7 @@ def _refresh_root(core: Core, view: AlarmThreadView, event: Event) -> None:
     )
 
 
-def _safe(core: Core, edit: Callable[[], None]) -> None:
+def _safe(core: Core, edit: Callable[[], object]) -> None:
     """A root edit is cosmetic once the reply is out: a failure is logged, and the next event
     refreshes it."""
     try:
@@ -830,12 +830,14 @@ def acknowledge(core: Core, *, short: str, user: str) -> AlarmThreadView:
     now = core.clock.now()
     with core.db.session() as session:
         taken = (
-            session.execute(
-                update(AlarmThread)
-                .where(AlarmThread.key == view.key, AlarmThread.acknowledged_by.is_(None))
-                .values(acknowledged_by=user, acknowledged_at=now)
-                .execution_options(synchronize_session=False)
-            ).rowcount
+            rowcount(
+                session.execute(
+                    update(AlarmThread)
+                    .where(AlarmThread.key == view.key, AlarmThread.acknowledged_by.is_(None))
+                    .values(acknowledged_by=user, acknowledged_at=now)
+                    .execution_options(synchronize_session=False)
+                )
+            )
             == 1
         )
     if not taken:
@@ -925,15 +927,18 @@ def remind_due(core: Core) -> int:
         try:
             with core.db.transaction() as session:
                 claimed = (
-                    session.execute(
-                        update(AlarmThread)
-                        .where(
-                            AlarmThread.key == view.key,
-                            (AlarmThread.reminded_at.is_(None)) | (AlarmThread.reminded_at <= now - every),
+                    rowcount(
+                        session.execute(
+                            update(AlarmThread)
+                            .where(
+                                AlarmThread.key == view.key,
+                                (AlarmThread.reminded_at.is_(None))
+                                | (AlarmThread.reminded_at <= now - every),
+                            )
+                            .values(reminded_at=now)
+                            .execution_options(synchronize_session=False)
                         )
-                        .values(reminded_at=now)
-                        .execution_options(synchronize_session=False)
-                    ).rowcount
+                    )
                     == 1
                 )
                 if not claimed:

@@ -115,7 +115,8 @@ class AwsGateway:
         Positional-only, because AWS has parameters named ``service`` (ECS UpdateService)."""
         with _translated(service):
             self.iam_actions.add(self.iam_action(service, operation))
-            return getattr(self.client(service), operation)(**params)
+            answer: dict[str, Any] = getattr(self.client(service), operation)(**params)  # boto3 is untyped
+            return answer
 
     def paginate(self, service: str, operation: str, result_key: str, /, **params: Any) -> list[Any]:
         """Every item of ``result_key`` across all pages."""

@@ -653,6 +653,7 @@ def _execute_deploy(
         change = ecs.register_revision(
             aws=core.aws, env=env, base_arn=params["base_arn"], image=params["image"]
         )
+        assert change.to_arn is not None and change.to_revision is not None  # registered: not a dry run
         return change.to_arn, change.from_revision, change.to_revision
 
     record, arn = _move_service(

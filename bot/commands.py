@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import difflib
 import shlex
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from bot.errors import BadInput
-from bot.render import inert
+from bot.render import Renderable, inert
 
 MAX_COMMAND_LENGTH = 1000
 
@@ -57,14 +57,16 @@ class Verb:
     flags: tuple[Flag, ...] = ()
     examples: tuple[str, ...] = ()
     # For REQUEST verbs: (core, command) -> (policy action, environment) of the request named.
-    resolve: Callable[..., tuple[str, str]] | None = field(default=None, compare=False, repr=False)
+    resolve: Callable[[Any, Command], tuple[str, str | None]] | None = field(
+        default=None, compare=False, repr=False
+    )
     # For REQUEST verbs: help and whoami show them to whoever may do one of these actions.
     shown_for: tuple[str, ...] = ()
     # A flag that, when given, lets the `emergency` permission stand in for the verb's own.
     break_glass: str | None = None
     # The operation: (context, command) -> result. Kept as an opaque callable so this module
     # stays free of the operations it routes to.
-    run: Callable[..., Any] | None = field(default=None, compare=False, repr=False)
+    run: Callable[..., Renderable] | None = field(default=None, compare=False, repr=False)
 
     @property
     def usage(self) -> str:
@@ -109,7 +111,7 @@ class Registry:
                 raise ValueError(f"verb {verb.name!r} declared twice")
             self._verbs[verb.name] = verb
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Verb]:
         return iter(self._verbs.values())
 
     def __contains__(self, name: object) -> bool:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import re
+from collections.abc import Sequence
 from datetime import datetime, time
 from enum import StrEnum
 from importlib import resources
@@ -173,7 +174,7 @@ class ChangeWindow(_Strict):
         return f"{run} {self.start:%H:%M}–{self.end:%H:%M} {zone}"
 
 
-def _consecutive(days: list[str]) -> bool:
+def _consecutive(days: Sequence[str]) -> bool:
     idx = [WEEKDAYS.index(d) for d in days]
     return idx == list(range(idx[0], idx[0] + len(idx)))
 
@@ -371,7 +372,9 @@ class Config(_Strict):
 
     @field_validator("permissions")
     @classmethod
-    def _known_actions_and_roles(cls, perms: dict[str, dict[str, tuple[str, ...]]]) -> dict:
+    def _known_actions_and_roles(
+        cls, perms: dict[str, dict[str, tuple[str, ...]]]
+    ) -> dict[str, dict[str, tuple[str, ...]]]:
         roles = {r.value for r in Role} | {ANY_ROLE}
         for action, by_env in perms.items():
             if action not in ACTIONS:
@@ -398,7 +401,8 @@ class Config(_Strict):
             if name not in fields:
                 raise ValueError(f"unknown setting {key!r}; settings are {', '.join(sorted(fields))}")
             try:
-                TypeAdapter(fields[name].annotation).validate_python(value)
+                annotation = fields[name].annotation  # None only for an unannotated field: NoneType
+                TypeAdapter(type(None) if annotation is None else annotation).validate_python(value)
             except ValidationError as exc:
                 raise ValueError(f"{key}: {exc.errors()[0]['msg']}") from None
         return values

@@ -362,7 +362,7 @@ def _describe_service(*, aws: AwsGateway, env: EnvironmentConfig) -> dict[str, A
             f"Service {env.service} is not in cluster {env.cluster}; check the service named for "
             f"{env.name} in the configuration."
         )
-    svc = services[0]
+    svc: dict[str, Any] = services[0]
     if svc.get("status") != "ACTIVE":
         raise NotFound(
             f"Service {env.service} in {env.cluster} is {str(svc.get('status', 'gone')).lower()} "
@@ -629,7 +629,7 @@ def _ref(taskdef: Mapping[str, Any], env: EnvironmentConfig) -> TaskDefinitionRe
 
 
 def _app_container(taskdef: Mapping[str, Any], env: EnvironmentConfig) -> dict[str, Any]:
-    containers = list(taskdef.get("containerDefinitions") or [])
+    containers: list[dict[str, Any]] = list(taskdef.get("containerDefinitions") or [])
     names = ", ".join(str(c.get("name")) for c in containers)
     label = f"{taskdef.get('family')}:{taskdef.get('revision')}"
     if env.app_container is not None:

@@ -253,7 +253,7 @@ def _math_metric(trigger: dict[str, Any]) -> tuple[Metric, tuple[Metric, ...]]:
         stat = entry.get("MetricStat")
         if not isinstance(stat, dict):
             continue
-        inner = stat.get("Metric") if isinstance(stat.get("Metric"), dict) else {}
+        inner = _dict(stat.get("Metric"))
         reads.append(
             Metric(
                 namespace=_str(inner.get("Namespace")),
@@ -301,7 +301,7 @@ def _dimensions(value: Any) -> tuple[tuple[str, str], ...]:
 def _eventbridge(data: dict[str, Any]) -> Event | None:
     source = _str(data.get("source")) or ""
     detail_type = str(data.get("detail-type"))
-    detail = data.get("detail") if isinstance(data.get("detail"), dict) else {}
+    detail = _dict(data.get("detail"))
     if detail_type == "ECS Deployment State Change":
         return _ecs_service(data, detail, "ecs_deployment", "deployment")
     if detail_type == "ECS Service Action":
@@ -374,7 +374,8 @@ def _ecs_task(data: dict[str, Any], detail: dict[str, Any]) -> Event:
     service = group.removeprefix("service:") if group.startswith("service:") else None
     family = group.removeprefix("family:") if group.startswith("family:") else None
     if family is None and _str(detail.get("taskDefinitionArn")):
-        family = _arn_resource_name(detail["taskDefinitionArn"]).split(":")[0]
+        definition = _arn_resource_name(detail["taskDefinitionArn"])  # None when it is not an ARN
+        family = definition.split(":")[0] if definition else None
     owner = service or family or "?"
     task_id = _arn_resource_name(task_arn)
     region = _envelope_region(data, task_arn, cluster_arn)
@@ -445,7 +446,8 @@ def _rds_subscription(data: dict[str, Any]) -> Event | None:
     region = None
     if link:
         query = parse_qs(urlsplit(link).query)
-        region = _region_code((query.get("region") or [None])[0])
+        regions = query.get("region")
+        region = _region_code(regions[0] if regions else None)
     match = re.search(r"RDS-EVENT-\d+", event_ref)
     message = _str(data.get("Event Message"))
     at = _time(data.get("Event Time"))
@@ -493,7 +495,7 @@ def _guardduty(data: dict[str, Any], detail: dict[str, Any]) -> Event:
     region = _envelope_region(data, finding_arn) or _region_code(detail.get("region"))
     finding_id = _str(detail.get("id")) or "?"
     band = severity_band(detail.get("severity"))
-    service = detail.get("service") if isinstance(detail.get("service"), dict) else {}
+    service = _dict(detail.get("service"))
     return Event(
         kind="guardduty",
         key=f"guardduty:{_str(detail.get('accountId')) or _str(data.get('account')) or '-'}:{finding_id}",
@@ -517,9 +519,9 @@ def _guardduty(data: dict[str, Any], detail: dict[str, Any]) -> Event:
 def _guardduty_malware(data: dict[str, Any], detail: dict[str, Any]) -> Event:
     resources = [r for r in data.get("resources") or [] if isinstance(r, str)]
     region = _envelope_region(data, *resources)
-    result = detail.get("scanResultDetails") if isinstance(detail.get("scanResultDetails"), dict) else {}
+    result = _dict(detail.get("scanResultDetails"))
     status = _str(result.get("scanResultStatus")) or _str(detail.get("scanStatus"))
-    obj = detail.get("s3ObjectDetails") if isinstance(detail.get("s3ObjectDetails"), dict) else {}
+    obj = _dict(detail.get("s3ObjectDetails"))
     target = "/".join(str(p) for p in (obj.get("bucketName"), obj.get("objectKey")) if p) or None
     threats = [str(t.get("name")) for t in result.get("threats") or [] if isinstance(t, dict)]
     return Event(
@@ -629,6 +631,11 @@ def _env_by_topic(topic_arn: str | None, config: Config) -> EnvironmentConfig | 
 
 
 # ---------------------------------------------------------------------------------------- helpers
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    """A JSON object as it is; anything else (missing, a list, a string) as an empty one."""
+    return value if isinstance(value, dict) else {}
 
 
 def _str(value: Any) -> str | None:

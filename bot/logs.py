@@ -8,8 +8,12 @@ from __future__ import annotations
 import logging
 import re
 import sys
+from typing import TYPE_CHECKING, TextIO
 
 import structlog
+
+if TYPE_CHECKING:
+    from structlog.typing import EventDict, Processor, WrappedLogger
 
 _SECRET_KEYS = ("token", "secret", "password", "authorization", "signature", "response_url")
 # A "/" and a ":" as they appear in text: plain, JSON-escaped (``\/``), percent-encoded (once or twice).
@@ -31,7 +35,7 @@ _SECRET_TEXT = (
 _QUIET = ("botocore", "boto3", "urllib3", "werkzeug", "slack_bolt", "slack_sdk")
 
 
-def _redact(_logger: object, _name: str, event: dict) -> dict:
+def _redact(_logger: WrappedLogger, _name: str, event: EventDict) -> dict[str, object]:
     """Belt and braces: a field whose name smells of a secret is never written out, and no text
     (at any depth of a field, a formatted traceback included) carries a response_url or a Slack
     token."""
@@ -59,15 +63,15 @@ def scrub(text: str) -> str:
     return text
 
 
-def configure_logging(*, fmt: str = "json", level: str = "INFO", stream=None) -> None:
+def configure_logging(*, fmt: str = "json", level: str = "INFO", stream: TextIO | None = None) -> None:
     stream = stream or sys.stderr
-    shared = [
+    shared: list[Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
     # A traceback is text like any other, in either format: formatted first, then redacted with the rest.
-    ending = [structlog.processors.format_exc_info, _redact]
+    ending: list[Processor] = [structlog.processors.format_exc_info, _redact]
     renderer = (
         structlog.processors.JSONRenderer()
         if fmt == "json"

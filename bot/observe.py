@@ -24,6 +24,7 @@ from bot import ecs
 from bot.aws import AwsGateway
 from bot.config import EnvironmentConfig
 from bot.errors import BotError
+from bot.status import image_tag
 from bot.store.deploys import (
     COMPLETED,
     EXTERNAL,
@@ -142,7 +143,7 @@ def _image_facts(*, aws: AwsGateway, image: str | None, resolve_tag: bool) -> tu
     if "@sha256:" not in image and not resolve_tag:
         return None, None
     digest = ecs.image_digest(aws=aws, image=image)
-    tag = ecs.image_tag(image)
+    tag = image_tag(image)
     if tag and COMMIT_TAG.match(tag):
         return digest, tag
     if digest is None:

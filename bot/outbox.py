@@ -32,7 +32,7 @@ from bot.clock import Clock
 from bot.metrics import Metrics
 from bot.notify import MessageRef
 from bot.render import Renderable, render_slack, render_text
-from bot.store.db import Database, stored_utc
+from bot.store.db import Database, rowcount, stored_utc
 from bot.store.models import OutboxMessage
 
 log = structlog.get_logger("menotime.outbox")
@@ -109,16 +109,18 @@ class Outbox:
             # so an edit a sender claimed meanwhile is left alone and this one is queued after it.
             if (
                 queued is not None
-                and session.execute(
-                    update(OutboxMessage)
-                    .where(
-                        OutboxMessage.id == queued,
-                        OutboxMessage.status == PENDING,
-                        OutboxMessage.claimed_by.is_(None),
+                and rowcount(
+                    session.execute(
+                        update(OutboxMessage)
+                        .where(
+                            OutboxMessage.id == queued,
+                            OutboxMessage.status == PENDING,
+                            OutboxMessage.claimed_by.is_(None),
+                        )
+                        .values(payload=payload)
+                        .execution_options(synchronize_session=False)
                     )
-                    .values(payload=payload)
-                    .execution_options(synchronize_session=False)
-                ).rowcount
+                )
                 == 1
             ):
                 return int(queued)
@@ -334,12 +336,14 @@ class OutboxSender:
                 ):
                     break
                 ids.append(row.id)
-            claimed = session.execute(
-                update(OutboxMessage)
-                .where(OutboxMessage.id.in_(ids), OutboxMessage.status == PENDING, claimable)
-                .values(claimed_by=self._worker, claimed_until=now + timedelta(seconds=_CLAIM_SECONDS))
-                .execution_options(synchronize_session=False)
-            ).rowcount
+            claimed = rowcount(
+                session.execute(
+                    update(OutboxMessage)
+                    .where(OutboxMessage.id.in_(ids), OutboxMessage.status == PENDING, claimable)
+                    .values(claimed_by=self._worker, claimed_until=now + timedelta(seconds=_CLAIM_SECONDS))
+                    .execution_options(synchronize_session=False)
+                )
+            )
             if claimed != len(ids):
                 session.rollback()
                 return []  # another sender got there first; the loop looks again
@@ -360,16 +364,18 @@ class OutboxSender:
             return True
         until = now + timedelta(seconds=_CLAIM_SECONDS)
         with self._db.session() as session:
-            held = session.execute(
-                update(OutboxMessage)
-                .where(
-                    OutboxMessage.id.in_([r.id for r in rows]),
-                    OutboxMessage.status == PENDING,
-                    OutboxMessage.claimed_by == self._worker,
+            held = rowcount(
+                session.execute(
+                    update(OutboxMessage)
+                    .where(
+                        OutboxMessage.id.in_([r.id for r in rows]),
+                        OutboxMessage.status == PENDING,
+                        OutboxMessage.claimed_by == self._worker,
+                    )
+                    .values(claimed_until=until)
+                    .execution_options(synchronize_session=False)
                 )
-                .values(claimed_until=until)
-                .execution_options(synchronize_session=False)
-            ).rowcount
+            )
             if held != len(rows):
                 session.rollback()
         if held != len(rows):
@@ -437,10 +443,13 @@ class OutboxSender:
         return MessageRef(row.sent_channel or row.channel, str(row.ts))
 
     def _call(self, op: str, args: dict[str, Any]) -> dict[str, Any]:
+        # The client is Slack's WebClient (or a test's stand-in); a JSON answer's data is a dict.
         if op == "post":
-            return self._client.chat_postMessage(**args).data
+            posted: dict[str, Any] = self._client.chat_postMessage(**args).data
+            return posted
         if op == "update":
-            return self._client.chat_update(**args).data
+            updated: dict[str, Any] = self._client.chat_update(**args).data
+            return updated
         if op == "upload":
             import base64
 
@@ -560,7 +569,7 @@ class _NotYet(Exception):
 
 
 def _backoff(attempts: int) -> float:
-    return min(_MAX_BACKOFF_SECONDS, 1.0 * (2 ** min(attempts, 10)))
+    return min(_MAX_BACKOFF_SECONDS, 2.0 ** min(attempts, 10))
 
 
 def _retry_after(headers: Any) -> float:

@@ -12,7 +12,7 @@ import json
 import re
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any, ClassVar, Literal, Protocol
+from typing import Any, Literal, Protocol
 from zoneinfo import ZoneInfo
 
 import jinja2
@@ -23,8 +23,14 @@ Audience = Literal["ephemeral", "in_channel"]
 
 
 class Renderable(Protocol):
-    template: ClassVar[str]
-    audience: ClassVar[Audience]
+    """A result a template can show. Read-only, so a class constant (``audience: ClassVar[...] = ...``)
+    and a property (``ChangeResult.audience``, chosen per answer) both satisfy it."""
+
+    @property
+    def template(self) -> str: ...
+
+    @property
+    def audience(self) -> Audience: ...
 
 
 _USER_MENTION = re.compile(r"&lt;@([UW][A-Z0-9]{2,})&gt;")
@@ -133,7 +139,7 @@ def render_slack(result: Renderable) -> dict[str, Any]:
     """``{"text": ..., "blocks": [...]}`` ready for chat.postMessage or a response_url."""
     raw = _environment().get_template(f"slack/{result.template}.json.j2").render(r=result)
     try:
-        message = json.loads(raw)
+        message: dict[str, Any] = json.loads(raw)
     except json.JSONDecodeError as exc:  # a template bug, caught by the rendering tests
         raise RuntimeError(f"template slack/{result.template}.json.j2 produced invalid JSON: {exc}") from exc
     message["blocks"] = [b for b in message.get("blocks", []) if b]

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import ClassVar
 
-from bot.render import Audience
+from bot.render import Audience, Renderable
 
 
 @dataclass(frozen=True)
@@ -92,7 +92,7 @@ class ErrorResult:
 class Reply:
     """What the service hands to an adapter: the result and how the request was judged."""
 
-    result: object
+    result: Renderable
     verb: str
     env: str | None
     outcome: str  # ok | denied | invalid | failed | error
@@ -130,5 +130,5 @@ class ChangeResult:
     request_id: str | None = None  # the confirmation or approval request this answer opened
 
     @property
-    def audience(self) -> Audience:  # type: ignore[override]
+    def audience(self) -> Audience:
         return "in_channel" if self.public else "ephemeral"

@@ -48,10 +48,9 @@ from bot.jobresults import (
     JobRunResult,
     JobsListResult,
     JobStartedResult,
-    mention,
 )
 from bot.notify import MessageRef, Notifier
-from bot.render import Renderable
+from bot.render import Renderable, mention
 from bot.store.changes import Leases, short_pt
 from bot.store.jobruns import FINISHED_OUTCOMES, JobRuns, JobRunView, Trigger
 
@@ -297,13 +296,15 @@ class JobRunner:
                 error = _line(f"{type(exc).__name__}: {_message(exc)}")
             return self._conclude(spec, run, outcome="failed", summary=error, error=error, started=started)
         outcome = report.outcome if report.outcome in FINISHED_OUTCOMES else "failed"
-        error = None if outcome == report.outcome else f"the report's outcome {report.outcome!r} is not valid"
+        invalid = (
+            None if outcome == report.outcome else f"the report's outcome {report.outcome!r} is not valid"
+        )
         return self._conclude(
             spec,
             run,
             outcome=outcome,
             summary=_line(report.summary),
-            error=error,
+            error=invalid,
             report=report,
             files=files,
             started=started,
@@ -459,14 +460,15 @@ def report_record(report: JobReport) -> dict[str, Any]:
         "outcome": report.outcome,
         "summary": report.summary,
     }
+    shape: object = report  # as an object: mypy narrows no Protocol type by is_dataclass
     try:
         shaper = getattr(report, "record", None)
         if callable(shaper):
             detail: Any = shaper()
-        elif dataclasses.is_dataclass(report):
-            detail = dataclasses.asdict(report)  # type: ignore[arg-type]
-        elif hasattr(report, "model_dump"):
-            detail = report.model_dump(mode="json")  # type: ignore[attr-defined]
+        elif dataclasses.is_dataclass(shape) and not isinstance(shape, type):  # a report is an instance
+            detail = dataclasses.asdict(shape)
+        elif hasattr(shape, "model_dump"):
+            detail = shape.model_dump(mode="json")
         else:
             return record
         text = json.dumps(detail, default=str)
@@ -736,7 +738,11 @@ class JobScheduler:
                 due.append((name, fires[-1]))
         for name, fire in due:
             log.info("job_misfire_catch_up", job=name, scheduled_for=fire.isoformat())
-            self._dispatch(lambda name=name, fire=fire: self.fire(name, fire, trigger="misfire"))
+
+            def misfire(name: str = name, fire: datetime = fire) -> None:
+                self.fire(name, fire, trigger="misfire")
+
+            self._dispatch(misfire)
         return due
 
     def fire(self, name: str, scheduled_for: datetime, *, trigger: Trigger = "schedule") -> JobRunView | None:

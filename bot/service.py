@@ -123,7 +123,10 @@ class CommandService:
         self._audit(actor, source, verb, env, args, decision.rule, "allowed", None, request_id)
         context = CommandContext(core=core, identity=identity, request_id=request_id, envs=envs)
         try:
-            result = command.verb.run(context, command)
+            run = command.verb.run
+            if run is None:  # a verb declared without its operation: a bug, answered as one below
+                raise TypeError(f"verb {verb!r} has no operation")
+            result = run(context, command)
         except BotError as exc:
             self._audit(actor, source, verb, env, args, decision.rule, "failed", exc.message, request_id)
             return self._finish(
@@ -154,7 +157,10 @@ class CommandService:
     def _target(self, command: Command) -> tuple[str, str | None]:
         """The policy action and environment: the verb's, or those of the request it acts on."""
         if command.verb.action == REQUEST:
-            return command.verb.resolve(self._core, command)
+            resolve = command.verb.resolve
+            if resolve is None:  # a request verb declared without it: a bug
+                raise TypeError(f"request verb {command.verb.name!r} has no resolve")
+            return resolve(self._core, command)
         return command.verb.action, command.env
 
     def _decide(

@@ -140,8 +140,9 @@ def seed_environments(gateway: AwsGateway, config: Config, *, at: datetime | Non
 
 
 def _ensure_repository(gateway: AwsGateway) -> dict[str, Any]:
+    repository: dict[str, Any]
     try:
-        return gateway.call(
+        repository = gateway.call(
             "ecr",
             "create_repository",
             repositoryName=REPOSITORY,
@@ -151,7 +152,10 @@ def _ensure_repository(gateway: AwsGateway) -> dict[str, Any]:
     except ClientError as exc:
         if error_code(exc) != "RepositoryAlreadyExistsException":
             raise
-        return gateway.call("ecr", "describe_repositories", repositoryNames=[REPOSITORY])["repositories"][0]
+        repository = gateway.call("ecr", "describe_repositories", repositoryNames=[REPOSITORY])[
+            "repositories"
+        ][0]
+    return repository
 
 
 def _seed_env(

@@ -211,7 +211,7 @@ def fetch_checked_url(url: str, *, timeout: float, limit: int) -> bytes:
     with opener.open(url, timeout=timeout) as response:
         if response.status != 200:
             raise OSError(f"HTTP {response.status}")
-        data = response.read(limit + 1)
+        data: bytes = response.read(limit + 1)
     if len(data) > limit:
         raise ResponseTooLarge("response too large")
     return data

@@ -251,10 +251,16 @@ def _request_target(core: Any, cmd: Command) -> tuple[str, str]:
     return ("emergency" if request.params.get("emergency") else request.action), request.env
 
 
+def _env(cmd: Command) -> str:
+    """The environment of a verb whose `env` argument is required: parsing refused a line without it."""
+    assert cmd.env is not None
+    return cmd.env
+
+
 def run_deploy(ctx: CommandContext, cmd: Command) -> ChangeResult:
     return changes.ask_deploy(
         ctx,
-        env_name=cmd.env,
+        env_name=_env(cmd),
         tag=cmd.args["tag"],
         reason=cmd.flags.get("reason"),
         plan=bool(cmd.flags.get("plan")),
@@ -265,7 +271,7 @@ def run_deploy(ctx: CommandContext, cmd: Command) -> ChangeResult:
 def run_rollback(ctx: CommandContext, cmd: Command) -> ChangeResult:
     return changes.ask_rollback(
         ctx,
-        env_name=cmd.env,
+        env_name=_env(cmd),
         spec=cmd.args.get("target"),
         reason=cmd.flags.get("reason"),
         plan=bool(cmd.flags.get("plan")),
@@ -273,7 +279,9 @@ def run_rollback(ctx: CommandContext, cmd: Command) -> ChangeResult:
 
 
 def run_scale(ctx: CommandContext, cmd: Command) -> ChangeResult:
-    return changes.ask_scale(ctx, env_name=cmd.env, count=cmd.args["count"], plan=bool(cmd.flags.get("plan")))
+    return changes.ask_scale(
+        ctx, env_name=_env(cmd), count=cmd.args["count"], plan=bool(cmd.flags.get("plan"))
+    )
 
 
 def run_confirm(ctx: CommandContext, cmd: Command) -> ChangeResult:
@@ -293,11 +301,11 @@ def run_deny(ctx: CommandContext, cmd: Command) -> ChangeResult:
 
 
 def run_lock(ctx: CommandContext, cmd: Command) -> ChangeResult:
-    return changes.lock(ctx, env_name=cmd.env, reason=cmd.args["reason"])
+    return changes.lock(ctx, env_name=_env(cmd), reason=cmd.args["reason"])
 
 
 def run_unlock(ctx: CommandContext, cmd: Command) -> ChangeResult:
-    return changes.unlock(ctx, env_name=cmd.env)
+    return changes.unlock(ctx, env_name=_env(cmd))
 
 
 COST_PERIODS = ("week", "month")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import structlog
@@ -89,7 +90,7 @@ def create_app(
     )
 
     @app.middleware
-    def request_id(context: dict[str, Any], next: Any) -> BoltResponse:
+    def request_id(context: dict[str, Any], next: Callable[[], BoltResponse]) -> BoltResponse:
         context["request_id"] = new_request_id()
         return next()
 

@@ -301,6 +301,7 @@ def jobs_run(name: str, dry_run: bool, override: bool, simulate: bool) -> None:
             sys.exit(2)
         if view is None:  # only a scheduled fire can have run elsewhere; a manual run always runs
             raise RuntimeError("a manual run was not recorded")
+        assert view.result is not None  # the runner hands back every run it ran with what it showed
         click.echo(render_text(view.result), nl=False)
         return view.ok
 

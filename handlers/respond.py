@@ -12,7 +12,7 @@ from slack_sdk.http_retry.builtin_handlers import (
 )
 from slack_sdk.webhook import WebhookClient
 
-from bot.render import render_slack
+from bot.render import Renderable, render_slack
 from bot.results import ErrorResult, Reply
 
 log = structlog.get_logger("menotime.slack")
@@ -26,7 +26,7 @@ def _retry_handlers() -> list[Any]:
     ]
 
 
-def _rendered(result: object, *, request_id: str) -> dict[str, Any]:
+def _rendered(result: Renderable, *, request_id: str) -> dict[str, Any]:
     try:
         message = render_slack(result)
         message["response_type"] = getattr(result, "audience", "ephemeral")

@@ -225,7 +225,7 @@ def slack_endpoint(
 # GET /readyz
 
 
-def _readiness(core: Core):
+def _readiness(core: Core) -> Callable[[Request], Awaitable[JSONResponse]]:
     def check() -> tuple[bool, str]:
         try:
             core.db.ping()

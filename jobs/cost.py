@@ -7,6 +7,8 @@ of the post. Options: ``jobs.options.cost`` (:class:`bot.cost.options.CostOption
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from bot.cost.chart import render_chart
 from bot.cost.explorer import IAM_ACTIONS, ForecastCall
 from bot.cost.options import OPTIONS_KEY, CostOptions
@@ -34,7 +36,7 @@ def run_cost_report(ctx: JobContext) -> CostReport:
     return report
 
 
-def make_digest(forecast_call: ForecastCall | None = None):
+def make_digest(forecast_call: ForecastCall | None = None) -> Callable[[JobContext], CostDigest]:
     """The digest job; ``forecast_call`` stands in for Cost Explorer's GetCostForecast (tests)."""
 
     def run_cost_digest(ctx: JobContext) -> CostDigest:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import calendar
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 from bot.config import Config
 from bot.cost.options import CostOptions
@@ -42,7 +43,7 @@ def _count_from_database(dsn: str, query: str) -> PatientCount:
         return PatientCount(value=None, source="unknown", problem="patients_dsn is not a database URL")
     try:
         with engine.connect() as conn:
-            value = conn.execute(text(query)).scalar()
+            value: Any = conn.execute(text(query)).scalar()  # whatever the operator's query returns
     except SQLAlchemyError as exc:
         # The driver's text may hold the DSN or data: only its class is reported.
         return PatientCount(

@@ -199,4 +199,5 @@ def _guarded(fetch: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         raise CostQueryFailed(f"Cost Explorer refused the query ({code or 'error'})") from exc
     except BotoCoreError as exc:
         raise CostQueryFailed(f"Cost Explorer did not answer ({type(exc).__name__})") from exc
-    return json.loads(json.dumps(answer, default=str))  # what the JSON column will hold
+    stored: dict[str, Any] = json.loads(json.dumps(answer, default=str))  # what the JSON column will hold
+    return stored

@@ -11,6 +11,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import TypedDict
 
 from bot.config import Config
 from bot.cost import budgets
@@ -136,7 +137,31 @@ def _scaled_envs(config: Config, scope: Scope) -> list[str]:
 # The monthly report
 
 
-_NO_FIGURES = dict(
+class _ReportBase(TypedDict):
+    """The fields every monthly report carries, with or without figures."""
+
+    month: date
+    through: date
+    generated_at: datetime
+    patients: int | None
+    patients_source: str
+
+
+class _ReportFigures(TypedDict):
+    """The figures of a monthly report; :data:`_NO_FIGURES` when there are none."""
+
+    rows: tuple[EnvMonth, ...]
+    total: float
+    total_budget: float | None
+    previous_total: float | None
+    top_services: tuple[ServiceCost, ...]
+    rds_share: float | None
+    untagged: float | None
+    cost_per_patient: float | None
+    per_patient_env: str | None
+
+
+_NO_FIGURES = _ReportFigures(
     rows=(),
     total=0.0,
     total_budget=None,
@@ -170,7 +195,7 @@ def monthly_report(
     first, end = report_window(today)
     month = add_months(end, -1)
     scope = Scope.of(config, envs)
-    base = dict(
+    base = _ReportBase(
         month=month,
         through=today - timedelta(days=1),
         generated_at=now,
@@ -285,6 +310,21 @@ Forecaster = Callable[[str, date, float], float]
 """(env, today, month-to-date) → that env's month-end total. Raises CostQueryFailed."""
 
 
+class _DigestBase(TypedDict):
+    """The fields every weekly digest carries, with or without figures."""
+
+    week_start: date
+    through: date
+    month: date
+    days_elapsed: int
+    days_in_month: int
+    generated_at: datetime
+    forecast_label: str | None
+    spike_ratio: float
+    trailing_days: int
+    emergencies: tuple[EmergencyAction, ...]
+
+
 def digest_window(today: date, options: CostOptions) -> tuple[date, date]:
     """Daily costs back far enough for the month to date, last week and the spikes' trailing average."""
     week_start = today - timedelta(days=WEEK)
@@ -315,7 +355,7 @@ def weekly_digest(
     scope = Scope.of(config, envs)
     dim = budgets.days_in_month(month)
     forecast_label = _forecast_label(options)
-    base = dict(
+    base = _DigestBase(
         week_start=week_start,
         through=through,
         month=month,

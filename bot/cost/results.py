@@ -8,9 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from bot.render import Audience
+
+if TYPE_CHECKING:
+    from bot.jobkit import Outcome
 
 UNTAGGED = "untagged"
 
@@ -90,7 +93,7 @@ class CostReport:
         return change_share(self.total, self.previous_total)
 
     @property
-    def outcome(self) -> str:
+    def outcome(self) -> Outcome:
         return "failed" if self.missing and not self.rows else "succeeded"
 
     @property
@@ -188,7 +191,7 @@ class CostDigest:
         return sum(row.month_to_date for row in self.rows)
 
     @property
-    def outcome(self) -> str:
+    def outcome(self) -> Outcome:
         return "failed" if self.missing and not self.rows else "succeeded"
 
     @property

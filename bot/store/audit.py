@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
 from bot.errors import ConfigError
@@ -328,7 +328,7 @@ class AuditLog:
         with self._db.session(write=False) as session:
             query = select(AuditEvent).order_by(AuditEvent.seq.desc()).limit(limit)
             if envs is not None:
-                condition = AuditEvent.env.in_(list(envs))
+                condition: ColumnElement[bool] = AuditEvent.env.in_(list(envs))
                 if envless_actor is not None:
                     condition = condition | (AuditEvent.env.is_(None) & (AuditEvent.actor == envless_actor))
                 query = query.where(condition)

@@ -27,7 +27,7 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from bot.errors import NotFound, PolicyViolation
-from bot.store.db import Database, stored_utc
+from bot.store.db import Database, rowcount, stored_utc
 from bot.store.models import ChangeLease, ChangeRequest, EnvLock
 
 PACIFIC = ZoneInfo("America/Los_Angeles")
@@ -199,12 +199,14 @@ class Leases:
                 takeable = ChangeLease.expires_at <= now
                 if preempt:
                     takeable = takeable | (ChangeLease.action.in_(preempt) & (ChangeLease.holder != holder))
-                taken = session.execute(
-                    update(ChangeLease)
-                    .where(ChangeLease.env == env, takeable)
-                    .values(**values)
-                    .execution_options(synchronize_session=False)
-                ).rowcount
+                taken = rowcount(
+                    session.execute(
+                        update(ChangeLease)
+                        .where(ChangeLease.env == env, takeable)
+                        .values(**values)
+                        .execution_options(synchronize_session=False)
+                    )
+                )
             if taken == 1:
                 return Lease(env=env, **values)
             current = self._read(env)
@@ -218,11 +220,13 @@ class Leases:
         """Deletes the lease only if ``holder`` still holds it (not if it expired and was taken over)."""
         with self._db.session() as session:
             return (
-                session.execute(
-                    delete(ChangeLease)
-                    .where(ChangeLease.env == env, ChangeLease.holder == holder)
-                    .execution_options(synchronize_session=False)
-                ).rowcount
+                rowcount(
+                    session.execute(
+                        delete(ChangeLease)
+                        .where(ChangeLease.env == env, ChangeLease.holder == holder)
+                        .execution_options(synchronize_session=False)
+                    )
+                )
                 == 1
             )
 
@@ -231,11 +235,13 @@ class Leases:
         guarded is still followed (a lease renewed meanwhile is kept)."""
         with self._db.session() as session:
             return (
-                session.execute(
-                    delete(ChangeLease)
-                    .where(ChangeLease.env == env, ChangeLease.expires_at <= _aware(now))
-                    .execution_options(synchronize_session=False)
-                ).rowcount
+                rowcount(
+                    session.execute(
+                        delete(ChangeLease)
+                        .where(ChangeLease.env == env, ChangeLease.expires_at <= _aware(now))
+                        .execution_options(synchronize_session=False)
+                    )
+                )
                 == 1
             )
 
@@ -245,12 +251,14 @@ class Leases:
         now = _aware(now)
         with self._db.session() as session:
             return (
-                session.execute(
-                    update(ChangeLease)
-                    .where(ChangeLease.env == env, ChangeLease.holder == holder)
-                    .values(expires_at=now + ttl)
-                    .execution_options(synchronize_session=False)
-                ).rowcount
+                rowcount(
+                    session.execute(
+                        update(ChangeLease)
+                        .where(ChangeLease.env == env, ChangeLease.holder == holder)
+                        .values(expires_at=now + ttl)
+                        .execution_options(synchronize_session=False)
+                    )
+                )
                 == 1
             )
 
@@ -379,12 +387,14 @@ class Requests:
             values.update(decided_by=by, decided_at=now)
         with self._db.session() as session:
             won = (
-                session.execute(
-                    update(ChangeRequest)
-                    .where(*conditions)
-                    .values(**values)
-                    .execution_options(synchronize_session=False)
-                ).rowcount
+                rowcount(
+                    session.execute(
+                        update(ChangeRequest)
+                        .where(*conditions)
+                        .values(**values)
+                        .execution_options(synchronize_session=False)
+                    )
+                )
                 == 1
             )
             # Read back in the same transaction: what we decided, not what someone did next.
@@ -400,12 +410,14 @@ class Requests:
         """Marks pending requests past their expiry as expired; returns how many."""
         now = _aware(now)
         with self._db.session() as session:
-            return session.execute(
-                update(ChangeRequest)
-                .where(ChangeRequest.status == "pending", ChangeRequest.expires_at <= now)
-                .values(status="expired")
-                .execution_options(synchronize_session=False)
-            ).rowcount
+            return rowcount(
+                session.execute(
+                    update(ChangeRequest)
+                    .where(ChangeRequest.status == "pending", ChangeRequest.expires_at <= now)
+                    .values(status="expired")
+                    .execution_options(synchronize_session=False)
+                )
+            )
 
     def overdue(self, *, now: datetime) -> list[ChangeRequestView]:
         """Pending requests past their expiry, oldest first."""
@@ -421,24 +433,28 @@ class Requests:
         """Marks ``id`` expired if it is still pending; False when someone decided it first."""
         with self._db.session() as session:
             return (
-                session.execute(
-                    update(ChangeRequest)
-                    .where(ChangeRequest.id == id, ChangeRequest.status == "pending")
-                    .values(status="expired")
-                    .execution_options(synchronize_session=False)
-                ).rowcount
+                rowcount(
+                    session.execute(
+                        update(ChangeRequest)
+                        .where(ChangeRequest.id == id, ChangeRequest.status == "pending")
+                        .values(status="expired")
+                        .execution_options(synchronize_session=False)
+                    )
+                )
                 == 1
             )
 
     def set_message(self, *, id: str, channel: str, ts: str) -> None:
         """Where the request's interactive message was posted, so a decision can update it."""
         with self._db.session() as session:
-            updated = session.execute(
-                update(ChangeRequest)
-                .where(ChangeRequest.id == self.normalize_id(id))
-                .values(channel=channel, message_ts=ts)
-                .execution_options(synchronize_session=False)
-            ).rowcount
+            updated = rowcount(
+                session.execute(
+                    update(ChangeRequest)
+                    .where(ChangeRequest.id == self.normalize_id(id))
+                    .values(channel=channel, message_ts=ts)
+                    .execution_options(synchronize_session=False)
+                )
+            )
         if updated != 1:
             raise NotFound(f"There is no request {id.strip()}.")
 

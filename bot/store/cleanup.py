@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import delete, select, tuple_
 
-from bot.store.db import Database, stored_utc
+from bot.store.db import Database, rowcount, stored_utc
 from bot.store.models import CleanupMark
 
 _CHUNK = 500  # keys per DELETE … WHERE (kind, resource_id) IN (…)
@@ -78,5 +78,5 @@ class CleanupMarks:
                 result = session.execute(
                     delete(CleanupMark).where(tuple_(CleanupMark.kind, CleanupMark.resource_id).in_(chunk))
                 )
-                dropped += result.rowcount or 0
+                dropped += rowcount(result) or 0
         return dropped

@@ -8,13 +8,18 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import structlog
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Connection, CursorResult, Engine, Result, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
+
+if TYPE_CHECKING:
+    import sqlite3
+
+    from sqlalchemy.pool import ConnectionPoolEntry
 
 log = structlog.get_logger("menotime.db")
 
@@ -57,7 +62,7 @@ class Database:
         self._sleep, self._monotonic = sleep, monotonic
         parsed = make_url(url)
         self.dialect = parsed.get_backend_name()
-        kwargs: dict = {"future": True}
+        kwargs: dict[str, Any] = {"future": True}
         if self.dialect == "sqlite":
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
         else:
@@ -157,11 +162,19 @@ def stored_utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def _sqlite_begin(conn) -> None:
+def rowcount(result: Result[*tuple[Any, ...]]) -> int:
+    """How many rows an UPDATE or DELETE run by ``Session.execute`` matched.
+
+    SQLAlchemy types ``Session.execute``'s answer as a plain ``Result``; for a DML statement it is a
+    ``CursorResult``, the one that carries ``rowcount`` (the cast only tells mypy so)."""
+    return cast("CursorResult[*tuple[Any, ...]]", result).rowcount
+
+
+def _sqlite_begin(conn: Connection) -> None:
     conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(_READ_ONLY) else "BEGIN IMMEDIATE")
 
 
-def _sqlite_pragmas(dbapi_connection, _record) -> None:
+def _sqlite_pragmas(dbapi_connection: sqlite3.Connection, _record: ConnectionPoolEntry) -> None:
     dbapi_connection.isolation_level = None  # let the "begin" listener issue BEGIN itself
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")

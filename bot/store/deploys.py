@@ -15,7 +15,7 @@ from datetime import datetime
 
 from sqlalchemy import and_, or_, select, update
 
-from bot.store.db import Database, stored_utc
+from bot.store.db import Database, rowcount, stored_utc
 from bot.store.models import DeployRecord, ObservedService
 
 IN_PROGRESS, COMPLETED, FAILED, ROLLED_BACK, TIMED_OUT = (
@@ -162,6 +162,7 @@ class DeployLog:
     def finish(self, *, id: int, outcome: str, at: datetime, detail: str | None = None) -> DeployView:
         with self._db.session() as session:
             row = session.get(DeployRecord, id)
+            assert row is not None, f"no deploy record {id}"  # ids come from start(), in this store
             row.outcome, row.finished_at, row.detail = outcome, at, detail
             session.flush()
             return _view(row)
@@ -290,12 +291,14 @@ class DeployLog:
         """End an open record with what ECS says; a record already ended is left as it is (the
         bot's own follower may have ended it with more to say). True when it changed."""
         with self._db.session() as session:
-            changed = session.execute(
-                update(DeployRecord)
-                .where(DeployRecord.id == id, DeployRecord.outcome.in_(_OPEN))
-                .values(outcome=outcome, finished_at=at, detail=detail)
-                .execution_options(synchronize_session=False)
-            ).rowcount
+            changed = rowcount(
+                session.execute(
+                    update(DeployRecord)
+                    .where(DeployRecord.id == id, DeployRecord.outcome.in_(_OPEN))
+                    .values(outcome=outcome, finished_at=at, detail=detail)
+                    .execution_options(synchronize_session=False)
+                )
+            )
             return bool(changed)
 
     def open_in(self, env: str) -> list[DeployView]:
@@ -420,9 +423,11 @@ class DeployLog:
             if expect is not None:
                 query = query.where(DeployRecord.watch_state == expect)
             return bool(
-                session.execute(
-                    query.values(watch_state=state).execution_options(synchronize_session=False)
-                ).rowcount
+                rowcount(
+                    session.execute(
+                        query.values(watch_state=state).execution_options(synchronize_session=False)
+                    )
+                )
             )
 
     def watches_ended(self, *, now: datetime) -> list[DeployView]:

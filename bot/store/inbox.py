@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import queue
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future
 from datetime import datetime
 from typing import Any
@@ -19,12 +20,15 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from bot.sns import SnsMessage
-from bot.store.db import Database
+from bot.store.db import Database, rowcount
 from bot.store.models import SnsInboxMessage
 
 HTTP, SQS = "http", "sqs"
 SOURCES = (HTTP, SQS)
-_INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
+_INSERTS: dict[str, Callable[[type[SnsInboxMessage]], postgresql.Insert | sqlite.Insert]] = {
+    "postgresql": postgresql.insert,
+    "sqlite": sqlite.insert,
+}
 
 
 _INBOX_LOCK = 0x6D6E7462_6F78  # 'mntbox': the inbox worker's advisory lock
@@ -72,7 +76,7 @@ class Inbox:
                 return False
             raise
 
-    def _insert(self, values: dict) -> Insert:
+    def _insert(self, values: dict[str, Any]) -> Insert:
         dialect_insert = _INSERTS.get(self._db.dialect)
         if dialect_insert is None:
             return insert(SnsInboxMessage).values(values).returning(SnsInboxMessage.id)
@@ -126,7 +130,7 @@ class Inbox:
                 .where(SnsInboxMessage.id == id, SnsInboxMessage.processed_at.is_(None))
                 .values(processed_at=processed_at, outcome=outcome)
             )
-            return result.rowcount == 1
+            return rowcount(result) == 1
 
 
 class InboxWriter:
@@ -177,7 +181,7 @@ class InboxWriter:
         live: list[tuple[dict[str, Any], Future[bool] | None]] = [
             (values, future if future.set_running_or_notify_cancel() else None) for values, future in batch
         ]
-        rows = {}
+        rows: dict[str, dict[str, Any]] = {}
         for values, _future in batch:
             rows.setdefault(values["message_id"], values)  # the same message twice in one batch
         try:

@@ -11,14 +11,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from bot.errors import NotFound
-from bot.store.db import Database, stored_utc
+from bot.store.db import Database, rowcount, stored_utc
 from bot.store.models import JobRun
+
+if TYPE_CHECKING:
+    from bot.render import Renderable
 
 Trigger = Literal["schedule", "misfire", "manual"]
 RUNNING = "running"
@@ -40,7 +43,7 @@ class JobRunView:
     error: str | None
     report: dict[str, Any] | None
     # The report object this process produced (to print or render); None when read from the store.
-    result: object | None = field(default=None, compare=False, repr=False)
+    result: Renderable | None = field(default=None, compare=False, repr=False)
 
     @property
     def ok(self) -> bool:
@@ -137,17 +140,19 @@ class JobRuns:
         """Marks the job's other `running` rows failed: called by the holder of the job's lease, so
         nobody else can be running it; those rows belong to a process that stopped mid-run."""
         with self._db.session() as session:
-            return session.execute(
-                update(JobRun)
-                .where(JobRun.job == job, JobRun.outcome == RUNNING, JobRun.id != keep)
-                .values(
-                    outcome="failed",
-                    finished_at=_utc(at),
-                    summary="interrupted: the bot stopped during the run",
-                    error="interrupted",
+            return rowcount(
+                session.execute(
+                    update(JobRun)
+                    .where(JobRun.job == job, JobRun.outcome == RUNNING, JobRun.id != keep)
+                    .values(
+                        outcome="failed",
+                        finished_at=_utc(at),
+                        summary="interrupted: the bot stopped during the run",
+                        error="interrupted",
+                    )
+                    .execution_options(synchronize_session=False)
                 )
-                .execution_options(synchronize_session=False)
-            ).rowcount
+            )
 
     def forget(self, run_id: int) -> None:
         """Deletes a run that never started (its start could not be audited), so a scheduled fire

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -47,7 +48,7 @@ class AuditEvent(Base):
     source: Mapped[str] = mapped_column(String(32))
     verb: Mapped[str] = mapped_column(String(64), index=True)  # the keying marker is found by its verb
     env: Mapped[str | None] = mapped_column(String(32))
-    args: Mapped[dict] = mapped_column(JSON)
+    args: Mapped[dict[str, Any]] = mapped_column(JSON)
     rule: Mapped[str] = mapped_column(String(200))
     outcome: Mapped[str] = mapped_column(String(32))
     detail: Mapped[str | None] = mapped_column(Text)
@@ -154,7 +155,7 @@ class ChangeRequest(Base):
     kind: Mapped[str] = mapped_column(String(16))  # confirmation | approval
     env: Mapped[str] = mapped_column(String(32))
     action: Mapped[str] = mapped_column(String(16))
-    params: Mapped[dict] = mapped_column(JSON)
+    params: Mapped[dict[str, Any]] = mapped_column(JSON)
     params_hash: Mapped[str] = mapped_column(String(64))
     requested_by: Mapped[str] = mapped_column(String(64))
     reason: Mapped[str | None] = mapped_column(Text)
@@ -215,15 +216,15 @@ class AlarmThread(Base):
     snoozed_by: Mapped[str | None] = mapped_column(String(64))
     reminded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # Recent state changes (ISO times) for flap detection, and when a flap summary was last posted.
-    flips: Mapped[list | None] = mapped_column(JSON)
+    flips: Mapped[list[str] | None] = mapped_column(JSON)
     flap_noted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     grouped: Mapped[bool] = mapped_column(
         Boolean, default=False, server_default=false()
     )  # posted inside a storm message
     # The last notification as AWS sent it ({"subject", "message"}), to redraw the root on a click.
-    last_notification: Mapped[dict | None] = mapped_column(JSON)
+    last_notification: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     # The deployment whose post-deploy watch this alarm fired in (see bot/watch.py), as shown.
-    after_deployment: Mapped[dict | None] = mapped_column(JSON)
+    after_deployment: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
     __table_args__ = (Index("ix_alarm_threads_state_env", "state", "env"),)
 
@@ -242,7 +243,9 @@ class OutboxMessage(Base):
     ordering: Mapped[str] = mapped_column(String(320))
     op: Mapped[str] = mapped_column(String(16))  # post | update | upload
     channel: Mapped[str] = mapped_column(String(64))
-    payload: Mapped[dict] = mapped_column(JSON)  # text/blocks (or file), thread_ts/ts when already known
+    payload: Mapped[dict[str, Any]] = mapped_column(
+        JSON
+    )  # text/blocks (or file), thread_ts/ts when already known
     parent_id: Mapped[int | None] = mapped_column(BigInteger)  # post in the thread of this row's message
     target_id: Mapped[int | None] = mapped_column(BigInteger)  # update (or upload beside) this row's message
     status: Mapped[str] = mapped_column(String(16))  # pending | sent | dead
@@ -282,7 +285,7 @@ class JobRun(Base):
     outcome: Mapped[str] = mapped_column(String(16))  # running | succeeded | failed | refused
     summary: Mapped[str | None] = mapped_column(Text)
     error: Mapped[str | None] = mapped_column(Text)
-    report: Mapped[dict | None] = mapped_column(JSON)
+    report: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
     __table_args__ = (
         Index("ix_job_runs_job_started", "job", "started_at"),
@@ -299,7 +302,7 @@ class CleanupMark(Base):
     resource_id: Mapped[str] = mapped_column(String(512), primary_key=True)
     marked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     run_id: Mapped[int | None] = mapped_column(BigInteger)
-    detail: Mapped[dict | None] = mapped_column(JSON)
+    detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class RefreshRun(Base):
@@ -314,7 +317,7 @@ class RefreshRun(Base):
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     step: Mapped[str] = mapped_column(String(32))
     status: Mapped[str] = mapped_column(String(16))  # running | completed | failed | abandoned
-    state: Mapped[dict] = mapped_column(JSON)  # snapshot id, instance names, old name, endpoint…
+    state: Mapped[dict[str, Any]] = mapped_column(JSON)  # snapshot id, instance names, old name, endpoint…
     error: Mapped[str | None] = mapped_column(Text)
     channel: Mapped[str | None] = mapped_column(String(64))
     message_ts: Mapped[str | None] = mapped_column(String(32))
@@ -341,8 +344,8 @@ class CostCacheEntry(Base):
 
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     operation: Mapped[str] = mapped_column(String(64))
-    query: Mapped[dict] = mapped_column(JSON)
-    answer: Mapped[dict] = mapped_column(JSON)
+    query: Mapped[dict[str, Any]] = mapped_column(JSON)
+    answer: Mapped[dict[str, Any]] = mapped_column(JSON)
     fetched_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 

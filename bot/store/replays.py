@@ -11,18 +11,23 @@ came before it (so the first replay is audited and a flood of them does not fill
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Insert, delete, insert, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
-from bot.store.db import Database
+from bot.store.db import Database, rowcount
 from bot.store.models import SlackRequestSeen
 
 SIGNATURE_WINDOW = timedelta(minutes=5)  # Slack's: a timestamp further from now fails verification
 _CLOCK_SKEW = timedelta(minutes=1)  # between replicas' clocks, kept a little longer
-_INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
+_INSERTS: dict[str, Callable[[type[SlackRequestSeen]], postgresql.Insert | sqlite.Insert]] = {
+    "postgresql": postgresql.insert,
+    "sqlite": sqlite.insert,
+}
 
 
 class SlackReplays:
@@ -71,11 +76,11 @@ class SlackReplays:
         """Forgets the requests whose signature can no longer pass verification; how many."""
         cutoff = now - SIGNATURE_WINDOW - _CLOCK_SKEW
         with self._db.session() as session:
-            return session.execute(
-                delete(SlackRequestSeen).where(SlackRequestSeen.signed_at < cutoff)
-            ).rowcount
+            return rowcount(
+                session.execute(delete(SlackRequestSeen).where(SlackRequestSeen.signed_at < cutoff))
+            )
 
-    def _insert(self, values: dict) -> Insert:
+    def _insert(self, values: dict[str, Any]) -> Insert:
         dialect_insert = _INSERTS.get(self._db.dialect)
         if dialect_insert is None:
             return insert(SlackRequestSeen).values(values).returning(SlackRequestSeen.signature_hash)

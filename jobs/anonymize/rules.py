@@ -31,7 +31,7 @@ from bot.errors import BadInput
 from jobs.anonymize.names import FIRST_NAMES, LAST_NAMES
 
 DEFAULT_RULES = Path(__file__).with_name("menotime_rules.yaml")
-PATTERNS = ("email", "phone", "ssn", "date")
+PATTERNS: tuple[Literal["email", "phone", "ssn", "date"], ...] = ("email", "phone", "ssn", "date")
 
 
 class RulesError(BadInput):
@@ -248,7 +248,7 @@ def table_label(schema: str, table: str) -> str:
     return table if schema == "public" else f"{schema}.{table}"
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
+class _UniqueKeyLoader(yaml.SafeLoader):  # type: ignore[misc]  # no PyYAML stubs in the lock: its base is Any
     """YAML's safe loader, except that a key given twice in one mapping is an error: PyYAML keeps the
     last one silently, so a second ``email: keep`` further down would undo a reviewed ``email: email``."""
 
@@ -256,7 +256,7 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 def _unique_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
     seen: set[Any] = set()
     for key_node, _value in node.value:
-        key = loader.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+        key = loader.construct_object(key_node, deep=deep)
         try:
             duplicate = key in seen
             seen.add(key)
@@ -266,7 +266,8 @@ def _unique_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool
             raise yaml.constructor.ConstructorError(
                 None, None, f"`{key}` is given twice", key_node.start_mark
             )
-    return loader.construct_mapping(node, deep=deep)  # type: ignore[no-untyped-call]
+    mapping: dict[Any, Any] = loader.construct_mapping(node, deep=deep)
+    return mapping
 
 
 _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_mapping)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 import psycopg.sql
@@ -28,6 +28,9 @@ from sqlalchemy.engine import make_url
 
 from jobs.anonymize.names import FIRST_NAMES, LAST_NAMES
 from jobs.anonymize.rules import ColumnRule, DateShift, Email, FakeName, Hmac, Phone, Redact, Replace, Shape
+
+if TYPE_CHECKING:
+    from jobs.anonymize.report import LeakCheck
 
 BLOCK = 64  # SHA-256 block size, bytes
 
@@ -55,7 +58,7 @@ DATE_TYPES = {"date", "timestamp without time zone", "timestamp with time zone"}
 # How the leak check compares a masked column with the originals (see report.ColumnLeak). Phone
 # numbers are checked row by row: their 80,000 fictional values collide by chance between patients
 # (harmlessly), and a fictional number can equal no real patient's.
-CHECK = {
+CHECK: dict[str, LeakCheck] = {
     "hmac": "set",
     "email": "set",
     "phone": "row",

@@ -221,8 +221,8 @@ def seed_dev_clutter(gateway: AwsGateway, config: Config, *, now: datetime) -> D
         f"/aws/rds/instance/{dev.rds_instance}/postgresql": (True, old, False),
     }
     for name, (keep, at, goes) in groups.items():
-        tags = {"Environment": "dev", **({"menotime:keep": "true"} if keep else {})}
-        gateway.call("logs", "create_log_group", logGroupName=name, tags=tags)
+        group_tags = {"Environment": "dev", **({"menotime:keep": "true"} if keep else {})}
+        gateway.call("logs", "create_log_group", logGroupName=name, tags=group_tags)
         gateway.call("logs", "create_log_stream", logGroupName=name, logStreamName="app/1")
         back.log_group(name, at)
         (candidates if goes else spared).append(name)

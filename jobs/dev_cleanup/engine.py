@@ -20,7 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from bot.aws import AwsGateway
 from bot.config import Config
 from bot.errors import AwsUnavailable, BotError
-from bot.jobkit import JobAudit, not_audited
+from bot.jobkit import JobAudit, Outcome, not_audited
 from bot.store.cleanup import CleanupMarks, Mark, NewMark
 from bot.store.db import Database
 from jobs.dev_cleanup.database import DatabaseRows
@@ -138,6 +138,7 @@ def clean(
         reports.append(_kind_report(collector, plan, deleted=deleted, errors=errors, options=options))
 
     kinds = tuple(reports)
+    outcome: Outcome
     if breaches and not override:
         outcome = "succeeded" if dry_run else "refused"
         summary = "refused by the cap: " + "; ".join(breaches)

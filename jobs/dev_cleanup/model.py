@@ -141,7 +141,7 @@ class Collector(Protocol):
 
 
 def delete_each(
-    scope: Scope, resources: Sequence[Resource], kind: str, call: Callable[[Resource], None]
+    scope: Scope, resources: Sequence[Resource], kind: str, call: Callable[[Resource], object]
 ) -> tuple[list[Resource], list[ItemError]]:
     done: list[Resource] = []
     errors: list[ItemError] = []

@@ -33,7 +33,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 from botocore.exceptions import ClientError
 
@@ -50,7 +50,7 @@ from jobs.staging_refresh import rds, secrets
 from jobs.staging_refresh.databases import DatabaseGate, unexpected_databases
 from jobs.staging_refresh.options import RefreshOptions
 from jobs.staging_refresh.rds import Instance, Poller, RefreshFailed, RefreshRefused
-from jobs.staging_refresh.report import RefreshReport, StepLine
+from jobs.staging_refresh.report import RefreshReport, Status, StepLine
 
 log = logging.getLogger(__name__)
 
@@ -268,7 +268,7 @@ class _Run:
         )
         self.notes: list[str] = []
         self.run_id = ""
-        self.state: dict = {}
+        self.state: dict[str, Any] = {}
         self.at = "start"  # the step under way
         self._password: str | None = None
 
@@ -618,10 +618,12 @@ class _Run:
             raise RefreshFailed("the copy was not verified; refusing to swap")
         staging = rds.describe(self.aws, self.names.staging)
         if "staging_backup_retention" not in self.state:  # recorded before the first rename
-            kept = (
+            retention = (
                 staging.backup_retention if staging is not None and staging.run_tag != self.run_id else None
             )
-            self._save(staging_backup_retention=DEFAULT_BACKUP_RETENTION_DAYS if kept is None else kept)
+            self._save(
+                staging_backup_retention=DEFAULT_BACKUP_RETENTION_DAYS if retention is None else retention
+            )
         old = self.state.get("old_instance") or self._free_old_name()
         self._save(old_instance=old, swap_started=True)
         copy = rds.describe(self.aws, self.names.next)
@@ -744,7 +746,7 @@ class _Run:
         except Exception:
             log.warning("could not update the staging refresh progress message", exc_info=True)
 
-    def _report(self, status: str, headline: str) -> RefreshReport:
+    def _report(self, status: Status, headline: str) -> RefreshReport:
         steps = (
             tuple(
                 StepLine(step=s.step, outcome=s.outcome, seconds=s.seconds, detail=s.detail)
@@ -764,7 +766,7 @@ class _Run:
             status=status,
             run_id=self.run_id or None,
             headline=headline,
-            steps=steps,  # type: ignore[arg-type]
+            steps=steps,
             names=tuple((k, v) for k, v in names if v),
             verification=state.get("verification"),
             verification_ok=state.get("verification_ok"),

@@ -69,7 +69,7 @@ class RefreshReport:
 
     @property
     def outcome(self) -> Outcome:
-        return "succeeded" if self.status in ("succeeded", "running") else self.status
+        return "succeeded" if self.status == "running" else self.status
 
     @property
     def summary(self) -> str:

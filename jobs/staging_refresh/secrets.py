@@ -82,7 +82,7 @@ def promote(aws: AwsGateway, *, secret_id: str, run_id: str) -> None:
 
 def salt(aws: AwsGateway, *, secret_id: str) -> bytes:
     try:
-        value = aws.call("secretsmanager", "get_secret_value", SecretId=secret_id)["SecretString"]
+        value: str = aws.call("secretsmanager", "get_secret_value", SecretId=secret_id)["SecretString"]
     except ClientError as exc:
         if error_code(exc) in _MISSING:
             raise RefreshRefused(
