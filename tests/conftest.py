@@ -29,6 +29,41 @@ from bot.settings import Settings
 from bot.simulator import SeedReport, seed_environments
 from bot.store import migrate
 from bot.store.db import Database
+from tests.shared_fixtures import FIXTURES
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """In CI the recorded payloads are required: without them a third of the alarm tests would skip."""
+    if os.environ.get("CI", "").lower() == "true" and not FIXTURES.is_dir():
+        raise pytest.UsageError(
+            f"CI=true but the recorded AWS and Slack payloads are missing at {FIXTURES} "
+            "(set MENOTIME_FIXTURES or put ../shared beside the checkout)"
+        )
+
+
+# Under pytest-xdist (`-n 2 --dist loadgroup`, as .ci/run runs), every test that touches the PostgreSQL
+# server runs on one worker, one at a time: the staging-refresh tests list the server's databases
+# and must not see another worker's database appear meanwhile. The demo refreshes on it too.
+_SERVER_MODULES = frozenset(
+    {
+        "test_anonymize",
+        "test_anonymize_cli",
+        "test_anonymize_shape",
+        "test_staging_refresh",
+        "test_staging_refresh_pg",
+        "test_dev_cleanup_database",
+        "test_db_outage",
+        "test_cli",
+    }
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        module = item.module.__name__.rsplit(".", 1)[-1] if isinstance(item, pytest.Function) else ""
+        if module in _SERVER_MODULES or item.get_closest_marker("postgres") is not None:
+            item.add_marker(pytest.mark.xdist_group("postgresql"))
+
 
 # Roles used across the tests: one person per role, plus a group-based operator and a nobody.
 PEOPLE = {

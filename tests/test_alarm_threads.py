@@ -4,8 +4,8 @@ the inbox, then ``process_inbox`` posts roots, threads replies and edits the roo
 from __future__ import annotations
 
 import itertools
-import json
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,8 @@ from bot.alarms import open_alarms, process_inbox, short_id
 from bot.clock import FrozenClock
 from bot.config import load_config
 from bot.core import Core, build_core
+from bot.fakes.hostile import PROD_ARN
+from bot.fakes.hostile import alarm_message as make_alarm_message
 from bot.notify import MessageRef
 from bot.render import render_slack, render_text
 from bot.settings import Settings
@@ -25,7 +27,6 @@ from tests.blockkit import assert_valid_message
 
 FIXTURE = Path("/work/shared/fixtures/cloudwatch/real-signed-metric-alarm-sigv1.json")
 PROD_TOPIC = "arn:aws:sns:us-west-1:123456789012:menotime-prod-alarms"
-PROD_ARN = "arn:aws:cloudwatch:us-west-1:123456789012:alarm:menotime-prod-api-5xx"
 START = datetime(2026, 11, 24, 18, 0, tzinfo=UTC)
 _ids = itertools.count(1)
 
@@ -83,28 +84,8 @@ def alarm_core(database_url: str, notifier: RecordingNotifier) -> Core:
     core.close()
 
 
-def alarm_message(
-    *, name: str = "menotime-prod-api-5xx", state: str, old: str, at: datetime, arn: str | None = PROD_ARN
-) -> str:
-    """The real CloudWatch fixture's Message, renamed and moved to ``state`` at ``at``."""
-    data = json.loads(json.loads(FIXTURE.read_text())["Message"])
-    data.update(
-        AlarmName=name,
-        NewStateValue=state,
-        OldStateValue=old,
-        StateChangeTime=at.strftime("%Y-%m-%dT%H:%M:%S.000+0000"),
-        Region="US West (N. California)",
-        AWSAccountId="123456789012",
-    )
-    if arn is None:
-        data.pop("AlarmArn")
-    else:
-        data["AlarmArn"] = arn
-    if state == "OK":
-        data["NewStateReason"] = (
-            "Threshold Crossed: 1 datapoint [0.0] was not greater than or equal to the threshold (1.0)."
-        )
-    return json.dumps(data)
+# The shared alarm Message (bot/fakes/hostile.py), made from this module's fixture.
+alarm_message = partial(make_alarm_message, FIXTURE)
 
 
 def store(

@@ -545,6 +545,92 @@ def test_rows_the_leak_check_cannot_match_to_their_originals_count_as_leaks(make
     assert (leak.checked, leak.leaks) == (2, 2)  # not "0 compared, 0 leaked"
 
 
+# The two strategies below write values of the same shape as the originals (a shifted date looks like
+# any date, a 10-digit pseudonym like any 10-digit account number): the shape check cannot tell a
+# surviving original, only the comparison with the originals' keyed hashes can.
+VISIT_RULES = {
+    "tables": {
+        "visits": {
+            "id": "keep",
+            "patient_id": "keep",
+            "seen_on": {"strategy": "date_shift", "key": "patient_id", "domain": "patient"},
+            "account": {"strategy": "hmac", "alphabet": "digits", "length": 10, "domain": "account"},
+        }
+    }
+}
+
+
+def _visits(dsn: str, trigger_body: str) -> None:
+    """Three visits, and a BEFORE UPDATE trigger that undoes part of the masking UPDATE as it runs."""
+    with connect(dsn) as conn:
+        conn.execute(
+            "CREATE TABLE visits (id int PRIMARY KEY, patient_id int NOT NULL, seen_on date NOT NULL, "
+            "account text NOT NULL)"
+        )
+        conn.execute(
+            "INSERT INTO visits VALUES (1, 11, '2021-03-04', '1234567890'), "
+            "(2, 12, '2021-05-06', '2345678901'), (3, 13, '2021-07-08', '3456789012')"
+        )
+        conn.execute(
+            "CREATE FUNCTION undo_masking() RETURNS trigger LANGUAGE plpgsql AS "
+            f"$$ BEGIN {trigger_body} RETURN NEW; END $$"
+        )
+        conn.execute(
+            "CREATE TRIGGER undo_masking BEFORE UPDATE ON visits FOR EACH ROW EXECUTE FUNCTION undo_masking()"
+        )
+
+
+def _leaks(report: AnonymizationReport) -> dict[str, tuple[str, int, int]]:
+    return {f"{c.table}.{c.column}": (c.check, c.checked, c.leaks) for c in report.leaks}
+
+
+def test_a_date_left_unshifted_in_one_row_fails_the_run(make_db: MakeDb) -> None:
+    dsn = make_db()
+    _visits(dsn, "IF NEW.id = 2 THEN NEW.seen_on := OLD.seen_on; END IF;")
+
+    report = anonymize(dsn=dsn, rules=parse_rules(VISIT_RULES), salt=SALT)
+
+    assert rows(dsn, "SELECT seen_on::text FROM visits WHERE id = 2") == [("2021-05-06",)]  # it survived
+    assert _leaks(report)["visits.seen_on"] == ("row", 3, 1)  # the row-level comparison caught it
+    assert _leaks(report)["visits.account"] == ("set", 3, 0)
+    assert report.unmasked_count == 0 and report.pattern_count == 0  # nothing else could have
+    assert not report.ok and report.outcome == "failed"
+    assert "NOT VERIFIED" in report.summary and "1 surviving originals" in report.summary
+    assert [(c.table, c.column) for c in report.leaking_columns] == [("visits", "seen_on")]
+
+
+def test_an_original_account_number_kept_or_copied_to_another_row_fails_the_run(make_db: MakeDb) -> None:
+    dsn = make_db()
+    # Row 2 keeps its own original; row 3 gets row 1's original (only the set-level check sees that one).
+    _visits(
+        dsn,
+        "IF NEW.id = 2 THEN NEW.account := OLD.account; END IF; "
+        "IF NEW.id = 3 THEN NEW.account := '1234567890'; END IF;",
+    )
+
+    report = anonymize(dsn=dsn, rules=parse_rules(VISIT_RULES), salt=SALT)
+
+    assert rows(dsn, "SELECT id, account FROM visits WHERE id > 1 ORDER BY id") == [
+        (2, "2345678901"),
+        (3, "1234567890"),
+    ]
+    assert _leaks(report)["visits.account"] == ("set", 3, 2)
+    assert _leaks(report)["visits.seen_on"] == ("row", 3, 0)
+    assert report.unmasked_count == 0 and report.pattern_count == 0  # nothing else could have
+    assert not report.ok and report.outcome == "failed"
+    assert "NOT VERIFIED" in report.summary and "2 surviving originals" in report.summary
+    assert [(c.table, c.column) for c in report.leaking_columns] == [("visits", "account")]
+
+
+def test_the_same_rules_verify_when_the_masking_is_not_undone(make_db: MakeDb) -> None:
+    # The control for the two tests above: their leaks come from the trigger, not from the rules.
+    dsn = make_db()
+    _visits(dsn, "")
+    report = anonymize(dsn=dsn, rules=parse_rules(VISIT_RULES), salt=SALT)
+    assert report.ok, report.summary
+    assert _leaks(report) == {"visits.seen_on": ("row", 3, 0), "visits.account": ("set", 3, 0)}
+
+
 def test_a_key_given_twice_in_the_rules_file_is_refused(tmp_path: Any) -> None:
     path = tmp_path / "rules.yaml"
     path.write_text("tables:\n  patients:\n    id: keep\n    email: email\n    email: keep\n")

@@ -6,13 +6,14 @@ import csv
 import io
 import json
 import threading
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
-from bot.store.audit import AuditLog
+from bot.store.audit import AuditLog, _entry_digest
 from bot.store.db import Database
 
 T0 = datetime(2026, 11, 24, 18, 0, tzinfo=UTC)
@@ -88,6 +89,71 @@ def test_a_rehashed_forgery_is_still_detected(db: Database) -> None:
     _fill(log)
     tamper(db, "UPDATE audit_events SET hash = :h WHERE seq = 2", h="f" * 64)
     assert not log.verify().ok
+
+
+CHAIN_KEY = b"k" * 40
+LINK_BROKEN = "event {}: does not follow the event before it (a row was deleted or inserted)"
+
+
+@pytest.mark.parametrize("key", [None, CHAIN_KEY], ids=["unkeyed", "keyed"])
+def test_a_forgery_with_a_correctly_recomputed_hash_breaks_the_link_to_the_next_event(
+    db: Database, key: bytes | None
+) -> None:
+    """Event 3's contents are changed and its hash recomputed with the trail's own function (and key,
+    for whoever holds it): it verifies on its own, and only event 4's link to it gives it away."""
+    log = AuditLog(db, key=key)
+    _fill(log)
+    [forged] = [e for e in log.entries() if e.request_id == "req2"]
+    changed = replace(forged, actor="U0MALLORY", outcome="denied")
+    tamper(
+        db,
+        "UPDATE audit_events SET actor = :actor, outcome = :outcome, hash = :h WHERE seq = :seq",
+        actor=changed.actor,
+        outcome=changed.outcome,
+        h=_entry_digest(changed, key),
+        seq=forged.seq,
+    )
+    assert [e.outcome for e in log.entries() if e.seq == forged.seq] == ["denied"]
+
+    report = log.verify()
+
+    assert not report.ok
+    assert report.problems == (LINK_BROKEN.format(forged.seq + 1),)  # its own contents check out
+
+
+@pytest.mark.parametrize("key", [None, CHAIN_KEY], ids=["unkeyed", "keyed"])
+def test_a_middle_event_deleted_and_the_gap_closed_with_recomputed_hashes_is_detected(
+    db: Database, key: bytes | None
+) -> None:
+    """Event 3 deleted, the later events renumbered down and re-chained among themselves with
+    recomputed hashes, the head moved: no seq is missing, every row verifies on its own, the head
+    matches the last row. Only the new event 3's link (to the deleted event's hash) gives it away."""
+    log = AuditLog(db, key=key)
+    _fill(log)
+    entries = list(log.entries())
+    gone, later = entries[2], entries[3:]
+    tamper(db, "DELETE FROM audit_events WHERE seq = :seq", seq=gone.seq)
+    prev_hash = later[0].prev_hash  # the deleted event's hash: the one link not rewritten
+    for entry in later:
+        moved = replace(entry, seq=entry.seq - 1, prev_hash=prev_hash)
+        prev_hash = _entry_digest(moved, key)
+        tamper(
+            db,
+            "UPDATE audit_events SET seq = :new, prev_hash = :p, hash = :h WHERE seq = :old",
+            new=moved.seq,
+            p=moved.prev_hash,
+            h=prev_hash,
+            old=entry.seq,
+        )
+    last = list(log.entries())[-1]
+    with db.engine.begin() as conn:
+        conn.execute(text("UPDATE audit_head SET seq = :seq, hash = :h"), {"seq": last.seq, "h": last.hash})
+    assert [e.seq for e in log.entries()] == [e.seq for e in entries[:-1]]
+
+    report = log.verify()
+
+    assert not report.ok
+    assert report.problems == (LINK_BROKEN.format(gone.seq),)
 
 
 def test_appends_continue_the_chain_after_reopening(db: Database) -> None:

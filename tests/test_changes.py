@@ -618,6 +618,30 @@ def test_an_approval_refused_when_it_runs_ends_failed_and_says_so(
     assert _revision(seeded_aws, "prod") == 3
 
 
+def test_an_approval_given_after_the_window_closed_deploys_nothing(
+    core: Core, seeded_aws: AwsGateway, clock: FrozenClock, notifier: RecordingNotifier
+) -> None:
+    from bot.store.changes import Requests
+
+    _release_candidate(core, seeded_aws, clock, hours_in_staging=30.5)  # Wed 16:30 PT: inside the window
+    live, revisions = _revision(seeded_aws, "prod"), _revisions(seeded_aws, "prod")
+    asked = run(core, RM, "deploy prod v1.6.0 --reason 'release 1.6'")
+    assert asked.outcome == "ok" and "Approval requested" in asked.result.headline
+    request_id = notifier.posts[-1][1].buttons[0].value
+    clock.advance(minutes=45)  # Wed 17:15 PT: the window closed; the approval has not expired
+
+    reply = run(core, OPS, f"approve {request_id}")
+
+    assert reply.outcome == "failed", _text(reply)
+    assert "prod deploys are allowed Mon–Fri 09:00–17:00 PT; it is Wed 17:15 PST now" in reply.result.message
+    assert Requests(core.db).get(request_id).status == "failed"
+    closed = notifier.updates[-1][1]
+    assert "refused when it ran" in closed.headline and "deploys are allowed" in closed.headline
+    # Nothing reached ECS: no revision registered, the service still on what it ran.
+    assert _revisions(seeded_aws, "prod") == revisions
+    assert _revision(seeded_aws, "prod") == live and ":v1.6.0@" not in _image(seeded_aws, "prod")
+
+
 def test_an_incident_rollback_takes_the_lock_from_a_deploy_still_rolling_out(
     make_core, seeded_aws: AwsGateway
 ) -> None:

@@ -23,6 +23,7 @@ from bot.cost.simdata import (
     print_cost_digest,
     queue_usage_results,
 )
+from bot.fakes.slack_api import UPLOAD, FakeSlack
 from bot.jobkit import Attachment, JobContext, JobSpec
 from bot.notify import NullNotifier, SlackNotifier
 from bot.render import render_slack, render_text
@@ -33,7 +34,6 @@ from tests import cost_data as data
 from tests.blockkit import assert_valid_message
 from tests.conftest import PEOPLE, TEST_ROLES
 from tests.cost_data import DIGEST_DAY, REPORT_DAY, ForecastStub, cost_config
-from tests.fakes.slack_api import UPLOAD, FakeSlack
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

@@ -24,6 +24,7 @@ from bot.aws import AwsGateway
 from bot.clock import FrozenClock
 from bot.config import Config
 from bot.core import build_core
+from bot.fakes.slack_api import FakeSlack
 from bot.identity import StaticGroups
 from bot.outbox import Outbox, OutboxNotifier, OutboxSender
 from bot.settings import Settings
@@ -33,7 +34,6 @@ from bot.store.deploys import DeployLog
 from bot.store.models import ChangeLease
 from handlers.workers import start_workers
 from tests.conftest import REGION, STATIC_GROUPS, _require_postgres
-from tests.fakes.slack_api import FakeSlack
 from tests.test_changes import DEV, _text, make_core, notifier, rollout_steps, run  # noqa: F401 - fixtures
 
 OUTAGE_SECONDS = 10.0
@@ -78,9 +78,15 @@ def test_an_outage_mid_rollout_ends_the_rollout_and_frees_the_environment_withou
 ) -> None:
     url, accept_connections = scratch_database
     ecs_moves = threading.Event()  # until set, ECS has not started the deployment: the rollout runs on
+    following = threading.Event()  # the follower has polled ECS and renewed the lease at least once
+    pauses: list[float] = []
     followers: list[threading.Thread] = []
 
-    def poll_pause(_seconds: float) -> None:
+    def poll_pause(seconds: float) -> None:
+        if threading.current_thread().name == "follower":
+            pauses.append(seconds)
+            if len(pauses) == 2:  # poll, pause, renew the lease, poll, and here again
+                following.set()
         time.sleep(0.05)
         if ecs_moves.is_set():
             advance_rollouts(region=REGION, envs=tuple(config.environments.values()), at=clock.now())
@@ -105,7 +111,7 @@ def test_an_outage_mid_rollout_ends_the_rollout_and_frees_the_environment_withou
     )  # as serve runs: every Slack message goes through the db
     try:
         assert run(core, DEV, "deploy dev feature-login").outcome == "ok"
-        time.sleep(0.3)  # the follower is polling ECS and renewing the lease
+        assert following.wait(10), "the follower is not following"  # the outage meets it mid-rollout
         with structlog.testing.capture_logs() as logs:
             accept_connections(False)
             try:

@@ -255,6 +255,39 @@ def test_spared_resources_say_why(
     }
 
 
+def _revision_arn(revision: int) -> str:
+    return f"arn:aws:ecs:us-west-1:123456789012:task-definition/{FAMILY}:{revision}"
+
+
+def test_a_dev_family_revision_not_tagged_environment_dev_is_never_deregistered(
+    seeded_aws: AwsGateway, clutter: DevClutter, store: Database, config: Config, now: FrozenClock
+) -> None:
+    aws = seeded_aws
+    # Old enough and not protected otherwise: revision 2 lost its Environment tag before any run.
+    aws.call("ecs", "untag_resource", resourceArn=_revision_arn(2), tagKeys=["Environment"])
+
+    first = run(aws, store, config, now)
+
+    assert labels(first, "task_definitions", "marked") == {f"{FAMILY}:{n}" for n in (1, 4, 6)}
+    assert dict(first.kind("task_definitions").spared)["not tagged Environment=dev"] == 1
+    # Between the runs, marked revision 4 is re-tagged as prod's: its mark must not delete it.
+    aws.call(
+        "ecs",
+        "tag_resource",
+        resourceArn=_revision_arn(4),
+        tags=[{"key": "Environment", "value": "prod"}],
+    )
+    now.advance(days=7)
+
+    second = run(aws, store, config, now)
+
+    assert labels(second, "task_definitions", "deleted") == {f"{FAMILY}:1", f"{FAMILY}:6"}
+    assert dict(second.kind("task_definitions").spared)["not tagged Environment=dev"] == 2
+    active = {a.rsplit("/", 1)[1] for a in aws.paginate("ecs", "list_task_definitions", "taskDefinitionArns")}
+    assert {f"{FAMILY}:2", f"{FAMILY}:4"} <= active
+    assert not {f"{FAMILY}:1", f"{FAMILY}:6"} & active
+
+
 def test_a_mark_is_not_deleted_before_its_grace_period(
     seeded_aws: AwsGateway, clutter: DevClutter, store: Database, config: Config, now: FrozenClock
 ) -> None:

@@ -11,8 +11,8 @@ import pytest
 
 from bot.config import Config, load_config
 from bot.events import KINDS, TEXT_LIMIT, Event, parse_message, route, severity_band
+from tests.shared_fixtures import FIXTURES
 
-FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
 MISSING = f"event fixtures not found at {FIXTURES}"
 
 # fixture (relative to FIXTURES) -> expected kind
@@ -315,6 +315,20 @@ def test_ecs_task_state_change() -> None:
     assert event.reason == "EssentialContainerExited: Essential container in task exited"
     assert event.region == "us-east-2" and event.cluster == "primary-cluster"
     assert "/clusters/primary-cluster/tasks/e9511a82-9247-4239-89e9-ffd548ed9ee4/" in event.console_url
+
+
+def test_an_ecs_task_event_whose_task_definition_is_not_an_arn_is_still_a_task_event() -> None:
+    detail = {
+        "lastStatus": "STOPPED",
+        "taskArn": "arn:aws:ecs:us-west-1:123456789012:task/menotime-prod/0123456789abcdef",
+        "clusterArn": "arn:aws:ecs:us-west-1:123456789012:cluster/menotime-prod",
+        "taskDefinitionArn": "menotime-backend-prod:7",  # a family:revision, not an ARN
+    }
+    message = json.dumps(
+        {"source": "aws.ecs", "detail-type": "ECS Task State Change", "region": "us-west-1", "detail": detail}
+    )
+    event = parse_message(None, message)
+    assert (event.kind, event.state) == ("ecs_task", "STOPPED")  # not a raw "generic" post
 
 
 # ------------------------------------------------------------------------------ RDS, GuardDuty, Health

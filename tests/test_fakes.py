@@ -1,4 +1,4 @@
-"""Tests of the test doubles themselves.
+"""Tests of the Slack stand-ins themselves (bot/fakes: FakeSlack and the request signing).
 
 Other tests trust FakeSlack's records and the signing helpers; if these were
 wrong, those tests would pass or fail for the wrong reasons. Every check here
@@ -20,12 +20,8 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.signature import Clock, SignatureVerifier
 from slack_sdk.webhook import WebhookClient
 
-try:
-    from tests.fakes.signing import sign, signature, slash_command_body
-    from tests.fakes.slack_api import FakeSlack
-except ModuleNotFoundError:  # project root not on sys.path: pytest's rootless "prepend" mode put tests/ there
-    from fakes.signing import sign, signature, slash_command_body  # type: ignore[no-redef]
-    from fakes.slack_api import FakeSlack  # type: ignore[no-redef]
+from bot.fakes.slack_api import FakeSlack
+from bot.fakes.slack_signing import sign, signature, slash_command_body
 
 VECTOR_PATH = Path("/work/shared/fixtures/slack/slack_signing_test_vector.json")
 SECRET = "test-signing-secret"

@@ -14,13 +14,13 @@ import structlog
 
 from bot.aws import AwsGateway
 from bot.config import Config
+from bot.fakes.slack_api import FakeSlack
 from bot.settings import Settings
 from handlers.app import create_app
 from handlers.web import create_web_app
 from tests.conftest import DEV_GROUP, GROUP_MEMBER
 from tests.fakes.server import serve_in_thread
-from tests.fakes.slack_api import FakeSlack
-from tests.test_slack_http import SECRET, Bot, _text
+from tests.test_slack_http import SECRET, Bot, LazyWork, _text
 
 MAX_STALE_SECONDS = 2  # the bound, at test speed (default 900)
 
@@ -39,7 +39,7 @@ def bot(config: Config, seeded_aws: AwsGateway, tmp_path: Path) -> Iterator[Bot]
         )
         app, core = create_app(settings, config=config, aws=seeded_aws, migrate_schema=True)
         with serve_in_thread(create_web_app(core, app)) as url, httpx.Client(timeout=10) as http:
-            yield Bot(url=url, slack=slack, core=core, http=http)
+            yield Bot(url=url, slack=slack, core=core, http=http, work=LazyWork(app))
         core.close()
 
 

@@ -8,9 +8,9 @@ import pytest
 from click.testing import CliRunner
 
 import jobs
+from bot.fakes.slack_api import FakeSlack
 from handlers.cli import cli
 from tests.fakes.jobs import FakeJobs
-from tests.fakes.slack_api import FakeSlack
 
 
 @pytest.fixture

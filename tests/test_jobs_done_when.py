@@ -15,12 +15,12 @@ from slack_sdk import WebClient
 from bot.clock import FrozenClock
 from bot.core import Core
 from bot.demo import demo_core
+from bot.fakes.slack_api import FakeSlack
 from bot.outbox import Outbox, OutboxNotifier, OutboxSender
 from bot.render import render_text
 from bot.scheduler import JobRunner, list_jobs
 from handlers.cli import cli
 from handlers.demo_jobs import extension
-from tests.fakes.slack_api import FakeSlack
 
 
 @pytest.fixture

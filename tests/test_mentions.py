@@ -16,22 +16,12 @@ import pytest
 
 from bot.alarms import process_inbox, short_id
 from bot.core import Core
+from bot.fakes.hostile import HOSTILE
 from bot.render import inert, mrkdwn_escape, render_slack, render_text
 from tests.test_alarm_followups import arn, core, notifier, say  # noqa: F401 - fixtures shared with those tests
 from tests.test_alarm_threads import START, RecordingNotifier, alarm_message, store
 
 ONCALL = "U0ONCALL1"  # on-call in tests.test_alarm_followups' roles
-HOSTILE = [
-    "<@U123ABC>",
-    "<@W123ABC>",
-    "<#C123ABC>",
-    "<!here>",
-    "<!everyone>",
-    "<!channel>",
-    "<!subteam^S123ABC>",
-    "<https://evil.example|click>",
-    "<https://slack.com/archives/C1/p1|thread>",
-]
 
 
 def _slack_text(result: Any) -> str:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,10 +25,11 @@ from bot.settings import Settings
 from bot.simulator import REPOSITORY, advance_rollouts, deploy_as_ci, image_manifest
 from bot.store.deploys import DeployLog
 from tests.conftest import PEOPLE, REGION, STATIC_GROUPS
+from tests.shared_fixtures import FIXTURES
 from tests.test_alarm_threads import RecordingNotifier, alarm_message, store
 
 RM, OPS, ONCALL, DEV, QA = (PEOPLE[r] for r in ("release_manager", "operations", "oncall", "developer", "qa"))
-EVENTS = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "eventbridge"
+EVENTS = FIXTURES / "eventbridge"
 
 
 @pytest.fixture

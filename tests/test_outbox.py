@@ -15,12 +15,12 @@ from bot.alarms import process_inbox
 from bot.clock import FrozenClock
 from bot.config import load_config
 from bot.core import Core, build_core
+from bot.fakes.slack_api import FakeSlack
 from bot.metrics import Metrics
 from bot.outbox import DEAD, SENT, Outbox, OutboxNotifier, OutboxSender
 from bot.results import ChangeResult
 from bot.settings import Settings
 from bot.store.models import AlarmThread
-from tests.fakes.slack_api import FakeSlack
 from tests.test_alarm_threads import START, alarm_message, store
 
 
@@ -130,6 +130,34 @@ def test_slack_down_then_rate_limiting_every_message_arrives_once_in_order(
         assert root_index < posts.index(reply)
     assert len([c for c in slack.calls_to("chat.update") if c.ok]) == 6
     assert {row.status for row in Outbox(core.db, core.clock).rows()} == {SENT}
+
+
+def test_a_429_waits_exactly_its_retry_after_and_not_an_ordinary_backoff(
+    core: Core, slack: FakeSlack
+) -> None:
+    clock: FrozenClock = core.clock  # type: ignore[assignment]
+    core.notifier.post(channel="#menotime-ops", result=ChangeResult(headline="rate limited"))
+    slack.fail_next("chat.postMessage", status=429, retry_after=30)
+    out = sender(core, slack)
+    refused_at = clock.now()
+
+    outcome = out.send_due()
+
+    assert (outcome.sent, outcome.waiting) == (0, 1)
+    assert [c.answered_status for c in slack.calls_to("chat.postMessage")] == [429]
+    [row] = Outbox(core.db, core.clock).rows()
+    # Slack's 30 s, not the 1 s backoff of a first failure; and a 429 is not counted as a failed attempt.
+    assert out.next_due() == refused_at + timedelta(seconds=30)
+    assert (row.attempts, row.last_error) == (0, "ratelimited")
+
+    clock.advance(seconds=29)
+    assert out.send_due().sent == 0  # not before Retry-After
+    assert len(slack.calls_to("chat.postMessage")) == 1
+
+    clock.advance(seconds=1)
+    assert out.send_due().sent == 1
+    assert [c.answered_status for c in slack.calls_to("chat.postMessage")] == [429, 200]
+    assert [r.status for r in Outbox(core.db, core.clock).rows()] == [SENT]
 
 
 def test_a_message_slack_will_never_take_is_set_aside_and_the_channel_moves_on(

@@ -5,11 +5,9 @@ within 3 seconds, and logs it as one JSON line with the request id."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
+from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,12 +15,12 @@ from typing import Any
 import httpx
 import pytest
 
-from bot.config import load_config
+from bot.fakes.served import serve_process
+from bot.fakes.slack_api import FakeSlack
+from bot.fakes.slack_signing import sign, slash_command_body
 from bot.simulator import Simulator
 from tests.conftest import PEOPLE
-from tests.fakes.server import free_port
-from tests.fakes.signing import sign, slash_command_body
-from tests.fakes.slack_api import FakeSlack
+from tests.shared_fixtures import FIXTURES as SHARED_FIXTURES
 
 SECRET = "serve-process-signing-secret"
 
@@ -30,87 +28,40 @@ SECRET = "serve-process-signing-secret"
 ROLES_YAML = "roles:\n" + "".join(f"  {role}: {{users: [{user}]}}\n" for role, user in PEOPLE.items())
 
 
-@pytest.fixture
-def extra_config() -> str:
-    return ""
-
-
-@pytest.fixture
-def served(tmp_path: Path, extra_config: str) -> Iterator[tuple[str, FakeSlack, Path]]:
-    yield from _serve(tmp_path, extra_config)
-
-
 def _serve(
     tmp_path: Path, extra_config: str, holder: list | None = None, extra_env: dict[str, str] | None = None
 ) -> Iterator[tuple[str, FakeSlack, Path]]:
-    config_path = tmp_path / "menotime.yaml"
-    config_path.write_text(ROLES_YAML + extra_config)
-    log_path = tmp_path / "serve.log"
-    with Simulator(region="us-west-1") as sim, FakeSlack() as slack:
+    """`serve` as its own process (bot/fakes/served.py) with these tests' roles and signing secret, as
+    a generator a test can stop where it wants; ``holder`` receives the simulator."""
+    with serve_process(tmp_path, ROLES_YAML + extra_config, secret=SECRET, env=extra_env) as served:
         if holder is not None:
-            holder.append(sim)
-        sim.seed(load_config(config_path))
-        port = free_port()
-        env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "AWS_", "MENOTIME_"))},
-            "SLACK_BOT_TOKEN": "xoxb-serve-test",
-            "SLACK_SIGNING_SECRET": SECRET,
-            "SLACK_API_URL": slack.api_url,
-            "DATABASE_URL": f"sqlite:///{tmp_path / 'serve.db'}",
-            "AWS_ENDPOINT_URL": sim.endpoint_url,
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_REGION": "us-west-1",
-            "MENOTIME_CONFIG": str(config_path),
-            "LOG_FORMAT": "json",
-            "PORT": str(port),
-            **(extra_env or {}),
-        }
-        with log_path.open("w") as log:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "handlers", "serve", "--host", "127.0.0.1"],
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-            try:
-                base = f"http://127.0.0.1:{port}"
-                deadline = time.monotonic() + 30
-                while True:
-                    try:
-                        if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                            break
-                    except httpx.HTTPError:
-                        pass
-                    if time.monotonic() > deadline or process.poll() is not None:
-                        raise AssertionError(f"serve did not become ready:\n{log_path.read_text()}")
-                    time.sleep(0.1)
-                yield base, slack, log_path
-            finally:
-                process.terminate()
-                process.wait(timeout=10)
+            holder.append(served.simulator)
+        yield served.base, served.slack, served.log
 
 
-def test_signed_status_prod_is_answered_within_three_seconds(served: tuple[str, FakeSlack, Path]) -> None:
-    base, slack, log_path = served
-    body = slash_command_body(
-        text="status prod", user_id=PEOPLE["oncall"], response_url=slack.response_url("e2e")
-    )
-    sent = time.monotonic()
-    response = httpx.post(f"{base}/slack/events", content=body, headers=sign(body, SECRET), timeout=5)
-    assert response.status_code == 200
-    [call] = slack.wait_for("response", timeout=3.0)
-    assert time.monotonic() - sent < 3.0
-    answer = call.params
-    assert answer["response_type"] == "in_channel"
-    assert "v1.5.0" in json.dumps(answer) and "menotime-backend-prod:3" in json.dumps(answer)
+def test_signed_status_prod_is_answered_within_three_seconds(tmp_path: Path) -> None:
+    with closing(_serve(tmp_path, "")) as serve:
+        base, slack, log_path = next(serve)
+        body = slash_command_body(
+            text="status prod", user_id=PEOPLE["oncall"], response_url=slack.response_url("e2e")
+        )
+        sent = time.monotonic()
+        response = httpx.post(f"{base}/slack/events", content=body, headers=sign(body, SECRET), timeout=5)
+        assert response.status_code == 200
+        [call] = slack.wait_for("response", timeout=3.0)
+        assert time.monotonic() - sent < 3.0
+        answer = call.params
+        assert answer["response_type"] == "in_channel"
+        assert "v1.5.0" in json.dumps(answer) and "menotime-backend-prod:3" in json.dumps(answer)
 
-    forged = httpx.post(f"{base}/slack/events", content=body, headers=sign(body, "wrong"), timeout=5)
-    assert forged.status_code == 401
-
-    time.sleep(0.2)
+        forged = httpx.post(f"{base}/slack/events", content=body, headers=sign(body, "wrong"), timeout=5)
+        assert forged.status_code == 401
+    # serve has stopped (SIGTERM, waited for): the work of every request it let in has finished on
+    # the way out, and every line it wrote is in the file.
+    assert len(slack.calls_to("response")) == 1  # the forged copy was answered by no one
     # Every line the process wrote is JSON, the libraries' (uvicorn, Bolt) included.
     lines = [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
+    assert "shutdown_complete" in [line.get("event") for line in lines]
     [command] = [line for line in lines if line.get("event") == "command"]
     assert command["verb"] == "status" and command["env"] == "prod" and command["outcome"] == "ok"
     assert command["user"] == PEOPLE["oncall"] and command["request_id"] and "latency_ms" in command
@@ -161,11 +112,13 @@ def _wait_key(slack: FakeSlack, key: str, timeout: float = 10.0) -> list:
 
 
 def test_done_when_deploy_scale_rollback_and_prod_approval_through_serve(
-    served_changes: tuple[str, FakeSlack, Simulator],
+    served_changes: tuple[str, FakeSlack, Simulator], tmp_path: Path
 ) -> None:
+    from sqlalchemy import create_engine, text
+
     from bot.config import load_config
+    from bot.fakes.slack_signing import block_actions_body
     from bot.simulator import advance_rollouts
-    from tests.fakes.signing import block_actions_body
 
     base, slack, sim = served_changes
     aws = sim.gateway()
@@ -193,15 +146,28 @@ def test_done_when_deploy_scale_rollback_and_prod_approval_through_serve(
             services=[f"menotime-{env}-service"],
         )["services"][0]
 
-    def settle() -> None:
+    database = create_engine(f"sqlite:///{tmp_path / 'serve.db'}")
+
+    def settle(env: str) -> None:
+        """ECS finishes the rollout; serve's follower (polling every 0.2 s) sees it COMPLETED and
+        hands the environment's change lease back."""
         for _ in range(2):
             advance_rollouts(region="us-west-1", envs=envs)
-        time.sleep(0.8)  # the follower polls every 0.2 s, sees COMPLETED and releases the lease
+        deadline = time.monotonic() + 10
+        while True:
+            with database.connect() as conn:
+                held = conn.execute(
+                    text("SELECT count(*) FROM change_leases WHERE env = :env"), {"env": env}
+                ).scalar()
+            if not held:
+                return
+            assert time.monotonic() < deadline, f"{env}'s change lease still held after 10 s"
+            time.sleep(0.05)
 
     # deploy dev develop: a new revision, reported
     answer = command("deploy dev develop", PEOPLE["developer"])
     assert "Deploying `develop` to dev" in answer and service("dev")["taskDefinition"].endswith(":4")
-    settle()
+    settle("dev")
 
     # scale dev 2 works; 3 is refused naming the bound
     assert "Scaled dev to 2 tasks" in command("scale dev 2", PEOPLE["developer"])
@@ -220,7 +186,7 @@ def test_done_when_deploy_scale_rollback_and_prod_approval_through_serve(
     )
     assert "Rolling prod back" in click("menotime_confirm", request_id, PEOPLE["oncall"])
     assert service("prod")["taskDefinition"].endswith(":2")
-    settle()
+    settle("prod")
 
     # a prod deploy outside the window is refused...
     refused = command("deploy prod v1.5.0", PEOPLE["release_manager"])
@@ -245,14 +211,15 @@ def test_done_when_deploy_scale_rollback_and_prod_approval_through_serve(
 # -------------------------------------------------------------------------------------------
 # A real signed CloudWatch alarm through `serve`'s /sns, to a Slack post
 
-FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "cloudwatch"
+FIXTURES = SHARED_FIXTURES / "cloudwatch"
 
 
 def test_a_real_signed_alarm_posted_to_sns_reaches_slack_once(tmp_path: Path) -> None:
     import hashlib
 
     fixture = FIXTURES / "real-signed-metric-alarm-sigv1.json"
-    if not fixture.exists():
+    sentinel = FIXTURES / "real-signed-composite-alarm-sigv1.json"  # same topic, same certificate
+    if not (fixture.exists() and sentinel.exists()):
         pytest.skip(f"SNS fixtures not found at {FIXTURES}")
     body = fixture.read_bytes()
     envelope = json.loads(body)
@@ -277,8 +244,16 @@ def test_a_real_signed_alarm_posted_to_sns_reaches_slack_once(tmp_path: Path) ->
         )  # redelivery
         tampered = body.replace(b"ALARM", b"OK", 1)
         assert httpx.post(f"{base}/sns", content=tampered, headers=headers, timeout=5).status_code == 403
-        time.sleep(1.5)
-        assert len(slack.calls_to("chat.postMessage")) == 1  # posted once
+        # The next real message must be posted. The inbox worker takes messages oldest first and the
+        # outbox sends in order: had the redelivery or the tampered copy been let in, what it made
+        # would have gone to Slack before the sentinel's post.
+        assert (
+            httpx.post(f"{base}/sns", content=sentinel.read_bytes(), headers=headers, timeout=5).status_code
+            == 200
+        )
+        last = slack.wait_for("chat.postMessage", count=2, timeout=10)[-1]
+        assert "if-sim-app_427809481713_us-east-1-test_node_monitor" in json.dumps(last.params)
+        assert [c.method for c in slack.calls] == ["chat.postMessage"] * 2  # posted once; nothing else
 
 
 def _wait_for_post(slack: FakeSlack, needle: str, *, count: int = 1, timeout: float = 10.0) -> Any:
@@ -299,8 +274,8 @@ def test_done_when_a_prod_alarm_over_sns_opens_a_thread_with_buttons_and_its_ok_
 ) -> None:
     import hashlib
 
+    from bot.fakes.sns_signer import OWN_URL, Own
     from tests.test_alarm_threads import alarm_message
-    from tests.test_sns import OWN_URL, Own
 
     now = datetime.now(UTC).replace(microsecond=0)
     own = Own(not_before=now - timedelta(hours=1), not_after=now + timedelta(hours=1))
@@ -350,7 +325,8 @@ def test_done_when_a_prod_alarm_over_sns_opens_a_thread_with_buttons_and_its_ok_
         assert reply.params["thread_ts"] == root.response["ts"]
         [edit] = slack.wait_for("chat.update", timeout=10)
         assert edit.params["ts"] == root.response["ts"] and "OK" in edit.params["text"]
-        time.sleep(1.5)
+        # The OK, stored after the redelivered ALARM, is the sentinel: the inbox worker takes messages
+        # oldest first, so whatever the redelivery had made would have reached Slack before it.
         assert len(slack.calls_to("chat.postMessage")) == 2  # the redelivered ALARM produced nothing
 
 

@@ -9,21 +9,19 @@ gets a ``fetch`` that fails the test when called, unless the test is about fetch
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
-from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives import hashes
 
 from bot.clock import FrozenClock
+from bot.fakes.sns_signer import NOT_AFTER, NOT_BEFORE, OWN_URL, TOPIC, Own
+from bot.fakes.sns_signer import pin_certificate as _pin
 from bot.settings import DEFAULT_SNS_CERT_HOST_PATTERN
 from bot.sns import (
     CertificateStore,
@@ -33,9 +31,8 @@ from bot.sns import (
     parse,
     string_to_sign,
 )
+from tests.shared_fixtures import FIXTURES
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-FIXTURES = SHARED / "fixtures"
 MAX_AGE = timedelta(seconds=3600)  # the shipped SNS_MAX_AGE_SECONDS
 
 
@@ -62,12 +59,6 @@ REAL_NOTIFICATIONS_WITHOUT_SUBJECT = _real_fixtures(
 
 def _no_fetch(url: str) -> bytes:
     pytest.fail(f"the certificate store fetched {url}; it must use the pinned cache or refuse first")
-
-
-def _pin(cache: Path, url: str, pem: bytes) -> Path:
-    path = cache / f"{hashlib.sha256(url.encode()).hexdigest()}.pem"
-    path.write_bytes(pem)
-    return path
 
 
 def _store(cache: Path | None, fetch: Callable[[str], bytes] = _no_fetch) -> CertificateStore:
@@ -249,64 +240,6 @@ def test_message_from_the_future_is_refused(real: Real) -> None:
 
 
 # --- our own key: certificate validity window and both signature versions -----------------------
-
-OWN_URL = "https://sns.us-west-1.amazonaws.com/SimpleNotificationService-test.pem"
-TOPIC = "arn:aws:sns:us-west-1:123456789012:menotime-alarms"
-NOT_BEFORE = datetime(2024, 1, 1, 0, 0, tzinfo=UTC)
-NOT_AFTER = datetime(2024, 1, 1, 1, 0, tzinfo=UTC)  # a one-hour certificate
-
-
-def _iso(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-
-
-class Own:
-    """A self-signed, one-hour certificate and a key to sign messages with."""
-
-    def __init__(self, *, not_before: datetime = NOT_BEFORE, not_after: datetime = NOT_AFTER) -> None:
-        self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "sns.amazonaws.com")])
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(name)
-            .issuer_name(name)
-            .public_key(self.key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(not_before)
-            .not_valid_after(not_after)
-            .sign(self.key, hashes.SHA256())
-        )
-        self.pem = cert.public_bytes(serialization.Encoding.PEM)
-
-    def message(
-        self,
-        *,
-        kind: str = "Notification",
-        version: str = "2",
-        at: datetime = NOT_BEFORE + timedelta(minutes=30),
-        digest: type[hashes.HashAlgorithm] | None = None,
-        **fields: Any,
-    ) -> dict[str, Any]:
-        data: dict[str, Any] = {
-            "Type": kind,
-            "MessageId": "7f1c8e2a-0000-4000-8000-000000000001",
-            "TopicArn": TOPIC,
-            "Message": '{"AlarmName":"menotime-prod-cpu-high","NewStateValue":"ALARM"}',
-            "Timestamp": _iso(at),
-            "SignatureVersion": version,
-            "Signature": "",
-            "SigningCertURL": OWN_URL,
-        }
-        if kind != "Notification":
-            data["Token"] = "2336412f37fb687f5d51e6e2"
-            data["SubscribeURL"] = (
-                f"https://sns.us-west-1.amazonaws.com/?Action=ConfirmSubscription&TopicArn={TOPIC}"
-            )
-        data.update(fields)
-        digest = digest or (hashes.SHA1 if version == "1" else hashes.SHA256)
-        signed = self.key.sign(string_to_sign(parse(json.dumps(data))), padding.PKCS1v15(), digest())
-        data["Signature"] = base64.b64encode(signed).decode()
-        return data
 
 
 @pytest.fixture(scope="module")
@@ -521,3 +454,52 @@ def test_without_a_cache_dir_the_certificate_is_fetched_once_per_store(own: Own)
 def test_a_corrupt_pinned_file_is_refused(tmp_path: Path) -> None:
     _pin(tmp_path, OWN_URL, b"garbage")
     _reject(lambda: _store(tmp_path).get(OWN_URL))
+
+
+# --- POST /sns in-process, with our own key: a certificate in memory never stands in for a signature
+
+
+def test_a_bad_signature_is_refused_after_its_certificate_was_loaded_by_a_good_message(
+    own: Own, tmp_path: Path, database_url: str
+) -> None:
+    from sqlalchemy import select
+    from starlette.testclient import TestClient
+
+    from bot.core import build_core
+    from bot.settings import Settings
+    from bot.store.models import SnsInboxMessage
+    from handlers.web import create_web_app
+
+    at = NOT_BEFORE + timedelta(minutes=30)
+    _pin(tmp_path, OWN_URL, own.pem)
+    settings = Settings(database_url=database_url, sns_cert_cache_dir=tmp_path, sns_topic_arns=(TOPIC,))
+    core = build_core(settings, clock=FrozenClock(at), migrate_schema=True)
+    client = TestClient(create_web_app(core, None))
+
+    def post(data: dict[str, Any]) -> Any:
+        return client.post(
+            "/sns", content=json.dumps(data), headers={"Content-Type": "text/plain; charset=UTF-8"}
+        )
+
+    def stored() -> list[str]:
+        with core.db.session(write=False) as session:
+            return list(session.scalars(select(SnsInboxMessage.message_id).order_by(SnsInboxMessage.id)))
+
+    try:
+        genuine = own.message(at=at, MessageId="7f1c8e2a-0000-4000-8000-00000000000a")
+        first = post(genuine)  # verified; its certificate is now held in memory
+        assert first.status_code == 200, first.text
+        assert stored() == [genuine["MessageId"]]
+
+        forged = own.message(at=at, MessageId="7f1c8e2a-0000-4000-8000-00000000000b")  # same SigningCertURL
+        forged["Message"] = '{"AlarmName":"menotime-prod-db-down","NewStateValue":"OK"}'  # after signing
+        second = post(forged)
+
+        assert second.status_code == 403 and "bad signature" in second.text
+        assert stored() == [genuine["MessageId"]]  # nothing recorded for the forgery
+        refusals = core.metrics.registry.get_sample_value(
+            "menotime_sns_refusals_total", {"reason": "signature"}
+        )
+        assert refusals == 1
+    finally:
+        core.close()

@@ -25,12 +25,13 @@ import bot.sns
 from bot.alarms import process_inbox
 from bot.clock import FrozenClock
 from bot.config import load_config
+from bot.fakes.sns_signer import NOT_BEFORE, OWN_URL, Own
+from bot.fakes.sns_signer import TOPIC as OWN_TOPIC
+from bot.fakes.sns_signer import pin_certificate as _pin
 from bot.settings import DEFAULT_SNS_CERT_HOST_PATTERN
 from bot.sns import CertificateStore, SnsRejected
 from bot.store.models import AlarmThread
 from handlers.cli import cli
-from tests.test_sns import NOT_BEFORE, OWN_URL, Own, _pin
-from tests.test_sns import TOPIC as OWN_TOPIC
 from tests.test_sns_endpoint import (  # noqa: F401 - make_endpoint is the fixture these tests share
     NOTIFICATION,
     OTHER_TOPIC,

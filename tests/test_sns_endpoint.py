@@ -33,8 +33,8 @@ from bot.store.db import Database
 from bot.store.inbox import HTTP, Inbox, InboxWriter, row_values
 from bot.store.models import SnsInboxMessage
 from handlers.web import create_web_app
+from tests.shared_fixtures import FIXTURES
 
-FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
 SIGNED = FIXTURES / "java-v2-sns-message-manager"  # one topic: notifications, (un)subscribe confirmations
 OTHER_TOPIC = "arn:aws:sns:us-west-2:131990247566:someone-elses-topic"
 

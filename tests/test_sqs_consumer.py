@@ -28,8 +28,8 @@ from bot.store.models import SnsInboxMessage
 from handlers.sns import build_verifier
 from handlers.sqs import SqsConsumer
 from tests.conftest import REGION, moto_session
+from tests.shared_fixtures import FIXTURES
 
-FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
 CLOUDWATCH = FIXTURES / "cloudwatch"
 ALARM = CLOUDWATCH / "real-signed-metric-alarm-sigv1.json"
 

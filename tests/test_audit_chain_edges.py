@@ -1,0 +1,190 @@
+"""The audit trail at its edges (SQLite and PostgreSQL): what verify reports and from where, the
+exact export an auditor receives, the key's rules, and the filters of `recent`."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from pydantic import SecretStr
+
+from bot.settings import Settings
+from bot.store.audit import GENESIS, AuditKeyError, AuditLog, ChainHead, _entry_digest, chain_key
+from bot.store.db import Database
+from tests.test_audit import tamper
+
+T0 = datetime(2026, 11, 24, 18, 0, tzinfo=UTC)
+KEY = b"k" * 16 + b"0123456789abcdef0123456789abcdef"
+
+
+def _append(log: AuditLog, i: int, **over: object) -> None:
+    fields: dict[str, object] = {
+        "at": T0 + timedelta(seconds=i),
+        "actor": f"U{i}",
+        "source": "slack",
+        "verb": "status",
+        "env": "dev",
+        "args": {"i": i},
+        "rule": "matrix:status/dev:dev",
+        "outcome": "allowed",
+        "detail": None,
+        "request_id": None,
+    }
+    fields.update(over)
+    log.append(**fields)  # type: ignore[arg-type]
+
+
+def _fill(log: AuditLog, n: int) -> None:
+    for i in range(1, n + 1):
+        _append(log, i)
+
+
+def test_two_events_deleted_together_are_reported_as_one_range(db: Database) -> None:
+    log = AuditLog(db)
+    _fill(log, 6)
+    tamper(db, "DELETE FROM audit_events WHERE seq IN (3, 4)")
+    report = log.verify()
+    assert not report.ok
+    assert "event 3–4 is missing (deleted)" in report.problems
+    assert "event 5: does not follow the event before it (a row was deleted or inserted)" in report.problems
+    assert report.checked == 4
+
+
+def test_verify_reports_the_head_it_judged_and_walks_on_from_an_anchor(db: Database) -> None:
+    log = AuditLog(db)
+    _fill(log, 3)
+    report = log.verify()
+    head = log.head()
+    assert (report.head.seq, report.head.hash, report.head.at) == (3, head.hash, T0 + timedelta(seconds=3))
+    assert head.at == T0 + timedelta(seconds=3)
+    assert log.hash_at(3) == head.hash and log.hash_at(4) is None
+    _append(log, 4)
+    _append(log, 5)
+    later = log.verify(since=report.head)
+    assert later.ok and later.checked == 2 and later.head.seq == 5
+    # An edit before the anchor is not judged again; one after it is.
+    tamper(db, "UPDATE audit_events SET outcome = 'denied' WHERE seq = 2")
+    assert log.verify(since=report.head).ok
+    tamper(db, "UPDATE audit_events SET outcome = 'denied' WHERE seq = 5")
+    assert log.verify(since=report.head).problems == (
+        "event 5: its contents were changed after it was written",
+    )
+
+
+def test_an_empty_trail_has_the_genesis_head(db: Database) -> None:
+    log = AuditLog(db)
+    assert log.head() == ChainHead(seq=0, hash=GENESIS)
+    report = log.verify()
+    assert report.ok and report.checked == 0 and report.head.seq == 0 and report.head.hash == GENESIS
+    assert not report.keyed
+
+
+def test_a_keyed_trail_verifies_under_its_key_and_not_without_it(db: Database) -> None:
+    log = AuditLog(db, key=KEY)
+    _fill(log, 3)
+    report = log.verify()
+    assert report.ok and report.keyed and report.keyed_from == 1 and report.checked == 4
+    # Each hash is the HMAC under the key, not the plain digest.
+    for entry in log.entries():
+        assert _entry_digest(entry, KEY) == entry.hash != _entry_digest(entry, None)
+    unkeyed = AuditLog(db).verify()
+    assert not unkeyed.ok and unkeyed.unchecked_from == 1 and unkeyed.problems == ()
+    wrong = AuditLog(db, key=b"w" * 48).verify()
+    assert wrong.problems[0].startswith(
+        "event 1, where the trail became keyed, does not verify under AUDIT_KEY"
+    )
+    assert wrong.unchecked_from == 2
+    with pytest.raises(AuditKeyError, match="not the key the audit trail was keyed with"):
+        AuditLog(db, key=b"w" * 48).check_key()
+    with pytest.raises(AuditKeyError, match="AUDIT_KEY is not set"):
+        AuditLog(db).check_key()
+    AuditLog(db, key=KEY).check_key()
+
+
+def test_the_key_must_have_32_characters() -> None:
+    assert chain_key(Settings(audit_key=None)) is None
+    assert chain_key(Settings(audit_key=SecretStr("x" * 32))) == b"x" * 32
+    with pytest.raises(AuditKeyError, match=r"too short \(31 characters\)"):
+        chain_key(Settings(audit_key=SecretStr("x" * 31)))
+
+
+def test_the_json_export_is_exactly_the_trail(db: Database) -> None:
+    log = AuditLog(db)
+    empty = io.StringIO()
+    assert log.export(empty, "json") == 0
+    assert empty.getvalue() == "[]\n"
+    _append(log, 1, env=None, args={"b": 1, "a": [1, 2]})
+    _append(log, 2, detail="why", request_id="req2")
+    out = io.StringIO()
+    assert log.export(out, "json") == 2
+    text = out.getvalue()
+    assert text.startswith("[\n  {") and text.endswith("}\n]\n") and ",\n  {" in text
+    first, second = json.loads(text)
+    entries = list(log.entries())
+    assert first == {
+        "seq": 1,
+        "at": entries[0].at.isoformat(),
+        "actor": "U1",
+        "source": "slack",
+        "verb": "status",
+        "env": "",
+        "args": {"b": 1, "a": [1, 2]},
+        "rule": "matrix:status/dev:dev",
+        "outcome": "allowed",
+        "detail": "",
+        "request_id": "",
+        "prev_hash": GENESIS,
+        "hash": entries[0].hash,
+    }
+    assert (second["env"], second["detail"], second["request_id"]) == ("dev", "why", "req2")
+    assert second["prev_hash"] == first["hash"]
+
+
+def test_the_csv_export_has_every_field_and_args_as_sorted_json(db: Database) -> None:
+    log = AuditLog(db)
+    _append(log, 1, args={"b": 1, "a": 2})
+    out = io.StringIO()
+    assert log.export(out, "csv") == 1
+    [row] = list(csv.DictReader(io.StringIO(out.getvalue())))
+    assert row["args"] == '{"a": 2, "b": 1}'
+    assert (row["env"], row["detail"], row["request_id"], row["prev_hash"]) == ("dev", "", "", GENESIS)
+
+
+def test_long_trails_are_read_in_batches_without_losing_an_event(db: Database) -> None:
+    log = AuditLog(db)
+    _fill(log, 7)
+    assert [e.seq for e in log.entries(batch=3)] == [1, 2, 3, 4, 5, 6, 7]
+    assert [e.seq for e in log.entries(batch=2, after=2, up_to=5)] == [3, 4, 5]
+
+
+def test_recent_shows_the_envs_asked_for_and_the_users_own_envless_events(db: Database) -> None:
+    log = AuditLog(db)
+    _append(log, 1, env="prod")
+    _append(log, 2, env=None, actor="UME")
+    _append(log, 3, env=None, actor="UOTHER")
+    _append(log, 4, env="dev")
+    assert [e.seq for e in log.recent()] == [4, 3, 2, 1]
+    assert [e.seq for e in log.recent(envs=["prod"])] == [1]
+    assert [e.seq for e in log.recent(envs=["prod"], envless_actor="UME")] == [2, 1]
+    assert [e.seq for e in log.recent(envs=[], envless_actor="UME")] == [2]
+    assert [e.seq for e in log.recent(limit=2)] == [4, 3]
+
+
+def test_an_append_keeps_only_what_the_json_column_holds(db: Database) -> None:
+    log = AuditLog(db)
+    entry = log.append(
+        at=T0,
+        actor="U" * 200,
+        source="slack",
+        verb="status",
+        env="dev",
+        args={"when": T0},
+        rule="r",
+        outcome="allowed",
+    )
+    assert entry.args == {"when": str(T0)}
+    assert entry.actor == "U" * 64  # the column's width
+    assert log.verify().ok

@@ -1,0 +1,191 @@
+"""The outbox's retry rules at their edges, against the fake Slack Web API (SQLite and PostgreSQL):
+how long a failed message waits, when Slack's refusal is final, and that one failure holds back
+only its own channel's queue."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from slack_sdk import WebClient
+
+from bot.clock import FrozenClock
+from bot.config import load_config
+from bot.core import Core, build_core
+from bot.fakes.slack_api import FakeSlack
+from bot.metrics import Metrics
+from bot.outbox import DEAD, PENDING, SENT, Outbox, OutboxNotifier, OutboxSender, _retry_after
+from bot.results import ChangeResult
+from bot.settings import Settings
+from tests.test_alarm_threads import START
+
+
+@pytest.fixture
+def slack() -> Iterator[FakeSlack]:
+    with FakeSlack() as fake:
+        yield fake
+
+
+@pytest.fixture
+def core(database_url: str) -> Iterator[Core]:
+    clock = FrozenClock(START)
+    core = build_core(
+        Settings(database_url=database_url),
+        config=load_config(),
+        clock=clock,
+        metrics=Metrics(),
+        migrate_schema=True,
+    )
+    core.notifier = OutboxNotifier(Outbox(core.db, clock))
+    yield core
+    core.close()
+
+
+def _sender(core: Core, base_url: str) -> OutboxSender:
+    client = WebClient(token="xoxb-test", base_url=base_url, timeout=5)
+    return OutboxSender(db=core.db, client=client, clock=core.clock, metrics=core.metrics)
+
+
+def _post(core: Core, text: str, channel: str = "#menotime-ops") -> None:
+    core.notifier.post(channel=channel, result=ChangeResult(headline=text))
+
+
+def _wait(core: Core, out: OutboxSender) -> float:
+    """Seconds until the message may be sent again; the clock is moved there."""
+    clock: FrozenClock = core.clock  # type: ignore[assignment]
+    due = out.next_due()
+    assert due is not None
+    seconds = (due - clock.now()).total_seconds()
+    clock.advance(seconds=seconds)
+    return seconds
+
+
+def _sent_texts(slack: FakeSlack) -> list[str]:
+    return [c.params["text"] for c in slack.calls_to("chat.postMessage") if c.response.get("ok")]
+
+
+def test_a_failing_message_waits_twice_as_long_each_time_up_to_five_minutes(
+    core: Core, slack: FakeSlack
+) -> None:
+    _post(core, "through an outage")
+    slack.fail_next("chat.postMessage", status=500, times=12)
+    out = _sender(core, slack.api_url)
+
+    waits = []
+    for _ in range(12):
+        outcome = out.send_due()
+        assert (outcome.sent, outcome.waiting) == (0, 1)
+        waits.append(_wait(core, out))
+    assert waits == [1, 2, 4, 8, 16, 32, 64, 128, 256, 300, 300, 300]
+
+    assert out.send_due().sent == 1
+    [row] = Outbox(core.db, core.clock).rows()
+    # Twelve failures and the send: thirteen attempts, the last error cleared, Slack's ts kept.
+    assert (row.status, row.attempts, row.last_error) == (SENT, 13, None)
+    assert row.ts == slack.calls_to("chat.postMessage")[-1].response["ts"]
+    assert _sent_texts(slack) == ["through an outage"]
+
+
+def test_a_permanent_refusal_is_final_on_the_fifth_attempt_and_not_before(
+    core: Core, slack: FakeSlack
+) -> None:
+    _post(core, "fourth time lucky")
+    slack.fail_next("chat.postMessage", error="channel_not_found", times=4)
+    out = _sender(core, slack.api_url)
+    for _ in range(4):
+        assert out.send_due().sent == 0
+        _wait(core, out)
+    assert out.send_due().sent == 1
+    assert [r.status for r in Outbox(core.db, core.clock).rows()] == [SENT]
+
+    _post(core, "never taken")
+    slack.fail_next("chat.postMessage", error="channel_not_found", times=5)
+    for _ in range(4):
+        out.send_due()
+        _wait(core, out)
+    out.send_due()
+    dead = Outbox(core.db, core.clock).rows(status=DEAD)
+    assert [(r.attempts, r.last_error) for r in dead] == [(5, "channel_not_found")]
+    assert out.next_due() is None  # set aside: never tried again
+    assert _sent_texts(slack) == ["fourth time lucky"]
+
+
+def test_a_retry_after_of_zero_still_waits_a_second(core: Core, slack: FakeSlack) -> None:
+    _post(core, "at once?")
+    slack.fail_next("chat.postMessage", status=429, retry_after=0)
+    out = _sender(core, slack.api_url)
+    assert out.send_due().sent == 0
+    assert _wait(core, out) == 1
+    [row] = Outbox(core.db, core.clock).rows()
+    assert (row.attempts, row.last_error) == (0, "ratelimited")
+    assert out.send_due().sent == 1
+
+
+def test_retry_after_in_any_form_slack_may_send_it() -> None:
+    # A header given as a list (as some HTTP stacks hand them over) counts by its first value.
+    assert _retry_after({"Retry-After": ["12", "99"]}) == 12.0
+    assert _retry_after({"Retry-After": []}) == 30.0
+    assert _retry_after({"Retry-After": ""}) == 30.0
+    assert _retry_after({"Retry-After": "soon"}) == 30.0
+    assert _retry_after({"Retry-After": "0.2"}) == 1.0
+    assert _retry_after({"Retry-After": "-5"}) == 1.0
+    assert _retry_after({"Retry-After": "3600"}) == 3600.0
+    assert _retry_after({"Retry-After": "2.5"}) == 2.5
+    assert _retry_after({"X-Other": "5", "retry-after": "9"}) == 9.0
+    assert _retry_after(None) == 30.0
+
+
+def test_slack_unreachable_is_retried_after_a_second_and_names_the_failure(
+    core: Core, slack: FakeSlack
+) -> None:
+    _post(core, "while the network is down")
+    down = _sender(core, "http://127.0.0.1:9/api/")  # nothing listens on the discard port
+    assert down.send_due().sent == 0
+    [row] = Outbox(core.db, core.clock).rows()
+    assert row.status == PENDING and row.attempts == 1
+    assert row.last_error == "URLError"
+    assert (row.claimed_by, row.claimed_until) == (None, None)  # another sender may take it
+    assert _wait(core, down) == 1
+    assert _sender(core, slack.api_url).send_due().sent == 1
+    assert _sent_texts(slack) == ["while the network is down"]
+
+
+def test_a_long_error_is_kept_cut_to_its_column(core: Core, slack: FakeSlack) -> None:
+    _post(core, "odd error")
+    slack.fail_next("chat.postMessage", error="e" * 300)
+    out = _sender(core, slack.api_url)
+    out.send_due()
+    [row] = Outbox(core.db, core.clock).rows()
+    assert row.last_error == "e" * 200 and row.status == PENDING
+
+
+def test_a_failure_holds_back_its_own_channel_only_and_for_no_longer_than_its_retry(
+    core: Core, slack: FakeSlack
+) -> None:
+    _post(core, "a1", channel="#a")
+    _post(core, "a2", channel="#a")
+    _post(core, "b1", channel="#b")
+    slack.fail_next("chat.postMessage", status=500)
+    out = _sender(core, slack.api_url)
+
+    outcome = out.send_due()
+    assert (outcome.sent, outcome.waiting) == (1, 1)  # b1 went; a1 waits its retry (a2 behind it)
+    assert _sent_texts(slack) == ["b1"]
+    assert _wait(core, out) == 1
+    # a2 was released with a1's failure: it follows a1 now, not when a lost claim would run out.
+    assert out.send_due().sent == 2
+    assert _sent_texts(slack) == ["b1", "a1", "a2"]
+
+
+def test_a_round_takes_no_new_channel_once_its_limit_is_reached(core: Core, slack: FakeSlack) -> None:
+    for text in ("m1", "m2", "m3"):
+        _post(core, text, channel=f"#{text}")  # three channels: three batches of one
+    out = _sender(core, slack.api_url)
+    assert out.send_due(limit=2).sent == 2
+    assert _sent_texts(slack) == ["m1", "m2"]
+    assert out.send_due().sent == 1
+    assert _sent_texts(slack) == ["m1", "m2", "m3"]
+    sent = Outbox(core.db, core.clock).rows()
+    assert all(r.sent_at is not None and r.status == SENT for r in sent)
+    answered = [c.response["channel"] for c in slack.calls_to("chat.postMessage")]
+    assert [r.sent_channel for r in sent] == answered

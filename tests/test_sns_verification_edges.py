@@ -1,0 +1,318 @@
+"""SNS certificate handling at its edges: what a failed fetch answers (403 for good, 503 to be sent
+again) and for how long it is remembered, how much of a certificate URL's answer is read, and the
+cache that must never turn a good certificate into a refused alarm."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import socket
+import threading
+import time
+import urllib.error
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from bot.clock import FrozenClock
+from bot.fakes.sns_signer import OWN_URL, Own
+from bot.settings import DEFAULT_SNS_CERT_HOST_PATTERN
+from bot.sns import (
+    CertificateStore,
+    ResponseTooLarge,
+    SnsRejected,
+    SnsVerifier,
+    _default_fetch,
+    fetch_checked_url,
+    parse,
+)
+
+T0 = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def own() -> Own:
+    return Own()
+
+
+def _url(n: int) -> str:
+    return f"https://sns.us-west-1.amazonaws.com/SimpleNotificationService-{n}.pem"
+
+
+def _store(
+    fetch: Callable[[str], bytes], clock: FrozenClock | None = None, cache: Path | None = None
+) -> CertificateStore:
+    return CertificateStore(
+        host_pattern=DEFAULT_SNS_CERT_HOST_PATTERN,
+        cache_dir=cache,
+        fetch=fetch,
+        clock=clock or FrozenClock(T0),
+    )
+
+
+def _refused(call: Callable[[], object]) -> SnsRejected:
+    with pytest.raises(SnsRejected) as caught:
+        call()
+    return caught.value
+
+
+class _Counting:
+    """A fetch that fails with ``error`` and counts its calls."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error, self.calls = error, 0
+
+    def __call__(self, url: str) -> bytes:
+        self.calls += 1
+        raise self.error
+
+
+def _http_error(code: int) -> urllib.error.HTTPError:
+    return urllib.error.HTTPError(OWN_URL, code, "x", {}, None)  # type: ignore[arg-type]
+
+
+# --- what a failed fetch answers ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("error", "status", "said"),
+    [
+        (_http_error(404), 403, "HTTP 404"),
+        (_http_error(499), 403, "HTTP 499"),
+        (_http_error(500), 503, "HTTP 500"),
+        (_http_error(502), 503, "HTTP 502"),
+        (ResponseTooLarge("response too large"), 403, "ResponseTooLarge"),
+        (TimeoutError("timed out"), 503, "TimeoutError"),
+        (urllib.error.URLError("refused"), 503, "URLError"),
+    ],
+)
+def test_a_failed_fetch_is_refused_for_good_or_to_be_sent_again(
+    error: Exception, status: int, said: str
+) -> None:
+    rejected = _refused(lambda: _store(_Counting(error)).get(OWN_URL))
+    assert rejected.status == status
+    assert rejected.reason == f"could not fetch SigningCertURL {OWN_URL!r}: {said}"
+    assert rejected.kind == "certificate"
+
+
+def test_a_fetched_answer_that_is_not_a_certificate_is_refused_for_good(tmp_path: Path) -> None:
+    rejected = _refused(lambda: _store(lambda url: b"<html>", cache=tmp_path).get(OWN_URL))
+    assert (rejected.status, rejected.kind) == (403, "certificate")
+    assert rejected.reason == f"certificate from {OWN_URL!r} is not a PEM certificate"
+
+
+def test_a_corrupt_pinned_file_is_named_in_the_refusal(tmp_path: Path) -> None:
+    name = f"{hashlib.sha256(OWN_URL.encode()).hexdigest()}.pem"
+    (tmp_path / name).write_bytes(b"garbage")
+    rejected = _refused(lambda: _store(_Counting(AssertionError()), cache=tmp_path).get(OWN_URL))
+    assert (rejected.status, rejected.kind) == (403, "certificate")
+    assert rejected.reason == f"cached certificate {name} is not a PEM certificate"
+
+
+# --- how long a failure is remembered -------------------------------------------------------------
+
+
+def test_a_failure_for_good_is_answered_from_memory_for_five_minutes() -> None:
+    clock = FrozenClock(T0)
+    fetch = _Counting(_http_error(404))
+    store = _store(fetch, clock)
+    first = _refused(lambda: store.get(OWN_URL))
+    clock.advance(seconds=299)
+    assert store.in_memory(OWN_URL)
+    again = _refused(lambda: store.get(OWN_URL))
+    assert fetch.calls == 1
+    assert (again.status, again.reason, again.kind) == (first.status, first.reason, first.kind)
+    clock.advance(seconds=1)
+    assert not store.in_memory(OWN_URL)
+    _refused(lambda: store.get(OWN_URL))
+    assert fetch.calls == 2
+
+
+def test_a_failure_that_may_pass_is_remembered_for_fifteen_seconds_only() -> None:
+    clock = FrozenClock(T0)
+    fetch = _Counting(TimeoutError())
+    store = _store(fetch, clock)
+    assert _refused(lambda: store.get(OWN_URL)).status == 503
+    clock.advance(seconds=14)
+    assert _refused(lambda: store.get(OWN_URL)).status == 503
+    assert fetch.calls == 1
+    clock.advance(seconds=1)
+    _refused(lambda: store.get(OWN_URL))
+    assert fetch.calls == 2
+
+
+def test_remembered_failures_are_bounded_and_the_oldest_is_forgotten_first() -> None:
+    fetched: list[str] = []
+
+    def fetch(url: str) -> bytes:
+        fetched.append(url)
+        raise _http_error(404)
+
+    store = _store(fetch)
+    for n in range(1024):
+        _refused(lambda n=n: store.get(_url(n)))
+    # 1024 are remembered: none is fetched again.
+    _refused(lambda: store.get(_url(0)))
+    assert len(fetched) == 1024
+    # The 1025th pushes out the oldest (0), and is itself remembered.
+    _refused(lambda: store.get(_url(1024)))
+    _refused(lambda: store.get(_url(1024)))
+    _refused(lambda: store.get(_url(1)))
+    assert len(fetched) == 1025
+    _refused(lambda: store.get(_url(0)))
+    assert fetched[-1] == _url(0) and len(fetched) == 1026
+
+
+# --- the cache never costs a good certificate ------------------------------------------------------
+
+
+def test_a_fetched_certificate_is_cached_even_under_a_directory_not_made_yet(
+    own: Own, tmp_path: Path
+) -> None:
+    cache = tmp_path / "a" / "b" / "certs"
+    _store(lambda url: own.pem, cache=cache).get(OWN_URL)
+    path = cache / f"{hashlib.sha256(OWN_URL.encode()).hexdigest()}.pem"
+    assert path.read_bytes() == own.pem
+
+
+def test_a_fetched_certificate_is_cached_in_a_directory_that_already_exists(own: Own, tmp_path: Path) -> None:
+    _store(lambda url: own.pem, cache=tmp_path).get(OWN_URL)
+    path = tmp_path / f"{hashlib.sha256(OWN_URL.encode()).hexdigest()}.pem"
+    assert path.read_bytes() == own.pem
+    # A restart reads it from there: no fetch.
+    _store(_Counting(AssertionError("fetched again")), cache=tmp_path).get(OWN_URL)
+
+
+def test_a_cache_that_cannot_be_written_still_verifies_and_leaves_nothing_behind(
+    own: Own, tmp_path: Path
+) -> None:
+    # Where the certificate's file would go there is a directory: the rename fails.
+    (tmp_path / f"{hashlib.sha256(OWN_URL.encode()).hexdigest()}.pem").mkdir()
+    calls: list[str] = []
+    store = _store(lambda url: calls.append(url) or own.pem, cache=tmp_path)
+    data = own.message()
+    msg = parse(json.dumps(data))
+    SnsVerifier(certificates=store, max_age=None, clock=FrozenClock(msg.timestamp)).verify(msg)
+    assert calls == [OWN_URL]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp-")]
+
+
+def test_a_refused_subscribe_url_is_named_and_counted_as_such(own: Own, tmp_path: Path) -> None:
+    data = own.message(kind="SubscriptionConfirmation", SubscribeURL="https://evil.example.com/confirm")
+    store = _store(lambda url: own.pem, cache=tmp_path)
+    verifier = SnsVerifier(certificates=store, max_age=None, clock=FrozenClock(T0))
+    rejected = _refused(lambda: verifier.check_subscribe_url(parse(json.dumps(data))))
+    assert (rejected.status, rejected.kind) == (403, "subscribe_url")
+    assert rejected.reason == "SubscribeURL host 'evil.example.com' is not an SNS host"
+
+
+# --- fetching: no redirect, 200 only, bounded ---------------------------------------------------------
+
+
+class _Answers(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        path = self.path
+        if path == "/redirect":
+            self.send_response(302)
+            self.send_header("Location", "/ok")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        if path == "/endless":  # a body that never ends: only what is asked for may be read
+            self.send_response(200)
+            self.end_headers()
+            deadline = time.monotonic() + 30
+            try:
+                while time.monotonic() < deadline:
+                    self.wfile.write(b"x" * 1024)
+                    self.wfile.flush()
+                    time.sleep(0.01)
+            except OSError:
+                pass
+            return
+        if path == "/empty":
+            self.send_response(204)
+            self.end_headers()
+            return
+        size = int(path.rsplit("/", 1)[1]) if path.startswith("/size/") else 5
+        self.send_response(200)
+        self.send_header("Content-Length", str(size))
+        self.end_headers()
+        self.wfile.write(b"x" * size)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[str]:
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Answers)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_a_fetch_reads_up_to_its_limit_and_refuses_more(server: str) -> None:
+    assert fetch_checked_url(f"{server}/size/10", timeout=5, limit=10) == b"x" * 10
+    with pytest.raises(ResponseTooLarge):
+        fetch_checked_url(f"{server}/size/11", timeout=5, limit=10)
+
+
+def test_a_fetch_follows_no_redirect_and_takes_only_a_200(server: str) -> None:
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        fetch_checked_url(f"{server}/redirect", timeout=5, limit=100)
+    assert caught.value.code == 302
+    with pytest.raises(OSError, match="HTTP 204"):
+        fetch_checked_url(f"{server}/empty", timeout=5, limit=100)
+
+
+def test_the_certificate_fetch_reads_at_most_64_kib(server: str) -> None:
+    assert len(_default_fetch(f"{server}/size/65536")) == 65536
+    with pytest.raises(ResponseTooLarge):
+        _default_fetch(f"{server}/size/65537")
+
+
+def test_an_endless_answer_is_refused_once_past_the_limit(server: str) -> None:
+    started = time.monotonic()
+    with pytest.raises(ResponseTooLarge):
+        fetch_checked_url(f"{server}/endless", timeout=5, limit=4096)
+    assert time.monotonic() - started < 10
+
+
+@pytest.fixture
+def silent() -> Iterator[str]:
+    """A server that accepts the connection and never answers."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    accepted: list[socket.socket] = []
+    done = threading.Event()
+
+    def accept() -> None:
+        listener.settimeout(0.2)
+        while not done.is_set():
+            try:
+                accepted.append(listener.accept()[0])
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}/cert.pem"
+    done.set()
+    thread.join()
+    for conn in accepted:
+        conn.close()
+    listener.close()
+
+
+def test_a_certificate_host_that_never_answers_is_given_up_after_five_seconds(silent: str) -> None:
+    started = time.monotonic()
+    with pytest.raises(TimeoutError):
+        _default_fetch(silent)
+    assert 4 <= time.monotonic() - started < 15
+    with pytest.raises(TimeoutError):
+        fetch_checked_url(silent, timeout=0.5, limit=10)
