@@ -7,12 +7,15 @@ and every IAM action the code uses is recorded in one place (``iam_actions``).
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import boto3
+import botocore.loaders
+import botocore.session
 from botocore.config import Config as BotoConfig
 from botocore.exceptions import (
     BotoCoreError,
@@ -157,10 +160,27 @@ def _unavailable(service: str, why: str) -> str:
     return f"AWS did not answer ({_SERVICE_NAMES.get(service, service)}: {why}); nothing was changed."
 
 
+@functools.cache
+def _shared_loader() -> botocore.loaders.Loader:
+    return botocore.loaders.create_loader()
+
+
+def new_session(**options: Any) -> boto3.session.Session:
+    """A boto3 session (``options`` as boto3's) that shares the process's one botocore data loader.
+
+    A fresh botocore session parses the service models (megabytes of JSON per service) again for
+    its first client; the loader caches them, so sharing it parses each model once per process. The
+    models are read-only data; credentials, region and configuration stay the session's own.
+    """
+    core = botocore.session.get_session()
+    core.register_component("data_loader", _shared_loader())
+    return boto3.session.Session(botocore_session=core, **options)
+
+
 def gateway_from_settings(settings: Any, session: boto3.session.Session | None = None) -> AwsGateway:
     """The production gateway: the standard credential chain unless a session is injected."""
     return AwsGateway(
-        session=session or boto3.session.Session(region_name=settings.aws_region),
+        session=session or new_session(region_name=settings.aws_region),
         region=settings.aws_region,
         endpoint_url=settings.aws_endpoint_url,
         connect_timeout=settings.aws_connect_timeout,

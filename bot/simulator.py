@@ -30,7 +30,7 @@ from typing import Any, Literal
 import boto3
 from botocore.exceptions import ClientError
 
-from bot.aws import AwsGateway, error_code
+from bot.aws import AwsGateway, error_code, new_session
 from bot.config import Config, EnvironmentConfig
 
 DEFAULT_REGION = "us-west-1"
@@ -683,7 +683,7 @@ class Simulator:
 
     def session(self) -> boto3.session.Session:
         """Dummy credentials given explicitly: the process environment is never touched."""
-        return boto3.session.Session(
+        return new_session(
             aws_access_key_id="testing", aws_secret_access_key="testing", region_name=self.region
         )
 

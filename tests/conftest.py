@@ -20,7 +20,7 @@ from moto import mock_aws
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from bot.aws import AwsGateway
+from bot.aws import AwsGateway, new_session
 from bot.clock import FrozenClock
 from bot.config import Config, load_config
 from bot.core import Core, build_core
@@ -115,9 +115,7 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 def moto_session() -> boto3.session.Session:
-    return boto3.session.Session(
-        aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION
-    )
+    return new_session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION)
 
 
 def postgres_url() -> str | None:

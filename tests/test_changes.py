@@ -22,7 +22,7 @@ from bot.settings import Settings
 from bot.simulator import REPOSITORY, advance_rollouts, deploy_as_ci, image_manifest, set_rollout
 from bot.store.deploys import DeployLog
 from tests.blockkit import assert_valid_message
-from tests.conftest import PEOPLE, REGION, STATIC_GROUPS
+from tests.conftest import PEOPLE, REGION, STATIC_GROUPS, TEST_ROLES
 
 DEV, ONCALL, RM, OPS, ADMIN = (
     PEOPLE[r] for r in ("developer", "oncall", "release_manager", "operations", "admin")
@@ -68,16 +68,18 @@ def make_core(
     rollout_steps: list[str],
 ):
     built: list[Core] = []
+    # A copy: the parametrized list is one object for every run of the test in this process.
+    steps = list(rollout_steps)
 
     def sleep(_seconds: float) -> None:
-        if rollout_steps:
+        if steps:
             for env in config.environments.values():
                 primary = _service(seeded_aws, env.name)["deployments"][0]
                 if (
                     primary["taskDefinition"] != _service(seeded_aws, env.name)["taskDefinition"]
                     or primary.get("rolloutState") == "IN_PROGRESS"
                 ):
-                    state, _, reason = rollout_steps.pop(0).partition(":")
+                    state, _, reason = steps.pop(0).partition(":")
                     set_rollout(
                         region=REGION,
                         cluster=env.cluster,
@@ -682,3 +684,68 @@ def test_rollouts_left_open_by_a_stopped_bot_are_ended_at_start_up(
     assert finish_orphaned_rollouts(core) == 1
     record = DeployLog(core.db).last("dev")
     assert record.outcome == "completed" and "after a restart" in record.detail
+
+
+# -- who decides a held request: deny as `approve`, a break-glass confirmation as `emergency` --------
+
+
+def test_a_prod_deploy_is_denied_by_an_approver_who_may_not_deploy_there(
+    core: Core, seeded_aws: AwsGateway, clock: FrozenClock, notifier: RecordingNotifier
+) -> None:
+    """Denying is deciding on the approval: operations may approve prod (not deploy there), so they
+    may deny; a developer may do neither. Nothing moves either way."""
+    from bot.store.changes import Requests
+
+    _release_candidate(core, seeded_aws, clock, hours_in_staging=25)
+    before = _revision(seeded_aws, "prod")
+    run(core, RM, "deploy prod v1.6.0 --reason 'release 1.6'")
+    request_id = notifier.posts[-1][1].buttons[1].value
+
+    refused = run(core, DEV, f"deny {request_id}")
+    assert refused.outcome == "denied"
+    assert "`deny` on prod needs the role operations, release_manager or admin" in refused.result.message
+    assert Requests(core.db).get(request_id).status == "pending"
+
+    denied = run(core, OPS, f"deny {request_id}")
+    assert denied.outcome == "ok", _text(denied)
+    assert Requests(core.db).get(request_id).status == "denied"
+    assert _revision(seeded_aws, "prod") == before
+    [entry] = [e for e in core.audit.recent(limit=5) if e.verb == "deny" and e.actor == OPS]
+    assert (entry.env, entry.rule) == ("prod", "matrix:approve/prod:operations")
+
+
+_STAGING_WINDOW_CLOSED = load_config(
+    overrides={
+        **TEST_ROLES,
+        "environments": {
+            "staging": {
+                "change_window": {
+                    "days": ["sat"],
+                    "start": "09:00",
+                    "end": "10:00",
+                    "timezone": "America/Los_Angeles",
+                }
+            }
+        },
+    }
+)
+
+
+@pytest.mark.parametrize("config", [_STAGING_WINDOW_CLOSED])
+def test_a_break_glass_confirmation_is_decided_as_the_emergency_it_was_asked_with(
+    core: Core, seeded_aws: AwsGateway, config: Config
+) -> None:
+    """With a change window on staging (closed on a Tuesday), on-call's break-glass deploy there waits
+    for their own click; on-call may not deploy staging, only break glass, and the click is decided
+    under `emergency`, as the ask was."""
+    assert run(core, ONCALL, "deploy staging main").outcome == "denied"
+    asked = run(core, ONCALL, "deploy staging main --emergency 'login outage, fix is on main'")
+    assert asked.outcome == "ok", _text(asked)
+    before = _revision(seeded_aws, "staging")
+
+    done = run(core, ONCALL, f"confirm {_request_id(asked.result)}")
+
+    assert done.outcome == "ok", _text(done)
+    assert _revision(seeded_aws, "staging") == before + 1
+    [entry] = [e for e in core.audit.recent(limit=5) if e.verb == "confirm"]
+    assert (entry.actor, entry.env, entry.rule) == (ONCALL, "staging", "matrix:emergency/staging:oncall")

@@ -81,16 +81,20 @@ class Bot:
             time.sleep(0.02)
         raise AssertionError(f"no {method} with {needle!r}")
 
-    def post_in(self, channel: str, timeout: float = 15.0) -> Any:
-        """The latest channel post to ``channel``, waiting for the outbox worker to send one."""
+    def post_in(self, channel: str, with_button: str, timeout: float = 15.0) -> Any:
+        """The latest post to ``channel`` carrying the ``with_button`` action, waiting for the outbox
+        worker to send it. Other posts may share the channel (the deploy watcher announces what runs
+        in prod, whoever deployed it), so the button, not the order, says which one is meant."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if posts := [
-                c for c in self.slack.calls_to("chat.postMessage") if c.params["channel"] == channel
+                c
+                for c in self.slack.calls_to("chat.postMessage")
+                if c.params["channel"] == channel and _has_button(c.params, with_button)
             ]:
                 return posts[-1]
             time.sleep(0.02)
-        raise AssertionError(f"nothing posted in {channel}")
+        raise AssertionError(f"no post with a {with_button} button in {channel}")
 
     def desired(self, env: str) -> int:
         return self.sim.gateway().call(
@@ -99,6 +103,14 @@ class Bot:
             cluster=f"menotime-{env}-cluster",
             services=[f"menotime-{env}-service"],
         )["services"][0]["desiredCount"]
+
+
+def _has_button(message: dict, action_id: str) -> bool:
+    return any(
+        element.get("action_id") == action_id
+        for block in message.get("blocks") or []
+        for element in block.get("elements", [])
+    )
 
 
 def _button(message: dict, action_id: str) -> str:
@@ -217,7 +229,8 @@ def test_approve_and_deny_buttons_on_a_prod_deploy(bot: Bot) -> None:
 
     asked = bot.command("deploy prod v1.6.0", user=PEOPLE["release_manager"])  # Tuesday 10:00 PT
     assert "Approval requested" in asked["text"]
-    approval = bot.post_in("#menotime-prod-alerts")  # sent by the outbox worker, a moment after the answer
+    # Sent by the outbox worker, a moment after the answer.
+    approval = bot.post_in("#menotime-prod-alerts", with_button="menotime_approve")
     request_id = _button(approval.params, "menotime_approve")
     _, own = bot.click("menotime_approve", request_id, user=PEOPLE["release_manager"])
     assert "another person must approve" in bot.answer(own)["text"]
