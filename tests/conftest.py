@@ -43,7 +43,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 # Under pytest-xdist (`-n 2 --dist loadgroup`, as .ci/run runs), every test that touches the PostgreSQL
 # server runs on one worker, one at a time: the staging-refresh tests list the server's databases
-# and must not see another worker's database appear meanwhile. The demo refreshes on it too.
+# and must not see another worker's database appear meanwhile.
 _SERVER_MODULES = frozenset(
     {
         "test_anonymize",
@@ -54,6 +54,10 @@ _SERVER_MODULES = frozenset(
         "test_dev_cleanup_database",
         "test_db_outage",
         "test_cli",
+        # These run the demo's jobs (the CLI's `--simulate`, the demo core): its staging refresh makes
+        # a synthetic database on the server, which a refresh test running meanwhile would list.
+        "test_jobs_cli",
+        "test_jobs_done_when",
     }
 )
 
