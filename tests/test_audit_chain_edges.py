@@ -6,13 +6,26 @@ from __future__ import annotations
 import csv
 import io
 import json
+import sqlite3
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from pydantic import SecretStr
+from sqlalchemy import event
 
 from bot.settings import Settings
-from bot.store.audit import GENESIS, AuditKeyError, AuditLog, ChainHead, _entry_digest, chain_key
+from bot.store import migrate
+from bot.store.audit import (
+    GENESIS,
+    MARKER_VERB,
+    AuditKeyError,
+    AuditKeyingRefused,
+    AuditLog,
+    ChainHead,
+    _entry_digest,
+    chain_key,
+)
 from bot.store.db import Database
 from tests.test_audit import tamper
 
@@ -188,3 +201,133 @@ def test_an_append_keeps_only_what_the_json_column_holds(db: Database) -> None:
     assert entry.args == {"when": str(T0)}
     assert entry.actor == "U" * 64  # the column's width
     assert log.verify().ok
+
+
+def test_a_short_key_is_refused_with_the_advice_an_operator_can_follow() -> None:
+    with pytest.raises(AuditKeyError) as refused:
+        chain_key(Settings(audit_key=SecretStr("x" * 31)))
+    assert str(refused.value) == (
+        "AUDIT_KEY is too short (31 characters): use at least 32 random characters, "
+        "e.g. the output of `openssl rand -hex 32`."
+    )
+
+
+def test_the_key_errors_say_exactly_what_to_set(db: Database) -> None:
+    with pytest.raises(AuditKeyError) as no_key:
+        AuditLog(db).key_trail(at=T0, expect=ChainHead(seq=0, hash=GENESIS), actor="cli:ops")
+    assert str(no_key.value) == (
+        "AUDIT_KEY is not set: set it (the environment or Secrets Manager) to key the trail."
+    )
+    _fill(AuditLog(db, key=KEY), 2)
+    with pytest.raises(AuditKeyError) as unset:
+        AuditLog(db).check_key()
+    assert str(unset.value) == (
+        "The audit trail is keyed since event 1 but AUDIT_KEY is not set. "
+        "Set it (the environment or Secrets Manager)."
+    )
+    with pytest.raises(AuditKeyError) as wrong:
+        AuditLog(db, key=b"w" * 48).check_key()
+    assert str(wrong.value) == (
+        "AUDIT_KEY is not the key the audit trail was keyed with (event 1 does not verify under it): "
+        "set the original key."
+    )
+
+
+def test_the_keying_marker_says_what_it_froze(db: Database) -> None:
+    """The marker an auditor reads: how many unkeyed events came before it and the hash of the last."""
+    fresh = AuditLog(db, key=KEY)
+    _append(fresh, 1)
+    [marker, _] = list(fresh.entries())
+    assert (marker.verb, marker.source, marker.actor) == (MARKER_VERB, "audit", "menotime-bot")
+    assert (marker.rule, marker.outcome, marker.env) == ("audit-key", "keyed", None)
+    assert marker.detail == "every hash of this trail is HMAC-SHA256 under AUDIT_KEY"
+    assert marker.args == {"unkeyed_events": 0, "unkeyed_head": GENESIS}
+
+
+def test_audit_key_freezes_the_unkeyed_prefix_and_refuses_to_key_twice(db: Database) -> None:
+    _fill(AuditLog(db), 3)
+    keyed = AuditLog(db, key=KEY)
+    head = keyed.head()
+    with pytest.raises(AuditKeyingRefused) as moved:
+        keyed.key_trail(at=T0, expect=ChainHead(seq=2, hash=head.hash), actor="cli:ops")
+    assert str(moved.value) == (
+        "the trail's head moved from event 2 to 3 since it was verified; run `menotime-bot audit key` again."
+    )
+    marker = keyed.key_trail(at=T0, expect=head, actor="cli:ops")
+    assert (marker.seq, marker.verb, marker.actor, marker.rule, marker.outcome) == (
+        4,
+        MARKER_VERB,
+        "cli:ops",
+        "audit-key",
+        "keyed",
+    )
+    assert marker.detail == (
+        "events 1-3 are chained with plain SHA-256; from this event on every hash is HMAC-SHA256 under AUDIT_KEY"
+    )
+    assert marker.args == {"unkeyed_events": 3, "unkeyed_head": head.hash}
+    for again in (keyed, AuditLog(db, key=KEY)):  # this process, and another one
+        with pytest.raises(AuditKeyingRefused) as twice:
+            again.key_trail(at=T0, expect=again.head(), actor="cli:ops")
+        assert str(twice.value) == "the audit trail is already keyed (since event 4)."
+    assert [e.verb for e in keyed.entries()].count(MARKER_VERB) == 1
+    assert keyed.verify().ok
+
+
+def test_check_key_reads_the_trail_afresh_not_what_this_process_saw_before(db: Database) -> None:
+    """A process that appended to an unkeyed trail, then finds a keyed one in its place (a database
+    restored from another backup): check_key judges the trail in the database, from its first event."""
+    old = AuditLog(db)
+    _fill(old, 3)
+    tamper(db, "DELETE FROM audit_events")
+    tamper(db, "UPDATE audit_head SET seq = 0, hash = :h", h=GENESIS)
+    _fill(AuditLog(db, key=KEY), 3)
+    with pytest.raises(AuditKeyError, match="keyed since event 1 but AUDIT_KEY is not set"):
+        old.check_key()
+
+
+def test_the_head_of_a_trail_whose_newest_event_is_gone_still_reads(db: Database) -> None:
+    """The periodic anchor reads the head first: a deleted newest event leaves it without a time,
+    for verify to report, rather than breaking the read."""
+    log = AuditLog(db)
+    _fill(log, 3)
+    third = log.hash_at(3)
+    tamper(db, "DELETE FROM audit_events WHERE seq = 3")
+    assert log.head() == ChainHead(seq=3, hash=third or "", at=None)
+    assert "the trail ends at event 2 but 3 were written (events at the end were deleted)" in (
+        log.verify().problems
+    )
+
+
+def test_recent_shows_twenty_events_by_default(db: Database) -> None:
+    log = AuditLog(db)
+    _fill(log, 22)
+    assert [e.seq for e in log.recent()] == list(range(22, 2, -1))
+
+
+def test_reading_the_trail_never_waits_for_a_writer(tmp_path: Path) -> None:
+    """Read-only units of work begin deferred (SQLite): `audit verify`, status, the start-up check and
+    the anchor read the trail while another process holds the write lock."""
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    setup = Database(url)
+    migrate.upgrade(setup)
+    _fill(AuditLog(setup, key=KEY), 2)
+    setup.dispose()
+    reader = Database(url)
+    # A writer's lock would make a read that asks for it wait 30 s; fail in a tenth of that here.
+    event.listen(reader.engine, "connect", lambda conn, _: conn.execute("PRAGMA busy_timeout=100"))
+    log = AuditLog(reader, key=KEY)
+    writer = sqlite3.connect(tmp_path / "store.db", isolation_level=None)
+    try:
+        writer.execute("BEGIN IMMEDIATE")
+        assert log.head().seq == 3
+        assert log.hash_at(3) == log.head().hash
+        assert [e.seq for e in log.recent()] == [3, 2, 1]
+        assert [e.seq for e in log.entries()] == [1, 2, 3]
+        log.check_key()
+        assert log.verify().ok
+        out = io.StringIO()
+        assert log.export(out, "csv") == 3
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+        reader.dispose()

@@ -129,6 +129,11 @@ def test_someone_without_a_role_may_not_even_list(core: Core) -> None:
             "`jobs tidy` is not a jobs command: `/menotime jobs` lists the jobs, "
             "`/menotime jobs run <name>` runs one.",
         ),
+        (  # a long mistyped word is echoed cut at 40 characters
+            "jobs " + "x" * 45,
+            f"`jobs {'x' * 40}` is not a jobs command: `/menotime jobs` lists the jobs, "
+            "`/menotime jobs run <name>` runs one.",
+        ),
         ("jobs --dry-run", "`--dry-run` and `--override` go with `/menotime jobs run <name>`."),
         ("jobs run boom --override", "`boom` has no caps to override; run it without --override."),
     ],

@@ -4,19 +4,24 @@ only its own channel's queue."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from slack_sdk import WebClient
+from sqlalchemy import update
 
 from bot.clock import FrozenClock
 from bot.config import load_config
 from bot.core import Core, build_core
 from bot.fakes.slack_api import FakeSlack
 from bot.metrics import Metrics
-from bot.outbox import DEAD, PENDING, SENT, Outbox, OutboxNotifier, OutboxSender, _retry_after
+from bot.outbox import DEAD, PENDING, SENT, Outbox, OutboxNotifier, OutboxSender, SendOutcome, _retry_after
 from bot.results import ChangeResult
 from bot.settings import Settings
+from bot.store.models import OutboxMessage
 from tests.test_alarm_threads import START
 
 
@@ -164,17 +169,18 @@ def test_a_failure_holds_back_its_own_channel_only_and_for_no_longer_than_its_re
 ) -> None:
     _post(core, "a1", channel="#a")
     _post(core, "a2", channel="#a")
+    _post(core, "a3", channel="#a")
     _post(core, "b1", channel="#b")
     slack.fail_next("chat.postMessage", status=500)
     out = _sender(core, slack.api_url)
 
     outcome = out.send_due()
-    assert (outcome.sent, outcome.waiting) == (1, 1)  # b1 went; a1 waits its retry (a2 behind it)
+    assert (outcome.sent, outcome.waiting) == (1, 1)  # b1 went; a1 waits its retry (a2, a3 behind it)
     assert _sent_texts(slack) == ["b1"]
     assert _wait(core, out) == 1
-    # a2 was released with a1's failure: it follows a1 now, not when a lost claim would run out.
-    assert out.send_due().sent == 2
-    assert _sent_texts(slack) == ["b1", "a1", "a2"]
+    # a2 and a3 were released with a1's failure: they follow a1 now, not when a claim would run out.
+    assert out.send_due().sent == 3
+    assert _sent_texts(slack) == ["b1", "a1", "a2", "a3"]
 
 
 def test_a_round_takes_no_new_channel_once_its_limit_is_reached(core: Core, slack: FakeSlack) -> None:
@@ -189,3 +195,102 @@ def test_a_round_takes_no_new_channel_once_its_limit_is_reached(core: Core, slac
     assert all(r.sent_at is not None and r.status == SENT for r in sent)
     answered = [c.response["channel"] for c in slack.calls_to("chat.postMessage")]
     assert [r.sent_channel for r in sent] == answered
+
+
+def test_a_reply_to_a_message_set_aside_is_set_aside_too_saying_why_and_the_channel_moves_on(
+    core: Core, slack: FakeSlack
+) -> None:
+    root = core.notifier.post(channel="#gone", result=ChangeResult(headline="never taken"))
+    core.notifier.post(channel="#gone", result=ChangeResult(headline="its reply"), thread=root)
+    _post(core, "the next one", channel="#gone")
+    slack.fail_next("chat.postMessage", error="channel_not_found", times=5)
+    out = _sender(core, slack.api_url)
+    for _ in range(4):
+        out.send_due()
+        _wait(core, out)
+
+    # The root is set aside; its reply can never be threaded under it: set aside at once, not sent
+    # unthreaded, not counted as sent, and the message behind them goes out.
+    assert out.send_due().sent == 1
+    root_row, reply_row, next_row = Outbox(core.db, core.clock).rows()
+    assert (root_row.status, root_row.last_error) == (DEAD, "channel_not_found")
+    assert (reply_row.status, reply_row.attempts, reply_row.last_error) == (
+        DEAD,
+        1,
+        f"the message it refers to (outbox {root_row.id}) was never sent",
+    )
+    assert next_row.status == SENT
+    assert _sent_texts(slack) == ["the next one"]
+    assert len(slack.calls_to("chat.postMessage")) == 6  # five refusals of the root, then the next one
+    assert out.next_due() is None
+
+
+class _SlowSlack:
+    """A Slack client stand-in: records each post's text; ``during`` runs inside the first post
+    (the time a slow Slack takes), and an exception it raises is that post's failure."""
+
+    def __init__(self, during: Callable[[], None] | None = None) -> None:
+        self.during = during
+        self.texts: list[str] = []
+
+    def chat_postMessage(self, **args: Any) -> Any:
+        self.texts.append(args["text"])
+        if self.during is not None:
+            during, self.during = self.during, None
+            during()
+        return SimpleNamespace(data={"ok": True, "channel": "C1", "ts": f"{len(self.texts)}.0"})
+
+
+def _claimed_elsewhere(core: Core, text: str) -> None:
+    """Another replica claims the queued message ``text`` (as it may once our claim has run out)."""
+    [row_id] = [r.id for r in Outbox(core.db, core.clock).rows() if r.payload["text"] == text]
+    with core.db.session() as session:
+        session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id == row_id)
+            .values(claimed_by="replica-b", claimed_until=core.clock.now() + timedelta(seconds=60))
+        )
+
+
+def test_a_sender_whose_claim_ran_out_during_a_slow_post_leaves_the_rest_to_the_replica_that_took_them(
+    core: Core,
+) -> None:
+    clock: FrozenClock = core.clock  # type: ignore[assignment]
+    _post(core, "m0", channel="#c")
+    _post(core, "m1", channel="#c")
+
+    def slow_post() -> None:
+        clock.advance(seconds=61)  # longer than the claim: another replica takes m1 meanwhile
+        _claimed_elsewhere(core, "m1")
+
+    slack = _SlowSlack(during=slow_post)
+    out = OutboxSender(db=core.db, client=slack, clock=clock)
+    assert out.send_due() == SendOutcome(sent=1, waiting=0)
+    assert slack.texts == ["m0"]  # m1 is the other replica's to send: not sent a second time here
+    m0, m1 = Outbox(core.db, core.clock).rows()
+    assert (m0.status, m1.status, m1.claimed_by) == (SENT, PENDING, "replica-b")
+
+    clock.advance(seconds=61)  # that replica never sent it: once its claim runs out, m1 goes
+    assert out.send_due() == SendOutcome(sent=1, waiting=0)
+    assert slack.texts == ["m0", "m1"]
+
+
+def test_a_sender_whose_claim_ran_out_records_no_failure_over_the_replica_now_sending_it(core: Core) -> None:
+    clock: FrozenClock = core.clock  # type: ignore[assignment]
+    _post(core, "m0", channel="#c")
+
+    def stalls_then_fails() -> None:
+        clock.advance(seconds=61)
+        _claimed_elsewhere(core, "m0")  # another replica took it over and is sending it now
+        raise ConnectionError("connection reset")
+
+    out = OutboxSender(db=core.db, client=_SlowSlack(during=stalls_then_fails), clock=clock)
+    assert out.send_due().sent == 0
+    [row] = Outbox(core.db, core.clock).rows()
+    # Our late failure changes nothing: the row stays the other replica's, with no error and no retry.
+    assert (row.status, row.claimed_by, row.attempts, row.last_error) == (PENDING, "replica-b", 0, None)
+
+    clock.advance(seconds=1)  # when our retry would have been due, a third sender must not send it too
+    third = _SlowSlack()
+    assert OutboxSender(db=core.db, client=third, clock=clock).send_due().sent == 0
+    assert third.texts == []

@@ -220,3 +220,15 @@ def test_the_registry_is_deny_by_default_and_its_examples_parse(core: Core) -> N
                 is verb
             )
     assert {v.name for v in core.registry if v.action == OPEN} == {"help", "whoami"}
+
+
+def test_a_command_on_all_is_audited_with_the_rule_of_every_environment(core: Core) -> None:
+    """The audit trail says why a command on `all` was allowed: the rule of each environment, in order."""
+    handle(core, PEOPLE["oncall"], "status all")
+    entry = core.audit.recent()[0]
+    assert (entry.verb, entry.env, entry.outcome, entry.rule) == (
+        "status",
+        "all",
+        "allowed",
+        "matrix:status/dev:oncall; matrix:status/staging:oncall; matrix:status/prod:oncall",
+    )

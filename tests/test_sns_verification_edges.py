@@ -7,15 +7,21 @@ from __future__ import annotations
 import hashlib
 import json
 import socket
+import tempfile
 import threading
 import time
 import urllib.error
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from bot.clock import FrozenClock
 from bot.fakes.sns_signer import OWN_URL, Own
@@ -131,9 +137,10 @@ def test_a_failure_for_good_is_answered_from_memory_for_five_minutes() -> None:
     assert fetch.calls == 2
 
 
-def test_a_failure_that_may_pass_is_remembered_for_fifteen_seconds_only() -> None:
+@pytest.mark.parametrize("error", [TimeoutError(), _http_error(500)], ids=["timeout", "http-500"])
+def test_a_failure_that_may_pass_is_remembered_for_fifteen_seconds_only(error: Exception) -> None:
     clock = FrozenClock(T0)
-    fetch = _Counting(TimeoutError())
+    fetch = _Counting(error)
     store = _store(fetch, clock)
     assert _refused(lambda: store.get(OWN_URL)).status == 503
     clock.advance(seconds=14)
@@ -207,6 +214,168 @@ def test_a_refused_subscribe_url_is_named_and_counted_as_such(own: Own, tmp_path
     rejected = _refused(lambda: verifier.check_subscribe_url(parse(json.dumps(data))))
     assert (rejected.status, rejected.kind) == (403, "subscribe_url")
     assert rejected.reason == "SubscribeURL host 'evil.example.com' is not an SNS host"
+
+
+# --- what a refused certificate URL says --------------------------------------------------------------
+
+
+SNS_HOST = "https://sns.us-west-1.amazonaws.com"
+
+
+def _said(url: str, why: str) -> tuple[str, str]:
+    return url, f"SigningCertURL {url!r} {why}"
+
+
+@pytest.mark.parametrize(
+    ("url", "said"),
+    [
+        (f"{SNS_HOST}/a b.pem", "SigningCertURL has spaces or non-ASCII characters"),
+        (f"{SNS_HOST}/a\x7f.pem", "SigningCertURL has spaces or non-ASCII characters"),  # DEL
+        _said(f"{SNS_HOST}\\x.pem", "has a backslash"),
+        _said(f"{SNS_HOST}:99999/x.pem", "is not a valid URL"),
+        _said("http://sns.us-west-1.amazonaws.com/x.pem", "is not https"),
+        _said("https://a@sns.us-west-1.amazonaws.com/x.pem", "has user information"),
+        _said(f"{SNS_HOST}:8443/x.pem", "uses port 8443"),
+        ("https://evil.example.com/x.pem", "SigningCertURL host 'evil.example.com' is not an SNS host"),
+        _said(f"{SNS_HOST}/SimpleNotificationService-x.txt", "is not a .pem file"),
+    ],
+    ids=["space", "del", "backslash", "bad-port", "http", "userinfo", "port", "off-host", "not-a-pem"],
+)
+def test_a_refused_certificate_url_is_named_and_counted_as_a_certificate_refusal(url: str, said: str) -> None:
+    fetch = _Counting(AssertionError("fetched a refused URL"))
+    rejected = _refused(lambda: _store(fetch).get(url))
+    assert (rejected.status, rejected.kind, rejected.reason) == (403, "certificate", said)
+    assert fetch.calls == 0
+
+
+def test_every_printable_ascii_character_but_the_backslash_may_appear_in_a_certificate_url() -> None:
+    # "!" and "~" are the ends of the printable range (the space and DEL, just outside it, are refused).
+    _store(_Counting(AssertionError())).check_url(f"{SNS_HOST}/!SimpleNotificationService~.pem")
+
+
+# --- what a refusal quotes of the message ------------------------------------------------------------
+
+
+def test_a_refusal_quotes_the_senders_values_cut_short_so_its_reason_is_never_cut_off(own: Own) -> None:
+    long_id = "m" * 100
+    long_ts = "2024-01-01T00:30:00." + "0" * 30 + "Z"  # valid ISO 8601, 51 characters
+    store = _store(lambda url: own.pem)
+
+    def refusal(at: datetime, **fields: Any) -> str:
+        msg = parse(json.dumps(own.message(MessageId=long_id, Timestamp=long_ts, **fields)))
+        verifier = SnsVerifier(certificates=store, max_age=timedelta(hours=1), clock=FrozenClock(at))
+        return _refused(lambda: verifier.verify(msg)).reason
+
+    sent = datetime(2024, 1, 1, 0, 30, tzinfo=UTC)
+    assert refusal(sent, SignatureVersion="9" * 30) == f"unsupported SignatureVersion {'9' * 20!r}"
+    assert refusal(sent + timedelta(hours=2)) == (
+        f"message {'m' * 80!r} is older than 1:00:00 (sent {long_ts[:40]})"
+    )
+    assert refusal(sent - timedelta(minutes=10)) == (
+        f"message {'m' * 80!r} is dated in the future (sent {long_ts[:40]})"
+    )
+    tampered = own.message(MessageId=long_id, Timestamp=long_ts)
+    tampered["Message"] = "forged"
+    verifier = SnsVerifier(certificates=store, max_age=None, clock=FrozenClock(sent))
+    assert _refused(lambda: verifier.verify(parse(json.dumps(tampered)))).reason == (
+        f"bad signature on message {'m' * 80!r}"
+    )
+
+
+def test_a_message_dated_up_to_five_minutes_ahead_is_accepted_as_clock_drift(own: Own) -> None:
+    data = own.message()
+    msg = parse(json.dumps(data))
+    store = _store(lambda url: own.pem)
+    SnsVerifier(
+        certificates=store, max_age=None, clock=FrozenClock(msg.timestamp - timedelta(minutes=5))
+    ).verify(msg)
+
+
+def test_a_good_signature_with_anything_but_base64_slipped_into_it_is_refused(own: Own) -> None:
+    data = own.message()
+    data["Signature"] = "*" + data["Signature"]  # a lenient decoder would drop the "*" and accept it
+    msg = parse(json.dumps(data))
+    verifier = SnsVerifier(
+        certificates=_store(lambda url: own.pem), max_age=None, clock=FrozenClock(msg.timestamp)
+    )
+    rejected = _refused(lambda: verifier.verify(msg))
+    assert (rejected.status, rejected.reason) == (403, "Signature is not base64")
+
+
+def test_a_certificate_that_was_not_valid_when_the_message_was_sent_is_refused_saying_so(own: Own) -> None:
+    late = datetime(2024, 1, 1, 2, 0, tzinfo=UTC)  # the certificate expired at 01:00
+    msg = parse(json.dumps(own.message(at=late)))
+    verifier = SnsVerifier(certificates=_store(lambda url: own.pem), max_age=None, clock=FrozenClock(late))
+    rejected = _refused(lambda: verifier.verify(msg))
+    assert (rejected.status, rejected.reason) == (
+        403,
+        "signing certificate was not valid at the message's Timestamp",
+    )
+
+
+def test_a_certificate_without_an_rsa_key_is_refused_saying_so(own: Own) -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "sns.amazonaws.com")])
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(datetime(2024, 1, 1, tzinfo=UTC))
+        .not_valid_after(datetime(2024, 1, 2, tzinfo=UTC))
+        .sign(key, hashes.SHA256())
+    )
+    pem = cert.public_bytes(serialization.Encoding.PEM)
+    msg = parse(json.dumps(own.message()))
+    verifier = SnsVerifier(
+        certificates=_store(lambda url: pem), max_age=None, clock=FrozenClock(msg.timestamp)
+    )
+    rejected = _refused(lambda: verifier.verify(msg))
+    assert (rejected.status, rejected.reason) == (403, "signing certificate does not hold an RSA key")
+
+
+def test_a_refused_topic_is_quoted_in_the_refusal_and_a_long_one_cut_short(own: Own) -> None:
+    closed = SnsVerifier(certificates=_store(lambda url: own.pem), max_age=None, clock=FrozenClock(T0))
+    topic = "arn:aws:sns:us-west-1:999999999999:elsewhere"
+    rejected = _refused(lambda: closed.check_topic(parse(json.dumps(own.message(TopicArn=topic)))))
+    assert (rejected.status, rejected.kind) == (403, "topic_not_allowed")
+    assert rejected.reason == (
+        f"topic {topic!r} refused: no topic is allowed (SNS_TOPIC_ARNS and every "
+        "environment's alarm_topics are empty)"
+    )
+    long_topic = topic + "x" * 300
+    rejected = _refused(lambda: closed.check_topic(parse(json.dumps(own.message(TopicArn=long_topic)))))
+    # The topic is quoted up to 256 characters, and the whole reason is one line of at most 300.
+    assert (
+        rejected.reason
+        == (
+            f"topic {long_topic[:256]!r} refused: no topic is allowed (SNS_TOPIC_ARNS and every "
+            "environment's alarm_topics are empty)"
+        )[:300]
+    )
+
+
+def test_a_refusal_is_one_printable_line_of_at_most_300_characters() -> None:
+    # What the log and the 4xx body carry: a control character cannot start a new log line.
+    assert SnsRejected("forged\nlevel=info msg=ok\x1b[0m").reason == "forged?level=info msg=ok?[0m"
+    assert SnsRejected("x" * 400).reason == "x" * 300
+
+
+# --- the cache is written beside the certificates -------------------------------------------------
+
+
+def test_the_cache_is_written_in_its_own_directory_whatever_the_system_temp_dir(
+    own: Own, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # /tmp is often another filesystem (a tmpfs) than the cache volume, where a rename cannot land:
+    # the certificate must be written and renamed inside the cache directory itself.
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "elsewhere-that-does-not-exist"))
+    cache = tmp_path / "certs"
+    _store(lambda url: own.pem, cache=cache).get(OWN_URL)
+    path = cache / f"{hashlib.sha256(OWN_URL.encode()).hexdigest()}.pem"
+    assert path.read_bytes() == own.pem
+    assert [p.name for p in cache.iterdir()] == [path.name]
 
 
 # --- fetching: no redirect, 200 only, bounded ---------------------------------------------------------
