@@ -331,3 +331,101 @@ def test_reading_the_trail_never_waits_for_a_writer(tmp_path: Path) -> None:
         writer.execute("ROLLBACK")
         writer.close()
         reader.dispose()
+
+
+# -- the hash format is a contract: a trail written today verifies after any upgrade -----------------
+
+_EVENT = dict(
+    seq=7,
+    at=datetime(2026, 11, 24, 18, 0, 0, 123456, tzinfo=UTC),
+    actor="U0RELMGR",
+    source="slack",
+    verb="deploy",
+    env="prod",
+    args={"tag": "v1.6.0", "reason": "release – Zoë"},
+    rule="matrix:deploy/prod:release_manager",
+    outcome="allowed",
+    detail="asked — Zoë",
+    request_id="ab996419d65b",
+)
+# The canonical form every stored hash was made of: every field, keys sorted, no spaces, ASCII only,
+# microseconds in UTC, preceded by the previous event's hash and a newline.
+_CANONICAL = (
+    '{"actor":"U0RELMGR","args":{"reason":"release \\u2013 Zo\\u00eb","tag":"v1.6.0"},'
+    '"at":"2026-11-24T18:00:00.123456+00:00","detail":"asked \\u2014 Zo\\u00eb","env":"prod",'
+    '"outcome":"allowed","request_id":"ab996419d65b","rule":"matrix:deploy/prod:release_manager",'
+    '"seq":7,"source":"slack","verb":"deploy"}'
+)
+
+
+@pytest.mark.parametrize("key", [None, b"k" * 32], ids=["plain", "keyed"])
+def test_an_events_hash_keeps_its_canonical_form_so_old_trails_verify_after_an_upgrade(
+    key: bytes | None,
+) -> None:
+    """Any change to the form (a field renamed, keys unsorted, another separator, non-ASCII written
+    raw, seconds instead of microseconds) would make every trail written before it fail verify."""
+    import hashlib
+    import hmac
+
+    from bot.store.audit import _digest
+
+    message = ("0" * 64 + "\n" + _CANONICAL).encode()
+    expected = (
+        hashlib.sha256(message).hexdigest()
+        if key is None
+        else hmac.new(key, message, hashlib.sha256).hexdigest()
+    )
+    assert _digest("0" * 64, key, **_EVENT) == expected  # type: ignore[arg-type]
+
+
+# -- what verify and the key check tell an operator, word for word ----------------------------------
+
+
+def test_verify_with_a_key_over_a_never_keyed_trail_says_it_could_have_been_rewritten(db: Database) -> None:
+    _fill(AuditLog(db), 3)
+    report = AuditLog(db, key=KEY).verify()
+    assert report.problems == (
+        "none of the 3 events is keyed although AUDIT_KEY is set: the whole trail could have been "
+        "rewritten with the plain digest (if it was never keyed, an operator keys it with "
+        "`menotime-bot audit key`)",
+    )
+
+
+def test_verify_under_a_wrong_key_names_the_keying_event_and_judges_only_the_links_after_it(
+    db: Database,
+) -> None:
+    _fill(AuditLog(db, key=KEY), 3)
+    report = AuditLog(db, key=b"w" * 48).verify()
+    assert report.problems == (
+        "event 1, where the trail became keyed, does not verify under AUDIT_KEY: the key is not the one "
+        "the trail was keyed with, or the event was forged",
+    )
+    assert report.unchecked_from == 2 and not report.ok
+
+
+def test_verify_says_when_the_head_record_does_not_match_the_last_event(db: Database) -> None:
+    log = AuditLog(db)
+    _fill(log, 3)
+    tamper(db, f"UPDATE audit_head SET hash = '{'e' * 64}'")
+    assert log.verify().problems == ("the trail's head record does not match its last event (tampered)",)
+
+
+def test_a_process_without_the_key_refuses_a_keyed_trail_saying_what_to_set(db: Database) -> None:
+    _fill(AuditLog(db, key=KEY), 2)
+    with pytest.raises(AuditKeyError) as refused:
+        _append(AuditLog(db), 9)
+    assert str(refused.value) == (
+        "The audit trail is keyed since event 1 but AUDIT_KEY is not set: an event written without it "
+        "would read as forged. Set AUDIT_KEY."
+    )
+
+
+def test_a_user_typing_the_keying_markers_verb_does_not_key_the_trail(db: Database) -> None:
+    """An unknown command is audited under the word typed (`/menotime audit-chain-keyed`); only the
+    bot's own marker, from the `audit` source, keys the trail."""
+    log = AuditLog(db)
+    _fill(log, 2)
+    _append(log, 3, verb=MARKER_VERB, source="slack", rule="parse", outcome="invalid")
+    report = log.verify()
+    assert report.ok and not report.keyed and report.keyed_from is None
+    assert AuditLog(db, key=KEY).verify().problems[0].startswith("none of the 3 events is keyed")
