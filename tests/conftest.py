@@ -41,9 +41,11 @@ def pytest_configure(config: pytest.Config) -> None:
         )
 
 
-# Under pytest-xdist (`-n 2 --dist loadgroup`, as .ci/run runs), every test that touches the PostgreSQL
-# server runs on one worker, one at a time: the staging-refresh tests list the server's databases
-# and must not see another worker's database appear meanwhile.
+# Meant for pytest-xdist (`-n 2 --dist loadgroup`): every test that touches the PostgreSQL server on one
+# worker, one at a time, since the staging-refresh tests list the server's databases and must not see
+# another worker's database appear meanwhile. NOT EFFECTIVE YET: on 2026-12-03 the marked tests were
+# seen running on both workers (xdist does not pick the group up from this hook), and one full run in
+# three failed that way. CI therefore runs the suite serially until this is fixed.
 _SERVER_MODULES = frozenset(
     {
         "test_anonymize",
