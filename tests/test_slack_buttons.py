@@ -81,20 +81,36 @@ class Bot:
             time.sleep(0.02)
         raise AssertionError(f"no {method} with {needle!r}")
 
-    def post_in(self, channel: str, with_button: str, timeout: float = 15.0) -> Any:
-        """The latest post to ``channel`` carrying the ``with_button`` action, waiting for the outbox
-        worker to send it. Other posts may share the channel (the deploy watcher announces what runs
-        in prod, whoever deployed it), so the button, not the order, says which one is meant."""
+    def post_in(
+        self,
+        channel: str,
+        *,
+        with_button: str | None = None,
+        text: str | None = None,
+        thread_ts: str | None = None,
+        timeout: float = 15.0,
+    ) -> Any:
+        """The latest post to ``channel`` that carries the ``with_button`` action, holds ``text`` and
+        sits in ``thread_ts`` (each when given), waiting for the outbox worker to send it. Other posts
+        share the channels (the deploy watcher announces what runs in staging and prod, whoever
+        deployed it, at any moment), so what a post says, not its order, says which one is meant."""
+
+        def wanted(params: dict[str, Any]) -> bool:
+            return (
+                params["channel"] == channel
+                and (with_button is None or _has_button(params, with_button))
+                and (text is None or text in str(params.get("text", "")))
+                and (thread_ts is None or params.get("thread_ts") == thread_ts)
+            )
+
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if posts := [
-                c
-                for c in self.slack.calls_to("chat.postMessage")
-                if c.params["channel"] == channel and _has_button(c.params, with_button)
-            ]:
+            if posts := [c for c in self.slack.calls_to("chat.postMessage") if wanted(c.params)]:
                 return posts[-1]
             time.sleep(0.02)
-        raise AssertionError(f"no post with a {with_button} button in {channel}")
+        raise AssertionError(
+            f"no post in {channel} with button={with_button} text={text!r} thread={thread_ts}"
+        )
 
     def desired(self, env: str) -> int:
         return self.sim.gateway().call(
@@ -158,8 +174,7 @@ def test_confirm_button_runs_the_change_and_replaces_the_question(bot: Bot) -> N
     answer = bot.answer(key)
     assert answer["replace_original"] is True and "Scaled prod to 3 tasks" in answer["text"]
     assert bot.desired("prod") == 3
-    posted = bot.slack.wait_for("chat.postMessage", timeout=15)
-    assert posted[-1].params["channel"] == "#menotime-prod-alerts"
+    bot.post_in("#menotime-prod-alerts", text="Scaled prod to 3 tasks")
 
 
 def test_a_replayed_click_is_acked_and_not_run_again(bot: Bot) -> None:
@@ -290,7 +305,7 @@ def _alarm_thread(bot: Bot) -> str:
 
     store(bot.core, alarm_message(state="ALARM", old="OK", at=bot.core.clock.now()))
     process_inbox(core=bot.core)
-    bot.slack.wait_for("chat.postMessage", timeout=15)  # the root, through the outbox
+    bot.post_in("#menotime-prod-alerts", with_button="menotime_ack")  # the root, through the outbox
     return short_id(PROD_ARN)
 
 
@@ -298,14 +313,13 @@ def test_the_acknowledge_button_records_who_once_and_says_so_in_the_thread(bot: 
     from bot.alarms import open_alarms
 
     thread = _alarm_thread(bot)
-    root = bot.slack.calls_to("chat.postMessage")[0]
+    root = bot.post_in("#menotime-prod-alerts", with_button="menotime_ack")
     assert _button(root.params, "menotime_ack") == thread
     status, key = bot.click("menotime_ack", thread, user=PEOPLE["oncall"])
     assert status == 200 and "You acknowledged" in bot.answer(key)["text"]
     [alarm] = open_alarms(bot.core)
     assert alarm.acknowledged_by == PEOPLE["oncall"]
-    reply = bot.slack.wait_for("chat.postMessage", count=2, timeout=15)[1]
-    assert reply.params["thread_ts"] == root.response["ts"] and "Acknowledged by" in reply.params["text"]
+    bot.post_in("#menotime-prod-alerts", text="Acknowledged by", thread_ts=root.response["ts"])
     _status, again = bot.click("menotime_ack", thread, user=PEOPLE["operations"])
     assert "already acknowledged" in bot.answer(again)["text"]
     # A developer may not acknowledge prod's alarms (DESIGN §5): the click is refused, with who may.
