@@ -41,11 +41,12 @@ def pytest_configure(config: pytest.Config) -> None:
         )
 
 
-# Meant for pytest-xdist (`-n 2 --dist loadgroup`): every test that touches the PostgreSQL server on one
-# worker, one at a time, since the staging-refresh tests list the server's databases and must not see
-# another worker's database appear meanwhile. NOT EFFECTIVE YET: on 2026-12-03 the marked tests were
-# seen running on both workers (xdist does not pick the group up from this hook), and one full run in
-# three failed that way. CI therefore runs the suite serially until this is fixed.
+# For pytest-xdist (`-n 2 --dist loadgroup`, as .ci/run runs the suite): every test that touches the
+# PostgreSQL server runs on one worker, one at a time, since the staging-refresh tests list the
+# server's databases and must not see another worker's database appear meanwhile. xdist's worker
+# turns the mark into a `@postgresql` suffix of the node id in its own collection hook; ours must run
+# before it (tryfirst), and `pytest_runtest_setup` fails each grouped test whose id lacks the suffix,
+# as it silently did with pytest 9.2 (pytest-xdist 3.8 writes it where pytest 9.2 no longer reads).
 _SERVER_MODULES = frozenset(
     {
         "test_anonymize",
@@ -64,11 +65,23 @@ _SERVER_MODULES = frozenset(
 )
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         module = item.module.__name__.rsplit(".", 1)[-1] if isinstance(item, pytest.Function) else ""
         if module in _SERVER_MODULES or item.get_closest_marker("postgres") is not None:
             item.add_marker(pytest.mark.xdist_group("postgresql"))
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """On an xdist worker with `--dist loadgroup`, a grouped test must carry its group in its id."""
+    grouped = item.get_closest_marker("xdist_group") is not None
+    if getattr(item.config.option, "loadgroup", False) and grouped and "@" not in item.nodeid:
+        pytest.fail(
+            "pytest-xdist did not group this PostgreSQL test: it could run on both workers at once "
+            "(check the pytest and pytest-xdist versions)",
+            pytrace=False,
+        )
 
 
 # Roles used across the tests: one person per role, plus a group-based operator and a nobody.

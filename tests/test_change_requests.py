@@ -88,7 +88,10 @@ def desk(
 def _held(core: Core, kind: str, by: str, action: str = "deploy", **params: Any) -> str:
     """A request as asking holds it (an approval with its message posted in prod's channel)."""
     params = {**RELEASE, **params} if action == "deploy" else {"env": "prod", **params}
-    ttl = timedelta(hours=2) if kind == "approval" else timedelta(minutes=15)
+    changes = core.config.changes
+    ttl = timedelta(
+        minutes=changes.approval_ttl_minutes if kind == "approval" else changes.confirmation_ttl_minutes
+    )
     request = Requests(core.db).create(
         kind=kind,
         env="prod",
