@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import structlog
 from botocore.exceptions import ClientError
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from bot import ecs, observe
 from bot.aws import AwsGateway
@@ -29,7 +29,7 @@ from bot.settings import Settings
 from bot.simulator import REPOSITORY, deploy_as_ci, image_manifest
 from bot.store.changes import Leases, Requests
 from bot.store.deploys import DeployLog
-from bot.store.models import DeployRecord
+from bot.store.models import ChangeRequest, DeployRecord
 from tests.conftest import STATIC_GROUPS, TEST_ROLES
 from tests.test_changes import (  # noqa: F401 - fixtures
     DEV,
@@ -667,6 +667,50 @@ def test_a_release_made_since_the_ask_refuses_the_approval_over_a_blocking_caden
         'and you are on call, add `--emergency "<reason>"`.'
     )
     assert Requests(core.db).get(request_id).status == "failed"
+
+
+@pytest.mark.parametrize("config", [_PROD_CADENCE_BLOCKING])
+def test_a_break_glass_approval_runs_over_a_blocking_cadence(
+    core: Core, seeded_aws: AwsGateway, clock: FrozenClock, config: Config
+) -> None:
+    _release_candidate(core, seeded_aws, clock, hours_in_staging=25)
+    deploy_as_ci(seeded_aws, core.config.env("prod"), tag="v1.5.0", at=clock.now())  # the week's one
+    observe.observe_env(
+        aws=core.aws, deploys=DeployLog(core.db), env=core.config.env("prod"), now=clock.now()
+    )
+    asked = run(core, ONCALL, "deploy prod v1.6.0 --emergency 'login outage'")
+    assert asked.outcome == "ok", _text(asked)
+    before = _revision(seeded_aws, "prod")
+    approved = run(core, OPS, f"approve {asked.result.request_id}")
+    assert approved.outcome == "ok", _text(approved)  # checked again when it runs, on the same permission
+    assert _revision(seeded_aws, "prod") == before + 1
+
+
+def test_a_prod_deploy_not_yet_soaked_is_refused_naming_the_image_and_when_it_will_be(
+    core: Core, seeded_aws: AwsGateway, clock: FrozenClock
+) -> None:
+    _release_candidate(core, seeded_aws, clock, hours_in_staging=1)
+    [image] = seeded_aws.call(
+        "ecr", "describe_images", repositoryName=REPOSITORY, imageIds=[{"imageTag": "v1.6.0"}]
+    )["imageDetails"]
+    digest = image["imageDigest"].removeprefix("sha256:")[:12]
+    reply = run(core, RM, "deploy prod v1.6.0")
+    assert reply.outcome == "failed"
+    assert reply.result.message.startswith(f"`v1.6.0` (digest {digest}) has been in staging since ")
+    assert "; prod needs 24 h there: soaked at " in reply.result.message
+    assert Requests(core.db).pending() == []
+
+
+def test_a_request_for_a_change_this_bot_does_not_know_is_denied_and_runs_nothing(desk: Core) -> None:
+    """A request row written by another version of the bot (a rolling upgrade) may name a change this
+    one does not know: no role holds a permission for it, so confirming it is denied (deny by
+    default) and the request stays as it was."""
+    request_id = _held(desk, "confirmation", ONCALL, action="scale", count=3)
+    with desk.db.session() as session:
+        session.execute(update(ChangeRequest).where(ChangeRequest.id == request_id).values(action="reboot"))
+    reply = run(desk, ONCALL, f"confirm {request_id}")
+    assert reply.outcome == "denied", _text(reply)
+    assert Requests(desk.db).get(request_id).status == "pending"
 
 
 # -- expiry --------------------------------------------------------------------------------------------
