@@ -297,8 +297,6 @@ def deliver_alarm(core: Core, *, name: str, state: str, reason: str) -> str:
             signing_cert_url="",
             subscribe_url=None,
             token=None,
-            unsubscribe_url=None,
-            message_attributes={},
             raw=envelope,
         ),
         source="http",

@@ -118,9 +118,7 @@ class SnsMessage:
     signing_cert_url: str
     subscribe_url: str | None
     token: str | None
-    unsubscribe_url: str | None
-    message_attributes: dict[str, Any]
-    raw: dict[str, Any]
+    raw: dict[str, Any]  # everything SNS sent, as sent (UnsubscribeURL, MessageAttributes: never read)
 
 
 def parse(body: bytes | str) -> SnsMessage:
@@ -144,9 +142,7 @@ def parse(body: bytes | str) -> SnsMessage:
     for name in ("Subject", "SubscribeURL", "Token", "UnsubscribeURL"):
         if data.get(name) is not None and not isinstance(data[name], str):
             raise _malformed(f"{name} is not a string")
-    attributes = data.get("MessageAttributes")
-    attributes = {} if attributes is None else attributes
-    if not isinstance(attributes, dict):
+    if data.get("MessageAttributes") is not None and not isinstance(data["MessageAttributes"], dict):
         raise _malformed("MessageAttributes is not an object")
     return SnsMessage(
         type=kind,
@@ -160,8 +156,6 @@ def parse(body: bytes | str) -> SnsMessage:
         signing_cert_url=data["SigningCertURL"],
         subscribe_url=data.get("SubscribeURL"),
         token=data.get("Token"),
-        unsubscribe_url=data.get("UnsubscribeURL"),
-        message_attributes=attributes,
         raw=data,
     )
 

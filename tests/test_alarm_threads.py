@@ -120,8 +120,6 @@ def store(
         signing_cert_url=envelope["SigningCertURL"],
         subscribe_url=None,
         token=None,
-        unsubscribe_url=None,
-        message_attributes={},
         raw=envelope,
     )
     stored = Inbox(core.db).store(msg=msg, source="http", received_at=core.clock.now())

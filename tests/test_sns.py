@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -359,39 +360,70 @@ def test_lambda_records_format_is_not_an_envelope() -> None:
         _reject(lambda path=path: parse(path.read_bytes()), status=400)
 
 
-@pytest.mark.parametrize(
-    "body",
-    [
-        b"",
-        b"not json",
-        b"{",
-        b"\xff\xfe{}",
-        b"[1, 2]",
-        b'"Notification"',
-        b"null",
-        b'{"Type": "Notification"}',
-        b'{"Type": "Bogus", "MessageId": "1"}',
-        b'{"Type": ["Notification"]}',
-        b"[" * 100_000,
-    ],
-)
-def test_malformed_bodies_are_refused_with_400(body: bytes) -> None:
-    _reject(lambda: parse(body), status=400)
+_NOT_JSON = "body is not JSON"
+_NOT_AN_OBJECT = "body is not a JSON object"
 
 
 @pytest.mark.parametrize(
-    "change",
+    ("body", "reason"),
     [
-        {"Timestamp": "yesterday"},
-        {"Timestamp": "2024-01-01T00:30:00"},  # no time zone
-        {"Subject": 42},
-        {"MessageAttributes": []},
-        {"Message": {"nested": True}},
-        {"SigningCertURL": None},
+        (b"", _NOT_JSON),
+        (b"not json", _NOT_JSON),
+        (b"{", _NOT_JSON),
+        (b"\xff\xfe{}", _NOT_JSON),
+        # SNS sends UTF-8; a UTF-16 body (which json.loads would read from bytes) is not its envelope.
+        (json.dumps({"Type": "Notification"}).encode("utf-16"), _NOT_JSON),
+        (b"[" * 100_000, _NOT_JSON),
+        (b"[1, 2]", _NOT_AN_OBJECT),
+        (b'"Notification"', _NOT_AN_OBJECT),
+        (b"null", _NOT_AN_OBJECT),
+        (b'{"type": "Notification"}', "not an SNS envelope (raw message delivery is not accepted)"),
+        (
+            b'{"Type": "Notification"}',
+            "Notification lacks string field(s) MessageId, TopicArn, Message, Timestamp, SignatureVersion, "
+            "Signature, SigningCertURL",
+        ),
+        (b'{"Type": "Bogus", "MessageId": "1"}', "unknown SNS message Type 'Bogus'"),
+        (b'{"Type": ["Notification"]}', "unknown SNS message Type \"['Notification']\""),
+        (json.dumps({"Type": "B" * 100}).encode(), f"unknown SNS message Type '{'B' * 60}'"),
     ],
 )
-def test_bad_fields_are_refused_with_400(own: Own, change: dict[str, Any]) -> None:
-    _reject(lambda: parse(json.dumps({**own.message(), **change})), status=400)
+def test_malformed_bodies_are_refused_with_400_saying_what_is_wrong(body: bytes, reason: str) -> None:
+    assert _reject(lambda: parse(body), status=400).reason == reason
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"Timestamp": "yesterday"}, "Timestamp 'yesterday' is not ISO 8601"),
+        ({"Timestamp": "y" * 50}, f"Timestamp '{'y' * 40}' is not ISO 8601"),
+        ({"Timestamp": "2024-01-01T00:30:00"}, "Timestamp has no time zone"),
+        ({"Subject": 42}, "Subject is not a string"),
+        ({"SubscribeURL": 42}, "SubscribeURL is not a string"),
+        ({"Token": 42}, "Token is not a string"),
+        ({"UnsubscribeURL": 42}, "UnsubscribeURL is not a string"),
+        ({"MessageAttributes": []}, "MessageAttributes is not an object"),
+        ({"Message": {"nested": True}}, "Notification lacks string field(s) Message"),
+        ({"SigningCertURL": None}, "Notification lacks string field(s) SigningCertURL"),
+        ({"MessageId": None, "TopicArn": 7}, "Notification lacks string field(s) MessageId, TopicArn"),
+    ],
+)
+def test_bad_fields_are_refused_with_400_saying_which(own: Own, change: dict[str, Any], reason: str) -> None:
+    assert _reject(lambda: parse(json.dumps({**own.message(), **change})), status=400).reason == reason
+
+
+def test_a_timestamp_with_an_offset_is_read_as_the_same_moment_in_utc_whatever_the_hosts_zone(
+    own: Own, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TZ", "America/Los_Angeles")
+    time.tzset()
+    try:
+        msg = parse(json.dumps(own.message(Timestamp="2026-05-01T14:30:00.000+02:00")))
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    assert msg.timestamp == datetime(2026, 5, 1, 12, 30, tzinfo=UTC)
+    assert msg.timestamp.utcoffset() == timedelta(0) and msg.timestamp.tzname() == "UTC"
 
 
 def test_confirmation_without_token_is_refused_with_400(own: Own) -> None:
