@@ -410,7 +410,7 @@ class OutboxSender:
         except Exception as exc:  # noqa: BLE001 - network trouble: back off and try again
             self._retry_later(row, error=type(exc).__name__, delay=_backoff(row.attempts))
             return False
-        channel = str(answer.get("channel") or args.get("channel") or row.channel)
+        channel = str(answer.get("channel") or args["channel"])  # Slack answers the id; else where it went
         self._finish(row, status=SENT, ts=str(answer.get("ts") or args.get("ts") or ""), sent_channel=channel)
         if self._metrics is not None and row.origin_at is not None and row.op == "post":
             self._metrics.alarm_latency.observe(

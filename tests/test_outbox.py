@@ -89,7 +89,9 @@ def test_an_alarm_thread_goes_out_through_the_outbox_in_order(core: Core, slack:
     assert edit.params["ts"] == root.response["ts"] and edit.params["channel"] == root.response["channel"]
     assert "resolved after 17 min" in edit.params["text"]
     assert Outbox(core.db, core.clock).depth() == 0
-    assert core.metrics.alarm_latency.collect()[0].samples  # SNS Timestamp → Slack post observed
+    # SNS Timestamp → Slack post, observed for the two posts (the root and the reply), not the edit.
+    [family] = core.metrics.alarm_latency.collect()
+    assert [s.value for s in family.samples if s.name.endswith("_count")] == [2]
 
 
 def test_slack_down_then_rate_limiting_every_message_arrives_once_in_order(

@@ -294,3 +294,105 @@ def test_a_sender_whose_claim_ran_out_records_no_failure_over_the_replica_now_se
     third = _SlowSlack()
     assert OutboxSender(db=core.db, client=third, clock=clock).send_due().sent == 0
     assert third.texts == []
+
+
+class _Answering:
+    """A Slack client stand-in whose posts are answered with ``answer`` (Slack names the channel by its
+    id, not by the name it was posted to); records each call as (method, arguments)."""
+
+    def __init__(self, *answers: dict[str, Any]) -> None:
+        self.answers = list(answers)  # one per post, the last one again for the posts after
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+
+    def chat_postMessage(self, **args: Any) -> Any:
+        self.calls.append(("chat.postMessage", args))
+        answer = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
+        return SimpleNamespace(data=dict(answer))
+
+    def chat_update(self, **args: Any) -> Any:
+        self.calls.append(("chat.update", args))
+        return SimpleNamespace(data={"ok": True, "channel": args["channel"], "ts": args["ts"]})
+
+
+def _drained(core: Core, slack: _Answering) -> OutboxSender:
+    out = OutboxSender(db=core.db, client=slack, clock=core.clock, metrics=core.metrics)
+    while out.send_due().sent:
+        pass
+    return out
+
+
+def test_a_message_is_replied_to_and_edited_in_the_channel_and_at_the_ts_slack_answered(core: Core) -> None:
+    root = core.notifier.post(channel="#menotime-prod-alerts", result=ChangeResult(headline="root"))
+    assert root is not None
+    core.notifier.post(channel="#menotime-prod-alerts", result=ChangeResult(headline="reply"), thread=root)
+    core.notifier.update(ref=root, result=ChangeResult(headline="root, edited"))
+    slack = _Answering({"ok": True, "channel": "C0PROD", "ts": "1764000000.000100"})
+    _drained(core, slack)
+    assert [(method, a["channel"], a.get("thread_ts"), a.get("ts")) for method, a in slack.calls] == [
+        ("chat.postMessage", "#menotime-prod-alerts", None, None),
+        ("chat.postMessage", "C0PROD", "1764000000.000100", None),
+        ("chat.update", "C0PROD", None, "1764000000.000100"),
+    ]
+
+
+def test_a_reply_slack_answered_without_its_channel_is_edited_in_its_threads_channel(core: Core) -> None:
+    root = core.notifier.post(channel="#menotime-ops", result=ChangeResult(headline="root"))
+    assert root is not None
+    reply = core.notifier.post(channel="#menotime-ops", result=ChangeResult(headline="reply"), thread=root)
+    assert reply is not None
+    core.notifier.update(ref=reply, result=ChangeResult(headline="reply, edited"))
+    slack = _Answering({"ok": True, "channel": "C0OPS", "ts": "1.0"}, {"ok": True, "ts": "2.0"})
+    _drained(core, slack)
+    assert [(method, a["channel"], a.get("ts")) for method, a in slack.calls] == [
+        ("chat.postMessage", "#menotime-ops", None),
+        ("chat.postMessage", "C0OPS", None),
+        ("chat.update", "C0OPS", "2.0"),
+    ]
+
+
+def test_a_reply_to_a_post_slack_acknowledged_without_a_ts_is_set_aside_saying_why(core: Core) -> None:
+    root = core.notifier.post(channel="#menotime-ops", result=ChangeResult(headline="root"))
+    assert root is not None
+    core.notifier.post(channel="#menotime-ops", result=ChangeResult(headline="reply"), thread=root)
+    slack = _Answering({"ok": True})  # no channel, no ts: nothing to thread under
+    _drained(core, slack)
+    assert [method for method, _ in slack.calls] == ["chat.postMessage"]
+    first, reply = Outbox(core.db, core.clock).rows()
+    assert (first.status, first.sent_channel) == (SENT, "#menotime-ops")
+    assert (reply.status, reply.last_error) == (
+        DEAD,
+        f"the message it refers to (outbox {first.id}) was never sent",
+    )
+
+
+def _alarm_latency(core: Core) -> tuple[float, float]:
+    """(posts observed, their seconds in total) of the SNS-Timestamp-to-Slack-post histogram."""
+    [family] = core.metrics.alarm_latency.collect()
+    values = {
+        s.name.rsplit("_", 1)[-1]: s.value for s in family.samples if s.name.endswith(("_count", "_sum"))
+    }
+    return values["count"], values["sum"]
+
+
+def test_only_an_alarm_post_is_timed_from_its_sns_timestamp_and_a_clock_ahead_counts_as_zero(
+    core: Core,
+) -> None:
+    now = core.clock.now()
+    root = core.notifier.post(
+        channel="#menotime-prod-alerts",
+        result=ChangeResult(headline="ALARM"),
+        origin_at=now - timedelta(seconds=0.25),
+    )
+    assert root is not None
+    core.notifier.post(channel="#menotime-ops", result=ChangeResult(headline="a change, not an alarm"))
+    core.notifier.update(ref=root, result=ChangeResult(headline="ALARM, acknowledged"))
+    _drained(core, _Answering({"ok": True, "channel": "C0PROD", "ts": "1.0"}))
+    assert _alarm_latency(core) == (1, 0.25)
+    # SNS's clock a little ahead of ours: never a negative latency.
+    core.notifier.post(
+        channel="#menotime-prod-alerts",
+        result=ChangeResult(headline="ALARM"),
+        origin_at=now + timedelta(seconds=3),
+    )
+    _drained(core, _Answering({"ok": True, "channel": "C0PROD", "ts": "2.0"}))
+    assert _alarm_latency(core) == (2, 0.25)
