@@ -255,6 +255,11 @@ def test_a_table_and_columns_named_with_quotes_or_percent_signs_are_masked_and_v
             'INSERT INTO "Intake ""2019"" 100%%" VALUES (1, %s, %s, %s), (2, %s, %s, %s)',
             ("ann@clinic.test", "555-0101", "Ann Lee", "bob@clinic.test", "555-0102", "Bob Ray"),
         )
+        conn.execute(
+            'CREATE TABLE "Visits 50%" (id int PRIMARY KEY, "intake %" int CONSTRAINT "visit % intake" '
+            'REFERENCES "Intake ""2019"" 100%" (id))'
+        )
+        conn.execute('INSERT INTO "Visits 50%" VALUES (1, 1), (2, 2), (3, NULL)')
     rules = {
         "tables": {
             'Intake "2019" 100%': {
@@ -262,7 +267,8 @@ def test_a_table_and_columns_named_with_quotes_or_percent_signs_are_masked_and_v
                 'e-mail "home" %': "email",
                 'fax "home" %': "null",
                 "Name %(x)s": "fake_name",
-            }
+            },
+            "Visits 50%": {"id": "keep", "intake %": "keep"},
         }
     }
 
@@ -273,6 +279,9 @@ def test_a_table_and_columns_named_with_quotes_or_percent_signs_are_masked_and_v
         ('e-mail "home" %', 2, 0),
         ('fax "home" %', 2, 0),
         ("Name %(x)s", 2, 0),
+    ]
+    assert [(f.name, f.columns, f.orphans) for f in report.foreign_keys] == [
+        ("visit % intake", ("intake %",), 0)
     ]
     assert rows(
         dsn, 'SELECT id, "e-mail ""home"" %", "fax ""home"" %" FROM "Intake ""2019"" 100%" ORDER BY id'
