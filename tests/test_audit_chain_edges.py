@@ -429,3 +429,43 @@ def test_a_user_typing_the_keying_markers_verb_does_not_key_the_trail(db: Databa
     report = log.verify()
     assert report.ok and not report.keyed and report.keyed_from is None
     assert AuditLog(db, key=KEY).verify().problems[0].startswith("none of the 3 events is keyed")
+
+
+def test_verify_judges_the_trail_in_the_database_not_the_marker_this_process_saw(db: Database) -> None:
+    """A keyed process remembers where its trail became keyed. If the trail is then replaced by one
+    rewritten with the plain digest (the marker gone), verify says so, from what the database holds."""
+    log = AuditLog(db, key=KEY)
+    _fill(log, 3)  # the keying marker is event 1, and this process remembers it
+    tamper(db, "DELETE FROM audit_events")
+    tamper(db, "UPDATE audit_head SET seq = 0, hash = :h", h=GENESIS)
+    _fill(AuditLog(db), 3)  # the forgery: three events under the plain digest, consistent among themselves
+    report = log.verify()
+    assert report.keyed_from is None
+    assert report.problems == (
+        "none of the 3 events is keyed although AUDIT_KEY is set: the whole trail could have been "
+        "rewritten with the plain digest (if it was never keyed, an operator keys it with "
+        "`menotime-bot audit key`)",
+    )
+
+
+@pytest.mark.postgres
+def test_a_trail_reordered_on_disk_by_routine_maintenance_still_verifies_and_exports_in_order(
+    postgres_server: str,
+) -> None:
+    """PostgreSQL returns rows in no promised order without ORDER BY: after a DBA's CLUSTER (here by
+    the verb index), the rows lie on disk in verb order, and the trail must still be read by seq."""
+    from tests.conftest import _reset_postgres
+
+    _reset_postgres(postgres_server)
+    db = Database(postgres_server)
+    migrate.upgrade(db)
+    log = AuditLog(db)
+    for i, verb in enumerate(["status", "deploy", "scale", "alarms", "rollback"], start=1):
+        _append(log, i, verb=verb)
+    with db.engine.begin() as conn:
+        conn.exec_driver_sql("CLUSTER audit_events USING ix_audit_events_verb")
+    report = log.verify()
+    assert report.ok, report.problems
+    assert [e.seq for e in log.entries()] == [1, 2, 3, 4, 5]
+    assert [e.seq for e in log.entries(batch=2)] == [1, 2, 3, 4, 5]
+    db.dispose()
