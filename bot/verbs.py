@@ -513,7 +513,8 @@ def build_registry() -> Registry:
                 action="scale",
                 args=(
                     Arg("env", "env", "the environment"),
-                    Arg("count", "int", "how many tasks", minimum=0, maximum=100),
+                    # No bounds here: the environment's own (config `tasks`) answer with its range.
+                    Arg("count", "int", "how many tasks"),
                 ),
                 flags=(_PLAN,),
                 run=run_scale,

@@ -192,6 +192,10 @@ def test_deploy_dev_registers_a_revision_moves_the_service_and_follows_the_rollo
         ("scale dev 3", "dev allows 1–2 tasks; ask for a number in that range."),
         ("scale dev 0", "dev allows 1–2 tasks"),
         ("scale prod 9", "prod allows 2–4 tasks; ask for a number in that range."),
+        # Past any fixed parser cap, or below zero: still the environment's own range.
+        ("scale prod 101", "prod allows 2–4 tasks; ask for a number in that range."),
+        ("scale dev -1", "dev allows 1–2 tasks; ask for a number in that range."),
+        ("scale dev 99999999999999999999", "dev allows 1–2 tasks; ask for a number in that range."),
         ("scale dev two", "must be a whole number"),
     ],
 )
