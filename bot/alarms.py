@@ -30,7 +30,7 @@ from bot.errors import NotFound, PolicyViolation
 from bot.events import Event, parse_message, route
 from bot.notify import MessageRef
 from bot.outbox import Outbox, queued_id
-from bot.render import duration, plural, when
+from bot.render import duration, minutes_text, plural, when
 from bot.results import Button, ChangeResult
 from bot.store.db import rowcount, stored_utc
 from bot.store.inbox import Inbox
@@ -351,7 +351,9 @@ def _post_root(
     ref = _post(
         core,
         channel=channel,
-        result=root_message(draft, event, runbook=_runbook(core, event)),
+        result=root_message(
+            draft, event, snooze_minutes=core.config.alarms.snooze_minutes, runbook=_runbook(core, event)
+        ),
         origin_at=origin_at,
     )
     if draft.after_deployment:
@@ -538,7 +540,10 @@ def _refresh_root(core: Core, view: AlarmThreadView, event: Event) -> None:
     _safe(
         core,
         lambda: core.notifier.update(
-            ref=view.ref, result=root_message(view, event, runbook=_runbook(core, event))
+            ref=view.ref,
+            result=root_message(
+                view, event, snooze_minutes=core.config.alarms.snooze_minutes, runbook=_runbook(core, event)
+            ),
         ),
     )
 
@@ -583,7 +588,9 @@ def state_emoji(event: Event, state: str | None) -> str:
     return STATE_EMOJI.get(state or "", GENERIC_EMOJI)
 
 
-def root_message(view: AlarmThreadView, event: Event, *, runbook: str | None = None) -> ChangeResult:
+def root_message(
+    view: AlarmThreadView, event: Event, *, snooze_minutes: int, runbook: str | None = None
+) -> ChangeResult:
     """The root of the thread, showing the current state of ``view`` (``event`` is the latest
     notification: its reason, metric and links)."""
     if event.kind == "generic":
@@ -635,7 +642,8 @@ def root_message(view: AlarmThreadView, event: Event, *, runbook: str | None = N
                 Button("Acknowledge", ACK_ACTION, view.short_id, f"ack {view.short_id}", "primary")
             )
         if view.snoozed_until is None:
-            buttons.append(Button("Snooze 1h", SNOOZE_ACTION, view.short_id, f"snooze {view.short_id}"))
+            label = f"Snooze {minutes_text(snooze_minutes)}"  # what the click does: alarms.snooze_minutes
+            buttons.append(Button(label, SNOOZE_ACTION, view.short_id, f"snooze {view.short_id}"))
         if after and after.get("rollback_to") is not None:
             # Back to exactly what ran before the deployment this alarm fired after.
             target = f"{view.env}:{after['rollback_to']}"
@@ -874,7 +882,10 @@ def redraw_root(core: Core, view: AlarmThreadView) -> None:
     _safe(
         core,
         lambda: core.notifier.update(
-            ref=view.ref, result=root_message(view, event, runbook=_runbook(core, event))
+            ref=view.ref,
+            result=root_message(
+                view, event, snooze_minutes=core.config.alarms.snooze_minutes, runbook=_runbook(core, event)
+            ),
         ),
     )
 

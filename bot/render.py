@@ -106,7 +106,11 @@ def duration(start: datetime, end: datetime) -> str:
     seconds = max(0, int((aware[1] - aware[0]).total_seconds()))
     if seconds < 60:
         return f"{seconds} s"
-    minutes = round(seconds / 60)
+    return minutes_text(round(seconds / 60))
+
+
+def minutes_text(minutes: int) -> str:
+    """``17 min``, ``1 h``, ``2 h 5 min``: a span of whole minutes as every reply writes one."""
     if minutes < 60:
         return f"{minutes} min"
     hours, rest = divmod(minutes, 60)

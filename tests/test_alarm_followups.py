@@ -225,4 +225,4 @@ def test_acknowledging_and_snoozing_redraw_the_root_at_once(core: Core, notifier
     )  # the alarm's own facts
     assert say(core, "U0ONCALL1", f"snooze {sid}").outcome == "ok"
     snoozed = notifier.updates[-1][1]
-    assert "Snooze 1h" not in [b.label for b in snoozed.buttons] and "Snoozed" in dict(snoozed.facts)
+    assert "Snooze 1 h" not in [b.label for b in snoozed.buttons] and "Snoozed" in dict(snoozed.facts)

@@ -154,7 +154,7 @@ def test_an_alarm_opens_a_thread_and_its_recovery_replies_in_it(
     assert "PST" in facts["Time"] and "(18:00 UTC)" in facts["Time"] and facts["Region"] == "us-west-1"
     assert [(b.label, b.action_id, b.value) for b in root.buttons] == [
         ("Acknowledge", "menotime_ack", short_id(PROD_ARN)),
-        ("Snooze 1h", "menotime_snooze", short_id(PROD_ARN)),
+        ("Snooze 1 h", "menotime_snooze", short_id(PROD_ARN)),
         ("Runbook", "menotime_runbook", short_id(PROD_ARN)),
     ]
     assert root.buttons[-1].url == "https://runbooks.menotime.internal/prod"
@@ -200,6 +200,24 @@ def test_an_alarm_opens_a_thread_and_its_recovery_replies_in_it(
     assert [a.key for a in open_alarms(alarm_core)] == [PROD_ARN]
     assert outcomes(alarm_core) == ["posted", "threaded", "refreshed", "threaded"]
     assert Inbox(alarm_core.db).pending() == []
+
+
+@pytest.mark.parametrize(("minutes", "label"), [(30, "Snooze 30 min"), (90, "Snooze 1 h 30 min")])
+def test_the_snooze_button_says_how_long_the_configured_snooze_is(
+    database_url: str, notifier: RecordingNotifier, minutes: int, label: str
+) -> None:
+    core = build_core(
+        Settings(database_url=database_url),
+        config=load_config(overrides={"alarms": {"snooze_minutes": minutes}}),
+        clock=FrozenClock(START),
+        notifier=notifier,
+        migrate_schema=True,
+    )
+    store(core, alarm_message(state="ALARM", old="OK", at=START))
+    assert process_inbox(core=core) == 1
+    [(_, root, _)] = notifier.posts
+    assert [b.label for b in root.buttons if b.action_id == "menotime_snooze"] == [label]
+    core.close()
 
 
 def test_a_generic_message_gets_its_own_post_in_the_default_channel(

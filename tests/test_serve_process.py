@@ -313,7 +313,7 @@ def test_done_when_a_prod_alarm_over_sns_opens_a_thread_with_buttons_and_its_ok_
             for e in b.get("elements", [])
             if e.get("type") == "button"
         }
-        assert sorted(buttons) == ["Acknowledge", "Roll back", "Runbook", "Snooze 1h"]
+        assert sorted(buttons) == ["Acknowledge", "Roll back", "Runbook", "Snooze 1 h"]
         assert buttons["Roll back"]["value"] == "prod" and buttons["Runbook"]["url"].startswith("https://")
 
         assert (
