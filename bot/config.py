@@ -27,6 +27,7 @@ from pydantic import (
     model_validator,
 )
 
+from bot.cron import cron_trigger
 from bot.errors import ConfigError
 
 
@@ -229,8 +230,6 @@ class JobsConfig(_Strict):
     @field_validator("schedules")
     @classmethod
     def _cron(cls, schedules: dict[str, str]) -> dict[str, str]:
-        from apscheduler.triggers.cron import CronTrigger
-
         for name, expr in schedules.items():
             if not expr:
                 continue
@@ -239,7 +238,7 @@ class JobsConfig(_Strict):
                     f"{name}: {expr!r} is not a 5-field cron expression (minute hour day month weekday)"
                 )
             try:
-                CronTrigger.from_crontab(expr)
+                cron_trigger(expr, "UTC")  # as the scheduler will read it (cron's weekday numbers)
             except ValueError as exc:
                 raise ValueError(f"{name}: {expr!r}: {exc}") from None
         return schedules

@@ -22,7 +22,6 @@ import dataclasses
 import difflib
 import json
 import os
-import re
 import secrets
 import socket
 import threading
@@ -40,6 +39,9 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from bot.aws import error_code
 from bot.config import JobsConfig
+from bot.cron import CRON_DAYS as _CRON_DAYS
+from bot.cron import cron_trigger
+from bot.cron import weekday_names as _weekdays
 from bot.errors import AccessDenied, BadInput, BotError, ConfigError, PolicyViolation
 from bot.jobkit import Attachment, JobAudit, JobContext, JobReport, JobSpec
 from bot.jobresults import (
@@ -484,7 +486,6 @@ def report_record(report: JobReport) -> dict[str, Any]:
 
 # -- schedules ---------------------------------------------------------------------------------------
 
-_CRON_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
 _DAY_NAMES = dict(
     zip(
         _CRON_DAYS,
@@ -492,33 +493,6 @@ _DAY_NAMES = dict(
         strict=True,
     )
 )
-
-
-def _weekdays(field: str) -> str:
-    """Standard cron weekday numbers (0 or 7 = Sunday) as names: APScheduler 3 counts 0 as Monday."""
-    if field == "*" or re.search(r"[a-z]", field, re.IGNORECASE):
-        return field
-    days: set[int] = set()
-    for part in field.split(","):
-        spec, _, step = part.partition("/")
-        if spec == "*":
-            low, high = 0, 6
-        elif "-" in spec:
-            low, high = (int(v) for v in spec.split("-", 1))
-        else:
-            low = high = int(spec)
-            if step:
-                high = 6
-        days.update(d % 7 for d in range(low, high + 1, int(step or 1)))
-    return ",".join(_CRON_DAYS[d] for d in sorted(days, key=lambda d: (d - 1) % 7))
-
-
-def cron_trigger(expr: str, timezone: str) -> CronTrigger:
-    """A 5-field cron expression in ``timezone``, with cron's (not APScheduler's) weekday numbers."""
-    fields = expr.split()
-    if len(fields) == 5:
-        fields[4] = _weekdays(fields[4])
-    return CronTrigger.from_crontab(" ".join(fields), timezone=ZoneInfo(timezone))
 
 
 def build_triggers(config: JobsConfig, jobs: Sequence[JobSpec]) -> dict[str, CronTrigger]:

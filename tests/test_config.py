@@ -144,3 +144,31 @@ def test_settings_from_secrets_manager(monkeypatch: pytest.MonkeyPatch) -> None:
         settings = Settings()
     assert settings.slack_signing_secret.get_secret_value() == "from-secrets-manager"
     assert settings.slack_bot_token.get_secret_value() == "xoxb-env-wins"
+
+
+@pytest.mark.parametrize("expr", ["0 3 * * 7", "0 3 * * 5-7", "30 1 * * 0", "0 3 * * sun"])
+def test_a_schedule_with_crons_sunday_loads_and_runs_on_sundays(expr: str) -> None:
+    """Cron's weekday numbers (0 and 7 are Sunday), checked at load as the scheduler reads them."""
+    from datetime import UTC, datetime
+
+    from bot.cron import cron_trigger
+
+    config = load_config(overrides={"jobs": {"schedules": {"cost_digest": expr}}})
+    schedule = config.jobs.schedules["cost_digest"]
+    saturday = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)  # 04:00 in Los Angeles, past 03:00 and 01:30
+    fire = cron_trigger(schedule, "America/Los_Angeles").get_next_fire_time(None, saturday)
+    assert fire.weekday() == 6  # Sunday
+
+
+@pytest.mark.parametrize(
+    ("expr", "why"),
+    [
+        ("0 3 * * 8", "weekday '8' is not a cron weekday (0-7, 0 and 7 are Sunday)"),
+        ("0 3 * * 5-1", "weekday '5-1' is not a cron weekday (0-7, 0 and 7 are Sunday)"),
+        ("0 3 * *", "is not a 5-field cron expression (minute hour day month weekday)"),
+    ],
+)
+def test_a_schedule_cron_would_refuse_is_a_configuration_error(expr: str, why: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(overrides={"jobs": {"schedules": {"cost_digest": expr}}})
+    assert f"cost_digest: '{expr}'" in str(caught.value) and why in str(caught.value)
