@@ -20,6 +20,7 @@ from typing import Any, Literal, cast
 
 from botocore.exceptions import ClientError
 
+from bot.app_container import app_container, app_container_or_none
 from bot.aws import AwsGateway, error_code
 from bot.config import EnvironmentConfig
 from bot.errors import AwsUnavailable, BadInput, NotFound, PolicyViolation
@@ -311,7 +312,7 @@ def service_snapshot(*, aws: AwsGateway, env: EnvironmentConfig) -> ServiceSnaps
     arn = str(svc.get("taskDefinition") or "")
     taskdef = _describe_task_definition(aws=aws, env=env, ref=arn)["taskDefinition"] if arn else {}
     family, revision = _family_revision(arn)
-    container = _app_container_or_none(taskdef, env)
+    container = app_container_or_none(taskdef, env)
     image = str(container["image"]) if container and container.get("image") else None
     deployments = _deployments(svc)
     primary = next((d for d in deployments if d.status == "PRIMARY"), None)
@@ -432,7 +433,7 @@ def register_revision(
         raise BadInput("An image is needed to register a revision; give an image tag.")
     described = _describe_task_definition(aws=aws, env=env, ref=base_arn, include_tags=True)
     base = described["taskDefinition"]
-    container = _app_container(base, env)
+    container = app_container(base, env)
     registrable = _registrable_fields(aws)
     before = _registration(base, tags=described.get("tags") or [], registrable=registrable)
     request = _registration(base, tags=described.get("tags") or [], registrable=registrable)
@@ -617,7 +618,7 @@ def _active_revisions(*, aws: AwsGateway, family: str) -> list[tuple[int, str]]:
 
 
 def _ref(taskdef: Mapping[str, Any], env: EnvironmentConfig) -> TaskDefinitionRef:
-    container = _app_container_or_none(taskdef, env)
+    container = app_container_or_none(taskdef, env)
     image = str(container["image"]) if container and container.get("image") else None
     return TaskDefinitionRef(
         arn=str(taskdef["taskDefinitionArn"]),
@@ -626,40 +627,6 @@ def _ref(taskdef: Mapping[str, Any], env: EnvironmentConfig) -> TaskDefinitionRe
         image_tag=image_tag(image) if image else None,
         family=str(taskdef.get("family", "")),
     )
-
-
-def _app_container(taskdef: Mapping[str, Any], env: EnvironmentConfig) -> dict[str, Any]:
-    containers: list[dict[str, Any]] = list(taskdef.get("containerDefinitions") or [])
-    names = ", ".join(str(c.get("name")) for c in containers)
-    label = f"{taskdef.get('family')}:{taskdef.get('revision')}"
-    if env.app_container is not None:
-        for container in containers:
-            if container.get("name") == env.app_container:
-                return container
-        raise BadInput(
-            f"{label} has no container named {env.app_container}; set app_container for {env.name} "
-            f"to one of: {names}."
-        )
-    # ECS treats a container without "essential" as essential.
-    essential = [c for c in containers if c.get("essential", True)]
-    if len(essential) == 1:
-        return essential[0]
-    if not essential:
-        raise BadInput(
-            f"{label} has no essential container; set app_container for {env.name} to one of: {names}."
-        )
-    several = ", ".join(str(c.get("name")) for c in essential)
-    raise BadInput(
-        f"{label} has several essential containers ({several}); set app_container for {env.name} "
-        "to the one deploys should change."
-    )
-
-
-def _app_container_or_none(taskdef: Mapping[str, Any], env: EnvironmentConfig) -> dict[str, Any] | None:
-    try:
-        return _app_container(taskdef, env)
-    except BadInput:
-        return None
 
 
 def _registrable_fields(aws: AwsGateway) -> frozenset[str]:

@@ -15,6 +15,7 @@ from typing import Any, ClassVar, Literal
 
 from botocore.exceptions import ClientError
 
+from bot.app_container import app_container_or_none
 from bot.aws import AwsGateway, error_code
 from bot.config import EnvironmentConfig
 from bot.render import Audience, inert, inert_or_none
@@ -239,9 +240,7 @@ def _service(*, env: EnvironmentConfig, aws: AwsGateway) -> tuple[ServiceStatus 
 
     deployments = svc.get("deployments") or []
     primary = next((d for d in deployments if d.get("status") == "PRIMARY"), None)
-    family, revision, image = _task_definition(
-        aws=aws, arn=str(svc.get("taskDefinition") or ""), container=env.app_container
-    )
+    family, revision, image = _task_definition(aws=aws, arn=str(svc.get("taskDefinition") or ""), env=env)
     events = tuple(
         ServiceEvent(at=_utc(e["createdAt"]), message=inert(str(e.get("message", ""))))
         for e in sorted(svc.get("events") or [], key=lambda e: e["createdAt"], reverse=True)[:MAX_EVENTS]
@@ -262,7 +261,7 @@ def _service(*, env: EnvironmentConfig, aws: AwsGateway) -> tuple[ServiceStatus 
 
 
 def _task_definition(
-    *, aws: AwsGateway, arn: str, container: str | None
+    *, aws: AwsGateway, arn: str, env: EnvironmentConfig
 ) -> tuple[str | None, int | None, str | None]:
     """(family, revision, image of the application container); the image is None if unreadable."""
     family, revision = _family_revision(arn)
@@ -273,12 +272,7 @@ def _task_definition(
     except ClientError:
         # The counts are still worth showing; the image then reads "unknown".
         return family, revision, None
-    containers = taskdef.get("containerDefinitions") or []
-    if container is not None:
-        chosen = next((c for c in containers if c.get("name") == container), None)
-    else:
-        # ECS treats a container without "essential" as essential.
-        chosen = next((c for c in containers if c.get("essential", True)), None)
+    chosen = app_container_or_none(taskdef, env)  # the container a deploy would change, or none
     return (
         taskdef.get("family", family),
         taskdef.get("revision", revision),

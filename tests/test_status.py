@@ -214,6 +214,34 @@ def test_rollouts_in_progress_and_failed(aws: AwsGateway, config: Config, seeded
     assert ":red_circle:" in json.dumps(render_slack(StatusResult(envs=(failed,), asked_by="U1", at=AT)))
 
 
+def test_status_shows_the_image_a_deploy_would_change_and_never_guesses_among_sidecars(
+    aws: AwsGateway, config: Config, seeded: SeedReport
+) -> None:
+    """The same rule as deploys: with a sidecar listed first and both essential, status does not show
+    the sidecar's image as the app's; naming the app container (app_container) shows it."""
+    staging = config.env("staging")
+    app = "123456789012.dkr.ecr.us-west-1.amazonaws.com/menotime-backend:v2.0.0"
+    arn = aws.call(
+        "ecs",
+        "register_task_definition",
+        family="menotime-backend-staging",
+        containerDefinitions=[
+            {"name": "envoy", "image": "public.ecr.aws/appmesh/aws-appmesh-envoy:v1.29", "essential": True},
+            {"name": "app", "image": app, "essential": True},
+        ],
+        requiresCompatibilities=["FARGATE"],
+        networkMode="awsvpc",
+        cpu="256",
+        memory="512",
+    )["taskDefinition"]["taskDefinitionArn"]
+    aws.client("ecs").update_service(cluster=staging.cluster, service=staging.service, taskDefinition=arn)
+
+    unnamed = env_status(env=staging, aws=aws).service
+    assert unnamed is not None and (unnamed.image, unnamed.image_tag) == (None, None)
+    named = env_status(env=staging.model_copy(update={"app_container": "app"}), aws=aws).service
+    assert named is not None and (named.image, named.image_tag) == (app, "v2.0.0")
+
+
 def test_unreachable_aws_raises_aws_unavailable(config: Config) -> None:
     nowhere = AwsGateway(
         session=moto_session(),
