@@ -21,18 +21,23 @@ def weekday_names(field: str) -> str:
         return field
     days: set[int] = set()
     for part in field.split(","):
+        refusal = ValueError(f"weekday {part!r} is not a cron weekday (0-7, 0 and 7 are Sunday)")
         spec, _, step = part.partition("/")
-        if spec == "*":
-            low, high = 0, 6
-        elif "-" in spec:
-            low, high = (int(v) for v in spec.split("-", 1))
-        else:
-            low = high = int(spec)
-            if step:
-                high = 6
-        if not 0 <= low <= high <= 7 or (step and int(step) < 1):
-            raise ValueError(f"weekday {part!r} is not a cron weekday (0-7, 0 and 7 are Sunday)")
-        days.update(d % 7 for d in range(low, high + 1, int(step or 1)))
+        try:
+            if spec == "*":
+                low, high = 0, 6
+            elif "-" in spec:
+                low, high = (int(v) for v in spec.split("-", 1))
+            else:
+                low = high = int(spec)
+                if step:
+                    high = 6
+            every = int(step or 1)
+        except ValueError:
+            raise refusal from None
+        if not 0 <= low <= high <= 7 or every < 1:
+            raise refusal
+        days.update(d % 7 for d in range(low, high + 1, every))
     return ",".join(CRON_DAYS[d] for d in sorted(days, key=lambda d: (d - 1) % 7))
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import boto3
@@ -10,6 +11,7 @@ import pytest
 from moto import mock_aws
 
 from bot.config import Role, load_config
+from bot.cron import cron_trigger
 from bot.errors import ConfigError
 from bot.settings import Settings
 
@@ -149,10 +151,6 @@ def test_settings_from_secrets_manager(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.mark.parametrize("expr", ["0 3 * * 7", "0 3 * * 5-7", "30 1 * * 0", "0 3 * * sun"])
 def test_a_schedule_with_crons_sunday_loads_and_runs_on_sundays(expr: str) -> None:
     """Cron's weekday numbers (0 and 7 are Sunday), checked at load as the scheduler reads them."""
-    from datetime import UTC, datetime
-
-    from bot.cron import cron_trigger
-
     config = load_config(overrides={"jobs": {"schedules": {"cost_digest": expr}}})
     schedule = config.jobs.schedules["cost_digest"]
     saturday = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)  # 04:00 in Los Angeles, past 03:00 and 01:30
@@ -165,6 +163,9 @@ def test_a_schedule_with_crons_sunday_loads_and_runs_on_sundays(expr: str) -> No
     [
         ("0 3 * * 8", "weekday '8' is not a cron weekday (0-7, 0 and 7 are Sunday)"),
         ("0 3 * * 5-1", "weekday '5-1' is not a cron weekday (0-7, 0 and 7 are Sunday)"),
+        ("0 3 * * -1", "weekday '-1' is not a cron weekday (0-7, 0 and 7 are Sunday)"),
+        ("0 3 * * 1,", "weekday '' is not a cron weekday (0-7, 0 and 7 are Sunday)"),
+        ("0 3 * * */0", "weekday '*/0' is not a cron weekday (0-7, 0 and 7 are Sunday)"),
         ("0 3 * *", "is not a 5-field cron expression (minute hour day month weekday)"),
     ],
 )
