@@ -351,9 +351,7 @@ def _post_root(
     ref = _post(
         core,
         channel=channel,
-        result=root_message(
-            draft, event, snooze_minutes=core.config.alarms.snooze_minutes, runbook=_runbook(core, event)
-        ),
+        result=_root(core, draft, event),
         origin_at=origin_at,
     )
     if draft.after_deployment:
@@ -541,9 +539,7 @@ def _refresh_root(core: Core, view: AlarmThreadView, event: Event) -> None:
         core,
         lambda: core.notifier.update(
             ref=view.ref,
-            result=root_message(
-                view, event, snooze_minutes=core.config.alarms.snooze_minutes, runbook=_runbook(core, event)
-            ),
+            result=_root(core, view, event),
         ),
     )
 
@@ -693,6 +689,13 @@ def _is_service_alarm(event: Event) -> bool:
         return False
     return metric.namespace in _SERVICE_NAMESPACES or any(
         name in _SERVICE_DIMENSIONS for name, _ in (metric.dimensions or ())
+    )
+
+
+def _root(core: Core, view: AlarmThreadView, event: Event) -> ChangeResult:
+    """The thread's root as this bot's configuration draws it (snooze length, runbook link)."""
+    return root_message(
+        view, event, snooze_minutes=core.config.alarms.snooze_minutes, runbook=_runbook(core, event)
     )
 
 
@@ -883,9 +886,7 @@ def redraw_root(core: Core, view: AlarmThreadView) -> None:
         core,
         lambda: core.notifier.update(
             ref=view.ref,
-            result=root_message(
-                view, event, snooze_minutes=core.config.alarms.snooze_minutes, runbook=_runbook(core, event)
-            ),
+            result=_root(core, view, event),
         ),
     )
 
