@@ -64,9 +64,13 @@ _THROTTLING = {
 }
 
 
+# API operations whose IAM action has another name.
+_IAM_NAMES = {("s3", "ListObjectsV2"): "ListBucket"}
+
+
 def iam_action(service: str, api_name: str) -> str:
-    """``ecs``, ``DescribeServices`` → ``ecs:DescribeServices``."""
-    return f"{service}:{api_name}"
+    """``ecs``, ``DescribeServices`` → ``ecs:DescribeServices``; ``s3``, ``ListObjectsV2`` → ``s3:ListBucket``."""
+    return f"{service}:{_IAM_NAMES.get((service, api_name), api_name)}"
 
 
 class AwsGateway:

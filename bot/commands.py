@@ -67,6 +67,8 @@ class Verb:
     # The operation: (context, command) -> result. Kept as an opaque callable so this module
     # stays free of the operations it routes to.
     run: Callable[..., Renderable] | None = field(default=None, compare=False, repr=False)
+    # The IAM actions the verb may call (bot.iam); a job it runs declares its own.
+    iam_actions: tuple[str, ...] = ()
 
     @property
     def usage(self) -> str:

@@ -17,6 +17,7 @@ from typing import Any, TextIO
 
 from pydantic import SecretStr
 
+from bot import iam
 from bot.clock import Clock, FrozenClock, SystemClock
 from bot.config import Config, deep_merge, load_config
 from bot.console import Console
@@ -264,16 +265,17 @@ def demo_core(
             core.close()
 
 
-def deliver_alarm(core: Core, *, name: str, state: str, reason: str) -> str:
+def deliver_alarm(core: Core, sim: Simulator, *, name: str, state: str, reason: str) -> str:
     """What SNS does for a CloudWatch alarm: the notification lands in the inbox, and the inbox
-    worker turns it into its thread. Returns the thread's id."""
+    worker turns it into its thread. Returns the thread's id. CloudWatch's part is played through
+    the simulator's gateway, so the bot's own records only the calls the bot makes."""
     from bot.alarms import process_inbox, short_id
     from bot.simulator import alarm_notification
     from bot.sns import SnsMessage
     from bot.store.inbox import Inbox
 
     now = core.clock.now()
-    message = alarm_notification(core.aws, name=name, state=state, reason=reason, at=now)
+    message = alarm_notification(sim.gateway(), name=name, state=state, reason=reason, at=now)
     arn = json.loads(message)["AlarmArn"]
     topic = f"arn:aws:sns:{arn.split(':')[3]}:{arn.split(':')[4]}:menotime-prod-alarms"
     envelope = {
@@ -334,7 +336,7 @@ def run_demo(
                     out.write(f"  (demo clock: {when(moved)})\n")
                     continue
                 if isinstance(step, Alarm):
-                    alarm = deliver_alarm(core, name=step.name, state=step.state, reason=step.reason)
+                    alarm = deliver_alarm(core, sim, name=step.name, state=step.state, reason=step.reason)
                     continue
                 if isinstance(step, Scene):
                     step.run(core, sim, console, out)
@@ -344,9 +346,26 @@ def run_demo(
             report = core.audit.verify()
             out.write(
                 f"── {len(tour) + 1}. The audit chain verifies: {report.checked} events, "
-                f"{'intact' if report.ok else 'BROKEN: ' + '; '.join(report.problems)}\n\n"
+                f"{'intact' if report.ok else 'BROKEN: ' + '; '.join(report.problems)}\n"
+            )
+            missing = _outside_policy(core)
+            out.write(
+                f"── {len(tour) + 2}. The bot's IAM policy (`menotime-bot iam-policy`) allows every AWS "
+                f"action the tour used: {len(core.aws.iam_actions)} actions, "
+                f"{'all allowed' if not missing else 'NOT ALLOWED: ' + ', '.join(missing)}\n\n"
             )
             if interactive:
                 console.interact(stdin)
             out.write("Demo finished.\n")
-            return 0 if report.ok else 1
+            return 0 if report.ok and not missing else 1
+
+
+def _outside_policy(core: Core) -> list[str]:
+    """The actions the bot called that its policy, built from the declarations, does not allow."""
+    scope = iam.Scope.of(
+        core.settings,
+        tuple(core.config.environments.values()),
+        job_secrets=iam.job_secret_ids(core.jobs, core.config),
+    )
+    policy = iam.policy_document(iam.works_of(core.registry, core.jobs), scope)
+    return sorted(core.aws.iam_actions - iam.granted(policy))

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot import changes, watch
+from bot import changes, iam, watch
 from bot.commands import OPEN, REQUEST, Arg, Command, Flag, Registry, Verb
 from bot.errors import BadInput
 from bot.notify import MessageRef
@@ -407,6 +407,7 @@ def build_registry() -> Registry:
                 ),
                 action="status",
                 run=run_status,
+                iam_actions=iam.STATUS,
                 examples=("/menotime status prod", "/menotime status all"),
             ),
             Verb(
@@ -425,6 +426,7 @@ def build_registry() -> Registry:
                 ),
                 action="history",
                 run=run_history,
+                iam_actions=iam.OBSERVE,
                 examples=("/menotime history prod", "/menotime history prod 20"),
             ),
             Verb(
@@ -433,6 +435,7 @@ def build_registry() -> Registry:
                 action="alarms",
                 args=(Arg("env", "env", "an environment (default: those you may see)", required=False),),
                 run=run_alarms,
+                iam_actions=iam.ALARMS_READ,
                 examples=("/menotime alarms", "/menotime alarms prod"),
             ),
             Verb(
@@ -480,6 +483,7 @@ def build_registry() -> Registry:
                 ),
                 break_glass="emergency",
                 run=run_deploy,
+                iam_actions=iam.CHANGE,
                 examples=(
                     "/menotime deploy dev develop",
                     '/menotime deploy prod v1.5.1 --reason "fix login"',
@@ -501,6 +505,7 @@ def build_registry() -> Registry:
                 ),
                 flags=(_REASON, _PLAN),
                 run=run_rollback,
+                iam_actions=iam.CHANGE,
                 examples=(
                     "/menotime rollback prod",
                     "/menotime rollback prod v1.4.2",
@@ -518,6 +523,7 @@ def build_registry() -> Registry:
                 ),
                 flags=(_PLAN,),
                 run=run_scale,
+                iam_actions=iam.CHANGE,
                 examples=("/menotime scale dev 2", "/menotime scale prod 3 --plan"),
             ),
             Verb(
@@ -528,6 +534,7 @@ def build_registry() -> Registry:
                 resolve=_request_target,
                 shown_for=_CHANGES,
                 run=run_confirm,
+                iam_actions=iam.CHANGE,
             ),
             Verb(
                 name="cancel",
@@ -546,6 +553,7 @@ def build_registry() -> Registry:
                 resolve=_request_target,
                 shown_for=("approve",),
                 run=run_approve,
+                iam_actions=iam.CHANGE,
             ),
             Verb(
                 name="deny",
@@ -582,6 +590,7 @@ def build_registry() -> Registry:
                     Arg("period", "word", "`week` (default) or `month`", required=False),
                 ),
                 run=run_cost,
+                iam_actions=iam.COST,
                 examples=("/menotime cost", "/menotime cost prod month", "/menotime cost week"),
             ),
             Verb(

@@ -329,6 +329,32 @@ def jobs_run(name: str, dry_run: bool, override: bool, simulate: bool) -> None:
     sys.exit(0 if ok else 1)
 
 
+@cli.command("iam-policy")
+@click.option("--env", "env_name", default=None, help="Only this environment's resources (default: all).")
+@friendly
+def iam_policy(env_name: str | None) -> None:
+    """Print the least-privilege IAM policy of the bot's task role, built from what every verb, job
+    and worker declares, as JSON."""
+    import json
+
+    from bot import iam
+    from bot.config import load_config
+    from bot.verbs import build_registry
+    from jobs import all_jobs
+
+    settings = load_settings()
+    config = load_config(settings.menotime_config)
+    if env_name is not None and env_name not in config.environments:
+        choices = ", ".join(config.env_names)
+        raise click.BadParameter(
+            f"{env_name[:40]} is not an environment; choose {choices}.", param_hint="--env"
+        )
+    envs = [config.env(env_name)] if env_name else list(config.environments.values())
+    jobs = [job for job in all_jobs() if env_name is None or job.env == env_name]
+    scope = iam.Scope.of(settings, envs, job_secrets=iam.job_secret_ids(jobs, config))
+    click.echo(json.dumps(iam.policy_document(iam.works_of(build_registry(), jobs), scope), indent=2))
+
+
 def main() -> None:
     cli()
 

@@ -292,11 +292,15 @@ def _store(key: str | None = KEY) -> AnchorStore:
 def test_the_periodic_anchor_follows_the_head_and_never_anchors_a_truncation(
     db: Database, bucket: Any
 ) -> None:
+    from bot.iam import BACKGROUND
+
     log = AuditLog(db, key=KEY.encode())
     store_ = _store()
     _fill(log, 3)
     assert anchor_head(audit=log, anchors=store_).seq == 4  # type: ignore[union-attr]
     assert anchor_head(audit=log, anchors=store_) is None  # nothing new
+    [declared] = [set(work.iam_actions) for work in BACKGROUND if work.name == "audit anchor"]
+    assert store_._aws.iam_actions == declared  # the gateway's record: listed, and put once
     _fill(log, 70, start=3)
     assert anchor_head(audit=log, anchors=store_).seq == 74  # type: ignore[union-attr]
     assert [a.seq for a in store_.latest(near=74).anchors] == [74]

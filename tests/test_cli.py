@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -104,6 +105,7 @@ def test_the_demo_tour_runs_to_the_end_offline() -> None:
     assert "autoscaling 2–4" in shown and "manual 1–2" in shown
     assert "menotime-prod-api-5xx" in shown
     assert "The audit chain verifies" in shown and "intact" in shown
+    assert re.search(r"IAM policy .* allows every AWS action the tour used: \d+ actions, all allowed", shown)
     assert shown.rstrip().endswith("Demo finished.")
     # the guarded changes of the tour
     assert "Rollout        COMPLETED" in shown

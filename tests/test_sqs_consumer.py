@@ -117,6 +117,16 @@ def test_a_valid_message_is_stored_once_and_deleted(queue: Queue) -> None:
     assert queue.stored == [1]
 
 
+def test_the_consumer_calls_only_what_its_iam_declaration_allows(queue: Queue) -> None:
+    from bot.iam import BACKGROUND
+
+    [declared] = [set(work.iam_actions) for work in BACKGROUND if work.name == "sqs consumer"]
+    queue.send(_alarm())
+    queue.aws.iam_actions.clear()  # the test's own set-up
+    assert queue.consumer().poll_once() == 1
+    assert queue.aws.iam_actions == declared  # received, and deleted once stored
+
+
 def test_the_same_message_twice_is_stored_once_and_both_are_deleted(queue: Queue) -> None:
     queue.send(_alarm())
     queue.send(_alarm())
