@@ -223,8 +223,8 @@ def bare_web_app() -> Starlette:
 
 
 def bench_core(database_url: str, cache_dir: Path, slack_api_url: str | None = None) -> Core:
+    from bot.compose import build_core
     from bot.config import load_config
-    from bot.core import build_core
     from bot.settings import Settings
 
     settings = Settings(

@@ -8,6 +8,7 @@ from typing import TextIO
 from bot.core import Core
 from bot.render import render_text
 from bot.results import Reply
+from bot.service import CommandService
 
 PREFIX = "/menotime"
 
@@ -37,7 +38,7 @@ class Console:
             self.out.write(f"[{user}] {PREFIX} {text}\n")
             self.out.flush()
         actor = f"console:{self.operator} as {user}" if self.operator else None
-        reply = self.core.service.handle(user_id=user, text=text, source="console", actor=actor)
+        reply = CommandService(core=self.core).handle(user_id=user, text=text, source="console", actor=actor)
         if echo:
             self.out.write(f"{_indent(render_text(reply.result))}\n")
             self.out.flush()

@@ -19,9 +19,10 @@ from pydantic import SecretStr
 
 from bot import iam
 from bot.clock import Clock, FrozenClock, SystemClock
+from bot.compose import build_core
 from bot.config import Config, deep_merge, load_config
 from bot.console import Console
-from bot.core import Core, build_core
+from bot.core import Core
 from bot.identity import StaticGroups
 from bot.jobkit import JobSpec
 from bot.notify import ConsoleNotifier, Notifier

@@ -17,7 +17,8 @@ from slack_sdk.http_retry.builtin_handlers import (
 
 import jobs
 from bot.changes import finish_orphaned_rollouts
-from bot.core import Core, build_core
+from bot.compose import build_core
+from bot.core import Core
 from bot.errors import ConfigError
 from bot.identity import SlackGroups
 from bot.outbox import Outbox, OutboxNotifier

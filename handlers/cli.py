@@ -221,7 +221,7 @@ def console(simulate: bool, user: str | None) -> None:
             click.echo(f"Simulated AWS, SQLite in a temporary folder. {people()}")
             Console(core, user_id=user or DEVELOPER, operator=os_user()).interact()
         return
-    from bot.core import build_core
+    from bot.compose import build_core
     from jobs import all_jobs
 
     # Work that outlives an answer (a rollout, a job) runs before the prompt returns: `:quit` must
@@ -248,7 +248,7 @@ def jobs_group() -> None:
 @friendly
 def jobs_list() -> None:
     """Each job's schedule, next run (PT) and last run with its outcome."""
-    from bot.core import build_core
+    from bot.compose import build_core
     from bot.render import render_text
     from bot.scheduler import list_jobs
     from jobs import all_jobs
@@ -277,7 +277,7 @@ def jobs_run(name: str, dry_run: bool, override: bool, simulate: bool) -> None:
     import tempfile
     from pathlib import Path
 
-    from bot.core import build_core
+    from bot.compose import build_core
     from bot.demo import demo_core
     from bot.errors import BadInput
     from bot.notify import NullNotifier, SlackNotifier

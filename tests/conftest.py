@@ -22,8 +22,9 @@ from sqlalchemy.engine import make_url
 
 from bot.aws import AwsGateway, new_session
 from bot.clock import FrozenClock
+from bot.compose import build_core
 from bot.config import Config, load_config
-from bot.core import Core, build_core
+from bot.core import Core
 from bot.identity import StaticGroups
 from bot.settings import Settings
 from bot.simulator import SeedReport, seed_environments

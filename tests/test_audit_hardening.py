@@ -27,9 +27,10 @@ from structlog.testing import capture_logs
 from bot.audit_anchor import AnchorStore, anchor_head, start_trail
 from bot.aws import AwsGateway
 from bot.clock import FrozenClock
+from bot.compose import build_core
 from bot.config import Config, JobsConfig
 from bot.console import Console
-from bot.core import Core, build_core
+from bot.core import Core
 from bot.jobkit import JobContext, JobSpec
 from bot.scheduler import JobScheduler
 from bot.settings import Settings

@@ -18,8 +18,9 @@ from bot import ecs, observe
 from bot.aws import AwsGateway
 from bot.changes import expire_requests
 from bot.clock import FrozenClock
+from bot.compose import build_core
 from bot.config import Config, load_config
-from bot.core import Core, build_core
+from bot.core import Core
 from bot.errors import AwsUnavailable, BadInput
 from bot.identity import StaticGroups
 from bot.notify import MessageRef

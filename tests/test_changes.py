@@ -12,12 +12,14 @@ import pytest
 from bot import watch
 from bot.aws import AwsGateway
 from bot.clock import FrozenClock
+from bot.compose import build_core
 from bot.config import Config, Role, RoleMembers, load_config
-from bot.core import Core, build_core
+from bot.core import Core
 from bot.identity import StaticGroups
 from bot.notify import MessageRef
 from bot.render import render_slack, render_text
 from bot.results import ChangeResult, ErrorResult
+from bot.service import CommandService
 from bot.settings import Settings
 from bot.simulator import REPOSITORY, advance_rollouts, deploy_as_ci, image_manifest, set_rollout
 from bot.store.deploys import DeployLog
@@ -117,7 +119,7 @@ def core(make_core) -> Core:
 
 
 def run(core: Core, user: str, line: str):
-    return core.service.handle(user_id=user, text=line, source="test")
+    return CommandService(core=core).handle(user_id=user, text=line, source="test")
 
 
 def _service(aws: AwsGateway, env: str) -> dict[str, Any]:

@@ -22,8 +22,8 @@ from sqlalchemy.engine import make_url
 from bot import watch
 from bot.aws import AwsGateway
 from bot.clock import FrozenClock
+from bot.compose import build_core
 from bot.config import Config
-from bot.core import build_core
 from bot.fakes.slack_api import FakeSlack
 from bot.identity import StaticGroups
 from bot.outbox import Outbox, OutboxNotifier, OutboxSender

@@ -34,6 +34,7 @@ from bot.demo import (
     demo_core,
 )
 from bot.jobkit import JobSpec
+from bot.service import CommandService
 from bot.settings import Settings
 from bot.simulator import Simulator
 from handlers.cli import cli
@@ -77,7 +78,7 @@ class Recorder:
     def run(self, user: str, line: str) -> None:
         text = line.format(request=self.request, alarm=self.alarm)
         self.core.aws.iam_actions.clear()
-        reply = self.core.service.handle(user_id=user, text=text, source="test")
+        reply = CommandService(core=self.core).handle(user_id=user, text=text, source="test")
         self.request = getattr(reply.result, "request_id", None) or self.request
         self.calls.append((text, frozenset(self.core.aws.iam_actions), self._declared(text)))
 

@@ -16,11 +16,13 @@ from bot import watch
 from bot.alarms import process_inbox
 from bot.aws import AwsGateway
 from bot.clock import FrozenClock
+from bot.compose import build_core
 from bot.config import Config
-from bot.core import Core, build_core
+from bot.core import Core
 from bot.errors import AwsUnavailable
 from bot.identity import StaticGroups
 from bot.render import render_text
+from bot.service import CommandService
 from bot.settings import Settings
 from bot.simulator import REPOSITORY, advance_rollouts, deploy_as_ci, image_manifest
 from bot.store.deploys import DeployLog
@@ -60,7 +62,7 @@ def core(
 
 
 def run(core: Core, user: str, line: str):
-    return core.service.handle(user_id=user, text=line, source="test")
+    return CommandService(core=core).handle(user_id=user, text=line, source="test")
 
 
 def text(reply: Any) -> str:

@@ -13,8 +13,9 @@ from slack_sdk import WebClient
 
 from bot.alarms import process_inbox
 from bot.clock import FrozenClock
+from bot.compose import build_core
 from bot.config import load_config
-from bot.core import Core, build_core
+from bot.core import Core
 from bot.fakes.slack_api import FakeSlack
 from bot.metrics import Metrics
 from bot.outbox import DEAD, SENT, Outbox, OutboxNotifier, OutboxSender

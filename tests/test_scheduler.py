@@ -17,8 +17,9 @@ from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 
 from bot.clock import FrozenClock
+from bot.compose import build_core
 from bot.config import Config, JobsConfig
-from bot.core import Core, build_core
+from bot.core import Core
 from bot.errors import BadInput, ConfigError
 from bot.jobkit import JobContext, JobSpec
 from bot.jobresults import JobRunResult, JobsListResult

@@ -8,11 +8,12 @@ from sqlalchemy import text
 from bot.core import Core
 from bot.render import render_slack, render_text
 from bot.results import ErrorResult, HelpResult, WhoamiResult
+from bot.service import CommandService
 from tests.conftest import GROUP_MEMBER, NOBODY, PEOPLE
 
 
 def handle(core: Core, user: str, line: str):
-    return core.service.handle(user_id=user, text=line, source="test")
+    return CommandService(core=core).handle(user_id=user, text=line, source="test")
 
 
 def test_status_prod_reports_the_seeded_service(core: Core) -> None:
@@ -162,8 +163,8 @@ def test_metrics_count_commands_by_verb_and_outcome(core: Core) -> None:
 def test_history_never_shows_what_the_user_may_not_see(sqlite_url: str, seeded_aws, clock) -> None:
     """With a matrix where developers may not read prod's history: no prod rows, no `all` rows,
     and nobody else's env-less rows (those carry what other people typed)."""
+    from bot.compose import build_core
     from bot.config import load_config
-    from bot.core import build_core
     from bot.identity import StaticGroups
     from bot.settings import Settings
     from tests.conftest import STATIC_GROUPS, TEST_ROLES
@@ -187,8 +188,8 @@ def test_history_never_shows_what_the_user_may_not_see(sqlite_url: str, seeded_a
 def test_status_without_an_environment_shows_those_the_user_may_see(
     sqlite_url: str, seeded_aws, clock
 ) -> None:
+    from bot.compose import build_core
     from bot.config import load_config
-    from bot.core import build_core
     from bot.settings import Settings
     from tests.conftest import TEST_ROLES
 

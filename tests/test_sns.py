@@ -497,7 +497,7 @@ def test_a_bad_signature_is_refused_after_its_certificate_was_loaded_by_a_good_m
     from sqlalchemy import select
     from starlette.testclient import TestClient
 
-    from bot.core import build_core
+    from bot.compose import build_core
     from bot.settings import Settings
     from bot.store.models import SnsInboxMessage
     from handlers.web import create_web_app

@@ -25,8 +25,9 @@ from starlette.testclient import TestClient
 
 import handlers.sns
 from bot.clock import FrozenClock
+from bot.compose import build_core
 from bot.config import Config
-from bot.core import Core, build_core
+from bot.core import Core
 from bot.settings import Settings
 from bot.sns import parse
 from bot.store.db import Database

@@ -20,7 +20,8 @@ from moto import mock_aws
 from sqlalchemy import select
 
 from bot.aws import AwsGateway
-from bot.core import Core, build_core
+from bot.compose import build_core
+from bot.core import Core
 from bot.settings import Settings
 from bot.sns import SnsRejected, parse
 from bot.store.inbox import SQS

@@ -807,7 +807,7 @@ class RecordingNotifier:
 def test_jobs_run_staging_refresh_swaps_staging_with_one_living_progress_message(
     harness: Harness, sqlite_url: str
 ) -> None:
-    from bot.core import build_core
+    from bot.compose import build_core
     from bot.scheduler import JobRunner
 
     # The real anonymizer is exercised in tests/test_staging_refresh_pg.py; here the fake stands in.

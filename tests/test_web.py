@@ -7,7 +7,7 @@ from pathlib import Path
 from click.testing import CliRunner
 from starlette.testclient import TestClient
 
-from bot.core import build_core
+from bot.compose import build_core
 from bot.settings import Settings
 from handlers.cli import cli
 from handlers.web import create_web_app

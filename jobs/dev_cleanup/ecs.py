@@ -11,8 +11,7 @@ could be deleted.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
-from datetime import datetime
+from dataclasses import replace
 from typing import Any
 from weakref import WeakKeyDictionary
 
@@ -27,8 +26,10 @@ from jobs.dev_cleanup.model import (
     KEEP_TAG,
     NO_ENV_TAG,
     TOO_NEW,
+    Inventory,
     ItemError,
     Resource,
+    Revision,
     Scope,
     Survey,
     Tally,
@@ -40,30 +41,7 @@ from jobs.dev_cleanup.model import (
 KIND = "task_definitions"
 
 
-@dataclass(frozen=True)
-class Revision:
-    arn: str
-    family: str
-    revision: int
-    registered_at: datetime | None
-    tags: dict[str, str] | None  # None: described on an earlier run, tags not read yet on this one
-    images: tuple[str, ...]
-
-
 _DESCRIBED: WeakKeyDictionary[AwsGateway, dict[str, Revision]] = WeakKeyDictionary()
-
-
-@dataclass(frozen=True)
-class Inventory:
-    revisions: tuple[Revision, ...]
-    errors: tuple[ItemError, ...]  # revisions that could not be described: their images count as in use
-
-    def family(self, family: str) -> list[Revision]:
-        return [r for r in self.revisions if r.family == family]
-
-    @property
-    def complete(self) -> bool:
-        return not self.errors
 
 
 def load_inventory(scope: Scope) -> Inventory:

@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from botocore.exceptions import ClientError
 
@@ -16,9 +16,6 @@ from bot.config import Config, EnvironmentConfig
 from bot.errors import AwsUnavailable
 from jobs.dev_cleanup.guards import Names
 from jobs.dev_cleanup.options import DevCleanupOptions
-
-if TYPE_CHECKING:
-    from jobs.dev_cleanup.ecs import Inventory
 
 GIB = 1024**3
 
@@ -89,6 +86,29 @@ class Tally:
             spared=dict(self.spared),
             errors=tuple(self.errors),
         )
+
+
+@dataclass(frozen=True)
+class Revision:
+    arn: str
+    family: str
+    revision: int
+    registered_at: datetime | None
+    tags: dict[str, str] | None  # None: described on an earlier run, tags not read yet on this one
+    images: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Inventory:
+    revisions: tuple[Revision, ...]
+    errors: tuple[ItemError, ...]  # revisions that could not be described: their images count as in use
+
+    def family(self, family: str) -> list[Revision]:
+        return [r for r in self.revisions if r.family == family]
+
+    @property
+    def complete(self) -> bool:
+        return not self.errors
 
 
 @dataclass
