@@ -1,8 +1,7 @@
 """`menotime-bot anonymize` and `menotime-bot synthetic-db`: the anonymization engine by hand.
 
 Exit status of `anonymize`: 0 verified, 1 verification failed (or masking failed), 2 refused
-before anything ran (rules or coverage problems, bad configuration), 3 database unreachable.
-"""
+before anything ran (rules or coverage problems, bad configuration), 3 database unreachable."""
 
 from __future__ import annotations
 
@@ -12,15 +11,19 @@ import sys
 
 import click
 
-from bot.cli import cli, cli_audit, friendly, load_settings
 from bot.render import render_text
+from handlers.cli.invocation import cli_audit, friendly, load_settings
 
 EXIT_FAILED, EXIT_REFUSED, EXIT_UNREACHABLE = 1, 2, 3
+
+
 SALT_BYTES = 32
+
+
 _PROD = re.compile(r"prod", re.IGNORECASE)
 
 
-@cli.command()
+@click.command()
 @click.option(
     "--dsn", required=True, help="The PostgreSQL database to anonymize IN PLACE (libpq or SQLAlchemy URL)."
 )
@@ -107,7 +110,7 @@ def anonymize(dsn: str, rules_path: str | None, verify_only: bool) -> None:
         sys.exit(EXIT_FAILED)
 
 
-@cli.command("synthetic-db")
+@click.command("synthetic-db")
 @click.option("--dsn", required=True, help="An empty PostgreSQL database to fill.")
 @click.option("--patients", type=click.IntRange(1, 10_000_000), default=1000, show_default=True)
 @click.option("--seed", type=int, default=1, show_default=True, help="Same seed, same rows.")
