@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-import os
 import subprocess
 import sys
 import threading
@@ -27,14 +26,7 @@ if TYPE_CHECKING:
 
 SERVER_START_TIMEOUT = 15.0
 
-# The recorded AWS and Slack payloads: MENOTIME_FIXTURES, else `../shared/fixtures` beside the checkout
-# (where the tests find them too, tests/shared_fixtures.py).
-FIXTURES = Path(
-    os.environ.get("MENOTIME_FIXTURES") or Path(__file__).resolve().parents[2] / "shared" / "fixtures"
-)
-ALARM_FIXTURE = FIXTURES / "cloudwatch" / "real-signed-metric-alarm-sigv1.json"
-"""A real AWS-signed CloudWatch alarm notification; its Message is the template of the benches' alarms."""
-
+# The recorded payloads, where the tests find them too; the alarm is the template of the benches' alarms.
 
 # --------------------------------------------------------------------------------------------
 # Servers

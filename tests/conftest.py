@@ -25,12 +25,13 @@ from bot.clock import FrozenClock
 from bot.compose import build_core
 from bot.config import Config, load_config
 from bot.core import Core
+from bot.fakes.fixture_files import FIXTURES
 from bot.identity import StaticGroups
 from bot.settings import Settings
-from bot.simulator import SeedReport, seed_environments
+from bot.simulator import SeedReport, autopilot, seed_environments
 from bot.store import migrate
 from bot.store.db import Database
-from tests.shared_fixtures import FIXTURES
+from tests.harness import RecordingNotifier, TestBot
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -259,4 +260,30 @@ def core(sqlite_url: str, config: Config, seeded_aws: AwsGateway, clock: FrozenC
         migrate_schema=True,
     )
     yield built
+    built.close()
+
+
+@pytest.fixture
+def notifier() -> RecordingNotifier:
+    return RecordingNotifier()
+
+
+@pytest.fixture
+def testbot(
+    sqlite_url: str, config: Config, seeded_aws: AwsGateway, clock: FrozenClock, notifier: RecordingNotifier
+) -> Iterator[TestBot]:
+    """The whole bot on a seeded moto and a fresh SQLite file; work that outlives an answer (a
+    rollout, a job) runs before the answer returns."""
+    built = build_core(
+        Settings(database_url=sqlite_url),
+        config=config,
+        aws=seeded_aws,
+        groups=StaticGroups(STATIC_GROUPS),
+        clock=clock,
+        migrate_schema=True,
+        notifier=notifier,
+        run_background=lambda work: work(),
+        sleep=autopilot(region=REGION, envs=tuple(config.environments.values()), pause=0.0, clock=clock),
+    )
+    yield TestBot(core=built, notifier=notifier)
     built.close()

@@ -18,14 +18,10 @@ from bot.core import Core
 from bot.results import ChangeResult
 from bot.service import CommandService
 from bot.settings import Settings
-from tests.test_alarm_threads import START, RecordingNotifier, alarm_message, store
+from tests.harness import RecordingNotifier
+from tests.test_alarm_threads import START, alarm_message, store
 
 ROLES = {"oncall": {"users": ["U0ONCALL1"]}, "viewer": {"users": ["U0VIEWER"]}}
-
-
-@pytest.fixture
-def notifier() -> RecordingNotifier:
-    return RecordingNotifier()
 
 
 @pytest.fixture

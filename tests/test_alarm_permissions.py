@@ -16,7 +16,8 @@ from bot.core import Core
 from bot.service import CommandService
 from bot.settings import Settings
 from handlers.actions import BUTTONS
-from tests.test_alarm_threads import START, RecordingNotifier, alarm_message, store
+from tests.harness import RecordingNotifier
+from tests.test_alarm_threads import START, alarm_message, store
 
 USERS = {
     "developer": "U0DEV",
@@ -32,11 +33,6 @@ OTHER_TOPIC = "arn:aws:sns:us-west-1:123456789012:something-else"  # its name sa
 
 def arn(name: str) -> str:
     return f"arn:aws:cloudwatch:us-west-1:123456789012:alarm:{name}"
-
-
-@pytest.fixture
-def notifier() -> RecordingNotifier:
-    return RecordingNotifier()
 
 
 @pytest.fixture

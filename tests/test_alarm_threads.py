@@ -6,8 +6,6 @@ from __future__ import annotations
 import itertools
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -16,61 +14,22 @@ from bot.clock import FrozenClock
 from bot.compose import build_core
 from bot.config import load_config
 from bot.core import Core
+from bot.fakes.fixture_files import ALARM_FIXTURE
 from bot.fakes.hostile import PROD_ARN
 from bot.fakes.hostile import alarm_message as make_alarm_message
 from bot.notify import MessageRef
-from bot.render import render_slack, render_text
+from bot.render import render_text
 from bot.service import CommandService
 from bot.settings import Settings
 from bot.sns import SnsMessage
 from bot.store.inbox import Inbox
 from bot.store.models import SnsInboxMessage
-from tests.blockkit import assert_valid_message
+from tests.harness import RecordingNotifier
 
-FIXTURE = Path("/work/shared/fixtures/cloudwatch/real-signed-metric-alarm-sigv1.json")
+FIXTURE = ALARM_FIXTURE
 PROD_TOPIC = "arn:aws:sns:us-west-1:123456789012:menotime-prod-alarms"
 START = datetime(2026, 11, 24, 18, 0, tzinfo=UTC)
 _ids = itertools.count(1)
-
-
-class RecordingNotifier:
-    """Records posts (with their thread) and updates, validating the Block Kit of each."""
-
-    def __init__(self) -> None:
-        self.posts: list[tuple[str, Any, MessageRef | None]] = []
-        self.updates: list[tuple[MessageRef, Any]] = []
-        self.fail: bool | str = False  # True: answer None; "raise": raise
-
-    def post(
-        self,
-        *,
-        channel: str,
-        result: Any,
-        thread: MessageRef | None = None,
-        origin_at: datetime | None = None,
-    ) -> MessageRef | None:
-        if self.fail == "raise":
-            raise ConnectionError("slack is down")
-        if self.fail:
-            return None
-        assert_valid_message(render_slack(result))
-        self.posts.append((channel, result, thread))
-        return MessageRef(channel, f"{len(self.posts)}.0")
-
-    def update(self, *, ref: MessageRef, result: Any) -> None:
-        assert_valid_message(render_slack(result))
-        self.updates.append((ref, result))
-
-    def roots(self) -> list[tuple[str, Any, MessageRef | None]]:
-        return [p for p in self.posts if p[2] is None]
-
-    def replies(self) -> list[tuple[str, Any, MessageRef | None]]:
-        return [p for p in self.posts if p[2] is not None]
-
-
-@pytest.fixture
-def notifier() -> RecordingNotifier:
-    return RecordingNotifier()
 
 
 @pytest.fixture
@@ -144,7 +103,7 @@ def test_an_alarm_opens_a_thread_and_its_recovery_replies_in_it(
     assert process_inbox(core=alarm_core) == 1
 
     assert len(notifier.posts) == 1
-    channel, root, thread = notifier.posts[0]
+    channel, root, thread, _ref = notifier.posts[0]
     assert (channel, thread) == ("#menotime-prod-alerts", None)
     assert root.headline == "ALARM — menotime-prod-api-5xx" and root.emoji == ":red_circle:"
     facts = dict(root.facts)
@@ -171,7 +130,7 @@ def test_an_alarm_opens_a_thread_and_its_recovery_replies_in_it(
     assert process_inbox(core=alarm_core) == 1
     replies = notifier.replies()
     assert len(replies) == 1 and len(notifier.roots()) == 1
-    channel, reply, thread = replies[0]
+    channel, reply, thread, _ref = replies[0]
     assert channel == "#menotime-prod-alerts" and thread == MessageRef("#menotime-prod-alerts", "1.0")
     assert "resolved after 17 min" in render_text(reply) and reply.emoji == ":large_green_circle:"
     ref, updated = notifier.updates[-1]
@@ -217,7 +176,7 @@ def test_the_snooze_button_says_how_long_the_configured_snooze_is(
     )
     store(core, alarm_message(state="ALARM", old="OK", at=START))
     assert process_inbox(core=core) == 1
-    [(_, root, _)] = notifier.posts
+    [(_, root, _, _)] = notifier.posts
     assert [b.label for b in root.buttons if b.action_id == "menotime_snooze"] == [label]
     core.close()
 
@@ -229,7 +188,7 @@ def test_a_generic_message_gets_its_own_post_in_the_default_channel(
     store(alarm_core, "Backup job 42 finished with warnings", subject="AWS Backup notification", topic=topic)
     store(alarm_core, "Backup job 42 finished with warnings", subject="AWS Backup notification", topic=topic)
     assert process_inbox(core=alarm_core) == 2
-    assert [(c, t) for c, _, t in notifier.posts] == [("#menotime-ops", None), ("#menotime-ops", None)]
+    assert [(c, t) for c, _, t, _ in notifier.posts] == [("#menotime-ops", None), ("#menotime-ops", None)]
     result = notifier.posts[0][1]
     assert result.headline == "AWS Backup notification" and result.emoji == ":information_source:"
     assert "Backup job 42 finished with warnings" in render_text(result)

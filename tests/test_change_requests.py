@@ -32,12 +32,12 @@ from bot.store.changes import Leases, Requests
 from bot.store.deploys import DeployLog
 from bot.store.models import ChangeRequest, DeployRecord
 from tests.conftest import STATIC_GROUPS, TEST_ROLES
+from tests.harness import RecordingNotifier
 from tests.test_changes import (  # noqa: F401 - fixtures
     DEV,
     ONCALL,
     OPS,
     RM,
-    RecordingNotifier,
     _image,
     _release_candidate,
     _request_id,
@@ -47,7 +47,6 @@ from tests.test_changes import (  # noqa: F401 - fixtures
     _text,
     core,
     make_core,
-    notifier,
     rollout_steps,
     run,
 )
@@ -146,7 +145,7 @@ def _closed(notifier: RecordingNotifier, request_id: str) -> Any:
     """The last edit of the request's approval message (the post that carries its buttons)."""
     [(ref, _)] = [
         (MessageRef(ch, f"{i + 1}.0"), r)
-        for i, (ch, r) in enumerate(notifier.posts)
+        for i, (ch, r, *_) in enumerate(notifier.posts)
         if r.buttons and r.buttons[0].value == request_id
     ]
     edits = [r for edited, r in notifier.updates if edited == ref]
@@ -235,7 +234,7 @@ def test_an_approval_request_is_posted_for_the_approvers_and_answered_to_the_ask
         f"Someone else with the role operations, release_manager must approve it before "
         f"{when(request.expires_at)}; nothing has changed yet."
     )
-    channel, posted = notifier.posts[-1]
+    channel, posted, *_ = notifier.posts[-1]
     assert channel == PROD_CHANNEL and [b.label for b in posted.buttons] == ["Approve", "Deny"]
     assert posted.footer == (
         f"Needs operations, release_manager, not the requester · expires {when(request.expires_at)}"
@@ -376,7 +375,7 @@ def test_a_confirmed_scale_runs_under_the_requests_lease_as_the_asker_and_is_ann
     [lease] = held
     assert (lease.holder, lease.action, lease.user) == (request_id, "scale", ONCALL)
     assert done.result.headline == f"Scaled prod to 3 tasks (asked by <@{ONCALL}>)"
-    assert notifier.posts[-1] == (PROD_CHANNEL, done.result)
+    assert notifier.posts[-1][:2] == (PROD_CHANNEL, done.result)
     [record] = DeployLog(core.db).recent("prod", 1)
     assert (record.kind, record.requested_by, record.from_count, record.to_count) == ("scale", ONCALL, 2, 3)
     assert _record_request(core, "prod") == request_id
@@ -459,7 +458,7 @@ def test_a_confirmed_staging_deploy_names_no_approver_and_is_followed_to_its_end
     assert (record.kind, record.requested_by, record.approval_id) == ("deploy", RM, None)
     assert (record.outcome, record.from_revision, record.to_revision) == ("completed", 3, 4)
     assert _record_request(core, "staging") == asked.result.request_id
-    channel, announced = notifier.posts[0]
+    channel, announced, *_ = notifier.posts[0]
     assert (channel, announced.headline) == ("#menotime-staging-alerts", done.result.headline)
     assert Leases(core.db).get("staging", now=core.clock.now()) is None
     assert notifier.updates and not any("Approved by" in r.headline for _, r in notifier.updates)

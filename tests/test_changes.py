@@ -16,42 +16,18 @@ from bot.compose import build_core
 from bot.config import Config, Role, RoleMembers, load_config
 from bot.core import Core
 from bot.identity import StaticGroups
-from bot.notify import MessageRef
-from bot.render import render_slack, render_text
+from bot.render import render_text
 from bot.results import ChangeResult, ErrorResult
 from bot.service import CommandService
 from bot.settings import Settings
 from bot.simulator import REPOSITORY, advance_rollouts, deploy_as_ci, image_manifest, set_rollout
 from bot.store.deploys import DeployLog
-from tests.blockkit import assert_valid_message
 from tests.conftest import PEOPLE, REGION, STATIC_GROUPS, TEST_ROLES
+from tests.harness import RecordingNotifier
 
 DEV, ONCALL, RM, OPS, ADMIN = (
     PEOPLE[r] for r in ("developer", "oncall", "release_manager", "operations", "admin")
 )
-
-
-class RecordingNotifier:
-    def __init__(self) -> None:
-        self.posts: list[tuple[str, ChangeResult]] = []
-        self.updates: list[tuple[MessageRef, ChangeResult]] = []
-
-    def post(self, *, channel: str, result: Any) -> MessageRef:
-        self.posts.append((channel, result))
-        assert_valid_message(render_slack(result))
-        return MessageRef(channel, f"{len(self.posts)}.0")
-
-    def update(self, *, ref: MessageRef, result: Any) -> None:
-        assert_valid_message(render_slack(result))
-        self.updates.append((ref, result))
-
-    def texts(self) -> list[str]:
-        return [render_text(r) for _, r in self.posts] + [render_text(r) for _, r in self.updates]
-
-
-@pytest.fixture
-def notifier() -> RecordingNotifier:
-    return RecordingNotifier()
 
 
 @pytest.fixture
@@ -178,7 +154,7 @@ def test_deploy_dev_registers_a_revision_moves_the_service_and_follows_the_rollo
         before + 1,
     )
     assert record.requested_by == DEV and record.image_digest.startswith("sha256:")
-    channel, first = notifier.posts[0]
+    channel, first, *_ = notifier.posts[0]
     assert channel == "#menotime-ops" and "Deploying" in first.headline
     assert "COMPLETED" in render_text(notifier.updates[-1][1])
     assert "last deploy  feature-login (rev" in _text(run(core, DEV, "status dev"))
@@ -334,7 +310,7 @@ def test_prod_deploy_needs_another_persons_approval(
     before = _revision(seeded_aws, "prod")
     asked = run(core, RM, "deploy prod v1.6.0 --reason 'release 1.6'")
     assert asked.outcome == "ok" and "Approval requested" in asked.result.headline
-    channel, approval = notifier.posts[-1]
+    channel, approval, *_ = notifier.posts[-1]
     assert channel == "#menotime-prod-alerts" and [b.label for b in approval.buttons] == ["Approve", "Deny"]
     request_id = approval.buttons[0].value
     assert _revision(seeded_aws, "prod") == before
@@ -358,7 +334,7 @@ def test_the_requester_cannot_approve_even_as_admin(
 ) -> None:
     _release_candidate(core, seeded_aws, clock, hours_in_staging=25)
     run(core, ADMIN, "deploy prod v1.6.0")
-    request_id = notifier.posts[-1][1].buttons[0].value
+    request_id = notifier.posts[-1].result.buttons[0].value
     assert "another person must approve" in run(core, ADMIN, f"approve {request_id}").result.message
 
 
@@ -386,7 +362,7 @@ def test_prod_deploy_outside_the_window_is_refused_unless_emergency(
     assert run(core, DEV, "deploy prod v1.6.0 --emergency 'outage'").outcome == "denied"
     emergency = run(core, ONCALL, "deploy prod v1.6.0 --emergency 'login outage, fix is v1.6.0'")
     assert emergency.outcome == "ok" and "Approval requested" in emergency.result.headline
-    assert any("EMERGENCY" in r.headline for _, r in notifier.posts)
+    assert any("EMERGENCY" in r.headline for _, r, *_ in notifier.posts)
     event = core.audit.recent()[0]
     assert event.rule.startswith("matrix:emergency/prod:oncall")
 
@@ -396,7 +372,7 @@ def test_an_approval_expires(
 ) -> None:
     _release_candidate(core, seeded_aws, clock, hours_in_staging=25)
     run(core, RM, "deploy prod v1.6.0")
-    request_id = notifier.posts[-1][1].buttons[0].value
+    request_id = notifier.posts[-1].result.buttons[0].value
     clock.advance(hours=2, minutes=1)
     assert "expired" in run(core, OPS, f"approve {request_id}").result.message
 
@@ -409,7 +385,7 @@ def test_an_undecided_approval_is_swept_expired_audited_and_its_buttons_removed(
     _release_candidate(core, seeded_aws, clock, hours_in_staging=25)
     live = _revision(seeded_aws, "prod")
     run(core, RM, "deploy prod v1.6.0")
-    request_id = notifier.posts[-1][1].buttons[0].value
+    request_id = notifier.posts[-1].result.buttons[0].value
     clock.advance(hours=1)
     assert expire_requests(core) == 0  # not due yet
     clock.advance(hours=1, minutes=1)
@@ -563,7 +539,7 @@ def test_an_approval_is_refused_when_the_requester_lost_the_role(
     core = make_core()
     _release_candidate(core, seeded_aws, clock, hours_in_staging=25)
     run(core, RM, "deploy prod v1.6.0")
-    request_id = notifier.posts[-1][1].buttons[0].value
+    request_id = notifier.posts[-1].result.buttons[0].value
     demoted = config.model_copy(update={"roles": {**config.roles, Role.release_manager: RoleMembers()}})
     later = make_core()
     later.roles._config = demoted  # the operator removed the release manager from the role
@@ -614,7 +590,7 @@ def test_an_approval_refused_when_it_runs_ends_failed_and_says_so(
 ) -> None:
     _release_candidate(core, seeded_aws, clock, hours_in_staging=25)  # Wed 11:00 PT
     run(core, RM, "deploy prod v1.6.0")
-    request_id = notifier.posts[-1][1].buttons[0].value
+    request_id = notifier.posts[-1].result.buttons[0].value
     assert run(core, ONCALL, "lock prod incident in progress").outcome == "ok"  # before the approval came
     reply = run(core, OPS, f"approve {request_id}")
     assert reply.outcome == "failed" and "prod is locked" in reply.result.message
@@ -635,7 +611,7 @@ def test_an_approval_given_after_the_window_closed_deploys_nothing(
     live, revisions = _revision(seeded_aws, "prod"), _revisions(seeded_aws, "prod")
     asked = run(core, RM, "deploy prod v1.6.0 --reason 'release 1.6'")
     assert asked.outcome == "ok" and "Approval requested" in asked.result.headline
-    request_id = notifier.posts[-1][1].buttons[0].value
+    request_id = notifier.posts[-1].result.buttons[0].value
     clock.advance(minutes=45)  # Wed 17:15 PT: the window closed; the approval has not expired
 
     reply = run(core, OPS, f"approve {request_id}")
@@ -705,7 +681,7 @@ def test_a_prod_deploy_is_denied_by_an_approver_who_may_not_deploy_there(
     _release_candidate(core, seeded_aws, clock, hours_in_staging=25)
     before = _revision(seeded_aws, "prod")
     run(core, RM, "deploy prod v1.6.0 --reason 'release 1.6'")
-    request_id = notifier.posts[-1][1].buttons[1].value
+    request_id = notifier.posts[-1].result.buttons[1].value
 
     refused = run(core, DEV, f"deny {request_id}")
     assert refused.outcome == "denied"

@@ -34,7 +34,8 @@ from bot.store.deploys import DeployLog
 from bot.store.models import ChangeLease
 from handlers.workers import start_workers
 from tests.conftest import REGION, STATIC_GROUPS, _require_postgres
-from tests.test_changes import DEV, _text, make_core, notifier, rollout_steps, run  # noqa: F401 - fixtures
+from tests.harness import wait_until
+from tests.test_changes import DEV, _text, make_core, rollout_steps, run  # noqa: F401 - fixtures
 
 OUTAGE_SECONDS = 10.0
 # The policy's shape, at test speed: a minute of tries during the rollout, two for the final writes.
@@ -159,9 +160,9 @@ def test_a_rollout_whose_follower_died_is_ended_by_housekeeping_once_its_lease_e
     clock.advance(minutes=46)  # nobody renewed the lease: it expired
     workers = start_workers(core)  # as serve runs them; its first housekeeping round starts at once
     try:
-        deadline = time.monotonic() + 10
-        while deploys.last("dev").outcome == "in_progress" and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until(
+            lambda: deploys.last("dev").outcome != "in_progress", what="housekeeping to end the rollout"
+        )
     finally:
         workers.stop()
     record = deploys.last("dev")

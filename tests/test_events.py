@@ -11,7 +11,7 @@ import pytest
 
 from bot.config import Config, load_config
 from bot.events import KINDS, TEXT_LIMIT, Event, parse_message, route, severity_band
-from tests.shared_fixtures import FIXTURES
+from bot.fakes.fixture_files import FIXTURES
 
 MISSING = f"event fixtures not found at {FIXTURES}"
 

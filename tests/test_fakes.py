@@ -11,7 +11,6 @@ import json
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from urllib.parse import parse_qs
 
 import pytest
@@ -20,10 +19,11 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.signature import Clock, SignatureVerifier
 from slack_sdk.webhook import WebhookClient
 
+from bot.fakes.fixture_files import FIXTURES
 from bot.fakes.slack_api import FakeSlack
 from bot.fakes.slack_signing import sign, signature, slash_command_body
 
-VECTOR_PATH = Path("/work/shared/fixtures/slack/slack_signing_test_vector.json")
+VECTOR_PATH = FIXTURES / "slack" / "slack_signing_test_vector.json"
 SECRET = "test-signing-secret"
 
 

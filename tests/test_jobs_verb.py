@@ -22,7 +22,8 @@ from bot.store.changes import Leases
 from bot.store.jobruns import JobRuns
 from tests.blockkit import assert_valid_message
 from tests.conftest import NOBODY, PEOPLE, STATIC_GROUPS
-from tests.fakes.jobs import FakeJobs, RecordingNotifier
+from tests.fakes.jobs import FakeJobs
+from tests.harness import RecordingNotifier
 
 OPS, DEV, VIEWER = PEOPLE["operations"], PEOPLE["developer"], PEOPLE["viewer"]
 
@@ -30,11 +31,6 @@ OPS, DEV, VIEWER = PEOPLE["operations"], PEOPLE["developer"], PEOPLE["viewer"]
 @pytest.fixture
 def fakes() -> FakeJobs:
     return FakeJobs()
-
-
-@pytest.fixture
-def notifier() -> RecordingNotifier:
-    return RecordingNotifier()
 
 
 @pytest.fixture

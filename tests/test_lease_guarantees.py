@@ -18,7 +18,8 @@ from bot.store.db import Database
 from bot.store.jobruns import JobRuns
 from tests.conftest import PEOPLE
 from tests.fakes.jobs import FakeJobs
-from tests.test_scheduler import SUNDAY_0500, MakeCore, _wait_for, fakes, make_core, notifier, sunday  # noqa: F401
+from tests.harness import wait_until
+from tests.test_scheduler import SUNDAY_0500, MakeCore, fakes, make_core, sunday  # noqa: F401
 
 # Tuesday 2026-11-24 10:00 PST.
 NOW = datetime(2026, 11, 24, 18, 0, tzinfo=UTC)
@@ -167,7 +168,7 @@ def test_stopping_does_not_wait_for_a_running_job(make_core: MakeCore, fakes: Fa
         assert scheduler.scheduled == {} and scheduler.is_leader is False
     finally:
         fakes.release.set()
-    _wait_for(lambda: [r.outcome for r in JobRuns(core.db).recent(job="slow")] == ["succeeded"])
+    wait_until(lambda: [r.outcome for r in JobRuns(core.db).recent(job="slow")] == ["succeeded"])
 
 
 def test_a_leader_that_cannot_read_the_lease_stops_scheduling_until_it_can(

@@ -18,8 +18,9 @@ from bot.alarms import process_inbox, short_id
 from bot.core import Core
 from bot.fakes.hostile import HOSTILE
 from bot.render import inert, mrkdwn_escape, render_slack, render_text
-from tests.test_alarm_followups import arn, core, notifier, say  # noqa: F401 - fixtures shared with those tests
-from tests.test_alarm_threads import START, RecordingNotifier, alarm_message, store
+from tests.harness import RecordingNotifier
+from tests.test_alarm_followups import arn, core, say  # noqa: F401 - fixtures shared with those tests
+from tests.test_alarm_threads import START, alarm_message, store
 
 ONCALL = "U0ONCALL1"  # on-call in tests.test_alarm_followups' roles
 
@@ -49,7 +50,7 @@ def test_markup_in_an_alarm_is_posted_inert_while_the_bots_acknowledgement_menti
         subject="ALARM: <!channel> <@U123ABC>",
     )
     process_inbox(core=core)
-    [(_, root, _)] = notifier.roots()
+    [(_, root, _, _)] = notifier.roots()
     _assert_inert(_slack_text(root))
 
     assert say(core, ONCALL, f"ack {short_id(arn(name))}").outcome == "ok"
@@ -57,7 +58,7 @@ def test_markup_in_an_alarm_is_posted_inert_while_the_bots_acknowledgement_menti
     posted = _slack_text(redrawn)
     assert f"<@{ONCALL}>" in posted  # the bot's own mention is live
     _assert_inert(posted)
-    [(_, reply, _)] = notifier.replies()  # "Acknowledged by <@U0ONCALL1>" in the thread
+    [(_, reply, _, _)] = notifier.replies()  # "Acknowledged by <@U0ONCALL1>" in the thread
     assert f"Acknowledged by <@{ONCALL}>" in _slack_text(reply)
 
 
@@ -70,7 +71,7 @@ def test_markup_in_a_lock_reason_is_inert_in_the_bots_lock_message(
     posted = _slack_text(locked.result)
     assert f"locked by <@{ONCALL}>" in posted
     _assert_inert(posted)
-    for _channel, result, _thread in notifier.posts:
+    for _channel, result, _thread, _ref in notifier.posts:
         _assert_inert(_slack_text(result))
 
     unlocked = say(core, ONCALL, "unlock prod")

@@ -20,6 +20,7 @@ from bot.compose import build_core
 from bot.config import Config
 from bot.core import Core
 from bot.errors import AwsUnavailable
+from bot.fakes.fixture_files import FIXTURES
 from bot.identity import StaticGroups
 from bot.render import render_text
 from bot.service import CommandService
@@ -27,16 +28,11 @@ from bot.settings import Settings
 from bot.simulator import REPOSITORY, advance_rollouts, deploy_as_ci, image_manifest
 from bot.store.deploys import DeployLog
 from tests.conftest import PEOPLE, REGION, STATIC_GROUPS
-from tests.shared_fixtures import FIXTURES
-from tests.test_alarm_threads import RecordingNotifier, alarm_message, store
+from tests.harness import RecordingNotifier
+from tests.test_alarm_threads import alarm_message, store
 
 RM, OPS, ONCALL, DEV, QA = (PEOPLE[r] for r in ("release_manager", "operations", "oncall", "developer", "qa"))
 EVENTS = FIXTURES / "eventbridge"
-
-
-@pytest.fixture
-def notifier() -> RecordingNotifier:
-    return RecordingNotifier()
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -40,7 +39,8 @@ from bot.store.jobruns import JobRuns
 from bot.store.models import ChangeLease
 from tests.blockkit import assert_valid_message
 from tests.conftest import PEOPLE
-from tests.fakes.jobs import FakeJobs, NoOptions, RecordingNotifier
+from tests.fakes.jobs import FakeJobs, NoOptions
+from tests.harness import RecordingNotifier, wait_until
 
 OPS = PEOPLE["operations"]
 # Sunday 2026-11-29 05:00 PST: two hours after the weekly 03:00 (11:00 UTC) fire.
@@ -53,11 +53,6 @@ MakeCore = Callable[..., Core]
 @pytest.fixture
 def fakes() -> FakeJobs:
     return FakeJobs()
-
-
-@pytest.fixture
-def notifier() -> RecordingNotifier:
-    return RecordingNotifier()
 
 
 @pytest.fixture
@@ -124,10 +119,10 @@ def test_a_run_is_recorded_reported_to_ops_with_its_files_and_timed(
     assert progress[0] == report[0] == "#menotime-ops"
     assert render_text(progress[1]).startswith("tidy: step 1 of 2")
     assert [(ref, render_text(r).strip()) for ref, r in notifier.updates] == [
-        (progress[2], "tidy: step 2 of 2")
+        (progress.ref, "tidy: step 2 of 2")
     ]
     assert report[1].headline == "tidy would remove 3 things"
-    assert notifier.uploads == [(report[2], "tidy.png", b"\x89PNG fake", "What tidy saw")]
+    assert notifier.uploads == [(report.ref, "tidy.png", b"\x89PNG fake", "What tidy saw")]
 
     metrics = core.metrics.exposition().decode()
     assert 'menotime_job_runs_total{job="tidy",outcome="succeeded",trigger="manual"} 1.0' in metrics
@@ -145,7 +140,7 @@ def test_a_raising_job_is_recorded_failed_and_reported_without_a_traceback(
     assert (
         row.outcome == "failed" and row.error == "RuntimeError: disk on fire" and row.finished_at is not None
     )
-    [(channel, posted, _ref)] = notifier.posts
+    [(channel, posted, _thread, _ref)] = notifier.posts
     assert channel == "#menotime-ops" and isinstance(posted, JobRunResult)
     text = render_text(posted)
     assert "boom failed: RuntimeError: disk on fire" in text and "Traceback" not in text
@@ -429,20 +424,13 @@ def test_apscheduler_fires_the_crons_in_pacific_time_and_survives_a_raising_job(
 
         aps = scheduler._aps
         aps.modify_job("job:boom", next_run_time=datetime.now(UTC))
-        _wait_for(lambda: [r.outcome for r in _runs(core, "boom")] == ["failed"])
+        wait_until(lambda: [r.outcome for r in _runs(core, "boom")] == ["failed"])
         aps.modify_job("job:tidy", next_run_time=datetime.now(UTC))
-        _wait_for(lambda: [r.outcome for r in _runs(core, "tidy")] == ["succeeded"])
+        wait_until(lambda: [r.outcome for r in _runs(core, "tidy")] == ["succeeded"])
         assert scheduler.is_leader and aps.get_job("scheduler:lease") is not None
     finally:
         scheduler.stop()
     assert Leases(core.db).get(LEADER_KEY, now=SUNDAY_0500) is None  # released on stop
-
-
-def _wait_for(condition: Callable[[], bool], timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "APScheduler did not run the job"
-        time.sleep(0.05)
 
 
 # -- configuration and listing ---------------------------------------------------------------------------

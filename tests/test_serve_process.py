@@ -15,12 +15,13 @@ from typing import Any
 import httpx
 import pytest
 
+from bot.fakes.fixture_files import FIXTURES as SHARED_FIXTURES
 from bot.fakes.served import serve_process
 from bot.fakes.slack_api import FakeSlack
 from bot.fakes.slack_signing import sign, slash_command_body
 from bot.simulator import Simulator
 from tests.conftest import PEOPLE
-from tests.shared_fixtures import FIXTURES as SHARED_FIXTURES
+from tests.harness import wait_until
 
 SECRET = "serve-process-signing-secret"
 
@@ -102,13 +103,11 @@ def _send(base: str, body: str) -> None:
 
 
 def _wait_key(slack: FakeSlack, key: str, timeout: float = 10.0) -> list:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        calls = [c for c in slack.calls_to("response") if c.key == key]
-        if calls:
-            return calls
-        time.sleep(0.05)
-    raise AssertionError(f"no answer for {key}")
+    return wait_until(
+        lambda: [c for c in slack.calls_to("response") if c.key == key],
+        timeout=timeout,
+        what=f"an answer for {key}",
+    )
 
 
 def test_done_when_deploy_scale_rollback_and_prod_approval_through_serve(
@@ -153,16 +152,15 @@ def test_done_when_deploy_scale_rollback_and_prod_approval_through_serve(
         hands the environment's change lease back."""
         for _ in range(2):
             advance_rollouts(region="us-west-1", envs=envs)
-        deadline = time.monotonic() + 10
-        while True:
+
+        def released() -> bool:
             with database.connect() as conn:
                 held = conn.execute(
                     text("SELECT count(*) FROM change_leases WHERE env = :env"), {"env": env}
                 ).scalar()
-            if not held:
-                return
-            assert time.monotonic() < deadline, f"{env}'s change lease still held after 10 s"
-            time.sleep(0.05)
+            return not held
+
+        wait_until(released, what=f"{env}'s change lease to be handed back")
 
     # deploy dev develop: a new revision, reported
     answer = command("deploy dev develop", PEOPLE["developer"])
@@ -259,14 +257,13 @@ def test_a_real_signed_alarm_posted_to_sns_reaches_slack_once(tmp_path: Path) ->
 def _wait_for_post(slack: FakeSlack, needle: str, *, count: int = 1, timeout: float = 10.0) -> Any:
     """The latest channel post containing ``needle``, once ``count`` such posts have arrived (the
     outbox worker sends them a moment after the command's answer)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        found = [c for c in slack.calls_to("chat.postMessage") if needle in json.dumps(c.params)]
-        if len(found) >= count:
-            return found[-1]
-        if time.monotonic() > deadline:
-            raise AssertionError(f"no post with {needle!r} within {timeout} s: {len(found)} of {count}")
-        time.sleep(0.05)
+
+    def found() -> list[Any]:
+        return [c for c in slack.calls_to("chat.postMessage") if needle in json.dumps(c.params)]
+
+    return wait_until(
+        lambda: len(found()) >= count and found()[-1], timeout=timeout, what=f"{count} posts with {needle!r}"
+    )
 
 
 def test_done_when_a_prod_alarm_over_sns_opens_a_thread_with_buttons_and_its_ok_resolves_it(
@@ -336,15 +333,14 @@ def test_sigterm_stops_serve_cleanly_and_hands_the_scheduler_lease_back(tmp_path
     gen = _serve(tmp_path, "")
     _base, _slack, log_path = next(gen)
     database = f"sqlite:///{tmp_path / 'serve.db'}"
-    deadline = time.monotonic() + 15
-    holder = None
-    while holder is None and time.monotonic() < deadline:  # the scheduler takes the lease at start
+
+    def leader() -> str | None:  # the scheduler takes the lease at start
         with create_engine(database).connect() as conn:
-            holder = conn.execute(
+            return conn.execute(
                 text("SELECT holder FROM change_leases WHERE env = 'scheduler:leader'")
             ).scalar()
-        time.sleep(0.2)
-    assert holder is not None
+
+    wait_until(leader, timeout=15, what="the scheduler's leader lease")
     with pytest.raises(StopIteration):
         next(gen)  # terminate (SIGTERM) and wait, as ECS does
     log = log_path.read_text()

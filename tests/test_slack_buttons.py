@@ -3,7 +3,6 @@ unauthorised clicks, against moto's server, with the fake Slack recording every 
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -21,6 +20,7 @@ from handlers.web import create_web_app
 from handlers.workers import start_workers
 from tests.conftest import PEOPLE
 from tests.fakes.server import serve_in_thread
+from tests.harness import wait_until
 from tests.test_slack_http import LazyWork
 
 SECRET = "buttons-signing-secret"
@@ -56,12 +56,8 @@ class Bot:
         return self._post(body, secret).status_code, key
 
     def answer(self, key: str, timeout: float = 10.0) -> dict:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if answers := self.slack.responses(key):
-                return answers[0]
-            time.sleep(0.02)
-        raise AssertionError(f"no answer at {key}")
+        answers = wait_until(lambda: self.slack.responses(key), timeout=timeout, what=f"an answer at {key}")
+        return dict(answers[0])
 
     def settle(self) -> None:
         """Click a sentinel, a signed *Roll back* to prod:2 by on-call, wait for its question and
@@ -74,12 +70,12 @@ class Bot:
 
     def sent(self, method: str, needle: str, timeout: float = 15.0) -> Any:
         """The first ``method`` call whose text holds ``needle``, waiting for the outbox worker."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if found := [c for c in self.slack.calls_to(method) if needle in str(c.params.get("text", ""))]:
-                return found[0]
-            time.sleep(0.02)
-        raise AssertionError(f"no {method} with {needle!r}")
+        found = wait_until(
+            lambda: [c for c in self.slack.calls_to(method) if needle in str(c.params.get("text", ""))],
+            timeout=timeout,
+            what=f"a {method} with {needle!r}",
+        )
+        return found[0]
 
     def post_in(
         self,
@@ -103,14 +99,12 @@ class Bot:
                 and (thread_ts is None or params.get("thread_ts") == thread_ts)
             )
 
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if posts := [c for c in self.slack.calls_to("chat.postMessage") if wanted(c.params)]:
-                return posts[-1]
-            time.sleep(0.02)
-        raise AssertionError(
-            f"no post in {channel} with button={with_button} text={text!r} thread={thread_ts}"
+        posts = wait_until(
+            lambda: [c for c in self.slack.calls_to("chat.postMessage") if wanted(c.params)],
+            timeout=timeout,
+            what=f"a post in {channel} with {with_button or text or thread_ts}",
         )
+        return posts[-1]
 
     def desired(self, env: str) -> int:
         return self.sim.gateway().call(

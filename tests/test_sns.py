@@ -21,6 +21,7 @@ import pytest
 from cryptography.hazmat.primitives import hashes
 
 from bot.clock import FrozenClock
+from bot.fakes.fixture_files import FIXTURES
 from bot.fakes.sns_signer import NOT_AFTER, NOT_BEFORE, OWN_URL, TOPIC, Own
 from bot.fakes.sns_signer import pin_certificate as _pin
 from bot.settings import DEFAULT_SNS_CERT_HOST_PATTERN
@@ -32,7 +33,6 @@ from bot.sns import (
     parse,
     string_to_sign,
 )
-from tests.shared_fixtures import FIXTURES
 
 MAX_AGE = timedelta(seconds=3600)  # the shipped SNS_MAX_AGE_SECONDS
 

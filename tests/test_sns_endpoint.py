@@ -28,13 +28,13 @@ from bot.clock import FrozenClock
 from bot.compose import build_core
 from bot.config import Config
 from bot.core import Core
+from bot.fakes.fixture_files import FIXTURES
 from bot.settings import Settings
 from bot.sns import parse
 from bot.store.db import Database
 from bot.store.inbox import HTTP, Inbox, InboxWriter, row_values
 from bot.store.models import SnsInboxMessage
 from handlers.web import create_web_app
-from tests.shared_fixtures import FIXTURES
 
 SIGNED = FIXTURES / "java-v2-sns-message-manager"  # one topic: notifications, (un)subscribe confirmations
 OTHER_TOPIC = "arn:aws:sns:us-west-2:131990247566:someone-elses-topic"

@@ -22,6 +22,7 @@ from sqlalchemy import select
 from bot.aws import AwsGateway
 from bot.compose import build_core
 from bot.core import Core
+from bot.fakes.fixture_files import FIXTURES
 from bot.settings import Settings
 from bot.sns import SnsRejected, parse
 from bot.store.inbox import SQS
@@ -29,7 +30,6 @@ from bot.store.models import SnsInboxMessage
 from handlers.sns import build_verifier
 from handlers.sqs import SqsConsumer
 from tests.conftest import REGION, moto_session
-from tests.shared_fixtures import FIXTURES
 
 CLOUDWATCH = FIXTURES / "cloudwatch"
 ALARM = CLOUDWATCH / "real-signed-metric-alarm-sigv1.json"

@@ -1,4 +1,4 @@
-"""Fake scheduled jobs and a recording notifier, for the scheduler, `jobs` CLI and `/menotime jobs` tests."""
+"""Fake scheduled jobs, for the scheduler, `jobs` CLI and `/menotime jobs` tests."""
 
 from __future__ import annotations
 
@@ -9,10 +9,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from bot.jobkit import Attachment, JobContext, JobSpec
-from bot.notify import MessageRef
-from bot.render import render_slack, render_text
 from bot.results import ChangeResult
-from tests.blockkit import assert_valid_message
 
 
 @dataclass(frozen=True)
@@ -109,32 +106,3 @@ class FakeJobs:
             spec("picky", "dev", self.picky, NeedsBucket),
             spec("clusters", "dev", self.clusters),
         )
-
-
-class RecordingNotifier:
-    """Posts, edits and uploads as a list; every Slack rendering is checked against Block Kit's limits."""
-
-    def __init__(self) -> None:
-        self.posts: list[tuple[str, Any, MessageRef]] = []
-        self.updates: list[tuple[MessageRef, Any]] = []
-        self.uploads: list[tuple[MessageRef, str, bytes, str]] = []
-        self._lock = threading.Lock()
-
-    def post(self, *, channel: str, result: Any, thread: MessageRef | None = None) -> MessageRef:
-        assert_valid_message(render_slack(result))
-        with self._lock:
-            ref = MessageRef(channel, f"{len(self.posts) + 1}.000")
-            self.posts.append((channel, result, ref))
-        return ref
-
-    def update(self, *, ref: MessageRef, result: Any) -> None:
-        assert_valid_message(render_slack(result))
-        with self._lock:
-            self.updates.append((ref, result))
-
-    def upload(self, *, ref: MessageRef, filename: str, content: bytes, title: str) -> None:
-        with self._lock:
-            self.uploads.append((ref, filename, content, title))
-
-    def texts(self, channel: str | None = None) -> list[str]:
-        return [render_text(r) for c, r, _ in self.posts if channel is None or c == channel]
