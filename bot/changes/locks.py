@@ -1,0 +1,59 @@
+"""The incident freeze (lock, unlock) and what `status` notes of an environment: its lock, the
+change in flight and its open alarm threads."""
+
+from __future__ import annotations
+
+from bot.alarms import open_alarms
+from bot.changes.context import announce_channel
+from bot.render import when
+from bot.results import ChangeResult
+from bot.service import CommandContext
+from bot.store.changes import Freezes, Leases
+
+
+def lock(ctx: CommandContext, *, env_name: str, reason: str) -> ChangeResult:
+    env = ctx.core.config.env(env_name)
+    freeze = Freezes(ctx.core.db).freeze(env=env_name, reason=reason, by=ctx.user_id, at=ctx.core.clock.now())
+    result = ChangeResult(
+        headline=f"{env_name} is locked by <@{freeze.locked_by}>: {freeze.reason}",
+        emoji=":lock:",
+        footer="Deploys and scaling wait for `/menotime unlock " + env_name + "`; rollback still works.",
+    )
+    ctx.core.notifier.post(channel=announce_channel(ctx, env), result=result)
+    return result
+
+
+def unlock(ctx: CommandContext, *, env_name: str) -> ChangeResult:
+    env = ctx.core.config.env(env_name)
+    freeze = Freezes(ctx.core.db).unfreeze(env=env_name)
+    result = ChangeResult(
+        headline=f"{env_name} is unlocked by <@{ctx.user_id}> (was locked by "
+        f"<@{freeze.locked_by}> since {when(freeze.locked_at)}: {freeze.reason})",
+        emoji=":unlock:",
+    )
+    ctx.core.notifier.post(channel=announce_channel(ctx, env), result=result)
+    return result
+
+
+def env_notes(ctx: CommandContext, env_name: str) -> tuple[str, ...]:
+    """Locks and changes in flight, for `status`."""
+    now, notes = ctx.core.clock.now(), []
+    freeze = Freezes(ctx.core.db).get(env_name)
+    if freeze:
+        notes.append(
+            f":lock: locked by <@{freeze.locked_by}> since {when(freeze.locked_at)}: {freeze.reason}"
+        )
+    lease = Leases(ctx.core.db).get(env_name, now=now)
+    if lease:
+        notes.append(
+            f":hourglass_flowing_sand: {lease.action} in flight by <@{lease.user}> since "
+            f"{when(lease.acquired_at)}"
+        )
+    threads = open_alarms(ctx.core, env=env_name)
+    if threads:
+        acked = sum(1 for t in threads if t.acknowledged_by)
+        notes.append(
+            f":rotating_light: {len(threads)} alarm thread(s) open, {acked} acknowledged: "
+            f"`/menotime alarms {env_name}`"
+        )
+    return tuple(notes)
