@@ -274,7 +274,7 @@ class _PagedAlarms:
 
 
 def test_alarm_pages_and_composite_alarms_are_all_read(config: Config) -> None:
-    from bot.status import _alarms_in_alarm as _alarms
+    from bot.status.aws_reads import _alarms_in_alarm as _alarms
 
     fake = _PagedAlarms()
     alarms = _alarms(env=config.env("prod"), aws=fake)  # type: ignore[arg-type]
@@ -287,7 +287,7 @@ def test_alarm_pages_and_composite_alarms_are_all_read(config: Config) -> None:
 
 def test_markup_in_cloudwatch_alarm_text_is_inert_in_status(config: Config) -> None:
     """Anyone who can create an alarm can write its name and reason: neither pings anybody."""
-    from bot.status import _alarms_in_alarm as _alarms
+    from bot.status.aws_reads import _alarms_in_alarm as _alarms
 
     class Hostile(_PagedAlarms):
         def call(self, service: str, operation: str, /, **params: Any) -> dict[str, Any]:
@@ -309,8 +309,8 @@ def test_markup_in_cloudwatch_alarm_text_is_inert_in_status(config: Config) -> N
 
 def test_markup_in_ecs_service_events_and_rollout_reasons_is_inert(config: Config) -> None:
     """ECS quotes names anyone with console access chooses: its events never ping on-call."""
-    from bot.ecs import _deployments, _events
-    from bot.status import _service
+    from bot.ecs.deployments import _deployments, _events
+    from bot.status.aws_reads import _service
 
     svc = {
         "status": "ACTIVE",
