@@ -146,9 +146,9 @@ def run_history(ctx: CommandContext, cmd: Command) -> HistoryResult:
 
 def run_alarms(ctx: CommandContext, cmd: Command) -> ChangeResult:
     """Every alarm in ALARM in the environments asked, as CloudWatch and the bot's threads tell it
-    (bot/alarm_list.py): production-like environments first, the longest-standing first in each."""
-    from bot.alarm_list import list_alarms
+    (bot/alarms/listing.py): production-like environments first, the longest-standing first in each."""
     from bot.alarms import posted_ref
+    from bot.alarms.listing import list_alarms
     from bot.render import plural
 
     listed = list_alarms(core=ctx.core, envs=ctx.envs, include_unrouted=cmd.env is None)

@@ -188,16 +188,16 @@ def test_a_new_incident_starts_unacknowledged_but_a_flap_keeps_the_acknowledgeme
 def test_a_message_that_cannot_be_processed_is_set_aside_and_the_rest_go_on(
     core: Core, notifier: RecordingNotifier, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import bot.alarms
+    import bot.alarms.inbox
 
-    real = bot.alarms.record_event
+    real = bot.alarms.inbox.record_event
 
     def broken_for_one(core_: Core, event, env, channel, **kw):
         if event.title == "menotime-prod-broken":
             raise KeyError("a payload shape nobody foresaw")
         return real(core_, event, env, channel, **kw)
 
-    monkeypatch.setattr(bot.alarms, "record_event", broken_for_one)
+    monkeypatch.setattr(bot.alarms.inbox, "record_event", broken_for_one)
     fire(core, "menotime-prod-broken", "ALARM", "OK")
     fire(core, "menotime-prod-after", "ALARM", "OK")
     headlines = [r[1].headline for r in notifier.roots()]

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from bot.alarm_list import cloudwatch_in_alarm, env_order
 from bot.alarms import process_inbox, short_id
+from bot.alarms.listing import cloudwatch_in_alarm, env_order
 from bot.aws import AwsGateway
 from bot.clock import FrozenClock
 from bot.compose import build_core

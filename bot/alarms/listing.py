@@ -5,7 +5,7 @@ alarms, by each environment's alarm-name prefix), plus once per topic an environ
 ``alarm_topics`` (ActionPrefix), so a policy that scopes DescribeAlarms to the bot's alarms still
 works. Each alarm is given the environment the alarm path would route it to: a claimed topic among
 its AlarmActions, else the longest matching alarm-name prefix. The bot's own threads in ALARM
-(:func:`bot.alarms.open_alarms`) are merged in by AlarmArn, else by alarm name:
+(:func:`bot.alarms.lookup.open_alarms`) are merged in by AlarmArn, else by alarm name:
 
 - an alarm in ALARM without a thread is listed, with no thread (its notification never arrived);
 - a thread in ALARM that CloudWatch no longer shows in ALARM is still listed, with the state
@@ -26,12 +26,13 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from bot.alarms import AlarmThreadView, open_alarms, thread_for
+from bot.alarms.lookup import open_alarms, thread_for
 from bot.aws import AwsGateway, error_code
 from bot.config import Config
 from bot.errors import AwsUnavailable
 from bot.render import as_written
 from bot.status import describe_alarms
+from bot.store.alarm_threads import AlarmThreadView
 
 if TYPE_CHECKING:
     from bot.core import Core
