@@ -21,91 +21,32 @@ Paths served:
 
 from __future__ import annotations
 
-import contextlib
-import email.parser
-import email.policy
 import itertools
-import json
 import threading
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import urlsplit
+
+from bot.fakes.slack_answers import _API_HANDLERS
+from bot.fakes.slack_requests import (
+    ANY,
+    RESPONSE,
+    UPLOAD,
+    Call,
+    _Answer,
+    _classify,
+    _Fault,
+    _fault_answer,
+    _matches,
+    _parse_params,
+    _summarise,
+)
 
 __all__ = ["ANY", "RESPONSE", "UPLOAD", "Call", "FakeSlack"]
 
-ANY = "*"
-"""Pseudo-method for :meth:`FakeSlack.fail_next`/:meth:`FakeSlack.calls_to`: every request."""
-RESPONSE = "response"
-"""Pseudo-method under which posts to response URLs are recorded."""
-UPLOAD = "upload"
-"""Pseudo-method under which file bytes posted to an upload URL are recorded."""
-
-BOT_USER_ID = "UBOT"
-BOT_ID = "B0BOT"
-TEAM_ID = "T0TEST"
-TEAM_URL = "https://menotime-test.slack.com/"
-
-# Form fields that Slack clients send as JSON text; decoded so tests can compare structures.
-_JSON_FIELDS = frozenset({"blocks", "attachments", "view", "files", "metadata"})
 _TS_BASE_MICROS = 1_700_000_000_000_000
-
-
-@dataclass(frozen=True)
-class Call:
-    """One request as the fake saw it.
-
-    ``params`` merges the query string with the body (JSON, form-encoded or
-    multipart); JSON-valued form fields such as ``blocks`` are decoded.
-    ``answered_status`` is the HTTP status the fake replied with, so tests can
-    tell injected failures from delivered requests.
-    """
-
-    method: str
-    path: str
-    headers: dict[str, str]
-    params: dict[str, Any]
-    body: bytes
-    received_at: float
-    answered_status: int = 200
-    key: str | None = None
-    """Response-URL key (``/response/<key>``) or upload file id; ``None`` for Web API calls."""
-    http_method: str = "POST"
-    response: dict[str, Any] = field(default_factory=dict)
-    """The JSON the fake answered (``ts`` and ``channel`` of a post), empty for non-JSON answers."""
-
-    def header(self, name: str) -> str | None:
-        """Case-insensitive header lookup (HTTP header names are case-insensitive)."""
-        lowered = name.lower()
-        return next((v for k, v in self.headers.items() if k.lower() == lowered), None)
-
-    @property
-    def ok(self) -> bool:
-        """True when the fake answered 2xx (an ``ok: false`` JSON body still counts as delivered)."""
-        return 200 <= self.answered_status < 300
-
-
-@dataclass
-class _Fault:
-    method: str
-    remaining: int
-    status: int
-    retry_after: int | None
-    error: str | None
-
-
-@dataclass
-class _Answer:
-    status: int = 200
-    payload: dict[str, Any] | str = field(default_factory=lambda: {"ok": True})
-    headers: dict[str, str] = field(default_factory=dict)
-
-    def encode(self) -> tuple[bytes, str]:
-        if isinstance(self.payload, str):
-            return self.payload.encode("utf-8"), "text/plain; charset=utf-8"
-        return json.dumps(self.payload).encode("utf-8"), "application/json; charset=utf-8"
 
 
 class FakeSlack:
@@ -345,249 +286,6 @@ class FakeSlack:
         if pending:
             lines.append(f"Unconsumed injected faults: {', '.join(pending)}")
         return "\n".join(lines)
-
-
-# ---------------------------------------------------------------------- canned Web API answers
-
-
-def _auth_test(fake: FakeSlack, params: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "ok": True,
-        "url": TEAM_URL,
-        "team": "MenoTime Test",
-        "user": "menotime-ops",
-        "team_id": TEAM_ID,
-        "user_id": BOT_USER_ID,
-        "bot_id": BOT_ID,
-        "is_enterprise_install": False,
-    }
-
-
-def _message(params: dict[str, Any], ts: str) -> dict[str, Any]:
-    message: dict[str, Any] = {
-        "type": "message",
-        "user": BOT_USER_ID,
-        "bot_id": BOT_ID,
-        "text": params.get("text", ""),
-        "ts": ts,
-    }
-    for name in ("blocks", "attachments", "thread_ts", "metadata"):
-        if name in params:
-            message[name] = params[name]
-    return message
-
-
-def _needs_channel_and_content(params: dict[str, Any]) -> dict[str, Any] | None:
-    """Slack's own validation for posting; catches handlers that lose the channel or the text."""
-    if not params.get("channel"):
-        return {"ok": False, "error": "channel_not_found"}
-    if not any(params.get(k) for k in ("text", "blocks", "attachments")):
-        return {"ok": False, "error": "no_text"}
-    return None
-
-
-def _chat_post_message(fake: FakeSlack, params: dict[str, Any]) -> dict[str, Any]:
-    invalid = _needs_channel_and_content(params)
-    if invalid is not None:
-        return invalid
-    ts = fake._next_ts()
-    return {"ok": True, "channel": params["channel"], "ts": ts, "message": _message(params, ts)}
-
-
-def _chat_post_ephemeral(fake: FakeSlack, params: dict[str, Any]) -> dict[str, Any]:
-    invalid = _needs_channel_and_content(params)
-    if invalid is not None:
-        return invalid
-    if not params.get("user"):
-        return {"ok": False, "error": "user_not_in_channel"}
-    return {"ok": True, "message_ts": fake._next_ts()}
-
-
-def _chat_update(fake: FakeSlack, params: dict[str, Any]) -> dict[str, Any]:
-    channel, ts = params.get("channel"), params.get("ts")
-    if not channel:
-        return {"ok": False, "error": "channel_not_found"}
-    if not ts:
-        return {"ok": False, "error": "message_not_found"}
-    return {
-        "ok": True,
-        "channel": channel,
-        "ts": ts,
-        "text": params.get("text", ""),
-        "message": _message(params, str(ts)),
-    }
-
-
-def _chat_delete(fake: FakeSlack, params: dict[str, Any]) -> dict[str, Any]:
-    return {"ok": True, "channel": params.get("channel"), "ts": params.get("ts")}
-
-
-def _views_open(fake: FakeSlack, params: dict[str, Any]) -> dict[str, Any]:
-    view = params.get("view")
-    view = dict(view) if isinstance(view, dict) else {}
-    view.setdefault("id", fake._next_id("V"))
-    view.setdefault("team_id", TEAM_ID)
-    view.setdefault("app_id", "A0TEST")
-    view.setdefault("bot_id", BOT_ID)
-    return {"ok": True, "view": view}
-
-
-def _conversations_info(fake: FakeSlack, params: dict[str, Any]) -> dict[str, Any]:
-    channel_id = str(params.get("channel", ""))
-    if not channel_id:
-        return {"ok": False, "error": "channel_not_found"}
-    channel: dict[str, Any] = {
-        "id": channel_id,
-        "name": f"channel-{channel_id.lower()}",
-        "is_channel": True,
-        "is_private": False,
-        "is_archived": False,
-        "is_member": True,
-        "created": 1_700_000_000,
-    }
-    channel.update(fake.channels.get(channel_id, {}))
-    return {"ok": True, "channel": channel}
-
-
-def _users_info(fake: FakeSlack, params: dict[str, Any]) -> dict[str, Any]:
-    user_id = str(params.get("user", ""))
-    if not user_id:
-        return {"ok": False, "error": "user_not_found"}
-    name = f"user-{user_id.lower()}"
-    user: dict[str, Any] = {
-        "id": user_id,
-        "team_id": TEAM_ID,
-        "name": name,
-        "real_name": name,
-        "deleted": False,
-        "is_bot": user_id == BOT_USER_ID,
-        "tz": "UTC",
-        "tz_offset": 0,
-        "profile": {"real_name": name, "display_name": name},
-    }
-    user.update(fake.users.get(user_id, {}))
-    return {"ok": True, "user": user}
-
-
-def _usergroups_users_list(fake: FakeSlack, params: dict[str, Any]) -> dict[str, Any]:
-    group = params.get("usergroup")
-    if not isinstance(group, str) or group not in fake.usergroups:
-        return {"ok": False, "error": "no_such_subteam"}
-    return {"ok": True, "users": list(fake.usergroups[group])}
-
-
-def _files_get_upload_url(fake: FakeSlack, params: dict[str, Any]) -> dict[str, Any]:
-    file_id = fake._next_id("F")
-    return {"ok": True, "upload_url": fake.url + f"upload/{file_id}", "file_id": file_id}
-
-
-def _files_complete_upload(fake: FakeSlack, params: dict[str, Any]) -> dict[str, Any]:
-    files = params.get("files")
-    entries = files if isinstance(files, list) else []
-    return {
-        "ok": True,
-        "files": [{"id": f.get("id"), "title": f.get("title") or ""} for f in entries if isinstance(f, dict)],
-    }
-
-
-def _reactions_add(fake: FakeSlack, params: dict[str, Any]) -> dict[str, Any]:
-    return {"ok": True}
-
-
-_API_HANDLERS: dict[str, Callable[[FakeSlack, dict[str, Any]], dict[str, Any]]] = {
-    "auth.test": _auth_test,
-    "chat.postMessage": _chat_post_message,
-    "chat.postEphemeral": _chat_post_ephemeral,
-    "chat.update": _chat_update,
-    "chat.delete": _chat_delete,
-    "reactions.add": _reactions_add,
-    "views.open": _views_open,
-    "views.push": _views_open,
-    "views.update": _views_open,
-    "conversations.info": _conversations_info,
-    "users.info": _users_info,
-    "usergroups.users.list": _usergroups_users_list,
-    "files.getUploadURLExternal": _files_get_upload_url,
-    "files.completeUploadExternal": _files_complete_upload,
-}
-
-
-# ---------------------------------------------------------------------- helpers
-
-
-def _matches(pattern: str, method: str) -> bool:
-    return pattern in (ANY, method)
-
-
-def _classify(path: str) -> tuple[str, str | None]:
-    """Map a path to (method, key): ``("chat.postMessage", None)``, ``("response", key)``..."""
-    for prefix, kind in (("/api/", None), ("/response/", RESPONSE), ("/upload/", UPLOAD)):
-        if path.startswith(prefix) and len(path) > len(prefix):
-            rest = unquote(path[len(prefix) :])
-            return (rest, None) if kind is None else (kind, rest)
-    return "", None
-
-
-def _fault_answer(fault: _Fault, kind: str) -> _Answer:
-    headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
-    if fault.error is not None:
-        return _Answer(status=fault.status, payload={"ok": False, "error": fault.error}, headers=headers)
-    if kind in (RESPONSE, UPLOAD):
-        phrase = "rate_limited" if fault.status == 429 else f"injected {fault.status}"
-        return _Answer(status=fault.status, payload=phrase, headers=headers)
-    error = "ratelimited" if fault.status == 429 else "fatal_error"
-    return _Answer(status=fault.status, payload={"ok": False, "error": error}, headers=headers)
-
-
-def _parse_params(query: str, headers: dict[str, str], body: bytes) -> dict[str, Any]:
-    params: dict[str, Any] = _flatten(parse_qs(query, keep_blank_values=True))
-    content_type = next((v for k, v in headers.items() if k.lower() == "content-type"), "")
-    mime = content_type.split(";", 1)[0].strip().lower()
-    if body:
-        if mime == "application/json" or (not mime and body.lstrip()[:1] in (b"{", b"[")):
-            try:
-                decoded = json.loads(body)
-            except ValueError:
-                decoded = None
-            if isinstance(decoded, dict):
-                params.update(decoded)
-        elif mime == "application/x-www-form-urlencoded":
-            params.update(_flatten(parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)))
-        elif mime == "multipart/form-data":
-            params.update(_parse_multipart(content_type, body))
-    for name in _JSON_FIELDS & params.keys():
-        value = params[name]
-        if isinstance(value, str) and value.lstrip()[:1] in ("[", "{"):
-            with contextlib.suppress(ValueError):  # leave as sent; the raw body is on the Call anyway
-                params[name] = json.loads(value)
-    return params
-
-
-def _flatten(parsed: dict[str, list[str]]) -> dict[str, Any]:
-    return {k: v[0] if len(v) == 1 else v for k, v in parsed.items()}
-
-
-def _parse_multipart(content_type: str, body: bytes) -> dict[str, Any]:
-    """Fields as str, file parts as bytes (slack_sdk sends uploads and some methods this way)."""
-    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
-        f"Content-Type: {content_type}\r\n\r\n".encode() + body
-    )
-    fields: dict[str, Any] = {}
-    for part in message.iter_parts():
-        name = part.get_param("name", header="content-disposition")
-        if not name:
-            continue
-        decoded = part.get_payload(decode=True)  # bytes for a leaf part, None if there is none
-        payload = decoded if isinstance(decoded, bytes) else b""
-        is_file = part.get_filename() is not None
-        fields[str(name)] = payload if is_file else payload.decode(part.get_content_charset() or "utf-8")
-    return fields
-
-
-def _summarise(call: Call) -> str:
-    shown = {k: v for k, v in call.params.items() if k in ("channel", "text", "usergroup", "user", "ts")}
-    where = f"[{call.key}]" if call.key else ""
-    return f"{call.method}{where} -> HTTP {call.answered_status} {shown if shown else ''}".rstrip()
 
 
 def _make_handler(fake: FakeSlack) -> type[BaseHTTPRequestHandler]:
