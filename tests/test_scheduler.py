@@ -19,6 +19,7 @@ from bot.clock import FrozenClock
 from bot.compose import build_core
 from bot.config import Config, JobsConfig
 from bot.core import Core
+from bot.cron import cron_trigger
 from bot.errors import BadInput, ConfigError
 from bot.jobkit import JobContext, JobSpec
 from bot.jobresults import JobRunResult, JobsListResult
@@ -28,7 +29,6 @@ from bot.scheduler import (
     JobRunner,
     JobScheduler,
     build_triggers,
-    cron_trigger,
     describe_schedule,
     fires_between,
     list_jobs,

@@ -543,7 +543,7 @@ def test_the_lock_is_renewed_while_anonymizing_so_a_manual_run_cannot_take_it(ha
 
 def test_a_run_that_lost_its_lock_stops_before_swapping(harness: Harness) -> None:
     from bot.store.changes import Leases
-    from jobs.staging_refresh.flow import LEASE_KEY
+    from jobs.staging_refresh.run_state import LEASE_KEY
 
     def stalls_then_another_run_takes_the_lock(_on_progress: Callable[[str], None]) -> None:
         harness.after_lease_expiry()  # no progress reported meanwhile: the lock expires

@@ -7,16 +7,11 @@ from __future__ import annotations
 
 from bot.jobkit import JobContext, JobSpec
 from jobs.staging_refresh.databases import DatabaseGate, unexpected_databases
-from jobs.staging_refresh.flow import (
-    STEPS,
-    AnonymizeStep,
-    Verification,
-    anonymize_with_engine,
-    refresh_staging,
-)
+from jobs.staging_refresh.flow import STEPS, refresh_staging
 from jobs.staging_refresh.options import RefreshOptions
 from jobs.staging_refresh.report import RefreshReport
 from jobs.staging_refresh.simulated import demo_refresh, prepare_simulated_refresh
+from jobs.staging_refresh.verification import AnonymizeStep, Verification, anonymize_with_engine
 
 __all__ = [
     "SPECS",
