@@ -4,19 +4,29 @@
 ``SnsVerifier.check_topic`` refuses topics outside the allow-list (``allowed_topics``: closed when
 empty), ``SnsVerifier.verify`` checks signature, certificate and age (403 when anything is off). The
 caller logs ``SnsRejected.reason`` and answers ``SnsRejected.status``: SNS does not retry a 4xx.
+
+``bot.sns.envelope`` parses, ``bot.sns.certificates`` checks the URLs a message names and fetches
+its certificate, ``bot.sns.verifier`` decides.
 """
 
-from bot.sns.certificates import FAILURE_TTL, FETCH_TIMEOUT_SECONDS, TRANSIENT_FAILURE_TTL, CertificateStore
+from bot.sns.certificates import (
+    FAILURE_TTL,
+    FETCH_TIMEOUT_SECONDS,
+    TRANSIENT_FAILURE_TTL,
+    CertificateStore,
+    ResponseTooLarge,
+    check_sns_url,
+    fetch_checked_url,
+)
 from bot.sns.envelope import (
     NOTIFICATION,
     SUBSCRIPTION_CONFIRMATION,
     UNSUBSCRIBE_CONFIRMATION,
     SnsMessage,
+    SnsRejected,
     parse,
     string_to_sign,
 )
-from bot.sns.rejection import SnsRejected
-from bot.sns.urls import ResponseTooLarge, check_sns_url, fetch_checked_url
 from bot.sns.verifier import ALARM_PATH_CLOSED, FUTURE_SKEW, SnsVerifier, allowed_topics
 
 __all__ = [

@@ -1,5 +1,5 @@
 """The SNS envelope: ``parse`` reads a request body into an ``SnsMessage`` (400 when it is not one),
-``string_to_sign`` gives the bytes SNS signed."""
+``string_to_sign`` gives the bytes SNS signed; ``SnsRejected`` is the refusal every check raises."""
 
 from __future__ import annotations
 
@@ -7,8 +7,6 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-
-from bot.sns.rejection import SnsRejected
 
 NOTIFICATION = "Notification"
 SUBSCRIPTION_CONFIRMATION = "SubscriptionConfirmation"
@@ -32,6 +30,18 @@ _REQUIRED: dict[str, tuple[str, ...]] = {
 # The signed fields in the order AWS signs them (Subject only when present).
 _SIGNED_NOTIFICATION = ("Message", "MessageId", "Subject", "Timestamp", "TopicArn", "Type")
 _SIGNED_CONFIRMATION = ("Message", "MessageId", "SubscribeURL", "Timestamp", "Token", "TopicArn", "Type")
+
+
+class SnsRejected(Exception):
+    """The message is refused. ``reason`` is one line for the log and the 4xx body."""
+
+    def __init__(self, reason: str, status: int = 403, *, kind: str | None = None) -> None:
+        # Reasons quote attacker-supplied values: keep them on one printable, bounded line.
+        reason = "".join(c if c.isprintable() else "?" for c in reason)[:300]
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+        self.kind = kind  # the bounded metric label, when the raiser knows it
 
 
 def _malformed(reason: str) -> SnsRejected:

@@ -13,10 +13,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from bot.clock import Clock
-from bot.sns.certificates import CertificateStore
-from bot.sns.envelope import SnsMessage, string_to_sign
-from bot.sns.rejection import SnsRejected
-from bot.sns.urls import check_sns_url
+from bot.sns.certificates import CertificateStore, check_sns_url
+from bot.sns.envelope import SnsMessage, SnsRejected, string_to_sign
 
 if TYPE_CHECKING:
     from bot.config import Config
