@@ -266,12 +266,12 @@ def test_truncated_alarm_json_is_generic_with_the_text() -> None:
 
 
 def test_a_parser_that_fails_falls_back_to_generic(monkeypatch: pytest.MonkeyPatch) -> None:
-    from bot import events
+    from bot.events import parse
 
     def boom(data: dict[str, Any]) -> Event:
         raise KeyError("surprise")
 
-    monkeypatch.setattr(events, "_alarm", boom)
+    monkeypatch.setattr(parse, "_alarm", boom)  # the name parse_message's dispatch calls
     message = json.dumps({"AlarmName": "a", "NewStateValue": "ALARM"})
     event = parse_message(None, message)
     assert event.kind == "generic" and event.text == message

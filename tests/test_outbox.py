@@ -333,7 +333,7 @@ def test_consecutive_edits_of_one_message_are_sent_as_one_with_the_latest_conten
 
 
 def test_token_errors_keep_the_queue_and_a_bounded_retry_after(core: Core, slack: FakeSlack) -> None:
-    from bot.outbox import _retry_after
+    from bot.outbox.retry import _retry_after
 
     core.notifier.post(channel="#menotime-ops", result=ChangeResult(headline="kept"))
     slack.fail_next("chat.postMessage", error="invalid_auth", times=8)

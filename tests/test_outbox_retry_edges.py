@@ -19,7 +19,8 @@ from bot.config import load_config
 from bot.core import Core
 from bot.fakes.slack_api import FakeSlack
 from bot.metrics import Metrics
-from bot.outbox import DEAD, PENDING, SENT, Outbox, OutboxNotifier, OutboxSender, SendOutcome, _retry_after
+from bot.outbox import DEAD, PENDING, SENT, Outbox, OutboxNotifier, OutboxSender, SendOutcome
+from bot.outbox.retry import _retry_after
 from bot.results import ChangeResult
 from bot.settings import Settings
 from bot.store.models import OutboxMessage

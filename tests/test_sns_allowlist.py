@@ -22,6 +22,7 @@ from click.testing import CliRunner
 from sqlalchemy import func, select
 
 import bot.sns
+import bot.sns.certificates
 from bot.alarms import process_inbox
 from bot.clock import FrozenClock
 from bot.config import load_config
@@ -142,7 +143,7 @@ def test_forged_messages_naming_a_failing_certificate_cost_one_fetch(
         fetches.append(url)
         raise failure
 
-    monkeypatch.setattr(bot.sns, "_default_fetch", unreachable)
+    monkeypatch.setattr(bot.sns.certificates, "_default_fetch", unreachable)
     sns = make_endpoint(at=OWN_AT, topics=(OWN_TOPIC,))  # OWN_URL is not pinned: it would be fetched
     for _ in range(20):
         forged = own.message(at=OWN_AT, MessageId=f"forged-{next(_ids)}")

@@ -31,10 +31,10 @@ from bot.sns import (
     ResponseTooLarge,
     SnsRejected,
     SnsVerifier,
-    _default_fetch,
     fetch_checked_url,
     parse,
 )
+from bot.sns.certificates import _default_fetch
 
 T0 = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 

@@ -1,13 +1,4 @@
-"""The Slack outbox (DESIGN §6 step 6): every post, edit and upload is written to the database
-first and sent by a worker, so nothing is lost while Slack is down and each message goes out once.
-
-``OutboxNotifier`` is the :class:`~bot.notify.Notifier` the bot uses when it talks to Slack. It
-renders the message at once (what is sent is what was decided) and queues it in the caller's
-transaction when there is one (an alarm's thread row and its message commit together). Slack has
-not answered yet, so the reference it hands back names the queued row (``outbox:<id>``); later
-replies and edits that name it are resolved to Slack's ``ts`` when they are sent.
-
-``OutboxSender`` sends, oldest first per channel — Slack's rate limit is per channel, and a
+"""``OutboxSender`` sends, oldest first per channel — Slack's rate limit is per channel, and a
 channel's order is every thread's order — one message per channel at a time. A 429 waits exactly
 ``Retry-After``; a 5xx or a network error backs off exponentially and retries for as long as it
 takes; an error Slack will repeat forever (``channel_not_found``, ``invalid_blocks``) is retried a
@@ -17,7 +8,6 @@ claimed before it is sent, so several replicas can run senders.
 
 from __future__ import annotations
 
-import math
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -31,216 +21,15 @@ from sqlalchemy.orm import aliased
 from bot.clock import Clock
 from bot.metrics import Metrics
 from bot.notify import MessageRef
-from bot.render import Renderable, render_slack, render_text
+from bot.outbox.queue import DEAD, PENDING, SENT
+from bot.outbox.retry import _APP_WIDE, _PERMANENT, _PERMANENT_ATTEMPTS, _backoff, _retry_after
 from bot.store.db import Database, rowcount, stored_utc
 from bot.store.models import OutboxMessage
 
 log = structlog.get_logger("menotime.outbox")
 
-PENDING, SENT, DEAD = "pending", "sent", "dead"
-_PLACEHOLDER = "outbox:"
-_MAX_BACKOFF_SECONDS = 300.0
-_PERMANENT_ATTEMPTS = 5  # for errors that Slack will give again whatever we do
 _CLAIM_SECONDS = 60
 _BATCH = 25  # rows of one channel claimed together
-# Errors that are about the request, not Slack's health: retrying cannot help for long. (Token
-# and scope errors are not among them: they stop every message, and a fixed token must find the
-# backlog still queued, so they are retried with backoff and logged as errors.)
-_PERMANENT = frozenset(
-    {
-        "channel_not_found",
-        "not_in_channel",
-        "is_archived",
-        "invalid_blocks",
-        "invalid_blocks_format",
-        "msg_too_long",
-        "no_text",
-        "message_not_found",
-        "cant_update_message",
-        "edit_window_closed",
-        "invalid_arguments",
-    }
-)
-_APP_WIDE = frozenset(
-    {"invalid_auth", "account_inactive", "token_revoked", "token_expired", "missing_scope", "not_authed"}
-)
-_MAX_RETRY_AFTER_SECONDS = 3600.0
-
-
-def placeholder(row_id: int) -> str:
-    return f"{_PLACEHOLDER}{row_id}"
-
-
-def queued_id(ts: str) -> int | None:
-    """The outbox row a reference names, when it names one rather than a Slack ``ts``."""
-    if ts.startswith(_PLACEHOLDER) and ts[len(_PLACEHOLDER) :].isdigit():
-        return int(ts[len(_PLACEHOLDER) :])
-    return None
-
-
-class Outbox:
-    def __init__(self, db: Database, clock: Clock) -> None:
-        self._db = db
-        self._clock = clock
-
-    def enqueue(
-        self,
-        *,
-        op: str,
-        channel: str,
-        payload: dict[str, Any],
-        parent: MessageRef | None = None,
-        target: MessageRef | None = None,
-        origin_at: datetime | None = None,
-    ) -> int:
-        parent_id, target_id = (
-            (queued_id(parent.ts) if parent else None),
-            (queued_id(target.ts) if target else None),
-        )
-        if parent is not None and parent_id is None:
-            payload = {**payload, "thread_ts": parent.ts}
-        if target is not None and target_id is None:
-            payload = {**payload, "ts": target.ts}
-        now = self._clock.now()
-        with self._db.session() as session:
-            queued = self._queued_edit(session, channel, target_id, payload) if op == "update" else None
-            # Only the latest edit of a message matters: a storm or a rollout's polls replace the
-            # queued edit's content instead of queueing one edit per change behind it. Conditional,
-            # so an edit a sender claimed meanwhile is left alone and this one is queued after it.
-            if (
-                queued is not None
-                and rowcount(
-                    session.execute(
-                        update(OutboxMessage)
-                        .where(
-                            OutboxMessage.id == queued,
-                            OutboxMessage.status == PENDING,
-                            OutboxMessage.claimed_by.is_(None),
-                        )
-                        .values(payload=payload)
-                        .execution_options(synchronize_session=False)
-                    )
-                )
-                == 1
-            ):
-                return int(queued)
-            row = OutboxMessage(
-                ordering=channel,
-                op=op,
-                channel=channel,
-                payload=payload,
-                parent_id=parent_id,
-                target_id=target_id,
-                status=PENDING,
-                attempts=0,
-                created_at=now,
-                next_attempt_at=now,
-                origin_at=origin_at,
-            )
-            session.add(row)
-            session.flush()
-            return int(row.id)
-
-    @staticmethod
-    def _queued_edit(
-        session: Any, channel: str, target_id: int | None, payload: dict[str, Any]
-    ) -> int | None:
-        """A pending, unclaimed edit of the same message, with nothing queued after it in the channel."""
-        same_message = (
-            OutboxMessage.target_id == target_id
-            if target_id is not None
-            else OutboxMessage.payload["ts"].as_string() == str(payload.get("ts"))
-        )
-        last = session.scalars(
-            select(OutboxMessage)
-            .where(OutboxMessage.ordering == channel, OutboxMessage.status == PENDING)
-            .order_by(OutboxMessage.id.desc())
-            .limit(1)
-        ).first()
-        if (
-            last is not None
-            and last.op == "update"
-            and last.claimed_by is None
-            and session.scalar(select(OutboxMessage.id).where(OutboxMessage.id == last.id, same_message))
-        ):
-            return int(last.id)
-        return None
-
-    def resolve(self, ref: MessageRef) -> MessageRef | None:
-        """Slack's own channel id and ts for ``ref``; None while its message is still queued."""
-        row_id = queued_id(ref.ts)
-        if row_id is None:
-            return ref
-        with self._db.session(write=False) as session:
-            row = session.get(OutboxMessage, row_id)
-            if row is None or row.status != SENT or not row.ts:
-                return None
-            return MessageRef(row.sent_channel or row.channel, row.ts)
-
-    def depth(self) -> int:
-        with self._db.session(write=False) as session:
-            return int(session.scalar(select(func.count()).where(OutboxMessage.status == PENDING)) or 0)
-
-    def after_commit(self, callback: Any) -> None:
-        self._db.after_commit(callback)
-
-    def rows(self, *, status: str | None = None) -> list[OutboxMessage]:
-        query = select(OutboxMessage).order_by(OutboxMessage.id)
-        if status is not None:
-            query = query.where(OutboxMessage.status == status)
-        with self._db.session(write=False) as session:
-            return list(session.scalars(query))
-
-
-class OutboxNotifier:
-    """A Notifier that queues instead of sending (see the module docstring)."""
-
-    def __init__(self, outbox: Outbox, *, on_enqueue: Any = None) -> None:
-        self._outbox = outbox
-        self.on_enqueue = on_enqueue  # wakes the sender
-
-    def post(
-        self,
-        *,
-        channel: str,
-        result: Renderable,
-        thread: MessageRef | None = None,
-        origin_at: datetime | None = None,
-    ) -> MessageRef | None:
-        row_id = self._outbox.enqueue(
-            op="post", channel=channel, payload=_payload(result), parent=thread, origin_at=origin_at
-        )
-        self._poke()
-        return MessageRef(channel, placeholder(row_id))
-
-    def update(self, *, ref: MessageRef, result: Renderable) -> None:
-        self._outbox.enqueue(op="update", channel=ref.channel, payload=_payload(result), target=ref)
-        self._poke()
-
-    def upload(self, *, ref: MessageRef, filename: str, content: bytes, title: str) -> None:
-        import base64
-
-        self._outbox.enqueue(
-            op="upload",
-            channel=ref.channel,
-            target=ref,
-            payload={"filename": filename, "title": title, "content_b64": base64.b64encode(content).decode()},
-        )
-        self._poke()
-
-    def resolve(self, ref: MessageRef) -> MessageRef | None:
-        return self._outbox.resolve(ref)
-
-    def _poke(self) -> None:
-        # Inside the caller's transaction the row is not visible to the sender until the commit:
-        # waking it earlier would find nothing and leave the message for its next idle round.
-        if self.on_enqueue is not None:
-            self._outbox.after_commit(self.on_enqueue)
-
-
-def _payload(result: Renderable) -> dict[str, Any]:
-    message = render_slack(result)
-    return {"text": message["text"], "blocks": message["blocks"], "console": render_text(result)}
 
 
 @dataclass(frozen=True)
@@ -566,25 +355,3 @@ class _Unresolvable(Exception):
 
 class _NotYet(Exception):
     """The row's parent has not been sent (another channel's queue): wait."""
-
-
-def _backoff(attempts: int) -> float:
-    return min(_MAX_BACKOFF_SECONDS, 2.0 ** min(attempts, 10))
-
-
-def _retry_after(headers: Any) -> float:
-    raw = next(
-        (
-            value
-            for key, value in (headers.items() if hasattr(headers, "items") else ())
-            if str(key).lower() == "retry-after" and value
-        ),
-        None,
-    )
-    if isinstance(raw, list):
-        raw = raw[0] if raw else None
-    try:
-        seconds = float(raw) if raw is not None else 30.0
-    except ValueError:
-        return 30.0
-    return min(_MAX_RETRY_AFTER_SECONDS, max(1.0, seconds)) if math.isfinite(seconds) else 30.0
