@@ -128,7 +128,7 @@ def test_an_unexpected_error_gives_a_reference_not_a_traceback(
     def explode(**_kwargs):
         raise RuntimeError("secret internal detail arn:aws:iam::123:role/x")
 
-    monkeypatch.setattr("bot.verbs.status", explode)
+    monkeypatch.setattr("bot.verbs.overview.status", explode)
     reply = handle(core, PEOPLE["oncall"], "status prod")
     assert reply.outcome == "error"
     assert isinstance(reply.result, ErrorResult) and reply.result.correlation_id
