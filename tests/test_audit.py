@@ -13,7 +13,8 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
-from bot.store.audit import AuditLog, _entry_digest
+from bot.store.audit import AuditLog
+from bot.store.audit.chain import _entry_digest
 from bot.store.db import Database
 
 T0 = datetime(2026, 11, 24, 18, 0, tzinfo=UTC)

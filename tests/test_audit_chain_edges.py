@@ -23,9 +23,9 @@ from bot.store.audit import (
     AuditKeyingRefused,
     AuditLog,
     ChainHead,
-    _entry_digest,
     chain_key,
 )
+from bot.store.audit.chain import _entry_digest
 from bot.store.db import Database
 from tests.test_audit import tamper
 
@@ -367,7 +367,7 @@ def test_an_events_hash_keeps_its_canonical_form_so_old_trails_verify_after_an_u
     import hashlib
     import hmac
 
-    from bot.store.audit import _digest
+    from bot.store.audit.chain import _digest
 
     message = ("0" * 64 + "\n" + _CANONICAL).encode()
     expected = (

@@ -34,7 +34,8 @@ from bot.core import Core
 from bot.jobkit import JobContext, JobSpec
 from bot.scheduler import JobScheduler
 from bot.settings import Settings
-from bot.store.audit import GENESIS, MARKER_VERB, AuditEntry, AuditKeyError, AuditLog, _digest
+from bot.store.audit import GENESIS, MARKER_VERB, AuditEntry, AuditKeyError, AuditLog
+from bot.store.audit.chain import _digest
 from bot.store.db import Database
 from bot.store.models import AuditEvent
 from handlers.cli import cli

@@ -1,61 +1,35 @@
-"""The audit trail: append-only, hash-chained under a secret key, verifiable and exportable for HIPAA review.
-
-Each event's hash covers a canonical JSON of its fields and the previous event's hash, so editing
-any field, deleting or inserting a row breaks the chain; the head row (last seq and hash, updated
-in the same transaction) catches a deletion at the end.
-
-**Keyed.** A plain digest protects nothing from whoever can write the database: they delete an
-event and recompute every later hash with the same function. So each hash is HMAC-SHA256 under
-``AUDIT_KEY``, a key that never lives in the database (the environment or Secrets Manager); without
-it a rewrite cannot produce hashes that verify. Truncation (deleting the newest events and moving
-the head back) is caught outside the database, by the anchors of :mod:`bot.audit_anchor`.
-
-**From an unkeyed trail to a keyed one.** Trails written before the key existed are chained with
-plain SHA-256. They are never rewritten: re-keying history would mean switching off the
-append-only trigger and replacing every hash, which is exactly the act the trail exists to expose,
-and an auditor could no longer tell the re-keyed history from a forged one. Instead, the first
-event appended with a key is a *keying marker* (verb ``audit-chain-keyed``), itself keyed, whose
-``prev_hash`` is the last unkeyed hash. The bot writes it by itself only on an EMPTY trail; a
-trail that already holds unkeyed events is keyed by an operator, once, with ``menotime-bot audit
-key`` (which verifies the unkeyed chain and prints its head to be recorded). Otherwise anyone who
-can write the database could delete the marker, rewrite the trail with the plain digest, and
-have the next keyed process freeze the forgery under a fresh marker. Verification walks the unkeyed prefix with SHA-256 and
-everything from the marker on with HMAC. Because the marker's HMAC covers the hash of the
-prefix's last event, and that hash chains every earlier one, the unkeyed prefix is frozen from the
-moment the marker is written: rewriting it breaks the link to a marker nobody can re-sign. A
-trail with events but no valid marker fails verification when a key is configured (it could be
-a keyed trail rewritten whole with the plain digest), and a process without the key refuses to
-append to a keyed trail rather than write events that would read as forged: it looks for a marker
-written by another replica under the head's lock on every append (among the events it has not
-looked at yet, so the lookup is a short range of the primary key). The anchors record
-the head's keyed hash, so the marker's position cannot be moved either.
-"""
+"""The trail itself (:class:`AuditLog`): appends under the head's lock, the keying marker, reading,
+verifying and exporting; :mod:`bot.store.audit` explains how a trail becomes keyed."""
 
 from __future__ import annotations
 
 import csv
-import hashlib
-import hmac
 import io
 import json
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
-from bot.errors import ConfigError
+from bot.store.audit.chain import (
+    EMPTY,
+    GENESIS,
+    AuditEntry,
+    AuditKeyError,
+    AuditKeyingRefused,
+    ChainHead,
+    VerifyReport,
+    _digest,
+    _entry,
+    _entry_digest,
+    unkeyed_trail_error,
+)
 from bot.store.db import Database, stored_utc
 from bot.store.models import AuditEvent, AuditHead
 
-if TYPE_CHECKING:
-    from bot.settings import Settings
-
-GENESIS = "0" * 64
 _HEAD_ID = 1
-KEY_MIN_CHARS = 32
 MARKER_VERB = "audit-chain-keyed"
 MARKER_SOURCE = "audit"
 BOT_ACTOR = "menotime-bot"
@@ -75,141 +49,6 @@ EXPORT_FIELDS = (
     "prev_hash",
     "hash",
 )
-
-
-class AuditKeyError(ConfigError):
-    """AUDIT_KEY is missing for a keyed trail, too short, or not the key the trail was keyed with;
-    or the key is set for a trail of unkeyed events nobody has keyed yet (`menotime-bot audit key`)."""
-
-
-class AuditKeyingRefused(ValueError):
-    """`audit key` found the trail changed (or already keyed) since the operator checked it."""
-
-
-def unkeyed_trail_error(events: int) -> AuditKeyError:
-    return AuditKeyError(
-        f"AUDIT_KEY is set but the audit trail's {events} events were written without it and "
-        "nobody has keyed it yet: run `menotime-bot audit key` (once, as an operator)."
-    )
-
-
-def chain_key(settings: Settings) -> bytes | None:
-    """The audit chain's HMAC key from the settings; None when unset (an unkeyed trail)."""
-    if settings.audit_key is None:
-        return None
-    key = settings.audit_key.get_secret_value()
-    if len(key) < KEY_MIN_CHARS:
-        raise AuditKeyError(
-            f"AUDIT_KEY is too short ({len(key)} characters): use at least {KEY_MIN_CHARS} random "
-            "characters, e.g. the output of `openssl rand -hex 32`."
-        )
-    return key.encode()
-
-
-@dataclass(frozen=True)
-class AuditEntry:
-    seq: int
-    at: datetime
-    actor: str
-    source: str
-    verb: str
-    env: str | None
-    args: dict[str, Any]
-    rule: str
-    outcome: str
-    detail: str | None
-    request_id: str | None
-    prev_hash: str
-    hash: str
-
-
-@dataclass(frozen=True)
-class ChainHead:
-    """The last event of the trail: what an anchor records."""
-
-    seq: int
-    hash: str
-    at: datetime | None = None
-
-
-EMPTY = ChainHead(seq=0, hash=GENESIS)
-
-
-@dataclass(frozen=True)
-class VerifyReport:
-    checked: int
-    problems: tuple[str, ...] = field(default_factory=tuple)
-    head: ChainHead = EMPTY  # the head the walk judged the trail against
-    keyed_from: int | None = None  # the keying marker's seq; None: the trail is unkeyed
-    unchecked_from: int | None = None  # keyed events whose contents could not be checked (no key)
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems and self.unchecked_from is None
-
-    @property
-    def keyed(self) -> bool:
-        return self.keyed_from is not None
-
-
-def _digest(
-    prev_hash: str,
-    key: bytes | None,
-    *,
-    seq: int,
-    at: datetime,
-    actor: str,
-    source: str,
-    verb: str,
-    env: str | None,
-    args: dict[str, Any],
-    rule: str,
-    outcome: str,
-    detail: str | None,
-    request_id: str | None,
-) -> str:
-    """HMAC-SHA256 under ``key``; plain SHA-256 (the unkeyed events written before a key) without."""
-    canonical = json.dumps(
-        {
-            "seq": seq,
-            "at": stored_utc(at).isoformat(timespec="microseconds"),
-            "actor": actor,
-            "source": source,
-            "verb": verb,
-            "env": env,
-            "args": args,
-            "rule": rule,
-            "outcome": outcome,
-            "detail": detail,
-            "request_id": request_id,
-        },
-        sort_keys=True,
-        separators=(",", ":"),
-        ensure_ascii=True,
-        default=str,
-    )
-    message = f"{prev_hash}\n{canonical}".encode()
-    if key is None:
-        return hashlib.sha256(message).hexdigest()
-    return hmac.new(key, message, hashlib.sha256).hexdigest()
-
-
-def _entry_digest(entry: AuditEntry, key: bytes | None) -> str:
-    return _digest(
-        entry.prev_hash,
-        key,
-        seq=entry.seq,
-        at=entry.at,
-        actor=entry.actor,
-        source=entry.source,
-        verb=entry.verb,
-        env=entry.env,
-        args=entry.args,
-        rule=entry.rule,
-        outcome=entry.outcome,
-        detail=entry.detail,
-        request_id=entry.request_id,
-    )
 
 
 class AuditLog:
@@ -530,21 +369,3 @@ def _flat(entry: AuditEntry, *, args_as_text: bool = True) -> dict[str, Any]:
         "prev_hash": entry.prev_hash,
         "hash": entry.hash,
     }
-
-
-def _entry(row: AuditEvent) -> AuditEntry:
-    return AuditEntry(
-        seq=row.seq,
-        at=stored_utc(row.at),
-        actor=row.actor,
-        source=row.source,
-        verb=row.verb,
-        env=row.env,
-        args=dict(row.args or {}),
-        rule=row.rule,
-        outcome=row.outcome,
-        detail=row.detail,
-        request_id=row.request_id,
-        prev_hash=row.prev_hash,
-        hash=row.hash,
-    )

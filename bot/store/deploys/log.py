@@ -1,103 +1,26 @@
-"""Deployment records: every deploy, rollback and scaling of an environment, whoever made it.
-
-The bot writes its own as it makes them; :mod:`bot.observe` adds the ones other actors made (CI/CD,
-the console, the autoscaler), read from ECS, and links the bot's own to their ECS deployment ids.
-They answer the questions the guardrails and on-call ask: what was live before the current
-revision (rollback's default target), where and since when an image ran (the soak), what changed
-lately (history), and what the last deployment was (status).
-"""
+"""The deployment log (:class:`DeployLog`): the bot's own records as it makes them, those the observer
+reads from ECS, and the queries of history, rollback, soak, cadence and post-deploy watches."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import and_, or_, select, update
 
-from bot.store.db import Database, rowcount, stored_utc
+from bot.store.db import Database, rowcount
+from bot.store.deploys.record import (
+    BOT,
+    COMPLETED,
+    DEPLOYMENT_KINDS,
+    IN_PROGRESS,
+    UNKNOWN,
+    DeployView,
+    _view,
+)
 from bot.store.models import DeployRecord, ObservedService
 
-IN_PROGRESS, COMPLETED, FAILED, ROLLED_BACK, TIMED_OUT = (
-    "in_progress",
-    "completed",
-    "failed",
-    "rolled_back",
-    "timed_out",
-)
-UNKNOWN = "unknown"  # the bot could not see how it ended (AWS did not answer, the bot stopped)
-REPLACED = "replaced"  # another deployment took over before ECS said this one completed
-BOT, EXTERNAL = "bot", "external"
-DEPLOYMENT_KINDS = ("deploy", "rollback")
 _OPEN = (IN_PROGRESS, UNKNOWN)
-
-
-@dataclass(frozen=True)
-class DeployView:
-    id: int
-    env: str
-    kind: str
-    requested_by: str
-    image_tag: str | None
-    image_digest: str | None
-    from_revision: int | None
-    to_revision: int | None
-    started_at: datetime
-    finished_at: datetime | None
-    outcome: str
-    detail: str | None
-    approval_id: str | None
-    emergency_reason: str | None
-    channel: str | None
-    message_ts: str | None
-    source: str = BOT
-    ecs_deployment_id: str | None = None
-    image_commit: str | None = None
-    from_count: int | None = None
-    to_count: int | None = None
-    watch_until: datetime | None = None
-    watch_state: str | None = None
-
-    @property
-    def external(self) -> bool:
-        return self.source == EXTERNAL
-
-    @property
-    def ran_from(self) -> datetime:
-        """When the change was in place: its end for a completed one, else its start."""
-        return self.finished_at or self.started_at
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    return stored_utc(value) if value is not None else None
-
-
-def _view(row: DeployRecord) -> DeployView:
-    return DeployView(
-        id=row.id,
-        env=row.env,
-        kind=row.kind,
-        requested_by=row.requested_by,
-        image_tag=row.image_tag,
-        image_digest=row.image_digest,
-        from_revision=row.from_revision,
-        to_revision=row.to_revision,
-        started_at=stored_utc(row.started_at),
-        finished_at=_aware(row.finished_at),
-        outcome=row.outcome,
-        detail=row.detail,
-        approval_id=row.approval_id,
-        emergency_reason=row.emergency_reason,
-        channel=row.channel,
-        message_ts=row.message_ts,
-        source=row.source or BOT,
-        ecs_deployment_id=row.ecs_deployment_id,
-        image_commit=row.image_commit,
-        from_count=row.from_count,
-        to_count=row.to_count,
-        watch_until=_aware(row.watch_until),
-        watch_state=row.watch_state,
-    )
 
 
 class DeployLog:
