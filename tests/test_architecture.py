@@ -108,3 +108,16 @@ def test_bot_imports_neither_handlers_nor_jobs() -> None:
         if module.startswith("bot")
     }
     assert {module: targets for module, targets in leaks.items() if targets} == {}
+
+
+MAX_LINES = 400
+
+
+def test_no_module_is_longer_than_one_sitting() -> None:
+    """A module a newcomer can read in one go: over MAX_LINES, split it by concern."""
+    long = {
+        name: lines
+        for name, path in _modules().items()
+        if (lines := len(path.read_text(encoding="utf-8").splitlines())) > MAX_LINES
+    }
+    assert long == {}
