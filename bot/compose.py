@@ -13,7 +13,7 @@ from bot.clock import Clock, SystemClock
 from bot.config import Config, load_config
 from bot.core import Core, in_thread
 from bot.identity import GroupDirectory, RoleResolver, StaticGroups
-from bot.jobkit import JobSpec
+from bot.job import JobSpec
 from bot.metrics import Metrics
 from bot.notify import Notifier, NullNotifier
 from bot.policy import Policy

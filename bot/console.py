@@ -5,10 +5,10 @@ from __future__ import annotations
 import sys
 from typing import TextIO
 
+from bot.answers import Reply
 from bot.core import Core
+from bot.dispatch import Dispatcher
 from bot.render import render_text
-from bot.results import Reply
-from bot.service import CommandService
 
 PREFIX = "/menotime"
 
@@ -38,7 +38,7 @@ class Console:
             self.out.write(f"[{user}] {PREFIX} {text}\n")
             self.out.flush()
         actor = f"console:{self.operator} as {user}" if self.operator else None
-        reply = CommandService(core=self.core).handle(user_id=user, text=text, source="console", actor=actor)
+        reply = Dispatcher(core=self.core).handle(user_id=user, text=text, source="console", actor=actor)
         if echo:
             self.out.write(f"{_indent(render_text(reply.result))}\n")
             self.out.flush()

@@ -1,7 +1,7 @@
 """What a command and a job share: configuration, database, audit trail, AWS, policy, clock.
 
 Built once by :func:`bot.compose.build_core`; a command is answered by
-``bot.service.CommandService(core=core).handle(...)``.
+``bot.dispatch.Dispatcher(core=core).handle(...)``.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from bot.clock import Clock
 from bot.commands import Registry
 from bot.config import Config
 from bot.identity import RoleResolver
-from bot.jobkit import JobSpec
+from bot.job import JobSpec
 from bot.metrics import Metrics
 from bot.notify import Notifier
 from bot.policy import Policy

@@ -24,7 +24,7 @@ from bot.config import Config, deep_merge, load_config
 from bot.console import Console
 from bot.core import Core
 from bot.identity import StaticGroups
-from bot.jobkit import JobSpec
+from bot.job import JobSpec
 from bot.notify import ConsoleNotifier, Notifier
 from bot.render import PACIFIC, when
 from bot.settings import Settings

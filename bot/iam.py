@@ -17,7 +17,7 @@ from urllib.parse import urlparse
 
 from bot.commands import Verb
 from bot.config import Config, EnvironmentConfig
-from bot.jobkit import JobSpec
+from bot.job import JobSpec
 from bot.settings import Settings
 
 # ── What the work declares ───────────────────────────────────────────────────────────────────

@@ -14,12 +14,12 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from bot.answers import ChangeResult
 from bot.config import EnvironmentConfig
 from bot.events import Event
 from bot.notify import MessageRef
 from bot.observe import observe_quietly
 from bot.render import duration, when
-from bot.results import ChangeResult
 from bot.store.deploys import COMPLETED, FAILED, DeployLog, DeployView
 
 if TYPE_CHECKING:

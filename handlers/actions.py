@@ -9,7 +9,7 @@ from typing import Any
 from slack_bolt import Ack, App
 
 from bot.core import Core
-from bot.service import CommandService, new_request_id
+from bot.dispatch import Dispatcher, new_request_id
 from handlers.replay import RunOnce
 from handlers.respond import send_reply
 
@@ -46,7 +46,7 @@ def register(app: App, core: Core) -> None:
             line = template.format(**match.groupdict()) if match else "rollback (invalid)"
         else:
             line = template.format(value=value if _VALUE.match(value) else "(invalid)")
-        reply = CommandService(core=core).handle(
+        reply = Dispatcher(core=core).handle(
             user_id=str(body.get("user", {}).get("id", "")),
             text=line,
             source="slack-button",

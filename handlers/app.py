@@ -19,10 +19,10 @@ import jobs
 from bot.changes import finish_orphaned_rollouts
 from bot.compose import build_core
 from bot.core import Core
+from bot.dispatch import new_request_id
 from bot.errors import ConfigError
 from bot.identity import SlackGroups
 from bot.outbox import Outbox, OutboxNotifier
-from bot.service import new_request_id
 from bot.settings import Settings
 from handlers import actions, commands
 from handlers.replay import RunOnce

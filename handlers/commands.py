@@ -7,7 +7,7 @@ from typing import Any
 from slack_bolt import Ack, App
 
 from bot.core import Core
-from bot.service import CommandService, new_request_id
+from bot.dispatch import Dispatcher, new_request_id
 from handlers.replay import RunOnce
 from handlers.respond import send_reply
 
@@ -25,7 +25,7 @@ def register(app: App, core: Core) -> None:
         if not once.first_time(body, context):
             return  # a replay: acked like the first, never run twice
         request_id = context.get("request_id") or new_request_id()
-        reply = CommandService(core=core).handle(
+        reply = Dispatcher(core=core).handle(
             user_id=str(body.get("user_id", "")),
             text=str(body.get("text", "")),
             source="slack",

@@ -17,7 +17,7 @@ import structlog
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.core import Core
-from bot.service import new_request_id
+from bot.dispatch import new_request_id
 from bot.store.replays import SlackReplays
 
 log = structlog.get_logger("menotime.slack")

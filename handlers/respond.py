@@ -12,8 +12,8 @@ from slack_sdk.http_retry.builtin_handlers import (
 )
 from slack_sdk.webhook import WebhookClient
 
+from bot.answers import ErrorResult, Reply
 from bot.render import Renderable, render_slack
-from bot.results import ErrorResult, Reply
 
 log = structlog.get_logger("menotime.slack")
 

@@ -6,7 +6,7 @@ scheduler: each job module declares ``SPECS: tuple[JobSpec, ...]``.
 
 from __future__ import annotations
 
-from bot.jobkit import JobSpec
+from bot.job import JobSpec
 
 
 def all_jobs() -> tuple[JobSpec, ...]:

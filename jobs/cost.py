@@ -14,7 +14,7 @@ from bot.cost.explorer import IAM_ACTIONS, ForecastCall
 from bot.cost.options import OPTIONS_KEY, CostOptions
 from bot.cost.reports import cost_digest, cost_report
 from bot.cost.results import CostDigest, CostReport
-from bot.jobkit import Attachment, JobContext, JobSpec
+from bot.job import Attachment, JobContext, JobSpec
 
 
 def _options(ctx: JobContext) -> CostOptions:

@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 
+from bot.answers import Reply
 from bot.core import Core
+from bot.dispatch import Dispatcher
 from bot.notify import MessageRef
 from bot.render import render_slack, render_text
-from bot.results import Reply
-from bot.service import CommandService
 from tests.blockkit import assert_valid_message
 
 
@@ -109,7 +109,7 @@ class TestBot:
     notifier: RecordingNotifier
 
     def reply(self, line: str, *, user: str) -> Reply:
-        return CommandService(core=self.core).handle(user_id=user, text=line, source="test")
+        return Dispatcher(core=self.core).handle(user_id=user, text=line, source="test")
 
     def exec(self, line: str, *, user: str) -> str:
         """The answer's console text."""

@@ -11,12 +11,12 @@ from datetime import timedelta
 import pytest
 
 from bot.alarms import open_alarms, process_inbox, remind_due, short_id
+from bot.answers import ChangeResult
 from bot.clock import FrozenClock
 from bot.compose import build_core
 from bot.config import load_config
 from bot.core import Core
-from bot.results import ChangeResult
-from bot.service import CommandService
+from bot.dispatch import Dispatcher
 from bot.settings import Settings
 from tests.harness import RecordingNotifier
 from tests.test_alarm_threads import START, alarm_message, store
@@ -61,7 +61,7 @@ def fire(
 
 
 def say(core: Core, user: str, line: str):
-    return CommandService(core=core).handle(user_id=user, text=line, source="test")
+    return Dispatcher(core=core).handle(user_id=user, text=line, source="test")
 
 
 def test_a_storm_becomes_one_grouped_message_that_keeps_count(

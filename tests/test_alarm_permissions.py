@@ -13,7 +13,7 @@ from bot.clock import FrozenClock
 from bot.compose import build_core
 from bot.config import load_config
 from bot.core import Core
-from bot.service import CommandService
+from bot.dispatch import Dispatcher
 from bot.settings import Settings
 from handlers.actions import BUTTONS
 from tests.harness import RecordingNotifier
@@ -56,7 +56,7 @@ def fire(core: Core, name: str, *, topic: str = OTHER_TOPIC) -> str:
 
 
 def say(core: Core, role: str, line: str):
-    return CommandService(core=core).handle(user_id=USERS[role], text=line, source="test")
+    return Dispatcher(core=core).handle(user_id=USERS[role], text=line, source="test")
 
 
 @pytest.mark.parametrize("verb", ["ack", "snooze"])
@@ -124,13 +124,11 @@ def test_the_alarm_buttons_are_the_same_commands_and_are_refused_alike(
         template, _ = BUTTONS[action_id]
         line = template.format(value=button.value)  # what handlers/actions.py runs for the click
         assert line == button.command
-        refused = CommandService(core=core).handle(
-            user_id=USERS["developer"], text=line, source="slack-button"
-        )
+        refused = Dispatcher(core=core).handle(user_id=USERS["developer"], text=line, source="slack-button")
         assert refused.outcome == "denied" and "oncall, operations, release_manager" in refused.result.message
     assert open_alarms(core, env="prod")[0].acknowledged_by is None
     assert (
-        CommandService(core=core)
+        Dispatcher(core=core)
         .handle(user_id=USERS["oncall"], text=buttons["menotime_ack"].command, source="slack-button")
         .outcome
         == "ok"

@@ -14,12 +14,12 @@ from bot.clock import FrozenClock
 from bot.compose import build_core
 from bot.config import load_config
 from bot.core import Core
+from bot.dispatch import Dispatcher
 from bot.fakes.fixture_files import ALARM_FIXTURE
 from bot.fakes.hostile import PROD_ARN
 from bot.fakes.hostile import alarm_message as make_alarm_message
 from bot.notify import MessageRef
 from bot.render import render_text
-from bot.service import CommandService
 from bot.settings import Settings
 from bot.sns import SnsMessage
 from bot.store.inbox import Inbox
@@ -311,7 +311,7 @@ def test_the_alarms_verb_lists_open_threads_the_user_may_see(alarm_core: Core) -
         )
 
         def say(user: str, line: str):
-            return CommandService(core=core).handle(user_id=user, text=line, source="test")
+            return Dispatcher(core=core).handle(user_id=user, text=line, source="test")
 
         everything = say("U0ONCALL1", "alarms")
         assert "1 alarm in ALARM" in render_text(
@@ -339,7 +339,7 @@ def test_acknowledge_records_who_once_in_the_thread(alarm_core: Core, notifier: 
     assert button.action_id == "menotime_ack"
 
     def say(user: str, line: str):
-        return CommandService(core=core).handle(user_id=user, text=line, source="test")
+        return Dispatcher(core=core).handle(user_id=user, text=line, source="test")
 
     assert say("U0NOBODY", button.command).outcome == "denied"
     assert say("U0ONCALL1", button.command).outcome == "ok"

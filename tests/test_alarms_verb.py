@@ -13,16 +13,16 @@ from botocore.exceptions import ClientError
 
 from bot.alarms import process_inbox, short_id
 from bot.alarms.listing import cloudwatch_in_alarm, env_order
+from bot.answers import ChangeResult
 from bot.aws import AwsGateway
 from bot.clock import FrozenClock
 from bot.compose import build_core
 from bot.config import Config, load_config
 from bot.core import Core
+from bot.dispatch import Dispatcher
 from bot.errors import AwsUnavailable
 from bot.notify import MessageRef
 from bot.render import render_slack, render_text
-from bot.results import ChangeResult
-from bot.service import CommandService
 from bot.settings import Settings
 from bot.simulator import alarm_notification
 from bot.status import StatusResult
@@ -91,7 +91,7 @@ def core(sqlite_url: str, alarms_config: Config, aws: AwsGateway) -> Iterator[Co
 
 
 def say(core: Core, user: str, line: str) -> Any:
-    return CommandService(core=core).handle(user_id=user, text=line, source="test")
+    return Dispatcher(core=core).handle(user_id=user, text=line, source="test")
 
 
 def alarms(core: Core, user: str, line: str) -> ChangeResult:

@@ -31,7 +31,7 @@ from bot.compose import build_core
 from bot.config import Config, JobsConfig
 from bot.console import Console
 from bot.core import Core
-from bot.jobkit import JobContext, JobSpec
+from bot.job import JobContext, JobSpec
 from bot.scheduler import JobScheduler
 from bot.settings import Settings
 from bot.store.audit import GENESIS, MARKER_VERB, AuditEntry, AuditKeyError, AuditLog

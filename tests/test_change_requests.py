@@ -15,6 +15,7 @@ from botocore.exceptions import ClientError
 from sqlalchemy import select, update
 
 from bot import ecs, observe
+from bot.answers import Button, ChangeResult
 from bot.aws import AwsGateway
 from bot.changes import expire_requests
 from bot.clock import FrozenClock
@@ -25,7 +26,6 @@ from bot.errors import AwsUnavailable, BadInput
 from bot.identity import StaticGroups
 from bot.notify import MessageRef
 from bot.render import when
-from bot.results import Button, ChangeResult
 from bot.settings import Settings
 from bot.simulator import REPOSITORY, deploy_as_ci, image_manifest
 from bot.store.changes import Leases, Requests

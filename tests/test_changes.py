@@ -10,15 +10,15 @@ from typing import Any
 import pytest
 
 from bot import watch
+from bot.answers import ChangeResult, ErrorResult
 from bot.aws import AwsGateway
 from bot.clock import FrozenClock
 from bot.compose import build_core
 from bot.config import Config, Role, RoleMembers, load_config
 from bot.core import Core
+from bot.dispatch import Dispatcher
 from bot.identity import StaticGroups
 from bot.render import render_text
-from bot.results import ChangeResult, ErrorResult
-from bot.service import CommandService
 from bot.settings import Settings
 from bot.simulator import REPOSITORY, advance_rollouts, deploy_as_ci, image_manifest, set_rollout
 from bot.store.deploys import DeployLog
@@ -95,7 +95,7 @@ def core(make_core) -> Core:
 
 
 def run(core: Core, user: str, line: str):
-    return CommandService(core=core).handle(user_id=user, text=line, source="test")
+    return Dispatcher(core=core).handle(user_id=user, text=line, source="test")
 
 
 def _service(aws: AwsGateway, env: str) -> dict[str, Any]:

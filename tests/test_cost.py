@@ -16,7 +16,7 @@ from bot.cost.reports import cost_digest, cost_report
 from bot.cost.results import UNTAGGED
 from bot.cost.simdata import queue_usage_results
 from bot.errors import ConfigError
-from bot.jobkit import JobSpec
+from bot.job import JobSpec
 from bot.render import render_slack, render_text
 from bot.store.audit import AuditLog
 from bot.store.db import Database

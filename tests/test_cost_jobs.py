@@ -23,11 +23,11 @@ from bot.cost.simdata import (
     print_cost_digest,
     queue_usage_results,
 )
+from bot.dispatch import Dispatcher
 from bot.fakes.slack_api import UPLOAD, FakeSlack
-from bot.jobkit import Attachment, JobContext, JobSpec
+from bot.job import Attachment, JobContext, JobSpec
 from bot.notify import NullNotifier, SlackNotifier
 from bot.render import render_slack, render_text
-from bot.service import CommandService
 from bot.settings import Settings
 from bot.store.db import Database
 from jobs.cost import SPECS, make_specs
@@ -172,9 +172,7 @@ def cost_core(core: Core) -> Iterator[Core]:
 
 def test_cost_verb_for_a_viewer(cost_core: Core, seeded_aws: AwsGateway) -> None:
     queue_usage_results(seeded_aws, [data.monthly_answer()])
-    reply = CommandService(core=cost_core).handle(
-        user_id=PEOPLE["viewer"], text="cost prod month", source="test"
-    )
+    reply = Dispatcher(core=cost_core).handle(user_id=PEOPLE["viewer"], text="cost prod month", source="test")
 
     assert reply.outcome == "ok", render_text(reply.result)
     assert isinstance(reply.result, CostReportAnswer) and reply.result.audience == "ephemeral"
@@ -190,7 +188,7 @@ def test_cost_verb_defaults_to_the_week_for_every_environment(
 ) -> None:
     cost_core.clock = FrozenClock(DIGEST_DAY)  # type: ignore[misc]
     queue_usage_results(seeded_aws, [data.daily_answer()])
-    reply = CommandService(core=cost_core).handle(user_id=PEOPLE["viewer"], text="cost", source="test")
+    reply = Dispatcher(core=cost_core).handle(user_id=PEOPLE["viewer"], text="cost", source="test")
 
     assert isinstance(reply.result, CostDigestAnswer), render_text(reply.result)
     assert [row.env for row in reply.result.rows] == ["dev", "staging", "prod", "untagged"]
@@ -198,17 +196,17 @@ def test_cost_verb_defaults_to_the_week_for_every_environment(
 
 
 def test_cost_verb_rejects_an_unknown_period_and_needs_a_role(cost_core: Core) -> None:
-    bad = CommandService(core=cost_core).handle(
+    bad = Dispatcher(core=cost_core).handle(
         user_id=PEOPLE["viewer"], text="cost prod fortnight", source="test"
     )
     assert bad.outcome == "failed"
     assert "`fortnight` is neither a cost period nor an environment; choose `week`" in bad.result.message
-    denied = CommandService(core=cost_core).handle(user_id="U0NOBODY", text="cost prod", source="test")
+    denied = Dispatcher(core=cost_core).handle(user_id="U0NOBODY", text="cost prod", source="test")
     assert denied.outcome == "denied"
 
 
 def test_cost_verb_is_in_help_for_a_viewer(cost_core: Core) -> None:
-    reply = CommandService(core=cost_core).handle(user_id=PEOPLE["viewer"], text="help cost", source="test")
+    reply = Dispatcher(core=cost_core).handle(user_id=PEOPLE["viewer"], text="help cost", source="test")
     assert "cost [env] [period]" in render_text(reply.result)
 
 

@@ -13,7 +13,7 @@ from bot.aws import AwsGateway
 from bot.clock import FrozenClock
 from bot.config import Config, load_config
 from bot.errors import ConfigError
-from bot.jobkit import JobContext
+from bot.job import JobContext
 from bot.notify import NullNotifier
 from bot.render import render_slack, render_text
 from bot.settings import Settings

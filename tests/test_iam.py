@@ -33,8 +33,8 @@ from bot.demo import (
     deliver_alarm,
     demo_core,
 )
-from bot.jobkit import JobSpec
-from bot.service import CommandService
+from bot.dispatch import Dispatcher
+from bot.job import JobSpec
 from bot.settings import Settings
 from bot.simulator import Simulator
 from handlers.cli import cli
@@ -78,7 +78,7 @@ class Recorder:
     def run(self, user: str, line: str) -> None:
         text = line.format(request=self.request, alarm=self.alarm)
         self.core.aws.iam_actions.clear()
-        reply = CommandService(core=self.core).handle(user_id=user, text=text, source="test")
+        reply = Dispatcher(core=self.core).handle(user_id=user, text=text, source="test")
         self.request = getattr(reply.result, "request_id", None) or self.request
         self.calls.append((text, frozenset(self.core.aws.iam_actions), self._declared(text)))
 

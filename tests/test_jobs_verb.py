@@ -7,16 +7,16 @@ from datetime import timedelta
 
 import pytest
 
+from bot.answers import ErrorResult
 from bot.clock import FrozenClock
 from bot.compose import build_core
 from bot.config import Config, JobsConfig
 from bot.core import Core
+from bot.dispatch import Dispatcher
 from bot.identity import StaticGroups
-from bot.jobresults import JobsListResult, JobStartedResult
 from bot.render import render_slack, render_text
-from bot.results import ErrorResult
 from bot.scheduler import job_lease_key
-from bot.service import CommandService
+from bot.scheduler.answers import JobsListResult, JobStartedResult
 from bot.settings import Settings
 from bot.store.changes import Leases
 from bot.store.jobruns import JobRuns
@@ -53,7 +53,7 @@ def core(
 
 
 def handle(core: Core, user: str, line: str):
-    return CommandService(core=core).handle(user_id=user, text=line, source="test")
+    return Dispatcher(core=core).handle(user_id=user, text=line, source="test")
 
 
 @pytest.mark.parametrize("user", [VIEWER, DEV, PEOPLE["qa"], OPS])

@@ -19,11 +19,11 @@ from bot.clock import FrozenClock
 from bot.compose import build_core
 from bot.config import Config
 from bot.core import Core
+from bot.dispatch import Dispatcher
 from bot.errors import AwsUnavailable
 from bot.fakes.fixture_files import FIXTURES
 from bot.identity import StaticGroups
 from bot.render import render_text
-from bot.service import CommandService
 from bot.settings import Settings
 from bot.simulator import REPOSITORY, advance_rollouts, deploy_as_ci, image_manifest
 from bot.store.deploys import DeployLog
@@ -58,7 +58,7 @@ def core(
 
 
 def run(core: Core, user: str, line: str):
-    return CommandService(core=core).handle(user_id=user, text=line, source="test")
+    return Dispatcher(core=core).handle(user_id=user, text=line, source="test")
 
 
 def text(reply: Any) -> str:

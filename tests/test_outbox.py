@@ -12,6 +12,7 @@ import pytest
 from slack_sdk import WebClient
 
 from bot.alarms import process_inbox
+from bot.answers import ChangeResult
 from bot.clock import FrozenClock
 from bot.compose import build_core
 from bot.config import load_config
@@ -19,7 +20,6 @@ from bot.core import Core
 from bot.fakes.slack_api import FakeSlack
 from bot.metrics import Metrics
 from bot.outbox import DEAD, SENT, Outbox, OutboxNotifier, OutboxSender
-from bot.results import ChangeResult
 from bot.settings import Settings
 from bot.store.models import AlarmThread
 from tests.test_alarm_threads import START, alarm_message, store

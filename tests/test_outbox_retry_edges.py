@@ -13,6 +13,7 @@ import pytest
 from slack_sdk import WebClient
 from sqlalchemy import update
 
+from bot.answers import ChangeResult
 from bot.clock import FrozenClock
 from bot.compose import build_core
 from bot.config import load_config
@@ -21,7 +22,6 @@ from bot.fakes.slack_api import FakeSlack
 from bot.metrics import Metrics
 from bot.outbox import DEAD, PENDING, SENT, Outbox, OutboxNotifier, OutboxSender, SendOutcome
 from bot.outbox.retry import _retry_after
-from bot.results import ChangeResult
 from bot.settings import Settings
 from bot.store.models import OutboxMessage
 from tests.test_alarm_threads import START

@@ -8,8 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from bot.render import render_slack, render_text, when
-from bot.results import (
+from bot.answers import (
     ChangeEntry,
     EnvPermissions,
     ErrorResult,
@@ -18,6 +17,7 @@ from bot.results import (
     VerbHelp,
     WhoamiResult,
 )
+from bot.render import render_slack, render_text, when
 from tests.blockkit import assert_valid_message
 
 HOSTILE = 'quote " backslash \\ newline \n <!channel> <@U0OTHER> & {{ jinja }} `tick` *bold*'

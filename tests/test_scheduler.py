@@ -21,8 +21,7 @@ from bot.config import Config, JobsConfig
 from bot.core import Core
 from bot.cron import cron_trigger
 from bot.errors import BadInput, ConfigError
-from bot.jobkit import JobContext, JobSpec
-from bot.jobresults import JobRunResult, JobsListResult
+from bot.job import JobContext, JobSpec
 from bot.render import render_slack, render_text
 from bot.scheduler import (
     LEADER_KEY,
@@ -33,6 +32,7 @@ from bot.scheduler import (
     fires_between,
     list_jobs,
 )
+from bot.scheduler.answers import JobRunResult, JobsListResult
 from bot.settings import Settings
 from bot.store.changes import Leases
 from bot.store.jobruns import JobRuns

@@ -5,15 +5,15 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import text
 
+from bot.answers import ErrorResult, HelpResult, WhoamiResult
 from bot.core import Core
+from bot.dispatch import Dispatcher
 from bot.render import render_slack, render_text
-from bot.results import ErrorResult, HelpResult, WhoamiResult
-from bot.service import CommandService
 from tests.conftest import GROUP_MEMBER, NOBODY, PEOPLE
 
 
 def handle(core: Core, user: str, line: str):
-    return CommandService(core=core).handle(user_id=user, text=line, source="test")
+    return Dispatcher(core=core).handle(user_id=user, text=line, source="test")
 
 
 def test_status_prod_reports_the_seeded_service(core: Core) -> None:

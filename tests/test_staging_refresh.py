@@ -22,7 +22,7 @@ from bot.aws import AwsGateway
 from bot.clock import FrozenClock
 from bot.config import Config, load_config
 from bot.errors import ConfigError
-from bot.jobkit import JobContext
+from bot.job import JobContext
 from bot.render import render_slack, render_text
 from bot.settings import Settings
 from bot.store import migrate

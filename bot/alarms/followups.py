@@ -12,10 +12,10 @@ from bot.alarms.lookup import _fitted, open_alarms, thread_by_short_id
 from bot.alarms.messages import _root
 from bot.alarms.posting import PostFailed, _post, _safe
 from bot.alarms.storms import _storm_of, storm_message
+from bot.answers import ChangeResult
 from bot.errors import PolicyViolation
 from bot.events import parse_message
 from bot.render import duration, when
-from bot.results import ChangeResult
 from bot.store.alarm_threads import AlarmThreads, AlarmThreadView, _replace
 
 if TYPE_CHECKING:

@@ -17,8 +17,8 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from bot import watch
 from bot.alarms.posting import PostFailed, _post, _safe
 from bot.alarms.threads import record_event
+from bot.answers import ChangeResult
 from bot.events import Event, parse_message, route
-from bot.results import ChangeResult
 from bot.store.db import stored_utc
 from bot.store.inbox import Inbox
 

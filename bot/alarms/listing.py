@@ -12,7 +12,7 @@ its AlarmActions, else the longest matching alarm-name prefix. The bot's own thr
   CloudWatch gives now (the OK notification may not have arrived yet);
 - when CloudWatch cannot be read, the threads are listed alone and ``cloudwatch_problem`` says so.
 
-`status` counts an environment's alarms by its name prefix alone (bot/status.py). Both count the
+`status` counts an environment's alarms by its name prefix alone (bot/status/aws_reads.py). Both count the
 same CloudWatch alarms unless an environment claims topics: then an alarm notifying such a topic is
 that environment's here whatever its name (as its thread is).
 """

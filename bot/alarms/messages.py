@@ -7,9 +7,9 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from bot import watch
+from bot.answers import Button, ChangeResult
 from bot.events import Event
 from bot.render import duration, minutes_text, when
-from bot.results import Button, ChangeResult
 from bot.store.alarm_threads import AlarmThreadView
 
 if TYPE_CHECKING:

@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING
 
 import structlog
 
+from bot.answers import ChangeResult
 from bot.notify import MessageRef
-from bot.results import ChangeResult
 
 if TYPE_CHECKING:
     from bot.core import Core

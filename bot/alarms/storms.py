@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING
 from bot.alarms.lookup import short_id
 from bot.alarms.messages import GENERIC_EMOJI, STATE_EMOJI
 from bot.alarms.posting import POSTED, _post, _safe
+from bot.answers import ChangeResult
 from bot.events import Event
 from bot.render import plural, when
-from bot.results import ChangeResult
 from bot.store.alarm_threads import STORM_KIND, AlarmThreads, AlarmThreadView, _replace
 
 if TYPE_CHECKING:

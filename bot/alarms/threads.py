@@ -13,9 +13,9 @@ from bot.alarms.lookup import _fitted, short_id
 from bot.alarms.messages import _root, reply_message
 from bot.alarms.posting import POSTED, REFRESHED, STALE, THREADED, _post, _safe
 from bot.alarms.storms import _join_storm, _storm_of, _storming, storm_message
+from bot.answers import ChangeResult
 from bot.events import Event
 from bot.render import when
-from bot.results import ChangeResult
 from bot.store.alarm_threads import AlarmThreads, AlarmThreadView, _aware, _replace
 
 if TYPE_CHECKING:

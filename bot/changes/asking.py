@@ -8,15 +8,15 @@ from datetime import timedelta
 from typing import Any
 
 from bot import ecs, guardrails, observe, watch
+from bot.answers import Button, ChangeResult
 from bot.changes.context import _parts, announce_channel
 from bot.changes.execution import execute
 from bot.changes.history_checks import _cadence, _check_soak
 from bot.changes.messages import _approval_message, _scale_facts, _short_digest
 from bot.config import EnvironmentConfig
+from bot.dispatch import CommandContext
 from bot.errors import BadInput, PolicyViolation
 from bot.render import when
-from bot.results import Button, ChangeResult
-from bot.service import CommandContext
 from bot.store.changes import Requests
 
 

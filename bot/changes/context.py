@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bot.config import EnvironmentConfig
-from bot.service import CommandContext
+from bot.dispatch import CommandContext
 from bot.store.changes import Freezes, Leases, Requests
 from bot.store.deploys import DeployLog
 

@@ -7,13 +7,13 @@ from typing import TYPE_CHECKING
 
 import structlog
 
+from bot.answers import ChangeResult
 from bot.changes.execution import execute
 from bot.changes.messages import _approval_message, _request_facts
+from bot.dispatch import CommandContext
 from bot.errors import BadInput, PolicyViolation
 from bot.notify import MessageRef
 from bot.render import when
-from bot.results import ChangeResult
-from bot.service import CommandContext
 from bot.store.audit import BOT_ACTOR
 from bot.store.changes import ChangeRequestView, Requests
 

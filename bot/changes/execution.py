@@ -8,14 +8,14 @@ from datetime import timedelta
 from typing import Any
 
 from bot import ecs, guardrails, observe
+from bot.answers import ChangeResult
 from bot.changes.context import _parts, announce_channel
 from bot.changes.history_checks import _cadence, _check_soak
 from bot.changes.messages import _scale_facts, _short_digest
 from bot.changes.rollouts import _follow, _link
 from bot.config import EnvironmentConfig
+from bot.dispatch import CommandContext
 from bot.errors import AwsUnavailable, BadInput, PolicyViolation
-from bot.results import ChangeResult
-from bot.service import CommandContext
 from bot.store.changes import ChangeRequestView
 from bot.store.deploys import FAILED, UNKNOWN, DeployView
 

@@ -10,8 +10,8 @@ from botocore.exceptions import ClientError
 
 from bot import guardrails, observe
 from bot.config import EnvironmentConfig
+from bot.dispatch import CommandContext
 from bot.errors import BotError, PolicyViolation
-from bot.service import CommandContext
 from bot.store.deploys import DeployLog
 
 

@@ -4,10 +4,10 @@ change in flight and its open alarm threads."""
 from __future__ import annotations
 
 from bot.alarms import open_alarms
+from bot.answers import ChangeResult
 from bot.changes.context import announce_channel
+from bot.dispatch import CommandContext
 from bot.render import when
-from bot.results import ChangeResult
-from bot.service import CommandContext
 from bot.store.changes import Freezes, Leases
 
 

@@ -4,9 +4,9 @@ message with its buttons."""
 from __future__ import annotations
 
 from bot import ecs
+from bot.answers import Button, ChangeResult
 from bot.config import EnvironmentConfig
 from bot.render import when
-from bot.results import Button, ChangeResult
 from bot.store.changes import ChangeRequestView
 
 

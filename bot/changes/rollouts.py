@@ -11,12 +11,12 @@ import structlog
 from sqlalchemy.exc import IntegrityError
 
 from bot import ecs, watch
+from bot.answers import Button, ChangeResult
 from bot.changes.context import announce_channel
 from bot.config import EnvironmentConfig
+from bot.dispatch import CommandContext
 from bot.notify import MessageRef
 from bot.render import when
-from bot.results import Button, ChangeResult
-from bot.service import CommandContext
 from bot.store.changes import Leases
 from bot.store.deploys import COMPLETED, FAILED, ROLLED_BACK, TIMED_OUT, UNKNOWN, DeployLog, DeployView
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, ClassVar
 from bot.render import Audience
 
 if TYPE_CHECKING:
-    from bot.jobkit import Outcome
+    from bot.job import Outcome
 
 UNTAGGED = "untagged"
 

@@ -1,7 +1,7 @@
 """When jobs run, and how one run goes: the job runner, the leader-elected scheduler, `jobs list`.
 
 - :class:`JobRunner` runs one job now: records the run, holds the job's lease so it never runs twice at
-  once, builds the :class:`~bot.jobkit.JobContext`, posts the report to the ops channel and times it.
+  once, builds the :class:`~bot.job.JobContext`, posts the report to the ops channel and times it.
 - :class:`JobScheduler` fires the cron schedules of ``config.jobs`` (APScheduler), but only while this
   replica holds the leader lease (a renewable, expiring row in ``change_leases``). On becoming leader
   it catches up, once, the most recent fire of each job missed within the misfire grace.

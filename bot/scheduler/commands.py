@@ -9,8 +9,8 @@ import structlog
 
 from bot.cron import cron_trigger
 from bot.errors import BadInput, PolicyViolation
-from bot.jobkit import JobSpec
-from bot.jobresults import JobListEntry, JobsListResult, JobStartedResult
+from bot.job import JobSpec
+from bot.scheduler.answers import JobListEntry, JobsListResult, JobStartedResult
 from bot.scheduler.leases import LEADER_KEY
 from bot.scheduler.runner import JobRunner, find_job
 from bot.scheduler.schedules import describe_schedule

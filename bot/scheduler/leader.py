@@ -12,7 +12,7 @@ import structlog
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.errors import PolicyViolation
-from bot.jobkit import JobSpec
+from bot.job import JobSpec
 from bot.scheduler.leases import LEADER_KEY, replica_id
 from bot.scheduler.runner import JobRunner
 from bot.scheduler.schedules import build_triggers, fires_between

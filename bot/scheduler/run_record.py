@@ -10,7 +10,7 @@ import structlog
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.errors import BotError
-from bot.jobkit import JobReport
+from bot.job import JobReport
 
 log = structlog.get_logger("menotime.jobs")
 

@@ -17,9 +17,9 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from bot.aws import error_code
 from bot.errors import AccessDenied, BadInput, ConfigError, PolicyViolation
-from bot.jobkit import Attachment, JobAudit, JobContext, JobReport, JobSpec
-from bot.jobresults import TRIGGER_WORDS, JobRunResult
+from bot.job import Attachment, JobAudit, JobContext, JobReport, JobSpec
 from bot.render import Renderable, mention
+from bot.scheduler.answers import TRIGGER_WORDS, JobRunResult
 from bot.scheduler.leases import JOB_LEASE_TTL, job_lease_key, replica_id
 from bot.scheduler.living_message import _LivingMessage
 from bot.scheduler.run_record import _from_database, _line, _message, report_record, run_actor

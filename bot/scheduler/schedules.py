@@ -12,7 +12,7 @@ from bot.cron import CRON_DAYS as _CRON_DAYS
 from bot.cron import cron_trigger
 from bot.cron import weekday_names as _weekdays
 from bot.errors import ConfigError
-from bot.jobkit import JobSpec
+from bot.job import JobSpec
 
 _DAY_NAMES = dict(
     zip(

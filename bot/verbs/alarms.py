@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from bot.answers import ChangeResult
 from bot.commands import Command
+from bot.dispatch import CommandContext
 from bot.notify import MessageRef
 from bot.render import when
-from bot.results import ChangeResult
-from bot.service import CommandContext
 
 
 def run_alarms(ctx: CommandContext, cmd: Command) -> ChangeResult:

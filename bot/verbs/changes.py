@@ -6,9 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 from bot import changes
+from bot.answers import ChangeResult
 from bot.commands import Command
-from bot.results import ChangeResult
-from bot.service import CommandContext
+from bot.dispatch import CommandContext
 from bot.store.changes import Requests
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from bot.commands import Command
+from bot.dispatch import CommandContext
 from bot.errors import BadInput
-from bot.service import CommandContext
 
 
 def _jobs_target(core: Any, cmd: Command) -> tuple[str, str | None]:

@@ -5,9 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot import changes, watch
-from bot.commands import OPEN, Command, Verb
-from bot.errors import BadInput
-from bot.results import (
+from bot.answers import (
     ChangeEntry,
     EnvPermissions,
     HelpResult,
@@ -15,7 +13,9 @@ from bot.results import (
     VerbHelp,
     WhoamiResult,
 )
-from bot.service import CommandContext
+from bot.commands import OPEN, Command, Verb
+from bot.dispatch import CommandContext
+from bot.errors import BadInput
 from bot.status import DeploySummary, StatusResult, status
 from bot.store.deploys import DeployLog
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import cast
 
-from bot.jobkit import JobContext, JobSpec
+from bot.job import JobContext, JobSpec
 from jobs.dev_cleanup.engine import clean
 from jobs.dev_cleanup.options import DevCleanupOptions
 from jobs.dev_cleanup.report import DevCleanupReport

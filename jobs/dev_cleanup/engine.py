@@ -20,7 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from bot.aws import AwsGateway
 from bot.config import Config
 from bot.errors import AwsUnavailable, BotError
-from bot.jobkit import JobAudit, Outcome, not_audited
+from bot.job import JobAudit, Outcome, not_audited
 from bot.store.cleanup import CleanupMarks, Mark, NewMark
 from bot.store.db import Database
 from jobs.dev_cleanup.database import DatabaseRows

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import ClassVar
 
-from bot.jobkit import Outcome
+from bot.job import Outcome
 from bot.render import Audience
 from jobs.dev_cleanup.model import GIB, ItemError, Resource
 

@@ -5,7 +5,7 @@ See :mod:`jobs.staging_refresh.flow` for the steps and how a crashed run resumes
 
 from __future__ import annotations
 
-from bot.jobkit import JobContext, JobSpec
+from bot.job import JobContext, JobSpec
 from jobs.staging_refresh.databases import DatabaseGate, unexpected_databases
 from jobs.staging_refresh.flow import STEPS, refresh_staging
 from jobs.staging_refresh.options import RefreshOptions

@@ -40,7 +40,7 @@ from bot.aws import AwsGateway
 from bot.clock import Clock
 from bot.config import Config
 from bot.errors import PolicyViolation
-from bot.jobkit import JobAudit, not_audited
+from bot.job import JobAudit, not_audited
 from bot.render import Renderable
 from bot.store.changes import Leases, short_pt
 from bot.store.db import Database

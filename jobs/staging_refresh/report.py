@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar, Literal
 
-from bot.jobkit import Outcome
+from bot.job import Outcome
 from bot.render import Audience
 
 Status = Literal["running", "succeeded", "failed", "refused"]

@@ -11,7 +11,7 @@ from typing import Any
 from bot.aws import AwsGateway
 from bot.clock import Clock
 from bot.config import Config
-from bot.jobkit import JobAudit, not_audited
+from bot.job import JobAudit, not_audited
 from bot.render import Renderable
 from bot.store.changes import Leases
 from bot.store.db import Database

@@ -8,8 +8,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from bot.jobkit import Attachment, JobContext, JobSpec
-from bot.results import ChangeResult
+from bot.answers import ChangeResult
+from bot.job import Attachment, JobContext, JobSpec
 
 
 @dataclass(frozen=True)

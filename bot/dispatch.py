@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from sqlalchemy.exc import SQLAlchemyError
 
+from bot.answers import ErrorResult, Reply
 from bot.commands import OPEN, REQUEST, Command
 from bot.errors import AccessDenied, BadInput, BotError
 from bot.policy import Decision, Identity
-from bot.results import ErrorResult, Reply
 
 if TYPE_CHECKING:
     from bot.core import Core
@@ -45,7 +45,7 @@ def new_request_id() -> str:
     return uuid.uuid4().hex[:12]
 
 
-class CommandService:
+class Dispatcher:
     def __init__(self, *, core: Core) -> None:
         self._core = core
 
