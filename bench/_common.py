@@ -27,6 +27,8 @@ if TYPE_CHECKING:
 SERVER_START_TIMEOUT = 15.0
 
 # The recorded payloads, where the tests find them too; the alarm is the template of the benches' alarms.
+from bot.fakes.fixture_files import ALARM_FIXTURE as ALARM_FIXTURE  # noqa: E402
+from bot.fakes.fixture_files import FIXTURES as FIXTURES  # noqa: E402
 
 # --------------------------------------------------------------------------------------------
 # Servers

@@ -147,8 +147,7 @@ def bot_server(
     from bot.config import load_config
     from bot.settings import Settings
     from bot.simulator import Simulator
-    from handlers.app import create_app
-    from handlers.web import create_web_app
+    from handlers.process import compose
 
     config = load_config(overrides={"roles": {"viewer": {"users": [USER]}}})
     with Simulator(separate_process=True) as simulator:  # moto's CPU is not the bot's
@@ -159,10 +158,12 @@ def bot_server(
             slack_api_url=fake.api_url,
             database_url=f"sqlite:///{workdir / 'bench.db'}",
         )
-        app, core = create_app(settings, config=config, aws=simulator.gateway(), migrate_schema=True)
+        process = compose(settings, mode="serve", config=config, aws=simulator.gateway(), migrate_schema=True)
+        app, core, web = process.slack, process.core, process.web
+        assert app is not None and web is not None
         experiment.apply(app)
         try:
-            with BackgroundServer(create_web_app(core, app), "bot", path=PATH) as server:
+            with BackgroundServer(web, "bot", path=PATH) as server:
                 yield server, core
         finally:
             # Answers still queued would otherwise run against a closed simulator and database.

@@ -63,8 +63,10 @@ from bot.fakes.slack_api import FakeSlack
 if TYPE_CHECKING:
     from starlette.applications import Starlette
 
+    from bot.config import Config
     from bot.core import Core
     from bot.fakes.sns_signer import Own
+    from bot.settings import Settings
 
 DEFAULT_DATABASE_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 PATH = "/sns"
@@ -222,31 +224,35 @@ def bare_web_app() -> Starlette:
     return Starlette(routes=[Route(PATH, sns, methods=["POST"])])
 
 
-def bench_core(database_url: str, cache_dir: Path, slack_api_url: str | None = None) -> Core:
-    from bot.compose import build_core
-    from bot.config import load_config
+def bench_settings(database_url: str, cache_dir: Path, slack_api_url: str | None = None) -> Settings:
     from bot.settings import Settings
 
-    settings = Settings(
+    return Settings(
         database_url=database_url,
         sns_cert_cache_dir=cache_dir,
         sns_max_age_seconds=MAX_AGE_SECONDS,
         sns_topic_arns=(TOPIC,),
         sns_queue_url=None,
         slack_bot_token=TOKEN,
+        slack_signing_secret="bench-signing-secret",
         slack_api_url=slack_api_url,
     )
+
+
+def bench_config() -> Config:
+    from bot.config import load_config
+
     # One root post per alarm: the storm grouping would otherwise fold most of them into one.
-    config = load_config(overrides={"alarms": {"storm_threshold": 100_000}})
-    return build_core(settings, config=config, migrate_schema=True)
+    return load_config(overrides={"alarms": {"storm_threshold": 100_000}})
 
 
 @contextmanager
 def inbox_server(database_url: str, cache_dir: Path) -> Iterator[tuple[BackgroundServer, Core]]:
     """The bot's /sns alone: verify, store, answer (no worker drains the inbox)."""
+    from bot.compose import build_core
     from handlers.web import create_web_app
 
-    core = bench_core(database_url, cache_dir)
+    core = build_core(bench_settings(database_url, cache_dir), config=bench_config(), migrate_schema=True)
     try:
         with BackgroundServer(create_web_app(core, None), "bot", path=PATH) as server:
             yield server, core
@@ -258,24 +264,23 @@ def inbox_server(database_url: str, cache_dir: Path) -> Iterator[tuple[Backgroun
 def pipeline_server(
     database_url: str, cache_dir: Path, fake: FakeSlack
 ) -> Iterator[tuple[BackgroundServer, Core]]:
-    """/sns with the inbox and outbox workers, wired by the function `serve` uses."""
-    from bot.outbox import Outbox, OutboxNotifier
-    from handlers.web import create_web_app
-    from handlers.workers import Workers, start_workers
+    """/sns with the inbox and outbox workers: the process `serve` composes (no SQS consumer)."""
+    from handlers.process import compose
 
-    core = bench_core(database_url, cache_dir, slack_api_url=fake.api_url)
-    core.notifier = OutboxNotifier(Outbox(core.db, core.clock))  # as handlers.app.create_app does
-    workers: Workers | None = None
+    process = compose(
+        bench_settings(database_url, cache_dir, slack_api_url=fake.api_url),
+        mode="serve",
+        config=bench_config(),
+        migrate_schema=True,
+    )
+    assert process.web is not None
     try:
-        workers = start_workers(core)  # no SQS consumer: sns_queue_url is None
-        with BackgroundServer(
-            create_web_app(core, None, on_sns_stored=workers.inbox.poke), "pipeline", path=PATH
-        ) as server:
-            yield server, core
+        process.recover()
+        process.start()
+        with BackgroundServer(process.web, "pipeline", path=PATH) as server:
+            yield server, process.core
     finally:
-        if workers is not None:
-            workers.stop()
-        core.close()
+        process.stop()
 
 
 def inbox_count(core: Core) -> int:

@@ -16,6 +16,7 @@ from bot.identity import GroupDirectory, RoleResolver, StaticGroups
 from bot.job import JobSpec
 from bot.metrics import Metrics
 from bot.notify import Notifier, NullNotifier
+from bot.outbox import Outbox, OutboxNotifier
 from bot.policy import Policy
 from bot.settings import Settings
 from bot.store import migrate
@@ -34,17 +35,27 @@ def build_core(
     clock: Clock | None = None,
     metrics: Metrics | None = None,
     notifier: Notifier | None = None,
+    queue_posts: Callable[[], None] | None = None,
     run_background: Callable[[Callable[[], None]], None] | None = None,
     sleep: Callable[[float], None] | None = None,
     migrate_schema: bool = False,
     jobs: tuple[JobSpec, ...] = (),
     db_retry: Retry | None = None,
 ) -> Core:
+    """The core, in order: configuration, database (migrated when asked), audit trail, AWS gateway,
+    policy and roles, the verbs, the notifier. ``queue_posts``: channel posts go through the outbox
+    (a Slack process), and this wakes the outbox's sender when one is queued; else ``notifier``
+    posts them (default: nowhere)."""
+    if notifier is not None and queue_posts is not None:
+        raise ValueError("a core posts through the outbox or through a notifier, not both")
     config = config or load_config(settings.menotime_config)
     audit_key = chain_key(settings)  # a bad key is a ConfigError before anything opens
     db = Database(settings.database_url, retry=db_retry)
     if migrate_schema:
         migrate.upgrade(db)
+    clock = clock or SystemClock()
+    if queue_posts is not None:
+        notifier = OutboxNotifier(Outbox(db, clock), on_enqueue=queue_posts)
     return Core(
         settings=settings,
         config=config,
@@ -59,7 +70,7 @@ def build_core(
             max_stale_seconds=settings.group_cache_max_stale_seconds,
         ),
         registry=build_registry(),
-        clock=clock or SystemClock(),
+        clock=clock,
         metrics=metrics or Metrics(),
         notifier=notifier or NullNotifier(),
         run_background=run_background or in_thread,

@@ -1,4 +1,4 @@
-"""`create_app(settings)`: the Bolt app and the core it drives. Wiring only; no logic."""
+"""`create_app(settings, core=…, client=…)`: the Bolt app over the core it drives. Wiring only; no logic."""
 
 from __future__ import annotations
 
@@ -9,20 +9,10 @@ import structlog
 from slack_bolt import App, BoltResponse
 from slack_bolt.authorization import AuthorizeResult
 from slack_sdk import WebClient
-from slack_sdk.http_retry.builtin_handlers import (
-    ConnectionErrorRetryHandler,
-    RateLimitErrorRetryHandler,
-    ServerErrorRetryHandler,
-)
 
-import jobs
-from bot.changes import finish_orphaned_rollouts
-from bot.compose import build_core
 from bot.core import Core
 from bot.dispatch import new_request_id
 from bot.errors import ConfigError
-from bot.identity import SlackGroups
-from bot.outbox import Outbox, OutboxNotifier
 from bot.settings import Settings
 from handlers import actions, commands
 from handlers.replay import RunOnce
@@ -30,44 +20,20 @@ from handlers.replay import RunOnce
 log = structlog.get_logger("menotime.slack")
 
 
-def slack_client(settings: Settings, *, retries: bool = True) -> WebClient:
-    """The Web API client: retries connection errors, 429s (honouring Retry-After) and 5xx —
-    except for the outbox's sender (``retries=False``), which does its own retrying without
-    blocking the other channels' messages."""
-    token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
-    kwargs: dict[str, Any] = {
-        "token": token,
-        "timeout": 10,
-        "retry_handlers": [
-            ConnectionErrorRetryHandler(max_retry_count=2),
-            RateLimitErrorRetryHandler(max_retry_count=2),
-            ServerErrorRetryHandler(max_retry_count=2),
-        ]
-        if retries
-        else [],
-    }
-    if settings.slack_api_url:
-        kwargs["base_url"] = settings.slack_api_url.rstrip("/") + "/"
-    return WebClient(**kwargs)
-
-
-def create_app(
-    settings: Settings, *, core: Core | None = None, socket_mode: bool = False, **core_kwargs: Any
-) -> tuple[App, Core]:
+def require_slack(settings: Settings, *, socket_mode: bool) -> str:
+    """The bot token, once the settings a Slack process needs are known to be there."""
     if not settings.slack_bot_token or not (settings.slack_signing_secret or socket_mode):
         needed = "SLACK_BOT_TOKEN" if socket_mode else "SLACK_SIGNING_SECRET and SLACK_BOT_TOKEN"
         raise ConfigError(
             f"{needed} must be set to talk to Slack "
             "(try `menotime-bot demo` or `menotime-bot console --simulate` without Slack)."
         )
-    client = slack_client(settings)
-    if core is None:
-        core_kwargs.setdefault("jobs", jobs.all_jobs())
-        queued = "notifier" not in core_kwargs
-        core = build_core(settings, groups=SlackGroups(client), **core_kwargs)
-        if queued:  # channel posts go through the outbox (handlers.outbox_worker sends them)
-            core.notifier = OutboxNotifier(Outbox(core.db, core.clock))
-    token = settings.slack_bot_token.get_secret_value()
+    return settings.slack_bot_token.get_secret_value()
+
+
+def create_app(settings: Settings, *, core: Core, client: WebClient, socket_mode: bool = False) -> App:
+    """The Bolt app: its listeners drive ``core``. Wiring only (handlers/process.py builds it)."""
+    token = require_slack(settings, socket_mode=socket_mode)
 
     def authorize(enterprise_id: str | None, team_id: str | None, **_: Any) -> AuthorizeResult:
         # One workspace, one bot token: no per-request auth.test, so a slow or failing Slack can
@@ -116,6 +82,4 @@ def create_app(
 
     commands.register(app, core)
     actions.register(app, core)
-    # Rollouts a previous run of the bot was following when it stopped: end their records truthfully.
-    finish_orphaned_rollouts(core)
-    return app, core
+    return app

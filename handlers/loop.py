@@ -13,12 +13,20 @@ log = structlog.get_logger("menotime.workers")
 
 
 class WorkerLoop:
-    def __init__(self, name: str, work: Callable[[], float | None], *, idle_seconds: float) -> None:
-        """``work`` does one round and says how long to wait before the next (None: ``idle_seconds``)."""
+    def __init__(
+        self,
+        name: str,
+        work: Callable[[], float | None],
+        *,
+        idle_seconds: float,
+        wake: threading.Event | None = None,
+    ) -> None:
+        """``work`` does one round and says how long to wait before the next (None: ``idle_seconds``).
+        ``wake``: the event that pokes it, when another part (the outbox notifier) holds it too."""
         self._name = name
         self._work = work
         self._idle = idle_seconds
-        self._wake = threading.Event()
+        self._wake = wake or threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 

@@ -6,14 +6,23 @@ backoff after a 5xx), or every few seconds for rows queued by another replica.
 
 from __future__ import annotations
 
+import threading
+
 from bot.clock import Clock
 from bot.outbox import OutboxSender
 from handlers.loop import WorkerLoop
 
 
 class OutboxWorker(WorkerLoop):
-    def __init__(self, sender: OutboxSender, clock: Clock, *, idle_seconds: float = 5.0) -> None:
-        super().__init__("outbox-worker", self._round, idle_seconds=idle_seconds)
+    def __init__(
+        self,
+        sender: OutboxSender,
+        clock: Clock,
+        *,
+        idle_seconds: float = 5.0,
+        wake: threading.Event | None = None,
+    ) -> None:
+        super().__init__("outbox-worker", self._round, idle_seconds=idle_seconds, wake=wake)
         self._sender = sender
         self._clock = clock
 

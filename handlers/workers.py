@@ -12,17 +12,20 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
+from typing import Self
 
 from bot import watch
-from bot.audit_anchor import AnchorStore, anchor_round, start_trail
+from bot.audit_anchor import AnchorStore, anchor_round
 from bot.changes import expire_requests, finish_orphaned_rollouts
 from bot.core import Core
-from bot.outbox import OutboxNotifier, OutboxSender
+from bot.outbox import OutboxSender
 from bot.store.replays import SlackReplays
 from handlers.inbox_worker import InboxWorker
 from handlers.loop import WorkerLoop
 from handlers.outbox_worker import OutboxWorker
+from handlers.slack_client import slack_client
 from handlers.sqs import SqsConsumer
 
 HOUSEKEEPING_SECONDS = 60.0
@@ -36,53 +39,53 @@ class Workers:
     housekeeping: WorkerLoop
     anchoring: WorkerLoop | None = None  # the audit trail's head to S3 (AUDIT_ANCHOR_BUCKET)
 
+    def start(self) -> Self:
+        for worker in (self.outbox, self.inbox, self.sqs, self.housekeeping, self.anchoring):
+            if worker is not None:
+                worker.start()
+        return self
+
     def stop(self) -> None:
-        if self.anchoring:
-            self.anchoring.stop()
-        if self.sqs:
-            self.sqs.stop()
-        self.housekeeping.stop()
-        self.inbox.stop()
-        if self.outbox:
-            self.outbox.stop()
+        for worker in (self.anchoring, self.sqs, self.housekeeping, self.inbox, self.outbox):
+            if worker is not None:
+                worker.stop()
 
 
-def start_workers(core: Core) -> Workers:
-    from handlers.app import slack_client
+def housekeeping_round(core: Core) -> None:
+    expire_requests(core)
+    watch.housekeep(core)  # deployments made by others, and the post-deploy watches
+    SlackReplays(core.db).prune(now=core.clock.now())  # requests whose signature has expired
+    # Rollouts whose follower died or gave up on the database: ended once their lease expired.
+    finish_orphaned_rollouts(core, why="by housekeeping after its change lock expired unrenewed")
 
-    start_trail(audit=core.audit, settings=core.settings, clock=core.clock)  # before any worker appends
 
+def build_workers(core: Core, *, outbox_wake: threading.Event | None) -> Workers:
+    """The workers, not started. ``outbox_wake``: the event the core's outbox notifier sets when it
+    queues a post (None: the core posts through another notifier, and there is no outbox to send)."""
     outbox = None
-    if isinstance(core.notifier, OutboxNotifier):
+    if outbox_wake is not None:
         sender = OutboxSender(
             db=core.db,
             client=slack_client(core.settings, retries=False),
             clock=core.clock,
             metrics=core.metrics,
         )
-        outbox = OutboxWorker(sender, core.clock).start()
-        core.notifier.on_enqueue = outbox.poke
-    inbox = InboxWorker(core).start()
-    sqs = None
-    if core.settings.sns_queue_url:
-        sqs = SqsConsumer(core, queue_url=core.settings.sns_queue_url, on_stored=inbox.poke).start()
-
-    def housekeep() -> None:
-        expire_requests(core)
-        watch.housekeep(core)  # deployments made by others, and the post-deploy watches
-        SlackReplays(core.db).prune(now=core.clock.now())  # requests whose signature has expired
-        # Rollouts whose follower died or gave up on the database: ended once their lease expired.
-        finish_orphaned_rollouts(core, why="by housekeeping after its change lock expired unrenewed")
-
-    housekeeping = WorkerLoop("housekeeping", housekeep, idle_seconds=HOUSEKEEPING_SECONDS).start()
+        outbox = OutboxWorker(sender, core.clock, wake=outbox_wake)
+    inbox = InboxWorker(core)
+    queue_url = core.settings.sns_queue_url
     anchors = AnchorStore.from_settings(core.settings, aws=core.aws, clock=core.clock)
-    anchoring = (
-        WorkerLoop(
+    return Workers(
+        inbox=inbox,
+        outbox=outbox,
+        sqs=SqsConsumer(core, queue_url=queue_url, on_stored=inbox.poke) if queue_url else None,
+        housekeeping=WorkerLoop(
+            "housekeeping", lambda: housekeeping_round(core), idle_seconds=HOUSEKEEPING_SECONDS
+        ),
+        anchoring=WorkerLoop(
             "audit-anchor",
             lambda: anchor_round(audit=core.audit, anchors=anchors),
             idle_seconds=core.settings.audit_anchor_interval_seconds,
-        ).start()
+        )
         if anchors
-        else None
+        else None,
     )
-    return Workers(inbox=inbox, outbox=outbox, sqs=sqs, housekeeping=housekeeping, anchoring=anchoring)

@@ -32,7 +32,7 @@ from bot.simulator import advance_rollouts
 from bot.store.db import Retry
 from bot.store.deploys import DeployLog
 from bot.store.models import ChangeLease
-from handlers.workers import start_workers
+from handlers.workers import build_workers
 from tests.conftest import REGION, STATIC_GROUPS, _require_postgres
 from tests.harness import wait_until
 from tests.test_changes import DEV, _text, make_core, rollout_steps, run  # noqa: F401 - fixtures
@@ -158,7 +158,7 @@ def test_a_rollout_whose_follower_died_is_ended_by_housekeeping_once_its_lease_e
     advance_rollouts(region=REGION, envs=envs, at=clock.now())  # ECS starts it, and is slow to finish
     deploys = DeployLog(core.db)
     clock.advance(minutes=46)  # nobody renewed the lease: it expired
-    workers = start_workers(core)  # as serve runs them; its first housekeeping round starts at once
+    workers = build_workers(core, outbox_wake=None).start()  # as serve runs them; housekeeping starts at once
     try:
         wait_until(
             lambda: deploys.last("dev").outcome != "in_progress", what="housekeeping to end the rollout"

@@ -16,8 +16,7 @@ from bot.aws import AwsGateway
 from bot.config import Config
 from bot.fakes.slack_api import FakeSlack
 from bot.settings import Settings
-from handlers.app import create_app
-from handlers.web import create_web_app
+from handlers.process import compose
 from tests.conftest import DEV_GROUP, GROUP_MEMBER
 from tests.fakes.server import serve_in_thread
 from tests.test_slack_http import SECRET, Bot, LazyWork, _text
@@ -37,10 +36,11 @@ def bot(config: Config, seeded_aws: AwsGateway, tmp_path: Path) -> Iterator[Bot]
             group_cache_ttl_seconds=0,
             group_cache_max_stale_seconds=MAX_STALE_SECONDS,
         )
-        app, core = create_app(settings, config=config, aws=seeded_aws, migrate_schema=True)
-        with serve_in_thread(create_web_app(core, app)) as url, httpx.Client(timeout=10) as http:
-            yield Bot(url=url, slack=slack, core=core, http=http, work=LazyWork(app))
-        core.close()
+        process = compose(settings, mode="serve", config=config, aws=seeded_aws, migrate_schema=True)
+        assert process.slack is not None and process.web is not None
+        with serve_in_thread(process.web) as url, httpx.Client(timeout=10) as http:
+            yield Bot(url=url, slack=slack, core=process.core, http=http, work=LazyWork(process.slack))
+        process.core.close()
 
 
 def _status_dev(bot: Bot) -> str:

@@ -15,9 +15,7 @@ from bot.config import Config
 from bot.fakes.slack_api import FakeSlack
 from bot.fakes.slack_signing import block_actions_body, sign, slash_command_body
 from bot.simulator import REPOSITORY, Simulator, advance_rollouts, image_manifest
-from handlers.app import create_app
-from handlers.web import create_web_app
-from handlers.workers import start_workers
+from handlers.process import compose
 from tests.conftest import PEOPLE
 from tests.fakes.server import serve_in_thread
 from tests.harness import wait_until
@@ -143,20 +141,22 @@ def bot(config: Config, tmp_path: Path, clock) -> Iterator[Bot]:
             slack_api_url=slack.api_url,
             database_url=f"sqlite:///{tmp_path / 'bot.db'}",
         )
-        app, core = create_app(
+        process = compose(
             settings,
+            mode="serve",
             config=config,
             aws=sim.gateway(),
             migrate_schema=True,
             clock=clock,
             sleep=lambda _s: advance_rollouts(region="us-west-1", envs=tuple(config.environments.values())),
         )
-        work = LazyWork(app)
-        workers = start_workers(core)  # as serve runs them: channel posts go out through the outbox
-        with serve_in_thread(create_web_app(core, app)) as url, httpx.Client(timeout=10) as http:
-            yield Bot(url, slack, http, sim, core, work)
-        workers.stop()
-        core.close()
+        assert process.slack is not None and process.web is not None
+        work = LazyWork(process.slack)
+        process.recover()
+        process.start()  # as serve runs it: channel posts go out through the outbox
+        with serve_in_thread(process.web) as url, httpx.Client(timeout=10) as http:
+            yield Bot(url, slack, http, sim, process.core, work)
+        process.stop()
 
 
 def test_confirm_button_runs_the_change_and_replaces_the_question(bot: Bot) -> None:

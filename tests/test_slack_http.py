@@ -21,9 +21,7 @@ from bot.fakes.slack_api import FakeSlack
 from bot.fakes.slack_signing import sign, slash_command_body
 from bot.settings import Settings
 from bot.simulator import Simulator
-from handlers.app import create_app
-from handlers.web import create_web_app
-from handlers.workers import start_workers
+from handlers.process import compose
 from tests.conftest import DEV_GROUP, GROUP_MEMBER, NOBODY, PEOPLE, TEST_ROLES
 from tests.fakes.server import serve_in_thread
 
@@ -149,15 +147,16 @@ def run_bot(simulator: Simulator, config: Config, tmp_path: Path):
                 slack_api_url=slack.api_url,
                 database_url=f"sqlite:///{tmp_path / 'bot.db'}",
             )
-            app, core = create_app(
-                settings, config=config, aws=aws or simulator.gateway(), migrate_schema=True
+            process = compose(
+                settings, mode="serve", config=config, aws=aws or simulator.gateway(), migrate_schema=True
             )
-            work = LazyWork(app)
-            workers = start_workers(core)  # as serve runs them: channel posts go out through the outbox
-            with serve_in_thread(create_web_app(core, app)) as url, httpx.Client(timeout=10) as http:
+            assert process.slack is not None and process.web is not None
+            core, work = process.core, LazyWork(process.slack)
+            process.recover()
+            process.start()  # as serve runs it: channel posts go out through the outbox
+            with serve_in_thread(process.web) as url, httpx.Client(timeout=10) as http:
                 yield Bot(url=url, slack=slack, core=core, http=http, work=work)
-            workers.stop()
-            core.close()
+            process.stop()
 
     return start
 

@@ -18,14 +18,13 @@ def jobs_group() -> None:
 @friendly
 def jobs_list() -> None:
     """Each job's schedule, next run (PT) and last run with its outcome."""
-    from bot.compose import build_core
     from bot.render import render_text
     from bot.scheduler import list_jobs
-    from jobs import all_jobs
+    from handlers.process import compose
 
     settings = load_settings()
     configure_logging(fmt="console", level="WARNING")
-    core = build_core(settings, migrate_schema=True, jobs=all_jobs())
+    core = compose(settings, mode="core", migrate_schema=True).core
     try:
         click.echo(render_text(list_jobs(core)), nl=False)
     finally:
@@ -47,13 +46,13 @@ def jobs_run(name: str, dry_run: bool, override: bool, simulate: bool) -> None:
     import tempfile
     from pathlib import Path
 
-    from bot.compose import build_core
     from bot.demo import demo_core
     from bot.errors import BadInput
     from bot.notify import NullNotifier, SlackNotifier
     from bot.render import render_text
     from bot.scheduler import JobRunner
-    from handlers.app import slack_client
+    from handlers.process import compose
+    from handlers.slack_client import slack_client
     from jobs import all_jobs
 
     settings = load_settings()
@@ -91,7 +90,7 @@ def jobs_run(name: str, dry_run: bool, override: bool, simulate: bool) -> None:
     else:
         # With Slack configured the report also lands in the ops channel, as a scheduled run's would.
         notifier = SlackNotifier(slack_client(settings)) if settings.slack_bot_token else NullNotifier()
-        core = build_core(settings, migrate_schema=True, jobs=specs, notifier=notifier)
+        core = compose(settings, mode="core", migrate_schema=True, jobs=specs, notifier=notifier).core
         try:
             ok = run(core)
         finally:

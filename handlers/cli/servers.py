@@ -10,10 +10,9 @@ import structlog
 
 from bot.core import Core
 from bot.logs import configure_logging
-from bot.scheduler import JobScheduler
 from handlers.cli.invocation import friendly, load_settings
+from handlers.process import Process, compose
 from handlers.sns import warn_if_closed
-from handlers.workers import Workers, start_workers
 
 if TYPE_CHECKING:
     import uvicorn
@@ -34,29 +33,29 @@ def serve(host: str, port: int | None) -> None:
     """HTTP server: POST /slack/events, GET /healthz, /readyz, /metrics (on METRICS_PORT when set)."""
     import uvicorn
 
-    from handlers.app import create_app
-    from handlers.web import create_web_app
-
     settings = load_settings()
     configure_logging(fmt=settings.log_format, level=settings.log_level)
     port = port or settings.port
-    slack_app, core = create_app(settings, migrate_schema=settings.migrate_on_start)
-    warn_if_closed(core)  # no SNS topic allow-listed: every alarm is refused until one is
+    process = compose(
+        settings,
+        mode="serve",
+        migrate_schema=settings.migrate_on_start,
+        serve_metrics=not settings.metrics_port,
+    )
+    assert process.web is not None  # a Slack process has its web app
+    warn_if_closed(process.core)  # no SNS topic allow-listed: every alarm is refused until one is
     metrics_server = (
-        _serve_metrics(core, host=host, port=settings.metrics_port, main_port=port)
+        _serve_metrics(process.core, host=host, port=settings.metrics_port, main_port=port)
         if settings.metrics_port
         else None
     )
-    scheduler = JobScheduler(core)  # checks schedules and job options before anything starts
-    workers = start_workers(core)
-    scheduler.start()  # runs jobs only while this replica holds the leader lease
+    process.recover()
+    process.start()
     _exit_on_sigterm()
     try:
         # log_config=None: uvicorn keeps our logging set-up (JSON lines) instead of installing its own.
         uvicorn.run(
-            create_web_app(
-                core, slack_app, on_sns_stored=workers.inbox.poke, serve_metrics=metrics_server is None
-            ),
+            process.web,
             host=host,
             port=port,
             log_level=settings.log_level.lower(),
@@ -67,7 +66,7 @@ def serve(host: str, port: int | None) -> None:
     finally:
         if metrics_server is not None:
             metrics_server.should_exit = True
-        _shut_down(core, scheduler, workers)
+        _shut_down(process)
 
 
 def _serve_metrics(core: Core, *, host: str, port: int, main_port: int) -> uvicorn.Server:
@@ -111,42 +110,38 @@ def socket(host: str) -> None:
     from slack_bolt.adapter.socket_mode import SocketModeHandler
 
     from bot.errors import ConfigError
-    from handlers.app import create_app
-    from handlers.web import create_web_app
 
     settings = load_settings()
     if not settings.slack_app_token:
         raise ConfigError("SLACK_APP_TOKEN (xapp-…) must be set for Socket Mode.")
     configure_logging(fmt=settings.log_format, level=settings.log_level)
-    slack_app, core = create_app(settings, socket_mode=True, migrate_schema=settings.migrate_on_start)
-    warn_if_closed(core)  # the queue hears the same topics as POST /sns
+    process = compose(
+        settings,
+        mode="socket",
+        migrate_schema=settings.migrate_on_start,
+        serve_metrics=not settings.metrics_port,
+    )
+    assert process.web is not None and process.slack is not None
+    warn_if_closed(process.core)  # the queue hears the same topics as POST /sns
     if not settings.sns_queue_url:
         log.warning(
             "socket_mode_without_sqs",
             hint="with no public URL, alarms reach the bot through SQS: set SNS_QUEUE_URL",
         )
     metrics_server = (
-        _serve_metrics(core, host=host, port=settings.metrics_port, main_port=settings.port)
+        _serve_metrics(process.core, host=host, port=settings.metrics_port, main_port=settings.port)
         if settings.metrics_port
         else None
     )
-    scheduler = JobScheduler(core)
-    workers = start_workers(core)  # with no public URL, SNS reaches the bot through SQS (SNS_QUEUE_URL)
-    scheduler.start()
+    process.recover()
+    process.start()  # with no public URL, SNS reaches the bot through SQS (SNS_QUEUE_URL)
     health = uvicorn.Server(
         uvicorn.Config(
-            create_web_app(
-                core, None, on_sns_stored=workers.inbox.poke, serve_metrics=metrics_server is None
-            ),
-            host=host,
-            port=settings.port,
-            log_level="warning",
-            access_log=False,
-            log_config=None,
+            process.web, host=host, port=settings.port, log_level="warning", access_log=False, log_config=None
         )
     )
     threading.Thread(target=health.run, name="health-http", daemon=True).start()
-    handler = SocketModeHandler(slack_app, settings.slack_app_token.get_secret_value())
+    handler = SocketModeHandler(process.slack, settings.slack_app_token.get_secret_value())
     _exit_on_sigterm()
     try:
         handler.start()
@@ -155,7 +150,7 @@ def socket(host: str) -> None:
         health.should_exit = True
         if metrics_server is not None:
             metrics_server.should_exit = True
-        _shut_down(core, scheduler, workers)
+        _shut_down(process)
 
 
 def _exit_on_sigterm() -> None:
@@ -167,8 +162,6 @@ def _exit_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
 
 
-def _shut_down(core: Core, scheduler: JobScheduler, workers: Workers) -> None:
-    scheduler.stop()
-    workers.stop()
-    core.close()
+def _shut_down(process: Process) -> None:
+    process.stop()
     log.info("shutdown_complete")

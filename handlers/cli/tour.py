@@ -56,18 +56,17 @@ def console(simulate: bool, user: str | None) -> None:
             click.echo(f"Simulated AWS, SQLite in a temporary folder. {people()}")
             Console(core, user_id=user or DEVELOPER, operator=os_user()).interact()
         return
-    from bot.compose import build_core
-    from jobs import all_jobs
+    from handlers.process import compose
 
     # Work that outlives an answer (a rollout, a job) runs before the prompt returns: `:quit` must
     # not cut it off half-way.
-    core = build_core(
+    core = compose(
         settings,
+        mode="core",
         migrate_schema=True,
         notifier=ConsoleNotifier(),
-        jobs=all_jobs(),
         run_background=lambda work: work(),
-    )
+    ).core
     try:
         Console(core, user_id=user or "U0CONSOLE", operator=os_user()).interact()
     finally:
