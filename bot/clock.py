@@ -4,6 +4,17 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
+from zoneinfo import ZoneInfo
+
+# The one zone times are shown in to people (on-call reads Pacific time; AWS and auditors read UTC).
+DISPLAY_ZONE_NAME = "America/Los_Angeles"
+DISPLAY_ZONE = ZoneInfo(DISPLAY_ZONE_NAME)
+_ZONE_LABELS = {DISPLAY_ZONE_NAME: "PT"}
+
+
+def zone_label(zone: str) -> str:
+    """How a time zone is written after a time: ``PT`` for Pacific, else its IANA name."""
+    return _ZONE_LABELS.get(zone, zone)
 
 
 class Clock(Protocol):

@@ -13,11 +13,12 @@ import re
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any, Literal, Protocol
-from zoneinfo import ZoneInfo
 
 import jinja2
 
-PACIFIC = ZoneInfo("America/Los_Angeles")
+from bot.clock import DISPLAY_ZONE
+
+PACIFIC = DISPLAY_ZONE
 
 Audience = Literal["ephemeral", "in_channel"]
 

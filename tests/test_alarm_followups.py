@@ -18,6 +18,7 @@ from bot.config import load_config
 from bot.core import Core
 from bot.dispatch import Dispatcher
 from bot.settings import Settings
+from bot.store import migrate
 from tests.harness import RecordingNotifier
 from tests.test_alarm_threads import START, alarm_message, store
 
@@ -165,6 +166,31 @@ def test_prod_service_alarms_offer_a_guarded_roll_back(core: Core, notifier: Rec
     fire(core, "menotime-staging-api-5xx", "ALARM", "OK", message=json.dumps(data))
     staging: ChangeResult = notifier.roots()[1][1]
     assert "Roll back" not in [b.label for b in staging.buttons]
+
+
+def test_which_environments_offer_an_incident_roll_back_is_their_rollback_setting_not_their_name(
+    database_url: str, notifier: RecordingNotifier
+) -> None:
+    config = load_config(
+        overrides={
+            "roles": ROLES,
+            "environments": {"staging": {"rollback": "incident"}, "prod": {"rollback": "fast"}},
+        }
+    )
+    core = build_core(
+        Settings(database_url=database_url), config=config, clock=FrozenClock(START), notifier=notifier
+    )
+    try:
+        migrate.upgrade(core.db)
+        for name in ("menotime-staging-api-5xx", "menotime-prod-api-5xx"):
+            data = json.loads(alarm_message(name=name, arn=arn(name), state="ALARM", old="OK", at=START))
+            data["Trigger"].update(Namespace="AWS/ApplicationELB")
+            fire(core, name, "ALARM", "OK", message=json.dumps(data))
+        staging, prod = (post.result for post in notifier.roots())
+        assert [b.command for b in staging.buttons if b.label == "Roll back"] == ["rollback staging"]
+        assert "Roll back" not in [b.label for b in prod.buttons]
+    finally:
+        core.close()
 
 
 def test_a_new_incident_starts_unacknowledged_but_a_flap_keeps_the_acknowledgement(

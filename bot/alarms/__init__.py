@@ -21,7 +21,6 @@ from bot.alarms.lookup import open_alarms, posted_ref, short_id, thread_by_short
 from bot.alarms.messages import (
     ACK_ACTION,
     GENERIC_EMOJI,
-    PROD,
     REVISION_ROLLBACK_ACTION,
     ROLLBACK_ACTION,
     RUNBOOK_ACTION,
@@ -40,7 +39,6 @@ __all__ = [
     "ACK_ACTION",
     "GENERIC_EMOJI",
     "POSTED",
-    "PROD",
     "REFRESHED",
     "REVISION_ROLLBACK_ACTION",
     "ROLLBACK_ACTION",

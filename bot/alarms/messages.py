@@ -22,7 +22,6 @@ SNOOZE_ACTION = "menotime_snooze"
 ROLLBACK_ACTION = "menotime_alarm_rollback"
 REVISION_ROLLBACK_ACTION = "menotime_rollback"  # value env:revision, as the rollout message's button
 RUNBOOK_ACTION = "menotime_runbook"
-PROD = "prod"
 # A service alarm is one about what a rollback would change: the ECS service or the load balancer
 # in front of it (5xx, latency, unhealthy targets), not the database or the account.
 _SERVICE_NAMESPACES = frozenset({"AWS/ECS", "ECS/ContainerInsights", "AWS/ApplicationELB"})
@@ -37,10 +36,17 @@ def state_emoji(event: Event, state: str | None) -> str:
 
 
 def root_message(
-    view: AlarmThreadView, event: Event, *, snooze_minutes: int, runbook: str | None = None
+    view: AlarmThreadView,
+    event: Event,
+    *,
+    snooze_minutes: int,
+    runbook: str | None = None,
+    incident_rollback: bool = False,
 ) -> ChangeResult:
     """The root of the thread, showing the current state of ``view`` (``event`` is the latest
-    notification: its reason, metric and links)."""
+    notification: its reason, metric and links). ``incident_rollback``: the alarm's environment
+    rolls back as an incident response (config ``rollback: incident``), so a service alarm offers a
+    rollback even when no deployment is tied to it."""
     if event.kind == "generic":
         return ChangeResult(
             headline=event.title,
@@ -104,7 +110,7 @@ def root_message(
                     "danger",
                 )
             )
-        elif view.env and view.env == PROD and _is_service_alarm(event):
+        elif view.env and incident_rollback and _is_service_alarm(event):
             buttons.append(Button("Roll back", ROLLBACK_ACTION, view.env, f"rollback {view.env}", "danger"))
     if runbook and event.kind == "alarm":
         buttons.append(Button("Runbook", RUNBOOK_ACTION, view.short_id, f"(open {runbook})", url=runbook))
@@ -146,8 +152,13 @@ def _is_service_alarm(event: Event) -> bool:
 
 def _root(core: Core, view: AlarmThreadView, event: Event) -> ChangeResult:
     """The thread's root as this bot's configuration draws it (snooze length, runbook link)."""
+    env = core.config.environments.get(view.env or "")
     return root_message(
-        view, event, snooze_minutes=core.config.alarms.snooze_minutes, runbook=_runbook(core, event)
+        view,
+        event,
+        snooze_minutes=core.config.alarms.snooze_minutes,
+        runbook=_runbook(core, event),
+        incident_rollback=env is not None and env.rollback == "incident",
     )
 
 

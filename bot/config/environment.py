@@ -12,6 +12,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from bot.clock import DISPLAY_ZONE_NAME, zone_label
+
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
@@ -99,7 +101,7 @@ class ChangeWindow(_Strict):
     days: tuple[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"], ...] = Field(min_length=1)
     start: time
     end: time
-    timezone: TimeZone = "America/Los_Angeles"
+    timezone: TimeZone = DISPLAY_ZONE_NAME
 
     @model_validator(mode="after")
     def _ordered(self) -> ChangeWindow:
@@ -119,8 +121,7 @@ class ChangeWindow(_Strict):
             if _consecutive(ordered) and len(ordered) > 2
             else ", ".join(d.title() for d in ordered)
         )
-        zone = "PT" if self.timezone == "America/Los_Angeles" else self.timezone
-        return f"{run} {self.start:%H:%M}–{self.end:%H:%M} {zone}"
+        return f"{run} {self.start:%H:%M}–{self.end:%H:%M} {zone_label(self.timezone)}"
 
 
 def _consecutive(days: Sequence[str]) -> bool:
@@ -159,7 +160,10 @@ class EnvironmentConfig(_Strict):
     confirm: tuple[Literal["deploy", "rollback", "scale"], ...] = Field(
         default=(), description="changes that need a confirmation click before they run"
     )
-    rollback: Literal["fast", "incident"]
+    rollback: Literal["fast", "incident"] = Field(
+        description="incident: rolling back is on-call's first response here, so a service alarm's thread "
+        "offers it even with no deployment tied to the alarm; fast: only an alarm tied to a deployment does"
+    )
     change_window: ChangeWindow | None = Field(default=None, description="deploys only inside it")
     soak: Soak | None = Field(default=None, description="deploys need the digest to have run there first")
     watch_minutes: int = Field(

@@ -9,6 +9,7 @@ from typing import Any
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
+from bot.clock import DISPLAY_ZONE_NAME
 from bot.config.environment import EnvironmentConfig, TimeZone, _Strict
 from bot.cron import cron_trigger
 
@@ -69,7 +70,7 @@ _CRON_FIELDS = 5
 class JobsConfig(_Strict):
     """When jobs run (cron in ``timezone``) and each job's own options (validated by the job)."""
 
-    timezone: TimeZone = Field(default="America/Los_Angeles")
+    timezone: TimeZone = Field(default=DISPLAY_ZONE_NAME)
     misfire_grace_minutes: int = Field(
         default=360, ge=1, description="a run missed by less than this runs once on start"
     )

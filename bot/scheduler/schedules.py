@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from apscheduler.triggers.cron import CronTrigger
 
+from bot.clock import zone_label
 from bot.config import JobsConfig
 from bot.cron import CRON_DAYS as _CRON_DAYS
 from bot.cron import cron_trigger
@@ -65,7 +66,7 @@ def fires_between(trigger: CronTrigger, start: datetime, end: datetime) -> list[
 
 def describe_schedule(expr: str, timezone: str) -> str:
     """``Sundays 03:00 PT``, ``the 1st of each month 09:00 PT``, ``daily 02:30 PT``; else the cron."""
-    zone = "PT" if timezone == "America/Los_Angeles" else timezone
+    zone = zone_label(timezone)
     if not expr:
         return "not scheduled (run by hand)"
     minute, hour, dom, month, dow = expr.split()

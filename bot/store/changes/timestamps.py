@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from zoneinfo import ZoneInfo
 
+from bot.clock import DISPLAY_ZONE, DISPLAY_ZONE_NAME, zone_label
 from bot.store.db import stored_utc
 
-PACIFIC = ZoneInfo("America/Los_Angeles")
+PACIFIC = DISPLAY_ZONE
+_LABEL = zone_label(DISPLAY_ZONE_NAME)
 
 
 def _aware(value: datetime) -> datetime:
@@ -22,5 +23,5 @@ def short_pt(value: datetime, now: datetime | None = None) -> str:
     """``10:02 PT`` when on the same Pacific day as ``now``, else ``Tue Nov 24 10:02 PT``."""
     local = stored_utc(value).astimezone(PACIFIC)
     if now is not None and stored_utc(now).astimezone(PACIFIC).date() == local.date():
-        return f"{local:%H:%M} PT"
-    return f"{local:%a %b} {local.day} {local:%H:%M} PT"
+        return f"{local:%H:%M} {_LABEL}"
+    return f"{local:%a %b} {local.day} {local:%H:%M} {_LABEL}"
