@@ -112,3 +112,17 @@ def test_as_written_undoes_inert_exactly() -> None:
 
     name = "menotime-prod-<@U1>-<!here>-a<b"
     assert inert(name) != name and as_written(inert(name)) == name
+
+
+def test_every_button_kind_runs_the_line_it_shows_and_refuses_a_forged_value() -> None:
+    from bot.buttons import BUTTONS, ROLLBACK_TO
+
+    for kind in BUTTONS.values():
+        value = "prod:7" if kind is ROLLBACK_TO else "REQ-7K3M9Q"
+        button = kind.button("Do it", value)
+        assert button.action_id == kind.action_id and kind.clicked(button.value) == button.command
+        # A value the bot never sends (Slack only echoes it back, but it is still input).
+        assert kind.clicked("prod; scale prod 4") == f"{kind.command.split()[0]} (invalid)"
+    assert ROLLBACK_TO.clicked("prod:7") == "rollback prod 7"
+    with pytest.raises(ValueError):
+        ROLLBACK_TO.button("Roll back", "prod")

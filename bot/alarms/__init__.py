@@ -19,12 +19,7 @@ from bot.alarms.followups import acknowledge, redraw_root, remind_due, snooze
 from bot.alarms.inbox import process_inbox
 from bot.alarms.lookup import open_alarms, posted_ref, short_id, thread_by_short_id, thread_for
 from bot.alarms.messages import (
-    ACK_ACTION,
     GENERIC_EMOJI,
-    REVISION_ROLLBACK_ACTION,
-    ROLLBACK_ACTION,
-    RUNBOOK_ACTION,
-    SNOOZE_ACTION,
     STATE_EMOJI,
     reply_message,
     root_message,
@@ -36,14 +31,9 @@ from bot.alarms.threads import record_event
 from bot.store.alarm_threads import STORM_KIND, AlarmThreadView
 
 __all__ = [
-    "ACK_ACTION",
     "GENERIC_EMOJI",
     "POSTED",
     "REFRESHED",
-    "REVISION_ROLLBACK_ACTION",
-    "ROLLBACK_ACTION",
-    "RUNBOOK_ACTION",
-    "SNOOZE_ACTION",
     "STALE",
     "STATE_EMOJI",
     "STORM_KIND",

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from bot import watch
 from bot.answers import Button, ChangeResult
+from bot.buttons import ACKNOWLEDGE, ROLLBACK_ENV, ROLLBACK_TO, SNOOZE, runbook_button
 from bot.events import Event
 from bot.render import duration, minutes_text, when
 from bot.store.alarm_threads import AlarmThreadView
@@ -17,11 +18,6 @@ if TYPE_CHECKING:
 
 STATE_EMOJI = {"ALARM": ":red_circle:", "OK": ":large_green_circle:", "INSUFFICIENT_DATA": ":white_circle:"}
 GENERIC_EMOJI = ":information_source:"
-ACK_ACTION = "menotime_ack"
-SNOOZE_ACTION = "menotime_snooze"
-ROLLBACK_ACTION = "menotime_alarm_rollback"
-REVISION_ROLLBACK_ACTION = "menotime_rollback"  # value env:revision, as the rollout message's button
-RUNBOOK_ACTION = "menotime_runbook"
 # A service alarm is one about what a rollback would change: the ECS service or the load balancer
 # in front of it (5xx, latency, unhealthy targets), not the database or the account.
 _SERVICE_NAMESPACES = frozenset({"AWS/ECS", "ECS/ContainerInsights", "AWS/ApplicationELB"})
@@ -92,28 +88,19 @@ def root_message(
     buttons: list[Button] = []
     if event.kind == "alarm" and view.state == "ALARM":
         if not view.acknowledged_by:
-            buttons.append(
-                Button("Acknowledge", ACK_ACTION, view.short_id, f"ack {view.short_id}", "primary")
-            )
+            buttons.append(ACKNOWLEDGE.button("Acknowledge", view.short_id, style="primary"))
         if view.snoozed_until is None:
             label = f"Snooze {minutes_text(snooze_minutes)}"  # what the click does: alarms.snooze_minutes
-            buttons.append(Button(label, SNOOZE_ACTION, view.short_id, f"snooze {view.short_id}"))
+            buttons.append(SNOOZE.button(label, view.short_id))
         if after and after.get("rollback_to") is not None:
             # Back to exactly what ran before the deployment this alarm fired after.
-            target = f"{view.env}:{after['rollback_to']}"
             buttons.append(
-                Button(
-                    "Roll back",
-                    REVISION_ROLLBACK_ACTION,
-                    target,
-                    f"rollback {view.env} {after['rollback_to']}",
-                    "danger",
-                )
+                ROLLBACK_TO.button("Roll back", f"{view.env}:{after['rollback_to']}", style="danger")
             )
         elif view.env and incident_rollback and _is_service_alarm(event):
-            buttons.append(Button("Roll back", ROLLBACK_ACTION, view.env, f"rollback {view.env}", "danger"))
+            buttons.append(ROLLBACK_ENV.button("Roll back", view.env, style="danger"))
     if runbook and event.kind == "alarm":
-        buttons.append(Button("Runbook", RUNBOOK_ACTION, view.short_id, f"(open {runbook})", url=runbook))
+        buttons.append(runbook_button(view.short_id, runbook))
     return ChangeResult(
         headline=headline,
         emoji=state_emoji(event, view.state),

@@ -8,7 +8,8 @@ from datetime import timedelta
 from typing import Any
 
 from bot import ecs, guardrails, observe, watch
-from bot.answers import Button, ChangeResult
+from bot.answers import ChangeResult
+from bot.buttons import CANCEL, CONFIRM
 from bot.changes.context import _parts, announce_channel
 from bot.changes.execution import execute
 from bot.changes.history_checks import _cadence, _check_soak
@@ -238,8 +239,8 @@ def _request_confirmation(
         emoji=":warning:",
         facts=facts,
         buttons=(
-            Button("Confirm", "menotime_confirm", request.id, f"confirm {request.id}", "primary"),
-            Button("Cancel", "menotime_cancel", request.id, f"cancel {request.id}"),
+            CONFIRM.button("Confirm", request.id, style="primary"),
+            CANCEL.button("Cancel", request.id),
         ),
         footer=f"Request {request.id} · nothing has changed yet · expires {when(request.expires_at)}",
         public=False,

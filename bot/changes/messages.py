@@ -4,7 +4,8 @@ message with its buttons."""
 from __future__ import annotations
 
 from bot import ecs
-from bot.answers import Button, ChangeResult
+from bot.answers import ChangeResult
+from bot.buttons import APPROVE, DENY
 from bot.config import EnvironmentConfig
 from bot.render import when
 from bot.store.changes import ChangeRequestView
@@ -41,8 +42,8 @@ def _approval_message(
         ()
         if decided
         else (
-            Button("Approve", "menotime_approve", request.id, f"approve {request.id}", "primary"),
-            Button("Deny", "menotime_deny", request.id, f"deny {request.id}", "danger"),
+            APPROVE.button("Approve", request.id, style="primary"),
+            DENY.button("Deny", request.id, style="danger"),
         )
     )
     return ChangeResult(

@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 
 from bot import ecs, watch
 from bot.answers import Button, ChangeResult
+from bot.buttons import ROLLBACK_TO
 from bot.changes.context import announce_channel
 from bot.config import EnvironmentConfig
 from bot.dispatch import CommandContext
@@ -252,16 +253,7 @@ def _rollout_message(
     buttons: tuple[Button, ...] = ()
     if snap.state in ("FAILED", "TIMED_OUT") and not snap.rolled_back and record.from_revision is not None:
         # Back to exactly what ran before this change; when ECS already rolled back there is nothing to do.
-        back = f"{env.name}:{record.from_revision}"
-        buttons = (
-            Button(
-                "Roll back",
-                "menotime_rollback",
-                back,
-                f"rollback {env.name} {record.from_revision}",
-                "danger",
-            ),
-        )
+        buttons = (ROLLBACK_TO.button("Roll back", f"{env.name}:{record.from_revision}", style="danger"),)
     return ChangeResult(
         headline=headline,
         emoji=emoji if not snap.rolled_back else ":leftwards_arrow_with_hook:",
