@@ -23,13 +23,12 @@ from bot.sns import (
     ALARM_PATH_CLOSED,
     NOTIFICATION,
     SUBSCRIPTION_CONFIRMATION,
+    CertificateNeeded,
     CertificateStore,
-    SnsMessage,
     SnsRejected,
     SnsVerifier,
     allowed_topics,
     fetch_checked_url,
-    parse,
 )
 from bot.store.inbox import HTTP, InboxWriter, row_values
 from handlers.bodies import read_capped
@@ -79,38 +78,33 @@ def sns_endpoint(
     verifier = build_verifier(core)
     writer = InboxWriter(core.db)  # group commit: one INSERT and one commit for a burst of messages
 
-    def refuse(
-        status: int, reason: str, msg: SnsMessage | None = None, *, kind: str | None = None
-    ) -> Response:
-        core.metrics.sns_refusals.labels(kind or refusal_kind(status, reason)).inc()
+    def refuse(rejected: SnsRejected) -> Response:
+        core.metrics.sns_refusals.labels(rejected.kind).inc()
         log.warning(
             "sns_refused",
-            status=status,
-            reason=reason,
-            message_id=msg.message_id[:100] if msg else None,
-            topic_arn=msg.topic_arn[:256] if msg else None,
+            status=rejected.status,
+            reason=rejected.reason,
+            kind=rejected.kind,
+            message_id=rejected.message_id,
+            topic_arn=rejected.topic_arn,
         )
-        return PlainTextResponse(reason, status_code=status)
+        return PlainTextResponse(rejected.reason, status_code=rejected.status)
 
     async def endpoint(request: Request) -> Response:
         body = await read_capped(request, MAX_BODY_BYTES)
         if body is None:
-            return refuse(413, f"body larger than {MAX_BODY_BYTES} bytes")
-        msg: SnsMessage | None = None
+            return refuse(SnsRejected(f"body larger than {MAX_BODY_BYTES} bytes", 413, kind="oversize"))
         try:
-            msg = parse(body)
-            verifier.check_topic(msg)  # first: a topic the bot does not hear costs no certificate fetch
-            if verifier.certificates.in_memory(msg.signing_cert_url):
-                verifier.verify(msg)  # tens of microseconds: cheaper than a hop to a thread
-            else:
-                await run_in_threadpool(verifier.verify, msg)  # it may read or fetch the certificate
-            url = verifier.check_subscribe_url(msg) if msg.type == SUBSCRIPTION_CONFIRMATION else ""
+            try:
+                msg = verifier.accept(body, may_fetch=False)  # tens of microseconds: no hop to a thread
+            except CertificateNeeded:
+                msg = await run_in_threadpool(verifier.accept, body)  # it may read or fetch the certificate
         except SnsRejected as rejected:
-            return refuse(rejected.status, rejected.reason, msg, kind=rejected.kind)
+            return refuse(rejected)
 
         if msg.type == SUBSCRIPTION_CONFIRMATION:
             try:
-                await run_in_threadpool(confirm or confirm_subscription, url)
+                await run_in_threadpool(confirm or confirm_subscription, msg.subscribe_url or "")
             except Exception as exc:  # noqa: BLE001 - SNS retries a 5xx; the log says why
                 log.error("sns_confirm_failed", topic_arn=msg.topic_arn, error=type(exc).__name__)
                 return PlainTextResponse("could not confirm the subscription", status_code=503)
@@ -139,28 +133,3 @@ def sns_endpoint(
         return PlainTextResponse("stored")
 
     return endpoint
-
-
-# Bounded labels for the refusals metric (the reasons themselves are free text, for the log).
-_REFUSAL_KINDS = (
-    ("larger than", "oversize"),
-    ("signature", "signature"),
-    ("certificate", "certificate"),
-    ("signingcerturl", "certificate"),
-    ("old", "too_old"),
-    ("future", "clock_skew"),
-    ("raw", "raw_delivery"),
-    ("sns_topic_arns", "topic_not_allowed"),
-    ("subscribeurl", "subscribe_url"),
-    ("json", "malformed"),
-    ("message type", "message_type"),
-    ("x-amz-sns", "message_type"),
-)
-
-
-def refusal_kind(status: int, reason: str) -> str:
-    lowered = reason.lower()
-    for needle, kind in _REFUSAL_KINDS:
-        if needle in lowered:
-            return kind
-    return "malformed" if status == 400 else "other"

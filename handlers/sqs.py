@@ -22,7 +22,7 @@ import structlog
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.core import Core
-from bot.sns import NOTIFICATION, SUBSCRIPTION_CONFIRMATION, SnsRejected, SnsVerifier, parse
+from bot.sns import NOTIFICATION, SUBSCRIPTION_CONFIRMATION, SnsRejected, SnsVerifier
 from bot.store.inbox import SQS, Inbox
 from handlers.sns import build_verifier
 
@@ -97,15 +97,15 @@ class SqsConsumer:
         sqs_id = str(message.get("MessageId", ""))[:100]
         body = message.get("Body", "")
         try:
-            msg = parse(body)
-            self._verifier.check_topic(msg)  # first: a topic the bot does not hear costs no certificate fetch
-            self._verifier.verify(msg)
+            msg = self._verifier.accept(body)  # the same acceptance as POST /sns, without its age limit
         except SnsRejected as rejected:
             log.warning(
                 "sqs_message_rejected",
                 sqs_message_id=sqs_id,
                 reason=rejected.reason,
                 kind=rejected.kind,
+                message_id=rejected.message_id,
+                topic_arn=rejected.topic_arn,
                 action="left in the queue for its redrive policy",
             )
             return False

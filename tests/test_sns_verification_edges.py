@@ -358,8 +358,11 @@ def test_a_refused_topic_is_quoted_in_the_refusal_and_a_long_one_cut_short(own: 
 
 def test_a_refusal_is_one_printable_line_of_at_most_300_characters() -> None:
     # What the log and the 4xx body carry: a control character cannot start a new log line.
-    assert SnsRejected("forged\nlevel=info msg=ok\x1b[0m").reason == "forged?level=info msg=ok?[0m"
-    assert SnsRejected("x" * 400).reason == "x" * 300
+    assert (
+        SnsRejected("forged\nlevel=info msg=ok\x1b[0m", kind="malformed").reason
+        == "forged?level=info msg=ok?[0m"
+    )
+    assert SnsRejected("x" * 400, kind="malformed").reason == "x" * 300
 
 
 # --- the cache is written beside the certificates -------------------------------------------------
@@ -485,3 +488,52 @@ def test_a_certificate_host_that_never_answers_is_given_up_after_five_seconds(si
     assert 4 <= time.monotonic() - started < 15
     with pytest.raises(TimeoutError):
         fetch_checked_url(silent, timeout=0.5, limit=10)
+
+
+@pytest.mark.parametrize(
+    ("body", "kind", "status"),
+    [
+        (b"not json", "malformed", 400),
+        (b'{"Type": "Gossip"}', "message_type", 400),
+        (b'{"AlarmName": "raw delivery"}', "raw_delivery", 400),
+        (
+            json.dumps(
+                {
+                    "Type": "Notification",
+                    "MessageId": "m-1",
+                    "TopicArn": "arn:aws:sns:us-west-1:999999999999:someone-else",
+                    "Message": "{}",
+                    "Timestamp": "2026-11-24T18:00:00.000Z",
+                    "SignatureVersion": "1",
+                    "Signature": "AAAA",
+                    "SigningCertURL": "https://sns.us-west-1.amazonaws.com/SimpleNotificationService-x.pem",
+                }
+            ).encode(),
+            "topic_not_allowed",
+            403,
+        ),
+    ],
+)
+def test_every_refusal_of_the_one_acceptance_function_says_its_kind(
+    tmp_path: Path, body: bytes, kind: str, status: int
+) -> None:
+    """What /sns and the SQS consumer both call: the metric counts the kind the refusal names,
+    never a guess from the wording of its reason."""
+    from bot.clock import FrozenClock
+    from bot.settings import DEFAULT_SNS_CERT_HOST_PATTERN
+    from bot.sns import CertificateStore, SnsVerifier
+
+    clock = FrozenClock(datetime(2026, 11, 24, 18, 0, tzinfo=UTC))
+    verifier = SnsVerifier(
+        certificates=CertificateStore(
+            host_pattern=DEFAULT_SNS_CERT_HOST_PATTERN, cache_dir=tmp_path, clock=clock
+        ),
+        max_age=None,
+        topics=("arn:aws:sns:us-west-1:123456789012:menotime-prod-alarms",),
+        clock=clock,
+    )
+    with pytest.raises(SnsRejected) as refused:
+        verifier.accept(body)
+    assert (refused.value.kind, refused.value.status) == (kind, status)
+    if kind == "topic_not_allowed":
+        assert refused.value.topic_arn == "arn:aws:sns:us-west-1:999999999999:someone-else"

@@ -1,9 +1,10 @@
 """Verification of SNS HTTP/S messages (DESIGN §6), independent of any web framework.
 
-``parse`` turns a request body into an ``SnsMessage`` (400 when it is not an SNS envelope),
-``SnsVerifier.check_topic`` refuses topics outside the allow-list (``allowed_topics``: closed when
-empty), ``SnsVerifier.verify`` checks signature, certificate and age (403 when anything is off). The
-caller logs ``SnsRejected.reason`` and answers ``SnsRejected.status``: SNS does not retry a 4xx.
+``SnsVerifier.accept`` is the one way in, for ``POST /sns`` and the SQS consumer alike: ``parse``
+turns a body into an ``SnsMessage`` (400 when it is not an SNS envelope), ``check_topic`` refuses
+topics outside the allow-list (``allowed_topics``: closed when empty), ``verify`` checks signature,
+certificate and age (403 when anything is off). The caller logs ``SnsRejected.reason``, counts
+``SnsRejected.kind`` and answers ``SnsRejected.status``: SNS does not retry a 4xx.
 
 ``bot.sns.envelope`` parses, ``bot.sns.certificates`` checks the URLs a message names and fetches
 its certificate, ``bot.sns.verifier`` decides.
@@ -22,12 +23,13 @@ from bot.sns.envelope import (
     NOTIFICATION,
     SUBSCRIPTION_CONFIRMATION,
     UNSUBSCRIBE_CONFIRMATION,
+    RefusalKind,
     SnsMessage,
     SnsRejected,
     parse,
     string_to_sign,
 )
-from bot.sns.verifier import ALARM_PATH_CLOSED, FUTURE_SKEW, SnsVerifier, allowed_topics
+from bot.sns.verifier import ALARM_PATH_CLOSED, FUTURE_SKEW, CertificateNeeded, SnsVerifier, allowed_topics
 
 __all__ = [
     "ALARM_PATH_CLOSED",
@@ -38,7 +40,9 @@ __all__ = [
     "SUBSCRIPTION_CONFIRMATION",
     "TRANSIENT_FAILURE_TTL",
     "UNSUBSCRIBE_CONFIRMATION",
+    "CertificateNeeded",
     "CertificateStore",
+    "RefusalKind",
     "ResponseTooLarge",
     "SnsMessage",
     "SnsRejected",

@@ -21,7 +21,7 @@ import structlog
 from cryptography import x509
 
 from bot.clock import Clock, SystemClock
-from bot.sns.envelope import SnsRejected
+from bot.sns.envelope import RefusalKind, SnsRejected
 
 log = structlog.get_logger("menotime.sns")
 
@@ -59,7 +59,7 @@ def fetch_checked_url(url: str, *, timeout: float, limit: int) -> bytes:
     return data
 
 
-def check_sns_url(url: str, *, field: str, host: re.Pattern[str], kind: str) -> SplitResult:
+def check_sns_url(url: str, *, field: str, host: re.Pattern[str], kind: RefusalKind) -> SplitResult:
     """SnsRejected(403) unless ``url`` is https on an SNS host (``host``), port 443 or none, with no
     user information, backslash, space or non-ASCII character: the rule for every URL the bot
     fetches because a message named it (``SigningCertURL``, ``SubscribeURL``)."""

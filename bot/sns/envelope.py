@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 NOTIFICATION = "Notification"
 SUBSCRIPTION_CONFIRMATION = "SubscriptionConfirmation"
@@ -32,20 +32,39 @@ _SIGNED_NOTIFICATION = ("Message", "MessageId", "Subject", "Timestamp", "TopicAr
 _SIGNED_CONFIRMATION = ("Message", "MessageId", "SubscribeURL", "Timestamp", "Token", "TopicArn", "Type")
 
 
-class SnsRejected(Exception):
-    """The message is refused. ``reason`` is one line for the log and the 4xx body."""
+# Why a message was refused, as the refusals metric counts it (a bounded label; the reason is free text).
+RefusalKind = Literal[
+    "oversize",
+    "malformed",
+    "message_type",
+    "raw_delivery",
+    "topic_not_allowed",
+    "too_old",
+    "clock_skew",
+    "signature",
+    "certificate",
+    "subscribe_url",
+]
 
-    def __init__(self, reason: str, status: int = 403, *, kind: str | None = None) -> None:
+
+class SnsRejected(Exception):
+    """The message is refused. ``reason`` is one line for the log and the 4xx body; ``kind`` is what
+    the refusals metric counts."""
+
+    def __init__(self, reason: str, status: int = 403, *, kind: RefusalKind) -> None:
         # Reasons quote attacker-supplied values: keep them on one printable, bounded line.
         reason = "".join(c if c.isprintable() else "?" for c in reason)[:300]
         super().__init__(reason)
         self.reason = reason
         self.status = status
-        self.kind = kind  # the bounded metric label, when the raiser knows it
+        self.kind: RefusalKind = kind
+        # The message's own ids, once it parsed: who sent what, for the log.
+        self.message_id: str | None = None
+        self.topic_arn: str | None = None
 
 
-def _malformed(reason: str) -> SnsRejected:
-    return SnsRejected(reason, status=400)
+def _malformed(reason: str, kind: RefusalKind = "malformed") -> SnsRejected:
+    return SnsRejected(reason, status=400, kind=kind)
 
 
 @dataclass(frozen=True)
@@ -77,8 +96,8 @@ def parse(body: bytes | str) -> SnsMessage:
     if not isinstance(kind, str) or kind not in _REQUIRED:
         # Raw message delivery posts the bare message: it carries no envelope and no signature.
         if "Type" not in data:
-            raise _malformed("not an SNS envelope (raw message delivery is not accepted)")
-        raise _malformed(f"unknown SNS message Type {str(kind)[:60]!r}")
+            raise _malformed("not an SNS envelope (raw message delivery is not accepted)", "raw_delivery")
+        raise _malformed(f"unknown SNS message Type {str(kind)[:60]!r}", "message_type")
     missing = [name for name in _REQUIRED[kind] if not isinstance(data.get(name), str)]
     if missing:
         raise _malformed(f"{kind} lacks string field(s) {', '.join(missing)}")
