@@ -115,7 +115,7 @@ class Button:
 class ChangeResult:
     """Any answer about a change (plan, confirmation, approval, deploy, rollout, scale, lock).
 
-    ``headline`` and fact values may hold `code` and <@U…> mentions; the renderers take care of
+    ``headline`` and fact values may hold `code`, and people and links as ``bot.rich.Rich``; the renderers take care of
     the rest (escaping for Slack, plain text for the console)."""
 
     template: ClassVar[str] = "change"

@@ -11,6 +11,7 @@ from bot.config import EnvironmentConfig
 from bot.errors import BadInput, PolicyViolation
 from bot.observe import SoakEvidence
 from bot.render import duration, when
+from bot.rich import Mention, Rich
 from bot.store.changes import Freezes
 from bot.store.deploys import IN_PROGRESS, ROLLED_BACK
 
@@ -26,8 +27,12 @@ def not_frozen(*, freezes: Freezes, env: EnvironmentConfig, what: str) -> None:
     freeze = freezes.get(env.name)
     if freeze is not None:
         raise PolicyViolation(
-            f"{env.name} is locked by <@{freeze.locked_by}> since {when(freeze.locked_at)}: {freeze.reason}. "
-            f"No {what} until `/menotime unlock {env.name}`; rollback still works."
+            Rich(
+                f"{env.name} is locked by ",
+                Mention(freeze.locked_by),
+                f" since {when(freeze.locked_at)}: {freeze.reason}. "
+                f"No {what} until `/menotime unlock {env.name}`; rollback still works.",
+            )
         )
 
 

@@ -17,6 +17,7 @@ from typing import Any, Literal, Protocol
 import jinja2
 
 from bot.clock import DISPLAY_ZONE
+from bot.rich import Mention, Rich, join, to_console, to_slack
 
 PACIFIC = DISPLAY_ZONE
 
@@ -34,8 +35,6 @@ class Renderable(Protocol):
     def audience(self) -> Audience: ...
 
 
-_USER_MENTION = re.compile(r"&lt;@([UW][A-Z0-9]{2,})&gt;")
-_THREAD_LINK = re.compile(r"&lt;(https://slack\.com/archives/[CG][A-Z0-9]+/p[0-9]+)\|thread&gt;")
 # Where Slack markup could start in text from outside: a mention (<@U…>, <@W…>), a channel (<#C…>),
 # a special (<!here>, <!channel>, <!everyone>, <!subteam^…>) or a link (<https://…>).
 _MARKUP_START = re.compile(r"<(?=[@#!]|[A-Za-z][A-Za-z0-9+.-]*:)")
@@ -62,33 +61,24 @@ def inert_or_none(value: object) -> str | None:
 
 
 def mrkdwn_escape(value: Any) -> str:
-    """Slack's three control characters, so no text can ping a channel or fake a link. Mentions in
-    the form the bot writes them (``<@U0123>``) and its links to alarm threads alone stay live:
-    naming who did what is the point of a message, and text from outside went through ``inert``
-    (a word joiner after its ``<``), which these patterns never match."""
-    escaped = str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    escaped = _USER_MENTION.sub(r"<@\1>", escaped)
-    return _THREAD_LINK.sub(r"<\1|thread>", escaped)  # the bot's own links to its alarm threads
+    """Slack mrkdwn of ``value``: every control character escaped, so no text can ping a channel or
+    fake a link; the people and links the bot typed (``bot.rich``) alone are live."""
+    return to_slack(value)
 
 
-def mention(who: str) -> str:
-    """A Slack user ID as a mention; anyone else (``cli:alice``) as written."""
-    return f"<@{who}>" if _SLACK_USER.fullmatch(who) else who
+def mention(who: str) -> Rich:
+    """A person, typed: a Slack user ID renders as a mention, anyone else (``cli:alice``) as written."""
+    return Rich(Mention(who))
 
 
-def actor(value: Any) -> str:
-    """Who did something, for mrkdwn: a Slack user as a mention, any other actor (``scheduler``,
-    ``cli:alice``, ``console:alice as U0…``) as escaped text."""
-    text = str(value)
-    return mention(text) if _SLACK_USER.fullmatch(text) else mrkdwn_escape(text)
-
-
-_SLACK_USER = re.compile(r"[UW][A-Z0-9]{2,}")
+def actor(value: Any) -> Rich:
+    """Who did something (a Slack user, ``scheduler``, ``cli:alice``), for the templates to render."""
+    return mention(str(value))
 
 
 def plain(value: Any) -> str:
-    """mrkdwn for a terminal: no backticks or asterisks, mentions as @U…."""
-    return re.sub(r"<@([UW][A-Z0-9]+)>", r"@\1", str(value)).replace("`", "").replace("*", "")
+    """For a terminal: people as ``@U…``, links as ``label (url)``, no backticks or asterisks."""
+    return to_console(value)
 
 
 def when(value: datetime | None) -> str:
@@ -136,6 +126,9 @@ def _environment() -> jinja2.Environment:
     env.filters["when"] = when
     env.filters["plain"] = plain
     env.filters["actor"] = actor
+    env.filters["join"] = lambda items, separator="": join(
+        separator, [str(i) if not isinstance(i, str) else i for i in items]
+    )
     env.globals["plural"] = plural
     return env
 

@@ -20,6 +20,7 @@ from bot.events import Event
 from bot.notify import MessageRef
 from bot.observe import observe_quietly
 from bot.render import duration, when
+from bot.rich import Mention, Rich
 from bot.store.deploys import COMPLETED, FAILED, DeployLog, DeployView
 
 if TYPE_CHECKING:
@@ -32,9 +33,10 @@ _EVENT_OUTCOMES = {"SERVICE_DEPLOYMENT_COMPLETED": COMPLETED, "SERVICE_DEPLOYMEN
 
 
 def who(record: DeployView) -> str:
-    """Who made a change, as a reader wants it: the Slack user, or the other actor."""
+    """Who made a change, as a reader wants it: the Slack user (a mention, ``bot.rich``), or the other
+    actor."""
     if not record.external:
-        return f"<@{record.requested_by}>"
+        return Rich(Mention(record.requested_by))
     if record.kind == "scale":
         return "console, CLI or autoscaler"
     return EXTERNAL_ACTOR
@@ -109,14 +111,17 @@ def deployment_behind(core: Core, *, env: str | None, at: datetime) -> dict[str,
         "record": record.id,
         "env": env,
         "what": what(record),
-        "who": who(record),
+        "who": record.requested_by if not record.external else who(record),  # kept as JSON: no markup
         "after": duration(record.finished_at, at),
         "rollback_to": record.from_revision,
     }
 
 
-def fired_note(after: dict[str, Any]) -> str:
-    return f"fired {after['after']} after {after['what']} by {after['who']}"
+def fired_note(after: dict[str, Any]) -> Rich:
+    person = str(after["who"])
+    if person.startswith("<@") and person.endswith(">"):  # kept by an earlier version, as Slack markup
+        person = person[2:-1]
+    return Rich(f"fired {after['after']} after {after['what']} by ", Mention(person))
 
 
 def note_alarm(core: Core, *, after: dict[str, Any], title: str, channel: str) -> None:

@@ -84,12 +84,22 @@ def test_times_are_shown_in_pacific_and_utc() -> None:
     assert when(datetime(2026, 12, 1, 17, 30, tzinfo=UTC)) == "2026-12-01 09:30 PST (17:30 UTC)"
 
 
-def test_user_mentions_stay_live_but_nothing_else_does() -> None:
-    from bot.render import mrkdwn_escape
+def test_only_the_people_and_links_the_bot_typed_stay_live() -> None:
+    from bot.render import mrkdwn_escape, plain
+    from bot.rich import Link, Mention, Rich
 
+    # A string has no typed mentions: whatever it holds, Slack shows it as text.
     assert mrkdwn_escape("locked by <@U0ONCALL1> <!here> <https://evil|click> a&b") == (
-        "locked by <@U0ONCALL1> &lt;!here&gt; &lt;https://evil|click&gt; a&amp;b"
+        "locked by &lt;@U0ONCALL1&gt; &lt;!here&gt; &lt;https://evil|click&gt; a&amp;b"
     )
+    typed = Rich("locked by ", Mention("U0ONCALL1"), " <!here> <https://evil|click> a&b")
+    assert mrkdwn_escape(typed) == "locked by <@U0ONCALL1> &lt;!here&gt; &lt;https://evil|click&gt; a&amp;b"
+    assert plain(typed) == "locked by @U0ONCALL1 <!here> <https://evil|click> a&b"
+    link = Rich("see the ", Link("https://slack.com/archives/C0ALERTS/p1764007200000001", "thread"))
+    assert mrkdwn_escape(link) == "see the <https://slack.com/archives/C0ALERTS/p1764007200000001|thread>"
+    assert plain(link) == "see the thread (https://slack.com/archives/C0ALERTS/p1764007200000001)"
+    # Joined with + (not an f-string), a sentence keeps its people.
+    assert mrkdwn_escape("by " + Rich(Mention("U0DEV")) + " <!channel>") == "by <@U0DEV> &lt;!channel&gt;"
 
 
 @pytest.mark.parametrize(
@@ -102,9 +112,9 @@ def test_user_mentions_stay_live_but_nothing_else_does() -> None:
     ],
 )
 def test_an_actor_is_a_mention_only_when_it_is_a_slack_user(who: str, shown: str) -> None:
-    from bot.render import actor
+    from bot.render import actor, mrkdwn_escape
 
-    assert actor(who) == shown
+    assert mrkdwn_escape(actor(who)) == shown
 
 
 def test_as_written_undoes_inert_exactly() -> None:

@@ -16,6 +16,7 @@ from bot.answers import ChangeResult
 from bot.errors import PolicyViolation
 from bot.events import parse_message
 from bot.render import duration, when
+from bot.rich import Mention, Rich
 from bot.store.alarm_threads import AlarmThreads, AlarmThreadView, _replace
 
 if TYPE_CHECKING:
@@ -36,14 +37,19 @@ def acknowledge(core: Core, *, short: str, user: str) -> AlarmThreadView:
     if not taken:
         current = thread_by_short_id(core, short)
         raise PolicyViolation(
-            f"`{view.title}` was already acknowledged by <@{current.acknowledged_by}> at "
-            f"{when(current.acknowledged_at)}."
+            Rich(
+                f"`{view.title}` was already acknowledged by ",
+                Mention(current.acknowledged_by or "someone"),
+                f" at {when(current.acknowledged_at)}.",
+            )
         )
     try:
         core.notifier.post(
             channel=view.channel,
             thread=view.ref,
-            result=ChangeResult(headline=f"Acknowledged by <@{user}> at {when(now)}", emoji=":eyes:"),
+            result=ChangeResult(
+                headline=Rich("Acknowledged by ", Mention(user), f" at {when(now)}"), emoji=":eyes:"
+            ),
         )
     except Exception as exc:  # noqa: BLE001 - the acknowledgement is recorded; the reply is a courtesy
         log.warning("alarm_ack_reply_failed", key=view.key, error=type(exc).__name__)
@@ -90,7 +96,11 @@ def snooze(core: Core, *, short: str, user: str, minutes: int | None = None) -> 
             channel=view.channel,
             thread=view.ref,
             result=ChangeResult(
-                headline=f"Snoozed by <@{user}> until {when(until)}: reminders and state replies wait until then",
+                headline=Rich(
+                    "Snoozed by ",
+                    Mention(user),
+                    f" until {when(until)}: reminders and state replies wait until then",
+                ),
                 emoji=":zzz:",
             ),
         ),
@@ -123,8 +133,11 @@ def remind_due(core: Core) -> int:
                     channel=view.channel,
                     thread=view.ref,
                     result=ChangeResult(
-                        headline=f"Still in ALARM after {duration(view.alarm_since or view.since, now)} "
-                        f"(acknowledged by <@{view.acknowledged_by}> {duration(view.acknowledged_at, now)} ago)",
+                        headline=Rich(
+                            f"Still in ALARM after {duration(view.alarm_since or view.since, now)} (acknowledged by ",
+                            Mention(view.acknowledged_by),
+                            f" {duration(view.acknowledged_at, now)} ago)",
+                        ),
                         emoji=":alarm_clock:",
                     ),
                 )

@@ -11,6 +11,7 @@ from bot.answers import Button, ChangeResult
 from bot.buttons import ACKNOWLEDGE, ROLLBACK_ENV, ROLLBACK_TO, SNOOZE, runbook_button
 from bot.events import Event
 from bot.render import duration, minutes_text, when
+from bot.rich import Mention, Rich
 from bot.store.alarm_threads import AlarmThreadView
 
 if TYPE_CHECKING:
@@ -82,9 +83,11 @@ def root_message(
     if after:
         facts.append(("After a deployment", watch.fired_note(after)))
     if view.acknowledged_by:
-        facts.append(("Acknowledged", f"<@{view.acknowledged_by}> at {when(view.acknowledged_at)}"))
+        facts.append(
+            ("Acknowledged", Rich(Mention(view.acknowledged_by), f" at {when(view.acknowledged_at)}"))
+        )
     if view.snoozed_until is not None and view.snoozed_by:
-        facts.append(("Snoozed", f"by <@{view.snoozed_by}> until {when(view.snoozed_until)}"))
+        facts.append(("Snoozed", Rich("by ", Mention(view.snoozed_by), f" until {when(view.snoozed_until)}")))
     buttons: list[Button] = []
     if event.kind == "alarm" and view.state == "ALARM":
         if not view.acknowledged_by:

@@ -18,6 +18,7 @@ from bot.config import EnvironmentConfig
 from bot.dispatch import CommandContext
 from bot.errors import BadInput, PolicyViolation
 from bot.render import when
+from bot.rich import Mention, Rich
 from bot.store.changes import Requests
 
 
@@ -91,7 +92,11 @@ def ask_deploy(
         core.notifier.post(
             channel=announce_channel(ctx, env),
             result=ChangeResult(
-                headline=f"EMERGENCY deploy of `{tag}` to {env.name} asked by <@{ctx.user_id}>: {emergency}",
+                headline=Rich(
+                    f"EMERGENCY deploy of `{tag}` to {env.name} asked by ",
+                    Mention(ctx.user_id),
+                    f": {emergency}",
+                ),
                 emoji=":rotating_light:",
                 footer="Break-glass: outside the change window or soak. Listed for review.",
             ),

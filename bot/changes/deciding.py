@@ -14,6 +14,7 @@ from bot.dispatch import CommandContext
 from bot.errors import BadInput, PolicyViolation
 from bot.notify import MessageRef
 from bot.render import when
+from bot.rich import Mention, Rich
 from bot.store.audit import BOT_ACTOR
 from bot.store.changes import ChangeRequestView, Requests
 
@@ -29,7 +30,9 @@ def confirm(ctx: CommandContext, *, request_id: str) -> ChangeResult:
     if request.kind != "confirmation":
         raise BadInput(f"{request.id} is an approval request; use `/menotime approve {request.id}`.")
     if request.requested_by != ctx.user_id:
-        raise PolicyViolation(f"Only <@{request.requested_by}>, who asked for {request.id}, can confirm it.")
+        raise PolicyViolation(
+            Rich("Only ", Mention(request.requested_by), f", who asked for {request.id}, can confirm it.")
+        )
     decided = requests.decide(id=request.id, status="approved", by=ctx.user_id, now=ctx.core.clock.now())
     return _run_decided(ctx, decided)
 
@@ -54,7 +57,13 @@ def _run_decided(ctx: CommandContext, request: ChangeRequestView) -> ChangeResul
         _close_message(
             ctx.core,
             request,
-            f"Approved by <@{ctx.user_id}>, but refused when it ran: {reason} ({request.id})",
+            Rich(
+                "Approved by ",
+                Mention(ctx.user_id),
+                ", but refused when it ran: ",
+                reason,
+                f" ({request.id})",
+            ),
             ":x:",
         )
         raise
@@ -65,8 +74,11 @@ def _run_decided(ctx: CommandContext, request: ChangeRequestView) -> ChangeResul
         _close_message(
             ctx.core,
             request,
-            f"Approved by <@{ctx.user_id}>: deploying `{request.params['tag']}` "
-            f"to {request.env} ({request.id})",
+            Rich(
+                "Approved by ",
+                Mention(ctx.user_id),
+                f": deploying `{request.params['tag']}` to {request.env} ({request.id})",
+            ),
             ":white_check_mark:",
         )
     return result
@@ -76,10 +88,15 @@ def cancel(ctx: CommandContext, *, request_id: str) -> ChangeResult:
     requests = Requests(ctx.core.db)
     request = requests.get(request_id)
     if request.requested_by != ctx.user_id:
-        raise PolicyViolation(f"Only <@{request.requested_by}>, who asked for {request.id}, can cancel it.")
+        raise PolicyViolation(
+            Rich("Only ", Mention(request.requested_by), f", who asked for {request.id}, can cancel it.")
+        )
     requests.decide(id=request.id, status="cancelled", by=ctx.user_id, now=ctx.core.clock.now())
     _close_message(
-        ctx.core, request, f"Cancelled by <@{ctx.user_id}> ({request.id})", ":heavy_multiplication_x:"
+        ctx.core,
+        request,
+        Rich("Cancelled by ", Mention(ctx.user_id), f" ({request.id})"),
+        ":heavy_multiplication_x:",
     )
     return ChangeResult(
         headline=f"Cancelled {request.id}; nothing was changed.",
@@ -109,8 +126,10 @@ def _requester_still_allowed(ctx: CommandContext, request: ChangeRequestView) ->
     action = "emergency" if request.params.get("emergency") else request.action
     if not core.policy.decide(requester, action, request.env).allowed:
         raise PolicyViolation(
-            f"<@{request.requested_by}>, who asked for {request.id}, may no longer "
-            f"{request.action} on {request.env}; nothing was done."
+            Rich(
+                Mention(request.requested_by),
+                f", who asked for {request.id}, may no longer {request.action} on {request.env}; nothing was done.",
+            )
         )
 
 
@@ -120,9 +139,9 @@ def deny(ctx: CommandContext, *, request_id: str, reason: str | None) -> ChangeR
     if request.kind != "approval":
         raise BadInput(f"{request.id} is not an approval request; its requester can `cancel` it.")
     decided = requests.decide(id=request.id, status="denied", by=ctx.user_id, now=ctx.core.clock.now())
-    note = f"Denied by <@{ctx.user_id}>" + (f": {reason}" if reason else "") + f" ({request.id})"
+    note = Rich("Denied by ", Mention(ctx.user_id), f": {reason}" if reason else "", f" ({request.id})")
     _close_message(ctx.core, decided, note, ":x:")
-    return ChangeResult(headline=f"{note}; nothing was changed.", emoji=":x:")
+    return ChangeResult(headline=note + "; nothing was changed.", emoji=":x:")
 
 
 def _close_message(core: Core, request: ChangeRequestView, outcome: str, emoji: str) -> None:

@@ -16,6 +16,7 @@ from bot.changes.rollouts import _follow, _link
 from bot.config import EnvironmentConfig
 from bot.dispatch import CommandContext
 from bot.errors import AwsUnavailable, BadInput, PolicyViolation
+from bot.rich import Mention, Rich
 from bot.store.changes import ChangeRequestView
 from bot.store.deploys import FAILED, UNKNOWN, DeployView
 
@@ -112,10 +113,13 @@ def _execute_deploy(
         emergency_reason=emergency,
     )
     family = _family(params["base_arn"])
-    who = f"<@{requested_by}>" + (f", approved by <@{approval}>" if approval else "")
-    headline = (
+    approved = (", approved by ", Mention(approval)) if approval else ()
+    headline = Rich(
         f"Deploying `{tag}` to {env.name}: `{family}:{record.from_revision}` → "
-        f"`{family}:{record.to_revision}` (asked by {who})"
+        f"`{family}:{record.to_revision}` (asked by ",
+        Mention(requested_by),
+        *approved,
+        ")",
     )
     _follow(ctx, env=env, record=record, holder=holder, arn=arn, headline=headline)
     return ChangeResult(
@@ -146,9 +150,11 @@ def _execute_rollback(
         emergency_reason=None,
     )
     family = _family(params["target_arn"])
-    headline = (
+    headline = Rich(
         f"Rolling {env.name} back: `{family}:{params['from_revision']}` → `{family}:{params['to_revision']}` "
-        f"(asked by <@{requested_by}>)"
+        "(asked by ",
+        Mention(requested_by),
+        ")",
     )
     _follow(ctx, env=env, record=record, holder=holder, arn=arn, headline=headline)
     return ChangeResult(
@@ -248,12 +254,13 @@ def _execute_scale(
             request_id=holder,
         )
     if change.autoscaled and change.desired_after != count:
-        headline = (
-            f"{env.name}'s autoscaling minimum is now {count} (asked by <@{requested_by}>); "
-            f"{change.desired_after} tasks run until the autoscaler brings them down"
+        headline = Rich(
+            f"{env.name}'s autoscaling minimum is now {count} (asked by ",
+            Mention(requested_by),
+            f"); {change.desired_after} tasks run until the autoscaler brings them down",
         )
     else:
-        headline = f"Scaled {env.name} to {count} tasks (asked by <@{requested_by}>)"
+        headline = Rich(f"Scaled {env.name} to {count} tasks (asked by ", Mention(requested_by), ")")
     result = ChangeResult(headline=headline, emoji=":straight_ruler:", facts=_scale_facts(env, change))
     if "scale" in env.confirm:
         core.notifier.post(channel=announce_channel(ctx, env), result=result)

@@ -8,6 +8,7 @@ from bot.answers import ChangeResult
 from bot.changes.context import announce_channel
 from bot.dispatch import CommandContext
 from bot.render import when
+from bot.rich import Mention, Rich
 from bot.store.changes import Freezes, Leases
 
 
@@ -15,7 +16,7 @@ def lock(ctx: CommandContext, *, env_name: str, reason: str) -> ChangeResult:
     env = ctx.core.config.env(env_name)
     freeze = Freezes(ctx.core.db).freeze(env=env_name, reason=reason, by=ctx.user_id, at=ctx.core.clock.now())
     result = ChangeResult(
-        headline=f"{env_name} is locked by <@{freeze.locked_by}>: {freeze.reason}",
+        headline=Rich(f"{env_name} is locked by ", Mention(freeze.locked_by), f": {freeze.reason}"),
         emoji=":lock:",
         footer="Deploys and scaling wait for `/menotime unlock " + env_name + "`; rollback still works.",
     )
@@ -27,8 +28,13 @@ def unlock(ctx: CommandContext, *, env_name: str) -> ChangeResult:
     env = ctx.core.config.env(env_name)
     freeze = Freezes(ctx.core.db).unfreeze(env=env_name)
     result = ChangeResult(
-        headline=f"{env_name} is unlocked by <@{ctx.user_id}> (was locked by "
-        f"<@{freeze.locked_by}> since {when(freeze.locked_at)}: {freeze.reason})",
+        headline=Rich(
+            f"{env_name} is unlocked by ",
+            Mention(ctx.user_id),
+            " (was locked by ",
+            Mention(freeze.locked_by),
+            f" since {when(freeze.locked_at)}: {freeze.reason})",
+        ),
         emoji=":unlock:",
     )
     ctx.core.notifier.post(channel=announce_channel(ctx, env), result=result)
@@ -37,17 +43,24 @@ def unlock(ctx: CommandContext, *, env_name: str) -> ChangeResult:
 
 def env_notes(ctx: CommandContext, env_name: str) -> tuple[str, ...]:
     """Locks and changes in flight, for `status`."""
-    now, notes = ctx.core.clock.now(), []
+    now, notes = ctx.core.clock.now(), list[str]()
     freeze = Freezes(ctx.core.db).get(env_name)
     if freeze:
         notes.append(
-            f":lock: locked by <@{freeze.locked_by}> since {when(freeze.locked_at)}: {freeze.reason}"
+            Rich(
+                ":lock: locked by ",
+                Mention(freeze.locked_by),
+                f" since {when(freeze.locked_at)}: {freeze.reason}",
+            )
         )
     lease = Leases(ctx.core.db).get(env_name, now=now)
     if lease:
         notes.append(
-            f":hourglass_flowing_sand: {lease.action} in flight by <@{lease.user}> since "
-            f"{when(lease.acquired_at)}"
+            Rich(
+                f":hourglass_flowing_sand: {lease.action} in flight by ",
+                Mention(lease.user),
+                f" since {when(lease.acquired_at)}",
+            )
         )
     threads = open_alarms(ctx.core, env=env_name)
     if threads:

@@ -8,6 +8,7 @@ from bot.answers import ChangeResult
 from bot.buttons import APPROVE, DENY
 from bot.config import EnvironmentConfig
 from bot.render import when
+from bot.rich import Mention, Rich
 from bot.store.changes import ChangeRequestView
 
 
@@ -48,7 +49,10 @@ def _approval_message(
     )
     return ChangeResult(
         headline=decided
-        or (f"<@{request.requested_by}> asks to deploy `{params['tag']}` to {request.env} ({request.id})"),
+        or Rich(
+            Mention(request.requested_by),
+            f" asks to deploy `{params['tag']}` to {request.env} ({request.id})",
+        ),
         emoji=emoji,
         facts=(*facts, ("Reason", request.reason or "—")),
         buttons=buttons,

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import ClassVar
 
 from bot.render import Audience, mention, plural
+from bot.rich import Rich
 from bot.store.jobruns import JobRunView
 
 TRIGGER_WORDS = {"schedule": "scheduled run", "misfire": "catch-up of a missed run", "manual": "run by hand"}
@@ -133,7 +134,7 @@ class JobStartedResult:
     def headline(self) -> str:
         mode = " as a dry run (nothing will change)" if self.dry_run else ""
         caps = " with the caps overridden" if self.override else ""
-        return (
-            f"{mention(self.requested_by)} started `{self.job}`{mode}{caps}; "
-            f"the report will be posted in {self.channel}."
+        return Rich(
+            mention(self.requested_by),
+            f" started `{self.job}`{mode}{caps}; the report will be posted in {self.channel}.",
         )

@@ -18,7 +18,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from bot.aws import error_code
 from bot.errors import AccessDenied, BadInput, ConfigError, PolicyViolation
 from bot.job import Attachment, JobAudit, JobContext, JobReport, JobSpec
-from bot.render import Renderable, mention
+from bot.render import Renderable
+from bot.rich import Mention, Rich
 from bot.scheduler.answers import TRIGGER_WORDS, JobRunResult
 from bot.scheduler.leases import JOB_LEASE_TTL, job_lease_key, replica_id
 from bot.scheduler.living_message import _LivingMessage
@@ -124,11 +125,12 @@ class JobRunner:
         lease = self._leases.get(job_lease_key(name), now=now)
         if lease is None:
             return None
-        who = f" by {mention(lease.user)}" if lease.user not in TRIGGER_WORDS else ""
+        who = (" by ", Mention(lease.user)) if lease.user not in TRIGGER_WORDS else ()
         how = TRIGGER_WORDS.get(lease.action, lease.action)
-        return (
-            f"`{name}` is already running ({how}{who}, since {short_pt(lease.acquired_at, now)}); "
-            "wait for its report before starting it again."
+        return Rich(
+            f"`{name}` is already running ({how}",
+            *who,
+            f", since {short_pt(lease.acquired_at, now)}); wait for its report before starting it again.",
         )
 
     # -- internals ---------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from bot.commands import Command
 from bot.dispatch import CommandContext
 from bot.notify import MessageRef
 from bot.render import when
+from bot.rich import Link, Mention, Rich, join
 
 
 def run_alarms(ctx: CommandContext, cmd: Command) -> ChangeResult:
@@ -47,14 +48,16 @@ def run_alarms(ctx: CommandContext, cmd: Command) -> ChangeResult:
         parts = [f"{alarm.env or 'unrouted'} · `{alarm.name}` since {when(alarm.since)}", link]
         thread = alarm.thread
         if thread is not None and thread.acknowledged_by:
-            parts.append(f"acknowledged by <@{thread.acknowledged_by}>")
+            parts.append(Rich("acknowledged by ", Mention(thread.acknowledged_by)))
         if thread is not None and thread.snoozed_by and thread.snoozed(now):
-            parts.append(f"snoozed by <@{thread.snoozed_by}> until {when(thread.snoozed_until)}")
+            parts.append(
+                Rich("snoozed by ", Mention(thread.snoozed_by), f" until {when(thread.snoozed_until)}")
+            )
         if alarm.thread_state is not None:
             parts.append(f"(thread says {alarm.thread_state})")
         if alarm.cloudwatch_state not in (None, "ALARM"):
             parts.append(f"(CloudWatch: {alarm.cloudwatch_state})")
-        line = " · ".join(parts)
+        line = join(" · ", parts)
         # Slack cuts a section's text at 3,000 characters: stop while the count of the rest still shows.
         if len(line) + 1 > budget - 40:
             break
@@ -105,5 +108,5 @@ def _thread_link(ref: MessageRef | None) -> str:
     if ref is None:
         return "thread being posted"
     if ref.channel.startswith(("C", "G")) and ref.ts:
-        return f"<https://slack.com/archives/{ref.channel}/p{ref.ts.replace('.', '')}|thread>"
+        return Rich(Link(f"https://slack.com/archives/{ref.channel}/p{ref.ts.replace('.', '')}", "thread"))
     return f"thread in {ref.channel}"

@@ -10,6 +10,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 
 from bot.errors import NotFound, PolicyViolation
+from bot.rich import Mention, Rich
 from bot.store.changes.timestamps import _aware, short_pt
 from bot.store.db import Database, stored_utc
 from bot.store.models import EnvLock
@@ -40,8 +41,11 @@ class Freezes:
                 existing = self.get(env)
             if existing is not None:
                 raise PolicyViolation(
-                    f"{env} is already locked by <@{existing.locked_by}> since "
-                    f"{short_pt(existing.locked_at, at)}: {existing.reason}"
+                    Rich(
+                        f"{env} is already locked by ",
+                        Mention(existing.locked_by),
+                        f" since {short_pt(existing.locked_at, at)}: {existing.reason}",
+                    )
                 )
         raise PolicyViolation(f"{env} is being locked and unlocked too fast; try again in a moment.")
 

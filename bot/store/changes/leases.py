@@ -13,6 +13,7 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from bot.errors import PolicyViolation
+from bot.rich import Mention, Rich
 from bot.store.changes.timestamps import _aware, short_pt
 from bot.store.db import Database, rowcount, stored_utc
 from bot.store.models import ChangeLease
@@ -168,10 +169,11 @@ def _busy_message(current: Lease, *, holder: str, now: datetime) -> str:
             f"This change ({holder}) is already running on {current.env} since "
             f"{short_pt(current.acquired_at, now)}; wait for it to finish."
         )
-    return (
-        f"Another change is in flight on {current.env}: {current.action} by <@{current.user}> since "
-        f"{short_pt(current.acquired_at, now)}; try again when it ends "
-        f"(the lock expires at {short_pt(current.expires_at, now)})."
+    return Rich(
+        f"Another change is in flight on {current.env}: {current.action} by ",
+        Mention(current.user),
+        f" since {short_pt(current.acquired_at, now)}; try again when it ends "
+        f"(the lock expires at {short_pt(current.expires_at, now)}).",
     )
 
 

@@ -14,6 +14,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from bot.errors import NotFound, PolicyViolation
+from bot.rich import Mention, Rich
 from bot.store.changes.timestamps import _aware, short_pt
 from bot.store.db import Database, rowcount, stored_utc
 from bot.store.models import ChangeRequest
@@ -243,8 +244,8 @@ class Requests:
             return f"Request {rid} expired at {short_pt(current.expires_at, now)}; ask again."
         if current.status == "pending":
             return f"Request {rid} is still pending; it has not been {expect} yet."
-        by = f" by <@{current.decided_by}>" if current.decided_by else ""
-        return f"Request {rid} was already {current.status}{by}."
+        by = (" by ", Mention(current.decided_by)) if current.decided_by else ()
+        return Rich(f"Request {rid} was already {current.status}", *by, ".")
 
 
 def _view(row: ChangeRequest) -> ChangeRequestView:
