@@ -22,6 +22,7 @@ from bot.settings import Settings
 from bot.store import migrate
 from bot.store.audit import AuditLog, chain_key
 from bot.store.db import Database, Retry
+from bot.store.stores import Stores
 from bot.verbs import build_registry
 
 
@@ -61,6 +62,7 @@ def build_core(
         config=config,
         db=db,
         audit=AuditLog(db, key=audit_key),
+        stores=Stores.over(db),
         aws=aws or gateway_from_settings(settings, aws_session),
         policy=Policy(config),
         roles=RoleResolver(

@@ -22,6 +22,7 @@ from bot.policy import Policy
 from bot.settings import Settings
 from bot.store.audit import AuditLog
 from bot.store.db import Database
+from bot.store.stores import Stores
 
 
 @dataclass
@@ -30,6 +31,7 @@ class Core:
     config: Config
     db: Database
     audit: AuditLog
+    stores: Stores  # the repositories, built once over ``db``
     aws: AwsGateway
     policy: Policy
     roles: RoleResolver

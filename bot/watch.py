@@ -21,7 +21,7 @@ from bot.notify import MessageRef
 from bot.observe import observe_quietly
 from bot.render import duration, when
 from bot.rich import Mention, Rich
-from bot.store.deploys import COMPLETED, FAILED, DeployLog, DeployView
+from bot.store.deploys import COMPLETED, FAILED, DeployView
 
 if TYPE_CHECKING:
     from bot.core import Core
@@ -52,7 +52,7 @@ def what(record: DeployView) -> str:
 
 def refresh(core: Core, env: EnvironmentConfig) -> None:
     """Observe ``env`` (best effort) and start the watches its new completed deployments need."""
-    observe_quietly(aws=core.aws, deploys=DeployLog(core.db), env=env, now=core.clock.now())
+    observe_quietly(aws=core.aws, deploys=core.stores.deploys, env=env, now=core.clock.now())
     start_due(core, env)
 
 
@@ -65,7 +65,7 @@ def deployment_event(core: Core, env: EnvironmentConfig, event: Event) -> None:
     outcome = _EVENT_OUTCOMES.get(str(event.state))
     if not isinstance(deployment_id, str) or outcome is None:
         return
-    deploys = DeployLog(core.db)
+    deploys = core.stores.deploys
     record = deploys.by_deployment_id(deployment_id)
     if record is not None and deploys.settle(
         id=record.id, outcome=outcome, at=event.at or core.clock.now(), detail=event.reason
@@ -78,7 +78,7 @@ def start_due(core: Core, env: EnvironmentConfig) -> int:
     and has none yet; an external one is announced (the bot posted no rollout message for it)."""
     if env.watch_minutes <= 0:
         return 0
-    deploys, now = DeployLog(core.db), core.clock.now()
+    deploys, now = core.stores.deploys, core.clock.now()
     window = timedelta(minutes=env.watch_minutes)
     started = 0
     for record in deploys.to_watch(env=env.name, since=now - window):
@@ -104,7 +104,7 @@ def deployment_behind(core: Core, *, env: str | None, at: datetime) -> dict[str,
     """The deployment whose watch covers an alarm that fired at ``at``, as kept with its thread."""
     if env is None or env not in core.config.environments:
         return None
-    record = DeployLog(core.db).watched_at(env=env, at=at)
+    record = core.stores.deploys.watched_at(env=env, at=at)
     if record is None or record.finished_at is None:
         return None
     return {
@@ -126,7 +126,7 @@ def fired_note(after: dict[str, Any]) -> Rich:
 
 def note_alarm(core: Core, *, after: dict[str, Any], title: str, channel: str) -> None:
     """Say in the rollout message's thread that an alarm fired while it was watched."""
-    deploys = DeployLog(core.db)
+    deploys = core.stores.deploys
     record = deploys.get(int(after["record"]))
     if record is None:
         return
@@ -145,7 +145,7 @@ def note_alarm(core: Core, *, after: dict[str, Any], title: str, channel: str) -
 
 def end_due(core: Core) -> int:
     """Watches whose window is over: a quiet one says so in the rollout message's thread."""
-    deploys, now, ended = DeployLog(core.db), core.clock.now(), 0
+    deploys, now, ended = core.stores.deploys, core.clock.now(), 0
     for record in deploys.watches_ended(now=now):
         quiet = record.watch_state == "watching"
         if not deploys.set_watch_state(

@@ -17,7 +17,7 @@ from bot.errors import PolicyViolation
 from bot.events import parse_message
 from bot.render import duration, when
 from bot.rich import Mention, Rich
-from bot.store.alarm_threads import AlarmThreads, AlarmThreadView, _replace
+from bot.store.alarm_threads import AlarmThreadView, _replace
 
 if TYPE_CHECKING:
     from bot.core import Core
@@ -33,7 +33,7 @@ def acknowledge(core: Core, *, short: str, user: str) -> AlarmThreadView:
             f"`{view.title}` is {view.state or 'not in ALARM'} now; there is nothing to acknowledge."
         )
     now = core.clock.now()
-    taken = AlarmThreads(core.db).acknowledge(key=view.key, user=user, at=now)
+    taken = core.stores.alarm_threads.acknowledge(key=view.key, user=user, at=now)
     if not taken:
         current = thread_by_short_id(core, short)
         raise PolicyViolation(
@@ -89,7 +89,7 @@ def snooze(core: Core, *, short: str, user: str, minutes: int | None = None) -> 
     minutes = minutes or core.config.alarms.snooze_minutes
     now = core.clock.now()
     until = now + timedelta(minutes=minutes)
-    AlarmThreads(core.db).snooze(key=view.key, user=user, until=until)
+    core.stores.alarm_threads.snooze(key=view.key, user=user, until=until)
     _safe(
         core,
         lambda: core.notifier.post(
@@ -116,7 +116,7 @@ def remind_due(core: Core) -> int:
     now = core.clock.now()
     every = timedelta(minutes=core.config.alarms.reminder_minutes)
     posted = 0
-    threads = AlarmThreads(core.db)
+    threads = core.stores.alarm_threads
     for view in open_alarms(core):
         if view.acknowledged_by is None or view.snoozed(now) or view.acknowledged_at is None:
             continue

@@ -12,7 +12,7 @@ from bot.errors import NotFound
 from bot.events import Event
 from bot.notify import MessageRef
 from bot.outbox import Outbox, queued_id
-from bot.store.alarm_threads import AlarmThreads, AlarmThreadView
+from bot.store.alarm_threads import AlarmThreadView
 
 if TYPE_CHECKING:
     from bot.core import Core
@@ -37,7 +37,7 @@ def _fitted(event: Event) -> Event:
 
 def open_alarms(core: Core, env: str | None = None) -> list[AlarmThreadView]:
     """Alarm threads now in ALARM, longest-standing first; only ``env``'s when given."""
-    return AlarmThreads(core.db).in_alarm(env)
+    return core.stores.alarm_threads.in_alarm(env)
 
 
 def posted_ref(core: Core, ref: MessageRef) -> MessageRef | None:
@@ -46,11 +46,11 @@ def posted_ref(core: Core, ref: MessageRef) -> MessageRef | None:
 
 
 def thread_for(core: Core, key: str) -> AlarmThreadView | None:
-    return AlarmThreads(core.db).get(key)
+    return core.stores.alarm_threads.get(key)
 
 
 def thread_by_short_id(core: Core, short: str) -> AlarmThreadView:
-    view = AlarmThreads(core.db).by_short_id(short.strip().lower())
+    view = core.stores.alarm_threads.by_short_id(short.strip().lower())
     if view is None:
         raise NotFound(f"There is no alarm thread `{short.strip()[:20]}`.")
     return view

@@ -13,7 +13,7 @@ from bot.alarms.posting import POSTED, _post, _safe
 from bot.answers import ChangeResult
 from bot.events import Event
 from bot.render import plural, when
-from bot.store.alarm_threads import STORM_KIND, AlarmThreads, AlarmThreadView, _replace
+from bot.store.alarm_threads import STORM_KIND, AlarmThreadView, _replace
 
 if TYPE_CHECKING:
     from bot.core import Core
@@ -23,7 +23,7 @@ _STORM_LIST_LIMIT = 40
 
 def _storming(core: Core, channel: str, now: datetime) -> bool:
     """More than the threshold of new alarm threads in this channel within the last minute."""
-    recent = AlarmThreads(core.db).alarms_opened(channel=channel, since=now - timedelta(minutes=1))
+    recent = core.stores.alarm_threads.alarms_opened(channel=channel, since=now - timedelta(minutes=1))
     return recent >= core.config.alarms.storm_threshold
 
 
@@ -39,7 +39,7 @@ def _join_storm(
 ) -> str:
     """Files the alarm under the channel's storm message (posted now if there is none running):
     one message listing them all, each alarm's later changes replied in its thread."""
-    threads = AlarmThreads(core.db)
+    threads = core.stores.alarm_threads
     storm_view = threads.running_storm(channel=channel, since=now - timedelta(minutes=1))
     member = AlarmThreadView(
         key=event.key,
@@ -112,8 +112,8 @@ def storm_message(
 
 
 def _storm_members(core: Core, storm: AlarmThreadView) -> list[AlarmThreadView]:
-    return AlarmThreads(core.db).storm_members(channel=storm.channel, root_ts=storm.root_ts)
+    return core.stores.alarm_threads.storm_members(channel=storm.channel, root_ts=storm.root_ts)
 
 
 def _storm_of(core: Core, member: AlarmThreadView) -> AlarmThreadView | None:
-    return AlarmThreads(core.db).storm_at(channel=member.channel, root_ts=member.root_ts)
+    return core.stores.alarm_threads.storm_at(channel=member.channel, root_ts=member.root_ts)

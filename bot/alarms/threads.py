@@ -16,7 +16,7 @@ from bot.alarms.storms import _join_storm, _storm_of, _storming, storm_message
 from bot.answers import ChangeResult
 from bot.events import Event
 from bot.render import when
-from bot.store.alarm_threads import AlarmThreads, AlarmThreadView, _aware, _replace
+from bot.store.alarm_threads import AlarmThreadView, _aware, _replace
 
 if TYPE_CHECKING:
     from bot.core import Core
@@ -37,7 +37,7 @@ def record_event(
     event = _fitted(event)
     outcome = _record(core, event, env, channel, origin_at=origin_at)
     if notification is not None and outcome != STALE:
-        AlarmThreads(core.db).keep_notification(key=event.key, notification=notification)
+        core.stores.alarm_threads.keep_notification(key=event.key, notification=notification)
     return outcome
 
 
@@ -46,7 +46,7 @@ def _record(core: Core, event: Event, env: str | None, channel: str, *, origin_a
     at = _aware(event.at) if event.at else now
     if event.kind == "generic":
         return _post_root(core, event, env, channel, at=at, now=now, replace=True, origin_at=origin_at)
-    threads = AlarmThreads(core.db)
+    threads = core.stores.alarm_threads
     view = threads.get(event.key)
     if view is None:
         if event.kind == "alarm" and _storming(core, channel, now):
@@ -170,7 +170,7 @@ def _post_root(
     if draft.after_deployment:
         watch.note_alarm(core, after=draft.after_deployment, title=draft.title, channel=channel)
     view = _replace(draft, channel=ref.channel, root_ts=ref.ts)
-    AlarmThreads(core.db).add(view, replace=replace)
+    core.stores.alarm_threads.add(view, replace=replace)
     return POSTED
 
 
@@ -191,5 +191,5 @@ def _refresh_root(core: Core, view: AlarmThreadView, event: Event) -> None:
 
 
 def _forget(core: Core, view: AlarmThreadView, **cleared: None) -> AlarmThreadView:
-    AlarmThreads(core.db).clear(key=view.key, **cleared)
+    core.stores.alarm_threads.clear(key=view.key, **cleared)
     return _replace(view, **cleared)

@@ -19,7 +19,6 @@ from bot.dispatch import CommandContext
 from bot.errors import BadInput, PolicyViolation
 from bot.render import when
 from bot.rich import Mention, Rich
-from bot.store.changes import Requests
 
 
 def ask_deploy(
@@ -229,7 +228,7 @@ def _request_confirmation(
     what: str,
 ) -> ChangeResult:
     ttl = timedelta(minutes=ctx.core.config.changes.confirmation_ttl_minutes)
-    request = Requests(ctx.core.db).create(
+    request = ctx.core.stores.requests.create(
         kind="confirmation",
         env=env.name,
         action=action,
@@ -263,7 +262,7 @@ def _request_approval(
 ) -> ChangeResult:
     core = ctx.core
     ttl = timedelta(minutes=core.config.changes.approval_ttl_minutes)
-    request = Requests(core.db).create(
+    request = core.stores.requests.create(
         kind="approval",
         env=env.name,
         action="deploy",
@@ -278,7 +277,7 @@ def _request_approval(
         channel=announce_channel(ctx, env), result=_approval_message(request, facts, approvers)
     )
     if posted:
-        Requests(core.db).set_message(id=request.id, channel=posted.channel, ts=posted.ts)
+        core.stores.requests.set_message(id=request.id, channel=posted.channel, ts=posted.ts)
     return ChangeResult(
         headline=f"Approval requested ({request.id}): deploy `{params['tag']}` to {env.name}",
         emoji=":hourglass_flowing_sand:",

@@ -16,7 +16,7 @@ from bot.notify import MessageRef
 from bot.render import when
 from bot.rich import Mention, Rich
 from bot.store.audit import BOT_ACTOR
-from bot.store.changes import ChangeRequestView, Requests
+from bot.store.changes import ChangeRequestView
 
 if TYPE_CHECKING:
     from bot.core import Core
@@ -25,7 +25,7 @@ log = structlog.get_logger("menotime.changes")
 
 
 def confirm(ctx: CommandContext, *, request_id: str) -> ChangeResult:
-    requests = Requests(ctx.core.db)
+    requests = ctx.core.stores.requests
     request = requests.get(request_id)
     if request.kind != "confirmation":
         raise BadInput(f"{request.id} is an approval request; use `/menotime approve {request.id}`.")
@@ -39,7 +39,7 @@ def confirm(ctx: CommandContext, *, request_id: str) -> ChangeResult:
 
 def _run_decided(ctx: CommandContext, request: ChangeRequestView) -> ChangeResult:
     """Execute an approved request; it ends `executed`, or `failed` when a check refused it then."""
-    requests = Requests(ctx.core.db)
+    requests = ctx.core.stores.requests
     try:
         result = execute(
             ctx,
@@ -85,7 +85,7 @@ def _run_decided(ctx: CommandContext, request: ChangeRequestView) -> ChangeResul
 
 
 def cancel(ctx: CommandContext, *, request_id: str) -> ChangeResult:
-    requests = Requests(ctx.core.db)
+    requests = ctx.core.stores.requests
     request = requests.get(request_id)
     if request.requested_by != ctx.user_id:
         raise PolicyViolation(
@@ -106,7 +106,7 @@ def cancel(ctx: CommandContext, *, request_id: str) -> ChangeResult:
 
 
 def approve(ctx: CommandContext, *, request_id: str) -> ChangeResult:
-    requests = Requests(ctx.core.db)
+    requests = ctx.core.stores.requests
     request = requests.get(request_id)
     if request.kind != "approval":
         raise BadInput(f"{request.id} needs no approval; the person who asked confirms it.")
@@ -134,7 +134,7 @@ def _requester_still_allowed(ctx: CommandContext, request: ChangeRequestView) ->
 
 
 def deny(ctx: CommandContext, *, request_id: str, reason: str | None) -> ChangeResult:
-    requests = Requests(ctx.core.db)
+    requests = ctx.core.stores.requests
     request = requests.get(request_id)
     if request.kind != "approval":
         raise BadInput(f"{request.id} is not an approval request; its requester can `cancel` it.")
@@ -156,7 +156,7 @@ def expire_requests(core: Core) -> int:
     """Requests nobody decided in time: marked expired, audited, and their approval messages
     edited so the buttons go (a click would only be told "expired"). The number expired."""
     expired = 0
-    requests = Requests(core.db)
+    requests = core.stores.requests
     for request in requests.overdue(now=core.clock.now()):
         if not requests.expire(id=request.id):
             continue  # decided (or expired by another replica) meanwhile

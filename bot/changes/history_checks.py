@@ -12,7 +12,6 @@ from bot import guardrails, observe
 from bot.config import EnvironmentConfig
 from bot.dispatch import CommandContext
 from bot.errors import BotError, PolicyViolation
-from bot.store.deploys import DeployLog
 
 
 def _check_soak(
@@ -26,7 +25,7 @@ def _check_soak(
     try:
         evidence = observe.soak_evidence(
             aws=core.aws,
-            deploys=DeployLog(core.db),
+            deploys=core.stores.deploys,
             soak_env=soak_env,
             image=image,
             tag=tag,
@@ -51,7 +50,7 @@ def _cadence(ctx: CommandContext, *, env: EnvironmentConfig) -> tuple[int, str] 
     zone = ZoneInfo(env.change_window.timezone if env.change_window else ctx.core.config.jobs.timezone)
     local = ctx.core.clock.now().astimezone(zone)
     monday = (local - timedelta(days=local.weekday())).replace(hour=0, minute=0, second=0, microsecond=0)
-    releases = len(DeployLog(ctx.core.db).releases_since(env=env.name, since=monday))
+    releases = len(ctx.core.stores.deploys.releases_since(env=env.name, since=monday))
     planned = env.cadence.per_week
     text = f"{releases} of {planned} planned (since Mon {monday:%-d %b})"
     if releases >= planned:

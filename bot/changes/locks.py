@@ -9,12 +9,13 @@ from bot.changes.context import announce_channel
 from bot.dispatch import CommandContext
 from bot.render import when
 from bot.rich import Mention, Rich
-from bot.store.changes import Freezes, Leases
 
 
 def lock(ctx: CommandContext, *, env_name: str, reason: str) -> ChangeResult:
     env = ctx.core.config.env(env_name)
-    freeze = Freezes(ctx.core.db).freeze(env=env_name, reason=reason, by=ctx.user_id, at=ctx.core.clock.now())
+    freeze = ctx.core.stores.freezes.freeze(
+        env=env_name, reason=reason, by=ctx.user_id, at=ctx.core.clock.now()
+    )
     result = ChangeResult(
         headline=Rich(f"{env_name} is locked by ", Mention(freeze.locked_by), f": {freeze.reason}"),
         emoji=":lock:",
@@ -26,7 +27,7 @@ def lock(ctx: CommandContext, *, env_name: str, reason: str) -> ChangeResult:
 
 def unlock(ctx: CommandContext, *, env_name: str) -> ChangeResult:
     env = ctx.core.config.env(env_name)
-    freeze = Freezes(ctx.core.db).unfreeze(env=env_name)
+    freeze = ctx.core.stores.freezes.unfreeze(env=env_name)
     result = ChangeResult(
         headline=Rich(
             f"{env_name} is unlocked by ",
@@ -44,7 +45,7 @@ def unlock(ctx: CommandContext, *, env_name: str) -> ChangeResult:
 def env_notes(ctx: CommandContext, env_name: str) -> tuple[str, ...]:
     """Locks and changes in flight, for `status`."""
     now, notes = ctx.core.clock.now(), list[str]()
-    freeze = Freezes(ctx.core.db).get(env_name)
+    freeze = ctx.core.stores.freezes.get(env_name)
     if freeze:
         notes.append(
             Rich(
@@ -53,7 +54,7 @@ def env_notes(ctx: CommandContext, env_name: str) -> tuple[str, ...]:
                 f" since {when(freeze.locked_at)}: {freeze.reason}",
             )
         )
-    lease = Leases(ctx.core.db).get(env_name, now=now)
+    lease = ctx.core.stores.leases.get(env_name, now=now)
     if lease:
         notes.append(
             Rich(

@@ -18,8 +18,7 @@ from bot.config import EnvironmentConfig
 from bot.dispatch import CommandContext
 from bot.notify import MessageRef
 from bot.render import when
-from bot.store.changes import Leases
-from bot.store.deploys import COMPLETED, FAILED, ROLLED_BACK, TIMED_OUT, UNKNOWN, DeployLog, DeployView
+from bot.store.deploys import COMPLETED, FAILED, ROLLED_BACK, TIMED_OUT, UNKNOWN, DeployView
 
 log = structlog.get_logger("menotime.changes")
 
@@ -29,7 +28,7 @@ _OUTCOME = {"COMPLETED": COMPLETED, "FAILED": FAILED, "TIMED_OUT": TIMED_OUT}
 def _link(core: Any, record: DeployView, deployment_id: str) -> None:
     """Tie the bot's record to its ECS deployment, so the observer never takes it for another's."""
     try:
-        DeployLog(core.db).link(id=record.id, deployment_id=deployment_id, digest=None, commit=None)
+        core.stores.deploys.link(id=record.id, deployment_id=deployment_id, digest=None, commit=None)
     except IntegrityError:
         log.info("deployment_already_observed", record=record.id, deployment=deployment_id)
 
@@ -44,7 +43,7 @@ def _follow(
         )
         if ref:
             core.db.retrying(
-                lambda: DeployLog(core.db).set_message(id=record.id, channel=ref.channel, ts=ref.ts),
+                lambda: core.stores.deploys.set_message(id=record.id, channel=ref.channel, ts=ref.ts),
                 what="rollout_message_ref",
             )
         core.run_background(
@@ -78,7 +77,7 @@ def _track(
     outcome. The database may be gone for a while meanwhile: ECS is polled whatever it does,
     renewing the lease and editing the message are tried again at every poll, and the final writes
     are retried (:meth:`Database.retrying`) until they succeed or the retry policy's final bound."""
-    leases, ttl = Leases(core.db), timedelta(minutes=core.config.changes.lease_minutes)
+    leases, ttl = core.stores.leases, timedelta(minutes=core.config.changes.lease_minutes)
     unsent: list[ecs.RolloutSnapshot] = []  # the newest state the message could not be edited to
 
     def wait(seconds: float) -> None:
@@ -177,14 +176,14 @@ def _end_rollout(
     at = core.clock.now()
     _finally_write(
         core,
-        lambda: DeployLog(core.db).finish(id=record.id, outcome=outcome, at=at, detail=detail),
+        lambda: core.stores.deploys.finish(id=record.id, outcome=outcome, at=at, detail=detail),
         what="rollout_record_end",
         record=record,
         final=final,
     )
     _finally_write(
         core,
-        lambda: Leases(core.db).release(env=env.name, holder=holder),
+        lambda: core.stores.leases.release(env=env.name, holder=holder),
         what="change_lease_release",
         record=record,
         final=final,
@@ -197,7 +196,7 @@ def finish_orphaned_rollouts(core: Any, *, why: str = "after a restart of the bo
     expired (every housekeeping round) — ended from what ECS shows now, so status, the soak and
     the next change stay truthful. A record whose environment holds a live lease is left alone:
     its follower may still be at work. The expired lease goes with it. The number ended."""
-    leases, deploys, ended = Leases(core.db), DeployLog(core.db), 0
+    leases, deploys, ended = core.stores.leases, core.stores.deploys, 0
     now = core.clock.now()
     for record in deploys.unfinished():
         lease = leases.get(record.env, now=now)

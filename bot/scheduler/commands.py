@@ -14,8 +14,6 @@ from bot.scheduler.answers import JobListEntry, JobsListResult, JobStartedResult
 from bot.scheduler.leases import LEADER_KEY
 from bot.scheduler.runner import JobRunner, find_job
 from bot.scheduler.schedules import describe_schedule
-from bot.store.changes import Leases
-from bot.store.jobruns import JobRuns
 
 if TYPE_CHECKING:
     from bot.core import Core
@@ -31,7 +29,7 @@ def list_jobs(core: Core, *, jobs: Sequence[JobSpec] | None = None) -> JobsListR
     specs = tuple(jobs if jobs is not None else core.jobs)
     config = core.config.jobs
     now = core.clock.now()
-    runs = JobRuns(core.db)
+    runs = core.stores.job_runs
     last, running = runs.last_by_job(), runs.running()
     entries = []
     for spec in specs:
@@ -49,7 +47,7 @@ def list_jobs(core: Core, *, jobs: Sequence[JobSpec] | None = None) -> JobsListR
                 earlier=tuple(runs.recent(job=spec.name, limit=EARLIER_SHOWN + 1)[1:]),
             )
         )
-    leader = Leases(core.db).get(LEADER_KEY, now=now)
+    leader = core.stores.leases.get(LEADER_KEY, now=now)
     return JobsListResult(jobs=tuple(entries), leader=leader.holder if leader else None)
 
 

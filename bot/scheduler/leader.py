@@ -16,8 +16,7 @@ from bot.job import JobSpec
 from bot.scheduler.leases import LEADER_KEY, replica_id
 from bot.scheduler.runner import JobRunner
 from bot.scheduler.schedules import build_triggers, fires_between
-from bot.store.changes import Leases
-from bot.store.jobruns import JobRuns, JobRunView, Trigger
+from bot.store.jobruns import JobRunView, Trigger
 
 if TYPE_CHECKING:
     from apscheduler.schedulers.background import BackgroundScheduler
@@ -50,8 +49,8 @@ class JobScheduler:
         for spec in specs:  # a scheduled job's bad option fails the start, not Sunday's 03:00 run
             if spec.name in self._triggers:
                 spec.options(core.config)
-        self._leases = Leases(core.db)
-        self._runs = JobRuns(core.db)
+        self._leases = core.stores.leases
+        self._runs = core.stores.job_runs
         self.holder = holder or replica_id()
         self._submit = submit
         self._leader = False

@@ -24,8 +24,8 @@ from bot.scheduler.answers import TRIGGER_WORDS, JobRunResult
 from bot.scheduler.leases import JOB_LEASE_TTL, job_lease_key, replica_id
 from bot.scheduler.living_message import _LivingMessage
 from bot.scheduler.run_record import _from_database, _line, _message, report_record, run_actor
-from bot.store.changes import Leases, short_pt
-from bot.store.jobruns import FINISHED_OUTCOMES, JobRuns, JobRunView, Trigger
+from bot.store.changes import short_pt
+from bot.store.jobruns import FINISHED_OUTCOMES, JobRunView, Trigger
 
 if TYPE_CHECKING:
     from bot.core import Core
@@ -54,8 +54,8 @@ class JobRunner:
     ) -> None:
         self._core = core
         self.jobs: tuple[JobSpec, ...] = tuple(jobs if jobs is not None else core.jobs)
-        self._runs = JobRuns(core.db)
-        self._leases = Leases(core.db)
+        self._runs = core.stores.job_runs
+        self._leases = core.stores.leases
         self._lease_ttl = lease_ttl
 
     def run(

@@ -9,12 +9,11 @@ from bot import changes
 from bot.answers import ChangeResult
 from bot.commands import Command
 from bot.dispatch import CommandContext
-from bot.store.changes import Requests
 
 
 def _request_target(core: Any, cmd: Command) -> tuple[str, str]:
     """confirm/cancel are decided as the change they run; approve/deny as `approve` on its env."""
-    request = Requests(core.db).get(cmd.args["id"])
+    request = core.stores.requests.get(cmd.args["id"])
     if cmd.verb.name in ("approve", "deny"):
         return "approve", request.env
     # A break-glass request is confirmed under the same permission it was asked with.

@@ -17,7 +17,6 @@ from bot.commands import OPEN, Command, Verb
 from bot.dispatch import CommandContext
 from bot.errors import BadInput
 from bot.status import DeploySummary, StatusResult, status
-from bot.store.deploys import DeployLog
 
 HISTORY_DEFAULT, HISTORY_MAX = 10, 50
 
@@ -81,7 +80,7 @@ def run_whoami(ctx: CommandContext, cmd: Command) -> WhoamiResult:
 
 
 def _last_deploy(ctx: CommandContext, env: str) -> DeploySummary | None:
-    last = DeployLog(ctx.core.db).last(env)
+    last = ctx.core.stores.deploys.last(env)
     if last is None:
         return None
     return DeploySummary(
@@ -120,7 +119,7 @@ def run_history(ctx: CommandContext, cmd: Command) -> HistoryResult:
     Reads and refusals changed nothing, so they are not here; the audit export has every decision."""
     limit = cmd.args.get("n", HISTORY_DEFAULT)
     _refresh(ctx, ctx.envs)
-    records = DeployLog(ctx.core.db).changes(envs=ctx.envs, limit=limit)
+    records = ctx.core.stores.deploys.changes(envs=ctx.envs, limit=limit)
     entries = tuple(
         ChangeEntry(
             at=r.started_at,
