@@ -27,6 +27,7 @@ from bot.clock import FrozenClock
 from bot.fakes.sns_signer import OWN_URL, Own
 from bot.settings import DEFAULT_SNS_CERT_HOST_PATTERN
 from bot.sns import (
+    CertificateNeeded,
     CertificateStore,
     ResponseTooLarge,
     SnsRejected,
@@ -261,17 +262,21 @@ def test_a_refusal_quotes_the_senders_values_cut_short_so_its_reason_is_never_cu
     long_ts = "2024-01-01T00:30:00." + "0" * 30 + "Z"  # valid ISO 8601, 51 characters
     store = _store(lambda url: own.pem)
 
-    def refusal(at: datetime, **fields: Any) -> str:
+    def refusal(at: datetime, kind: str, **fields: Any) -> str:
         msg = parse(json.dumps(own.message(MessageId=long_id, Timestamp=long_ts, **fields)))
         verifier = SnsVerifier(certificates=store, max_age=timedelta(hours=1), clock=FrozenClock(at))
-        return _refused(lambda: verifier.verify(msg)).reason
+        rejected = _refused(lambda: verifier.verify(msg))
+        assert rejected.kind == kind  # what the refusals metric counts
+        return rejected.reason
 
     sent = datetime(2024, 1, 1, 0, 30, tzinfo=UTC)
-    assert refusal(sent, SignatureVersion="9" * 30) == f"unsupported SignatureVersion {'9' * 20!r}"
-    assert refusal(sent + timedelta(hours=2)) == (
+    assert (
+        refusal(sent, "signature", SignatureVersion="9" * 30) == f"unsupported SignatureVersion {'9' * 20!r}"
+    )
+    assert refusal(sent + timedelta(hours=2), "too_old") == (
         f"message {'m' * 80!r} is older than 1:00:00 (sent {long_ts[:40]})"
     )
-    assert refusal(sent - timedelta(minutes=10)) == (
+    assert refusal(sent - timedelta(minutes=10), "clock_skew") == (
         f"message {'m' * 80!r} is dated in the future (sent {long_ts[:40]})"
     )
     tampered = own.message(MessageId=long_id, Timestamp=long_ts)
@@ -299,7 +304,7 @@ def test_a_good_signature_with_anything_but_base64_slipped_into_it_is_refused(ow
         certificates=_store(lambda url: own.pem), max_age=None, clock=FrozenClock(msg.timestamp)
     )
     rejected = _refused(lambda: verifier.verify(msg))
-    assert (rejected.status, rejected.reason) == (403, "Signature is not base64")
+    assert (rejected.status, rejected.kind, rejected.reason) == (403, "signature", "Signature is not base64")
 
 
 def test_a_certificate_that_was_not_valid_when_the_message_was_sent_is_refused_saying_so(own: Own) -> None:
@@ -307,8 +312,9 @@ def test_a_certificate_that_was_not_valid_when_the_message_was_sent_is_refused_s
     msg = parse(json.dumps(own.message(at=late)))
     verifier = SnsVerifier(certificates=_store(lambda url: own.pem), max_age=None, clock=FrozenClock(late))
     rejected = _refused(lambda: verifier.verify(msg))
-    assert (rejected.status, rejected.reason) == (
+    assert (rejected.status, rejected.kind, rejected.reason) == (
         403,
+        "certificate",
         "signing certificate was not valid at the message's Timestamp",
     )
 
@@ -332,7 +338,11 @@ def test_a_certificate_without_an_rsa_key_is_refused_saying_so(own: Own) -> None
         certificates=_store(lambda url: pem), max_age=None, clock=FrozenClock(msg.timestamp)
     )
     rejected = _refused(lambda: verifier.verify(msg))
-    assert (rejected.status, rejected.reason) == (403, "signing certificate does not hold an RSA key")
+    assert (rejected.status, rejected.kind, rejected.reason) == (
+        403,
+        "certificate",
+        "signing certificate does not hold an RSA key",
+    )
 
 
 def test_a_refused_topic_is_quoted_in_the_refusal_and_a_long_one_cut_short(own: Own) -> None:
@@ -537,3 +547,40 @@ def test_every_refusal_of_the_one_acceptance_function_says_its_kind(
     assert (refused.value.kind, refused.value.status) == (kind, status)
     if kind == "topic_not_allowed":
         assert refused.value.topic_arn == "arn:aws:sns:us-west-1:999999999999:someone-else"
+
+
+def test_accept_verifies_without_a_thread_only_a_certificate_already_in_memory(own: Own) -> None:
+    """The HTTP path asks first without fetching; only a certificate not in memory sends it off its
+    event loop. Once in memory, the same message is accepted at once."""
+    fetched: list[str] = []
+
+    def fetch(url: str) -> bytes:
+        fetched.append(url)
+        return own.pem
+
+    data = own.message()
+    verifier = SnsVerifier(
+        certificates=_store(fetch),
+        max_age=None,
+        topics=(data["TopicArn"],),
+        clock=FrozenClock(parse(json.dumps(data)).timestamp),
+    )
+    body = json.dumps(data).encode()
+    with pytest.raises(CertificateNeeded) as needed:
+        verifier.accept(body, may_fetch=False)
+    assert str(needed.value) == data["SigningCertURL"] and fetched == []
+    assert verifier.accept(body).message_id == data["MessageId"] and len(fetched) == 1
+    assert verifier.accept(body, may_fetch=False).message_id == data["MessageId"] and len(fetched) == 1
+
+
+def test_a_refusal_after_parsing_names_the_message_and_topic_cut_short(own: Own) -> None:
+    data = own.message(MessageId="m" * 150)
+    data["TopicArn"] = "arn:aws:sns:us-west-1:999999999999:" + "t" * 300
+    verifier = SnsVerifier(
+        certificates=_store(lambda url: own.pem), max_age=None, topics=("x",), clock=FrozenClock(T0)
+    )
+    rejected = _refused(lambda: verifier.accept(json.dumps(data)))
+    assert rejected.kind == "topic_not_allowed"
+    assert rejected.message_id == "m" * 100 and rejected.topic_arn == data["TopicArn"][:256]
+    unparsed = _refused(lambda: verifier.accept(b"[]"))
+    assert (unparsed.message_id, unparsed.topic_arn) == (None, None)  # nothing to name
