@@ -363,10 +363,5 @@ def run_demo(
 
 def _outside_policy(core: Core) -> list[str]:
     """The actions the bot called that its policy, built from the declarations, does not allow."""
-    scope = iam.Scope.of(
-        core.settings,
-        tuple(core.config.environments.values()),
-        job_secrets=iam.job_secret_ids(core.jobs, core.config),
-    )
-    policy = iam.policy_document(iam.works_of(core.registry, core.jobs), scope)
+    policy = iam.policy_for(settings=core.settings, config=core.config, verbs=core.registry, jobs=core.jobs)
     return sorted(core.aws.iam_actions - iam.granted(policy))

@@ -284,3 +284,18 @@ def granted(policy: Mapping[str, object]) -> frozenset[str]:
     statements = policy["Statement"]
     assert isinstance(statements, list)
     return frozenset(action for statement in statements for action in statement["Action"])
+
+
+def policy_for(
+    *,
+    settings: Settings,
+    config: Config,
+    verbs: Iterable[Verb],
+    jobs: Iterable[JobSpec],
+    env: str | None = None,
+) -> dict[str, object]:
+    """The bot's policy: every environment's resources, or with ``env`` that one's and its jobs only."""
+    envs = [config.env(env)] if env is not None else list(config.environments.values())
+    own_jobs = [job for job in jobs if env is None or job.env == env]
+    scope = Scope.of(settings, envs, job_secrets=job_secret_ids(own_jobs, config))
+    return policy_document(works_of(verbs, own_jobs), scope)

@@ -102,7 +102,7 @@ def iam_policy(env_name: str | None) -> None:
         raise click.BadParameter(
             f"{env_name[:40]} is not an environment; choose {choices}.", param_hint="--env"
         )
-    envs = [config.env(env_name)] if env_name else list(config.environments.values())
-    jobs = [job for job in all_jobs() if env_name is None or job.env == env_name]
-    scope = iam.Scope.of(settings, envs, job_secrets=iam.job_secret_ids(jobs, config))
-    click.echo(json.dumps(iam.policy_document(iam.works_of(build_registry(), jobs), scope), indent=2))
+    policy = iam.policy_for(
+        settings=settings, config=config, verbs=build_registry(), jobs=all_jobs(), env=env_name
+    )
+    click.echo(json.dumps(policy, indent=2))
