@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 from bot.errors import NotFound
 from bot.events import Event
@@ -54,3 +55,27 @@ def thread_by_short_id(core: Core, short: str) -> AlarmThreadView:
     if view is None:
         raise NotFound(f"There is no alarm thread `{short.strip()[:20]}`.")
     return view
+
+
+def opened_thread(
+    event: Event, *, env: str | None, channel: str, at: datetime, now: datetime, **more: Any
+) -> AlarmThreadView:
+    """The thread an alarm's first notification opens (not posted yet: no ``root_ts``)."""
+    return AlarmThreadView(
+        key=event.key,
+        short_id=short_id(event.key),
+        env=env,
+        channel=channel,
+        root_ts="",
+        title=event.title[:300],
+        kind=event.kind,
+        state=event.state,
+        since=at,
+        alarm_since=at if event.state == "ALARM" else None,
+        opened_at=now,
+        updated_at=now,
+        acknowledged_by=None,
+        acknowledged_at=None,
+        flips=(at.isoformat(),),
+        **more,
+    )

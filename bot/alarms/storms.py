@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from bot.alarms.lookup import short_id
+from bot.alarms.lookup import opened_thread, short_id
 from bot.alarms.messages import GENERIC_EMOJI, STATE_EMOJI
 from bot.alarms.posting import POSTED, _post, _safe
 from bot.answers import ChangeResult
@@ -41,24 +41,7 @@ def _join_storm(
     one message listing them all, each alarm's later changes replied in its thread."""
     threads = core.stores.alarm_threads
     storm_view = threads.running_storm(channel=channel, since=now - timedelta(minutes=1))
-    member = AlarmThreadView(
-        key=event.key,
-        short_id=short_id(event.key),
-        env=env,
-        channel=channel,
-        root_ts="",
-        title=event.title[:300],
-        kind=event.kind,
-        state=event.state,
-        since=at,
-        alarm_since=at if event.state == "ALARM" else None,
-        opened_at=now,
-        updated_at=now,
-        acknowledged_by=None,
-        acknowledged_at=None,
-        flips=(at.isoformat(),),
-        grouped=True,
-    )
+    member = opened_thread(event, env=env, channel=channel, at=at, now=now, grouped=True)
     if storm_view is None:
         key = f"storm:{channel}:{now.isoformat()}"
         storm_view = AlarmThreadView(

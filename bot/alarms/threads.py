@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from bot import watch
-from bot.alarms.lookup import _fitted, short_id
+from bot.alarms.lookup import _fitted, opened_thread
 from bot.alarms.messages import _root, reply_message
 from bot.alarms.posting import POSTED, REFRESHED, STALE, THREADED, _post, _safe
 from bot.alarms.storms import _join_storm, _storm_of, _storming, storm_message
@@ -141,22 +141,12 @@ def _post_root(
     replace: bool,
     origin_at: datetime | None,
 ) -> str:
-    draft = AlarmThreadView(
-        key=event.key,
-        short_id=short_id(event.key),
+    draft = opened_thread(
+        event,
         env=env,
         channel=channel,
-        root_ts="",
-        title=event.title[:300],
-        kind=event.kind,
-        state=event.state,
-        since=at,
-        alarm_since=at if event.state == "ALARM" else None,
-        opened_at=now,
-        updated_at=now,
-        acknowledged_by=None,
-        acknowledged_at=None,
-        flips=(at.isoformat(),),
+        at=at,
+        now=now,
         after_deployment=watch.deployment_behind(core, env=env, at=at)
         if event.kind == "alarm" and event.state == "ALARM"
         else None,
